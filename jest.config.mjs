@@ -1,0 +1,25 @@
+// Two projects: `unit` needs nothing running; `integration` starts the local stack once per run
+// (test/env/jest-global-setup.mjs) and gives each test file its own namespace.
+const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }];
+const common = {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': swc },
+  // Sources import siblings as './x.js' (NodeNext); map them back to the .ts files.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+};
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/**/*.unit.test.ts'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/**/*.int.test.ts'],
+      globalSetup: '<rootDir>/test/env/jest-global-setup.mjs',
+      globalTeardown: '<rootDir>/test/env/jest-global-teardown.mjs',
+      testTimeout: 120_000,
+      slowTestThreshold: 30,
+    },
+  ],
+};

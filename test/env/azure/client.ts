@@ -1,0 +1,114 @@
+// What a person does with `az` in the seed guide, against the stand-ins: identities, federated
+// credentials, role assignments and vaults through the admin API; secrets, keys and certificates
+// through the real Azure SDK with the stack's operator service principal.
+import { ClientSecretCredential } from '@azure/identity';
+import { CertificateClient } from '@azure/keyvault-certificates';
+import { KeyClient } from '@azure/keyvault-keys';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { readFileSync } from 'node:fs';
+import { adminCall, type StackInfo } from '../stack.js';
+import type { FederatedCredential, Identity, KeyVaultRole, RoleAssignment } from './directory.js';
+
+export const KEYVAULT_SCOPE_PREFIX = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local-stack/providers/Microsoft.KeyVault/vaults/';
+
+export function vaultUrl(name: string): string {
+  return `https://${name}.vault.azure.net/`;
+}
+
+export class AzureStack {
+  private readonly ca: string;
+  private readonly operator: ClientSecretCredential;
+
+  constructor(readonly info: StackInfo) {
+    this.ca = readFileSync(info.caFile, 'utf8');
+    this.operator = new ClientSecretCredential(info.azure.tenantId, info.azure.operator.clientId, info.azure.operator.clientSecret, {
+      authorityHost: info.azure.authorityHost,
+      disableInstanceDiscovery: true,
+    });
+  }
+
+  get tenantId(): string {
+    return this.info.azure.tenantId;
+  }
+
+  private admin(method: string, path: string, body?: unknown): Promise<unknown> {
+    return adminCall(this.info.azure.adminUrl, this.info.azure.adminKey, this.ca, method, path, body);
+  }
+
+  /** `az keyvault create --enable-rbac-authorization` */
+  async createVault(name: string): Promise<string> {
+    await this.admin('POST', '/vaults', { name });
+    return vaultUrl(name);
+  }
+
+  /** `az identity create` */
+  createIdentity(name: string): Promise<Omit<Identity, 'clientSecret'>> {
+    return this.admin('POST', '/identities', { name }) as Promise<Identity>;
+  }
+
+  /** `az identity federated-credential create` */
+  addFederatedCredential(identity: string, fic: { name: string; issuer: string; subject: string; audiences?: string[] }): Promise<FederatedCredential> {
+    return this.admin('POST', `/identities/${encodeURIComponent(identity)}/federated-credentials`, fic) as Promise<FederatedCredential>;
+  }
+
+  /** `az role assignment create --role … --assignee … --scope <vault>` */
+  assignRole(role: KeyVaultRole, assignee: string, vaultName: string): Promise<RoleAssignment> {
+    return this.admin('POST', '/role-assignments', { role, assignee, scope: KEYVAULT_SCOPE_PREFIX + vaultName }) as Promise<RoleAssignment>;
+  }
+
+  removeRoleAssignments(assignee: string): Promise<unknown> {
+    return this.admin('DELETE', `/role-assignments?assignee=${encodeURIComponent(assignee)}`);
+  }
+
+  stats(): Promise<{ vaultRequests: Record<string, number>; tokenRequests: { clientId: string; outcome: string; grant: string }[] }> {
+    return this.admin('GET', '/stats') as Promise<never>;
+  }
+
+  injectFault(f: { target: 'vault' | 'entra'; pathPattern: string; status: number; count?: number; retryAfterSeconds?: number; delayMs?: number }): Promise<unknown> {
+    return this.admin('POST', '/faults', f);
+  }
+
+  clearFaults(): Promise<unknown> {
+    return this.admin('DELETE', '/faults');
+  }
+
+  secrets(vault: string): SecretClient {
+    return new SecretClient(vaultUrl(vault), this.operator);
+  }
+
+  keys(vault: string): KeyClient {
+    return new KeyClient(vaultUrl(vault), this.operator);
+  }
+
+  certificates(vault: string): CertificateClient {
+    return new CertificateClient(vaultUrl(vault), this.operator);
+  }
+
+  /** `az keyvault secret set`; returns the new version. */
+  async setSecret(vault: string, name: string, value: string, opts: { contentType?: string } = {}): Promise<string> {
+    const s = await this.secrets(vault).setSecret(name, value, opts);
+    return s.properties.version ?? '';
+  }
+
+  /** `az keyvault secret set-attributes --enabled false` */
+  async disableSecretVersion(vault: string, name: string, version: string): Promise<void> {
+    await this.secrets(vault).updateSecretProperties(name, version, { enabled: false });
+  }
+
+  /** `az keyvault certificate import`: PEM text (key + chain) or PKCS#12 bytes. */
+  async importCertificate(vault: string, name: string, cert: { pem: string } | { pfx: Buffer; password?: string }): Promise<{ version: string }> {
+    const client = this.certificates(vault);
+    const result =
+      'pem' in cert
+        ? await client.importCertificate(name, Buffer.from(cert.pem), { policy: { contentType: 'application/x-pem-file', issuerName: 'Unknown', subject: 'CN=imported' } })
+        : await client.importCertificate(name, cert.pfx, { ...(cert.password ? { password: cert.password } : {}), policy: { contentType: 'application/x-pkcs12', issuerName: 'Unknown', subject: 'CN=imported' } });
+    return { version: result.properties.version ?? '' };
+  }
+
+  /** `az keyvault key create --kty RSA|EC` */
+  async createKey(vault: string, name: string, kind: { kty: 'RSA'; size?: 2048 | 3072 | 4096 } | { kty: 'EC'; curve?: 'P-256' | 'P-384' | 'P-521' }): Promise<string> {
+    const client = this.keys(vault);
+    const key = kind.kty === 'RSA' ? await client.createRsaKey(name, { keySize: kind.size ?? 2048 }) : await client.createEcKey(name, { curve: kind.curve ?? 'P-256' });
+    return key.properties.version ?? '';
+  }
+}

@@ -1,0 +1,210 @@
+// An Entra ID (Azure AD) stand-in for the token endpoint that @azure/identity's
+// ClientAssertionCredential / WorkloadIdentityCredential and ClientSecretCredential call.
+// It validates a federated client assertion the way Entra does: the identity's federated
+// credentials by exact issuer, subject and audience, the signature against the issuer's JWKS found
+// through OIDC discovery, and the validity window; failures carry Entra's AADSTS codes.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SignJWT, createLocalJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type JWK, type JSONWebKeySet } from 'jose';
+import type { Directory, Identity } from './directory.js';
+import { Faults, HttpError, httpsGetJson, readBody, sendJson } from './http.js';
+
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const CLOCK_SKEW_S = 300;
+
+export interface EntraOptions {
+  directory: Directory;
+  /** Base URL clients use as AZURE_AUTHORITY_HOST, e.g. https://127.0.0.1:PORT */
+  authorityHost: () => string;
+  /** CA that signed the service-account issuer's TLS certificate (the apiserver's). */
+  issuerCa?: string;
+  accessTokenLifetimeS?: number;
+}
+
+export interface TokenRecord {
+  at: number;
+  tenant: string;
+  clientId: string;
+  grant: 'client_assertion' | 'client_secret';
+  outcome: string;
+}
+
+export class EntraStandIn {
+  readonly faults = new Faults();
+  readonly tokenRequests: TokenRecord[] = [];
+  private signingKey!: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+  private publicJwk!: JWK;
+  private readonly kid = randomUUID();
+  private readonly issuerKeys = new Map<string, { jwks: ReturnType<typeof createLocalJWKSet>; fetched: number }>();
+  accessTokenLifetimeS: number;
+
+  constructor(private readonly opts: EntraOptions) {
+    this.accessTokenLifetimeS = opts.accessTokenLifetimeS ?? 3599;
+  }
+
+  async init(): Promise<void> {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    this.signingKey = privateKey;
+    this.publicJwk = { ...(await exportJWK(publicKey)), kid: this.kid, use: 'sig', alg: 'RS256' };
+  }
+
+  /** Keys that sign access tokens; the Key Vault emulator verifies tokens with them. */
+  get jwks(): JSONWebKeySet {
+    return { keys: [this.publicJwk] };
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://stand-in');
+    const parts = url.pathname.split('/').filter(Boolean);
+    const tenant = parts[0] ?? '';
+    const rest = parts.slice(1).join('/');
+    try {
+      const fault = this.faults.take(url.pathname);
+      if (fault) {
+        if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+        const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
+        return sendJson(res, fault.status, aadError('temporarily_unavailable', 'AADSTS90033', 'A transient error has occurred. Please try again.'), headers);
+      }
+      if (req.method === 'GET' && (rest === 'v2.0/.well-known/openid-configuration' || rest === '.well-known/openid-configuration')) {
+        return sendJson(res, 200, this.openidConfiguration(tenant));
+      }
+      if (req.method === 'GET' && rest === 'discovery/v2.0/keys') return sendJson(res, 200, this.jwks);
+      if (req.method === 'POST' && rest === 'oauth2/v2.0/token') return await this.token(tenant, req, res);
+      throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}`);
+    } catch (err) {
+      if (err instanceof HttpError) return sendJson(res, err.status, aadError(err.code, String(err.extra.aadsts ?? ''), err.message));
+      return sendJson(res, 500, aadError('server_error', 'AADSTS90000', String(err)));
+    }
+  }
+
+  private openidConfiguration(tenant: string) {
+    const base = `${this.opts.authorityHost()}/${tenant}`;
+    return {
+      issuer: `${base}/v2.0`,
+      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      token_endpoint: `${base}/oauth2/v2.0/token`,
+      jwks_uri: `${base}/discovery/v2.0/keys`,
+      response_types_supported: ['code', 'id_token', 'token'],
+      subject_types_supported: ['pairwise'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+      tenant_region_scope: 'NA',
+    };
+  }
+
+  private async token(tenant: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const form = new URLSearchParams(await readBody(req));
+    const clientId = form.get('client_id') ?? '';
+    const record: TokenRecord = { at: Date.now(), tenant, clientId, grant: form.has('client_secret') ? 'client_secret' : 'client_assertion', outcome: 'ok' };
+    this.tokenRequests.push(record);
+    try {
+      if (form.get('grant_type') !== 'client_credentials') {
+        throw new HttpError(400, 'unsupported_grant_type', `AADSTS70003: The app requested an unsupported grant type '${form.get('grant_type')}'.`, { aadsts: 'AADSTS70003' });
+      }
+      const scope = form.get('scope') ?? '';
+      if (!scope.endsWith('/.default')) {
+        throw new HttpError(400, 'invalid_scope', `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`, { aadsts: 'AADSTS1002012' });
+      }
+      const identity = this.opts.directory.identities.get(clientId);
+      if (!identity || identity.tenantId !== tenant) {
+        throw new HttpError(400, 'unauthorized_client', `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`, { aadsts: 'AADSTS700016' });
+      }
+      if (form.has('client_secret')) {
+        if (!this.opts.directory.checkSecret(identity, form.get('client_secret') ?? '')) {
+          throw new HttpError(401, 'invalid_client', `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`, { aadsts: 'AADSTS7000215' });
+        }
+      } else {
+        if (form.get('client_assertion_type') !== ASSERTION_TYPE || !form.get('client_assertion')) {
+          throw new HttpError(401, 'invalid_client', "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", { aadsts: 'AADSTS7000218' });
+        }
+        await this.checkAssertion(identity, form.get('client_assertion')!);
+      }
+      const resource = scope.slice(0, -'/.default'.length);
+      const now = Math.floor(Date.now() / 1000);
+      const accessToken = await new SignJWT({ tid: tenant, oid: identity.principalId, appid: clientId, azp: clientId, idtyp: 'app', ver: '1.0' })
+        .setProtectedHeader({ alg: 'RS256', kid: this.kid, typ: 'JWT' })
+        .setIssuer(`https://sts.windows.net/${tenant}/`)
+        .setAudience(resource)
+        .setSubject(identity.principalId)
+        .setIssuedAt(now)
+        .setNotBefore(now)
+        .setExpirationTime(now + this.accessTokenLifetimeS)
+        .setJti(randomUUID())
+        .sign(this.signingKey);
+      sendJson(res, 200, { token_type: 'Bearer', expires_in: this.accessTokenLifetimeS, ext_expires_in: this.accessTokenLifetimeS, access_token: accessToken });
+    } catch (err) {
+      record.outcome = err instanceof HttpError ? String(err.extra.aadsts ?? err.code) : 'error';
+      throw err;
+    }
+  }
+
+  private async checkAssertion(identity: Identity, assertion: string): Promise<void> {
+    let claims: ReturnType<typeof decodeJwt>;
+    try {
+      decodeProtectedHeader(assertion);
+      claims = decodeJwt(assertion);
+    } catch {
+      throw new HttpError(400, 'invalid_client', 'AADSTS50027: JWT token is invalid or malformed.', { aadsts: 'AADSTS50027' });
+    }
+    const fics = identity.federatedCredentials;
+    if (fics.length === 0) {
+      throw new HttpError(400, 'invalid_client', `AADSTS70025: The client '${identity.clientId}'(${identity.name}) has no configured federated identity credentials.`, { aadsts: 'AADSTS70025' });
+    }
+    const iss = claims.iss ?? '';
+    const sub = claims.sub ?? '';
+    const auds = typeof claims.aud === 'string' ? [claims.aud] : (claims.aud ?? []);
+    const byIssuer = fics.filter((f) => f.issuer === iss);
+    if (byIssuer.length === 0) {
+      throw new HttpError(400, 'invalid_client', `AADSTS700211: No matching federated identity record found for presented assertion issuer '${iss}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`, { aadsts: 'AADSTS700211' });
+    }
+    const bySubject = byIssuer.filter((f) => f.subject === sub);
+    if (bySubject.length === 0) {
+      if (byIssuer.some((f) => f.subject.toLowerCase() === sub.toLowerCase())) {
+        throw new HttpError(400, 'invalid_client', `AADSTS7002138: No matching federated identity record found for presented assertion subject '${sub}'. The subject matches a federated identity credential only when compared case-insensitively; subjects are case-sensitive.`, { aadsts: 'AADSTS7002138' });
+      }
+      throw new HttpError(400, 'invalid_client', `AADSTS700213: No matching federated identity record found for presented assertion subject '${sub}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`, { aadsts: 'AADSTS700213' });
+    }
+    if (!bySubject.some((f) => f.audiences.some((a) => auds.includes(a)))) {
+      throw new HttpError(400, 'invalid_client', `AADSTS700212: No matching federated identity record found for presented assertion audience '${auds.join(',')}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`, { aadsts: 'AADSTS700212' });
+    }
+    const jwks = await this.issuerJwks(iss);
+    try {
+      // Time is checked separately below so an expired token gets Entra's own message.
+      await jwtVerify(assertion, jwks, { currentDate: new Date(((claims.iat ?? claims.nbf ?? 0) + 1) * 1000) });
+    } catch {
+      throw new HttpError(401, 'invalid_client', 'AADSTS700027: Client assertion contains an invalid signature.', { aadsts: 'AADSTS700027' });
+    }
+    const now = Math.floor(Date.now() / 1000);
+    if ((claims.exp !== undefined && claims.exp + CLOCK_SKEW_S < now) || (claims.nbf !== undefined && claims.nbf - CLOCK_SKEW_S > now)) {
+      const iso = (s: number | undefined) => (s === undefined ? 'n/a' : new Date(s * 1000).toISOString());
+      throw new HttpError(400, 'invalid_client', `AADSTS700024: Client assertion is not within its valid time range. Current time: ${iso(now)}, assertion valid from ${iso(claims.nbf ?? claims.iat)}, expiry time of assertion ${iso(claims.exp)}.`, { aadsts: 'AADSTS700024' });
+    }
+  }
+
+  /** The issuer's keys, found the way Entra finds them: OIDC discovery, then jwks_uri. */
+  private async issuerJwks(issuer: string): Promise<ReturnType<typeof createLocalJWKSet>> {
+    const cached = this.issuerKeys.get(issuer);
+    if (cached && Date.now() - cached.fetched < 60_000) return cached.jwks;
+    try {
+      const config = (await httpsGetJson(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, this.opts.issuerCa)) as { issuer?: string; jwks_uri?: string };
+      if (config.issuer !== issuer || !config.jwks_uri) throw new Error(`discovery document names issuer '${config.issuer}'`);
+      const jwks = createLocalJWKSet((await httpsGetJson(config.jwks_uri, this.opts.issuerCa)) as JSONWebKeySet);
+      this.issuerKeys.set(issuer, { jwks, fetched: Date.now() });
+      return jwks;
+    } catch (err) {
+      throw new HttpError(400, 'invalid_client', `AADSTS50166: Request to External OIDC endpoint failed. (${(err as Error).message})`, { aadsts: 'AADSTS50166' });
+    }
+  }
+}
+
+function aadError(error: string, code: string, description: string) {
+  const numeric = Number(/AADSTS(\d+)/.exec(code || description)?.[1] ?? 0);
+  return {
+    error,
+    error_description: description,
+    error_codes: numeric ? [numeric] : [],
+    timestamp: new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+    trace_id: randomUUID(),
+    correlation_id: randomUUID(),
+  };
+}

@@ -1,0 +1,143 @@
+// The Azure stand-in process: the Entra ID stand-in and the Key Vault emulator on two HTTPS ports
+// of 127.0.0.1, plus a small admin API (on the Entra port, under /_stack/, with a bearer key) that
+// plays the part of `az identity`, `az role assignment` and `az keyvault create`.
+// Usage: server.ts <config.json>; writes <readyFile> with the ports once listening.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { Directory, DirectoryError } from './directory.js';
+import { EntraStandIn } from './entra.js';
+import { HttpError, readBody, sendJson, type Fault } from './http.js';
+import { KeyVaultEmulator } from './keyvault/api.js';
+import { KvError } from './keyvault/store.js';
+
+export interface AzureServerConfig {
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  issuerCaFile?: string;
+  tenantId: string;
+  adminKey: string;
+  readyFile: string;
+  entraPort?: number;
+  vaultPort?: number;
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as AzureServerConfig;
+  const tls = { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) };
+  const directory = new Directory(config.tenantId);
+  let entraPort = 0;
+  const authorityHost = () => `https://127.0.0.1:${entraPort}`;
+  const entra = new EntraStandIn({
+    directory,
+    authorityHost,
+    ...(config.issuerCaFile ? { issuerCa: readFileSync(config.issuerCaFile, 'utf8') } : {}),
+  });
+  await entra.init();
+  const keyvault = new KeyVaultEmulator({ directory, authorityHost, accessTokenKeys: () => entra.jwks });
+  const admin = adminApi({ directory, entra, keyvault, adminKey: config.adminKey });
+
+  const entraServer = createServer(tls, (req, res) => {
+    const handler = (req.url ?? '').startsWith('/_stack/') ? admin(req, res) : entra.handle(req, res);
+    handler.catch((e) => sendJson(res, 500, { error: String(e) }));
+  });
+  const vaultServer = createServer(tls, (req, res) => void keyvault.handle(req, res));
+  entraPort = await listen(entraServer, config.entraPort ?? 0);
+  const vaultPort = await listen(vaultServer, config.vaultPort ?? 0);
+  const tmp = `${config.readyFile}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ entraPort, vaultPort, pid: process.pid }));
+  renameSync(tmp, config.readyFile);
+  console.log(JSON.stringify({ msg: 'azure stand-in ready', entra: authorityHost(), vaultPort }));
+
+  const shutdown = () => {
+    entraServer.close();
+    vaultServer.close();
+    entraServer.closeAllConnections();
+    vaultServer.closeAllConnections();
+    process.exit(0);
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const a = server.address();
+      resolve(typeof a === 'object' && a ? a.port : 0);
+    });
+  });
+}
+
+function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: KeyVaultEmulator; adminKey: string }) {
+  const { directory, entra, keyvault } = deps;
+  const expected = Buffer.from(`Bearer ${deps.adminKey}`);
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return sendJson(res, 401, { error: 'admin key required' });
+    const url = new URL(req.url ?? '/', 'https://admin');
+    const path = url.pathname.replace(/^\/_stack/, '');
+    const body = req.method === 'POST' || req.method === 'PUT' ? (JSON.parse((await readBody(req)) || '{}') as Record<string, unknown>) : {};
+    const str = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : undefined);
+    try {
+      let m: RegExpExecArray | null;
+      if (req.method === 'POST' && path === '/vaults') {
+        const v = keyvault.createVault(str('name') ?? '', str('tenantId') ?? directory.defaultTenant);
+        return sendJson(res, 200, { name: v.name, tenantId: v.tenantId });
+      }
+      if (req.method === 'POST' && path === '/identities') {
+        const id = directory.createIdentity({ name: str('name') ?? '', ...(str('tenantId') ? { tenantId: str('tenantId')! } : {}), ...(str('clientSecret') ? { clientSecret: str('clientSecret')! } : {}) });
+        const { clientSecret: _s, ...shown } = id;
+        return sendJson(res, 200, shown);
+      }
+      if (req.method === 'POST' && (m = /^\/identities\/([^/]+)\/federated-credentials$/.exec(path))) {
+        const fic = directory.addFederatedCredential(decodeURIComponent(m[1]!), {
+          name: str('name') ?? 'credential',
+          issuer: str('issuer') ?? '',
+          subject: str('subject') ?? '',
+          audiences: Array.isArray(body.audiences) ? body.audiences.map(String) : ['api://AzureADTokenExchange'],
+        });
+        return sendJson(res, 200, fic);
+      }
+      if (req.method === 'POST' && path === '/role-assignments') {
+        return sendJson(res, 200, directory.assignRole({ role: str('role') ?? '', assignee: str('assignee') ?? '', scope: str('scope') ?? '' }));
+      }
+      if (req.method === 'DELETE' && path === '/role-assignments') {
+        const removed = directory.removeRoleAssignments({
+          ...(url.searchParams.get('assignee') ? { assignee: url.searchParams.get('assignee')! } : {}),
+          ...(url.searchParams.get('scope') ? { scope: url.searchParams.get('scope')! } : {}),
+          ...(url.searchParams.get('role') ? { role: url.searchParams.get('role')! } : {}),
+        });
+        return sendJson(res, 200, { removed });
+      }
+      if (req.method === 'POST' && path === '/faults') {
+        const target = str('target') === 'vault' ? keyvault.faults : entra.faults;
+        target.add({ pathPattern: str('pathPattern') ?? '.*', status: Number(body.status ?? 500), count: Number(body.count ?? 1), ...(body.retryAfterSeconds !== undefined ? { retryAfterSeconds: Number(body.retryAfterSeconds) } : {}), ...(body.delayMs !== undefined ? { delayMs: Number(body.delayMs) } : {}) } satisfies Fault);
+        return sendJson(res, 200, {});
+      }
+      if (req.method === 'DELETE' && path === '/faults') {
+        keyvault.faults.clear();
+        entra.faults.clear();
+        return sendJson(res, 200, {});
+      }
+      if (req.method === 'PUT' && path === '/access-token-lifetime') {
+        entra.accessTokenLifetimeS = Number(body.seconds ?? 3599);
+        return sendJson(res, 200, {});
+      }
+      if (req.method === 'GET' && path === '/stats') {
+        return sendJson(res, 200, { vaultRequests: Object.fromEntries(keyvault.counts), tokenRequests: entra.tokenRequests });
+      }
+      return sendJson(res, 404, { error: `no admin route ${req.method} ${path}` });
+    } catch (e) {
+      const status = e instanceof DirectoryError || e instanceof KvError || e instanceof HttpError ? e.status : 500;
+      return sendJson(res, status, { error: (e as Error).message });
+    }
+  };
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,155 @@
+// Child processes of the local stack: each runs in its own process group with its output in a log
+// file, and its pid is recorded so `stack down` can clean up after a run that crashed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface Managed {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  readonly child: ChildProcess;
+  /** Resolves with the exit code (or signal) when the process ends. */
+  readonly exited: Promise<number | string>;
+}
+
+export interface StartOptions {
+  name: string;
+  command: string;
+  args: string[];
+  stateDir: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+const pidFile = (stateDir: string) => join(stateDir, 'pids');
+
+export function startProcess(opts: StartOptions): Managed {
+  const logDir = join(opts.stateDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${opts.name}.log`);
+  const fd = openSync(logFile, 'a');
+  // detached: a group of its own, so stopping it also stops anything it forked, and a Ctrl-C in the
+  // terminal reaches only the parent, which then stops the stack in order.
+  const child = spawn(opts.command, opts.args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', fd, fd],
+    detached: true,
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${opts.name} (${opts.command})`);
+  appendFileSync(pidFile(opts.stateDir), `${child.pid} ${opts.name}\n`);
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('error', () => resolve('spawn-error'));
+  });
+  return { name: opts.name, pid: child.pid, logFile, child, exited };
+}
+
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM to the whole group, SIGKILL after the grace period. */
+export async function stopGroup(pid: number, graceMs = 10_000): Promise<void> {
+  try {
+    process.kill(-pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (groupAlive(pid) && Date.now() < deadline) await sleep(100);
+  if (groupAlive(pid)) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+export async function stopProcess(p: Managed, graceMs?: number): Promise<void> {
+  await stopGroup(p.pid, graceMs);
+  await Promise.race([p.exited, sleep(2_000)]);
+}
+
+/** Stops every group recorded in the state folder, newest first. */
+export async function stopRecorded(stateDir: string): Promise<string[]> {
+  const file = pidFile(stateDir);
+  if (!existsSync(file)) return [];
+  const entries = readFileSync(file, 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((parts): parts is [string, string] => parts.length >= 2 && /^\d+$/.test(parts[0] ?? ''));
+  const stopped: string[] = [];
+  for (const [pid, name] of entries.reverse()) {
+    if (groupAlive(Number(pid))) {
+      await stopGroup(Number(pid));
+      stopped.push(name);
+    }
+  }
+  rmSync(file, { force: true });
+  return stopped;
+}
+
+/**
+ * Last resort when the owning process exits without stopping the stack (an uncaught error, a
+ * signal): SIGKILL every recorded group, synchronously, so nothing outlives the run.
+ */
+export function killRecordedOnExit(stateDir: string): void {
+  const kill = () => {
+    const file = pidFile(stateDir);
+    if (!existsSync(file)) return;
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const pid = Number(line.split(' ')[0]);
+      if (pid > 0) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  };
+  process.once('exit', kill);
+}
+
+export function tailLog(file: string, lines = 40): string {
+  if (!existsSync(file)) return '(no log)';
+  return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` until it returns true, the process dies, or the timeout passes. */
+export async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  opts: { timeoutMs: number; process?: Managed; intervalMs?: number },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let died: number | string | undefined;
+  void opts.process?.exited.then((c) => (died = c));
+  for (;;) {
+    if (died !== undefined && opts.process) {
+      throw new Error(`${what}: ${opts.process.name} exited (${died}) before it was ready. Log tail:\n${tailLog(opts.process.logFile)}`);
+    }
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) {
+      const tail = opts.process ? `\nLog tail (${opts.process.logFile}):\n${tailLog(opts.process.logFile)}` : '';
+      throw new Error(`timed out after ${opts.timeoutMs / 1000} s waiting for ${what}${tail}`);
+    }
+    await sleep(opts.intervalMs ?? 250);
+  }
+}
+
+export function writeJson(file: string, value: unknown): void {
+  writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
+}

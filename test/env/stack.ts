@@ -1,0 +1,152 @@
+// The local stack: a real Kubernetes control plane plus the Azure stand-ins (Entra ID and Key
+// Vault), all on 127.0.0.1 with one CA per run. Used by the tests' global setup, the sandbox and
+// the benchmarks. `StackInfo` travels to other processes as environment variables (see toEnv).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot, startControlPlane, type ControlPlane, type ControlPlaneInfo } from './control-plane.js';
+import { createCa } from './pki.js';
+import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
+
+export interface StackInfo {
+  dir: string;
+  caFile: string;
+  k8s: ControlPlaneInfo;
+  azure: {
+    tenantId: string;
+    authorityHost: string;
+    keyvaultAddr: string;
+    adminUrl: string;
+    adminKey: string;
+    operator: { clientId: string; clientSecret: string };
+  };
+}
+
+export interface Stack {
+  info: StackInfo;
+  stop(): Promise<void>;
+}
+
+export const PRELOAD = join(repoRoot, 'test', 'env', 'preload.mjs');
+
+export interface StartStackOptions {
+  /** Where state, certificates and logs go; a fresh temp folder by default. */
+  dir?: string;
+  manifests?: string[];
+  log?: (msg: string) => void;
+  tenantId?: string;
+}
+
+export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
+  const log = opts.log ?? ((m: string) => console.log(`[stack] ${m}`));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sss-stack-'));
+  mkdirSync(dir, { recursive: true });
+  await stopRecorded(dir); // a previous run in this folder that died without cleaning up
+  killRecordedOnExit(dir);
+  const ca = createCa();
+  const caFile = join(dir, 'ca.crt');
+  writeFileSync(caFile, ca.cert);
+  const processes: Managed[] = [];
+  let controlPlane: ControlPlane | undefined;
+  const stop = async () => {
+    for (const p of processes.reverse()) await stopProcess(p);
+    await controlPlane?.stop();
+    await stopRecorded(dir);
+  };
+
+  try {
+    const started = Date.now();
+    const azureStart = startAzure({ dir, ca, caFile, tenantId: opts.tenantId ?? randomUUID(), log });
+    controlPlane = await startControlPlane({ stateDir: dir, ca, manifests: opts.manifests ?? [], log });
+    const azure = await azureStart;
+    processes.push(azure.process);
+    log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (state in ${dir})`);
+    const info: StackInfo = { dir, caFile, k8s: controlPlane.info, azure: azure.info };
+    writeFileSync(join(dir, 'stack.json'), JSON.stringify(info, null, 2));
+    return { info, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function startAzure(o: { dir: string; ca: ReturnType<typeof createCa>; caFile: string; tenantId: string; log: (m: string) => void }) {
+  const leaf = o.ca.issue({
+    commonName: 'azure stand-in',
+    dnsNames: ['localhost', '*.vault.azure.net', '*.vault.azure.cn', '*.vault.usgovcloudapi.net', '*.vault.microsoftazure.de'],
+    ips: ['127.0.0.1'],
+    usage: 'server',
+  });
+  const azureDir = join(o.dir, 'azure');
+  mkdirSync(azureDir, { recursive: true });
+  writeFileSync(join(azureDir, 'tls.crt'), leaf.cert);
+  writeFileSync(join(azureDir, 'tls.key'), leaf.key, { mode: 0o600 });
+  const adminKey = randomBytes(24).toString('hex');
+  const readyFile = join(azureDir, 'ready.json');
+  rmSync(readyFile, { force: true });
+  const configFile = join(azureDir, 'config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({ tlsCertFile: join(azureDir, 'tls.crt'), tlsKeyFile: join(azureDir, 'tls.key'), issuerCaFile: o.caFile, tenantId: o.tenantId, adminKey, readyFile }),
+    { mode: 0o600 },
+  );
+  const proc = startProcess({
+    name: 'azure-stand-in',
+    command: process.execPath,
+    args: ['--import', 'tsx', join(repoRoot, 'test', 'env', 'azure', 'server.ts'), configFile],
+    cwd: repoRoot,
+    stateDir: o.dir,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  await waitUntil('Azure stand-in', async () => existsSync(readyFile), { timeoutMs: 30_000, process: proc, intervalMs: 100 });
+  const { entraPort, vaultPort } = JSON.parse(readFileSync(readyFile, 'utf8')) as { entraPort: number; vaultPort: number };
+  const authorityHost = `https://127.0.0.1:${entraPort}`;
+  const adminUrl = `${authorityHost}/_stack`;
+  // An operator service principal that may do anything in any vault: the tests' and the sandbox's
+  // `az keyvault secret set` etc. go through the real SDK with it.
+  const clientSecret = randomBytes(24).toString('base64url');
+  const operator = (await adminCall(adminUrl, adminKey, o.ca.cert, 'POST', '/identities', { name: 'stack-operator', clientSecret })) as { clientId: string };
+  await adminCall(adminUrl, adminKey, o.ca.cert, 'POST', '/role-assignments', { role: 'Key Vault Administrator', assignee: operator.clientId, scope: '/' });
+  o.log(`Azure stand-ins ready: Entra ${authorityHost}, Key Vault 127.0.0.1:${vaultPort}`);
+  return {
+    process: proc,
+    info: { tenantId: o.tenantId, authorityHost, keyvaultAddr: `127.0.0.1:${vaultPort}`, adminUrl, adminKey, operator: { clientId: operator.clientId, clientSecret } },
+  };
+}
+
+export async function adminCall(adminUrl: string, adminKey: string, ca: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(`${adminUrl}${path}`, { method, ca, headers: { authorization: `Bearer ${adminKey}`, ...(data ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => {
+        const parsed = text ? (JSON.parse(text) as unknown) : {};
+        if ((res.statusCode ?? 500) >= 400) reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`));
+        else resolve(parsed);
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** The environment through which other processes (test workers, the product) find the stack. */
+export function toEnv(info: StackInfo): Record<string, string> {
+  return {
+    SSS_STACK_FILE: join(info.dir, 'stack.json'),
+    SSS_STACK_CA: info.caFile,
+    SSS_KEYVAULT_ADDR: info.azure.keyvaultAddr,
+    KUBECONFIG: info.k8s.kubeconfig,
+  };
+}
+
+/** Reads the running stack's description (in test workers, the sandbox's helpers, the bench). */
+export function loadStackInfo(): StackInfo {
+  const file = process.env.SSS_STACK_FILE;
+  if (!file) throw new Error('SSS_STACK_FILE is not set: start the stack first (npm test does it in its global setup)');
+  return JSON.parse(readFileSync(file, 'utf8')) as StackInfo;
+}
