@@ -1,2 +1,26 @@
-// The provider API package. The proto file, its loader and generated types land here with issue 3.
-export const PROVIDER_API_VERSION = 'v1alpha1';
+// The provider API: the proto, a typed server helper and a typed client.
+export { PROTO_FILE, api, packageDefinition, providerService } from './load.js';
+export { ProviderError, REASON_METADATA_KEY, statusName, type ProviderErrorCode } from './errors.js';
+export { socketPath } from './endpoint.js';
+export {
+  API_VERSION,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  parseMountRequest,
+  serve,
+  toMountResponse,
+  type CallContext,
+  type CallEvent,
+  type MountResult,
+  type ObjectVersionEntry,
+  type ParsedMountRequest,
+  type Provider,
+  type ProviderFile,
+  type RunningProvider,
+  type ServeOptions,
+} from './serve.js';
+export { ProviderClient, type ProviderCallError } from './client.js';
+export type { MountRequest } from './generated/v1alpha1/MountRequest.js';
+export type { MountResponse, MountResponse__Output } from './generated/v1alpha1/MountResponse.js';
+export type { File } from './generated/v1alpha1/File.js';
+export type { ObjectVersion } from './generated/v1alpha1/ObjectVersion.js';
+export type { VersionResponse } from './generated/v1alpha1/VersionResponse.js';
