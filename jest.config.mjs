@@ -14,6 +14,8 @@ const common = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
 };
 export default {
+  // Integration tests wait on a real apiserver and vault; unit tests finish far sooner anyway.
+  testTimeout: 120_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/**/*.unit.test.ts'] },
     {
@@ -22,7 +24,6 @@ export default {
       testMatch: ['<rootDir>/**/*.int.test.ts'],
       globalSetup: '<rootDir>/test/env/jest-global-setup.mjs',
       globalTeardown: '<rootDir>/test/env/jest-global-teardown.mjs',
-      testTimeout: 120_000,
       slowTestThreshold: 30,
     },
   ],

@@ -7,7 +7,7 @@ import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse__Output } from './generated/v1alpha1/MountResponse.js';
 import type { VersionResponse__Output } from './generated/v1alpha1/VersionResponse.js';
 import { api } from './load.js';
-import { DEFAULT_MAX_MESSAGE_BYTES } from './serve.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, PARTIAL_FAILURES_METADATA_KEY, type ObjectFailure } from './serve.js';
 
 export interface ProviderCallError extends ServiceError {
   /** The upstream code the provider reported (AADSTS…, a Key Vault error code), if any. */
@@ -31,10 +31,19 @@ export class ProviderClient {
     );
   }
 
-  mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output> {
-    return new Promise((resolve, reject) =>
-      this.client.Mount(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(withReason(err)) : resolve(res!))),
-    );
+  /** Mount; `failures` lists objects a partial sync left out. */
+  mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output & { failures: ObjectFailure[] }> {
+    return new Promise((resolve, reject) => {
+      let failures: ObjectFailure[] = [];
+      const call = this.client.Mount(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
+        // The trailer arrives in the 'status' event, emitted right after this callback.
+        setImmediate(() => (err ? reject(withReason(err)) : resolve({ ...res!, failures }))),
+      );
+      call.on('status', (s) => {
+        const raw = s.metadata.get(PARTIAL_FAILURES_METADATA_KEY)[0];
+        if (raw) failures = JSON.parse(String(raw)) as ObjectFailure[];
+      });
+    });
   }
 
   close(): void {

@@ -1,14 +1,14 @@
 // One way to serve a provider: a typed Mount handler behind the proto, on a unix socket with sane
 // hygiene (a stale socket is removed, a live one is never stolen, mode 0600), the gRPC health
 // service, and a graceful stop that lets in-flight Mounts finish within a bound.
-import { Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { socketPath } from './endpoint.js';
-import { ProviderError, statusName } from './errors.js';
+import { ProviderError, statusName, type ProviderErrorCode } from './errors.js';
 import type { MountRequest__Output } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse } from './generated/v1alpha1/MountResponse.js';
 import type { VersionRequest__Output } from './generated/v1alpha1/VersionRequest.js';
@@ -46,7 +46,21 @@ export interface ProviderFile {
 export interface MountResult {
   files: ProviderFile[];
   objectVersions: ObjectVersionEntry[];
+  /**
+   * Objects that failed while the rest were returned (partial sync). Sent as trailing metadata
+   * (PARTIAL_FAILURES_METADATA_KEY, JSON), so the response stays the upstream message.
+   */
+  failures?: ObjectFailure[];
 }
+
+export interface ObjectFailure {
+  id: string;
+  code: ProviderErrorCode;
+  reason?: string;
+  message: string;
+}
+
+export const PARTIAL_FAILURES_METADATA_KEY = 'x-provider-partial-failures';
 
 export interface CallContext {
   requestId: string;
@@ -190,7 +204,9 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
         try {
           const request = parseMountRequest(call.request);
           const result = await provider.mount(request, { requestId, signal: ctl.signal });
-          callback(null, toMountResponse(result, request.permission));
+          const trailer = new Metadata();
+          if (result.failures?.length) trailer.set(PARTIAL_FAILURES_METADATA_KEY, JSON.stringify(result.failures));
+          callback(null, toMountResponse(result, request.permission), trailer);
           report('Mount', requestId, started);
         } catch (err) {
           const e = toServiceError(err);

@@ -1,0 +1,101 @@
+// The provider's command line, parsed once into a typed, validated Config.
+import { parseArgs } from 'node:util';
+import { CLOUD_NAMES, type CloudName } from './cloud.js';
+
+export interface Config {
+  endpoint: string;
+  /** 0 turns the listener off. */
+  healthzPort: number;
+  healthzPath: string;
+  metricsPort: number;
+  httpBindAddress: string;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  defaultCloud: CloudName;
+  constructPemChain: boolean;
+  writeCertAndKeyInSeparateFiles: boolean;
+  /** Per-vault request budget, kept below Key Vault's 4 000 GET/LIST per 10 s. */
+  vaultRequestsPerSecond: number;
+  vaultBurst: number;
+  vaultMaxConcurrency: number;
+  vaultMaxRetries: number;
+  /** Values read by explicit version are immutable; keep them this long (0 disables the cache). */
+  versionCacheTtlSeconds: number;
+  versionCacheMaxBytes: number;
+  /** A Mount whose files add up to more than this fails (a Kubernetes Secret holds 1 MiB). */
+  maxMountBytes: number;
+  shutdownGraceSeconds: number;
+}
+
+const OPTIONS = {
+  endpoint: { type: 'string', default: 'unix:///provider/azure.sock' },
+  'healthz-port': { type: 'string', default: '8989' },
+  'healthz-path': { type: 'string', default: '/healthz' },
+  'metrics-port': { type: 'string', default: '8898' },
+  'http-bind-address': { type: 'string', default: '0.0.0.0' },
+  'log-level': { type: 'string', default: 'info' },
+  'cloud-name': { type: 'string', default: 'AzurePublicCloud' },
+  'construct-pem-chain': { type: 'string', default: 'true' },
+  'write-cert-and-key-in-separate-files': { type: 'string', default: 'false' },
+  'vault-requests-per-second': { type: 'string', default: '250' },
+  'vault-burst': { type: 'string', default: '500' },
+  'vault-max-concurrency': { type: 'string', default: '16' },
+  'vault-max-retries': { type: 'string', default: '3' },
+  'version-cache-ttl-seconds': { type: 'string', default: '900' },
+  'version-cache-max-bytes': { type: 'string', default: String(64 * 1024 * 1024) },
+  'max-mount-bytes': { type: 'string', default: String(1024 * 1024) },
+  'shutdown-grace-seconds': { type: 'string', default: '20' },
+  version: { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false },
+} as const;
+
+export class ConfigError extends Error {}
+
+export function usage(): string {
+  return ['Usage: provider-azure [flags]', ...Object.entries(OPTIONS).map(([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default})` : ''}`)].join('\n');
+}
+
+export function parseConfig(argv: string[]): Config | 'version' | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message}\n${usage()}`);
+  }
+  if (values.version) return 'version';
+  if (values.help) return 'help';
+  const str = (k: keyof typeof OPTIONS) => String(values[k]);
+  const int = (k: keyof typeof OPTIONS, min: number, max: number) => {
+    const n = Number(str(k));
+    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${k} must be a whole number from ${min} to ${max}, got '${str(k)}'`);
+    return n;
+  };
+  const bool = (k: keyof typeof OPTIONS) => {
+    const v = str(k).toLowerCase();
+    if (v !== 'true' && v !== 'false') throw new ConfigError(`--${k} must be true or false, got '${str(k)}'`);
+    return v === 'true';
+  };
+  const logLevel = str('log-level');
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
+  const cloud = CLOUD_NAMES.find((c) => c.toLowerCase() === str('cloud-name').toLowerCase());
+  if (!cloud) throw new ConfigError(`--cloud-name '${str('cloud-name')}' is not one of ${CLOUD_NAMES.join(', ')}`);
+  if (!/^unix:\/\/.+/i.test(str('endpoint'))) throw new ConfigError(`--endpoint must be unix:///path/to.sock, got '${str('endpoint')}'`);
+  return {
+    endpoint: str('endpoint'),
+    healthzPort: int('healthz-port', 0, 65535),
+    healthzPath: str('healthz-path'),
+    metricsPort: int('metrics-port', 0, 65535),
+    httpBindAddress: str('http-bind-address'),
+    logLevel: logLevel as Config['logLevel'],
+    defaultCloud: cloud,
+    constructPemChain: bool('construct-pem-chain'),
+    writeCertAndKeyInSeparateFiles: bool('write-cert-and-key-in-separate-files'),
+    vaultRequestsPerSecond: int('vault-requests-per-second', 1, 400),
+    vaultBurst: int('vault-burst', 1, 4000),
+    vaultMaxConcurrency: int('vault-max-concurrency', 1, 256),
+    vaultMaxRetries: int('vault-max-retries', 0, 10),
+    versionCacheTtlSeconds: int('version-cache-ttl-seconds', 0, 86_400),
+    versionCacheMaxBytes: int('version-cache-max-bytes', 0, 2 ** 31),
+    maxMountBytes: int('max-mount-bytes', 1024, 64 * 1024 * 1024),
+    shutdownGraceSeconds: int('shutdown-grace-seconds', 0, 600),
+  };
+}

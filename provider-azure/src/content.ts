@@ -1,0 +1,142 @@
+// Turns what Key Vault returns into file bytes: public keys as PEM, certificates as PEM, and a
+// certificate's backing secret as key-then-chain PEM (leaf → root) or the PFX as stored.
+import { ProviderError } from '@secret-store-sync/proto';
+import type { JsonWebKey } from '@azure/keyvault-keys';
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import forge from 'node-forge';
+import type { ObjectEncoding, ObjectFormat } from './objects.js';
+
+export const PEM_CONTENT_TYPE = 'application/x-pem-file';
+export const PFX_CONTENT_TYPE = 'application/x-pkcs12';
+
+export class ContentError extends ProviderError {
+  constructor(message: string) {
+    super('FailedPrecondition', message, 'UnsupportedContent');
+  }
+}
+
+const b64url = (u: Uint8Array | undefined) => (u ? Buffer.from(u).toString('base64url') : undefined);
+
+/** A Key Vault JSON Web Key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo). */
+export function publicKeyPem(jwk: JsonWebKey): string {
+  const kty = jwk.kty ?? '';
+  let key: KeyObject;
+  if (kty === 'RSA' || kty === 'RSA-HSM') {
+    if (!jwk.n || !jwk.e) throw new ContentError('the RSA key has no modulus or exponent');
+    key = createPublicKey({ key: { kty: 'RSA', n: b64url(jwk.n)!, e: b64url(jwk.e)! }, format: 'jwk' });
+  } else if (kty === 'EC' || kty === 'EC-HSM') {
+    const crv = jwk.crv ?? '';
+    if (!['P-256', 'P-384', 'P-521'].includes(crv)) throw new ContentError(`EC curve ${crv || '(none)'} is not supported; use P-256, P-384 or P-521`);
+    key = createPublicKey({ key: { kty: 'EC', crv, x: b64url(jwk.x)!, y: b64url(jwk.y)! }, format: 'jwk' });
+  } else {
+    throw new ContentError(`key type ${kty || '(none)'} has no public key to export; only RSA and EC keys can be synced`);
+  }
+  return key.export({ type: 'spki', format: 'pem' }).toString();
+}
+
+export function certificatePem(der: Uint8Array): string {
+  return new X509Certificate(Buffer.from(der)).toString();
+}
+
+export interface PemParts {
+  keys: string[];
+  certs: X509Certificate[];
+}
+
+/** Reads a base64 PKCS#12 (empty password, as Key Vault serves it); any key type. */
+export function readPfx(base64: string): PemParts {
+  let p12: forge.pkcs12.Pkcs12Pfx;
+  try {
+    p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64.replace(/\s+/g, ''))), '');
+  } catch (e) {
+    throw new ContentError(`the certificate's PKCS#12 content could not be read: ${(e as Error).message}`);
+  }
+  const keys: string[] = [];
+  const certs: X509Certificate[] = [];
+  // node-forge models only RSA keys; for other types it hands back the ASN.1, which Node reads.
+  const der = (asn1: forge.asn1.Asn1) => Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
+  for (const safe of p12.safeContents) {
+    for (const bag of safe.safeBags) {
+      if (bag.type === forge.pki.oids.certBag) {
+        certs.push(new X509Certificate(bag.cert ? forge.pki.certificateToPem(bag.cert) : der(bag.asn1!)));
+      } else if (bag.type === forge.pki.oids.pkcs8ShroudedKeyBag || bag.type === forge.pki.oids.keyBag) {
+        const k = bag.key ? createPrivateKey(forge.pki.privateKeyToPem(bag.key)) : createPrivateKey({ key: der(bag.asn1!), format: 'der', type: 'pkcs8' });
+        keys.push(k.export({ type: 'pkcs8', format: 'pem' }).toString());
+      }
+    }
+  }
+  if (certs.length === 0) throw new ContentError("the certificate's PKCS#12 content holds no certificate");
+  return { keys, certs };
+}
+
+/**
+ * Orders certificates leaf → intermediates → root by who issued whom. The leaf is the one no other
+ * certificate names as issuer. Returns the input order, and false, when the chain has a gap or an
+ * unrelated certificate (a missing intermediate must not silently become a wrong chain).
+ */
+export function orderChain(certs: X509Certificate[]): { ordered: X509Certificate[]; complete: boolean } {
+  if (certs.length < 2) return { ordered: certs, complete: true };
+  const issuerOf = (c: X509Certificate) => certs.find((p) => p !== c && c.checkIssued(p) && c.verify(p.publicKey));
+  const issuesSomething = new Set(certs.map(issuerOf).filter((x): x is X509Certificate => !!x));
+  const leaves = certs.filter((c) => !issuesSomething.has(c));
+  if (leaves.length !== 1) return { ordered: certs, complete: false };
+  const ordered: X509Certificate[] = [leaves[0]!];
+  for (;;) {
+    const parent = issuerOf(ordered.at(-1)!);
+    if (!parent || ordered.includes(parent)) break;
+    ordered.push(parent);
+  }
+  return ordered.length === certs.length ? { ordered, complete: true } : { ordered: certs, complete: false };
+}
+
+export interface CertSecretFiles {
+  main: Buffer;
+  crt?: Buffer;
+  key?: Buffer;
+  /** Set when the chain could not be ordered. */
+  warning?: string;
+}
+
+/** The backing secret of a certificate, as the object's format asks. */
+export function certificateSecret(value: string, contentType: string | undefined, format: ObjectFormat, opts: { constructChain: boolean; separate: boolean }): CertSecretFiles {
+  if (contentType === PFX_CONTENT_TYPE) {
+    if (format === 'pfx') return { main: Buffer.from(value, 'utf8') };
+    return pemFiles(readPfx(value), opts);
+  }
+  if (contentType === PEM_CONTENT_TYPE) {
+    if (format === 'pfx') throw new ContentError('objectFormat pfx: this certificate was imported as PEM, and Key Vault keeps it as PEM; use objectFormat pem');
+    const keys = value.match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]+-----END [A-Z ]*PRIVATE KEY-----/g) ?? [];
+    const certs = (value.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c));
+    return pemFiles({ keys: keys.map((k) => createPrivateKey(k).export({ type: 'pkcs8', format: 'pem' }).toString()), certs }, opts);
+  }
+  throw new ContentError(`the certificate's secret has content type '${contentType ?? '(none)'}'; expected ${PEM_CONTENT_TYPE} or ${PFX_CONTENT_TYPE}`);
+}
+
+function pemFiles(parts: PemParts, opts: { constructChain: boolean; separate: boolean }): CertSecretFiles {
+  const { ordered, complete } = opts.constructChain ? orderChain(parts.certs) : { ordered: parts.certs, complete: true };
+  const crt = ordered.map((c) => c.toString()).join('');
+  const key = parts.keys.join('');
+  return {
+    main: Buffer.from(key + crt, 'utf8'),
+    ...(opts.separate ? { crt: Buffer.from(crt, 'utf8'), key: Buffer.from(key, 'utf8') } : {}),
+    ...(complete ? {} : { warning: 'the certificate chain is incomplete or has unrelated certificates; kept in the order Key Vault stores it' }),
+  };
+}
+
+/** objectEncoding: how the secret's text is turned into the file's bytes. */
+export function decodeSecret(value: string, encoding: ObjectEncoding): Buffer {
+  switch (encoding) {
+    case 'utf-8':
+      return Buffer.from(value, 'utf8');
+    case 'base64': {
+      const t = value.replace(/\s+/g, '');
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) throw new ContentError('objectEncoding base64: the secret value is not valid base64');
+      return Buffer.from(t, 'base64');
+    }
+    case 'hex': {
+      const t = value.trim();
+      if (!/^([0-9a-fA-F]{2})*$/.test(t)) throw new ContentError('objectEncoding hex: the secret value is not valid hex');
+      return Buffer.from(t, 'hex');
+    }
+  }
+}

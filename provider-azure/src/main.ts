@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// provider-azure: serves the Secrets Store CSI provider API for Azure Key Vault on a unix socket.
+import { serve } from '@secret-store-sync/proto';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { Budgets } from './budget.js';
+import { ConfigError, parseConfig, usage } from './config.js';
+import { Credentials } from './credentials.js';
+import { startHealthz, startMetrics } from './http.js';
+import { createLogger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { AzureProvider } from './mount.js';
+import { KeyVaultAccess } from './vault.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseConfig(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  if (parsed === 'version') {
+    console.log(JSON.stringify({ name: 'secret-store-sync-provider-azure', version: VERSION }));
+    return 0;
+  }
+  if (parsed === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const cfg = parsed;
+  const log = createLogger(cfg.logLevel);
+  const metrics = createMetrics();
+  const access = new KeyVaultAccess(
+    { maxRetries: cfg.vaultMaxRetries, cacheTtlMs: cfg.versionCacheTtlSeconds * 1000, cacheMaxBytes: cfg.versionCacheMaxBytes },
+    new Budgets({ ratePerSecond: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, maxConcurrency: cfg.vaultMaxConcurrency }),
+    metrics,
+  );
+  const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials());
+  log.info('starting', { version: VERSION, endpoint: cfg.endpoint, cloud: cfg.defaultCloud, budget: { rps: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, concurrency: cfg.vaultMaxConcurrency } });
+
+  const running = await serve(provider, {
+    endpoint: cfg.endpoint,
+    shutdownGraceMs: cfg.shutdownGraceSeconds * 1000,
+    onCall: (e) => {
+      metrics.grpcRequests.inc({ method: e.method, code: e.code });
+      if (e.method === 'Mount') metrics.mountDuration.observe({ code: e.code }, e.durationMs / 1000);
+    },
+  });
+  const servers: Server[] = [];
+  if (cfg.healthzPort) servers.push(await startHealthz(cfg.healthzPort, cfg.httpBindAddress, cfg.healthzPath, running.socket));
+  if (cfg.metricsPort) servers.push(await startMetrics(cfg.metricsPort, cfg.httpBindAddress, metrics.registry));
+  log.info('listening', { socket: running.socket, healthzPort: cfg.healthzPort, metricsPort: cfg.metricsPort });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping', { signal, inFlight: running.inFlight() });
+      void running.stop().then(() => {
+        for (const s of servers) s.close();
+        log.info('stopped');
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main().then(
+  (code) => {
+    // Let winston flush before exiting.
+    setTimeout(() => process.exit(code), 50);
+  },
+  (err: unknown) => {
+    console.error(JSON.stringify({ level: 'error', message: 'provider failed to start', error: String((err as Error)?.message ?? err) }));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,45 @@
+// The provider's Prometheus metrics, on a registry of its own.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+  return {
+    registry,
+    keyvaultRequests: new Counter({
+      name: 'keyvault_requests_total',
+      help: 'HTTP requests sent to Key Vault, retries and auth challenges included',
+      labelNames: ['vault', 'operation', 'status'] as const,
+      registers: [registry],
+    }),
+    keyvaultDuration: new Histogram({
+      name: 'keyvault_request_duration_seconds',
+      help: 'Duration of HTTP requests to Key Vault',
+      labelNames: ['vault', 'operation'] as const,
+      buckets,
+      registers: [registry],
+    }),
+    cacheLookups: new Counter({
+      name: 'keyvault_cache_lookups_total',
+      help: 'Reads of explicit versions answered from the version cache (hit), joined to an identical in-flight read (coalesced), or sent (miss)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    grpcRequests: new Counter({
+      name: 'grpc_requests_total',
+      help: 'Provider API calls by method and gRPC status',
+      labelNames: ['method', 'code'] as const,
+      registers: [registry],
+    }),
+    mountDuration: new Histogram({
+      name: 'mount_duration_seconds',
+      help: 'Duration of Mount calls',
+      labelNames: ['code'] as const,
+      buckets,
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,149 @@
+// Mount: validate everything → pick the identity → read each object (in parallel, under the
+// vault's budget) → convert to files. One failing object fails the Mount unless the class asks for
+// a partial sync, in which case the rest are returned and the failures listed.
+import { ProviderError, type CallContext, type MountResult, type ObjectFailure, type ObjectVersionEntry, type ParsedMountRequest, type Provider, type ProviderFile } from '@secret-store-sync/proto';
+import { vaultUrl } from './cloud.js';
+import type { Config } from './config.js';
+import { ContentError, certificatePem, certificateSecret, decodeSecret, publicKeyPem } from './content.js';
+import type { Credentials } from './credentials.js';
+import type { Logger } from './log.js';
+import type { KeyVaultObject } from './objects.js';
+import { parseMountParams, type MountParams } from './params.js';
+import type { KeyVaultAccess, VaultSession } from './vault.js';
+
+export const RUNTIME_NAME = 'secret-store-sync-provider-azure';
+
+interface ObjectResult {
+  files: ProviderFile[];
+  versions: ObjectVersionEntry[];
+  /** Versions actually read, for the log line. */
+  read: string[];
+}
+
+export class AzureProvider implements Provider {
+  readonly runtimeName = RUNTIME_NAME;
+
+  constructor(
+    readonly runtimeVersion: string,
+    private readonly cfg: Config,
+    private readonly log: Logger,
+    private readonly access: KeyVaultAccess,
+    private readonly credentials: Credentials,
+  ) {}
+
+  async mount(request: ParsedMountRequest, ctx: CallContext): Promise<MountResult> {
+    const started = Date.now();
+    let params: MountParams | undefined;
+    try {
+      params = parseMountParams(request, this.cfg.defaultCloud);
+      const p = params;
+      const { credential, key } = this.credentials.get(p.identity, p.tenantId, p.cloud);
+      const session = this.access.session(vaultUrl(p.vaultName, p.cloud), p.vaultName, credential, key);
+      const settled = await Promise.allSettled(p.objects.map((o) => this.readObject(session, o, p, ctx.signal)));
+
+      const files: ProviderFile[] = [];
+      const objectVersions: ObjectVersionEntry[] = [];
+      const failures: ObjectFailure[] = [];
+      settled.forEach((s, i) => {
+        const o = p.objects[i]!;
+        if (s.status === 'fulfilled') {
+          files.push(...s.value.files);
+          objectVersions.push(...s.value.versions);
+        } else {
+          const e = s.reason instanceof ProviderError ? s.reason : new ProviderError('Internal', String(s.reason));
+          failures.push({ id: `${o.type}/${o.name}`, code: e.code, ...(e.reason ? { reason: e.reason } : {}), message: e.message });
+        }
+      });
+      if (failures.length > 0 && (!p.partial || failures.length === p.objects.length)) {
+        const first = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')!.reason as ProviderError;
+        const more = failures.length > 1 ? ` (and ${failures.length - 1} more of ${p.objects.length} objects failed)` : '';
+        throw new ProviderError(first.code ?? 'Internal', `${first.message}${more}`, first.reason);
+      }
+      const total = files.reduce((n, f) => n + (typeof f.contents === 'string' ? Buffer.byteLength(f.contents) : f.contents.length), 0);
+      if (total > this.cfg.maxMountBytes) {
+        throw new ProviderError('ResourceExhausted', `vault '${p.vaultName}': the ${files.length} files add up to ${total} bytes, over the ${this.cfg.maxMountBytes}-byte limit (a Kubernetes Secret holds at most 1 MiB); sync fewer versions or objects per SecretSync`, 'TooLarge');
+      }
+      this.log.info('mount', {
+        requestId: ctx.requestId,
+        pod: `${p.pod.namespace}/${p.pod.name}`,
+        vault: p.vaultName,
+        identity: p.identity.mode,
+        objects: p.objects.map((o) => ({ type: o.type, name: o.name, ...(o.version ? { version: o.version } : {}) })),
+        versions: objectVersions,
+        files: files.length,
+        ...(failures.length ? { partialFailures: failures.map((f) => ({ id: f.id, code: f.code, reason: f.reason })) } : {}),
+        durationMs: Date.now() - started,
+      });
+      return { files, objectVersions, ...(failures.length ? { failures } : {}) };
+    } catch (err) {
+      const e = err instanceof ProviderError ? err : new ProviderError('Internal', String((err as Error)?.message ?? err));
+      this.log.warn('mount failed', {
+        requestId: ctx.requestId,
+        ...(params ? { pod: `${params.pod.namespace}/${params.pod.name}`, vault: params.vaultName, objects: params.objects.map((o) => `${o.type}/${o.name}`) } : {}),
+        code: e.code,
+        reason: e.reason,
+        error: e.message,
+        durationMs: Date.now() - started,
+      });
+      throw e;
+    }
+  }
+
+  private async readObject(session: VaultSession, o: KeyVaultObject, p: MountParams, signal: AbortSignal): Promise<ObjectResult> {
+    try {
+      return await this.readVersions(session, o, p, signal);
+    } catch (e) {
+      // Conversion errors are raised without context; name the vault and object here.
+      if (e instanceof ContentError) throw new ProviderError(e.code, `vault '${p.vaultName}': ${o.type} '${o.name}': ${e.message}`, e.reason);
+      throw e;
+    }
+  }
+
+  private async readVersions(session: VaultSession, o: KeyVaultObject, p: MountParams, signal: AbortSignal): Promise<ObjectResult> {
+    if (o.versionHistory <= 1) return this.readVersion(session, o, o.version, o.fileName, `${o.type}/${o.name}`, p, signal);
+    const listed = await session.versions(o.type, o.name, signal);
+    // Newest first. Key Vault stamps versions to the second, so versions made within one second
+    // tie; the order Key Vault lists them in (oldest first) breaks the tie.
+    const all = listed
+      .map((v, i) => ({ ...v, i }))
+      .filter((v) => v.enabled)
+      .sort((a, b) => b.created - a.created || b.i - a.i);
+    let start = 0;
+    if (o.version) {
+      start = all.findIndex((v) => v.version === o.version);
+      if (start < 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled version '${o.version}' to start the history at`, 'VersionNotFound');
+    }
+    const chosen = all.slice(start, start + o.versionHistory);
+    if (chosen.length === 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`, 'NotFound');
+    const parts = await Promise.all(chosen.map((v, k) => this.readVersion(session, o, v.version, `${o.fileName}/${k}`, `${o.type}/${o.name}/${k}`, p, signal)));
+    return { files: parts.flatMap((x) => x.files), versions: parts.flatMap((x) => x.versions), read: parts.flatMap((x) => x.read) };
+  }
+
+  private async readVersion(session: VaultSession, o: KeyVaultObject, version: string, path: string, id: string, p: MountParams, signal: AbortSignal): Promise<ObjectResult> {
+    const mode = o.mode ?? p.defaultMode;
+    const one = (contents: Buffer | string, got: string, extra: ProviderFile[] = []): ObjectResult => ({
+      files: [...extra, { path, contents, mode }],
+      versions: [{ id, version: got }],
+      read: [got],
+    });
+    switch (o.type) {
+      case 'secret': {
+        const s = await session.secret(o.name, version, signal);
+        if (!s.keyId) return one(decodeSecret(s.value, o.encoding), s.version);
+        const parts = certificateSecret(s.value, s.contentType, o.format, { constructChain: this.cfg.constructPemChain, separate: this.cfg.writeCertAndKeyInSeparateFiles });
+        if (parts.warning) this.log.warn(parts.warning, { vault: p.vaultName, object: o.name, version: s.version });
+        const extra = parts.crt && parts.key ? [{ path: `${path}.crt`, contents: parts.crt, mode }, { path: `${path}.key`, contents: parts.key, mode }] : [];
+        const main = o.encoding === 'utf-8' ? parts.main : decodeSecret(parts.main.toString('utf8'), o.encoding);
+        return one(main, s.version, extra);
+      }
+      case 'key': {
+        const k = await session.key(o.name, version, signal);
+        return one(publicKeyPem(k.jwk), k.version);
+      }
+      case 'cert': {
+        const c = await session.certificate(o.name, version, signal);
+        return one(certificatePem(c.cer), c.version);
+      }
+    }
+  }
+}

@@ -1,0 +1,134 @@
+// A Mount's attributes (SecretProviderClass parameters plus the csi.storage.k8s.io/* keys) and
+// node-publish secrets, validated into typed MountParams before any network call.
+import { ProviderError, type ParsedMountRequest } from '@secret-store-sync/proto';
+import { decodeJwt } from 'jose';
+import { resolveCloud, type CloudEnvironment, type CloudName } from './cloud.js';
+import { parseObjects, type KeyVaultObject } from './objects.js';
+
+export const WORKLOAD_IDENTITY_AUDIENCE = 'api://AzureADTokenExchange';
+const TOKENS_KEY = 'csi.storage.k8s.io/serviceAccount.tokens';
+
+export type Identity =
+  | { mode: 'workloadIdentity'; clientId: string; token: string; tokenIssuer: string; tokenSubject: string }
+  | { mode: 'managedIdentity'; clientId?: string }
+  | { mode: 'servicePrincipal'; clientId: string; clientSecret: string };
+
+export interface MountParams {
+  vaultName: string;
+  tenantId: string;
+  cloud: CloudEnvironment;
+  identity: Identity;
+  objects: KeyVaultObject[];
+  partial: boolean;
+  pod: { namespace: string; name: string; serviceAccount: string };
+  defaultMode: number;
+}
+
+const KNOWN_PARAMETERS = [
+  'keyvaultName', 'tenantID', 'tenantId', 'clientID', 'cloudName', 'cloudEnvFileName', 'usePodIdentity', 'useVMManagedIdentity',
+  'userAssignedIdentityID', 'useAzureTokenProxy', 'objects', 'enablePartialSecretSync',
+];
+const VAULT_NAME = /^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/;
+const GUID_OR_DOMAIN = /^[0-9a-zA-Z][0-9a-zA-Z.-]{0,126}$/;
+
+function invalid(message: string): ProviderError {
+  return new ProviderError('InvalidArgument', message);
+}
+
+function parseBool(attrs: Record<string, string>, key: string): boolean {
+  const v = (attrs[key] ?? '').trim();
+  if (v === '') return false;
+  if (/^(1|t|true)$/i.test(v)) return true;
+  if (/^(0|f|false)$/i.test(v)) return false;
+  throw invalid(`${key} must be true or false, got '${v}'`);
+}
+
+export function parseMountParams(req: ParsedMountRequest, defaultCloud: CloudName, now = Date.now()): MountParams {
+  const a = req.attributes;
+  const get = (k: string) => (a[k] ?? '').trim();
+
+  // Parameters that differ from a known one only in case are typos that would otherwise be
+  // silently ignored (userAssignedIdentityId vs userAssignedIdentityID has bitten many users).
+  for (const k of Object.keys(a)) {
+    if (k.startsWith('csi.storage.k8s.io/') || KNOWN_PARAMETERS.includes(k)) continue;
+    const near = KNOWN_PARAMETERS.find((p) => p.toLowerCase() === k.toLowerCase());
+    if (near) throw invalid(`unknown parameter '${k}': did you mean '${near}'? (parameter names are case-sensitive)`);
+  }
+
+  const vaultName = get('keyvaultName');
+  if (!vaultName) throw invalid('keyvaultName is not set');
+  if (!VAULT_NAME.test(vaultName) || vaultName.includes('--')) {
+    throw invalid(`keyvaultName '${vaultName}' is not a valid vault name: 3-24 letters, digits and single hyphens, starting with a letter and not ending with a hyphen`);
+  }
+  const tenantId = get('tenantID') || get('tenantId');
+  if (!tenantId) throw invalid('tenantID is not set');
+  if (!GUID_OR_DOMAIN.test(tenantId)) throw invalid(`tenantID '${tenantId}' is not a tenant id (a GUID or a domain)`);
+
+  const cloud = resolveCloud(get('cloudName'), get('cloudEnvFileName'), defaultCloud);
+  const identity = parseIdentity(a, req.secrets, now);
+  const objects = parseObjects(a.objects ?? '');
+  return {
+    vaultName: vaultName.toLowerCase(),
+    tenantId,
+    cloud,
+    identity,
+    objects,
+    partial: parseBool(a, 'enablePartialSecretSync'),
+    pod: { namespace: get('csi.storage.k8s.io/pod.namespace'), name: get('csi.storage.k8s.io/pod.name'), serviceAccount: get('csi.storage.k8s.io/serviceAccount.name') },
+    defaultMode: req.permission,
+  };
+}
+
+function parseIdentity(a: Record<string, string>, secrets: Record<string, string>, now: number): Identity {
+  const get = (k: string) => (a[k] ?? '').trim();
+  const podIdentity = parseBool(a, 'usePodIdentity');
+  const vmIdentity = parseBool(a, 'useVMManagedIdentity');
+  const tokenProxy = parseBool(a, 'useAzureTokenProxy');
+  const clientId = get('clientID');
+  const secretKey = (name: string) => Object.entries(secrets).find(([k]) => k.toLowerCase() === name)?.[1]?.trim() ?? '';
+  const spId = secretKey('clientid');
+  const spSecret = secretKey('clientsecret');
+
+  const modes = [podIdentity && 'usePodIdentity', vmIdentity && 'useVMManagedIdentity', tokenProxy && 'useAzureTokenProxy', clientId && !vmIdentity && 'clientID (workload identity)', (spId || spSecret) && 'a nodePublishSecretRef with clientid/clientsecret'].filter(Boolean);
+  if (modes.length > 1) throw invalid(`only one identity may be configured, found: ${modes.join(', ')}`);
+  if (podIdentity) throw invalid('usePodIdentity: aad-pod-identity is retired and not supported; use workload identity (set clientID and federate the ServiceAccount)');
+  if (tokenProxy) throw invalid('useAzureTokenProxy (AKS identity binding) is not supported; use workload identity (set clientID)');
+  if (vmIdentity) {
+    const uami = get('userAssignedIdentityID');
+    if (clientId && uami && clientId !== uami) throw invalid('useVMManagedIdentity takes its identity from userAssignedIdentityID; clientID names a different one');
+    const id = uami || clientId;
+    return id ? { mode: 'managedIdentity', clientId: id } : { mode: 'managedIdentity' };
+  }
+  if (clientId) return { mode: 'workloadIdentity', clientId, ...workloadToken(a[TOKENS_KEY] ?? '', now) };
+  if (spId || spSecret) {
+    if (!spId) throw invalid('the nodePublishSecretRef secret has clientsecret but no clientid');
+    if (!spSecret) throw invalid('the nodePublishSecretRef secret has clientid but no clientsecret');
+    return { mode: 'servicePrincipal', clientId: spId, clientSecret: spSecret };
+  }
+  throw invalid('no identity is configured: set clientID (workload identity), useVMManagedIdentity, or a nodePublishSecretRef with clientid and clientsecret');
+}
+
+/** The service-account token for the workload-identity audience, checked for shape and expiry. */
+function workloadToken(json: string, now: number): { token: string; tokenIssuer: string; tokenSubject: string } {
+  if (!json.trim()) throw new ProviderError('Unauthenticated', `no service-account token was passed (${TOKENS_KEY} is empty); the caller must request one for audience ${WORKLOAD_IDENTITY_AUDIENCE}`);
+  let tokens: unknown;
+  try {
+    tokens = JSON.parse(json);
+  } catch (e) {
+    throw invalid(`${TOKENS_KEY} is not valid JSON: ${(e as Error).message}`);
+  }
+  const entry = (tokens as Record<string, { token?: unknown }> | null)?.[WORKLOAD_IDENTITY_AUDIENCE];
+  if (!entry || typeof entry.token !== 'string' || !entry.token) {
+    throw new ProviderError('Unauthenticated', `no service-account token for audience ${WORKLOAD_IDENTITY_AUDIENCE} among the passed tokens (${Object.keys((tokens as object) ?? {}).join(', ') || 'none'})`);
+  }
+  let claims: ReturnType<typeof decodeJwt>;
+  try {
+    claims = decodeJwt(entry.token);
+  } catch {
+    throw new ProviderError('Unauthenticated', `the service-account token for ${WORKLOAD_IDENTITY_AUDIENCE} is not a JWT`);
+  }
+  if (claims.exp !== undefined && claims.exp * 1000 <= now) {
+    throw new ProviderError('Unauthenticated', `the service-account token for ${WORKLOAD_IDENTITY_AUDIENCE} expired at ${new Date(claims.exp * 1000).toISOString()}`, 'TokenExpired');
+  }
+  return { token: entry.token, tokenIssuer: claims.iss ?? '', tokenSubject: claims.sub ?? '' };
+}

@@ -1,0 +1,280 @@
+// provider-azure as its own process, against the local stack: a real service-account token
+// exchanged through the Entra stand-in, the Key Vault emulator behind RBAC.
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import forge from 'node-forge';
+import { AzureStack } from '../../test/env/azure/client.js';
+import { createCa } from '../../test/env/pki.js';
+import { loadStackInfo } from '../../test/env/stack.js';
+import { kube, tempNamespace } from '../../test/helpers/kube.js';
+import { mountRequest, objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
+
+const info = loadStackInfo();
+const azure = new AzureStack(info);
+const k = kube();
+const vault = `pv-${Date.now().toString(36)}`;
+let ns: Awaited<ReturnType<typeof tempNamespace>>;
+let provider: RunningProviderProcess;
+let clientId: string;
+const secretValues: string[] = [];
+const tokens: string[] = [];
+
+async function token(sa = 'workload'): Promise<string> {
+  const tr = await k.core.createNamespacedServiceAccountToken({ name: sa, namespace: ns.name, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } } });
+  tokens.push(tr.status!.token);
+  return tr.status!.token;
+}
+
+async function set(name: string, value: string): Promise<string> {
+  secretValues.push(value);
+  return azure.setSecret(vault, name, value);
+}
+
+function params(objects: Record<string, string | number>[], extra: Record<string, string> = {}) {
+  return { keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml(objects), ...extra };
+}
+
+async function mount(objects: Record<string, string | number>[], extra: Record<string, string> = {}, sa = 'workload') {
+  return provider.client.mount(mountRequest({ parameters: params(objects, extra), token: await token(sa), namespace: ns.name, serviceAccount: sa }));
+}
+
+const text = (files: { path: string; contents: Buffer }[]) => Object.fromEntries(files.map((f) => [f.path, f.contents.toString('utf8')]));
+
+beforeAll(async () => {
+  ns = await tempNamespace(k.core, 'prov');
+  for (const name of ['workload', 'stranger']) await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name } } });
+  await azure.createVault(vault);
+  const id = await azure.createIdentity(`prov-${ns.name}`);
+  clientId = id.clientId;
+  await azure.addFederatedCredential(clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+  await azure.assignRole('Key Vault Secrets User', clientId, vault);
+  await azure.assignRole('Key Vault Reader', clientId, vault);
+  provider = await startProvider();
+});
+
+afterAll(async () => {
+  await provider?.stop();
+  await ns?.dispose();
+});
+
+describe('the seed walkthrough, provider side', () => {
+  test('objectVersionHistory 2 returns my-secret/0 = Hello2 and my-secret/1 = Hello!', async () => {
+    const v1 = await set('my-secret', 'Hello!');
+    const v2 = await set('my-secret', 'Hello2');
+    const res = await mount([{ objectName: 'my-secret', objectType: 'secret', objectVersionHistory: 2 }]);
+    expect(text(res.files)).toEqual({ 'my-secret/0': 'Hello2', 'my-secret/1': 'Hello!' });
+    expect(res.objectVersion).toEqual([{ id: 'secret/my-secret/0', version: v2 }, { id: 'secret/my-secret/1', version: v1 }]);
+    expect(res.files.every((f) => f.mode === 420)).toBe(true);
+  });
+});
+
+describe('secrets', () => {
+  test('history returns exactly N, newest first, skipping disabled versions, and can start at a version', async () => {
+    const versions: string[] = [];
+    for (const v of ['a', 'b', 'c', 'd', 'e']) versions.push(await set('hist', `value-${v}`));
+    await azure.disableSecretVersion(vault, 'hist', versions[3]!); // value-d
+    const res = await mount([{ objectName: 'hist', objectType: 'secret', objectVersionHistory: 3 }]);
+    expect(text(res.files)).toEqual({ 'hist/0': 'value-e', 'hist/1': 'value-c', 'hist/2': 'value-b' });
+    const fromB = await mount([{ objectName: 'hist', objectType: 'secret', objectVersionHistory: 5, objectVersion: versions[1]! }]);
+    expect(text(fromB.files)).toEqual({ 'hist/0': 'value-b', 'hist/1': 'value-a' });
+  });
+
+  test('a pinned version, an alias, encodings and a file permission', async () => {
+    const old = await set('pinned', 'first');
+    await set('pinned', 'second');
+    await set('b64', Buffer.from('binary\u0000bytes').toString('base64'));
+    await set('hex', Buffer.from('hex!').toString('hex'));
+    const res = await mount([
+      { objectName: 'pinned', objectType: 'secret', objectVersion: old, objectAlias: 'dir/pinned.txt', filePermission: '0600' },
+      { objectName: 'b64', objectType: 'secret', objectEncoding: 'base64' },
+      { objectName: 'hex', objectType: 'secret', objectEncoding: 'HEX' },
+    ]);
+    const byPath = Object.fromEntries(res.files.map((f) => [f.path, f]));
+    expect(byPath['dir/pinned.txt']?.contents.toString()).toBe('first');
+    expect(byPath['dir/pinned.txt']?.mode).toBe(0o600);
+    expect(byPath['b64']?.contents).toEqual(Buffer.from('binary\u0000bytes'));
+    expect(byPath['hex']?.contents.toString()).toBe('hex!');
+    expect(res.objectVersion.find((o) => o.id === 'secret/pinned')?.version).toBe(old);
+  });
+});
+
+describe('keys and certificates', () => {
+  const root = createCa('test root');
+  const intermediate = createCa('test intermediate'); // self-signed stand-in, used only as an unrelated cert
+  void intermediate;
+  const leaf = root.issue({ commonName: 'app.test', dnsNames: ['app.test'], usage: 'server' });
+
+  test('RSA and EC keys come out as PUBLIC KEY PEM matching Key Vault', async () => {
+    await azure.createKey(vault, 'rsa', { kty: 'RSA' });
+    await azure.createKey(vault, 'ec', { kty: 'EC', curve: 'P-384' });
+    const res = await mount([{ objectName: 'rsa', objectType: 'key' }, { objectName: 'ec', objectType: 'key' }]);
+    const files = text(res.files);
+    for (const name of ['rsa', 'ec']) {
+      expect(files[name]).toMatch(/^-----BEGIN PUBLIC KEY-----\n/);
+      const jwk = (await azure.keys(vault).getKey(name)).key!;
+      const exported = createPublicKey(files[name]!).export({ format: 'jwk' });
+      if (name === 'rsa') expect(exported.n).toBe(Buffer.from(jwk.n!).toString('base64url'));
+      else expect(exported).toMatchObject({ crv: 'P-384', x: Buffer.from(jwk.x!).toString('base64url') });
+    }
+  });
+
+  test('a PEM certificate: cert type gives the leaf; secret type gives the key, then leaf → root', async () => {
+    await azure.importCertificate(vault, 'pemcert', { pem: root.cert + leaf.key + leaf.cert }); // chain out of order on purpose
+    const res = await mount([
+      { objectName: 'pemcert', objectType: 'cert' },
+      { objectName: 'pemcert', objectType: 'secret', objectAlias: 'pemcert-bundle' },
+    ]);
+    const files = text(res.files);
+    expect(new X509Certificate(files['pemcert']!).subject).toContain('CN=app.test');
+    const bundle = files['pemcert-bundle']!;
+    expect(bundle.indexOf('PRIVATE KEY')).toBeLessThan(bundle.indexOf('CERTIFICATE'));
+    const certs = bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!.map((c) => new X509Certificate(c));
+    expect(certs.map((c) => c.subject)).toEqual(['CN=app.test', 'CN=test root']);
+    expect(certs[0]!.checkPrivateKey(createPrivateKey(bundle))).toBe(true);
+  });
+
+  test('a PFX certificate: PEM by default, the stored PFX with objectFormat pfx, binary with base64 encoding', async () => {
+    const p12 = forge.pkcs12.toPkcs12Asn1(
+      forge.pki.privateKeyFromPem(createPrivateKey(leaf.key).export({ type: 'pkcs1', format: 'pem' }).toString()),
+      [forge.pki.certificateFromPem(root.cert), forge.pki.certificateFromPem(leaf.cert)],
+      'pw',
+      { algorithm: '3des' },
+    );
+    const der = Buffer.from(forge.asn1.toDer(p12).getBytes(), 'binary');
+    await azure.importCertificate(vault, 'pfxcert', { pfx: der, password: 'pw' });
+    const res = await mount([
+      { objectName: 'pfxcert', objectType: 'secret' },
+      { objectName: 'pfxcert', objectType: 'secret', objectFormat: 'pfx', objectAlias: 'as-pfx' },
+      { objectName: 'pfxcert', objectType: 'secret', objectFormat: 'PFX', objectEncoding: 'base64', objectAlias: 'as-binary.pfx' },
+    ]);
+    const files = Object.fromEntries(res.files.map((f) => [f.path, f.contents]));
+    const pem = files['pfxcert']!.toString();
+    expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(pem.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    expect(new X509Certificate(pem.slice(pem.indexOf('-----BEGIN CERTIFICATE'))).subject).toBe('CN=app.test');
+    const binary = files['as-binary.pfx']!;
+    expect(files['as-pfx']!.toString()).toBe(binary.toString('base64'));
+    const parsed = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(binary.toString('binary')), '');
+    expect(parsed.safeContents.length).toBeGreaterThan(0);
+  });
+});
+
+describe('errors name the cause and carry the upstream code', () => {
+  test.each([
+    ['a missing secret', [{ objectName: 'does-not-exist', objectType: 'secret' }], 5, 'SecretNotFound', /secret 'does-not-exist'/],
+    ['a pinned version that does not exist', [{ objectName: 'my-secret', objectType: 'secret', objectVersion: '0123456789abcdef0123456789abcdef' }], 5, 'SecretNotFound', /version '0123456789abcdef0123456789abcdef'/],
+  ])('%s → NOT_FOUND', async (_what, objects, code, reason, message) => {
+    await expect(mount(objects)).rejects.toMatchObject({ code, reason, details: expect.stringMatching(message) });
+  });
+
+  test('a disabled version → FAILED_PRECONDITION', async () => {
+    const v = await set('disabled', 'gone');
+    await set('disabled', 'current');
+    await azure.disableSecretVersion(vault, 'disabled', v);
+    await expect(mount([{ objectName: 'disabled', objectType: 'secret', objectVersion: v }])).rejects.toMatchObject({ code: 9, reason: 'Disabled' });
+  });
+
+  test('a service account without a federated credential → UNAUTHENTICATED with AADSTS700213', async () => {
+    await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }], {}, 'stranger')).rejects.toMatchObject({ code: 16, reason: 'AADSTS700213' });
+  });
+
+  test('no token for the workload-identity audience → UNAUTHENTICATED before any call', async () => {
+    const req = mountRequest({ parameters: params([{ objectName: 'my-secret', objectType: 'secret' }]), namespace: ns.name });
+    await expect(provider.client.mount(req)).rejects.toMatchObject({ code: 16, details: expect.stringContaining('no service-account token') });
+  });
+
+  test('an identity without a role assignment → PERMISSION_DENIED with Forbidden', async () => {
+    const other = `pd-${Date.now().toString(36)}`;
+    await azure.createVault(other);
+    await azure.setSecret(other, 'x', 'y');
+    await expect(mount([{ objectName: 'x', objectType: 'secret' }], { keyvaultName: other })).rejects.toMatchObject({ code: 7, reason: 'Forbidden' });
+  });
+
+  test('a vault that cannot be reached → UNAVAILABLE', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloud-'));
+    const file = join(dir, 'cloud.json');
+    writeFileSync(file, JSON.stringify({ name: 'AzureStackCloud', keyVaultDNSSuffix: 'vault.nowhere.invalid', activeDirectoryEndpoint: info.azure.authorityHost }));
+    await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }], { cloudName: 'AzureStackCloud', cloudEnvFileName: file })).rejects.toMatchObject({ code: 14, reason: 'VaultUnreachable' });
+  });
+
+  test('files over the Secret size limit → RESOURCE_EXHAUSTED', async () => {
+    const big = 'x'.repeat(24 * 1024);
+    for (let i = 0; i < 45; i++) await azure.setSecret(vault, 'big', `${i}${big}`);
+    await expect(mount([{ objectName: 'big', objectType: 'secret', objectVersionHistory: 45 }])).rejects.toMatchObject({ code: 8, reason: 'TooLarge' });
+  });
+
+  test('with enablePartialSecretSync the good objects come back and the failures are listed', async () => {
+    const res = await mount([{ objectName: 'my-secret', objectType: 'secret' }, { objectName: 'missing-one', objectType: 'secret' }], { enablePartialSecretSync: 'true' });
+    expect(text(res.files)).toEqual({ 'my-secret': 'Hello2' });
+    expect(res.failures).toEqual([expect.objectContaining({ id: 'secret/missing-one', code: 'NotFound', reason: 'SecretNotFound' })]);
+  });
+});
+
+describe('the Key Vault budget', () => {
+  test('concurrent Mounts for the same objects read each object once; explicit versions come from the cache', async () => {
+    const budgetVault = `bv-${Date.now().toString(36)}`;
+    await azure.createVault(budgetVault);
+    await azure.assignRole('Key Vault Secrets User', clientId, budgetVault);
+    const versions = await Promise.all(['one', 'two', 'three'].map((n) => azure.setSecret(budgetVault, n, `v-${n}`)));
+    const objects = ['one', 'two', 'three'].map((n) => ({ objectName: n, objectType: 'secret' }));
+    const t = await token();
+    const req = mountRequest({ parameters: { ...params(objects), keyvaultName: budgetVault }, token: t, namespace: ns.name, serviceAccount: 'workload' });
+    const gets = async () => (await azure.stats()).vaultRequests[`${budgetVault} secrets/get 200`] ?? 0;
+    const results = await Promise.all(Array.from({ length: 10 }, () => provider.client.mount(req)));
+    expect(results.every((r) => r.files.length === 3)).toBe(true);
+    expect(await gets()).toBe(3);
+    // Pinned versions are immutable: a second wave reads nothing.
+    const pinned = ['one', 'two', 'three'].map((n, i) => ({ objectName: n, objectType: 'secret', objectVersion: versions[i]! }));
+    const pinnedReq = mountRequest({ parameters: { ...params(pinned), keyvaultName: budgetVault }, token: t, namespace: ns.name, serviceAccount: 'workload' });
+    await Promise.all(Array.from({ length: 10 }, () => provider.client.mount(pinnedReq)));
+    expect(await gets()).toBe(3);
+    expect(await provider.metrics()).toMatch(/keyvault_cache_lookups_total\{result="hit"\} [1-9]/);
+  });
+
+  test('429s with Retry-After are waited out; a storm past the retry budget is RESOURCE_EXHAUSTED', async () => {
+    await azure.injectFault({ target: 'vault', pathPattern: '/secrets/my-secret', status: 429, retryAfterSeconds: 1, count: 2 });
+    const started = Date.now();
+    const res = await mount([{ objectName: 'my-secret', objectType: 'secret' }]);
+    expect(text(res.files)['my-secret']).toBe('Hello2');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+    await azure.injectFault({ target: 'vault', pathPattern: '/secrets/my-secret', status: 429, retryAfterSeconds: 1, count: 100 });
+    try {
+      await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }])).rejects.toMatchObject({ code: 8 });
+    } finally {
+      await azure.clearFaults();
+    }
+  });
+});
+
+describe('the process', () => {
+  test('Version, /healthz and /metrics answer', async () => {
+    expect(await provider.client.version()).toMatchObject({ version: 'v1alpha1', runtimeName: 'secret-store-sync-provider-azure' });
+    const health = await fetch(provider.healthzUrl);
+    expect(health.status).toBe(200);
+    expect(await health.text()).toBe('ok');
+    const metrics = await provider.metrics();
+    expect(metrics).toMatch(new RegExp(`keyvault_requests_total\\{vault="${vault}",operation="secrets/get",status="200"\\} \\d+`));
+    expect(metrics).toMatch(/grpc_requests_total\{method="Mount",code="OK"\} \d+/);
+  });
+
+  test('logs name vaults, objects and versions but never a secret value or a token', async () => {
+    const logs = provider.logs();
+    expect(logs).toContain('"vault":"' + vault + '"');
+    for (const v of secretValues) expect(logs).not.toContain(v);
+    for (const t of tokens) {
+      expect(logs).not.toContain(t);
+      expect(logs).not.toContain(t.split('.')[1]!);
+    }
+    expect(logs).not.toContain('PRIVATE KEY');
+  });
+
+  test('SIGTERM exits 0 and removes the socket', async () => {
+    const p = await startProvider();
+    const socket = p.endpoint.slice('unix://'.length);
+    expect(await p.stop('SIGTERM')).toBe(0);
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(socket)).toBe(false);
+  });
+});

@@ -1,0 +1,88 @@
+// Starts provider-azure as its own process (the built dist, as it ships) against the local stack,
+// and builds MountRequests the way the manager and the CSI driver do.
+import { ProviderClient, type MountRequest } from '@secret-store-sync/proto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../env/control-plane.js';
+import { freePort } from '../env/ports.js';
+import { loadStackInfo } from '../env/stack.js';
+
+export interface RunningProviderProcess {
+  endpoint: string;
+  client: ProviderClient;
+  logFile: string;
+  healthzUrl: string;
+  metricsUrl: string;
+  child: ChildProcess;
+  logs(): string;
+  metrics(): Promise<string>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startProvider(opts: { args?: string[]; env?: Record<string, string> } = {}): Promise<RunningProviderProcess> {
+  const info = loadStackInfo();
+  const dir = mkdtempSync(join(tmpdir(), 'sss-provider-'));
+  const endpoint = `unix://${join(dir, 'azure.sock')}`;
+  const [healthz, metrics] = [await freePort(), await freePort()];
+  const logFile = join(dir, 'provider.log');
+  const fd = openSync(logFile, 'a');
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'provider-azure', 'dist', 'main.js'), `--endpoint=${endpoint}`, `--healthz-port=${healthz}`, `--metrics-port=${metrics}`, '--http-bind-address=127.0.0.1', '--log-level=debug', ...(opts.args ?? [])],
+    { stdio: ['ignore', fd, fd], env: { ...process.env, NODE_EXTRA_CA_CERTS: info.caFile, AZURE_AUTHORITY_HOST: info.azure.authorityHost, ...opts.env } },
+  );
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const client = new ProviderClient(endpoint);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`provider exited (${child.exitCode}):\n${readFileSync(logFile, 'utf8')}`);
+    if (existsSync(endpoint.slice('unix://'.length)) && (await client.version(1_000).then(() => true, () => false))) break;
+    if (Date.now() > deadline) throw new Error(`provider did not start:\n${readFileSync(logFile, 'utf8')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    endpoint,
+    client,
+    logFile,
+    child,
+    healthzUrl: `http://127.0.0.1:${healthz}/healthz`,
+    metricsUrl: `http://127.0.0.1:${metrics}/metrics`,
+    logs: () => readFileSync(logFile, 'utf8'),
+    metrics: async () => (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text(),
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      client.close();
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** A MountRequest as the manager builds it: SPC parameters, pod keys and the SA token JSON. */
+export function mountRequest(opts: {
+  parameters: Record<string, string>;
+  token?: string;
+  namespace?: string;
+  serviceAccount?: string;
+  secrets?: Record<string, string>;
+  permission?: string;
+  extraAttributes?: Record<string, string>;
+}): MountRequest {
+  const attributes: Record<string, string> = {
+    ...opts.parameters,
+    'csi.storage.k8s.io/pod.name': 'secret-sync',
+    'csi.storage.k8s.io/pod.namespace': opts.namespace ?? 'default',
+    'csi.storage.k8s.io/serviceAccount.name': opts.serviceAccount ?? 'default',
+    ...(opts.token !== undefined
+      ? { 'csi.storage.k8s.io/serviceAccount.tokens': JSON.stringify({ 'api://AzureADTokenExchange': { token: opts.token, expirationTimestamp: new Date(Date.now() + 600_000).toISOString() } }) }
+      : {}),
+    ...opts.extraAttributes,
+  };
+  return { attributes: JSON.stringify(attributes), secrets: opts.secrets ? JSON.stringify(opts.secrets) : 'null', permission: opts.permission ?? '420', targetPath: '' };
+}
+
+/** The `objects` parameter from a list of object descriptions, in the YAML shape users write. */
+export function objectsYaml(objects: Record<string, string | number>[]): string {
+  return ['array:', ...objects.map((o) => '  - |\n' + Object.entries(o).map(([k, v]) => `    ${k}: ${v}`).join('\n'))].join('\n') + '\n';
+}
