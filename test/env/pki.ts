@@ -11,6 +11,8 @@ export interface KeyPairPem {
 
 export interface Ca extends KeyPairPem {
   issue(opts: LeafOptions): KeyPairPem;
+  /** An intermediate CA signed by this one. */
+  issueCa(commonName: string): Ca;
 }
 
 export interface LeafOptions {
@@ -40,24 +42,28 @@ function baseCert(publicPem: string, days: number): forge.pki.Certificate {
   return cert;
 }
 
-export function createCa(commonName = 'secret-store-sync test CA', days = 30): Ca {
+export function createCa(commonName = 'secret-store-sync test CA', days = 30, parent?: { cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey }): Ca {
   const k = rsaKey();
   const cert = baseCert(k.publicPem, days);
   const subject = [{ name: 'commonName', value: commonName }];
   cert.setSubject(subject);
-  cert.setIssuer(subject);
+  cert.setIssuer(parent ? parent.cert.subject.attributes : subject);
   cert.setExtensions([
     { name: 'basicConstraints', cA: true, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
+    ...(parent ? [{ name: 'authorityKeyIdentifier', keyIdentifier: parent.cert.generateSubjectKeyIdentifier().getBytes() }] : []),
   ]);
   const caKey = forge.pki.privateKeyFromPem(k.privatePem);
-  cert.sign(caKey, forge.md.sha256.create());
+  cert.sign(parent?.key ?? caKey, forge.md.sha256.create());
   const caCertPem = forge.pki.certificateToPem(cert);
 
   return {
     key: k.privatePem,
     cert: caCertPem,
+    issueCa(name: string): Ca {
+      return createCa(name, days, { cert, key: caKey });
+    },
     issue(opts: LeafOptions): KeyPairPem {
       const lk = rsaKey();
       const leaf = baseCert(lk.publicPem, opts.days ?? days);
