@@ -21,9 +21,9 @@ export interface RunningProviderProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startProvider(opts: { args?: string[]; env?: Record<string, string> } = {}): Promise<RunningProviderProcess> {
+export async function startProvider(opts: { args?: string[]; env?: Record<string, string>; socketDir?: string } = {}): Promise<RunningProviderProcess> {
   const info = loadStackInfo();
-  const dir = mkdtempSync(join(tmpdir(), 'sss-provider-'));
+  const dir = opts.socketDir ?? mkdtempSync(join(tmpdir(), 'sss-provider-'));
   const endpoint = `unix://${join(dir, 'azure.sock')}`;
   const [healthz, metrics] = [await freePort(), await freePort()];
   const logFile = join(dir, 'provider.log');

@@ -1,0 +1,116 @@
+// The manager's command line, parsed once into a typed Config.
+import { parseArgs } from 'node:util';
+
+export interface Config {
+  kubeconfig?: string;
+  /** Watch one namespace only ("" = all). */
+  namespace: string;
+  /** Handle SecretSyncs whose spec.secretSyncControllerName equals this. */
+  controllerName: string;
+  providerDir: string;
+  tokenAudiences: string[];
+  tokenExpirationSeconds: number;
+  rotationIntervalSeconds: number;
+  workers: number;
+  providerTimeoutSeconds: number;
+  maxMessageBytes: number;
+  hashKeyFile?: string;
+  allowedSecretTypes: string[];
+  healthPort: number;
+  metricsPort: number;
+  httpBindAddress: string;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDurationSeconds: number;
+  podName: string;
+  podUid: string;
+  shutdownGraceSeconds: number;
+}
+
+export const DEFAULT_ALLOWED_TYPES = [
+  'Opaque', 'kubernetes.io/basic-auth', 'kubernetes.io/tls', 'kubernetes.io/dockerconfigjson', 'kubernetes.io/dockercfg',
+  'kubernetes.io/ssh-auth', 'bootstrap.kubernetes.io/token',
+];
+
+const OPTIONS = {
+  kubeconfig: { type: 'string' },
+  namespace: { type: 'string', default: '' },
+  'controller-name': { type: 'string', default: '' },
+  'provider-dir': { type: 'string', default: '/provider' },
+  'token-audiences': { type: 'string', default: 'api://AzureADTokenExchange' },
+  'token-expiration-seconds': { type: 'string', default: '600' },
+  'rotation-poll-interval-seconds': { type: 'string', default: '3600' },
+  workers: { type: 'string', default: '10' },
+  'provider-timeout-seconds': { type: 'string', default: '30' },
+  'max-message-bytes': { type: 'string', default: String(4 * 1024 * 1024) },
+  'hash-key-file': { type: 'string' },
+  'allowed-secret-types': { type: 'string', default: DEFAULT_ALLOWED_TYPES.join(',') },
+  'health-port': { type: 'string', default: '8081' },
+  'metrics-port': { type: 'string', default: '8085' },
+  'http-bind-address': { type: 'string', default: '0.0.0.0' },
+  'log-level': { type: 'string', default: 'info' },
+  'leader-elect': { type: 'string', default: 'false' },
+  'leader-election-namespace': { type: 'string', default: '' },
+  'leader-election-id': { type: 'string', default: 'secret-store-sync-manager' },
+  'lease-duration-seconds': { type: 'string', default: '15' },
+  'shutdown-grace-seconds': { type: 'string', default: '20' },
+  version: { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false },
+} as const;
+
+export class ConfigError extends Error {}
+
+export function usage(): string {
+  return ['Usage: secret-store-sync-manager [flags]', ...Object.entries(OPTIONS).map(([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default || '""'})` : ''}`)].join('\n');
+}
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'version' | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message}\n${usage()}`);
+  }
+  if (values.version) return 'version';
+  if (values.help) return 'help';
+  const str = (k: keyof typeof OPTIONS) => (values[k] === undefined ? '' : String(values[k]));
+  const int = (k: keyof typeof OPTIONS, min: number, max: number) => {
+    const n = Number(str(k));
+    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${k} must be a whole number from ${min} to ${max}, got '${str(k)}'`);
+    return n;
+  };
+  const list = (k: keyof typeof OPTIONS) => str(k).split(',').map((s) => s.trim()).filter(Boolean);
+  const logLevel = str('log-level');
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
+  const leader = str('leader-elect').toLowerCase();
+  if (leader !== 'true' && leader !== 'false') throw new ConfigError(`--leader-elect must be true or false, got '${str('leader-elect')}'`);
+  const audiences = list('token-audiences');
+  if (audiences.length === 0) throw new ConfigError('--token-audiences must name at least one audience');
+  return {
+    ...(str('kubeconfig') ? { kubeconfig: str('kubeconfig') } : {}),
+    namespace: str('namespace'),
+    controllerName: str('controller-name'),
+    providerDir: str('provider-dir'),
+    tokenAudiences: audiences,
+    tokenExpirationSeconds: int('token-expiration-seconds', 600, 86_400),
+    rotationIntervalSeconds: int('rotation-poll-interval-seconds', 0, 31 * 86_400),
+    workers: int('workers', 1, 512),
+    providerTimeoutSeconds: int('provider-timeout-seconds', 1, 600),
+    maxMessageBytes: int('max-message-bytes', 64 * 1024, 64 * 1024 * 1024),
+    ...(str('hash-key-file') ? { hashKeyFile: str('hash-key-file') } : {}),
+    allowedSecretTypes: list('allowed-secret-types'),
+    healthPort: int('health-port', 0, 65535),
+    metricsPort: int('metrics-port', 0, 65535),
+    httpBindAddress: str('http-bind-address'),
+    logLevel: logLevel as Config['logLevel'],
+    leaderElect: leader === 'true',
+    leaderElectionNamespace: str('leader-election-namespace') || env.POD_NAMESPACE || 'default',
+    leaderElectionId: str('leader-election-id'),
+    leaseDurationSeconds: int('lease-duration-seconds', 5, 600),
+    podName: env.POD_NAME || `manager-${process.pid}`,
+    podUid: env.POD_UID || '',
+    shutdownGraceSeconds: int('shutdown-grace-seconds', 0, 600),
+  };
+}

@@ -1,0 +1,178 @@
+// The manager's loop: informers feed a two-lane queue, N workers reconcile, outcomes schedule the
+// next run — the rotation, spread over the interval, or a retry with backoff.
+import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, keyOf, type SecretProviderClass, type SecretSync } from './api.js';
+import type { Config } from './config.js';
+import { EventRecorder } from './events.js';
+import type { Hasher } from './hash.js';
+import { supervise, type Supervised } from './informers.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import { Providers } from './provider.js';
+import { Backoff, WorkQueue } from './queue.js';
+import { reconcile } from './reconcile.js';
+import { SecretWriter } from './secret-writer.js';
+import { StatusReporter } from './status.js';
+import { TokenCache } from './tokens.js';
+
+export class Controller {
+  private readonly queue: WorkQueue;
+  private readonly backoff = new Backoff(1_000, 5 * 60_000);
+  private secretSyncs!: Supervised<SecretSync>;
+  private spcs!: Supervised<SecretProviderClass>;
+  private readonly workers: Promise<void>[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly tokens: TokenCache;
+  private readonly providers: Providers;
+  private readonly writer: SecretWriter;
+  private readonly reporter: StatusReporter;
+  private readonly custom: CustomObjectsApi;
+  private pruneTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly cfg: Config,
+    private readonly hasher: Hasher,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.queue = new WorkQueue((lane, depth) => metrics.queueDepth.set({ lane }, depth));
+    const core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.tokens = new TokenCache(core, cfg.tokenExpirationSeconds, metrics);
+    this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
+    this.writer = new SecretWriter(core, metrics);
+    this.reporter = new StatusReporter(this.custom, new EventRecorder(kc.makeApiClient(EventsV1Api), cfg.podName, log));
+  }
+
+  /** Starts watching (always: the cache also answers /readyz) — but works only after `lead()`. */
+  watch(): Promise<void> {
+    const ns = this.cfg.namespace;
+    const path = (group: string, version: string, plural: string) => `/apis/${group}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
+    const lister = (group: string, version: string, plural: string) => () =>
+      (ns
+        ? this.custom.listNamespacedCustomObject({ group, version, namespace: ns, plural })
+        : this.custom.listClusterCustomObject({ group, version, plural })) as never;
+    this.secretSyncs = supervise<SecretSync>(this.kc, path(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL), lister(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL), this.log, 'secretsyncs');
+    this.spcs = supervise<SecretProviderClass>(this.kc, path(SPC_GROUP, SPC_VERSION, SPC_PLURAL), lister(SPC_GROUP, SPC_VERSION, SPC_PLURAL), this.log, 'secretproviderclasses');
+    return Promise.all([this.secretSyncs.synced, this.spcs.synced]).then(() => undefined);
+  }
+
+  /** Begins reconciling: called once this manager holds the lease (or at once without election). */
+  lead(): void {
+    const ss = this.secretSyncs.informer;
+    ss.on('add', (o) => this.onSecretSync(o, true));
+    ss.on('update', (o) => this.onSecretSync(o, false));
+    ss.on('delete', (o) => this.queue.forget(keyOf(o)));
+    this.spcs.informer.on('add', (o) => this.onSpc(o));
+    this.spcs.informer.on('update', (o) => this.onSpc(o));
+    for (const o of this.secretSyncs.list()) this.onSecretSync(o, true);
+    for (let i = 0; i < this.cfg.workers; i++) this.workers.push(this.work());
+    this.pruneTimer = setInterval(() => this.tokens.prune(), 60_000);
+    this.pruneTimer.unref();
+  }
+
+  private onSecretSync(ss: SecretSync, initial: boolean): void {
+    if ((ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
+    const key = keyOf(ss);
+    const st = ss.status;
+    const upToDate = !!st?.syncHash && st.observedGeneration === ss.metadata.generation && st.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    if (upToDate) {
+      // Our own status write, or a restart: nothing changed, keep the rotation schedule (spread out).
+      if (initial) {
+        const last = st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0;
+        this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()));
+      }
+      return;
+    }
+    if (!initial && st?.observedGeneration === ss.metadata.generation) return; // status-only change of a failed one: its retry is scheduled
+    this.queue.add(key, 'fast');
+  }
+
+  private onSpc(spc: SecretProviderClass): void {
+    for (const ss of this.secretSyncs.list(spc.metadata.namespace)) {
+      if (ss.spec?.secretProviderClassName === spc.metadata.name && (ss.spec.secretSyncControllerName ?? '') === this.cfg.controllerName) {
+        // A class change may change what the Secret should hold: re-sync its users now.
+        this.queue.add(keyOf(ss), 'fast');
+      }
+    }
+  }
+
+  private intervalMs(): number {
+    return this.cfg.rotationIntervalSeconds * 1000;
+  }
+
+  private scheduleRotation(key: string, delayMs?: number): void {
+    if (this.cfg.rotationIntervalSeconds <= 0) return;
+    // ±10 % jitter spreads rotations created together over time instead of in one burst.
+    const base = delayMs ?? this.intervalMs();
+    this.queue.addAfter(key, Math.round(base * (0.9 + Math.random() * 0.2)), 'slow');
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const item = await this.queue.get();
+      if (!item) return;
+      this.metrics.queueWait.observe({ lane: item.lane }, item.waitedMs / 1000);
+      const p = this.handle(item.key).catch((e: unknown) => this.log.error('worker error', { key: item.key, error: String((e as Error)?.stack ?? e) }));
+      this.inFlight.add(p);
+      await p;
+      this.inFlight.delete(p);
+      this.queue.done(item.key);
+    }
+  }
+
+  private async handle(key: string): Promise<void> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const ss = this.secretSyncs.get(namespace, name);
+    if (!ss || (ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
+    const started = process.hrtime.bigint();
+    const { outcome, retry } = await reconcile(ss, {
+      cfg: this.cfg,
+      spc: (ns, n) => this.spcs.get(ns, n),
+      tokens: this.tokens,
+      providers: this.providers,
+      hasher: this.hasher,
+      writer: this.writer,
+      log: this.log,
+    });
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.metrics.reconciles.inc({ reason: outcome.reason });
+    this.metrics.reconcileDuration.observe({ reason: outcome.reason }, seconds);
+    try {
+      await this.reporter.report(ss, outcome);
+    } catch (e) {
+      const code = (e as { code?: number }).code;
+      if (code === 404) return; // deleted meanwhile
+      this.log.warn('status write failed', { secretSync: key, error: String((e as Error)?.message ?? e) });
+      this.queue.addAfter(key, this.backoff.next(key), 'fast');
+      return;
+    }
+    const fields = { secretSync: key, reason: outcome.reason, durationMs: Math.round(seconds * 1000), ...(outcome.ok ? { versions: outcome.versions, wrote: outcome.wrote } : { error: outcome.message }) };
+    if (outcome.ok) {
+      this.log.info('synced', fields);
+      this.backoff.reset(key);
+      this.scheduleRotation(key);
+    } else {
+      this.log.warn('sync failed', fields);
+      this.queue.addAfter(key, this.backoff.next(key, retry === 'slow' ? 5_000 : 1_000), 'slow');
+    }
+  }
+
+  /** Stops taking work and waits (bounded) for in-flight reconciles. */
+  async stop(graceMs: number): Promise<void> {
+    this.queue.close();
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await Promise.race([Promise.all([...this.inFlight]), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    await Promise.allSettled([this.secretSyncs?.stop(), this.spcs?.stop()]);
+    this.providers.close();
+  }
+
+  ready(): boolean {
+    return !!this.secretSyncs && this.secretSyncs.list().length >= 0;
+  }
+
+  queueDepths(): { fast: number; slow: number; scheduled: number } {
+    return { fast: this.queue.depth('fast'), slow: this.queue.depth('slow'), scheduled: this.queue.scheduled() };
+  }
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// The manager: syncs SecretSync objects into Secrets through providers on unix sockets.
+import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { ConfigError, parseConfig, usage } from './config.js';
+import { Controller } from './controller.js';
+import { Hasher } from './hash.js';
+import { metricsRoute, startHttp } from './http.js';
+import { LeaderElector } from './leader.js';
+import { createLogger } from './log.js';
+import { createMetrics } from './metrics.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseConfig(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  if (parsed === 'version') {
+    console.log(JSON.stringify({ name: 'secret-store-sync-manager', version: VERSION }));
+    return 0;
+  }
+  if (parsed === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const cfg = parsed;
+  const log = createLogger(cfg.logLevel);
+  const metrics = createMetrics();
+  const kc = new KubeConfig();
+  if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
+  else kc.loadFromDefault();
+  const { hasher, generated } = Hasher.fromFile(cfg.hashKeyFile);
+  if (generated) log.warn('no --hash-key-file: using a key for this process only; every SecretSync is rewritten once after a restart');
+
+  const controller = new Controller(kc, cfg, hasher, log, metrics);
+  log.info('starting', { version: VERSION, namespace: cfg.namespace || '(all)', controllerName: cfg.controllerName, workers: cfg.workers, rotationIntervalSeconds: cfg.rotationIntervalSeconds, providerDir: cfg.providerDir });
+  let ready = false;
+  const servers: Server[] = [];
+  if (cfg.healthPort) {
+    servers.push(
+      await startHttp(cfg.healthPort, cfg.httpBindAddress, {
+        '/healthz': async () => ({ status: 200, body: 'ok' }),
+        '/readyz': async () => (ready ? { status: 200, body: 'ok' } : { status: 503, body: 'caches not synced' }),
+      }),
+    );
+  }
+  if (cfg.metricsPort) servers.push(await startHttp(cfg.metricsPort, cfg.httpBindAddress, { '/metrics': metricsRoute(metrics.registry) }));
+
+  await controller.watch();
+  ready = true;
+  let elector: LeaderElector | undefined;
+  if (cfg.leaderElect) {
+    let started = false;
+    elector = new LeaderElector(
+      kc.makeApiClient(CoordinationV1Api),
+      { namespace: cfg.leaderElectionNamespace, name: cfg.leaderElectionId, identity: `${cfg.podName}_${cfg.podUid || process.pid}`, leaseDurationSeconds: cfg.leaseDurationSeconds },
+      log,
+      (leading) => {
+        metrics.leader.set(leading ? 1 : 0);
+        log.info(leading ? 'leading' : 'not leading', { lease: cfg.leaderElectionId });
+        if (leading && !started) {
+          started = true;
+          controller.lead();
+        }
+      },
+    );
+    elector.start();
+  } else {
+    metrics.leader.set(1);
+    controller.lead();
+  }
+  log.info('running', { leaderElection: cfg.leaderElect });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping', { signal, ...controller.queueDepths() });
+      elector?.stop();
+      void controller.stop(cfg.shutdownGraceSeconds * 1000).then(() => {
+        for (const s of servers) s.close();
+        log.info('stopped');
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main().then(
+  (code) => setTimeout(() => process.exit(code), 50),
+  (err: unknown) => {
+    console.error(JSON.stringify({ level: 'error', message: 'manager failed', error: String((err as Error)?.stack ?? err) }));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,21 @@
+// The manager's Prometheus metrics.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+  return {
+    registry,
+    reconciles: new Counter({ name: 'secretsync_reconciles_total', help: 'Reconciles by outcome (the status type)', labelNames: ['reason'] as const, registers: [registry] }),
+    reconcileDuration: new Histogram({ name: 'secretsync_reconcile_duration_seconds', help: 'Duration of reconciles', labelNames: ['reason'] as const, buckets, registers: [registry] }),
+    queueDepth: new Gauge({ name: 'secretsync_queue_depth', help: 'SecretSyncs waiting, by lane', labelNames: ['lane'] as const, registers: [registry] }),
+    queueWait: new Histogram({ name: 'secretsync_queue_wait_seconds', help: 'Time from enqueue to reconcile start, by lane', labelNames: ['lane'] as const, buckets, registers: [registry] }),
+    providerCalls: new Histogram({ name: 'secretsync_provider_call_duration_seconds', help: 'Provider Mount calls by provider and gRPC code', labelNames: ['provider', 'code'] as const, buckets, registers: [registry] }),
+    tokenRequests: new Counter({ name: 'secretsync_token_requests_total', help: 'TokenRequests sent (cache misses and refreshes), by result', labelNames: ['result'] as const, registers: [registry] }),
+    secretWrites: new Counter({ name: 'secretsync_secret_writes_total', help: 'Secret writes by operation and result', labelNames: ['operation', 'result'] as const, registers: [registry] }),
+    leader: new Gauge({ name: 'secretsync_leader', help: '1 while this manager holds the lease', registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

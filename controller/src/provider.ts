@@ -1,0 +1,63 @@
+// Calls providers over <provider-dir>/<provider>.sock with a deadline, one client per provider.
+// A missing socket, a hung or crashed provider and an error reply all become a provider failure
+// with the provider's own message — never a stalled worker.
+import { ProviderClient, statusName, type MountResponse__Output, type ProviderCallError } from '@secret-store-sync/proto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Metrics } from './metrics.js';
+import { SyncError } from './reasons.js';
+
+const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
+
+export interface MountInput {
+  provider: string;
+  attributes: Record<string, string>;
+}
+
+export class Providers {
+  private readonly clients = new Map<string, ProviderClient>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly timeoutMs: number,
+    private readonly maxMessageBytes: number,
+    private readonly metrics: Metrics,
+  ) {}
+
+  checkName(provider: string): void {
+    if (!PROVIDER_NAME.test(provider)) throw new SyncError('spc', `spec.provider '${provider}' is not a provider name (1-30 letters, digits, '-' or '_')`, 'slow');
+  }
+
+  async mount(input: MountInput): Promise<MountResponse__Output> {
+    this.checkName(input.provider);
+    const socket = join(this.dir, `${input.provider}.sock`);
+    if (!existsSync(socket)) {
+      throw new SyncError('provider', `provider '${input.provider}' is not running: no socket at ${socket}`);
+    }
+    let client = this.clients.get(input.provider);
+    if (!client) {
+      client = new ProviderClient(`unix://${socket}`, { maxMessageBytes: this.maxMessageBytes });
+      this.clients.set(input.provider, client);
+    }
+    const stop = this.metrics.providerCalls.startTimer({ provider: input.provider });
+    try {
+      const res = await client.mount({ attributes: JSON.stringify(input.attributes), secrets: '{}', permission: '420', targetPath: '', currentObjectVersion: [] }, this.timeoutMs);
+      stop({ code: 'OK' });
+      if (res.error?.code) throw new SyncError('provider', `provider '${input.provider}' reported error code '${res.error.code}'`);
+      if (res.objectVersion.length === 0) throw new SyncError('provider', `provider '${input.provider}' returned no object versions`);
+      return res;
+    } catch (e) {
+      if (e instanceof SyncError) throw e;
+      const err = e as ProviderCallError;
+      const code = typeof err.code === 'number' ? statusName(err.code) : 'UNKNOWN';
+      stop({ code });
+      const detail = code === 'DEADLINE_EXCEEDED' ? `did not answer within ${this.timeoutMs / 1000} s` : (err.details || err.message);
+      throw new SyncError('provider', `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`, 'backoff', { cause: e });
+    }
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

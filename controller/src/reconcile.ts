@@ -1,0 +1,90 @@
+// One SecretSync, top-down: observe (the SecretSync, its SecretProviderClass, the provider's files)
+// → decide (has anything the Secret should hold changed?) → apply (write it, ownership-checked)
+// → report (status, event, metrics). Every failure is a SyncError that carries its status type.
+import type { Config } from './config.js';
+import { RESERVED_PREFIX, type SecretProviderClass, type SecretSync } from './api.js';
+import type { Hasher } from './hash.js';
+import type { Logger } from './log.js';
+import { mapFiles } from './mapping.js';
+import type { Providers } from './provider.js';
+import { failureReason, SyncError } from './reasons.js';
+import type { DesiredSecret, SecretWriter } from './secret-writer.js';
+import type { Outcome } from './status.js';
+import type { TokenCache } from './tokens.js';
+
+export interface ReconcileDeps {
+  cfg: Config;
+  spc(namespace: string, name: string): SecretProviderClass | undefined;
+  tokens: TokenCache;
+  providers: Providers;
+  hasher: Hasher;
+  writer: SecretWriter;
+  log: Logger;
+}
+
+export async function reconcile(ss: SecretSync, deps: ReconcileDeps): Promise<{ outcome: Outcome; retry?: 'backoff' | 'slow' }> {
+  const phase = ss.status?.syncHash ? 'update' : 'create';
+  try {
+    return { outcome: await sync(ss, phase, deps) };
+  } catch (e) {
+    const err = e instanceof SyncError ? e : new SyncError('internal', `unexpected error: ${(e as Error)?.message ?? String(e)}`, 'backoff', { cause: e });
+    if (!(e instanceof SyncError)) deps.log.error('unexpected reconcile error', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`, error: String((e as Error)?.stack ?? e) });
+    return { outcome: { ok: false, kind: err.kind, reason: failureReason(err.kind, phase), message: err.message }, retry: err.retry };
+  }
+}
+
+async function sync(ss: SecretSync, phase: 'create' | 'update', deps: ReconcileDeps): Promise<Outcome> {
+  // Observe.
+  validateSecretSync(ss, deps.cfg);
+  const spc = secretProviderClass(ss, deps);
+  const provider = spc.spec!.provider!;
+  const attributes: Record<string, string> = {
+    ...spc.spec!.parameters,
+    'csi.storage.k8s.io/pod.name': deps.cfg.podName,
+    'csi.storage.k8s.io/pod.uid': deps.cfg.podUid,
+    'csi.storage.k8s.io/pod.namespace': ss.metadata.namespace,
+    'csi.storage.k8s.io/serviceAccount.name': ss.spec.serviceAccountName,
+    'csi.storage.k8s.io/serviceAccount.tokens': await deps.tokens.tokensAttribute(ss.metadata.namespace, ss.spec.serviceAccountName, deps.cfg.tokenAudiences),
+  };
+  const response = await deps.providers.mount({ provider, attributes });
+  const desired: DesiredSecret = {
+    type: ss.spec.secretObject.type || 'Opaque',
+    data: mapFiles(ss, response.files),
+    labels: ss.spec.secretObject.labels ?? {},
+    annotations: ss.spec.secretObject.annotations ?? {},
+  };
+  const versions = response.objectVersion.map((o) => ({ id: o.id, version: o.version }));
+
+  // Decide.
+  const hash = deps.hasher.hash({ secretSyncUid: ss.metadata.uid, ...desired, forceSynchronization: ss.spec.forceSynchronization ?? '' });
+  if (phase === 'update' && hash === ss.status?.syncHash) {
+    return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false };
+  }
+
+  // Apply.
+  await deps.writer.write(ss, desired, phase === 'update');
+  return { ok: true, reason: phase === 'create' ? 'CreateSucceeded' : 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true };
+}
+
+function validateSecretSync(ss: SecretSync, cfg: Config): void {
+  const obj = ss.spec.secretObject;
+  for (const [what, map] of [['label', obj.labels], ['annotation', obj.annotations]] as const) {
+    const reserved = Object.keys(map ?? {}).find((k) => k.startsWith(RESERVED_PREFIX));
+    if (reserved) throw new SyncError('userInput', `${what} ${reserved} in spec.secretObject is reserved for the manager`, 'slow');
+  }
+  const type = obj.type || 'Opaque';
+  if (!cfg.allowedSecretTypes.includes(type)) {
+    throw new SyncError('userInput', `spec.secretObject.type '${type}' is not allowed; allowed types: ${cfg.allowedSecretTypes.join(', ')}`, 'slow');
+  }
+  if (!obj.data?.length) throw new SyncError('userInput', 'spec.secretObject.data lists no keys', 'slow');
+}
+
+function secretProviderClass(ss: SecretSync, deps: ReconcileDeps): SecretProviderClass {
+  const name = ss.spec.secretProviderClassName;
+  const spc = deps.spc(ss.metadata.namespace, name);
+  if (!spc) throw new SyncError('spc', `SecretProviderClass '${name}' was not found in namespace '${ss.metadata.namespace}'`, 'slow');
+  if (!spc.spec?.provider) throw new SyncError('spc', `SecretProviderClass '${name}' has no spec.provider`, 'slow');
+  deps.providers.checkName(spc.spec.provider);
+  if (!spc.spec.parameters || Object.keys(spc.spec.parameters).length === 0) throw new SyncError('spc', `SecretProviderClass '${name}' has no spec.parameters`, 'slow');
+  return spc;
+}

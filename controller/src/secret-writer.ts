@@ -1,0 +1,122 @@
+// Writes the Secret named after a SecretSync without ever clobbering one it does not own — with
+// only create and patch on Secrets (no get), so ownership is checked by the apiserver, atomically:
+//   - a first write is a create; if the name is taken (409) it falls through to the update;
+//   - an update is a JSON patch whose `test` operations require the manager's label, the owner
+//     annotation holding this SecretSync's UID, the ownerReference to it, and the same type,
+//     before any `add` replaces data, labels and annotations. A failed test changes nothing;
+//     dry-run patches with one test each then tell which mark is missing, for the status reason.
+import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Secret } from '@kubernetes/client-node';
+import { MANAGED_LABEL, OWNER_ANNOTATION, SYNC_GROUP, SYNC_VERSION, type SecretSync } from './api.js';
+import type { Metrics } from './metrics.js';
+import { SyncError } from './reasons.js';
+import { apiMessage } from './tokens.js';
+
+const JSON_PATCH = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+const FIELD_MANAGER = 'secret-store-sync-manager';
+
+export interface DesiredSecret {
+  type: string;
+  data: Record<string, Buffer>;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+type Op = { op: 'test' | 'add' | 'replace'; path: string; value: unknown };
+const pointer = (...parts: string[]) => '/' + parts.map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+
+export class SecretWriter {
+  constructor(
+    private readonly core: CoreV1Api,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Returns whether the Secret was created or updated. `knownToExist` picks the first attempt. */
+  async write(ss: SecretSync, desired: DesiredSecret, knownToExist: boolean): Promise<'created' | 'updated'> {
+    const { name, namespace } = ss.metadata;
+    const body = this.body(ss, desired);
+    if (!knownToExist) {
+      const created = await this.tryCreate(namespace, body);
+      if (created) return 'created';
+    }
+    const ops = this.ownershipTests(ss, desired).concat([
+      { op: 'add', path: '/metadata/labels', value: body.metadata!.labels },
+      { op: 'add', path: '/metadata/annotations', value: body.metadata!.annotations },
+      { op: 'add', path: '/data', value: body.data },
+    ]);
+    try {
+      await this.core.patchNamespacedSecret({ name, namespace, body: ops, fieldManager: FIELD_MANAGER }, JSON_PATCH);
+      this.metrics.secretWrites.inc({ operation: 'patch', result: 'ok' });
+      return 'updated';
+    } catch (e) {
+      this.metrics.secretWrites.inc({ operation: 'patch', result: 'error' });
+      const code = (e as { code?: number }).code;
+      if (code === 404) {
+        // Deleted behind our back (or never made): create it again.
+        if (await this.tryCreate(namespace, body)) return 'created';
+        throw new SyncError('patch', `Secret '${name}' vanished and could not be created again`);
+      }
+      if (code === 422 || code === 409 || code === 400) {
+        const broken = await this.whichTestFails(ss, desired);
+        if (broken) throw broken;
+      }
+      throw new SyncError('patch', `writing Secret '${name}' failed: ${apiMessage(e)}`, 'backoff', { cause: e });
+    }
+  }
+
+  private body(ss: SecretSync, desired: DesiredSecret): V1Secret {
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: ss.metadata.name,
+        namespace: ss.metadata.namespace,
+        labels: { ...desired.labels, [MANAGED_LABEL]: '' },
+        annotations: { ...desired.annotations, [OWNER_ANNOTATION]: ss.metadata.uid },
+        ownerReferences: [{ apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', name: ss.metadata.name, uid: ss.metadata.uid, controller: true }],
+      },
+      type: desired.type,
+      data: Object.fromEntries(Object.entries(desired.data).map(([k, v]) => [k, v.toString('base64')])),
+    };
+  }
+
+  private ownershipTests(ss: SecretSync, desired: DesiredSecret): Op[] {
+    return [
+      { op: 'test', path: pointer('metadata', 'labels', MANAGED_LABEL), value: '' },
+      { op: 'test', path: pointer('metadata', 'annotations', OWNER_ANNOTATION), value: ss.metadata.uid },
+      { op: 'test', path: pointer('metadata', 'ownerReferences', '0', 'uid'), value: ss.metadata.uid },
+      { op: 'test', path: '/type', value: desired.type },
+    ];
+  }
+
+  /** Creates; false when the name is taken. */
+  private async tryCreate(namespace: string, body: V1Secret): Promise<boolean> {
+    try {
+      await this.core.createNamespacedSecret({ namespace, body, fieldManager: FIELD_MANAGER });
+      this.metrics.secretWrites.inc({ operation: 'create', result: 'ok' });
+      return true;
+    } catch (e) {
+      this.metrics.secretWrites.inc({ operation: 'create', result: 'error' });
+      if ((e as { code?: number }).code === 409) return false;
+      throw new SyncError('patch', `creating Secret '${body.metadata!.name}' failed: ${apiMessage(e)}`, 'backoff', { cause: e });
+    }
+  }
+
+  /** Dry-run patches, one test each, to name the mark that is missing. */
+  private async whichTestFails(ss: SecretSync, desired: DesiredSecret): Promise<SyncError | undefined> {
+    const [label, annotation, owner, type] = this.ownershipTests(ss, desired);
+    const name = ss.metadata.name;
+    const fails = async (op: Op) => {
+      try {
+        await this.core.patchNamespacedSecret({ name, namespace: ss.metadata.namespace, body: [op], dryRun: 'All', fieldManager: FIELD_MANAGER }, JSON_PATCH);
+        return false;
+      } catch (e) {
+        return (e as { code?: number }).code !== 404;
+      }
+    };
+    if (await fails(label!)) return new SyncError('invalidLabel', `Secret '${name}' exists but does not carry the label ${MANAGED_LABEL}="" that marks Secrets this manager manages; it was left untouched`, 'slow');
+    if (await fails(annotation!)) return new SyncError('invalidAnnotation', `Secret '${name}' exists but its annotation ${OWNER_ANNOTATION} does not name this SecretSync (uid ${ss.metadata.uid}); it was left untouched`, 'slow');
+    if (await fails(owner!)) return new SyncError('patch', `Secret '${name}' no longer has this SecretSync as its owner reference; it was left untouched`, 'slow');
+    if (await fails(type!)) return new SyncError('userInput', `Secret '${name}' has another type than spec.secretObject.type '${desired.type}', and a Secret's type cannot change: delete the Secret to let the manager recreate it`, 'slow');
+    return undefined;
+  }
+}

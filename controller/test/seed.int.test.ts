@@ -1,0 +1,113 @@
+// The seed guide end to end: the guide's own SecretProviderClass and SecretSync YAML, applied with
+// the real kubectl, synced by the manager through provider-azure from the Key Vault emulator.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AzureStack } from '../../test/env/azure/client.js';
+import { loadStackInfo } from '../../test/env/stack.js';
+import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
+import { startManager, type RunningManager } from '../../test/helpers/manager.js';
+import { startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
+
+const info = loadStackInfo();
+const azure = new AzureStack(info);
+const k = kube();
+const KEYVAULT_NAME = `my-kv-${Date.now().toString(36)}`;
+let ns: Awaited<ReturnType<typeof tempNamespace>>;
+let provider: RunningProviderProcess;
+let manager: RunningManager;
+let clientId: string;
+
+const kubectl = (args: string[], input?: string) =>
+  execFileSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, ...args], { encoding: 'utf8', ...(input ? { input } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
+
+function spcYaml(): string {
+  return `apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: secret-provider-class-name                      # Name of the class; must be unique per Kubernetes namespace
+  namespace: ${ns.name}                    # Kubernetes namespace to make the secrets accessible in
+spec:
+  provider: azure
+  parameters:
+    clientID: "${clientId}"               # Managed Identity Client ID for accessing the Azure Key Vault with.
+    keyvaultName: ${KEYVAULT_NAME}                       # The name of the Azure Key Vault to synchronize secrets from.
+    objects: |
+      array:
+        - |
+          objectName: my-secret            # The name of the secret to sychronize.
+          objectType: secret
+          objectVersionHistory: 2                       # [optional] The number of versions to synchronize, starting from latest.
+    tenantID: "${azure.tenantId}"                       # The tenant ID of the Key Vault 
+`;
+}
+
+function ssYaml(): string {
+  return `apiVersion: secret-sync.x-k8s.io/v1alpha1
+kind: SecretSync
+metadata:
+  name: secret-sync-name                                  # Name of the object; must be unique per Kubernetes namespace
+  namespace: ${ns.name}                      # Kubernetes namespace
+spec:
+  serviceAccountName: my-service-account             # The Kubernetes service account to be given permissions to access the secret.
+  secretProviderClassName: secret-provider-class-name     # The name of the matching SecretProviderClass with the configuration to access the AKV storing this secret
+  secretObject:
+    type: Opaque
+    data:
+    - sourcePath: my-secret/0                # Name of the secret in Azure Key Vault with an optional version number (defaults to latest)
+      targetKey: my-secret-data-key0         # Target name of the secret in the Kubernetes secret store (must be unique)
+    - sourcePath: my-secret/1                # [optional] Next version of the AKV secret. Note that versions of the secret must match the configured objectVersionHistory in the secrets provider class 
+      targetKey: my-secret-data-key1         # [optional] Next target name of the secret in the K8s secret store
+`;
+}
+
+const readKey = (key: string) => kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', `jsonpath={.data.${key}}`]);
+const decoded = (key: string) => Buffer.from(readKey(key), 'base64').toString('utf8');
+const readyReason = () => kubectl(['get', 'secretsync', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']);
+
+beforeAll(async () => {
+  ns = await tempNamespace(k.core, 'seed');
+  await azure.createVault(KEYVAULT_NAME);
+  const identity = await azure.createIdentity(`my-identity-${ns.name}`);
+  clientId = identity.clientId;
+  await azure.assignRole('Key Vault Reader', clientId, KEYVAULT_NAME);
+  await azure.assignRole('Key Vault Secrets User', clientId, KEYVAULT_NAME);
+  await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello!');
+  await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello2');
+  kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: my-service-account\n  namespace: ${ns.name}\n`);
+  await azure.addFederatedCredential(clientId, { name: 'my-credential', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:my-service-account` });
+  const socketDir = mkdtempSync(join(tmpdir(), 'sss-sockets-'));
+  provider = await startProvider({ socketDir });
+  manager = await startManager({ namespace: ns.name, providerDir: socketDir, args: ['--rotation-poll-interval-seconds=2'] });
+});
+
+afterAll(async () => {
+  await manager?.stop();
+  await provider?.stop();
+  await ns?.dispose();
+});
+
+test('the guide: two versions land in two keys and describe tells the story', async () => {
+  kubectl(['apply', '-f', '-'], spcYaml());
+  kubectl(['apply', '-f', '-'], ssYaml());
+  await eventually(async () => (readKey('my-secret-data-key0') ? true : undefined), 30_000, 'the Secret');
+  expect(decoded('my-secret-data-key0')).toBe('Hello2');
+  expect(decoded('my-secret-data-key1')).toBe('Hello!');
+  const described = kubectl(['describe', 'secretsync', 'secret-sync-name', '-n', ns.name]);
+  expect(described).toMatch(/CreateSucceeded|UpdateNoValueChangeSucceeded/);
+  expect(described).toContain('secret/my-secret/0');
+  expect(kubectl(['get', 'secrets', '-n', ns.name])).toContain('secret-sync-name');
+});
+
+test('rotation: a new Key Vault version shows up in the Secret; no change writes nothing', async () => {
+  await eventually(async () => (readyReason() === 'UpdateNoValueChangeSucceeded' ? true : undefined), 30_000, 'a no-change rotation');
+  const rv = kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.metadata.resourceVersion}']);
+  await new Promise((r) => setTimeout(r, 2_500));
+  expect(kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.metadata.resourceVersion}'])).toBe(rv);
+  await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello3');
+  await eventually(async () => (decoded('my-secret-data-key0') === 'Hello3' ? true : undefined), 30_000, 'the rotated value');
+  expect(decoded('my-secret-data-key1')).toBe('Hello2');
+  const events = kubectl(['get', 'events', '-n', ns.name, '-o', 'jsonpath={.items[*].reason}']);
+  expect(events).toContain('UpdateValueChangeOrForceUpdateSucceeded');
+});
