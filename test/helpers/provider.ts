@@ -86,3 +86,41 @@ export function mountRequest(opts: {
 export function objectsYaml(objects: Record<string, string | number>[]): string {
   return ['array:', ...objects.map((o) => '  - |\n' + Object.entries(o).map(([k, v]) => `    ${k}: ${v}`).join('\n'))].join('\n') + '\n';
 }
+
+export interface TestProvider {
+  socketDir: string;
+  name: string;
+  setState(state: { files: Record<string, string>; fail?: { code: string; message: string }; hangMs?: number }): void;
+  stop(): Promise<void>;
+}
+
+/** The manager-only test provider (test/env/test-provider.ts) as its own process. */
+export async function startTestProvider(name = 'test', socketDir = mkdtempSync(join(tmpdir(), 'sss-tp-'))): Promise<TestProvider> {
+  const { writeFileSync } = await import('node:fs');
+  const stateFile = join(socketDir, `${name}.json`);
+  writeFileSync(stateFile, JSON.stringify({ files: {} }));
+  const socket = join(socketDir, `${name}.sock`);
+  const logFd = openSync(join(socketDir, `${name}.log`), 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'env', 'test-provider.ts'), `unix://${socket}`, stateFile], {
+    cwd: repoRoot,
+    stdio: ['ignore', logFd, logFd],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const client = new ProviderClient(`unix://${socket}`);
+  const deadline = Date.now() + 20_000;
+  while (!(existsSync(socket) && (await client.version(1_000).then(() => true, () => false)))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`test provider did not start: ${readFileSync(join(socketDir, `${name}.log`), 'utf8')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  client.close();
+  return {
+    socketDir,
+    name,
+    setState: (state) => writeFileSync(stateFile, JSON.stringify(state)),
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
