@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../env/control-plane.js';
 import { freePort } from '../env/ports.js';
 import { loadStackInfo } from '../env/stack.js';
+import { managerKubeconfig } from '../env/manager-identity.js';
 
 export interface RunningManager {
   child: ChildProcess;
@@ -18,9 +19,14 @@ export interface RunningManager {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; kubeconfig?: string; env?: Record<string, string> }): Promise<RunningManager> {
+/**
+ * Starts the manager. By default it authenticates as its own ServiceAccount with the RBAC from
+ * deploy/base (as in the pod); `asAdmin` uses the stack's admin kubeconfig instead.
+ */
+export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; env?: Record<string, string> }): Promise<RunningManager> {
   const info = loadStackInfo();
   const dir = mkdtempSync(join(tmpdir(), 'sss-manager-'));
+  const kubeconfig = opts.asAdmin ? info.k8s.kubeconfig : await managerKubeconfig(info, dir);
   const keyFile = join(dir, 'hash.key');
   writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
   const [health, metrics] = [await freePort(), await freePort()];
@@ -30,7 +36,7 @@ export async function startManager(opts: { namespace: string; providerDir: strin
     process.execPath,
     [
       join(repoRoot, 'controller', 'dist', 'main.js'),
-      `--kubeconfig=${opts.kubeconfig ?? info.k8s.kubeconfig}`,
+      `--kubeconfig=${kubeconfig}`,
       `--namespace=${opts.namespace}`,
       `--provider-dir=${opts.providerDir}`,
       `--hash-key-file=${keyFile}`,

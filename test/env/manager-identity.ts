@@ -1,0 +1,37 @@
+// The manager's identity as in the pod: the ServiceAccount and RBAC from deploy/base, and a
+// kubeconfig that authenticates with a token minted for that ServiceAccount (no admin rights).
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { applyManifests, repoRoot, yamlFilesIn } from './control-plane.js';
+import type { StackInfo } from './stack.js';
+
+export const MANAGER_NAMESPACE = 'azure-secret-store';
+export const MANAGER_SERVICE_ACCOUNT = 'secret-store-sync-manager';
+
+/** Applies deploy/base and writes a kubeconfig for the manager's ServiceAccount into `dir`. */
+export async function managerKubeconfig(info: StackInfo, dir: string, expirationSeconds = 24 * 3600): Promise<string> {
+  const admin = new KubeConfig();
+  admin.loadFromFile(info.k8s.kubeconfig);
+  await applyManifests(admin, yamlFilesIn(join(repoRoot, 'deploy', 'base')));
+  const tr = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    name: MANAGER_SERVICE_ACCOUNT,
+    namespace: MANAGER_NAMESPACE,
+    body: { spec: { audiences: [info.k8s.issuer], expirationSeconds } },
+  });
+  const file = join(dir, 'manager.kubeconfig');
+  writeFileSync(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      `clusters: [{name: local-stack, cluster: {server: "${info.k8s.server}", certificate-authority: "${info.k8s.caFile}"}}]`,
+      `users: [{name: ${MANAGER_SERVICE_ACCOUNT}, user: {token: "${tr.status!.token}"}}]`,
+      `contexts: [{name: manager, context: {cluster: local-stack, user: ${MANAGER_SERVICE_ACCOUNT}, namespace: ${MANAGER_NAMESPACE}}}]`,
+      'current-context: manager',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return file;
+}
