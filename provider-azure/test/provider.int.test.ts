@@ -212,6 +212,42 @@ describe('errors name the cause and carry the upstream code', () => {
   });
 });
 
+describe('other identities', () => {
+  const objects = objectsYaml([{ objectName: 'id-secret', objectType: 'secret' }]);
+  beforeAll(async () => {
+    await set('id-secret', 'identity-value');
+  });
+
+  test('a service principal from the node-publish secret', async () => {
+    const secret = 'sp-secret-value-123';
+    const sp = await azure.createIdentity(`sp-${ns.name}`, secret);
+    await azure.assignRole('Key Vault Secrets User', sp.clientId, vault);
+    const parameters = { keyvaultName: vault, tenantID: azure.tenantId, objects };
+    const ok = await provider.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: secret }, namespace: ns.name }));
+    expect(text(ok.files)).toEqual({ 'id-secret': 'identity-value' });
+    await expect(provider.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: 'wrong' }, namespace: ns.name }))).rejects.toMatchObject({ code: 16, reason: 'AADSTS7000215' });
+  });
+
+  test('the node\'s managed identity: system-assigned, a user-assigned one, and one not attached', async () => {
+    const system = await azure.createIdentity(`node-system-${ns.name}`);
+    const user = await azure.createIdentity(`node-user-${ns.name}`);
+    const stray = await azure.createIdentity(`stray-${ns.name}`);
+    for (const id of [system, user, stray]) await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+    const { endpoint } = await azure.configureManagedIdentity({ header: 'node-secret', systemAssigned: system.clientId, attached: [user.clientId] });
+    const node = await startProvider({ env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
+    try {
+      const base = { keyvaultName: vault, tenantID: azure.tenantId, objects, useVMManagedIdentity: 'true' };
+      expect(text((await node.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).files)).toEqual({ 'id-secret': 'identity-value' });
+      expect(text((await node.client.mount(mountRequest({ parameters: { ...base, userAssignedIdentityID: user.clientId }, namespace: ns.name }))).files)).toEqual({ 'id-secret': 'identity-value' });
+      await expect(node.client.mount(mountRequest({ parameters: { ...base, userAssignedIdentityID: stray.clientId }, namespace: ns.name }))).rejects.toMatchObject({ code: 16 });
+      const grants = (await azure.stats()).tokenRequests.filter((t) => t.grant === 'managed_identity').map((t) => t.clientId);
+      expect(grants).toEqual(expect.arrayContaining([system.clientId, user.clientId]));
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
 describe('the Key Vault budget', () => {
   test('concurrent Mounts for the same objects read each object once; explicit versions come from the cache', async () => {
     const budgetVault = `bv-${Date.now().toString(36)}`;

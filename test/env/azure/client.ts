@@ -41,9 +41,18 @@ export class AzureStack {
     return vaultUrl(name);
   }
 
-  /** `az identity create` */
-  createIdentity(name: string): Promise<Omit<Identity, 'clientSecret'>> {
-    return this.admin('POST', '/identities', { name }) as Promise<Identity>;
+  /** `az identity create`; with a secret, `az ad sp create-for-rbac` (a service principal). */
+  createIdentity(name: string, clientSecret?: string): Promise<Omit<Identity, 'clientSecret'>> {
+    return this.admin('POST', '/identities', { name, ...(clientSecret ? { clientSecret } : {}) }) as Promise<Identity>;
+  }
+
+  /**
+   * The node's managed identities, served at `${authorityHost}/msi/token` the way App Service
+   * serves them (IDENTITY_ENDPOINT + IDENTITY_HEADER): the IMDS address is out of reach here.
+   */
+  async configureManagedIdentity(opts: { header: string; systemAssigned?: string; attached?: string[] }): Promise<{ endpoint: string }> {
+    await this.admin('PUT', '/msi', opts);
+    return { endpoint: `${this.info.azure.authorityHost}/msi/token` };
   }
 
   /** `az identity federated-credential create` */

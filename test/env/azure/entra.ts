@@ -25,12 +25,20 @@ export interface TokenRecord {
   at: number;
   tenant: string;
   clientId: string;
-  grant: 'client_assertion' | 'client_secret';
+  grant: 'client_assertion' | 'client_secret' | 'managed_identity';
   outcome: string;
+}
+
+/** The node's managed identities, served the way App Service's identity endpoint serves them. */
+export interface MsiConfig {
+  header: string;
+  systemAssigned?: string;
+  attached: string[];
 }
 
 export class EntraStandIn {
   readonly faults = new Faults();
+  msi: MsiConfig | undefined;
   readonly tokenRequests: TokenRecord[] = [];
   private signingKey!: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   private publicJwk!: JWK;
@@ -69,6 +77,7 @@ export class EntraStandIn {
         return sendJson(res, 200, this.openidConfiguration(tenant));
       }
       if (req.method === 'GET' && rest === 'discovery/v2.0/keys') return sendJson(res, 200, this.jwks);
+      if (req.method === 'GET' && url.pathname === '/msi/token') return await this.managedIdentityToken(req, url, res);
       if (req.method === 'POST' && rest === 'oauth2/v2.0/token') return await this.token(tenant, req, res);
       throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}`);
     } catch (err) {
@@ -119,23 +128,44 @@ export class EntraStandIn {
         }
         await this.checkAssertion(identity, form.get('client_assertion')!);
       }
-      const resource = scope.slice(0, -'/.default'.length);
-      const now = Math.floor(Date.now() / 1000);
-      const accessToken = await new SignJWT({ tid: tenant, oid: identity.principalId, appid: clientId, azp: clientId, idtyp: 'app', ver: '1.0' })
-        .setProtectedHeader({ alg: 'RS256', kid: this.kid, typ: 'JWT' })
-        .setIssuer(`https://sts.windows.net/${tenant}/`)
-        .setAudience(resource)
-        .setSubject(identity.principalId)
-        .setIssuedAt(now)
-        .setNotBefore(now)
-        .setExpirationTime(now + this.accessTokenLifetimeS)
-        .setJti(randomUUID())
-        .sign(this.signingKey);
-      sendJson(res, 200, { token_type: 'Bearer', expires_in: this.accessTokenLifetimeS, ext_expires_in: this.accessTokenLifetimeS, access_token: accessToken });
+      const { token } = await this.accessToken(identity, tenant, scope.slice(0, -'/.default'.length));
+      sendJson(res, 200, { token_type: 'Bearer', expires_in: this.accessTokenLifetimeS, ext_expires_in: this.accessTokenLifetimeS, access_token: token });
     } catch (err) {
       record.outcome = err instanceof HttpError ? String(err.extra.aadsts ?? err.code) : 'error';
       throw err;
     }
+  }
+
+  /** The App Service managed-identity protocol (IDENTITY_ENDPOINT + IDENTITY_HEADER). */
+  private async managedIdentityToken(req: IncomingMessage, url: URL, res: ServerResponse): Promise<void> {
+    const msi = this.msi;
+    if (!msi || req.headers['x-identity-header'] !== msi.header) {
+      return sendJson(res, 401, { statusCode: 401, message: 'Missing or invalid X-IDENTITY-HEADER' });
+    }
+    const clientId = url.searchParams.get('client_id') ?? url.searchParams.get('mi_res_id') ?? msi.systemAssigned ?? '';
+    const identity = this.opts.directory.findIdentity(clientId);
+    if (!identity || !msi.attached.includes(identity.clientId)) {
+      return sendJson(res, 400, { statusCode: 400, message: `No managed identity with client id '${clientId}' is assigned to this resource.`, correlationId: randomUUID() });
+    }
+    const resource = (url.searchParams.get('resource') ?? '').replace(/\/\.default$/, '').replace(/\/$/, '');
+    const { token, expiresOn } = await this.accessToken(identity, identity.tenantId, resource);
+    this.tokenRequests.push({ at: Date.now(), tenant: identity.tenantId, clientId: identity.clientId, grant: 'managed_identity', outcome: 'ok' });
+    sendJson(res, 200, { access_token: token, expires_on: String(expiresOn), resource, token_type: 'Bearer', client_id: identity.clientId });
+  }
+
+  private async accessToken(identity: Identity, tenant: string, resource: string): Promise<{ token: string; expiresOn: number }> {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ tid: tenant, oid: identity.principalId, appid: identity.clientId, azp: identity.clientId, idtyp: 'app', ver: '1.0' })
+      .setProtectedHeader({ alg: 'RS256', kid: this.kid, typ: 'JWT' })
+      .setIssuer(`https://sts.windows.net/${tenant}/`)
+      .setAudience(resource)
+      .setSubject(identity.principalId)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + this.accessTokenLifetimeS)
+      .setJti(randomUUID())
+      .sign(this.signingKey);
+    return { token, expiresOn: now + this.accessTokenLifetimeS };
   }
 
   private async checkAssertion(identity: Identity, assertion: string): Promise<void> {

@@ -122,6 +122,15 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
         entra.faults.clear();
         return sendJson(res, 200, {});
       }
+      if (req.method === 'PUT' && path === '/msi') {
+        const ref = (x: unknown) => directory.findIdentity(String(x))?.clientId ?? '';
+        entra.msi = {
+          header: str('header') ?? '',
+          ...(str('systemAssigned') ? { systemAssigned: ref(str('systemAssigned')) } : {}),
+          attached: [...(Array.isArray(body.attached) ? body.attached.map(ref) : []), ...(str('systemAssigned') ? [ref(str('systemAssigned'))] : [])],
+        };
+        return sendJson(res, 200, entra.msi);
+      }
       if (req.method === 'PUT' && path === '/access-token-lifetime') {
         entra.accessTokenLifetimeS = Number(body.seconds ?? 3599);
         return sendJson(res, 200, {});
