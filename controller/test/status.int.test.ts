@@ -204,6 +204,39 @@ test('deleting the SecretSync garbage-collects its Secret', async () => {
   await eventually(async () => ((await secret('short-lived').then(() => 200, apiStatus)) === 404 ? true : undefined), 60_000, 'the Secret to be collected');
 });
 
+test('a SecretSync for another controller name is left alone', async () => {
+  await k.custom.createNamespacedCustomObject({
+    ...co, namespace: ns.name,
+    body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name: 'not-mine' }, spec: { secretSyncControllerName: 'someone-else', serviceAccountName: 'default', secretProviderClassName: 'good', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } },
+  });
+  await secretSync('after-not-mine');
+  await reason('after-not-mine', 'CreateSucceeded');
+  expect((await get('not-mine')).status).toBeUndefined();
+  await expect(secret('not-mine')).rejects.toMatchObject({ code: 404 });
+});
+
+test('an edited SecretProviderClass re-syncs the SecretSyncs that use it', async () => {
+  await spc('editable');
+  await secretSync('uses-editable', { spc: 'editable' });
+  const before = await reason('uses-editable', 'CreateSucceeded');
+  expect(before.status?.syncedObjectVersions?.find((v) => v.id === 'attributes')?.version).not.toContain('added');
+  await k.custom.patchNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', name: 'editable', body: { spec: { parameters: { any: 'thing', added: 'yes' } } } }, MERGE);
+  await eventually(async () => ((await get('uses-editable')).status?.syncedObjectVersions?.find((v) => v.id === 'attributes')?.version.includes('added') ? true : undefined), 20_000, 'the re-sync');
+  expect(ready(await get('uses-editable')).reason).toBe('UpdateNoValueChangeSucceeded');
+});
+
+test('a provider killed mid-Mount and restarted: the SecretSync converges', async () => {
+  provider.setState({ files: { foo: SECRET_VALUE, other: 'other-value' }, hangMs: 1_500 });
+  await secretSync('survivor');
+  await new Promise((r) => setTimeout(r, 500));
+  await provider.stop('SIGKILL');
+  expect(ready(await reason('survivor', 'CreateFailedProviderError')).message).toMatch(/provider '(test)'/);
+  provider.setState({ files: { foo: SECRET_VALUE, other: 'other-value' } });
+  provider = await startTestProvider('test', provider.socketDir);
+  await reason('survivor', 'CreateSucceeded', 30_000);
+  expect(await secretValue('survivor')).toBe(SECRET_VALUE);
+});
+
 test('no secret value or token in logs, events or status', async () => {
   const logs = manager.logs();
   expect(logs).not.toContain(SECRET_VALUE);

@@ -91,14 +91,14 @@ export interface TestProvider {
   socketDir: string;
   name: string;
   setState(state: { files: Record<string, string>; fail?: { code: string; message: string }; hangMs?: number }): void;
-  stop(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** The manager-only test provider (test/env/test-provider.ts) as its own process. */
 export async function startTestProvider(name = 'test', socketDir = mkdtempSync(join(tmpdir(), 'sss-tp-'))): Promise<TestProvider> {
   const { writeFileSync } = await import('node:fs');
   const stateFile = join(socketDir, `${name}.json`);
-  writeFileSync(stateFile, JSON.stringify({ files: {} }));
+  if (!existsSync(stateFile)) writeFileSync(stateFile, JSON.stringify({ files: {} }));
   const socket = join(socketDir, `${name}.sock`);
   const logFd = openSync(join(socketDir, `${name}.log`), 'a');
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'env', 'test-provider.ts'), `unix://${socket}`, stateFile], {
@@ -118,8 +118,8 @@ export async function startTestProvider(name = 'test', socketDir = mkdtempSync(j
     socketDir,
     name,
     setState: (state) => writeFileSync(stateFile, JSON.stringify(state)),
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null) child.kill(signal);
       await exited;
     },
   };
