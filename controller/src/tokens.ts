@@ -63,7 +63,12 @@ export class TokenCache {
       const code = (e as { code?: number }).code;
       const detail = apiMessage(e);
       if (code === 404) throw new SyncError('userInput', `ServiceAccount '${serviceAccount}' was not found in namespace '${namespace}': create it, or fix spec.serviceAccountName`, 'slow', { cause: e });
-      if (code === 403 || code === 422) throw new SyncError('userInput', `a token for ServiceAccount '${serviceAccount}' was refused: ${detail}`, 'slow', { cause: e });
+      // An admission policy refusing the token is about this SecretSync's ServiceAccount (e.g. it
+      // has not opted in); RBAC refusing it means the manager itself is misconfigured.
+      if ((code === 403 || code === 422) && /admission|ValidatingAdmissionPolicy/i.test(detail)) {
+        throw new SyncError('userInput', `a token for ServiceAccount '${serviceAccount}' was refused: ${detail}`, 'slow', { cause: e });
+      }
+      if (code === 403) throw new SyncError('internal', `the manager may not mint tokens for ServiceAccount '${serviceAccount}' (check its RBAC: serviceaccounts/token create): ${detail}`, 'backoff', { cause: e });
       throw new SyncError('internal', `TokenRequest for ServiceAccount '${serviceAccount}' failed: ${detail}`, 'backoff', { cause: e });
     }
   }

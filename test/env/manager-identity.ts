@@ -14,21 +14,27 @@ export async function managerKubeconfig(info: StackInfo, dir: string, expiration
   const admin = new KubeConfig();
   admin.loadFromFile(info.k8s.kubeconfig);
   await applyManifests(admin, yamlFilesIn(join(repoRoot, 'deploy', 'base')));
+  return serviceAccountKubeconfig(info, MANAGER_NAMESPACE, MANAGER_SERVICE_ACCOUNT, join(dir, 'manager.kubeconfig'), expirationSeconds);
+}
+
+/** A kubeconfig that authenticates as the ServiceAccount with a token minted for it. */
+export async function serviceAccountKubeconfig(info: StackInfo, namespace: string, serviceAccount: string, file: string, expirationSeconds = 24 * 3600): Promise<string> {
+  const admin = new KubeConfig();
+  admin.loadFromFile(info.k8s.kubeconfig);
   const tr = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-    name: MANAGER_SERVICE_ACCOUNT,
-    namespace: MANAGER_NAMESPACE,
+    name: serviceAccount,
+    namespace,
     body: { spec: { audiences: [info.k8s.issuer], expirationSeconds } },
   });
-  const file = join(dir, 'manager.kubeconfig');
   writeFileSync(
     file,
     [
       'apiVersion: v1',
       'kind: Config',
       `clusters: [{name: local-stack, cluster: {server: "${info.k8s.server}", certificate-authority: "${info.k8s.caFile}"}}]`,
-      `users: [{name: ${MANAGER_SERVICE_ACCOUNT}, user: {token: "${tr.status!.token}"}}]`,
-      `contexts: [{name: manager, context: {cluster: local-stack, user: ${MANAGER_SERVICE_ACCOUNT}, namespace: ${MANAGER_NAMESPACE}}}]`,
-      'current-context: manager',
+      `users: [{name: ${serviceAccount}, user: {token: "${tr.status!.token}"}}]`,
+      `contexts: [{name: sa, context: {cluster: local-stack, user: ${serviceAccount}, namespace: ${namespace}}}]`,
+      'current-context: sa',
       '',
     ].join('\n'),
     { mode: 0o600 },

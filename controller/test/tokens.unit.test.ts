@@ -1,0 +1,50 @@
+// Token reuse: one TokenRequest per ServiceAccount and audience until 80 % of its life.
+import { jest } from '@jest/globals';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { createMetrics } from '../src/metrics.js';
+import { TokenCache } from '../src/tokens.js';
+
+function fakeCore(fail?: { code: number; body: string }) {
+  const calls: { name: string; namespace: string; audiences: string[] }[] = [];
+  const api = {
+    async createNamespacedServiceAccountToken(req: { name: string; namespace: string; body: { spec: { audiences: string[]; expirationSeconds: number } } }) {
+      calls.push({ name: req.name, namespace: req.namespace, audiences: req.body.spec.audiences });
+      if (fail) throw Object.assign(new Error('HTTP'), fail);
+      return { status: { token: `token-${calls.length}`, expirationTimestamp: new Date(Date.now() + req.body.spec.expirationSeconds * 1000) } };
+    },
+  };
+  return { api: api as unknown as CoreV1Api, calls };
+}
+
+afterEach(() => jest.useRealTimers());
+
+test('a token is reused until 80 % of its life, then refreshed', async () => {
+  jest.useFakeTimers({ now: 1_000_000 });
+  const { api, calls } = fakeCore();
+  const cache = new TokenCache(api, 600, createMetrics());
+  const first = JSON.parse(await cache.tokensAttribute('ns', 'sa', ['api://AzureADTokenExchange']));
+  expect(first['api://AzureADTokenExchange'].token).toBe('token-1');
+  jest.setSystemTime(1_000_000 + 470_000);
+  await cache.tokensAttribute('ns', 'sa', ['api://AzureADTokenExchange']);
+  expect(calls).toHaveLength(1);
+  jest.setSystemTime(1_000_000 + 490_000);
+  const second = JSON.parse(await cache.tokensAttribute('ns', 'sa', ['api://AzureADTokenExchange']));
+  expect(second['api://AzureADTokenExchange'].token).toBe('token-2');
+  expect(calls).toHaveLength(2);
+});
+
+test('concurrent requests for one token share a TokenRequest; other ServiceAccounts get their own', async () => {
+  const { api, calls } = fakeCore();
+  const cache = new TokenCache(api, 600, createMetrics());
+  await Promise.all([cache.tokensAttribute('ns', 'sa', ['a']), cache.tokensAttribute('ns', 'sa', ['a']), cache.tokensAttribute('ns', 'other', ['a'])]);
+  expect(calls.map((c) => c.name).sort()).toEqual(['other', 'sa']);
+});
+
+test.each([
+  [404, '{"message":"serviceaccounts \\"ghost\\" not found"}', 'userInput', "ServiceAccount 'ghost' was not found"],
+  [403, '{"message":"admission webhook denied: ValidatingAdmissionPolicy x denied request"}', 'userInput', 'was refused'],
+  [403, '{"message":"cannot create resource \\"serviceaccounts/token\\""}', 'internal', 'may not mint tokens'],
+])('TokenRequest %i (%s) is a %s failure', async (code, body, kind, message) => {
+  const cache = new TokenCache(fakeCore({ code, body }).api, 600, createMetrics());
+  await expect(cache.tokensAttribute('ns', 'ghost', ['a'])).rejects.toMatchObject({ kind, message: expect.stringContaining(message) });
+});
