@@ -31,6 +31,8 @@ export interface ControlPlane {
   info: ControlPlaneInfo;
   processes: Managed[];
   stop(): Promise<void>;
+  /** Stops kube-apiserver for `downMs`, then starts it again on the same port (resilience tests). */
+  restartApiserver(downMs?: number): Promise<void>;
 }
 
 /** Builds the binaries if the cache lacks them (prints progress) and returns their folder. */
@@ -164,11 +166,7 @@ export async function startControlPlane(opts: {
     await waitUntil('etcd /health', () => httpOk(`http://127.0.0.1:${etcdPort}/health`), { timeoutMs: 30_000, process: etcd });
     log(`etcd ready on 127.0.0.1:${etcdPort}`);
 
-    const apiserver = startProcess({
-      name: 'kube-apiserver',
-      command: join(binDir, 'kube-apiserver'),
-      stateDir: opts.stateDir,
-      args: [
+    const apiserverArgs = [
         `--etcd-servers=http://127.0.0.1:${etcdPort}`,
         '--bind-address=127.0.0.1',
         '--advertise-address=127.0.0.1',
@@ -191,16 +189,20 @@ export async function startControlPlane(opts: {
         '--endpoint-reconciler-type=none',
         '--profiling=false',
         '--allow-privileged=true',
-      ],
-    });
-    processes.push(apiserver);
+      ];
     const adminTls = { ca: opts.ca.cert, cert: admin.cert, key: admin.key };
-    // With the admin cert: anonymous /readyz is refused until the RBAC bootstrap hook has run.
-    await waitUntil('kube-apiserver /readyz', async () => (await httpsGet(`${server}/readyz`, adminTls)).status === 200, {
-      timeoutMs: 90_000,
-      process: apiserver,
-      intervalMs: 500,
-    });
+    const startApiserver = async () => {
+      const apiserver = startProcess({ name: 'kube-apiserver', command: join(binDir, 'kube-apiserver'), stateDir: opts.stateDir, args: apiserverArgs });
+      processes.push(apiserver);
+      // With the admin cert: anonymous /readyz is refused until the RBAC bootstrap hook has run.
+      await waitUntil('kube-apiserver /readyz', async () => (await httpsGet(`${server}/readyz`, adminTls)).status === 200, {
+        timeoutMs: 90_000,
+        process: apiserver,
+        intervalMs: 500,
+      });
+      return apiserver;
+    };
+    let apiserver = await startApiserver();
     log(`kube-apiserver ready at ${server}`);
 
     const kubeconfig = join(dir, 'kubeconfig');
@@ -260,6 +262,13 @@ export async function startControlPlane(opts: {
       info: { server, issuer: server, caFile, kubeconfig, adminCertFile, adminKeyFile, etcd: `http://127.0.0.1:${etcdPort}`, binDir },
       processes,
       stop,
+      async restartApiserver(downMs = 2_000) {
+        await stopProcess(apiserver);
+        processes.splice(processes.indexOf(apiserver), 1);
+        await new Promise((r) => setTimeout(r, downMs));
+        apiserver = await startApiserver();
+        log('kube-apiserver restarted');
+      },
     };
   } catch (err) {
     await stop();
