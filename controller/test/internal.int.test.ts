@@ -40,7 +40,7 @@ beforeAll(async () => {
   const kubeconfig = await serviceAccountKubeconfig(loadStackInfo(), ns.name, 'crippled-manager', join(mkdtempSync(join(tmpdir(), 'crippled-')), 'kubeconfig'));
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'v' } });
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { a: 'b' } } } });
+  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
   manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig });
 });
 

@@ -27,7 +27,7 @@ beforeAll(async () => {
   ns = await tempNamespace(k.core, 'leader');
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'value' } });
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { a: 'b' } } } });
+  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
   await eventually(async () => ((await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
   for (const id of ['one', 'two']) {
     managers.push(await startManager({ namespace: ns.name, providerDir: provider.socketDir, args: ['--leader-elect=true', '--leader-election-namespace=azure-secret-store', '--lease-duration-seconds=5'], env: { POD_NAME: `manager-${id}` } }));

@@ -26,7 +26,7 @@ beforeAll(async () => {
   const core = kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: NS } } });
   await eventually(async () => ((await core.readNamespacedServiceAccount({ name: 'default', namespace: NS }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
-  await custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: NS, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { a: 'b' } } } });
+  await custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: NS, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'v' } });
   manager = await startManager({ namespace: NS, providerDir: provider.socketDir, kubeconfig: cp.info.kubeconfig, args: ['--workers=4'] });

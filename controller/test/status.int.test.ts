@@ -15,7 +15,7 @@ const SECRET_VALUE = 'sup3r-s3cret-value';
 const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
 
-async function spc(name: string, providerName = 'test', parameters: Record<string, string> | null = { any: 'thing' }) {
+async function spc(name: string, providerName = 'test', parameters: Record<string, string> | null = { prefix: '' }) {
   await k.custom.createNamespacedCustomObject({
     group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses',
     body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name }, spec: { provider: providerName, ...(parameters ? { parameters } : {}) } },
@@ -219,9 +219,10 @@ test('an edited SecretProviderClass re-syncs the SecretSyncs that use it', async
   await spc('editable');
   await secretSync('uses-editable', { spc: 'editable' });
   const before = await reason('uses-editable', 'CreateSucceeded');
-  expect(before.status?.syncedObjectVersions?.find((v) => v.id === 'attributes')?.version).not.toContain('added');
-  await k.custom.patchNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', name: 'editable', body: { spec: { parameters: { any: 'thing', added: 'yes' } } } }, MERGE);
-  await eventually(async () => ((await get('uses-editable')).status?.syncedObjectVersions?.find((v) => v.id === 'attributes')?.version.includes('added') ? true : undefined), 20_000, 'the re-sync');
+  expect(before.status?.syncedObjectVersions?.map((v) => v.id)).toContain('file/other');
+  // The example provider returns only files under `prefix`: the class edit changes the object set.
+  await k.custom.patchNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', name: 'editable', body: { spec: { parameters: { prefix: 'fo' } } } }, MERGE);
+  await eventually(async () => ((await get('uses-editable')).status?.syncedObjectVersions?.some((v) => v.id === 'file/other') ? undefined : true), 20_000, 'the re-sync');
   expect(ready(await get('uses-editable')).reason).toBe('UpdateNoValueChangeSucceeded');
 });
 

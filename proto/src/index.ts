@@ -26,3 +26,4 @@ export type { MountResponse, MountResponse__Output } from './generated/v1alpha1/
 export type { File } from './generated/v1alpha1/File.js';
 export type { ObjectVersion } from './generated/v1alpha1/ObjectVersion.js';
 export type { VersionResponse } from './generated/v1alpha1/VersionResponse.js';
+export { report, runConformance, type CheckResult, type ConformanceOptions, type Fixture, type MountCase } from './conformance.js';

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
+import { report, runConformance } from '@secret-store-sync/proto';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
@@ -304,6 +305,24 @@ describe('the process', () => {
       expect(logs).not.toContain(t.split('.')[1]!);
     }
     expect(logs).not.toContain('PRIVATE KEY');
+  });
+
+  test('passes the provider conformance suite', async () => {
+    await set('conf-secret', 'conformance');
+    const attributes = (objects: Record<string, string>[], extra: Record<string, string> = {}) =>
+      JSON.parse(mountRequest({ parameters: params(objects, extra), token: tokens.at(-1)!, namespace: ns.name, serviceAccount: 'workload' }).attributes!) as Record<string, string>;
+    await token();
+    const results = await runConformance({
+      endpoint: provider.endpoint,
+      fixture: {
+        valid: { attributes: attributes([{ objectName: 'conf-secret', objectType: 'secret' }]) },
+        unknownParameter: { attributes: attributes([{ objectName: 'conf-secret', objectType: 'secret', objectNmae: 'typo' }]) },
+        invalid: [{ name: 'a vault name that cannot exist', attributes: attributes([{ objectName: 'conf-secret', objectType: 'secret' }], { keyvaultName: 'x' }) }],
+      },
+    });
+    const lines: string[] = [];
+    expect(report(results, (l) => lines.push(l))).toBe(true);
+    expect(lines.at(-1)).toMatch(/^8 passed, 0 failed, 2 skipped$/);
   });
 
   test('SIGTERM exits 0 and removes the socket', async () => {

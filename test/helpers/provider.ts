@@ -94,14 +94,14 @@ export interface TestProvider {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** The manager-only test provider (test/env/test-provider.ts) as its own process. */
+/** The example file provider (proto/examples/file-provider.ts) as its own process: the manager-only tests' provider. */
 export async function startTestProvider(name = 'test', socketDir = mkdtempSync(join(tmpdir(), 'sss-tp-'))): Promise<TestProvider> {
   const { writeFileSync } = await import('node:fs');
   const stateFile = join(socketDir, `${name}.json`);
   if (!existsSync(stateFile)) writeFileSync(stateFile, JSON.stringify({ files: {} }));
   const socket = join(socketDir, `${name}.sock`);
   const logFd = openSync(join(socketDir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'env', 'test-provider.ts'), `unix://${socket}`, stateFile], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'proto', 'examples', 'file-provider.ts'), `--endpoint=unix://${socket}`, `--state=${stateFile}`], {
     cwd: repoRoot,
     stdio: ['ignore', logFd, logFd],
     env: { ...process.env, NODE_OPTIONS: '' },

@@ -1,0 +1,177 @@
+// The provider conformance suite: checks that a provider speaks the v1alpha1 contract the way the
+// manager relies on. Runs against a socket, or a command it starts (then SIGTERM is checked too).
+import { credentials, Metadata, status } from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProviderClient } from './client.js';
+import { socketPath } from './endpoint.js';
+import { statusName } from './errors.js';
+import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProvider.js';
+import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
+import { api } from './load.js';
+
+export interface MountCase {
+  attributes: Record<string, string>;
+  secrets?: Record<string, string>;
+  permission?: string;
+}
+
+export interface Fixture {
+  /** A Mount the provider must answer with files. */
+  valid: MountCase;
+  /** A Mount carrying a parameter the provider does not know; it must be refused. Default: `valid` plus an unknown key. */
+  unknownParameter?: MountCase;
+  /** More Mounts that must be refused (bad values). */
+  invalid?: (MountCase & { name: string })[];
+  /** A Mount whose answer exceeds the message-size limit; it must fail with a clear error. */
+  large?: MountCase;
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+  skipped?: boolean;
+}
+
+export interface ConformanceOptions {
+  fixture: Fixture;
+  /** An endpoint to test, or a command to start with {endpoint} in its arguments. */
+  endpoint?: string;
+  command?: string[];
+  timeoutMs?: number;
+  /** The caller's receive limit (the manager's default is 4 MiB). */
+  maxMessageBytes?: number;
+}
+
+const toRequest = (c: MountCase): MountRequest => ({ attributes: JSON.stringify(c.attributes), secrets: c.secrets ? JSON.stringify(c.secrets) : 'null', permission: c.permission ?? '420', targetPath: '' });
+
+export async function runConformance(opts: ConformanceOptions): Promise<CheckResult[]> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const results: CheckResult[] = [];
+  let child: ChildProcess | undefined;
+  const check = async (name: string, f: () => Promise<string>) => {
+    if (child && child.exitCode !== null) {
+      results.push({ name, ok: false, detail: `the provider process had exited (code ${child.exitCode}) before this check` });
+      return;
+    }
+    try {
+      results.push({ name, ok: true, detail: await f() });
+    } catch (e) {
+      results.push({ name, ok: false, detail: (e as Error).message });
+    }
+  };
+  let endpoint = opts.endpoint ?? '';
+  if (opts.command) {
+    endpoint = `unix://${join(mkdtempSync(join(tmpdir(), 'conformance-')), 'provider.sock')}`;
+    const [cmd, ...args] = opts.command.map((a) => a.replaceAll('{endpoint}', endpoint));
+    child = spawn(cmd!, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  }
+  const client = new ProviderClient(endpoint, { maxMessageBytes: opts.maxMessageBytes ?? 4 * 1024 * 1024 });
+  const mount = (c: MountCase) => client.mount(toRequest(c), timeoutMs);
+  const refused = async (c: MountCase) => {
+    const code = await mount(c).then(() => status.OK, (e: { code: number }) => e.code);
+    if (code === status.OK) throw new Error('the provider accepted it');
+    if (code === status.DEADLINE_EXCEEDED) throw new Error(`no answer within ${timeoutMs} ms`);
+    return statusName(code);
+  };
+  try {
+    await check('starts and answers Version with v1alpha1', async () => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        try {
+          const v = await client.version(2_000);
+          if (v.version !== 'v1alpha1') throw new Error(`Version answered '${v.version}'`);
+          if (!v.runtimeName) throw new Error('Version has no runtime_name');
+          return `${v.runtimeName} ${v.runtimeVersion}`;
+        } catch (e) {
+          if ((e as Error).message.startsWith('Version') || Date.now() > deadline || child?.exitCode != null) throw e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    });
+    let firstVersions = '';
+    await check('a valid Mount returns files and object versions', async () => {
+      const res = await mount(opts.fixture.valid);
+      if (res.files.length === 0) throw new Error('no files');
+      if (res.objectVersion.length === 0) throw new Error('no object versions (the manager refuses such a response)');
+      const bad = res.objectVersion.find((o) => !o.id || !o.version);
+      if (bad) throw new Error(`object version with an empty id or version: ${JSON.stringify(bad)}`);
+      firstVersions = JSON.stringify(res.objectVersion);
+      return `${res.files.length} files, ${res.objectVersion.length} object versions`;
+    });
+    await check('file paths are relative, without "..", unique', async () => {
+      const res = await mount(opts.fixture.valid);
+      const seen = new Set<string>();
+      for (const f of res.files) {
+        if (!f.path || f.path.startsWith('/') || f.path.includes('\\') || f.path.split('/').includes('..')) throw new Error(`unsafe path '${f.path}'`);
+        if (seen.has(f.path)) throw new Error(`path '${f.path}' returned twice`);
+        seen.add(f.path);
+        if (f.mode < 0 || f.mode > 0o7777) throw new Error(`path '${f.path}' has mode ${f.mode}`);
+      }
+      if (JSON.stringify(res.objectVersion) !== firstVersions) throw new Error('a second Mount of unchanged objects returned other object versions');
+      return `${seen.size} paths; object versions stable across Mounts`;
+    });
+    await check('malformed attributes are refused with an error, not a crash or a hang', async () => {
+      const code = await client.mount({ attributes: '{"not json', secrets: 'null', permission: '420', targetPath: '' }, timeoutMs).then(() => status.OK, (e: { code: number }) => e.code);
+      if (code === status.OK) throw new Error('the provider accepted malformed JSON');
+      if (code === status.DEADLINE_EXCEEDED || code === status.UNAVAILABLE) throw new Error(`the provider did not answer (${statusName(code)})`);
+      await client.version(2_000);
+      return `refused with ${statusName(code)}; still serving`;
+    });
+    await check('an unknown parameter is refused', async () => refused(opts.fixture.unknownParameter ?? { ...opts.fixture.valid, attributes: { ...opts.fixture.valid.attributes, 'conformance-unknown-parameter': 'x' } }));
+    for (const c of opts.fixture.invalid ?? []) await check(`invalid input is refused: ${c.name}`, async () => refused(c));
+    await check('10 concurrent Mounts all succeed alike', async () => {
+      const all = await Promise.all(Array.from({ length: 10 }, () => mount(opts.fixture.valid)));
+      const shapes = new Set(all.map((r) => JSON.stringify(r.files.map((f) => [f.path, f.contents.toString('base64')]))));
+      if (shapes.size !== 1) throw new Error('concurrent Mounts returned different files');
+      return `10 × ${all[0]!.files.length} files`;
+    });
+    if (opts.fixture.large) {
+      await check('a response over the size limit is reported', async () => {
+        const err = await mount(opts.fixture.large!).then(() => undefined, (e: { code: number; details: string }) => e);
+        if (!err) throw new Error(`a response over ${opts.maxMessageBytes ?? 4 * 1024 * 1024} bytes was accepted`);
+        return `${statusName(err.code)}: ${err.details}`;
+      });
+    } else {
+      results.push({ name: 'a response over the size limit is reported', ok: true, skipped: true, detail: 'skipped: the fixture has no `large` case' });
+    }
+    await check('survives a client that disconnects mid-call', async () => {
+      const raw = new api.v1alpha1.CSIDriverProvider(`unix:${socketPath(endpoint)}`, credentials.createInsecure()) as unknown as CSIDriverProviderClient;
+      await new Promise<void>((resolve) => {
+        const call = raw.Mount(toRequest(opts.fixture.valid), new Metadata(), () => resolve());
+        setTimeout(() => call.cancel(), 5);
+      });
+      raw.close();
+      const v = await client.version(2_000);
+      return `still answers (${v.runtimeName})`;
+    });
+    if (child) {
+      await check('SIGTERM: exits 0 and removes its socket', async () => {
+        client.close();
+        const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+        child!.kill('SIGTERM');
+        const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
+        if (code === 'timeout') throw new Error('still running 15 s after SIGTERM');
+        if (code !== 0) throw new Error(`exited with ${code}`);
+        if (existsSync(socketPath(endpoint))) throw new Error('left its socket file behind');
+        return 'exit 0, socket removed';
+      });
+    } else {
+      results.push({ name: 'SIGTERM: exits 0 and removes its socket', ok: true, skipped: true, detail: 'skipped: run with --command to check shutdown' });
+    }
+  } finally {
+    client.close();
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+  }
+  return results;
+}
+
+export function report(results: CheckResult[], write: (line: string) => void = (l) => console.log(l)): boolean {
+  for (const r of results) write(`${r.skipped ? 'skip' : r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`);
+  const failed = results.filter((r) => !r.ok).length;
+  write(`${results.filter((r) => r.ok && !r.skipped).length} passed, ${failed} failed, ${results.filter((r) => r.skipped).length} skipped`);
+  return failed === 0;
+}
