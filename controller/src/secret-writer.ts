@@ -110,7 +110,8 @@ export class SecretWriter {
         await this.core.patchNamespacedSecret({ name, namespace: ss.metadata.namespace, body: [op], dryRun: 'All', fieldManager: FIELD_MANAGER }, JSON_PATCH);
         return false;
       } catch (e) {
-        return (e as { code?: number }).code !== 404;
+        // A failed `test` is a 422 with a generic message; an admission denial names its policy.
+        return (e as { code?: number }).code === 422 && !/admission/i.test(apiMessage(e));
       }
     };
     if (await fails(label!)) return new SyncError('invalidLabel', `Secret '${name}' exists but does not carry the label ${MANAGED_LABEL}="" that marks Secrets this manager manages; it was left untouched`, 'slow');

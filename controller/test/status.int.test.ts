@@ -155,7 +155,7 @@ test('UpdateFailedProviderError carries the provider code and reason; recovery s
   provider.setState({ files: { foo: SECRET_VALUE }, fail: { code: 'PermissionDenied', message: "vault 'kv': the identity may not read it" } });
   try {
     await force('flaky', 'retry-1');
-    expect(ready(await reason('flaky', 'UpdateFailedProviderError')).message).toContain("provider 'test': PERMISSION_DENIED: vault 'kv': the identity may not read it (TestFailure)");
+    expect(ready(await reason('flaky', 'UpdateFailedProviderError')).message).toContain("provider 'test': PERMISSION_DENIED: vault 'kv': the identity may not read it (ExampleFailure)");
   } finally {
     provider.setState({ files: { foo: SECRET_VALUE, other: 'other-value' } });
   }

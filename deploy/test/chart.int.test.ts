@@ -1,0 +1,152 @@
+// The Helm chart against the real apiserver: lint and render, install, run the manager with the
+// chart's ServiceAccount token, and prove what its RBAC and admission policies refuse.
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { repoRoot } from '../../test/env/control-plane.js';
+import { serviceAccountKubeconfig } from '../../test/env/manager-identity.js';
+import { loadStackInfo } from '../../test/env/stack.js';
+import { apiStatus, eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
+import { startManager, type RunningManager } from '../../test/helpers/manager.js';
+import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+
+const CHART = join(repoRoot, 'deploy', 'chart', 'secret-store-sync');
+const RELEASE = 'chart-test';
+const RELEASE_NS = 'sss-chart';
+const SA = 'secret-store-sync-manager';
+const MANAGER_USER = `system:serviceaccount:${RELEASE_NS}:${SA}`;
+const info = loadStackInfo();
+const k = kube();
+const helmBin = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
+const helm = (...args: string[]) => execFileSync(helmBin, [...args, '--kubeconfig', info.k8s.kubeconfig], { encoding: 'utf8' });
+const kubectl = (...args: string[]) => spawnSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, ...args], { encoding: 'utf8' });
+let ns: Awaited<ReturnType<typeof tempNamespace>>;
+let asManager: CoreV1Api;
+let provider: TestProvider;
+let manager: RunningManager | undefined;
+let managerKubeconfig: string;
+
+const denial = (e: unknown) => ({ code: apiStatus(e), message: String((e as { body?: string }).body ?? e) });
+async function refused(p: Promise<unknown>): Promise<{ code?: number; message: string }> {
+  return p.then(() => ({ code: 200, message: 'allowed' }), denial);
+}
+/** Bindings take effect asynchronously; retry until the policy answers. */
+async function refusedEventually(f: () => Promise<unknown>, text: string) {
+  return eventually(async () => {
+    const r = await refused(f());
+    return r.message.includes(text) ? r : undefined;
+  }, 30_000, `a denial saying "${text}"`);
+}
+
+beforeAll(async () => {
+  ns = await tempNamespace(k.core, 'chart');
+  helm('install', RELEASE, CHART, '--namespace', RELEASE_NS, '--create-namespace', '--set', 'rotationPollIntervalInSeconds=3600');
+  managerKubeconfig = await serviceAccountKubeconfig(info, RELEASE_NS, SA, join(mkdtempSync(join(tmpdir(), 'chart-')), 'kubeconfig'));
+  const kc = new KubeConfig();
+  kc.loadFromFile(managerKubeconfig);
+  asManager = kc.makeApiClient(CoreV1Api);
+  provider = await startTestProvider('test');
+  provider.setState({ files: { foo: 'from-the-provider' } });
+  await eventually(async () => ((await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
+}, 300_000);
+
+afterAll(async () => {
+  await manager?.stop();
+  await provider?.stop();
+  await ns?.dispose();
+  spawnSync(helmBin, ['uninstall', RELEASE, '--namespace', RELEASE_NS, '--kubeconfig', info.k8s.kubeconfig]);
+});
+
+test('helm lint passes; the pod has the two named containers, an emptyDir socket, and hardening', () => {
+  expect(helm('lint', CHART)).toContain('0 chart(s) failed');
+  const docs = parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3')).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: Record<string, unknown> } } });
+  const pod = docs.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec! as {
+    automountServiceAccountToken: boolean;
+    securityContext: { runAsNonRoot: boolean; seccompProfile: { type: string } };
+    containers: { name: string; args: string[]; securityContext: { readOnlyRootFilesystem: boolean; capabilities: { drop: string[] } }; volumeMounts: { name: string; mountPath: string }[] }[];
+    volumes: { name: string; emptyDir?: object; hostPath?: object }[];
+  };
+  expect(pod.containers.map((c) => c.name)).toEqual(['manager', 'provider-azure-installer']);
+  expect(pod.automountServiceAccountToken).toBe(false);
+  expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+  for (const c of pod.containers) expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+  expect(pod.volumes.find((v) => v.name === 'provider-sockets')).toEqual({ name: 'provider-sockets', emptyDir: {} });
+  expect(pod.volumes.some((v) => v.hostPath)).toBe(false);
+  // Only the manager gets the API token.
+  expect(pod.containers[0]!.volumeMounts.some((m) => m.name === 'api-token')).toBe(true);
+  expect(pod.containers[1]!.volumeMounts.some((m) => m.name === 'api-token')).toBe(false);
+  expect(pod.containers[0]!.args).toContain('--rotation-poll-interval-seconds=3600');
+  expect(pod.containers[1]!.args).toContain('--endpoint=unix:///provider/azure.sock');
+});
+
+test('the manager, with the chart\'s ServiceAccount token, syncs a SecretSync', async () => {
+  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig: managerKubeconfig });
+  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
+  await k.custom.createNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name: 'synced' }, spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } } });
+  const s = await eventually(async () => k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name }).catch(() => undefined), 30_000, 'the Secret');
+  expect(Buffer.from(s.data!.key!, 'base64').toString()).toBe('from-the-provider');
+});
+
+test('RBAC: the manager may create and patch Secrets but not get, list, watch or delete them', async () => {
+  for (const verb of ['get', 'list', 'watch', 'delete']) expect(kubectl('auth', 'can-i', verb, 'secrets', '-n', ns.name, '--as', MANAGER_USER).stdout.trim()).toBe('no');
+  for (const verb of ['create', 'patch']) expect(kubectl('auth', 'can-i', verb, 'secrets', '-n', ns.name, '--as', MANAGER_USER).stdout.trim()).toBe('yes');
+  expect(await refused(asManager.readNamespacedSecret({ name: 'synced', namespace: ns.name }))).toMatchObject({ code: 403 });
+  expect(await refused(asManager.deleteNamespacedSecret({ name: 'synced', namespace: ns.name }))).toMatchObject({ code: 403 });
+});
+
+test('policies: no service-account token Secrets, no Secrets without one same-named SecretSync owner', async () => {
+  const r1 = await refusedEventually(() => asManager.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'sat', annotations: { 'kubernetes.io/service-account.name': 'default' } }, type: 'kubernetes.io/service-account-token' } }), 'may not write service-account token Secrets');
+  expect(r1.code).toBe(403);
+  const r2 = await refusedEventually(() => asManager.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'orphan' }, stringData: { a: 'b' } } }), 'owned by exactly one SecretSync of the same name');
+  expect(r2.code).toBe(403);
+});
+
+test('policies: no update of a Secret without the manager\'s label', async () => {
+  // A SecretSync that never syncs (its class does not exist) owns a Secret the user wrote.
+  const ss = await k.custom.createNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name: 'users' }, spec: { serviceAccountName: 'default', secretProviderClassName: 'missing', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'a' }] } } } });
+  await k.core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'users', ownerReferences: [{ apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', name: 'users', uid: ss.metadata.uid }] }, stringData: { a: 'mine' } } });
+  const r = await refusedEventually(
+    () => asManager.patchNamespacedSecret({ name: 'users', namespace: ns.name, body: { stringData: { a: 'taken' } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+    'may only update Secrets that already carry its label',
+  );
+  expect(r.code).toBe(403);
+  expect((await k.core.readNamespacedSecret({ name: 'users', namespace: ns.name })).data?.a).toBe(Buffer.from('mine').toString('base64'));
+});
+
+test('policies: tokens only for 600 s and the configured audience', async () => {
+  const mint = (audiences: string[], expirationSeconds: number) => asManager.createNamespacedServiceAccountToken({ name: 'default', namespace: ns.name, body: { spec: { audiences, expirationSeconds } } });
+  expect((await refusedEventually(() => mint(['api://AzureADTokenExchange'], 3600), 'only mint tokens that live 600 seconds')).code).toBe(403);
+  expect((await refusedEventually(() => mint(['https://kubernetes.default.svc'], 600), 'one of its configured audiences')).code).toBe(403);
+  await expect(mint(['api://AzureADTokenExchange'], 600)).resolves.toBeDefined();
+});
+
+test('opt-in: with requireServiceAccountOptIn, only ServiceAccounts the namespace lists get tokens', async () => {
+  helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'admissionPolicies.requireServiceAccountOptIn=true');
+  try {
+    const mint = () => asManager.createNamespacedServiceAccountToken({ name: 'default', namespace: ns.name, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } } });
+    const r = await refusedEventually(mint, 'ServiceAccount default has not opted in');
+    expect(r.code).toBe(403);
+    await k.core.patchNamespace({ name: ns.name, body: { metadata: { annotations: { 'secret-store-sync.x-k8s.io/token-service-accounts': 'other, default' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await eventually(async () => ((await refused(mint())).code === 200 ? true : undefined), 30_000, 'the opted-in ServiceAccount to get a token');
+  } finally {
+    helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'admissionPolicies.requireServiceAccountOptIn=false');
+  }
+});
+
+test('upgrade keeps the hash key; uninstall keeps CRDs, SecretSyncs and Secrets', async () => {
+  const key = () => k.core.readNamespacedSecret({ name: 'secret-store-sync-hash-key', namespace: RELEASE_NS }).then((s) => s.data?.key);
+  const before = await key();
+  helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'rotationPollIntervalInSeconds=600');
+  expect(await key()).toBe(before);
+  await manager?.stop();
+  manager = undefined;
+  helm('uninstall', RELEASE, '--namespace', RELEASE_NS);
+  expect(kubectl('get', 'crd', 'secretsyncs.secret-sync.x-k8s.io').status).toBe(0);
+  expect((await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name })).data?.key).toBeDefined();
+  await k.custom.deleteNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', name: 'synced' });
+  await eventually(async () => ((await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name }).then(() => 200, apiStatus)) === 404 ? true : undefined), 60_000, 'the Secret to be collected');
+  helm('install', RELEASE, CHART, '--namespace', RELEASE_NS);
+});
