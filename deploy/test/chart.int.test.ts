@@ -2,7 +2,7 @@
 // chart's ServiceAccount token, and prove what its RBAC and admission policies refuse.
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -80,6 +80,14 @@ test('helm lint passes; the pod has the two named containers, an emptyDir socket
   expect(pod.containers[1]!.volumeMounts.some((m) => m.name === 'api-token')).toBe(false);
   expect(pod.containers[0]!.args).toContain('--rotation-poll-interval-seconds=3600');
   expect(pod.containers[1]!.args).toContain('--endpoint=unix:///provider/azure.sock');
+});
+
+test('the committed plain manifests are what the chart renders', () => {
+  const committed = readFileSync(join(repoRoot, 'deploy', 'manifests', 'secret-store-sync.yaml'), 'utf8');
+  execFileSync('bash', [join(repoRoot, 'deploy', 'render-manifests.sh')], { cwd: repoRoot, stdio: 'pipe' });
+  const rendered = readFileSync(join(repoRoot, 'deploy', 'manifests', 'secret-store-sync.yaml'), 'utf8');
+  writeFileSync(join(repoRoot, 'deploy', 'manifests', 'secret-store-sync.yaml'), committed);
+  expect(rendered).toBe(committed);
 });
 
 test('the manager, with the chart\'s ServiceAccount token, syncs a SecretSync', async () => {

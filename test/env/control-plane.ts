@@ -7,7 +7,8 @@ import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig, KubernetesObjectApi, PatchStrategy, loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
+import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import type { Ca } from './pki.js';
 import { signingKey } from './pki.js';
 import { freePort } from './ports.js';
@@ -75,7 +76,8 @@ export async function applyManifests(kc: KubeConfig, files: string[], fieldManag
   const api = KubernetesObjectApi.makeApiClient(kc);
   const applied: KubernetesObject[] = [];
   for (const file of files) {
-    for (const doc of loadAllYaml(readFileSync(file, 'utf8')) as KubernetesObject[]) {
+    // yaml, not client-node's loader: rendered charts hold empty documents, which it rejects.
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJSON() as KubernetesObject | null)) {
       if (!doc?.kind) continue;
       applied.push(await api.patch(doc, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply));
     }

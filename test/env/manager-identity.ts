@@ -1,4 +1,4 @@
-// The manager's identity as in the pod: the ServiceAccount and RBAC from deploy/base, and a
+// The manager's identity as in the pod: the ServiceAccount, RBAC and policies from deploy/manifests, and a
 // kubeconfig that authenticates with a token minted for that ServiceAccount (no admin rights).
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { writeFileSync } from 'node:fs';
@@ -9,11 +9,15 @@ import type { StackInfo } from './stack.js';
 export const MANAGER_NAMESPACE = 'azure-secret-store';
 export const MANAGER_SERVICE_ACCOUNT = 'secret-store-sync-manager';
 
-/** Applies deploy/base and writes a kubeconfig for the manager's ServiceAccount into `dir`. */
+/**
+ * Applies the plain-manifest form of the chart (its RBAC and admission policies included) and
+ * writes a kubeconfig for the manager's ServiceAccount into `dir`: the manager then runs exactly
+ * as in the pod, under the chart's permissions and policies.
+ */
 export async function managerKubeconfig(info: StackInfo, dir: string, expirationSeconds = 24 * 3600): Promise<string> {
   const admin = new KubeConfig();
   admin.loadFromFile(info.k8s.kubeconfig);
-  await applyManifests(admin, yamlFilesIn(join(repoRoot, 'deploy', 'base')));
+  await applyManifests(admin, yamlFilesIn(join(repoRoot, 'deploy', 'manifests')));
   return serviceAccountKubeconfig(info, MANAGER_NAMESPACE, MANAGER_SERVICE_ACCOUNT, join(dir, 'manager.kubeconfig'), expirationSeconds);
 }
 

@@ -21,7 +21,7 @@ export interface RunningManager {
 
 /**
  * Starts the manager. By default it authenticates as its own ServiceAccount with the RBAC from
- * deploy/base (as in the pod); `asAdmin` uses the stack's admin kubeconfig instead.
+ * deploy/manifests (RBAC and admission policies, as in the pod); `asAdmin` uses the admin kubeconfig.
  */
 export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string }): Promise<RunningManager> {
   const info = loadStackInfo();
