@@ -82,6 +82,24 @@ test('helm lint passes; the pod has the two named containers, an emptyDir socket
   expect(pod.containers[1]!.args).toContain('--endpoint=unix:///provider/azure.sock');
 });
 
+test('docker-compose.yml runs the same two containers as the chart: socket path and arguments', () => {
+  const compose = parseAllDocuments(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'))[0]!.toJSON() as { services: Record<string, { command: string[]; volumes: string[] }> };
+  const rendered = parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3')).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[] } } } });
+  const containers = rendered.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers;
+  expect(Object.keys(compose.services).sort()).toEqual(containers.map((c) => c.name).sort());
+  const provider = containers.find((c) => c.name === 'provider-azure-installer')!;
+  expect(compose.services['provider-azure-installer']!.command).toEqual(provider.args);
+  const manager = containers.find((c) => c.name === 'manager')!;
+  const byFlag = (args: string[]) => Object.fromEntries(args.map((a) => a.split('=', 2) as [string, string]));
+  const composeFlags = byFlag(compose.services.manager!.command);
+  const chartFlags = byFlag(manager.args);
+  for (const flag of ['--provider-dir', '--token-audiences', '--rotation-poll-interval-seconds', '--workers', '--log-level', '--health-port']) expect([flag, composeFlags[flag]]).toEqual([flag, chartFlags[flag]]);
+  // Both containers share the socket folder at /provider, where the provider listens.
+  for (const c of containers) expect(c.volumeMounts).toContainEqual({ name: 'provider-sockets', mountPath: '/provider' });
+  for (const svc of Object.values(compose.services)) expect(svc.volumes).toContain('provider-sockets:/provider');
+  expect(provider.args).toContain(`--endpoint=unix://${chartFlags['--provider-dir']}/azure.sock`);
+});
+
 test('the committed plain manifests are what the chart renders', () => {
   const committed = readFileSync(join(repoRoot, 'deploy', 'manifests', 'secret-store-sync.yaml'), 'utf8');
   execFileSync('bash', [join(repoRoot, 'deploy', 'render-manifests.sh')], { cwd: repoRoot, stdio: 'pipe' });
