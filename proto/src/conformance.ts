@@ -67,7 +67,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   if (opts.command) {
     endpoint = `unix://${join(mkdtempSync(join(tmpdir(), 'conformance-')), 'provider.sock')}`;
     const [cmd, ...args] = opts.command.map((a) => a.replaceAll('{endpoint}', endpoint));
-    child = spawn(cmd!, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    // A group of its own: wrappers (npx, sh) must not leave the provider running after the suite.
+    child = spawn(cmd!, args, { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   }
   const client = new ProviderClient(endpoint, { maxMessageBytes: opts.maxMessageBytes ?? 4 * 1024 * 1024 });
   const mount = (c: MountCase) => client.mount(toRequest(c), timeoutMs);
@@ -152,7 +153,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       await check('SIGTERM: exits 0 and removes its socket', async () => {
         client.close();
         const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
-        child!.kill('SIGTERM');
+        process.kill(-child!.pid!, 'SIGTERM');
         const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
         if (code === 'timeout') throw new Error('still running 15 s after SIGTERM');
         if (code !== 0) throw new Error(`exited with ${code}`);
@@ -164,7 +165,13 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     }
   } finally {
     client.close();
-    if (child && child.exitCode === null) child.kill('SIGKILL');
+    if (child?.pid) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
   }
   return results;
 }

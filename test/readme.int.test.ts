@@ -1,0 +1,67 @@
+// Every shell command in the README runs here (or, for the sandbox, in its own test), verbatim,
+// against control planes of this test's own.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot, startControlPlane, yamlFilesIn, type ControlPlane } from './env/control-plane.js';
+import { createCa } from './env/pki.js';
+
+const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+const blocks = [...readme.matchAll(/```bash\n([^]*?)```/g)].map((m) => m[1]!);
+const helmDir = join(execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!, '..');
+const block = (first: string) => {
+  const b = blocks.find((x) => x.trimStart().startsWith(first));
+  if (!b) throw new Error(`no README block starting with '${first}'`);
+  return b;
+};
+/** Runs a README block with bash, helm on PATH and KUBECONFIG pointing at the control plane. */
+function run(script: string, kubeconfig?: string) {
+  return spawnSync('bash', ['-euo', 'pipefail', '-c', script], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, PATH: `${helmDir}:${process.env.PATH}`, ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}) },
+  });
+}
+const planes: ControlPlane[] = [];
+async function freshControlPlane(): Promise<ControlPlane> {
+  const cp = await startControlPlane({ stateDir: mkdtempSync(join(tmpdir(), 'sss-readme-')), ca: createCa() });
+  planes.push(cp);
+  return cp;
+}
+afterAll(async () => {
+  for (const cp of planes) await cp.stop();
+});
+
+test('the README has the blocks this test runs, and every npm script it names exists', () => {
+  const scripts = Object.keys((JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts);
+  for (const m of readme.matchAll(/npm run ([\w:-]+)/g)) expect(scripts).toContain(m[1]);
+  expect(blocks.length).toBe(4);
+});
+
+test('"helm install" from the README installs the chart', async () => {
+  const cp = await freshControlPlane();
+  const r = run(block('helm install'), cp.info.kubeconfig);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const get = (what: string) => run(`kubectl get ${what} -o name`, cp.info.kubeconfig).stdout;
+  expect(get('deployment -n azure-secret-store')).toContain('deployment.apps/secret-store-sync');
+  expect(get('validatingadmissionpolicies')).toContain('secret-store-sync-secret-writes');
+  expect(get('crd')).toContain('secretsyncs.secret-sync.x-k8s.io');
+});
+
+test('the plain-manifest install from the README works', async () => {
+  const cp = await freshControlPlane();
+  const r = run(block('kubectl apply -f deploy/crds/'), cp.info.kubeconfig);
+  expect(r.status).toBe(0);
+  const get = (what: string) => run(`kubectl get ${what} -o name`, cp.info.kubeconfig).stdout;
+  expect(get('secret -n azure-secret-store')).toContain('secret/secret-store-sync-hash-key');
+  expect(get('deployment -n azure-secret-store')).toContain('deployment.apps/secret-store-sync');
+  expect(yamlFilesIn(join(repoRoot, 'deploy', 'crds'))).toHaveLength(2);
+});
+
+test('the conformance command from the README passes the example provider', () => {
+  const r = run(block('npm run build'));
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^\d+ passed, 0 failed, \d+ skipped$/m);
+});
