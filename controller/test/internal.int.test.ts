@@ -60,4 +60,5 @@ test('ControllerInternalError when the manager may not mint tokens', async () =>
     return o.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'ControllerInternalError' ? o : undefined;
   }, 30_000, 'ControllerInternalError');
   expect(ss.status!.conditions!.find((c) => c.type === 'Ready')!.message).toContain('may not mint tokens');
+  await eventually(async () => ((await k.core.listNamespacedEvent({ namespace: ns.name })).items.some((e) => e.reason === 'ControllerInternalError' && e.type === 'Warning') ? true : undefined), 10_000, 'the event');
 });

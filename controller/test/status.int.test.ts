@@ -238,6 +238,17 @@ test('a provider killed mid-Mount and restarted: the SecretSync converges', asyn
   expect(await secretValue('survivor')).toBe(SECRET_VALUE);
 });
 
+test('every outcome above was recorded as an Event with its status type (Warning for failures)', async () => {
+  const events = (await k.core.listNamespacedEvent({ namespace: ns.name })).items;
+  const byReason = new Map(events.map((e) => [e.reason ?? '', e]));
+  const failures = ['UserInputValidationFailed', 'ControllerSpcError', 'CreateFailedProviderError', 'UpdateFailedProviderError', 'CreateFailedInvalidLabel', 'CreateFailedInvalidAnnotation', 'UpdateFailedInvalidLabel', 'UpdateFailedInvalidAnnotation', 'SecretPatchFailedUnknownError'];
+  const successes = ['CreateSucceeded', 'UpdateNoValueChangeSucceeded', 'UpdateValueChangeOrForceUpdateSucceeded'];
+  for (const r of failures) expect([r, byReason.get(r)?.type]).toEqual([r, 'Warning']);
+  for (const r of successes) expect([r, byReason.get(r)?.type]).toEqual([r, 'Normal']);
+  // The event says what happened and what to do, like the status.
+  expect(byReason.get('CreateFailedInvalidLabel')?.message).toContain('delete it (kubectl delete secret)');
+});
+
 test('no secret value or token in logs, events or status', async () => {
   const logs = manager.logs();
   expect(logs).not.toContain(SECRET_VALUE);
