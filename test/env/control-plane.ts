@@ -12,7 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import type { Ca } from './pki.js';
 import { signingKey } from './pki.js';
 import { freePort } from './ports.js';
-import { startProcess, stopProcess, waitUntil, type Managed } from './processes.js';
+import { killRecordedOnExit, startProcess, stopProcess, waitUntil, type Managed } from './processes.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const repoRoot = resolve(here, '../..');
@@ -118,9 +118,11 @@ export async function startControlPlane(opts: {
   /** Manifests applied before kube-controller-manager starts, so its garbage collector sees their kinds at once. */
   manifests?: string[];
   log?: (msg: string) => void;
+  handleSignals?: boolean;
 }): Promise<ControlPlane> {
   const log = opts.log ?? (() => undefined);
   const binDir = ensureBinaries();
+  killRecordedOnExit(opts.stateDir, opts.handleSignals ?? true);
   const dir = join(opts.stateDir, 'control-plane');
   const pki = join(dir, 'pki');
   mkdirSync(pki, { recursive: true });

@@ -97,14 +97,13 @@ export async function stopRecorded(stateDir: string): Promise<string[]> {
   return stopped;
 }
 
-/**
- * Last resort when the owning process exits without stopping the stack (an uncaught error, a
- * signal): SIGKILL every recorded group, synchronously, so nothing outlives the run.
- */
-export function killRecordedOnExit(stateDir: string): void {
-  const kill = () => {
+const guarded = new Set<string>();
+
+/** SIGKILLs every group recorded in the guarded state folders, synchronously. */
+function killGuarded(): void {
+  for (const stateDir of guarded) {
     const file = pidFile(stateDir);
-    if (!existsSync(file)) return;
+    if (!existsSync(file)) continue;
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       const pid = Number(line.split(' ')[0]);
       if (pid > 0) {
@@ -115,8 +114,31 @@ export function killRecordedOnExit(stateDir: string): void {
         }
       }
     }
-  };
-  process.once('exit', kill);
+  }
+}
+
+let signalsHandled = false;
+
+/**
+ * Last resort when the owning process ends without stopping what it started (an uncaught error,
+ * Ctrl-C, a CI timeout): SIGKILL every group recorded in the folder, so nothing outlives the run.
+ * A signal ends a process without running 'exit' handlers unless the signal is handled, so the
+ * common signals are handled too — except in programs that stop things their own way on a
+ * signal (the sandbox), which pass `handleSignals: false`.
+ */
+export function killRecordedOnExit(stateDir: string, handleSignals = true): void {
+  if (guarded.size === 0) process.once('exit', killGuarded);
+  guarded.add(stateDir);
+  if (!handleSignals || signalsHandled) return;
+  signalsHandled = true;
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    process.once(signal, () => {
+      killGuarded();
+      // Exit on the next turn: other copies of this module (Jest loads one per test file) have
+      // their own handlers for their own folders, and all listeners of one signal run first.
+      setImmediate(() => process.exit(code));
+    });
+  }
 }
 
 export function tailLog(file: string, lines = 40): string {

@@ -36,6 +36,8 @@ export interface StartStackOptions {
   manifests?: string[];
   log?: (msg: string) => void;
   tenantId?: string;
+  /** Stop everything on SIGINT/SIGTERM (default); off for programs that stop it their own way. */
+  handleSignals?: boolean;
 }
 
 export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
@@ -43,7 +45,7 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sss-stack-'));
   mkdirSync(dir, { recursive: true });
   await stopRecorded(dir); // a previous run in this folder that died without cleaning up
-  killRecordedOnExit(dir);
+  killRecordedOnExit(dir, opts.handleSignals ?? true);
   const ca = createCa();
   const caFile = join(dir, 'ca.crt');
   writeFileSync(caFile, ca.cert);
@@ -58,7 +60,7 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
   try {
     const started = Date.now();
     const azureStart = startAzure({ dir, ca, caFile, tenantId: opts.tenantId ?? randomUUID(), log });
-    controlPlane = await startControlPlane({ stateDir: dir, ca, manifests: opts.manifests ?? [], log });
+    controlPlane = await startControlPlane({ stateDir: dir, ca, manifests: opts.manifests ?? [], log, handleSignals: opts.handleSignals ?? true });
     const azure = await azureStart;
     processes.push(azure.process);
     log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (state in ${dir})`);

@@ -96,7 +96,7 @@ async function walkthrough(once: boolean): Promise<void> {
 
   try {
     step('Start the local stack (kube-apiserver, etcd, kube-controller-manager, Entra ID stand-in, Key Vault emulator)');
-    stack = await startStack({ dir: SANDBOX_DIR, manifests: yamlFilesIn(join(repoRoot, 'deploy', 'crds')), log: (m) => console.log(`  ${m}`) });
+    stack = await startStack({ dir: SANDBOX_DIR, manifests: yamlFilesIn(join(repoRoot, 'deploy', 'crds')), log: (m) => console.log(`  ${m}`), handleSignals: false });
     const info = stack.info;
     Object.assign(process.env, toEnv(info), { NODE_EXTRA_CA_CERTS: info.caFile, AZURE_AUTHORITY_HOST: info.azure.authorityHost });
     const azure = new AzureStack(info);
