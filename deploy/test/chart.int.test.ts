@@ -29,6 +29,11 @@ let provider: TestProvider;
 let manager: RunningManager | undefined;
 let managerKubeconfig: string;
 
+/** The key the chart generated, as the pod would mount it. */
+async function chartHashKey(): Promise<Buffer> {
+  const s = await k.core.readNamespacedSecret({ name: 'secret-store-sync-hash-key', namespace: RELEASE_NS });
+  return Buffer.from(s.data!.key!, 'base64');
+}
 const denial = (e: unknown) => ({ code: apiStatus(e), message: String((e as { body?: string }).body ?? e) });
 async function refused(p: Promise<unknown>): Promise<{ code?: number; message: string }> {
   return p.then(() => ({ code: 200, message: 'allowed' }), denial);
@@ -109,7 +114,7 @@ test('the committed plain manifests are what the chart renders', () => {
 });
 
 test('the manager, with the chart\'s ServiceAccount token, syncs a SecretSync', async () => {
-  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig: managerKubeconfig });
+  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig: managerKubeconfig, hashKey: await chartHashKey() });
   await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
   await k.custom.createNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name: 'synced' }, spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } } });
   const s = await eventually(async () => k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name }).catch(() => undefined), 30_000, 'the Secret');
@@ -121,6 +126,18 @@ test('RBAC: the manager may create and patch Secrets but not get, list, watch or
   for (const verb of ['create', 'patch']) expect(kubectl('auth', 'can-i', verb, 'secrets', '-n', ns.name, '--as', MANAGER_USER).stdout.trim()).toBe('yes');
   expect(await refused(asManager.readNamespacedSecret({ name: 'synced', namespace: ns.name }))).toMatchObject({ code: 403 });
   expect(await refused(asManager.deleteNamespacedSecret({ name: 'synced', namespace: ns.name }))).toMatchObject({ code: 403 });
+});
+
+test('user roles aggregate into the built-in edit and view roles', async () => {
+  const can = (verb: string, user: string) => kubectl('auth', 'can-i', verb, 'secretsyncs.secret-sync.x-k8s.io', '-n', ns.name, '--as', user).stdout.trim();
+  const rbac = (await import('@kubernetes/client-node')).RbacAuthorizationV1Api;
+  const api = k.kc.makeApiClient(rbac);
+  for (const [user, role] of [['alice', 'edit'], ['bob', 'view']]) {
+    await api.createNamespacedRoleBinding({ namespace: ns.name, body: { metadata: { name: `${user}-${role}` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role! }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user! }] } });
+  }
+  await eventually(async () => (can('create', 'alice') === 'yes' ? true : undefined), 30_000, 'edit to include SecretSyncs');
+  await eventually(async () => (can('list', 'bob') === 'yes' ? true : undefined), 30_000, 'view to include SecretSyncs');
+  expect(can('create', 'bob')).toBe('no');
 });
 
 test('policies: no service-account token Secrets, no Secrets without one same-named SecretSync owner', async () => {
@@ -155,8 +172,15 @@ test('opt-in: with requireServiceAccountOptIn, only ServiceAccounts the namespac
     const mint = () => asManager.createNamespacedServiceAccountToken({ name: 'default', namespace: ns.name, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } } });
     const r = await refusedEventually(mint, 'ServiceAccount default has not opted in');
     expect(r.code).toBe(403);
-    await k.core.patchNamespace({ name: ns.name, body: { metadata: { annotations: { 'secret-store-sync.x-k8s.io/token-service-accounts': 'other, default' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    // The manager shows the refusal on the SecretSync, then syncs once the namespace opts the ServiceAccount in.
+    await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'fresh' } } });
+    await k.custom.createNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name: 'needs-opt-in' }, spec: { serviceAccountName: 'fresh', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } } });
+    const readyOf = async () => ((await k.custom.getNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', name: 'needs-opt-in' })) as { status?: { conditions?: { type: string; reason: string; message: string }[] } }).status?.conditions?.find((c) => c.type === 'Ready');
+    const refusedStatus = await eventually(async () => { const c = await readyOf(); return c?.reason === 'UserInputValidationFailed' ? c : undefined; }, 30_000, 'the refusal in status');
+    expect(refusedStatus.message).toContain('ServiceAccount fresh has not opted in');
+    await k.core.patchNamespace({ name: ns.name, body: { metadata: { annotations: { 'secret-store-sync.x-k8s.io/token-service-accounts': 'fresh, default' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     await eventually(async () => ((await refused(mint())).code === 200 ? true : undefined), 30_000, 'the opted-in ServiceAccount to get a token');
+    await eventually(async () => ((await readyOf())?.reason === 'CreateSucceeded' ? true : undefined), 60_000, 'the opted-in SecretSync to sync');
   } finally {
     helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'admissionPolicies.requireServiceAccountOptIn=false');
   }
@@ -165,9 +189,16 @@ test('opt-in: with requireServiceAccountOptIn, only ServiceAccounts the namespac
 test('upgrade keeps the hash key; uninstall keeps CRDs, SecretSyncs and Secrets', async () => {
   const key = () => k.core.readNamespacedSecret({ name: 'secret-store-sync-hash-key', namespace: RELEASE_NS }).then((s) => s.data?.key);
   const before = await key();
+  const rv = (await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name })).metadata?.resourceVersion;
+  await manager?.stop();
   helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'rotationPollIntervalInSeconds=600');
   expect(await key()).toBe(before);
-  await manager?.stop();
+  // The upgraded manager (same key from the Secret) re-checks after a class edit and writes nothing.
+  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig: managerKubeconfig, hashKey: await chartHashKey(), args: ['--rotation-poll-interval-seconds=600'] });
+  await k.custom.patchNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', name: 'spc', body: { metadata: { labels: { touched: 'yes' } }, spec: { parameters: { prefix: 'f' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await eventually(async () => (manager!.logs().includes('"reason":"UpdateNoValueChangeSucceeded","secretSync":"' + ns.name + '/synced"') ? true : undefined), 30_000, 'the no-change re-check');
+  expect((await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name })).metadata?.resourceVersion).toBe(rv);
+  await manager.stop();
   manager = undefined;
   helm('uninstall', RELEASE, '--namespace', RELEASE_NS);
   expect(kubectl('get', 'crd', 'secretsyncs.secret-sync.x-k8s.io').status).toBe(0);

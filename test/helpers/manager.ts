@@ -23,12 +23,12 @@ export interface RunningManager {
  * Starts the manager. By default it authenticates as its own ServiceAccount with the RBAC from
  * deploy/manifests (RBAC and admission policies, as in the pod); `asAdmin` uses the admin kubeconfig.
  */
-export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string }): Promise<RunningManager> {
+export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string; hashKey?: Buffer }): Promise<RunningManager> {
   const info = loadStackInfo();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sss-manager-'));
   const kubeconfig = opts.kubeconfig ?? (opts.asAdmin ? info.k8s.kubeconfig : await managerKubeconfig(info, dir));
   const keyFile = join(dir, 'hash.key');
-  writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+  writeFileSync(keyFile, opts.hashKey ?? randomBytes(32), { mode: 0o600 });
   const [health, metrics] = [await freePort(), await freePort()];
   const logFile = join(dir, 'manager.log');
   const fd = openSync(logFile, 'a');
