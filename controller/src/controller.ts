@@ -168,10 +168,6 @@ export class Controller {
     this.providers.close();
   }
 
-  ready(): boolean {
-    return !!this.secretSyncs && this.secretSyncs.list().length >= 0;
-  }
-
   queueDepths(): { fast: number; slow: number; scheduled: number } {
     return { fast: this.queue.depth('fast'), slow: this.queue.depth('slow'), scheduled: this.queue.scheduled() };
   }

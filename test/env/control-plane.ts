@@ -2,7 +2,7 @@
 // from the Go module proxy by build-control-plane.sh. Writes an admin kubeconfig for client-node and
 // for the real kubectl.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -12,7 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import type { Ca } from './pki.js';
 import { signingKey } from './pki.js';
 import { freePort } from './ports.js';
-import { killRecordedOnExit, startProcess, stopProcess, waitUntil, type Managed } from './processes.js';
+import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const repoRoot = resolve(here, '../..');
@@ -136,6 +136,8 @@ export async function startControlPlane(opts: {
     for (const p of [...processes].reverse()) await stopProcess(p);
     processes.length = 0;
     rmSync(etcdData, { recursive: true, force: true });
+    // Forget the stopped pids, so no later clean-up signals a pid the system has reused.
+    await stopRecorded(opts.stateDir);
   };
 
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
@@ -147,7 +149,7 @@ export async function startControlPlane(opts: {
   const adminCertFile = file('admin.crt', admin.cert);
   const adminKeyFile = file('admin.key', admin.key);
   // etcd on tmpfs when there is one: the control plane's writes then cost no disk syncs.
-  const etcdData = join(existsDir('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`);
+  const etcdData = join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`);
 
   try {
     const etcd = startProcess({
@@ -277,13 +279,5 @@ export async function startControlPlane(opts: {
   } catch (err) {
     await stop();
     throw err;
-  }
-}
-
-function existsDir(p: string): boolean {
-  try {
-    return readdirSync(p) !== undefined;
-  } catch {
-    return false;
   }
 }

@@ -78,22 +78,27 @@ export async function stopProcess(p: Managed, graceMs?: number): Promise<void> {
   await Promise.race([p.exited, sleep(2_000)]);
 }
 
-/** Stops every group recorded in the state folder, newest first. */
-export async function stopRecorded(stateDir: string): Promise<string[]> {
+/** The process groups recorded in a state folder, oldest first. */
+function recorded(stateDir: string): { pid: number; name: string }[] {
   const file = pidFile(stateDir);
   if (!existsSync(file)) return [];
-  const entries = readFileSync(file, 'utf8')
+  return readFileSync(file, 'utf8')
     .split('\n')
     .map((l) => l.split(' '))
-    .filter((parts): parts is [string, string] => parts.length >= 2 && /^\d+$/.test(parts[0] ?? ''));
+    .filter((parts) => parts.length >= 2 && /^\d+$/.test(parts[0] ?? ''))
+    .map(([pid, name]) => ({ pid: Number(pid), name: name! }));
+}
+
+/** Stops every group recorded in the state folder, newest first. */
+export async function stopRecorded(stateDir: string): Promise<string[]> {
   const stopped: string[] = [];
-  for (const [pid, name] of entries.reverse()) {
-    if (groupAlive(Number(pid))) {
-      await stopGroup(Number(pid));
+  for (const { pid, name } of recorded(stateDir).reverse()) {
+    if (groupAlive(pid)) {
+      await stopGroup(pid);
       stopped.push(name);
     }
   }
-  rmSync(file, { force: true });
+  rmSync(pidFile(stateDir), { force: true });
   return stopped;
 }
 
@@ -102,16 +107,11 @@ const guarded = new Set<string>();
 /** SIGKILLs every group recorded in the guarded state folders, synchronously. */
 function killGuarded(): void {
   for (const stateDir of guarded) {
-    const file = pidFile(stateDir);
-    if (!existsSync(file)) continue;
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const pid = Number(line.split(' ')[0]);
-      if (pid > 0) {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
+    for (const { pid } of recorded(stateDir)) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* gone */
       }
     }
   }

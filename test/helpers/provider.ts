@@ -2,7 +2,7 @@
 // and builds MountRequests the way the manager and the CSI driver do.
 import { ProviderClient, type MountRequest } from '@secret-store-sync/proto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../env/control-plane.js';
@@ -96,7 +96,6 @@ export interface TestProvider {
 
 /** The example file provider (proto/examples/file-provider.ts) as its own process: the manager-only tests' provider. */
 export async function startTestProvider(name = 'test', socketDir = mkdtempSync(join(tmpdir(), 'sss-tp-'))): Promise<TestProvider> {
-  const { writeFileSync } = await import('node:fs');
   const stateFile = join(socketDir, `${name}.json`);
   if (!existsSync(stateFile)) writeFileSync(stateFile, JSON.stringify({ files: {} }));
   const socket = join(socketDir, `${name}.sock`);

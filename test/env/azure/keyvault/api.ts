@@ -175,7 +175,7 @@ const routes: Route[] = [
   r('GET', `/secrets/${NAME}/versions`, 'secrets/versions', 'secrets/readMetadata/action', true, (_kv, c, p, _b, u) => list(c, `secrets/${p.name}/versions`, c.vault.secrets.entry(p.name!).versions, (v) => secretItem(c, p.name!, v), u)),
   r('GET', `/secrets/${NAME}${OPT_VER}`, 'secrets/get', 'secrets/getSecret/action', true, (_kv, c, p) => getSecret(c, p.name!, p.version || undefined)),
   r('PUT', `/secrets/${NAME}/?`, 'secrets/set', 'secrets/setSecret/action', false, (_kv, c, p, b) => setSecret(c, p.name!, b)),
-  r('PATCH', `/secrets/${NAME}/${VER}/?`, 'secrets/update', 'secrets/setSecret/action', false, (_kv, c, p, b) => updateVersion(c, c.vault.secrets, p.name!, p.version!, b, (v) => secretBundle(c, p.name!, v, false))),
+  r('PATCH', `/secrets/${NAME}/${VER}/?`, 'secrets/update', 'secrets/setSecret/action', false, (_kv, c, p, b) => updateVersion(c.vault.secrets, p.name!, p.version!, b, (v) => secretBundle(c, p.name!, v, false))),
   r('DELETE', `/secrets/${NAME}/?`, 'secrets/delete', 'secrets/delete', false, (_kv, c, p) => deletedBundle(c, 'secrets', c.vault.secrets.delete(p.name!), (v) => secretBundle(c, p.name!, v, false))),
   r('GET', `/deletedsecrets/${NAME}/?`, 'deletedsecrets/get', 'secrets/readMetadata/action', true, (_kv, c, p) => deletedBundle(c, 'secrets', c.vault.secrets.getDeleted(p.name!), (v) => secretBundle(c, p.name!, v, false))),
   r('DELETE', `/deletedsecrets/${NAME}/?`, 'deletedsecrets/purge', 'secrets/purge/action', false, (_kv, c, p) => (c.vault.secrets.purge(p.name!), {})),
@@ -185,7 +185,7 @@ const routes: Route[] = [
   r('GET', `/keys/${NAME}/versions`, 'keys/versions', 'keys/read', true, (_kv, c, p, _b, u) => list(c, `keys/${p.name}/versions`, c.vault.keys.entry(p.name!).versions, (v) => keyItem(c, p.name!, v), u)),
   r('POST', `/keys/${NAME}/create`, 'keys/create', 'keys/create/action', false, (_kv, c, p, b) => createKey(c, p.name!, b)),
   r('GET', `/keys/${NAME}${OPT_VER}`, 'keys/get', 'keys/read', true, (_kv, c, p) => keyBundle(c, p.name!, c.vault.keys.get(p.name!, p.version || undefined))),
-  r('PATCH', `/keys/${NAME}/${VER}/?`, 'keys/update', 'keys/update/action', false, (_kv, c, p, b) => updateVersion(c, c.vault.keys, p.name!, p.version!, b, (v) => keyBundle(c, p.name!, v))),
+  r('PATCH', `/keys/${NAME}/${VER}/?`, 'keys/update', 'keys/update/action', false, (_kv, c, p, b) => updateVersion(c.vault.keys, p.name!, p.version!, b, (v) => keyBundle(c, p.name!, v))),
   r('DELETE', `/keys/${NAME}/?`, 'keys/delete', 'keys/delete', false, (_kv, c, p) => deletedBundle(c, 'keys', c.vault.keys.delete(p.name!), (v) => keyBundle(c, p.name!, v))),
   r('GET', `/deletedkeys/${NAME}/?`, 'deletedkeys/get', 'keys/read', true, (_kv, c, p) => deletedBundle(c, 'keys', c.vault.keys.getDeleted(p.name!), (v) => keyBundle(c, p.name!, v))),
   r('DELETE', `/deletedkeys/${NAME}/?`, 'deletedkeys/purge', 'keys/purge/action', false, (_kv, c, p) => (c.vault.keys.purge(p.name!), {})),
@@ -276,7 +276,7 @@ function setSecret(c: Ctx, name: string, b: Body) {
   return secretBundle(c, name, v, true);
 }
 
-function updateVersion<T>(c: Ctx, col: Collection<T>, name: string, version: string, b: Body, render: (v: Version<T>) => unknown) {
+function updateVersion<T>(col: Collection<T>, name: string, version: string, b: Body, render: (v: Version<T>) => unknown) {
   const v = col.get(name, version || undefined);
   const a = (b.attributes ?? {}) as Partial<Attributes>;
   if (typeof a.enabled === 'boolean') v.attributes.enabled = a.enabled;
@@ -285,19 +285,16 @@ function updateVersion<T>(c: Ctx, col: Collection<T>, name: string, version: str
   if (isTags(b.tags)) v.tags = b.tags;
   if (typeof b.contentType === 'string' && col.kind === 'secrets') (v.data as SecretData).contentType = b.contentType;
   v.attributes.updated = nowS();
-  void c;
   return render(v);
 }
 
 function deletedBundle<T>(c: Ctx, kind: string, e: Entry<T>, render: (v: Version<T>) => object) {
   const latest = e.versions.at(-1)!;
-  const singular = kind.slice(0, -1);
   return {
     ...render(latest),
     recoveryId: `${c.base}/deleted${kind}/${e.name}`,
     deletedDate: e.deleted?.deletedDate,
     scheduledPurgeDate: e.deleted?.scheduledPurgeDate,
-    ...(singular === 'key' ? {} : {}),
   };
 }
 
