@@ -11,6 +11,8 @@ export interface Config {
   tokenAudiences: string[];
   tokenExpirationSeconds: number;
   rotationIntervalSeconds: number;
+  /** How old a shared provider result a scheduled rotation may take (see shared-mounts.ts); 0 = never share. */
+  rotationShareSeconds: number;
   workers: number;
   providerTimeoutSeconds: number;
   maxMessageBytes: number;
@@ -42,6 +44,7 @@ const OPTIONS = {
   'token-audiences': { type: 'string', default: 'api://AzureADTokenExchange' },
   'token-expiration-seconds': { type: 'string', default: '600' },
   'rotation-poll-interval-seconds': { type: 'string', default: '3600' },
+  'rotation-share-seconds': { type: 'string', default: '' },
   workers: { type: 'string', default: '10' },
   'provider-timeout-seconds': { type: 'string', default: '30' },
   'max-message-bytes': { type: 'string', default: String(4 * 1024 * 1024) },
@@ -88,6 +91,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (leader !== 'true' && leader !== 'false') throw new ConfigError(`--leader-elect must be true or false, got '${str('leader-elect')}'`);
   const audiences = list('token-audiences');
   if (audiences.length === 0) throw new ConfigError('--token-audiences must name at least one audience');
+  const rotationIntervalSeconds = int('rotation-poll-interval-seconds', 0, 31 * 86_400);
+  // Default: a tenth of the interval (inside the rotation's own ±10 % jitter), at most 5 minutes.
+  const rotationShareSeconds = str('rotation-share-seconds') === '' ? Math.min(300, Math.floor(rotationIntervalSeconds / 10)) : int('rotation-share-seconds', 0, 31 * 86_400);
   return {
     ...(str('kubeconfig') ? { kubeconfig: str('kubeconfig') } : {}),
     namespace: str('namespace'),
@@ -95,7 +101,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     providerDir: str('provider-dir'),
     tokenAudiences: audiences,
     tokenExpirationSeconds: int('token-expiration-seconds', 600, 86_400),
-    rotationIntervalSeconds: int('rotation-poll-interval-seconds', 0, 31 * 86_400),
+    rotationIntervalSeconds,
+    rotationShareSeconds,
     workers: int('workers', 1, 512),
     providerTimeoutSeconds: int('provider-timeout-seconds', 1, 600),
     maxMessageBytes: int('max-message-bytes', 64 * 1024, 64 * 1024 * 1024),

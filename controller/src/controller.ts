@@ -9,9 +9,10 @@ import { supervise, type Supervised } from './informers.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { Providers } from './provider.js';
-import { Backoff, WorkQueue } from './queue.js';
+import { Backoff, WorkQueue, type Lane } from './queue.js';
 import { reconcile } from './reconcile.js';
 import { SecretWriter } from './secret-writer.js';
+import { SharedMounts } from './shared-mounts.js';
 import { StatusReporter } from './status.js';
 import { TokenCache } from './tokens.js';
 
@@ -24,6 +25,7 @@ export class Controller {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly tokens: TokenCache;
   private readonly providers: Providers;
+  private readonly mounts: SharedMounts;
   private readonly writer: SecretWriter;
   private readonly reporter: StatusReporter;
   private readonly custom: CustomObjectsApi;
@@ -41,6 +43,7 @@ export class Controller {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.tokens = new TokenCache(core, cfg.tokenExpirationSeconds, metrics);
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
+    this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
     this.reporter = new StatusReporter(this.custom, new EventRecorder(kc.makeApiClient(EventsV1Api), cfg.podName, log));
   }
@@ -68,7 +71,10 @@ export class Controller {
     this.spcs.informer.on('update', (o) => this.onSpc(o));
     for (const o of this.secretSyncs.list()) this.onSecretSync(o, true);
     for (let i = 0; i < this.cfg.workers; i++) this.workers.push(this.work());
-    this.pruneTimer = setInterval(() => this.tokens.prune(), 60_000);
+    this.pruneTimer = setInterval(() => {
+      this.tokens.prune();
+      this.mounts.prune();
+    }, 30_000);
     this.pruneTimer.unref();
   }
 
@@ -76,8 +82,7 @@ export class Controller {
     if ((ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
     const key = keyOf(ss);
     const st = ss.status;
-    const upToDate = !!st?.syncHash && st.observedGeneration === ss.metadata.generation && st.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-    if (upToDate) {
+    if (isUpToDate(ss)) {
       // Our own status write, or a restart: nothing changed, keep the rotation schedule (spread out).
       if (initial) {
         const last = st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0;
@@ -114,7 +119,7 @@ export class Controller {
       const item = await this.queue.get();
       if (!item) return;
       this.metrics.queueWait.observe({ lane: item.lane }, item.waitedMs / 1000);
-      const p = this.handle(item.key).catch((e: unknown) => this.log.error('worker error', { key: item.key, error: String((e as Error)?.stack ?? e) }));
+      const p = this.handle(item.key, item.lane).catch((e: unknown) => this.log.error('worker error', { key: item.key, error: String((e as Error)?.stack ?? e) }));
       this.inFlight.add(p);
       await p;
       this.inFlight.delete(p);
@@ -122,20 +127,23 @@ export class Controller {
     }
   }
 
-  private async handle(key: string): Promise<void> {
+  private async handle(key: string, lane: Lane): Promise<void> {
     const [namespace, name] = key.split('/') as [string, string];
     const ss = this.secretSyncs.get(namespace, name);
     if (!ss || (ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
     const started = process.hrtime.bigint();
+    // The slow lane also carries retries; only a scheduled re-check of a healthy one is a rotation.
+    const rotation = lane === 'slow' && isUpToDate(ss);
     const { outcome, retry } = await reconcile(ss, {
       cfg: this.cfg,
       spc: (ns, n) => this.spcs.get(ns, n),
       tokens: this.tokens,
       providers: this.providers,
+      mounts: this.mounts,
       hasher: this.hasher,
       writer: this.writer,
       log: this.log,
-    });
+    }, rotation);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.reconciles.inc({ reason: outcome.reason });
     this.metrics.reconcileDuration.observe({ reason: outcome.reason }, seconds);
@@ -171,4 +179,10 @@ export class Controller {
   queueDepths(): { fast: number; slow: number; scheduled: number } {
     return { fast: this.queue.depth('fast'), slow: this.queue.depth('slow'), scheduled: this.queue.scheduled() };
   }
+}
+
+/** Last synced successfully at its current generation. */
+function isUpToDate(ss: SecretSync): boolean {
+  const st = ss.status;
+  return !!st?.syncHash && st.observedGeneration === ss.metadata.generation && !!st.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 }

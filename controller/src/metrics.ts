@@ -12,6 +12,7 @@ export function createMetrics() {
     queueDepth: new Gauge({ name: 'secretsync_queue_depth', help: 'SecretSyncs waiting, by lane', labelNames: ['lane'] as const, registers: [registry] }),
     queueWait: new Histogram({ name: 'secretsync_queue_wait_seconds', help: 'Time from enqueue to reconcile start, by lane', labelNames: ['lane'] as const, buckets, registers: [registry] }),
     providerCalls: new Histogram({ name: 'secretsync_provider_call_duration_seconds', help: 'Provider Mount calls by provider and gRPC code', labelNames: ['provider', 'code'] as const, buckets, registers: [registry] }),
+    sharedMounts: new Counter({ name: 'secretsync_shared_mounts_total', help: 'Rotations answered by an identical Mount shared within the window instead of a provider call', registers: [registry] }),
     tokenRequests: new Counter({ name: 'secretsync_token_requests_total', help: 'TokenRequests sent (cache misses and refreshes), by result', labelNames: ['result'] as const, registers: [registry] }),
     secretWrites: new Counter({ name: 'secretsync_secret_writes_total', help: 'Secret writes by operation and result', labelNames: ['operation', 'result'] as const, registers: [registry] }),
     leader: new Gauge({ name: 'secretsync_leader', help: '1 while this manager holds the lease', registers: [registry] }),

@@ -7,6 +7,7 @@ import type { Hasher } from './hash.js';
 import type { Logger } from './log.js';
 import { mapFiles } from './mapping.js';
 import type { Providers } from './provider.js';
+import type { SharedMounts } from './shared-mounts.js';
 import { failureReason, SyncError } from './reasons.js';
 import type { DesiredSecret, SecretWriter } from './secret-writer.js';
 import type { Outcome } from './status.js';
@@ -17,15 +18,17 @@ export interface ReconcileDeps {
   spc(namespace: string, name: string): SecretProviderClass | undefined;
   tokens: TokenCache;
   providers: Providers;
+  mounts: SharedMounts;
   hasher: Hasher;
   writer: SecretWriter;
   log: Logger;
 }
 
-export async function reconcile(ss: SecretSync, deps: ReconcileDeps): Promise<{ outcome: Outcome; retry?: 'backoff' | 'slow' }> {
+/** `rotation`: a scheduled re-check of a healthy SecretSync, which may take a shared provider result. */
+export async function reconcile(ss: SecretSync, deps: ReconcileDeps, rotation = false): Promise<{ outcome: Outcome; retry?: 'backoff' | 'slow' }> {
   const phase = ss.status?.syncHash ? 'update' : 'create';
   try {
-    return { outcome: await sync(ss, phase, deps) };
+    return { outcome: await sync(ss, phase, rotation, deps) };
   } catch (e) {
     const err = e instanceof SyncError ? e : new SyncError('internal', `unexpected error: ${(e as Error)?.message ?? String(e)}`, 'backoff', { cause: e });
     if (!(e instanceof SyncError)) deps.log.error('unexpected reconcile error', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`, error: String((e as Error)?.stack ?? e) });
@@ -33,7 +36,7 @@ export async function reconcile(ss: SecretSync, deps: ReconcileDeps): Promise<{ 
   }
 }
 
-async function sync(ss: SecretSync, phase: 'create' | 'update', deps: ReconcileDeps): Promise<Outcome> {
+async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolean, deps: ReconcileDeps): Promise<Outcome> {
   // Observe.
   validateSecretSync(ss, deps.cfg);
   const spc = secretProviderClass(ss, deps);
@@ -46,7 +49,7 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', deps: ReconcileD
     'csi.storage.k8s.io/serviceAccount.name': ss.spec.serviceAccountName,
     'csi.storage.k8s.io/serviceAccount.tokens': await deps.tokens.tokensAttribute(ss.metadata.namespace, ss.spec.serviceAccountName, deps.cfg.tokenAudiences),
   };
-  const response = await deps.providers.mount({ provider, attributes });
+  const { response } = await deps.mounts.mount({ provider, attributes }, rotation, (input) => deps.providers.mount(input));
   const desired: DesiredSecret = {
     type: ss.spec.secretObject.type || 'Opaque',
     data: mapFiles(ss, response.files),

@@ -1,0 +1,118 @@
+// Rotation reads shared between identical Mounts: which calls reach the provider.
+import type { MountResponse__Output } from '@secret-store-sync/proto';
+import type { MountInput } from '../src/provider.js';
+import { SharedMounts } from '../src/shared-mounts.js';
+
+function input(opts: { ns?: string; sa?: string; objects?: string; token?: string } = {}): MountInput {
+  return {
+    provider: 'azure',
+    attributes: {
+      objects: opts.objects ?? 'a',
+      'csi.storage.k8s.io/pod.namespace': opts.ns ?? 'team-a',
+      'csi.storage.k8s.io/serviceAccount.name': opts.sa ?? 'app',
+      'csi.storage.k8s.io/serviceAccount.tokens': JSON.stringify({ aud: { token: opts.token ?? 't1' } }),
+    },
+  };
+}
+
+function fakeProvider() {
+  const calls: MountInput[] = [];
+  let fail = false;
+  let release: (() => void) | undefined;
+  return {
+    calls,
+    failNext: () => (fail = true),
+    hold: () => new Promise<void>((r) => (release = r)),
+    releaseHeld: () => release?.(),
+    mount: async (i: MountInput): Promise<MountResponse__Output> => {
+      calls.push(i);
+      const n = calls.length;
+      if (fail) {
+        fail = false;
+        throw new Error('provider down');
+      }
+      return { objectVersion: [{ id: 'a', version: `v${n}` }], error: null, files: [{ path: 'a', contents: Buffer.from(`value-${n}`), mode: 420 }] };
+    },
+  };
+}
+
+function clock() {
+  let t = 1_000_000;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+test('a rotation within the window takes the last result; after the window it asks the provider', async () => {
+  const c = clock();
+  const p = fakeProvider();
+  let shared = 0;
+  const m = new SharedMounts(60_000, () => shared++, c.now);
+  await m.mount(input(), true, p.mount);
+  const second = await m.mount(input({ token: 't2' }), true, p.mount);
+  expect([p.calls.length, second.shared, second.response.objectVersion[0]!.version, shared]).toEqual([1, true, 'v1', 1]);
+  c.advance(60_000);
+  const third = await m.mount(input(), true, p.mount);
+  expect([p.calls.length, third.shared, third.response.objectVersion[0]!.version]).toEqual([2, false, 'v2']);
+});
+
+test('creates, edits and retries (not a rotation) always ask the provider, and their fresh result is shared after', async () => {
+  const c = clock();
+  const p = fakeProvider();
+  const m = new SharedMounts(60_000, undefined, c.now);
+  await m.mount(input(), true, p.mount);
+  const fresh = await m.mount(input(), false, p.mount);
+  expect([p.calls.length, fresh.shared, fresh.response.objectVersion[0]!.version]).toEqual([2, false, 'v2']);
+  const rotation = await m.mount(input(), true, p.mount);
+  expect(rotation.response.objectVersion[0]!.version).toBe('v2');
+  expect(p.calls.length).toBe(2);
+});
+
+test('another namespace, ServiceAccount or class parameter is another identity or read: never shared', async () => {
+  const p = fakeProvider();
+  const m = new SharedMounts(60_000);
+  await m.mount(input(), true, p.mount);
+  await m.mount(input({ ns: 'team-b' }), true, p.mount);
+  await m.mount(input({ sa: 'other' }), true, p.mount);
+  await m.mount(input({ objects: 'b' }), true, p.mount);
+  expect(p.calls.length).toBe(4);
+  // The provider still receives each caller's own token.
+  expect(p.calls.map((c) => c.attributes['csi.storage.k8s.io/pod.namespace'])).toEqual(['team-a', 'team-b', 'team-a', 'team-a']);
+});
+
+test('identical rotations at the same moment make one provider call', async () => {
+  const p = fakeProvider();
+  const m = new SharedMounts(60_000);
+  const held = p.hold();
+  const slow = async (i: MountInput) => {
+    await held;
+    return p.mount(i);
+  };
+  const all = Promise.all(Array.from({ length: 16 }, () => m.mount(input(), true, slow)));
+  p.releaseHeld();
+  const results = await all;
+  expect(p.calls.length).toBe(1);
+  expect(new Set(results.map((r) => r.response.objectVersion[0]!.version))).toEqual(new Set(['v1']));
+});
+
+test('a failed read is not kept: the next rotation asks again', async () => {
+  const p = fakeProvider();
+  const m = new SharedMounts(60_000);
+  p.failNext();
+  await expect(m.mount(input(), true, p.mount)).rejects.toThrow('provider down');
+  const next = await m.mount(input(), true, p.mount);
+  expect([p.calls.length, next.shared]).toEqual([2, false]);
+});
+
+test('window 0 turns sharing off; prune forgets old results', async () => {
+  const c = clock();
+  const p = fakeProvider();
+  const off = new SharedMounts(0, undefined, c.now);
+  await off.mount(input(), true, p.mount);
+  await off.mount(input(), true, p.mount);
+  expect(p.calls.length).toBe(2);
+  const m = new SharedMounts(10_000, undefined, c.now);
+  await m.mount(input(), true, p.mount);
+  await m.mount(input({ ns: 'team-b' }), true, p.mount);
+  c.advance(10_001);
+  m.prune();
+  expect(m.size()).toBe(0);
+});
