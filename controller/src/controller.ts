@@ -5,6 +5,7 @@ import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SYNC_GROUP, SYNC_PLURAL, SYNC_VERSI
 import type { Config } from './config.js';
 import { EventRecorder } from './events.js';
 import type { Hasher } from './hash.js';
+import type { KubeClients } from './kube-client.js';
 import { supervise, type Supervised } from './informers.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -33,19 +34,20 @@ export class Controller {
 
   constructor(
     private readonly kc: KubeConfig,
+    clients: KubeClients,
     private readonly cfg: Config,
     private readonly hasher: Hasher,
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {
     this.queue = new WorkQueue((lane, depth) => metrics.queueDepth.set({ lane }, depth));
-    const core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
+    const core = clients.make(CoreV1Api);
+    this.custom = clients.make(CustomObjectsApi);
     this.tokens = new TokenCache(core, cfg.tokenExpirationSeconds, metrics);
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
-    this.reporter = new StatusReporter(this.custom, new EventRecorder(kc.makeApiClient(EventsV1Api), cfg.podName, log));
+    this.reporter = new StatusReporter(this.custom, new EventRecorder(clients.make(EventsV1Api), cfg.podName, log));
   }
 
   /** Starts watching (always: the cache also answers /readyz) — but works only after `lead()`. */

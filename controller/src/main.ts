@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import { ConfigError, parseConfig, usage } from './config.js';
 import { Controller } from './controller.js';
 import { Hasher } from './hash.js';
+import { KubeClients } from './kube-client.js';
 import { metricsRoute, startHttp } from './http.js';
 import { LeaderElector } from './leader.js';
 import { createLogger } from './log.js';
@@ -41,7 +42,8 @@ async function main(): Promise<number> {
   const { hasher, generated } = Hasher.fromFile(cfg.hashKeyFile);
   if (generated) log.warn('no --hash-key-file: using a key for this process only; every SecretSync is rewritten once after a restart');
 
-  const controller = new Controller(kc, cfg, hasher, log, metrics);
+  const clients = new KubeClients(kc);
+  const controller = new Controller(kc, clients, cfg, hasher, log, metrics);
   log.info('starting', { version: VERSION, namespace: cfg.namespace || '(all)', controllerName: cfg.controllerName, workers: cfg.workers, rotationIntervalSeconds: cfg.rotationIntervalSeconds, providerDir: cfg.providerDir });
   let ready = false;
   const servers: Server[] = [];
@@ -61,7 +63,7 @@ async function main(): Promise<number> {
   if (cfg.leaderElect) {
     let started = false;
     elector = new LeaderElector(
-      kc.makeApiClient(CoordinationV1Api),
+      clients.make(CoordinationV1Api),
       { namespace: cfg.leaderElectionNamespace, name: cfg.leaderElectionId, identity: `${cfg.podName}_${cfg.podUid || process.pid}`, leaseDurationSeconds: cfg.leaseDurationSeconds },
       log,
       (leading) => {
@@ -89,6 +91,7 @@ async function main(): Promise<number> {
       elector?.stop();
       void controller.stop(cfg.shutdownGraceSeconds * 1000).then(() => {
         for (const s of servers) s.close();
+        clients.close();
         log.info('stopped');
         resolve(0);
       });
