@@ -63,6 +63,10 @@ export class StatusReporter {
       { group: SYNC_GROUP, version: SYNC_VERSION, namespace: ss.metadata.namespace, plural: SYNC_PLURAL, name: ss.metadata.name, body: { status } },
       MERGE_PATCH,
     );
+    // A no-change check repeating the last outcome is not news: its trace is lastSuccessfulSyncTime.
+    // (An Event every interval for every SecretSync would double the apiserver writes of a pass.)
+    const previous = ss.status?.conditions?.find((c) => c.type === 'Ready');
+    if (outcome.reason === 'UpdateNoValueChangeSucceeded' && previous?.status === 'True' && previous.reason === outcome.reason) return;
     const note = outcome.ok
       ? `${REASONS[outcome.reason]} Versions: ${outcome.versions.map((v) => `${v.id}=${v.version}`).join(', ') || 'none'}`
       : status.conditions!.find((c) => c.type === 'Ready')!.message;

@@ -103,8 +103,13 @@ test('the guide: two versions land in two keys and describe tells the story', as
 test('rotation: a new Key Vault version shows up in the Secret; no change writes nothing', async () => {
   await eventually(async () => (readyReason() === 'UpdateNoValueChangeSucceeded' ? true : undefined), 30_000, 'a no-change rotation');
   const rv = kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.metadata.resourceVersion}']);
-  await new Promise((r) => setTimeout(r, 2_500));
+  const lastSync = () => kubectl(['get', 'secretsync', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.status.lastSuccessfulSyncTime}']);
+  const checked = lastSync();
+  await eventually(async () => (lastSync() !== checked ? true : undefined), 30_000, 'another no-change rotation');
   expect(kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.metadata.resourceVersion}'])).toBe(rv);
+  // The first no-change check is an Event; repeating it is not (its trace is lastSuccessfulSyncTime).
+  const noChangeEvents = kubectl(['get', 'events', '-n', ns.name, '-o', 'jsonpath={.items[*].reason}']).split(' ').filter((r) => r === 'UpdateNoValueChangeSucceeded');
+  expect(noChangeEvents).toEqual(['UpdateNoValueChangeSucceeded']);
   await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello3');
   await eventually(async () => (decoded('my-secret-data-key0') === 'Hello3' ? true : undefined), 30_000, 'the rotated value');
   expect(decoded('my-secret-data-key1')).toBe('Hello2');
