@@ -23,7 +23,7 @@ export interface RunningManager {
  * Starts the manager. By default it authenticates as its own ServiceAccount with the RBAC from
  * deploy/manifests (RBAC and admission policies, as in the pod); `asAdmin` uses the admin kubeconfig.
  */
-export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string; hashKey?: Buffer }): Promise<RunningManager> {
+export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string; hashKey?: Buffer; nodeArgs?: string[] }): Promise<RunningManager> {
   const info = loadStackInfo();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sss-manager-'));
   const kubeconfig = opts.kubeconfig ?? (opts.asAdmin ? info.k8s.kubeconfig : await managerKubeconfig(info, dir));
@@ -35,6 +35,7 @@ export async function startManager(opts: { namespace: string; providerDir: strin
   const child = spawn(
     process.execPath,
     [
+      ...(opts.nodeArgs ?? []),
       join(repoRoot, 'controller', 'dist', 'main.js'),
       `--kubeconfig=${kubeconfig}`,
       `--namespace=${opts.namespace}`,

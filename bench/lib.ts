@@ -1,0 +1,123 @@
+// Measuring tools for the benchmark: percentiles, a bounded-concurrency runner, Prometheus text
+// sums, process memory and CPU from /proc, and watches that time when objects reach a state.
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+export const round = (x: number, digits = 1) => Number(x.toFixed(digits));
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+export async function pool<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Sum of a metric's samples in Prometheus text, optionally only those whose labels match. */
+export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([0-9.eE+-]+|NaN)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const set = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** Resident memory now and at its peak (VmHWM), in MB, and CPU seconds used, of a process. */
+export function processStats(pid: number): { rssMb: number; peakRssMb: number; cpuSeconds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  // /proc/<pid>/stat: utime and stime are fields 14 and 15 (after the parenthesised command).
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { rssMb: round(kb('VmRSS') / 1024), peakRssMb: round(kb('VmHWM') / 1024), cpuSeconds: ticks / 100 };
+}
+
+type Obj = { metadata?: { name?: string; namespace?: string }; status?: { conditions?: { type: string; status: string; reason?: string }[] } };
+
+/**
+ * Watches a collection and records, per namespace/name, the first moment `done(obj)` held. Waiters
+ * resolve when a given object, or a given count of objects, got there. Restarts a watch that ends.
+ */
+export class Arrivals {
+  readonly at = new Map<string, number>();
+  private readonly waiters: { key?: string; count?: number; resolve: () => void }[] = [];
+  private abort?: { abort(): void };
+  private stopped = false;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly path: string,
+    private readonly done: (o: Obj) => boolean,
+    private readonly labelSelector?: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const watch = new Watch(this.kc);
+    let ready!: () => void;
+    const connected = new Promise<void>((r) => (ready = r));
+    const run = async () => {
+      this.abort = await watch.watch(
+        this.path,
+        { allowWatchBookmarks: false, ...(this.labelSelector ? { labelSelector: this.labelSelector } : {}) },
+        (_type: string, o: Obj) => this.seen(o),
+        () => {
+          if (!this.stopped) setTimeout(() => void run(), 100);
+        },
+      );
+      ready();
+    };
+    await run();
+    await connected;
+  }
+
+  private seen(o: Obj): void {
+    const key = `${o.metadata?.namespace}/${o.metadata?.name}`;
+    if (this.at.has(key) || !this.done(o)) return;
+    this.at.set(key, performance.now());
+    for (const w of [...this.waiters]) {
+      if ((w.key && w.key === key) || (w.count !== undefined && this.at.size >= w.count)) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  }
+
+  /** Resolves when `key` (namespace/name) has arrived. */
+  arrival(key: string): Promise<number> {
+    if (this.at.has(key)) return Promise.resolve(this.at.get(key)!);
+    return new Promise((resolve) => this.waiters.push({ key, resolve: () => resolve(this.at.get(key)!) }));
+  }
+
+  /** Resolves when `count` objects have arrived. */
+  count(count: number): Promise<void> {
+    if (this.at.size >= count) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ count, resolve }));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort?.abort();
+  }
+}
+
+export const readyWith = (reasons: string[]) => (o: Obj) => !!o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && reasons.includes(c.reason ?? ''));
+
+export function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms)))]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,437 @@
+// `npm run bench [-- --quick] [-- --out=<file>]`: the manager and provider-azure at scale on the
+// real local stack. Six scenarios (see bench/README.md), each printed as a line and written, with
+// its parameters, to bench/results/latest.json. Two stacks: one with the example file provider
+// (the manager's own costs), a fresh one with provider-azure and the Key Vault emulator.
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { MANAGED_LABEL, OWNER_ANNOTATION, SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../controller/src/api.js';
+import { KubeClients } from '../controller/src/kube-client.js';
+import { nextStatus } from '../controller/src/status.js';
+import { AzureStack } from '../test/env/azure/client.js';
+import { repoRoot } from '../test/env/control-plane.js';
+import { managerKubeconfig } from '../test/env/manager-identity.js';
+import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
+import { startManager, type RunningManager } from '../test/helpers/manager.js';
+import { objectsYaml, startProvider, startTestProvider } from '../test/helpers/provider.js';
+import { Arrivals, metricSum, percentile, pool, processStats, readyWith, round, timeout } from './lib.js';
+
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false } } });
+const QUICK = args.quick!;
+const OUT = args.out ?? join(repoRoot, 'bench', 'results', 'latest.json');
+/** --profile: the rotating manager and provider-azure write V8 CPU profiles (open in Chrome DevTools). */
+const PROFILE_DIR = join(repoRoot, 'bench', 'results', 'profiles');
+const profiled = (): string[] => (args.profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []);
+
+/** Sizes of each scenario; --quick keeps the shape and shrinks the counts. */
+const SIZE = QUICK
+  ? { limitOps: 150, limitConcurrency: [8, 32], initial: [200], namespaces: 3, azureInitial: 100, azureClasses: 10, rotation: 300, fastLane: 5, latencyRuns: 10, passes: 2, rotationSeconds: 30, shareSeconds: 15, workers: 16 }
+  : { limitOps: 1000, limitConcurrency: [8, 32, 64, 128], initial: [1000, 5000], namespaces: 5, azureInitial: 1000, azureClasses: 50, rotation: 5000, fastLane: 20, latencyRuns: 50, passes: 3, rotationSeconds: 90, shareSeconds: 45, workers: 16 };
+
+const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
+const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const started = performance.now();
+const results: Record<string, unknown> = {
+  at: new Date().toISOString(),
+  quick: QUICK,
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30), node: process.version },
+  sizes: SIZE,
+  scenarios: {} as Record<string, unknown>,
+};
+const scenarios = results.scenarios as Record<string, unknown>;
+
+function say(msg: string): void {
+  console.log(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}`);
+}
+
+function save(): void {
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
+}
+
+interface Kube {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+}
+
+/** Clients as the manager makes them: client-node with kept-alive connections (kube-client.ts). */
+function kube(kubeconfig: string): Kube {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const clients = new KubeClients(kc);
+  return { kc, core: clients.make(CoreV1Api), custom: clients.make(CustomObjectsApi) };
+}
+
+const secretSync = (name: string, spc: string, labels: Record<string, string>, data: { sourcePath: string; targetKey: string }[]) => ({
+  apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+  kind: 'SecretSync',
+  metadata: { name, labels },
+  spec: { serviceAccountName: 'app', secretProviderClassName: spc, secretObject: { type: 'Opaque', data } },
+});
+
+async function namespaceWithSa(k: Kube, name: string): Promise<void> {
+  await k.core.createNamespace({ body: { metadata: { name } } });
+  await k.core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'app' } } });
+}
+
+async function createSpc(k: Kube, namespace: string, name: string, provider: string, parameters: Record<string, string>): Promise<void> {
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace, plural: 'secretproviderclasses',
+    body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name }, spec: { provider, parameters } },
+  });
+}
+
+async function bootStack(): Promise<Stack> {
+  const crds = ['secret-sync.x-k8s.io_secretsyncs.yaml', 'secrets-store.csi.x-k8s.io_secretproviderclasses.yaml'].map((f) => join(repoRoot, 'deploy', 'crds', f));
+  const stack = await startStack({ manifests: crds, log: () => undefined });
+  Object.assign(process.env, toEnv(stack.info), { NODE_EXTRA_CA_CERTS: stack.info.caFile });
+  return stack;
+}
+
+// ── Scenario 1 ────────────────────────────────────────────────────────────────────────────────
+/**
+ * The apiserver work one sync cannot avoid — create the Secret, patch the SecretSync's status —
+ * done directly with client-node as the manager's ServiceAccount (same RBAC and admission
+ * policies), at several concurrencies; the best rate is the ceiling for every sync rate below.
+ */
+async function limit(admin: Kube, asManager: Kube): Promise<number> {
+  const ns = 'bench-limit';
+  await namespaceWithSa(admin, ns);
+  const runs: { concurrency: number; opsPerSecond: number }[] = [];
+  for (const concurrency of SIZE.limitConcurrency) {
+    const names = Array.from({ length: SIZE.limitOps }, (_, i) => `c${concurrency}-${i}`);
+    const objects: SecretSync[] = [];
+    await pool(names, 32, async (name) => {
+      objects.push((await admin.custom.createNamespacedCustomObject({ ...co, namespace: ns, body: secretSync(name, 'none', {}, [{ sourcePath: 'foo', targetKey: 'key' }]) })) as SecretSync);
+    });
+    const t0 = performance.now();
+    await pool(objects, concurrency, async (ss) => {
+      await asManager.core.createNamespacedSecret({
+        namespace: ns,
+        body: {
+          metadata: {
+            name: ss.metadata.name,
+            labels: { [MANAGED_LABEL]: '' },
+            annotations: { [OWNER_ANNOTATION]: ss.metadata.uid },
+            ownerReferences: [{ apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', name: ss.metadata.name, uid: ss.metadata.uid, controller: true }],
+          },
+          type: 'Opaque',
+          data: { key: Buffer.from('value').toString('base64') },
+        },
+      });
+      const status = nextStatus(ss, { ok: true, reason: 'CreateSucceeded', hash: randomBytes(32).toString('base64url'), versions: [{ id: 'foo', version: '1' }], wrote: true });
+      await asManager.custom.patchNamespacedCustomObjectStatus({ ...co, namespace: ns, name: ss.metadata.name, body: { status } }, MERGE_PATCH);
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    runs.push({ concurrency, opsPerSecond: round(SIZE.limitOps / seconds) });
+    say(`limit: ${SIZE.limitOps} × (Secret create + status patch) at concurrency ${concurrency}: ${round(SIZE.limitOps / seconds)}/s`);
+  }
+  const best = Math.max(...runs.map((r) => r.opsPerSecond));
+  scenarios.limit = { what: 'Secret create + SecretSync status patch, as the manager, best concurrency', opsPerConcurrency: SIZE.limitOps, runs, bestPerSecond: best };
+  say(`1. limit: ${best} syncs/s (best of concurrency ${SIZE.limitConcurrency.join(', ')})`);
+  save();
+  return best;
+}
+
+// ── Scenario 2 ────────────────────────────────────────────────────────────────────────────────
+/** Counts the Secrets the manager made for a batch (proof that status and Secret agree). */
+async function countSecrets(admin: Kube, namespaces: string[], batch: string): Promise<number> {
+  let n = 0;
+  for (const namespace of namespaces) {
+    const list = await admin.core.listNamespacedSecret({ namespace, labelSelector: MANAGED_LABEL });
+    n += list.items.filter((s) => s.metadata?.name?.startsWith(`${batch}-`)).length;
+  }
+  return n;
+}
+
+// ── Scenario 6 (and 3) ────────────────────────────────────────────────────────────────────────
+/** Creates SecretSyncs one by one and times each from the create call to its Secret's arrival. */
+async function createToSecret(admin: Kube, namespace: string, spc: string, prefix: string, runs: number, data: { sourcePath: string; targetKey: string }[]): Promise<number[]> {
+  const secrets = new Arrivals(admin.kc, `/api/v1/namespaces/${namespace}/secrets`, () => true, MANAGED_LABEL);
+  await secrets.start();
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const name = `${prefix}-${i}`;
+      const t0 = performance.now();
+      await admin.custom.createNamespacedCustomObject({ ...co, namespace, body: secretSync(name, spc, {}, data) });
+      const at = await timeout(secrets.arrival(`${namespace}/${name}`), 60_000, `Secret ${name}`);
+      times.push(at - t0);
+    }
+  } finally {
+    secrets.stop();
+  }
+  return times;
+}
+
+const latencyFigures = (xs: number[]) => ({ runs: xs.length, p50Ms: round(percentile(xs, 50)), p99Ms: round(percentile(xs, 99)), maxMs: round(Math.max(...xs)) });
+
+// ── Stack A: the example file provider ────────────────────────────────────────────────────────
+async function withTestProvider(): Promise<void> {
+  say('stack A: control plane, CRDs, the example file provider, the manager (all namespaces)');
+  const stack = await bootStack();
+  const dir = mkdtempSync(join(tmpdir(), 'sss-bench-a-'));
+  const admin = kube(stack.info.k8s.kubeconfig);
+  const provider = await startTestProvider('test');
+  provider.setState({ files: { foo: 'value' } });
+  let manager: RunningManager | undefined;
+  try {
+    const asManager = kube(await managerKubeconfig(stack.info, dir));
+    const ceiling = await limit(admin, asManager);
+
+    manager = await startManager({ namespace: '', providerDir: provider.socketDir, dir, args: [`--workers=${SIZE.workers}`, '--log-level=info'] });
+    await namespaceWithSa(admin, 'bench-latency');
+    await createSpc(admin, 'bench-latency', 'spc', 'test', { prefix: '' });
+    const latency = latencyFigures(await createToSecret(admin, 'bench-latency', 'spc', 'one', SIZE.latencyRuns, [{ sourcePath: 'foo', targetKey: 'key' }]));
+    scenarios.latency = { what: 'one SecretSync create → its Secret, idle system, example provider', ...latency };
+    say(`6. latency: create → Secret p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms over ${latency.runs} runs`);
+    save();
+
+    const initial: Record<string, unknown>[] = [];
+    for (const n of SIZE.initial) {
+      const batch = `init${n}`;
+      const namespaces = Array.from({ length: SIZE.namespaces }, (_, k) => `${batch}-${k}`);
+      for (const ns of namespaces) {
+        await namespaceWithSa(admin, ns);
+        await createSpc(admin, ns, 'spc', 'test', { prefix: '' });
+      }
+      const before = processStats(manager.child.pid!);
+      const r = await initialSync(admin, batch, n, (i) => ({ namespace: namespaces[i % namespaces.length]!, spc: 'spc', data: [{ sourcePath: 'foo', targetKey: 'key' }] }));
+      const secrets = await countSecrets(admin, namespaces, batch);
+      const after = processStats(manager.child.pid!);
+      const row = { provider: 'example file provider', n, namespaces: namespaces.length, ...r, secrets, ratioToLimit: round(r.perSecond / ceiling, 2), managerCpuSecondsPerSync: round((after.cpuSeconds - before.cpuSeconds) / n, 5), managerRssMb: after.rssMb, managerPeakRssMb: after.peakRssMb };
+      if (n === Math.max(...SIZE.initial)) {
+        // What the manager costs when nothing is due: informers, timers, metrics — no scraping here.
+        await new Promise((r) => setTimeout(r, 2_000));
+        const idle0 = processStats(manager.child.pid!);
+        await new Promise((r) => setTimeout(r, 10_000));
+        const idle1 = processStats(manager.child.pid!);
+        Object.assign(row, { managerIdleCpuPercent: round(((idle1.cpuSeconds - idle0.cpuSeconds) / 10) * 100, 2), managerIdleRssMb: idle1.rssMb });
+      }
+      initial.push(row);
+      say(`2. initial sync, example provider, N=${n}: ${r.seconds} s, ${r.perSecond} syncs/s = ${Math.round(row.ratioToLimit * 100)} % of the limit; ${secrets} Secrets; manager RSS ${after.rssMb} MB`);
+      scenarios.initialSync = { what: 'N SecretSyncs created at once → every status CreateSucceeded', workers: SIZE.workers, runs: initial };
+      save();
+    }
+  } finally {
+    await manager?.stop();
+    await provider.stop();
+    await stack.stop();
+  }
+}
+
+// ── Stack B: provider-azure and the Key Vault emulator ────────────────────────────────────────
+async function withProviderAzure(): Promise<void> {
+  say('stack B: a fresh control plane, the Azure stand-ins, provider-azure, the manager');
+  const stack = await bootStack();
+  const dir = mkdtempSync(join(tmpdir(), 'sss-bench-b-'));
+  mkdirSync(join(dir, 'providers'));
+  const admin = kube(stack.info.k8s.kubeconfig);
+  const azure = new AzureStack(stack.info);
+  const classes = SIZE.azureClasses;
+  const namespaces = Array.from({ length: SIZE.namespaces }, (_, k) => `az-${k}`);
+  const vault = 'bench-kv';
+  await azure.createVault(vault);
+  for (const ns of namespaces) {
+    await namespaceWithSa(admin, ns);
+    const id = await azure.createIdentity(`bench-${ns}`);
+    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: stack.info.k8s.issuer, subject: `system:serviceaccount:${ns}:app` });
+    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+    for (let j = namespaces.indexOf(ns); j < classes; j += namespaces.length) {
+      await azure.setSecret(vault, `s${j}-a`, `a-${j}-old`);
+      await azure.setSecret(vault, `s${j}-a`, `a-${j}-new`);
+      await azure.setSecret(vault, `s${j}-b`, `b-${j}`);
+      await createSpc(admin, ns, `spc-${j}`, 'azure', {
+        keyvaultName: vault, tenantID: azure.tenantId, clientID: id.clientId,
+        objects: objectsYaml([{ objectName: `s${j}-a`, objectType: 'secret', objectVersionHistory: 2 }, { objectName: `s${j}-b`, objectType: 'secret' }]),
+      });
+    }
+  }
+  const place = (i: number) => ({ namespace: namespaces[(i % classes) % namespaces.length]!, spc: `spc-${i % classes}` });
+  const data = (i: number) => [{ sourcePath: `s${i}-a/0`, targetKey: 'a' }, { sourcePath: `s${i}-a/1`, targetKey: 'a-previous' }, { sourcePath: `s${i}-b`, targetKey: 'b' }];
+  const provider = await startProvider({ socketDir: join(dir, 'providers'), args: ['--log-level=info'], nodeArgs: profiled() }).catch(async (e) => {
+    await stack.stop();
+    throw e;
+  });
+  let manager: RunningManager | undefined;
+  try {
+    const ceiling = (scenarios.limit as { bestPerSecond: number }).bestPerSecond;
+    manager = await startManager({ namespace: '', providerDir: join(dir, 'providers'), dir, args: [`--workers=${SIZE.workers}`, '--log-level=info'] });
+    const initialRows = (scenarios.initialSync as { runs: Record<string, unknown>[] }).runs;
+    // Every SecretSync maps its class's three files, so SecretSyncs of one class ask the same Mount.
+    const createBatch = (batch: string, n: number, offset: number) => initialSync(admin, batch, n, (i) => ({ ...place(i + offset), data: data((i + offset) % classes) }));
+    const r = await createBatch('azinit', SIZE.azureInitial, 0);
+    const row = { provider: 'provider-azure + Key Vault emulator', n: SIZE.azureInitial, classes, namespaces: namespaces.length, ...r, ratioToLimit: round(r.perSecond / ceiling, 2) };
+    initialRows.push(row);
+    say(`2. initial sync, provider-azure, N=${SIZE.azureInitial} over ${classes} classes: ${r.seconds} s, ${r.perSecond} syncs/s = ${Math.round(row.ratioToLimit * 100)} % of the limit`);
+    save();
+    if (SIZE.rotation > SIZE.azureInitial) {
+      const grow = await createBatch('azgrow', SIZE.rotation - SIZE.azureInitial, SIZE.azureInitial);
+      say(`   grown to ${SIZE.rotation} SecretSyncs in ${grow.seconds} s (${grow.perSecond}/s)`);
+      initialRows.push({ provider: 'provider-azure + Key Vault emulator', n: SIZE.rotation - SIZE.azureInitial, classes, note: `added to reach ${SIZE.rotation}`, ...grow, ratioToLimit: round(grow.perSecond / ceiling, 2) });
+    }
+    await manager.stop();
+
+    // Rotation passes: a manager restarted with a short interval finds every SecretSync due (one
+    // interval is waited out first, so that the last-synced one is due too).
+    await new Promise((r) => setTimeout(r, SIZE.rotationSeconds * 1000 + 1000));
+    say(`rotation: manager restarted with --rotation-poll-interval-seconds=${SIZE.rotationSeconds} --rotation-share-seconds=${SIZE.shareSeconds}`);
+    const statsBefore = await vaultRequests(azure);
+    const providerBefore = await provider.metrics();
+    manager = await startManager({ namespace: '', providerDir: join(dir, 'providers'), dir, args: [`--workers=${SIZE.workers}`, '--log-level=info', `--rotation-poll-interval-seconds=${SIZE.rotationSeconds}`, `--rotation-share-seconds=${SIZE.shareSeconds}`], nodeArgs: profiled() });
+    const m = manager;
+    const rotations = async () => {
+      const t = await m.metrics();
+      return metricSum(t, 'secretsync_reconciles_total', { reason: 'UpdateNoValueChangeSucceeded' }) + metricSum(t, 'secretsync_reconciles_total', { reason: 'UpdateValueChangeOrForceUpdateSucceeded' });
+    };
+    // Scenario 3, while pass 1 is in flight.
+    await waitFor(async () => (await rotations()) >= Math.min(100, SIZE.rotation / 10), 'the first rotations');
+    const slowDepth = metricSum(await m.metrics(), 'secretsync_queue_depth', { lane: 'slow' });
+    const fastNs = namespaces[0]!;
+    const fast = await createToSecret(admin, fastNs, 'spc-0', 'fast', SIZE.fastLane, data(0));
+    const rotatedMeanwhile = await rotations();
+    scenarios.fastLane = { what: `create → Secret while a rotation of ${SIZE.rotation} SecretSyncs is in flight (provider-azure)`, slowLaneDepthAtStart: slowDepth, rotationsDoneAtEnd: rotatedMeanwhile, ...latencyFigures(fast) };
+    say(`3. fast lane: create → Secret p50 ${round(percentile(fast, 50))} ms, p99 ${round(percentile(fast, 99))} ms with ${slowDepth} rotations queued`);
+    save();
+
+    // Scenario 5's CPU per no-change reconcile: measured inside pass 1 while rotations are still
+    // queued (the manager busy only with them), so idle costs do not count.
+    const satStart = { cpu: processStats(m.child.pid!).cpuSeconds, rotations: await rotations() };
+    const satTarget = satStart.rotations + Math.floor((SIZE.rotation - satStart.rotations) * 0.7);
+    await waitFor(async () => (await rotations()) >= satTarget, 'rotations in pass 1', 20 * 60_000, 1000);
+    const satEnd = { cpu: processStats(m.child.pid!).cpuSeconds, rotations: await rotations(), slowDepth: metricSum(await m.metrics(), 'secretsync_queue_depth', { lane: 'slow' }) };
+    const saturated = { rotations: satEnd.rotations - satStart.rotations, cpuMsPerRotation: satEnd.rotations - satStart.rotations >= 20 ? round(((satEnd.cpu - satStart.cpu) * 1000) / (satEnd.rotations - satStart.rotations), 3) : null, slowLaneDepthAtEnd: satEnd.slowDepth };
+    say(`5. no-change reconcile while saturated: ${saturated.cpuMsPerRotation} ms manager CPU each over ${saturated.rotations} rotations (${satEnd.slowDepth} still queued)`);
+
+    // Scenarios 4 and 5: pass boundaries by the count of finished rotations.
+    const total = SIZE.rotation + SIZE.fastLane;
+    const passes: Record<string, unknown>[] = [];
+    let prevVault = statsBefore;
+    let prevProvider = providerBefore;
+    let prevCpu = processStats(m.child.pid!).cpuSeconds;
+    let prevRotations = 0;
+    let prevAt = performance.now();
+    for (let k = 1; k <= SIZE.passes; k++) {
+      const target = SIZE.rotation + (k - 1) * total;
+      await waitFor(async () => (await rotations()) >= target, `rotation pass ${k}`, 20 * 60_000, 1000);
+      const now = await vaultRequests(azure);
+      const pm = await provider.metrics();
+      const mm = await m.metrics();
+      const ms = processStats(m.child.pid!);
+      const ps = processStats(provider.child.pid!);
+      const done = await rotations();
+      const kv = diff(now, prevVault);
+      const providerSent = metricSum(pm, 'keyvault_requests_total') - metricSum(prevProvider, 'keyvault_requests_total');
+      const pass = {
+        pass: k,
+        rotations: done - prevRotations,
+        seconds: round((performance.now() - prevAt) / 1000),
+        keyVaultRequestsAtVault: kv.total,
+        keyVaultRequestsByOperation: kv.byOp,
+        keyVaultRequestsByProvider: providerSent,
+        providerMounts: metricSum(pm, 'mount_duration_seconds_count') - metricSum(prevProvider, 'mount_duration_seconds_count'),
+        sharedMounts: metricSum(mm, 'secretsync_shared_mounts_total'),
+        managerCpuMsPerRotation: round(((ms.cpuSeconds - prevCpu) * 1000) / Math.max(1, done - prevRotations), 3),
+        managerRssMb: ms.rssMb,
+        providerRssMb: ps.rssMb,
+      };
+      passes.push(pass);
+      say(`4/5. pass ${k}: ${pass.rotations} rotations in ${pass.seconds} s; Key Vault requests ${kv.total} at the vault, ${providerSent} by the provider; manager ${pass.managerCpuMsPerRotation} ms CPU per rotation, RSS ${ms.rssMb} MB; provider RSS ${ps.rssMb} MB`);
+      [prevVault, prevProvider, prevCpu, prevRotations, prevAt] = [now, pm, ms.cpuSeconds, done, performance.now()];
+    }
+    const distinctObjects = classes * 2;
+    const distinctReads = classes * 3;
+    scenarios.keyVaultCallsPerPass = {
+      what: `${SIZE.rotation} SecretSyncs over ${classes} classes of 2 objects (one with objectVersionHistory: 2) → Key Vault requests per rotation pass`,
+      secretSyncs: SIZE.rotation, distinctObjects, distinctObjectVersions: distinctReads, secretSyncsTimesObjects: SIZE.rotation * 2,
+      rotationIntervalSeconds: SIZE.rotationSeconds, shareWindowSeconds: SIZE.shareSeconds,
+      passes: passes.map((p) => ({ pass: p.pass, atVault: p.keyVaultRequestsAtVault, byProvider: p.keyVaultRequestsByProvider, byOperation: p.keyVaultRequestsByOperation, providerMounts: p.providerMounts })),
+    };
+    const ms = processStats(m.child.pid!);
+    const ps = processStats(provider.child.pid!);
+    const steady = passes.slice(1);
+    scenarios.steadyCost = {
+      what: 'manager CPU per no-change reconcile (inside pass 1, while saturated), per whole pass (idle time included), peak and per-pass RSS',
+      managerCpuMsPerNoChangeReconcile: saturated.cpuMsPerRotation,
+      saturated,
+      managerCpuMsPerRotationOverLaterPasses: steady.length ? round(steady.reduce((a, p) => a + (p.managerCpuMsPerRotation as number), 0) / steady.length, 3) : null,
+      managerPeakRssMb: ms.peakRssMb,
+      providerPeakRssMb: ps.peakRssMb,
+      rssAfterEachPass: passes.map((p) => ({ pass: p.pass, managerMb: p.managerRssMb, providerMb: p.providerRssMb })),
+      passes,
+    };
+    say(`5. steady cost: ${(scenarios.steadyCost as { managerCpuMsPerNoChangeReconcile: number }).managerCpuMsPerNoChangeReconcile} ms CPU per no-change reconcile; peak RSS manager ${ms.peakRssMb} MB, provider ${ps.peakRssMb} MB`);
+    save();
+  } finally {
+    await manager?.stop();
+    await provider.stop();
+    await stack.stop();
+  }
+}
+
+/**
+ * Scenario 2's clock: creates `n` SecretSyncs (class and mapping chosen by index) as fast as the
+ * bench can, and times until every one says CreateSucceeded.
+ */
+async function initialSync(admin: Kube, batch: string, n: number, of: (i: number) => { namespace: string; spc: string; data: { sourcePath: string; targetKey: string }[] }) {
+  const arrivals = new Arrivals(admin.kc, `/apis/${SYNC_GROUP}/${SYNC_VERSION}/${SYNC_PLURAL}`, readyWith(['CreateSucceeded']), `bench-batch=${batch}`);
+  await arrivals.start();
+  const t0 = performance.now();
+  let created = 0;
+  const progress = setInterval(() => say(`   ${batch}: ${created} created, ${arrivals.at.size} synced`), 10_000);
+  try {
+    await pool(Array.from({ length: n }, (_, i) => i), 32, async (i) => {
+      const { namespace, spc, data } = of(i);
+      await admin.custom.createNamespacedCustomObject({ ...co, namespace, body: secretSync(`${batch}-${i}`, spc, { 'bench-batch': batch }, data) });
+      created++;
+    });
+    const createSeconds = (performance.now() - t0) / 1000;
+    await timeout(arrivals.count(n), 30 * 60_000, `${n} SecretSyncs to sync`);
+    const seconds = (performance.now() - t0) / 1000;
+    return { seconds: round(seconds), perSecond: round(n / seconds), createSeconds: round(createSeconds) };
+  } finally {
+    clearInterval(progress);
+    arrivals.stop();
+  }
+}
+
+async function vaultRequests(azure: AzureStack): Promise<Record<string, number>> {
+  return (await azure.stats()).vaultRequests;
+}
+
+function diff(now: Record<string, number>, before: Record<string, number>): { total: number; byOp: Record<string, number> } {
+  const byOp: Record<string, number> = {};
+  let total = 0;
+  for (const [k, v] of Object.entries(now)) {
+    const d = v - (before[k] ?? 0);
+    if (d > 0) {
+      byOp[k] = d;
+      total += d;
+    }
+  }
+  return { total, byOp };
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, ms = 5 * 60_000, everyMs = 250): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function main(): Promise<void> {
+  if (!process.env.NODE_OPTIONS?.includes('preload.mjs')) throw new Error(`run with NODE_OPTIONS=--import ${PRELOAD}`);
+  say(`${QUICK ? 'quick' : 'full'} run on ${cpus().length} cores, ${round(totalmem() / 2 ** 30)} GiB; results → ${OUT}`);
+  await withTestProvider();
+  await withProviderAzure();
+  results.durationSeconds = round((performance.now() - started) / 1000);
+  save();
+  say(`done in ${results.durationSeconds} s → ${OUT}`);
+}
+
+await main();
