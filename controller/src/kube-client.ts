@@ -1,28 +1,61 @@
-// API clients that reuse their connections. client-node 1.x gives every API call a new
-// https.Agent, so every call opened a new TLS connection and built a new TLS context: measured at
-// most of the manager's CPU per reconcile (bench/README.md). Here the authentication client-node
-// computes for each call is kept, and its one-off agent swapped for a keep-alive agent shared by
-// all calls with the same TLS identity (a rotated client certificate gets a new agent).
-import { createConfiguration, ServerConfiguration, type KubeConfig, type RequestContext, type SecurityAuthentication } from '@kubernetes/client-node';
+// API clients that reuse their connections and their authentication. For every API call,
+// client-node 1.x builds a new https.Agent (so a new TLS connection and TLS context) and reads the
+// kubeconfig's files again, synchronously (the CA, a token file). Measured, that was most of a
+// reconcile's CPU (bench/README.md). Here what client-node computes is kept for a few seconds —
+// long enough to matter at hundreds of calls a second, short enough that a rotated token or
+// certificate is picked up — and its one-off agent is swapped for a keep-alive agent shared by all
+// calls with the same TLS identity.
+import { createConfiguration, HttpMethod, RequestContext, ServerConfiguration, type KubeConfig, type SecurityAuthentication } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:https';
 
 type ApiConstructor<T> = new (config: ReturnType<typeof createConfiguration>) => T;
 
+const REFRESH_MS = 5_000;
+
+interface Auth {
+  at: number;
+  headers: Record<string, string>;
+  agent: unknown;
+}
+
 class PooledAuthentication implements SecurityAuthentication {
   private readonly agents = new Map<string, Agent>();
+  private current?: Promise<Auth>;
 
-  constructor(private readonly kc: KubeConfig) {}
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly server: string,
+  ) {}
 
   getName(): string {
     return 'pooled-kubeconfig';
   }
 
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await this.kc.applySecurityAuthentication(context);
-    const oneOff = context.getAgent();
-    // Proxy agents (a cluster proxy-url) are left as client-node makes them.
-    if (!(oneOff instanceof Agent) || oneOff.constructor !== Agent) return;
+    let auth = await this.current?.catch(() => undefined);
+    if (!auth || Date.now() - auth.at > REFRESH_MS) {
+      const next = this.compute();
+      this.current = next;
+      // A failure (an unreadable file) is not kept: the next call tries again.
+      next.catch(() => {
+        if (this.current === next) this.current = undefined;
+      });
+      auth = await next;
+    }
+    for (const [k, v] of Object.entries(auth.headers)) context.setHeaderParam(k, v);
+    context.setAgent(auth.agent as never);
+  }
+
+  private async compute(): Promise<Auth> {
+    const probe = new RequestContext(this.server, HttpMethod.GET);
+    await this.kc.applySecurityAuthentication(probe);
+    return { at: Date.now(), headers: { ...probe.getHeaders() }, agent: this.pooled(probe.getAgent()) };
+  }
+
+  private pooled(oneOff: unknown): unknown {
+    // Proxy agents (a cluster proxy-url) are used as client-node makes them.
+    if (!(oneOff instanceof Agent) || oneOff.constructor !== Agent) return oneOff;
     const o = oneOff.options;
     const key = createHash('sha256')
       .update(JSON.stringify([String(o.ca ?? ''), String(o.cert ?? ''), String(o.key ?? ''), o.pfx ? createHash('sha256').update(o.pfx as Buffer).digest('hex') : '', o.passphrase ?? '', o.rejectUnauthorized, o.servername ?? '']))
@@ -32,7 +65,7 @@ class PooledAuthentication implements SecurityAuthentication {
       agent = new Agent({ ...o, keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' });
       this.agents.set(key, agent);
     }
-    context.setAgent(agent);
+    return agent;
   }
 
   destroy(): void {
@@ -43,16 +76,18 @@ class PooledAuthentication implements SecurityAuthentication {
 
 export class KubeClients {
   private readonly auth: PooledAuthentication;
+  private readonly server: string;
 
-  constructor(private readonly kc: KubeConfig) {
-    this.auth = new PooledAuthentication(kc);
+  constructor(kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    this.server = cluster.server;
+    this.auth = new PooledAuthentication(kc, cluster.server);
   }
 
-  /** Like `kc.makeApiClient`, with pooled connections. */
+  /** Like `kc.makeApiClient`, with pooled connections and authentication. */
   make<T>(api: ApiConstructor<T>): T {
-    const cluster = this.kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    return new api(createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: this.auth } }));
+    return new api(createConfiguration({ baseServer: new ServerConfiguration(this.server, {}), authMethods: { default: this.auth } }));
   }
 
   close(): void {
