@@ -392,7 +392,7 @@ async function withProviderAzure(): Promise<void> {
     };
     say(`5. no-change reconcile while saturated: ${saturated.cpuMsPerRotation} ms manager CPU each over ${saturated.rotations} rotations (${satEnd.slowDepth} still queued)`);
     scenarios.steadyCost = {
-      what: 'manager CPU per no-change reconcile (inside pass 1, while saturated), per whole pass (idle time included), peak and per-pass RSS',
+      what: 'manager CPU per no-change reconcile (a pass after a restart, while saturated), per whole pass (idle time included), peak and per-pass RSS',
       managerCpuMsPerNoChangeReconcile: saturated.cpuMsPerRotation,
       saturated,
       managerCpuMsPerRotationOverLaterPasses: steady.length ? round(steady.reduce((a, p) => a + (p.managerCpuMsPerRotation as number), 0) / steady.length, 3) : null,
