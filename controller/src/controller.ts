@@ -160,7 +160,9 @@ export class Controller {
     }
     const fields = { secretSync: key, reason: outcome.reason, durationMs: Math.round(seconds * 1000), ...(outcome.ok ? { versions: outcome.versions, wrote: outcome.wrote } : { error: outcome.message }) };
     if (outcome.ok) {
-      this.log.info('synced', fields);
+      // A rotation that found nothing new is routine: debug, like the Event rule in status.ts.
+      if (outcome.reason === 'UpdateNoValueChangeSucceeded') this.log.debug('synced', fields);
+      else this.log.info('synced', fields);
       this.backoff.reset(key);
       this.scheduleRotation(key);
     } else {
