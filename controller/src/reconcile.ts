@@ -1,5 +1,6 @@
 // One SecretSync, top-down: observe (the SecretSync, its SecretProviderClass, the provider's files)
-// → decide (has anything the Secret should hold changed?) → apply (write it, ownership-checked)
+// → decide (has anything the Secret should hold changed?) → apply (write it, ownership-checked;
+// unchanged, re-assert its data so a hand-made change is repaired)
 // → report (status, event, metrics). Every failure is a SyncError that carries its status type.
 import type { Config } from './config.js';
 import { RESERVED_PREFIX, type SecretProviderClass, type SecretSync } from './api.js';
@@ -61,7 +62,11 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolea
   // Decide.
   const hash = deps.hasher.hash({ secretSyncUid: ss.metadata.uid, ...desired, forceSynchronization: ss.spec.forceSynchronization ?? '' });
   if (phase === 'update' && hash === ss.status?.syncHash) {
-    return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false };
+    // Nothing new to write — but the Secret may have been deleted or edited by hand (the manager
+    // may not read Secrets, so it cannot look): re-assert its data, a no-op when it is intact.
+    const repaired = await deps.writer.write(ss, desired, true, true);
+    if (repaired === 'created') deps.log.info('Secret was missing; created it again', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}` });
+    return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: repaired === 'created' };
   }
 
   // Apply.

@@ -30,8 +30,13 @@ export class SecretWriter {
     private readonly metrics: Metrics,
   ) {}
 
-  /** Returns whether the Secret was created or updated. `knownToExist` picks the first attempt. */
-  async write(ss: SecretSync, desired: DesiredSecret, knownToExist: boolean): Promise<'created' | 'updated'> {
+  /**
+   * Returns whether the Secret was created or updated. `knownToExist` picks the first attempt.
+   * `dataOnly` re-asserts the data of an unchanged sync (a rotation): a Secret deleted or edited by
+   * hand is repaired, while labels and annotations others added since the last change are kept.
+   * An identical patch changes nothing (the apiserver keeps the resourceVersion).
+   */
+  async write(ss: SecretSync, desired: DesiredSecret, knownToExist: boolean, dataOnly = false): Promise<'created' | 'updated'> {
     const { name, namespace } = ss.metadata;
     const body = this.body(ss, desired);
     if (!knownToExist) {
@@ -39,8 +44,12 @@ export class SecretWriter {
       if (created) return 'created';
     }
     const ops = this.ownershipTests(ss, desired).concat([
-      { op: 'add', path: '/metadata/labels', value: body.metadata!.labels },
-      { op: 'add', path: '/metadata/annotations', value: body.metadata!.annotations },
+      ...(dataOnly
+        ? []
+        : ([
+            { op: 'add', path: '/metadata/labels', value: body.metadata!.labels },
+            { op: 'add', path: '/metadata/annotations', value: body.metadata!.annotations },
+          ] as Op[])),
       { op: 'add', path: '/data', value: body.data },
     ]);
     try {
