@@ -19,13 +19,14 @@ interface Auth {
   agent: unknown;
 }
 
-class PooledAuthentication implements SecurityAuthentication {
+export class PooledAuthentication implements SecurityAuthentication {
   private readonly agents = new Map<string, Agent>();
   private current?: Promise<Auth>;
 
   constructor(
     private readonly kc: KubeConfig,
     private readonly server: string,
+    private readonly now: () => number = Date.now,
   ) {}
 
   getName(): string {
@@ -34,7 +35,7 @@ class PooledAuthentication implements SecurityAuthentication {
 
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
     let auth = await this.current?.catch(() => undefined);
-    if (!auth || Date.now() - auth.at > REFRESH_MS) {
+    if (!auth || this.now() - auth.at > REFRESH_MS) {
       const next = this.compute();
       this.current = next;
       // A failure (an unreadable file) is not kept: the next call tries again.
@@ -50,7 +51,7 @@ class PooledAuthentication implements SecurityAuthentication {
   private async compute(): Promise<Auth> {
     const probe = new RequestContext(this.server, HttpMethod.GET);
     await this.kc.applySecurityAuthentication(probe);
-    return { at: Date.now(), headers: { ...probe.getHeaders() }, agent: this.pooled(probe.getAgent()) };
+    return { at: this.now(), headers: { ...probe.getHeaders() }, agent: this.pooled(probe.getAgent()) };
   }
 
   private pooled(oneOff: unknown): unknown {
