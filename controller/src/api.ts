@@ -19,6 +19,7 @@ export interface ObjectMeta {
   generation?: number;
   resourceVersion?: string;
   creationTimestamp?: Date;
+  deletionTimestamp?: Date;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }

@@ -68,7 +68,10 @@ export class Controller {
     const ss = this.secretSyncs.informer;
     ss.on('add', (o) => this.onSecretSync(o, true));
     ss.on('update', (o) => this.onSecretSync(o, false));
-    ss.on('delete', (o) => this.queue.forget(keyOf(o)));
+    ss.on('delete', (o) => {
+      this.queue.forget(keyOf(o));
+      this.writer.forget(o.metadata.uid);
+    });
     this.spcs.informer.on('add', (o) => this.onSpc(o));
     this.spcs.informer.on('update', (o) => this.onSpc(o));
     for (const o of this.secretSyncs.list()) this.onSecretSync(o, true);
@@ -133,6 +136,8 @@ export class Controller {
     const [namespace, name] = key.split('/') as [string, string];
     const ss = this.secretSyncs.get(namespace, name);
     if (!ss || (ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
+    // Being deleted: writing now would only make a Secret for the garbage collector.
+    if (ss.metadata.deletionTimestamp) return;
     const started = process.hrtime.bigint();
     // The slow lane also carries retries; only a scheduled re-check of a healthy one is a rotation.
     const rotation = lane === 'slow' && isUpToDate(ss);

@@ -65,8 +65,11 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolea
     // Nothing new to write — but the Secret may have been deleted or edited by hand (the manager
     // may not read Secrets, so it cannot look): re-assert its data, a no-op when it is intact.
     const repaired = await deps.writer.write(ss, desired, true, true);
-    if (repaired === 'created') deps.log.info('Secret was missing; created it again', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}` });
-    return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: repaired === 'created' };
+    if (repaired === 'unchanged') return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false };
+    // The Secret's value did change (back to the source's): reported like any value change, so
+    // that `kubectl describe` shows an Event.
+    deps.log.info(repaired === 'created' ? 'Secret was missing; created it again' : 'Secret differed from its source (changed by hand?); put its data back', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}` });
+    return { ok: true, reason: 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true };
   }
 
   // Apply.

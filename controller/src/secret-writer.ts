@@ -25,6 +25,9 @@ type Op = { op: 'test' | 'add' | 'replace'; path: string; value: unknown };
 const pointer = (...parts: string[]) => '/' + parts.map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
 
 export class SecretWriter {
+  /** The Secret's resourceVersion after this manager last wrote or checked it, by SecretSync UID. */
+  private readonly lastSeen = new Map<string, string>();
+
   constructor(
     private readonly core: CoreV1Api,
     private readonly metrics: Metrics,
@@ -34,9 +37,10 @@ export class SecretWriter {
    * Returns whether the Secret was created or updated. `knownToExist` picks the first attempt.
    * `dataOnly` re-asserts the data of an unchanged sync (a rotation): a Secret deleted or edited by
    * hand is repaired, while labels and annotations others added since the last change are kept.
-   * An identical patch changes nothing (the apiserver keeps the resourceVersion).
+   * An identical patch changes nothing (the apiserver keeps the resourceVersion), and then this
+   * returns 'unchanged' — known when the manager saw the Secret before (not right after a restart).
    */
-  async write(ss: SecretSync, desired: DesiredSecret, knownToExist: boolean, dataOnly = false): Promise<'created' | 'updated'> {
+  async write(ss: SecretSync, desired: DesiredSecret, knownToExist: boolean, dataOnly = false): Promise<'created' | 'updated' | 'unchanged'> {
     const { name, namespace } = ss.metadata;
     const body = this.body(ss, desired);
     if (!knownToExist) {
@@ -53,9 +57,12 @@ export class SecretWriter {
       { op: 'add', path: '/data', value: body.data },
     ]);
     try {
-      await this.core.patchNamespacedSecret({ name, namespace, body: ops, fieldManager: FIELD_MANAGER }, JSON_PATCH);
+      const patched = await this.core.patchNamespacedSecret({ name, namespace, body: ops, fieldManager: FIELD_MANAGER }, JSON_PATCH);
       this.metrics.secretWrites.inc({ operation: 'patch', result: 'ok' });
-      return 'updated';
+      const before = this.lastSeen.get(ss.metadata.uid);
+      const after = patched.metadata?.resourceVersion ?? '';
+      this.lastSeen.set(ss.metadata.uid, after);
+      return dataOnly && (before === undefined || before === after) ? 'unchanged' : 'updated';
     } catch (e) {
       this.metrics.secretWrites.inc({ operation: 'patch', result: 'error' });
       const code = (e as { code?: number }).code;
@@ -97,11 +104,18 @@ export class SecretWriter {
     ];
   }
 
+  /** Forgets a deleted SecretSync. */
+  forget(uid: string): void {
+    this.lastSeen.delete(uid);
+  }
+
   /** Creates; false when the name is taken. */
   private async tryCreate(namespace: string, body: V1Secret): Promise<boolean> {
     try {
-      await this.core.createNamespacedSecret({ namespace, body, fieldManager: FIELD_MANAGER });
+      const created = await this.core.createNamespacedSecret({ namespace, body, fieldManager: FIELD_MANAGER });
       this.metrics.secretWrites.inc({ operation: 'create', result: 'ok' });
+      const uid = body.metadata?.ownerReferences?.[0]?.uid;
+      if (uid && created.metadata?.resourceVersion) this.lastSeen.set(uid, created.metadata.resourceVersion);
       return true;
     } catch (e) {
       this.metrics.secretWrites.inc({ operation: 'create', result: 'error' });

@@ -17,6 +17,8 @@ let manager: RunningManager;
 const secret = () => k.core.readNamespacedSecret({ name: 'drifting', namespace: ns.name });
 const value = async () => Buffer.from((await secret()).data?.key ?? '', 'base64').toString();
 const lastSync = async () => ((await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'drifting' })) as SecretSync).status?.lastSuccessfulSyncTime;
+const events = async (reason: string) =>
+  (await k.core.listNamespacedEvent({ namespace: ns.name, fieldSelector: `involvedObject.name=drifting,reason=${reason}` })).items.length;
 const readyReason = async () => ((await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'drifting' })) as SecretSync).status?.conditions?.find((c) => c.type === 'Ready')?.reason;
 
 beforeAll(async () => {
@@ -48,6 +50,9 @@ test('an intact Secret is not rewritten by rotations', async () => {
   const before = await lastSync();
   await eventually(async () => ((await lastSync()) !== before ? true : undefined), 30_000, 'another rotation');
   expect((await secret()).metadata?.resourceVersion).toBe(rv);
+  // Nothing was repaired, so nothing says so.
+  expect(await events('UpdateValueChangeOrForceUpdateSucceeded')).toBe(0);
+  expect(manager.logs()).not.toContain('put its data back');
 });
 
 test('data edited by hand is put back at the next rotation; labels others added are kept', async () => {
@@ -59,6 +64,9 @@ test('data edited by hand is put back at the next rotation; labels others added 
   const s = await secret();
   expect(Object.keys(s.data ?? {})).toEqual(['key']);
   expect(s.metadata?.labels).toMatchObject({ 'team.example/owner': 'payments', 'secrets-store.sync.x-k8s.io': '' });
+  // The repair is a value change of the Secret: an Event and a log line say so.
+  await eventually(async () => ((await events('UpdateValueChangeOrForceUpdateSucceeded')) === 1 ? true : undefined), 10_000, 'the Event');
+  expect(manager.logs()).toContain('put its data back');
 });
 
 test('a Secret deleted by hand is created again at the next rotation', async () => {
@@ -66,6 +74,7 @@ test('a Secret deleted by hand is created again at the next rotation', async () 
   await eventually(async () => ((await value().catch(() => '')) === 'from-the-vault' ? true : undefined), 30_000, 'the Secret back');
   const s = await secret();
   expect(s.metadata?.ownerReferences?.[0]?.name).toBe('drifting');
-  expect(await readyReason()).toBe('UpdateNoValueChangeSucceeded');
-  await eventually(async () => (manager.logs().includes('Secret was missing; created it again') ? true : undefined), 10_000, 'the log line');
+  await eventually(async () => ((await events('UpdateValueChangeOrForceUpdateSucceeded')) === 2 ? true : undefined), 10_000, 'the Event');
+  expect(manager.logs()).toContain('Secret was missing; created it again');
+  await eventually(async () => ((await readyReason()) === 'UpdateNoValueChangeSucceeded' ? true : undefined), 30_000, 'the next rotation finding it intact');
 });
