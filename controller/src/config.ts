@@ -93,7 +93,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (audiences.length === 0) throw new ConfigError('--token-audiences must name at least one audience');
   const rotationIntervalSeconds = int('rotation-poll-interval-seconds', 0, 31 * 86_400);
   // Default: a tenth of the interval (inside the rotation's own ±10 % jitter), at most 5 minutes.
-  const rotationShareSeconds = str('rotation-share-seconds') === '' ? Math.min(300, Math.floor(rotationIntervalSeconds / 10)) : int('rotation-share-seconds', 0, 31 * 86_400);
+  const rotationShareSeconds = str('rotation-share-seconds') === '' ? Math.min(300, Math.floor(rotationIntervalSeconds / 10)) : int('rotation-share-seconds', 0, Math.max(0, rotationIntervalSeconds - 1));
   return {
     ...(str('kubeconfig') ? { kubeconfig: str('kubeconfig') } : {}),
     namespace: str('namespace'),

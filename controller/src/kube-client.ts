@@ -35,7 +35,7 @@ export class PooledAuthentication implements SecurityAuthentication {
 
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
     let auth = await this.current?.catch(() => undefined);
-    if (!auth || this.now() - auth.at > REFRESH_MS) {
+    if (!auth || this.now() - auth.at > REFRESH_MS || !this.cacheable()) {
       const next = this.compute();
       this.current = next;
       // A failure (an unreadable file) is not kept: the next call tries again.
@@ -46,6 +46,17 @@ export class PooledAuthentication implements SecurityAuthentication {
     }
     for (const [k, v] of Object.entries(auth.headers)) context.setHeaderParam(k, v);
     context.setAgent(auth.agent as never);
+  }
+
+  /**
+   * Exec plugins and OIDC refresh a token only once it has expired, so their headers are computed
+   * for every call (the agent is still shared); static tokens, token files (in-cluster, which
+   * client-node re-reads each minute anyway) and client certificates are kept for a few seconds.
+   */
+  private cacheable(): boolean {
+    const user = this.kc.getCurrentUser();
+    if (user?.exec) return false;
+    return !user?.authProvider || user.authProvider.name === 'tokenFile' || !!user.authProvider.config?.tokenFile;
   }
 
   private async compute(): Promise<Auth> {
@@ -63,7 +74,13 @@ export class PooledAuthentication implements SecurityAuthentication {
       .digest('hex');
     let agent = this.agents.get(key);
     if (!agent) {
-      agent = new Agent({ ...o, keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' });
+      // Idle sockets close after 30 s, before the apiserver's own idle timeout can race a reuse.
+      agent = new Agent({ ...o, keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo', timeout: 30_000 });
+      // A rotated certificate or CA: the old agent's calls get a minute to finish, then it goes.
+      for (const [k, old] of this.agents) {
+        this.agents.delete(k);
+        setTimeout(() => old.destroy(), 60_000).unref();
+      }
       this.agents.set(key, agent);
     }
     return agent;
