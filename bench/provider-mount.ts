@@ -8,13 +8,9 @@ import { AzureStack } from '../test/env/azure/client.js';
 import { repoRoot } from '../test/env/control-plane.js';
 import { startStack, toEnv, PRELOAD } from '../test/env/stack.js';
 import { mountRequest, objectsYaml, startProvider } from '../test/helpers/provider.js';
+import { percentile, round } from './lib.js';
 
 const RUNS = 30;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return Number(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2));
-}
 
 async function main(): Promise<void> {
   if (!process.env.NODE_OPTIONS?.includes('preload.mjs')) throw new Error(`run with NODE_OPTIONS=--import ${PRELOAD}`);
@@ -54,7 +50,7 @@ async function main(): Promise<void> {
       for (const pinned of [false, true]) {
         const samples: number[] = [];
         for (let i = 0; i < RUNS; i++) samples.push(await time(req(n, pinned)));
-        results[`${n}objects_${pinned ? 'pinned' : 'latest'}`] = { p50Ms: pct(samples, 50), p99Ms: pct(samples, 99) };
+        results[`${n}objects_${pinned ? 'pinned' : 'latest'}`] = { p50Ms: round(percentile(samples, 50), 2), p99Ms: round(percentile(samples, 99), 2) };
       }
     }
     const stats = await azure.stats();

@@ -15,6 +15,7 @@ import { AzureStack } from '../test/env/azure/client.js';
 import { repoRoot } from '../test/env/control-plane.js';
 import { managerKubeconfig } from '../test/env/manager-identity.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
+import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
 import { objectsYaml, startProvider, startTestProvider } from '../test/helpers/provider.js';
 import { Arrivals, metricSum, percentile, pool, processStats, readyWith, round, timeout } from './lib.js';
@@ -314,7 +315,7 @@ async function withProviderAzure(): Promise<void> {
       return metricSum(t, 'secretsync_reconciles_total', { reason: 'UpdateNoValueChangeSucceeded' }) + metricSum(t, 'secretsync_reconciles_total', { reason: 'UpdateValueChangeOrForceUpdateSucceeded' });
     };
     // Scenario 3, while pass 1 is in flight.
-    await waitFor(async () => (await rotations()) >= Math.min(100, SIZE.rotation / 10), 'the first rotations');
+    await eventually(async () => ((await rotations()) >= Math.min(100, SIZE.rotation / 10) ? true : undefined), 5 * 60_000, 'the first rotations');
     const slowDepth = metricSum(await m.metrics(), 'secretsync_queue_depth', { lane: 'slow' });
     const fastNs = namespaces[0]!;
     const fast = await createToSecret(admin, fastNs, 'spc-0', 'fast', SIZE.fastLane, data(0));
@@ -330,7 +331,7 @@ async function withProviderAzure(): Promise<void> {
     let prevProvider = providerBefore;
     for (let k = 1; k <= SIZE.passes; k++) {
       const target = SIZE.rotation + (k - 1) * total;
-      await waitFor(async () => (await rotations()) >= target, `rotation pass ${k}`, 20 * 60_000, 1000);
+      await eventually(async () => ((await rotations()) >= target ? true : undefined), 20 * 60_000, `rotation pass ${k}`, 1000);
       const now = await vaultRequests(azure);
       const pm = await provider.metrics();
       const mm = await m.metrics();
@@ -379,9 +380,9 @@ async function withProviderAzure(): Promise<void> {
     manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: join(dir, 'providers'), dir, args: args4 });
     const m4 = manager;
     const noChange = async () => metricSum(await m4.metrics(), 'secretsync_reconciles_total', { reason: 'UpdateNoValueChangeSucceeded' });
-    await waitFor(async () => (await noChange()) >= total * 0.1, 'the saturated pass to start', 5 * 60_000, 500);
+    await eventually(async () => ((await noChange()) >= total * 0.1 ? true : undefined), 5 * 60_000, 'the saturated pass to start', 500);
     const satStart = { cpu: processStats(m4.child.pid!).cpuSeconds, rotations: await noChange() };
-    await waitFor(async () => (await noChange()) >= total * 0.8, 'the saturated pass', 20 * 60_000, 1000);
+    await eventually(async () => ((await noChange()) >= total * 0.8 ? true : undefined), 20 * 60_000, 'the saturated pass', 1000);
     const satEnd = { cpu: processStats(m4.child.pid!).cpuSeconds, rotations: await noChange(), slowDepth: metricSum(await m4.metrics(), 'secretsync_queue_depth', { lane: 'slow' }) };
     const events = metricSum(await m4.metrics(), 'secretsync_reconciles_total', { reason: 'UpdateValueChangeOrForceUpdateSucceeded' });
     const saturated = {
@@ -456,14 +457,6 @@ function diff(now: Record<string, number>, before: Record<string, number>): { to
     }
   }
   return { total, byOp };
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, ms = 5 * 60_000, everyMs = 250): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 async function main(): Promise<void> {

@@ -22,12 +22,15 @@ interface Auth {
 export class PooledAuthentication implements SecurityAuthentication {
   private readonly agents = new Map<string, Agent>();
   private current?: Promise<Auth>;
+  private readonly cacheable: boolean;
 
   constructor(
     private readonly kc: KubeConfig,
     private readonly server: string,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.cacheable = cacheable(kc);
+  }
 
   getName(): string {
     return 'pooled-kubeconfig';
@@ -35,7 +38,7 @@ export class PooledAuthentication implements SecurityAuthentication {
 
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
     let auth = await this.current?.catch(() => undefined);
-    if (!auth || this.now() - auth.at > REFRESH_MS || !this.cacheable()) {
+    if (!auth || this.now() - auth.at > REFRESH_MS || !this.cacheable) {
       const next = this.compute();
       this.current = next;
       // A failure (an unreadable file) is not kept: the next call tries again.
@@ -46,17 +49,6 @@ export class PooledAuthentication implements SecurityAuthentication {
     }
     for (const [k, v] of Object.entries(auth.headers)) context.setHeaderParam(k, v);
     context.setAgent(auth.agent as never);
-  }
-
-  /**
-   * Exec plugins and OIDC refresh a token only once it has expired, so their headers are computed
-   * for every call (the agent is still shared); static tokens, token files (in-cluster, which
-   * client-node re-reads each minute anyway) and client certificates are kept for a few seconds.
-   */
-  private cacheable(): boolean {
-    const user = this.kc.getCurrentUser();
-    if (user?.exec) return false;
-    return !user?.authProvider || user.authProvider.name === 'tokenFile' || !!user.authProvider.config?.tokenFile;
   }
 
   private async compute(): Promise<Auth> {
@@ -90,6 +82,17 @@ export class PooledAuthentication implements SecurityAuthentication {
     for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
   }
+}
+
+/**
+ * Exec plugins and OIDC refresh a token only once it has expired, so their headers are computed for
+ * every call (the agent is still shared); static tokens, token files (in-cluster, which client-node
+ * re-reads each minute anyway) and client certificates are kept for a few seconds.
+ */
+function cacheable(kc: KubeConfig): boolean {
+  const user = kc.getCurrentUser();
+  if (user?.exec) return false;
+  return !user?.authProvider || user.authProvider.name === 'tokenFile' || !!user.authProvider.config?.tokenFile;
 }
 
 export class KubeClients {

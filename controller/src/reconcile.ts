@@ -64,7 +64,7 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolea
   if (phase === 'update' && hash === ss.status?.syncHash) {
     // Nothing new to write — but the Secret may have been deleted or edited by hand (the manager
     // may not read Secrets, so it cannot look): re-assert its data, a no-op when it is intact.
-    const repaired = await deps.writer.write(ss, desired, true, true);
+    const repaired = await deps.writer.write(ss, desired, 'reassert');
     if (repaired === 'unchanged') return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false };
     // The Secret's value did change (back to the source's): reported like any value change, so
     // that `kubectl describe` shows an Event.
@@ -73,7 +73,7 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolea
   }
 
   // Apply.
-  await deps.writer.write(ss, desired, phase === 'update');
+  await deps.writer.write(ss, desired, phase);
   return { ok: true, reason: phase === 'create' ? 'CreateSucceeded' : 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true };
 }
 

@@ -34,21 +34,18 @@ export class SecretWriter {
   ) {}
 
   /**
-   * Returns whether the Secret was created or updated. `knownToExist` picks the first attempt.
-   * `dataOnly` re-asserts the data of an unchanged sync (a rotation): a Secret deleted or edited by
-   * hand is repaired, while labels and annotations others added since the last change are kept.
+   * Writes the Secret. `create` tries a create first; `update` patches one known to exist;
+   * `reassert` patches only the data of an unchanged sync (a rotation): a Secret deleted or edited
+   * by hand is repaired, while labels and annotations others added since the last change are kept.
    * An identical patch changes nothing (the apiserver keeps the resourceVersion), and then this
    * returns 'unchanged' — known when the manager saw the Secret before (not right after a restart).
    */
-  async write(ss: SecretSync, desired: DesiredSecret, knownToExist: boolean, dataOnly = false): Promise<'created' | 'updated' | 'unchanged'> {
+  async write(ss: SecretSync, desired: DesiredSecret, mode: 'create' | 'update' | 'reassert'): Promise<'created' | 'updated' | 'unchanged'> {
     const { name, namespace } = ss.metadata;
     const body = this.body(ss, desired);
-    if (!knownToExist) {
-      const created = await this.tryCreate(namespace, body);
-      if (created) return 'created';
-    }
+    if (mode === 'create' && (await this.tryCreate(ss, body))) return 'created';
     const ops = this.ownershipTests(ss, desired).concat([
-      ...(dataOnly
+      ...(mode === 'reassert'
         ? []
         : ([
             { op: 'add', path: '/metadata/labels', value: body.metadata!.labels },
@@ -62,13 +59,13 @@ export class SecretWriter {
       const before = this.lastSeen.get(ss.metadata.uid);
       const after = patched.metadata?.resourceVersion ?? '';
       this.lastSeen.set(ss.metadata.uid, after);
-      return dataOnly && (before === undefined || before === after) ? 'unchanged' : 'updated';
+      return mode === 'reassert' && (before === undefined || before === after) ? 'unchanged' : 'updated';
     } catch (e) {
       this.metrics.secretWrites.inc({ operation: 'patch', result: 'error' });
       const code = (e as { code?: number }).code;
       if (code === 404) {
         // Deleted behind our back (or never made): create it again.
-        if (await this.tryCreate(namespace, body)) return 'created';
+        if (await this.tryCreate(ss, body)) return 'created';
         throw new SyncError('patch', `Secret '${name}' vanished and could not be created again`);
       }
       if (code === 422 || code === 409 || code === 400) {
@@ -110,12 +107,11 @@ export class SecretWriter {
   }
 
   /** Creates; false when the name is taken. */
-  private async tryCreate(namespace: string, body: V1Secret): Promise<boolean> {
+  private async tryCreate(ss: SecretSync, body: V1Secret): Promise<boolean> {
     try {
-      const created = await this.core.createNamespacedSecret({ namespace, body, fieldManager: FIELD_MANAGER });
+      const created = await this.core.createNamespacedSecret({ namespace: ss.metadata.namespace, body, fieldManager: FIELD_MANAGER });
       this.metrics.secretWrites.inc({ operation: 'create', result: 'ok' });
-      const uid = body.metadata?.ownerReferences?.[0]?.uid;
-      if (uid && created.metadata?.resourceVersion) this.lastSeen.set(uid, created.metadata.resourceVersion);
+      this.lastSeen.set(ss.metadata.uid, created.metadata?.resourceVersion ?? '');
       return true;
     } catch (e) {
       this.metrics.secretWrites.inc({ operation: 'create', result: 'error' });
