@@ -89,8 +89,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
   const leader = str('leader-elect').toLowerCase();
   if (leader !== 'true' && leader !== 'false') throw new ConfigError(`--leader-elect must be true or false, got '${str('leader-elect')}'`);
+  // Empty: no token is minted and the provider gets no serviceAccount.tokens (as upstream), for
+  // providers that authenticate otherwise.
   const audiences = list('token-audiences');
-  if (audiences.length === 0) throw new ConfigError('--token-audiences must name at least one audience');
   const rotationIntervalSeconds = int('rotation-poll-interval-seconds', 0, 31 * 86_400);
   // Default: a tenth of the interval (inside the rotation's own ±10 % jitter), at most 5 minutes.
   const rotationShareSeconds = str('rotation-share-seconds') === '' ? Math.min(300, Math.floor(rotationIntervalSeconds / 10)) : int('rotation-share-seconds', 0, Math.max(0, rotationIntervalSeconds - 1));

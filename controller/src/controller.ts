@@ -1,6 +1,6 @@
 // The manager's loop: informers feed a two-lane queue, N workers reconcile, outcomes schedule the
 // next run — the rotation, spread over the interval, or a retry with backoff.
-import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, keyOf, type SecretProviderClass, type SecretSync } from './api.js';
 import type { Config } from './config.js';
 import { EventRecorder } from './events.js';
@@ -47,7 +47,7 @@ export class Controller {
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
-    this.reporter = new StatusReporter(this.custom, new EventRecorder(clients.make(EventsV1Api), cfg.podName, log));
+    this.reporter = new StatusReporter(this.custom, new EventRecorder(core, cfg.podName, log));
   }
 
   /** Starts watching (always: the cache also answers /readyz) — but works only after `lead()`. */

@@ -1,7 +1,7 @@
 // Calls providers over <provider-dir>/<provider>.sock with a deadline, one client per provider.
 // A missing socket, a hung or crashed provider and an error reply all become a provider failure
 // with the provider's own message — never a stalled worker.
-import { ProviderClient, statusName, type MountResponse__Output, type ProviderCallError } from '@secret-store-sync/proto';
+import { buildMountRequest, ProviderClient, statusName, type MountRequestInput, type MountResponse__Output, type ProviderCallError } from '@secret-store-sync/proto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Metrics } from './metrics.js';
@@ -11,7 +11,7 @@ const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
 
 export interface MountInput {
   provider: string;
-  attributes: Record<string, string>;
+  request: MountRequestInput;
 }
 
 export class Providers {
@@ -32,7 +32,7 @@ export class Providers {
     this.checkName(input.provider);
     const socket = join(this.dir, `${input.provider}.sock`);
     if (!existsSync(socket)) {
-      throw new SyncError('provider', `provider '${input.provider}' is not running: no socket at ${socket}`);
+      throw new SyncError('provider', `provider '${input.provider}' is not running: no socket at ${socket}`, 'backoff', { provider: input.provider, socket });
     }
     let client = this.clients.get(input.provider);
     if (!client) {
@@ -41,18 +41,18 @@ export class Providers {
     }
     const stop = this.metrics.providerCalls.startTimer({ provider: input.provider });
     try {
-      const res = await client.mount({ attributes: JSON.stringify(input.attributes), secrets: '{}', permission: '420', targetPath: '', currentObjectVersion: [] }, this.timeoutMs);
+      const res = await client.mount(buildMountRequest(input.request), this.timeoutMs);
       stop({ code: 'OK' });
-      if (res.error?.code) throw new SyncError('provider', `provider '${input.provider}' reported error code '${res.error.code}'`);
-      if (res.objectVersion.length === 0) throw new SyncError('provider', `provider '${input.provider}' returned no object versions`);
+      if (res.error?.code) throw new SyncError('provider', `provider '${input.provider}' reported error code '${res.error.code}'`, 'backoff', { provider: input.provider, socket });
+      if (res.objectVersion.length === 0) throw new SyncError('provider', `provider '${input.provider}' returned no object versions`, 'backoff', { provider: input.provider, socket });
       return res;
     } catch (e) {
       if (e instanceof SyncError) throw e;
       const err = e as ProviderCallError;
       const code = typeof err.code === 'number' ? statusName(err.code) : 'UNKNOWN';
       stop({ code });
-      const detail = code === 'DEADLINE_EXCEEDED' ? `did not answer within ${this.timeoutMs / 1000} s` : (err.details || err.message);
-      throw new SyncError('provider', `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`, 'backoff', { cause: e });
+      const detail = code === 'DEADLINE_EXCEEDED' ? `did not answer within ${this.timeoutMs / 1000} s` : (err.details || err.message).replace(/[.\s]+$/, '');
+      throw new SyncError('provider', `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`, 'backoff', { cause: e, provider: input.provider, socket });
     }
   }
 

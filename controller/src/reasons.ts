@@ -42,8 +42,7 @@ export function failureReason(kind: FailureKind, phase: 'create' | 'update'): Re
 }
 
 /** What to do about it, appended to messages so `kubectl describe` tells the user the next step. */
-export const ADVICE: Record<FailureKind, string> = {
-  provider: 'Check the provider logs (container provider-azure-installer), the identity\'s role assignments and the SecretProviderClass.',
+const ADVICE: Record<Exclude<FailureKind, 'provider'>, string> = {
   invalidLabel: 'The Secret is not managed by this SecretSync; delete it (kubectl delete secret) to let the manager create it.',
   invalidAnnotation: 'The Secret is not managed by this SecretSync; delete it (kubectl delete secret) to let the manager create it.',
   userInput: 'Correct the SecretSync and apply it again.',
@@ -52,15 +51,31 @@ export const ADVICE: Record<FailureKind, string> = {
   patch: 'Check the events and the message above; if the Secret was changed by someone else, delete it and let the manager recreate it.',
 };
 
+/** Where provider-azure runs in the chart's pod; other providers run wherever their operator put them. */
+const AZURE_CONTAINER = 'provider-azure-installer';
+
+export function adviceFor(err: SyncError): string {
+  if (err.kind !== 'provider') return ADVICE[err.kind];
+  const where = err.provider === 'azure'
+    ? `container ${AZURE_CONTAINER}`
+    : err.provider ? `the process serving provider '${err.provider}'${err.socket ? ` on ${err.socket}` : ''}` : 'the provider';
+  return `Check the logs of ${where}, the identity's permissions and the SecretProviderClass.`;
+}
+
 export class SyncError extends Error {
   override readonly name = 'SyncError';
+  /** For provider failures: which provider, and its socket, so the advice names the right one. */
+  readonly provider?: string;
+  readonly socket?: string;
   constructor(
     readonly kind: FailureKind,
     message: string,
     /** Retry soon (transient) or only on the next change or rotation. */
     readonly retry: 'backoff' | 'slow' = 'backoff',
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; provider?: string; socket?: string },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.provider = options?.provider;
+    this.socket = options?.socket;
   }
 }

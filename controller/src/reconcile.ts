@@ -2,6 +2,7 @@
 // → decide (has anything the Secret should hold changed?) → apply (write it, ownership-checked;
 // unchanged, re-assert its data so a hand-made change is repaired)
 // → report (status, event, metrics). Every failure is a SyncError that carries its status type.
+import type { MountRequestInput } from '@secret-store-sync/proto';
 import type { Config } from './config.js';
 import { RESERVED_PREFIX, type SecretProviderClass, type SecretSync } from './api.js';
 import type { Hasher } from './hash.js';
@@ -9,7 +10,7 @@ import type { Logger } from './log.js';
 import { mapFiles } from './mapping.js';
 import type { Providers } from './provider.js';
 import type { SharedMounts } from './shared-mounts.js';
-import { failureReason, SyncError } from './reasons.js';
+import { adviceFor, failureReason, SyncError } from './reasons.js';
 import type { DesiredSecret, SecretWriter } from './secret-writer.js';
 import type { Outcome } from './status.js';
 import type { TokenCache } from './tokens.js';
@@ -33,7 +34,7 @@ export async function reconcile(ss: SecretSync, deps: ReconcileDeps, rotation = 
   } catch (e) {
     const err = e instanceof SyncError ? e : new SyncError('internal', `unexpected error: ${(e as Error)?.message ?? String(e)}`, 'backoff', { cause: e });
     if (!(e instanceof SyncError)) deps.log.error('unexpected reconcile error', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`, error: String((e as Error)?.stack ?? e) });
-    return { outcome: { ok: false, kind: err.kind, reason: failureReason(err.kind, phase), message: err.message }, retry: err.retry };
+    return { outcome: { ok: false, kind: err.kind, reason: failureReason(err.kind, phase), message: err.message, advice: adviceFor(err) }, retry: err.retry };
   }
 }
 
@@ -42,15 +43,15 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolea
   validateSecretSync(ss, deps.cfg);
   const spc = secretProviderClass(ss, deps);
   const provider = spc.spec!.provider!;
-  const attributes: Record<string, string> = {
-    ...spc.spec!.parameters,
-    'csi.storage.k8s.io/pod.name': deps.cfg.podName,
-    'csi.storage.k8s.io/pod.uid': deps.cfg.podUid,
-    'csi.storage.k8s.io/pod.namespace': ss.metadata.namespace,
-    'csi.storage.k8s.io/serviceAccount.name': ss.spec.serviceAccountName,
-    'csi.storage.k8s.io/serviceAccount.tokens': await deps.tokens.tokensAttribute(ss.metadata.namespace, ss.spec.serviceAccountName, deps.cfg.tokenAudiences),
+  // What the CSI driver would send for a pod of this namespace running as the ServiceAccount.
+  const request: MountRequestInput = {
+    parameters: spc.spec!.parameters!,
+    pod: { name: deps.cfg.podName, uid: deps.cfg.podUid, namespace: ss.metadata.namespace },
+    serviceAccountName: ss.spec.serviceAccountName,
+    tokens: await deps.tokens.tokensFor(ss.metadata.namespace, ss.spec.serviceAccountName, deps.cfg.tokenAudiences),
+    currentObjectVersions: ss.status?.syncedObjectVersions ?? [],
   };
-  const { response } = await deps.mounts.mount({ provider, attributes }, rotation, (input) => deps.providers.mount(input));
+  const { response } = await deps.mounts.mount({ provider, request }, rotation, (input) => deps.providers.mount(input));
   const desired: DesiredSecret = {
     type: ss.spec.secretObject.type || 'Opaque',
     data: mapFiles(ss, response.files),

@@ -15,9 +15,6 @@ interface Entry {
   fetchedAt: number;
 }
 
-/** The attribute that carries a freshly minted token: different bytes, same identity. */
-const TOKENS_ATTRIBUTE = 'csi.storage.k8s.io/serviceAccount.tokens';
-
 export class SharedMounts {
   private readonly results = new Map<string, Entry>();
   private readonly inFlight = new Map<string, Promise<MountResponse__Output>>();
@@ -72,7 +69,12 @@ export class SharedMounts {
   }
 }
 
-function keyOf(input: MountInput): string {
-  const { [TOKENS_ATTRIBUTE]: _token, ...rest } = input.attributes;
-  return JSON.stringify([input.provider, Object.entries(rest).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+/**
+ * What makes two Mounts the same read: provider, class parameters, namespace and ServiceAccount.
+ * Not the token (fresh bytes, same identity), nor the versions last synced (the caller's own
+ * bookkeeping; every sharer still decides from its own status whether anything changed).
+ */
+function keyOf({ provider, request }: MountInput): string {
+  const parameters = Object.entries(request.parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([provider, parameters, request.pod, request.serviceAccountName, Object.keys(request.tokens ?? {}).sort()]);
 }

@@ -3,13 +3,13 @@
 import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type Condition, type SecretSync } from './api.js';
 import type { EventRecorder } from './events.js';
-import { ADVICE, REASONS, type FailureKind, type Reason } from './reasons.js';
+import { REASONS, type FailureKind, type Reason } from './reasons.js';
 
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export type Outcome =
   | { ok: true; reason: Extract<Reason, 'CreateSucceeded' | 'UpdateNoValueChangeSucceeded' | 'UpdateValueChangeOrForceUpdateSucceeded'>; hash: string; versions: { id: string; version: string }[]; wrote: boolean }
-  | { ok: false; reason: Reason; kind: FailureKind; message: string };
+  | { ok: false; reason: Reason; kind: FailureKind; message: string; advice: string };
 
 /** Sets a condition, keeping lastTransitionTime when its status did not change. */
 function setCondition(list: Condition[], c: Omit<Condition, 'lastTransitionTime'>, now: string): Condition[] {
@@ -44,7 +44,8 @@ export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date()): 
       conditions,
     };
   }
-  const message = `${outcome.message}. ${ADVICE[outcome.kind]}`;
+  // Providers' own messages often end in a period already: one, not two.
+  const message = `${outcome.message.replace(/[.\s]+$/, '')}. ${outcome.advice}`;
   const type = created ? 'SecretUpdated' : 'SecretCreated';
   conditions = setCondition(conditions, { type, status: 'False', reason: outcome.reason, message, observedGeneration: generation }, t);
   conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: outcome.reason, message, observedGeneration: generation }, t);

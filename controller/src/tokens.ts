@@ -1,6 +1,7 @@
 // Short-lived service-account tokens for the provider, minted with TokenRequest and reused until
 // 80 % of their life has passed. Concurrent requests for the same token share one call.
 import type { CoreV1Api } from '@kubernetes/client-node';
+import type { ServiceAccountToken } from '@secret-store-sync/proto';
 import type { Metrics } from './metrics.js';
 import { SyncError } from './reasons.js';
 
@@ -20,10 +21,13 @@ export class TokenCache {
     private readonly metrics: Metrics,
   ) {}
 
-  /** The `csi.storage.k8s.io/serviceAccount.tokens` JSON for the given audiences. */
-  async tokensAttribute(namespace: string, serviceAccount: string, audiences: string[]): Promise<string> {
+  /**
+   * The tokens for `csi.storage.k8s.io/serviceAccount.tokens`, by audience. No audiences: none
+   * minted (as upstream), for providers that authenticate otherwise.
+   */
+  async tokensFor(namespace: string, serviceAccount: string, audiences: string[]): Promise<Record<string, ServiceAccountToken>> {
     const entries = await Promise.all(audiences.map(async (aud) => [aud, await this.get(namespace, serviceAccount, aud)] as const));
-    return JSON.stringify(Object.fromEntries(entries.map(([aud, t]) => [aud, { token: t.token, expirationTimestamp: new Date(t.expires).toISOString() }])));
+    return Object.fromEntries(entries.map(([aud, t]) => [aud, { token: t.token, expirationTimestamp: new Date(t.expires).toISOString().replace(/\.\d{3}Z$/, 'Z') }]));
   }
 
   private async get(namespace: string, serviceAccount: string, audience: string): Promise<Token> {

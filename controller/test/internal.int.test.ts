@@ -32,7 +32,7 @@ beforeAll(async () => {
         { apiGroups: ['secret-sync.x-k8s.io'], resources: ['secretsyncs'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: ['secret-sync.x-k8s.io'], resources: ['secretsyncs/status'], verbs: ['patch'] },
         { apiGroups: ['secrets-store.csi.x-k8s.io'], resources: ['secretproviderclasses'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
+        { apiGroups: [''], resources: ['events'], verbs: ['create'] },
       ],
     },
   });

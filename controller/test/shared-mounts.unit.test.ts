@@ -3,14 +3,15 @@ import type { MountResponse__Output } from '@secret-store-sync/proto';
 import type { MountInput } from '../src/provider.js';
 import { SharedMounts } from '../src/shared-mounts.js';
 
-function input(opts: { ns?: string; sa?: string; objects?: string; token?: string } = {}): MountInput {
+function input(opts: { ns?: string; sa?: string; objects?: string; token?: string; synced?: string } = {}): MountInput {
   return {
     provider: 'azure',
-    attributes: {
-      objects: opts.objects ?? 'a',
-      'csi.storage.k8s.io/pod.namespace': opts.ns ?? 'team-a',
-      'csi.storage.k8s.io/serviceAccount.name': opts.sa ?? 'app',
-      'csi.storage.k8s.io/serviceAccount.tokens': JSON.stringify({ aud: { token: opts.token ?? 't1' } }),
+    request: {
+      parameters: { objects: opts.objects ?? 'a' },
+      pod: { name: 'manager', uid: 'u', namespace: opts.ns ?? 'team-a' },
+      serviceAccountName: opts.sa ?? 'app',
+      tokens: { aud: { token: opts.token ?? 't1', expirationTimestamp: '2026-12-01T00:00:00Z' } },
+      currentObjectVersions: [{ id: 'a', version: opts.synced ?? 'v0' }],
     },
   };
 }
@@ -47,7 +48,8 @@ test('a rotation within the window takes the last result; after the window it as
   let shared = 0;
   const m = new SharedMounts(60_000, () => shared++, c.now);
   await m.mount(input(), true, p.mount);
-  const second = await m.mount(input({ token: 't2' }), true, p.mount);
+  // Another token for the same ServiceAccount, another SecretSync's last-synced versions: the same read.
+  const second = await m.mount(input({ token: 't2', synced: 'v9' }), true, p.mount);
   expect([p.calls.length, second.shared, second.response.objectVersion[0]!.version, shared]).toEqual([1, true, 'v1', 1]);
   c.advance(60_000);
   const third = await m.mount(input(), true, p.mount);
@@ -75,7 +77,7 @@ test('another namespace, ServiceAccount or class parameter is another identity o
   await m.mount(input({ objects: 'b' }), true, p.mount);
   expect(p.calls.length).toBe(4);
   // The provider still receives each caller's own token.
-  expect(p.calls.map((c) => c.attributes['csi.storage.k8s.io/pod.namespace'])).toEqual(['team-a', 'team-b', 'team-a', 'team-a']);
+  expect(p.calls.map((c) => c.request.pod.namespace)).toEqual(['team-a', 'team-b', 'team-a', 'team-a']);
 });
 
 test('identical rotations at the same moment make one provider call', async () => {

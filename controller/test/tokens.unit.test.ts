@@ -22,22 +22,29 @@ test('a token is reused until 80 % of its life, then refreshed', async () => {
   jest.useFakeTimers({ now: 1_000_000 });
   const { api, calls } = fakeCore();
   const cache = new TokenCache(api, 600, createMetrics());
-  const first = JSON.parse(await cache.tokensAttribute('ns', 'sa', ['api://AzureADTokenExchange']));
-  expect(first['api://AzureADTokenExchange'].token).toBe('token-1');
+  const first = await cache.tokensFor('ns', 'sa', ['api://AzureADTokenExchange']);
+  expect(first['api://AzureADTokenExchange']?.token).toBe('token-1');
   jest.setSystemTime(1_000_000 + 470_000);
-  await cache.tokensAttribute('ns', 'sa', ['api://AzureADTokenExchange']);
+  await cache.tokensFor('ns', 'sa', ['api://AzureADTokenExchange']);
   expect(calls).toHaveLength(1);
   jest.setSystemTime(1_000_000 + 490_000);
-  const second = JSON.parse(await cache.tokensAttribute('ns', 'sa', ['api://AzureADTokenExchange']));
-  expect(second['api://AzureADTokenExchange'].token).toBe('token-2');
+  const second = await cache.tokensFor('ns', 'sa', ['api://AzureADTokenExchange']);
+  expect(second['api://AzureADTokenExchange']?.token).toBe('token-2');
   expect(calls).toHaveLength(2);
 });
 
 test('concurrent requests for one token share a TokenRequest; other ServiceAccounts get their own', async () => {
   const { api, calls } = fakeCore();
   const cache = new TokenCache(api, 600, createMetrics());
-  await Promise.all([cache.tokensAttribute('ns', 'sa', ['a']), cache.tokensAttribute('ns', 'sa', ['a']), cache.tokensAttribute('ns', 'other', ['a'])]);
+  await Promise.all([cache.tokensFor('ns', 'sa', ['a']), cache.tokensFor('ns', 'sa', ['a']), cache.tokensFor('ns', 'other', ['a'])]);
   expect(calls.map((c) => c.name).sort()).toEqual(['other', 'sa']);
+});
+
+test('no audiences: no TokenRequest and no tokens (for providers that authenticate otherwise)', async () => {
+  const { api, calls } = fakeCore();
+  const cache = new TokenCache(api, 600, createMetrics());
+  expect(await cache.tokensFor('ns', 'sa', [])).toEqual({});
+  expect(calls).toHaveLength(0);
 });
 
 test.each([
@@ -46,5 +53,5 @@ test.each([
   [403, '{"message":"cannot create resource \\"serviceaccounts/token\\""}', 'internal', 'may not mint tokens'],
 ])('TokenRequest %i (%s) is a %s failure', async (code, body, kind, message) => {
   const cache = new TokenCache(fakeCore({ code, body }).api, 600, createMetrics());
-  await expect(cache.tokensAttribute('ns', 'ghost', ['a'])).rejects.toMatchObject({ kind, message: expect.stringContaining(message) });
+  await expect(cache.tokensFor('ns', 'ghost', ['a'])).rejects.toMatchObject({ kind, message: expect.stringContaining(message) });
 });

@@ -87,6 +87,19 @@ test('helm lint passes; the pod has the two named containers, an emptyDir socket
   expect(pod.containers[1]!.args).toContain('--endpoint=unix:///provider/azure.sock');
 });
 
+test('events are core v1 (the upstream chart\'s RBAC); no token audiences: no token flag value, no token permission', () => {
+  type Doc = { kind: string; rules?: { apiGroups: string[]; resources: string[] }[]; spec?: { template?: { spec?: { containers: { args: string[] }[] } } } };
+  const render = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as Doc);
+  const rules = (docs: Doc[]) => docs.find((d) => d?.kind === 'ClusterRole' && d.rules?.some((r) => r.resources.includes('secrets')))!.rules!;
+  const defaults = render();
+  expect(rules(defaults)).toContainEqual(expect.objectContaining({ apiGroups: [''], resources: ['events'] }));
+  expect(rules(defaults).some((r) => r.apiGroups.includes('events.k8s.io'))).toBe(false);
+  expect(rules(defaults).some((r) => r.resources.includes('serviceaccounts/token'))).toBe(true);
+  const tokenless = render('--set', 'tokenAudiences=null');
+  expect(rules(tokenless).some((r) => r.resources.includes('serviceaccounts/token'))).toBe(false);
+  expect(tokenless.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers[0]!.args).toContain('--token-audiences=');
+});
+
 test('docker-compose.yml runs the same two containers as the chart: socket path and arguments', () => {
   const compose = parseAllDocuments(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'))[0]!.toJSON() as { services: Record<string, { command: string[]; volumes: string[] }> };
   const rendered = parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3')).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[] } } } });

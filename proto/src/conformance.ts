@@ -11,11 +11,19 @@ import { statusName } from './errors.js';
 import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProvider.js';
 import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import { api } from './load.js';
+import { buildMountRequest } from './request.js';
 
 export interface MountCase {
+  /** The SecretProviderClass parameters; the caller's csi.storage.k8s.io/* keys are added as the manager adds them. */
   attributes: Record<string, string>;
+  /** The Mount's namespace and ServiceAccount (default "default" and "default"). */
+  namespace?: string;
+  serviceAccountName?: string;
+  /** Service-account tokens by audience (JWTs), sent as csi.storage.k8s.io/serviceAccount.tokens. */
+  tokens?: Record<string, string>;
   secrets?: Record<string, string>;
-  permission?: string;
+  /** Default file mode, e.g. 0o644. */
+  permission?: number;
 }
 
 export interface Fixture {
@@ -46,7 +54,17 @@ export interface ConformanceOptions {
   maxMessageBytes?: number;
 }
 
-const toRequest = (c: MountCase): MountRequest => ({ attributes: JSON.stringify(c.attributes), secrets: c.secrets ? JSON.stringify(c.secrets) : 'null', permission: c.permission ?? '420', targetPath: '' });
+/** The request the manager would send for this case: the same builder, the same fields. */
+const toRequest = (c: MountCase): MountRequest =>
+  buildMountRequest({
+    parameters: c.attributes,
+    pod: { name: 'provider-kit-conformance', uid: CONFORMANCE_POD_UID, namespace: c.namespace ?? 'default' },
+    serviceAccountName: c.serviceAccountName ?? 'default',
+    tokens: Object.fromEntries(Object.entries(c.tokens ?? {}).map(([aud, token]) => [aud, { token, expirationTimestamp: new Date(Date.now() + 600_000).toISOString().replace(/\.\d{3}Z$/, 'Z') }])),
+    ...(c.secrets ? { secrets: c.secrets } : {}),
+    ...(c.permission !== undefined ? { permission: c.permission } : {}),
+  });
+const CONFORMANCE_POD_UID = '00000000-0000-4000-8000-000000000000';
 
 export async function runConformance(opts: ConformanceOptions): Promise<CheckResult[]> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -116,7 +134,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       return `${seen.size} paths; object versions stable across Mounts`;
     });
     await check('malformed attributes are refused with an error, not a crash or a hang', async () => {
-      const code = await client.mount({ attributes: '{"not json', secrets: 'null', permission: '420', targetPath: '' }, timeoutMs).then(() => status.OK, (e: { code: number }) => e.code);
+      const code = await client.mount({ ...toRequest(opts.fixture.valid), attributes: '{"not json' }, timeoutMs).then(() => status.OK, (e: { code: number }) => e.code);
       if (code === status.OK) throw new Error('the provider accepted malformed JSON');
       if (code === status.DEADLINE_EXCEEDED || code === status.UNAVAILABLE) throw new Error(`the provider did not answer (${statusName(code)})`);
       await client.version(2_000);

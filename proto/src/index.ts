@@ -21,7 +21,20 @@ export {
   type ServeOptions,
 } from './serve.js';
 export { ProviderClient, type ProviderCallError } from './client.js';
-export type { MountRequest } from './generated/v1alpha1/MountRequest.js';
+export {
+  buildMountRequest,
+  DEFAULT_PERMISSION,
+  mountAttributes,
+  POD_NAME_ATTRIBUTE,
+  POD_NAMESPACE_ATTRIBUTE,
+  POD_UID_ATTRIBUTE,
+  SERVICE_ACCOUNT_NAME_ATTRIBUTE,
+  SERVICE_ACCOUNT_TOKENS_ATTRIBUTE,
+  SYNC_TARGET_PATH,
+  type MountRequestInput,
+  type ServiceAccountToken,
+} from './request.js';
+export type { MountRequest, MountRequest__Output } from './generated/v1alpha1/MountRequest.js';
 export type { MountResponse, MountResponse__Output } from './generated/v1alpha1/MountResponse.js';
 export type { File } from './generated/v1alpha1/File.js';
 export type { ObjectVersion } from './generated/v1alpha1/ObjectVersion.js';

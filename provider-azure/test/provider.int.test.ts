@@ -309,15 +309,15 @@ describe('the process', () => {
 
   test('passes the provider conformance suite', async () => {
     await set('conf-secret', 'conformance');
-    const attributes = (objects: Record<string, string>[], extra: Record<string, string> = {}) =>
-      JSON.parse(mountRequest({ parameters: params(objects, extra), token: tokens.at(-1)!, namespace: ns.name, serviceAccount: 'workload' }).attributes!) as Record<string, string>;
     await token();
+    const mountCase = (objects: Record<string, string>[], extra: Record<string, string> = {}) =>
+      ({ attributes: params(objects, extra), namespace: ns.name, serviceAccountName: 'workload', tokens: { 'api://AzureADTokenExchange': tokens.at(-1)! } });
     const results = await runConformance({
       endpoint: provider.endpoint,
       fixture: {
-        valid: { attributes: attributes([{ objectName: 'conf-secret', objectType: 'secret' }]) },
-        unknownParameter: { attributes: attributes([{ objectName: 'conf-secret', objectType: 'secret', objectNmae: 'typo' }]) },
-        invalid: [{ name: 'a vault name that cannot exist', attributes: attributes([{ objectName: 'conf-secret', objectType: 'secret' }], { keyvaultName: 'x' }) }],
+        valid: mountCase([{ objectName: 'conf-secret', objectType: 'secret' }]),
+        unknownParameter: mountCase([{ objectName: 'conf-secret', objectType: 'secret', objectNmae: 'typo' }]),
+        invalid: [{ name: 'a vault name that cannot exist', ...mountCase([{ objectName: 'conf-secret', objectType: 'secret' }], { keyvaultName: 'x' }) }],
       },
     });
     const lines: string[] = [];

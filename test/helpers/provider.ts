@@ -1,6 +1,6 @@
 // Starts provider-azure as its own process (the built dist, as it ships) against the local stack,
 // and builds MountRequests the way the manager and the CSI driver do.
-import { ProviderClient, type MountRequest } from '@secret-store-sync/proto';
+import { buildMountRequest, ProviderClient, type MountRequest } from '@secret-store-sync/proto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../env/control-plane.js';
 import { freePort } from '../env/ports.js';
 import { loadStackInfo } from '../env/stack.js';
+import type { RecordedMount } from './strict-provider.js';
 
 export interface RunningProviderProcess {
   endpoint: string;
@@ -59,27 +60,23 @@ export async function startProvider(opts: { args?: string[]; env?: Record<string
   };
 }
 
-/** A MountRequest as the manager builds it: SPC parameters, pod keys and the SA token JSON. */
+/** A MountRequest as the manager builds it (the shared builder): SPC parameters, pod keys and the SA token. */
 export function mountRequest(opts: {
   parameters: Record<string, string>;
   token?: string;
   namespace?: string;
   serviceAccount?: string;
   secrets?: Record<string, string>;
-  permission?: string;
-  extraAttributes?: Record<string, string>;
+  permission?: number;
 }): MountRequest {
-  const attributes: Record<string, string> = {
-    ...opts.parameters,
-    'csi.storage.k8s.io/pod.name': 'secret-sync',
-    'csi.storage.k8s.io/pod.namespace': opts.namespace ?? 'default',
-    'csi.storage.k8s.io/serviceAccount.name': opts.serviceAccount ?? 'default',
-    ...(opts.token !== undefined
-      ? { 'csi.storage.k8s.io/serviceAccount.tokens': JSON.stringify({ 'api://AzureADTokenExchange': { token: opts.token, expirationTimestamp: new Date(Date.now() + 600_000).toISOString() } }) }
-      : {}),
-    ...opts.extraAttributes,
-  };
-  return { attributes: JSON.stringify(attributes), secrets: opts.secrets ? JSON.stringify(opts.secrets) : 'null', permission: opts.permission ?? '420', targetPath: '' };
+  return buildMountRequest({
+    parameters: opts.parameters,
+    pod: { name: 'secret-sync', uid: '', namespace: opts.namespace ?? 'default' },
+    serviceAccountName: opts.serviceAccount ?? 'default',
+    ...(opts.token !== undefined ? { tokens: { 'api://AzureADTokenExchange': { token: opts.token, expirationTimestamp: new Date(Date.now() + 600_000).toISOString() } } } : {}),
+    ...(opts.secrets ? { secrets: opts.secrets } : {}),
+    ...(opts.permission !== undefined ? { permission: opts.permission } : {}),
+  });
 }
 
 /** The `objects` parameter from a list of object descriptions, in the YAML shape users write. */
@@ -91,20 +88,29 @@ export interface TestProvider {
   socketDir: string;
   name: string;
   setState(state: { files: Record<string, string>; fail?: { code: string; message: string }; hangMs?: number }): void;
+  /** Every Mount it received, as recorded by test/helpers/strict-provider.ts (shapes, no values). */
+  requests(): RecordedMount[];
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** The example file provider (proto/examples/file-provider.ts) as its own process: the manager-only tests' provider. */
-export async function startTestProvider(name = 'test', socketDir = mkdtempSync(join(tmpdir(), 'sss-tp-'))): Promise<TestProvider> {
+/**
+ * The manager-only tests' provider: test/helpers/strict-provider.ts as its own process — a file
+ * provider that refuses whatever third-party providers (vault-csi-provider, the CSI driver's e2e
+ * provider) refuse. `validateTokensAudience`: the audiences whose tokens it requires, as the e2e
+ * provider's VALIDATE_TOKENS_AUDIENCE (default the manager's default audience; [] for none).
+ */
+export async function startTestProvider(name = 'test', socketDir = mkdtempSync(join(tmpdir(), 'sss-tp-')), opts: { validateTokensAudience?: string[] } = {}): Promise<TestProvider> {
   const stateFile = join(socketDir, `${name}.json`);
   if (!existsSync(stateFile)) writeFileSync(stateFile, JSON.stringify({ files: {} }));
+  const requestsFile = join(socketDir, `${name}.requests.jsonl`);
   const socket = join(socketDir, `${name}.sock`);
   const logFd = openSync(join(socketDir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'proto', 'examples', 'file-provider.ts'), `--endpoint=unix://${socket}`, `--state=${stateFile}`], {
-    cwd: repoRoot,
-    stdio: ['ignore', logFd, logFd],
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
+  const audiences = opts.validateTokensAudience ?? ['api://AzureADTokenExchange'];
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'test', 'helpers', 'strict-provider.ts'), `--endpoint=unix://${socket}`, `--state=${stateFile}`, `--requests=${requestsFile}`, `--validate-tokens-audience=${audiences.join(',')}`],
+    { cwd: repoRoot, stdio: ['ignore', logFd, logFd], env: { ...process.env, NODE_OPTIONS: '' } },
+  );
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const client = new ProviderClient(`unix://${socket}`);
   const deadline = Date.now() + 20_000;
@@ -117,6 +123,7 @@ export async function startTestProvider(name = 'test', socketDir = mkdtempSync(j
     socketDir,
     name,
     setState: (state) => writeFileSync(stateFile, JSON.stringify(state)),
+    requests: () => (existsSync(requestsFile) ? readFileSync(requestsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RecordedMount) : []),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal);
       await exited;
