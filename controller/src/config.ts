@@ -31,9 +31,11 @@ export interface Config {
   shutdownGraceSeconds: number;
 }
 
+// Not bootstrap.kubernetes.io/token: whoever may create SecretSyncs in kube-system could then write
+// node-join credentials from their own vault. An operator who needs it lists it.
 export const DEFAULT_ALLOWED_TYPES = [
   'Opaque', 'kubernetes.io/basic-auth', 'kubernetes.io/tls', 'kubernetes.io/dockerconfigjson', 'kubernetes.io/dockercfg',
-  'kubernetes.io/ssh-auth', 'bootstrap.kubernetes.io/token',
+  'kubernetes.io/ssh-auth',
 ];
 
 const OPTIONS = {

@@ -119,6 +119,10 @@ test('UserInputValidationFailed: a ServiceAccount that does not exist', async ()
 test('UserInputValidationFailed: a Secret type the manager may not write', async () => {
   await secretSync('sa-token', { type: 'kubernetes.io/service-account-token' });
   expect(ready(await reason('sa-token', 'UserInputValidationFailed')).message).toContain("type 'kubernetes.io/service-account-token' is not allowed");
+  // Node-join credentials are opt-in (--allowed-secret-types): by default no SecretSync writes one.
+  await secretSync('bootstrap-token', { type: 'bootstrap.kubernetes.io/token' });
+  expect(ready(await reason('bootstrap-token', 'UserInputValidationFailed')).message).toContain("type 'bootstrap.kubernetes.io/token' is not allowed");
+  await expect(secret('bootstrap-token')).rejects.toMatchObject({ code: 404 });
 });
 
 test('ControllerSpcError, then a later success clears it when the class appears', async () => {

@@ -100,6 +100,19 @@ test('events are core v1 (the upstream chart\'s RBAC); no token audiences: no to
   expect(tokenless.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers[0]!.args).toContain('--token-audiences=');
 });
 
+test('provider flags from the chart: node identity and service principals off by default; when on, only for listed namespaces; cloud files only from a ConfigMap', () => {
+  type Doc = { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string; configMap?: { name: string } }[] } } } };
+  const pod = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as Doc).find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!;
+  const providerOf = (p: ReturnType<typeof pod>) => p.containers.find((c) => c.name === 'provider-azure-installer')!;
+  const defaults = providerOf(pod());
+  expect(defaults.args).toEqual(expect.arrayContaining(['--allow-node-identity=false', '--allow-service-principal=false', '--max-objects-per-mount=256', '--max-reads-per-mount=1000']));
+  expect(defaults.args.some((a) => a.startsWith('--cloud-env-dir') || a.startsWith('--node-identity-namespaces'))).toBe(false);
+  const on = pod('--set', 'provider.allowNodeIdentity=true', '--set', 'provider.nodeIdentityNamespaces={infra,monitoring}', '--set', 'provider.cloudEnvConfigMap=azure-stack-clouds');
+  expect(providerOf(on).args).toEqual(expect.arrayContaining(['--allow-node-identity=true', '--node-identity-namespaces=infra,monitoring', '--cloud-env-dir=/etc/secret-store-sync/clouds']));
+  expect(providerOf(on).volumeMounts).toContainEqual(expect.objectContaining({ name: 'cloud-envs', mountPath: '/etc/secret-store-sync/clouds' }));
+  expect(on.volumes).toContainEqual({ name: 'cloud-envs', configMap: { name: 'azure-stack-clouds' } });
+});
+
 test('docker-compose.yml runs the same two containers as the chart: socket path and arguments', () => {
   const compose = parseAllDocuments(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'))[0]!.toJSON() as { services: Record<string, { command: string[]; volumes: string[] }> };
   const rendered = parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3')).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[] } } } });

@@ -1,6 +1,8 @@
 // Azure clouds: where Key Vault lives (DNS suffix) and where Entra ID answers (authority host).
-import { readFileSync } from 'node:fs';
 import { ProviderError } from '@secret-store-sync/proto';
+import { constants } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
 
 export const CLOUD_NAMES = ['AzurePublicCloud', 'AzureUSGovernmentCloud', 'AzureChinaCloud', 'AzureGermanCloud', 'AzureStackCloud'] as const;
 export type CloudName = (typeof CLOUD_NAMES)[number];
@@ -20,34 +22,80 @@ const KNOWN: Record<Exclude<CloudName, 'AzureStackCloud'>, CloudEnvironment> = {
 
 export const KNOWN_AUTHORITY_HOSTS = new Set(Object.values(KNOWN).map((c) => c.authorityHost));
 
+/** The cloud a Mount asked for, checked but not yet read (AzureStackCloud's file is read later, asynchronously). */
+export type CloudChoice = { name: Exclude<CloudName, 'AzureStackCloud'> } | { name: 'AzureStackCloud'; file: string };
+
+/** An AzureStackCloud environment file holds two URLs; anything bigger is not one. */
+const MAX_ENV_FILE_BYTES = 64 * 1024;
+
+function invalid(message: string): ProviderError {
+  return new ProviderError('InvalidArgument', message);
+}
+
 /**
- * Resolves `cloudName` (case-insensitive; empty means the provider's default). AzureStackCloud reads
- * its endpoints from the JSON file named by `cloudEnvFileName` (the go-autorest environment format).
- * The AZURE_AUTHORITY_HOST environment variable, when set, overrides the authority host, as it
- * does for @azure/identity.
+ * Checks `cloudName` (case-insensitive; empty means the provider's default). AzureStackCloud names
+ * a JSON file (the go-autorest environment format) that must lie in the operator's `envDir`:
+ * any tenant may write a SecretProviderClass, so no tenant may name an arbitrary file of the
+ * provider's container.
  */
-export function resolveCloud(cloudName: string, envFile: string, fallback: CloudName): CloudEnvironment {
+export function chooseCloud(cloudName: string, envFile: string, fallback: CloudName, envDir: string): CloudChoice {
   const wanted = cloudName || fallback;
   const name = CLOUD_NAMES.find((c) => c.toLowerCase() === wanted.toLowerCase());
-  if (!name) throw new ProviderError('InvalidArgument', `cloudName '${cloudName}' is not one of ${CLOUD_NAMES.join(', ')}`);
-  let env: CloudEnvironment;
-  if (name === 'AzureStackCloud') {
-    if (!envFile) throw new ProviderError('InvalidArgument', 'cloudName AzureStackCloud needs cloudEnvFileName: the path of a JSON file with keyVaultDNSSuffix and activeDirectoryEndpoint');
-    let raw: { keyVaultDNSSuffix?: string; activeDirectoryEndpoint?: string; name?: string };
-    try {
-      raw = JSON.parse(readFileSync(envFile, 'utf8')) as typeof raw;
-    } catch (e) {
-      throw new ProviderError('InvalidArgument', `cloudEnvFileName '${envFile}' could not be read as JSON: ${(e as Error).message}`);
-    }
-    if (!raw.keyVaultDNSSuffix || !raw.activeDirectoryEndpoint) {
-      throw new ProviderError('InvalidArgument', `cloudEnvFileName '${envFile}' must set keyVaultDNSSuffix and activeDirectoryEndpoint`);
-    }
-    env = { name, keyVaultDnsSuffix: raw.keyVaultDNSSuffix.replace(/^\./, ''), authorityHost: raw.activeDirectoryEndpoint.replace(/\/+$/, '') };
-  } else {
-    env = KNOWN[name];
-  }
+  if (!name) throw invalid(`cloudName '${cloudName}' is not one of ${CLOUD_NAMES.join(', ')}`);
+  if (name !== 'AzureStackCloud') return { name };
+  if (!envDir) throw invalid('cloudName AzureStackCloud is not enabled in this provider: an operator must provide the environment files in a folder (--cloud-env-dir; chart value provider.cloudEnvConfigMap)');
+  if (!envFile) throw invalid(`cloudName AzureStackCloud needs cloudEnvFileName: the name of a JSON file with keyVaultDNSSuffix and activeDirectoryEndpoint in ${envDir}`);
+  const dir = resolve(envDir);
+  const file = resolve(dir, envFile);
+  if (!file.startsWith(dir + sep) || envFile.includes('\0')) throw invalid(`cloudEnvFileName '${envFile}' is not a file in ${envDir}, the folder the operator set for cloud environment files`);
+  return { name, file };
+}
+
+/**
+ * The endpoints of a chosen cloud. The AZURE_AUTHORITY_HOST environment variable, when set,
+ * overrides the authority host, as it does for @azure/identity.
+ */
+export async function resolveCloud(choice: CloudChoice, envDir: string): Promise<CloudEnvironment> {
+  const env = choice.name === 'AzureStackCloud' ? await readEnvFile(choice.file, envDir) : KNOWN[choice.name];
   const override = process.env.AZURE_AUTHORITY_HOST;
   return override ? { ...env, authorityHost: override.replace(/\/+$/, '') } : env;
+}
+
+/** Reads an environment file: inside the folder after links, a regular file, small, never blocking, never echoed. */
+async function readEnvFile(file: string, envDir: string): Promise<CloudEnvironment> {
+  const shown = `cloudEnvFileName '${file.slice(resolve(envDir).length + 1)}'`;
+  let text: string;
+  try {
+    // A ConfigMap volume's files are links into a hidden folder of the same volume: judge the real path.
+    const [real, realDir] = await Promise.all([realpath(file), realpath(envDir)]);
+    if (!real.startsWith(realDir + sep)) throw invalid(`${shown} leads outside ${envDir}`);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    const handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw invalid(`${shown} is not a regular file`);
+      if (st.size > MAX_ENV_FILE_BYTES) throw invalid(`${shown} is larger than ${MAX_ENV_FILE_BYTES} bytes`);
+      const buf = Buffer.alloc(st.size);
+      const { bytesRead } = await handle.read(buf, 0, st.size, 0);
+      text = buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch (e) {
+    if (e instanceof ProviderError) throw e;
+    throw invalid(`${shown} could not be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let raw: { keyVaultDNSSuffix?: unknown; activeDirectoryEndpoint?: unknown };
+  try {
+    raw = JSON.parse(text) as typeof raw;
+  } catch {
+    // The parser's message quotes the file; the file is the operator's, not the tenant's to see.
+    throw invalid(`${shown} is not valid JSON`);
+  }
+  if (!raw || typeof raw.keyVaultDNSSuffix !== 'string' || typeof raw.activeDirectoryEndpoint !== 'string' || !raw.keyVaultDNSSuffix || !raw.activeDirectoryEndpoint) {
+    throw invalid(`${shown} must set keyVaultDNSSuffix and activeDirectoryEndpoint (strings)`);
+  }
+  return { name: 'AzureStackCloud', keyVaultDnsSuffix: raw.keyVaultDNSSuffix.replace(/^\./, ''), authorityHost: raw.activeDirectoryEndpoint.replace(/\/+$/, '') };
 }
 
 export function vaultUrl(vaultName: string, cloud: CloudEnvironment): string {

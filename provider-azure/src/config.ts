@@ -24,6 +24,25 @@ export interface Config {
   /** A Mount whose files add up to more than this fails (a Kubernetes Secret holds 1 MiB). */
   maxMountBytes: number;
   shutdownGraceSeconds: number;
+  /**
+   * Identities that are not the caller's own. The node's managed identity is shared by every
+   * namespace, so it is off unless an operator turns it on, and then only for the listed namespaces.
+   */
+  allowNodeIdentity: boolean;
+  nodeIdentityNamespaces: string[];
+  /** nodePublishSecretRef service principals (the manager never sends one; the CSI driver may). */
+  allowServicePrincipal: boolean;
+  /** Where AzureStackCloud environment files may be read from ("" = nowhere: AzureStackCloud refused). */
+  cloudEnvDir: string;
+  /** Per-Mount limits, checked before any network call, and the Mount's own read concurrency. */
+  maxObjectsPerMount: number;
+  maxReadsPerMount: number;
+  mountReadConcurrency: number;
+  /** Bounds of the per-identity and per-vault state (credentials, SDK clients, budgets, metric labels). */
+  maxIdentities: number;
+  maxVaults: number;
+  /** A value cached by version is served only if Key Vault accepted this identity this recently. */
+  cacheAuthWindowSeconds: number;
 }
 
 const OPTIONS = {
@@ -44,6 +63,16 @@ const OPTIONS = {
   'version-cache-max-bytes': { type: 'string', default: String(64 * 1024 * 1024) },
   'max-mount-bytes': { type: 'string', default: String(1024 * 1024) },
   'shutdown-grace-seconds': { type: 'string', default: '20' },
+  'allow-node-identity': { type: 'string', default: 'false' },
+  'node-identity-namespaces': { type: 'string', default: '' },
+  'allow-service-principal': { type: 'string', default: 'false' },
+  'cloud-env-dir': { type: 'string', default: '' },
+  'max-objects-per-mount': { type: 'string', default: '256' },
+  'max-reads-per-mount': { type: 'string', default: '1000' },
+  'mount-read-concurrency': { type: 'string', default: '8' },
+  'max-identities': { type: 'string', default: '5000' },
+  'max-vaults': { type: 'string', default: '1000' },
+  'cache-auth-window-seconds': { type: 'string', default: '60' },
   version: { type: 'boolean', default: false },
   help: { type: 'boolean', default: false },
 } as const;
@@ -79,6 +108,13 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
   const cloud = CLOUD_NAMES.find((c) => c.toLowerCase() === str('cloud-name').toLowerCase());
   if (!cloud) throw new ConfigError(`--cloud-name '${str('cloud-name')}' is not one of ${CLOUD_NAMES.join(', ')}`);
   if (!/^unix:\/\/.+/i.test(str('endpoint'))) throw new ConfigError(`--endpoint must be unix:///path/to.sock, got '${str('endpoint')}'`);
+  const allowNodeIdentity = bool('allow-node-identity');
+  const nodeIdentityNamespaces = str('node-identity-namespaces').split(',').map((n) => n.trim()).filter(Boolean);
+  if (allowNodeIdentity && nodeIdentityNamespaces.length === 0) {
+    throw new ConfigError('--allow-node-identity=true needs --node-identity-namespaces: the namespaces whose SecretProviderClasses may use the node\'s managed identity (it is shared by all of them)');
+  }
+  const cloudEnvDir = str('cloud-env-dir');
+  if (cloudEnvDir && !cloudEnvDir.startsWith('/')) throw new ConfigError(`--cloud-env-dir must be an absolute path, got '${cloudEnvDir}'`);
   return {
     endpoint: str('endpoint'),
     healthzPort: int('healthz-port', 0, 65535),
@@ -97,5 +133,15 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
     versionCacheMaxBytes: int('version-cache-max-bytes', 0, 2 ** 31),
     maxMountBytes: int('max-mount-bytes', 1024, 64 * 1024 * 1024),
     shutdownGraceSeconds: int('shutdown-grace-seconds', 0, 600),
+    allowNodeIdentity,
+    nodeIdentityNamespaces,
+    allowServicePrincipal: bool('allow-service-principal'),
+    cloudEnvDir,
+    maxObjectsPerMount: int('max-objects-per-mount', 1, 10_000),
+    maxReadsPerMount: int('max-reads-per-mount', 1, 100_000),
+    mountReadConcurrency: int('mount-read-concurrency', 1, 64),
+    maxIdentities: int('max-identities', 1, 1_000_000),
+    maxVaults: int('max-vaults', 1, 100_000),
+    cacheAuthWindowSeconds: int('cache-auth-window-seconds', 0, 3600),
   };
 }

@@ -11,26 +11,41 @@ interface Entry {
   credential: TokenCredential;
   /** The newest service-account token seen for this key; the assertion callback reads it. */
   assertion?: string;
-  lastUsed: number;
 }
 
-const MAX_ENTRIES = 5_000;
-
+/**
+ * At most `maxEntries` identities, least recently used dropped first (a tenant can mint new
+ * identities by changing clientID). A dropped identity's credential is never used again: the
+ * next Mount with it makes a new one, and the Key Vault clients follow the credential they are
+ * given (see KeyVaultAccess.session), so no client keeps a credential whose assertion is frozen.
+ */
 export class Credentials {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, Entry>(); // insertion order = least recently used first
+
+  constructor(private readonly maxEntries = 5_000) {}
 
   /** Returns the credential and a key that identifies the caller's identity (for caches). */
   get(identity: Identity, tenantId: string, cloud: CloudEnvironment): { credential: TokenCredential; key: string } {
     const key = identityKey(identity, tenantId, cloud);
     let entry = this.entries.get(key);
-    if (!entry) {
-      entry = { credential: this.create(identity, tenantId, cloud, () => entry!.assertion ?? ''), lastUsed: 0 };
-      this.entries.set(key, entry);
-      this.evict();
+    if (entry) {
+      this.entries.delete(key);
+    } else {
+      const created: Entry = { credential: this.create(identity, tenantId, cloud, () => created.assertion ?? '') };
+      entry = created;
+      // Make room before adding, so the newcomer is never the one dropped.
+      for (const k of this.entries.keys()) {
+        if (this.entries.size < this.maxEntries) break;
+        this.entries.delete(k);
+      }
     }
+    this.entries.set(key, entry);
     if (identity.mode === 'workloadIdentity') entry.assertion = identity.token;
-    entry.lastUsed = Date.now();
     return { credential: entry.credential, key };
+  }
+
+  get size(): number {
+    return this.entries.size;
   }
 
   private create(identity: Identity, tenantId: string, cloud: CloudEnvironment, assertion: () => string): TokenCredential {
@@ -50,11 +65,6 @@ export class Credentials {
     }
   }
 
-  private evict(): void {
-    if (this.entries.size <= MAX_ENTRIES) return;
-    const oldest = [...this.entries.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed).slice(0, this.entries.size - MAX_ENTRIES);
-    for (const [k] of oldest) this.entries.delete(k);
-  }
 }
 
 export function identityKey(identity: Identity, tenantId: string, cloud: CloudEnvironment): string {

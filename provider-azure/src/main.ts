@@ -37,11 +37,18 @@ async function main(): Promise<number> {
   const log = createLogger(cfg.logLevel);
   const metrics = createMetrics();
   const access = new KeyVaultAccess(
-    { maxRetries: cfg.vaultMaxRetries, cacheTtlMs: cfg.versionCacheTtlSeconds * 1000, cacheMaxBytes: cfg.versionCacheMaxBytes },
-    new Budgets({ ratePerSecond: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, maxConcurrency: cfg.vaultMaxConcurrency }),
+    {
+      maxRetries: cfg.vaultMaxRetries,
+      cacheTtlMs: cfg.versionCacheTtlSeconds * 1000,
+      cacheMaxBytes: cfg.versionCacheMaxBytes,
+      maxClients: cfg.maxIdentities,
+      authWindowMs: cfg.cacheAuthWindowSeconds * 1000,
+      maxVaultLabels: cfg.maxVaults,
+    },
+    new Budgets({ ratePerSecond: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, maxConcurrency: cfg.vaultMaxConcurrency, maxVaults: cfg.maxVaults }),
     metrics,
   );
-  const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials());
+  const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials(cfg.maxIdentities));
   log.info('starting', { version: VERSION, endpoint: cfg.endpoint, cloud: cfg.defaultCloud, budget: { rps: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, concurrency: cfg.vaultMaxConcurrency } });
 
   const running = await serve(provider, {

@@ -2,7 +2,7 @@
 // vault's budget) → convert to files. One failing object fails the Mount unless the class asks for
 // a partial sync, in which case the rest are returned and the failures listed.
 import { ProviderError, type CallContext, type MountResult, type ObjectFailure, type ObjectVersionEntry, type ParsedMountRequest, type Provider, type ProviderFile } from '@secret-store-sync/proto';
-import { vaultUrl } from './cloud.js';
+import { resolveCloud, vaultUrl } from './cloud.js';
 import type { Config } from './config.js';
 import { ContentError, certificatePem, certificateSecret, decodeSecret, publicKeyPem } from './content.js';
 import type { Credentials } from './credentials.js';
@@ -35,11 +35,15 @@ export class AzureProvider implements Provider {
     const started = Date.now();
     let params: MountParams | undefined;
     try {
-      params = parseMountParams(request, this.cfg.defaultCloud);
+      params = parseMountParams(request, this.cfg);
       const p = params;
-      const { credential, key } = this.credentials.get(p.identity, p.tenantId, p.cloud);
-      const session = this.access.session(vaultUrl(p.vaultName, p.cloud), p.vaultName, credential, key);
-      const settled = await Promise.allSettled(p.objects.map((o) => this.readObject(session, o, p, ctx.signal)));
+      const cloud = await resolveCloud(p.cloud, this.cfg.cloudEnvDir);
+      const { credential, key } = this.credentials.get(p.identity, p.tenantId, cloud);
+      const session = this.access.session(vaultUrl(p.vaultName, cloud), p.vaultName, credential, key);
+      // Reads are paced per Mount: a Mount of many objects queues behind itself, not in front of
+      // every other Mount's reads, and a cancelled Mount stops starting reads.
+      const pacer = new Pacer(this.cfg.mountReadConcurrency, ctx.signal);
+      const settled = await Promise.allSettled(p.objects.map((o) => this.readObject(session, o, p, pacer)));
 
       const files: ProviderFile[] = [];
       const objectVersions: ObjectVersionEntry[] = [];
@@ -89,9 +93,9 @@ export class AzureProvider implements Provider {
     }
   }
 
-  private async readObject(session: VaultSession, o: KeyVaultObject, p: MountParams, signal: AbortSignal): Promise<ObjectResult> {
+  private async readObject(session: VaultSession, o: KeyVaultObject, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
     try {
-      return await this.readVersions(session, o, p, signal);
+      return await this.readVersions(session, o, p, pacer);
     } catch (e) {
       // Conversion errors are raised without context; name the vault and object here.
       if (e instanceof ContentError) throw new ProviderError(e.code, `vault '${p.vaultName}': ${o.type} '${o.name}': ${e.message}`, e.reason);
@@ -99,9 +103,9 @@ export class AzureProvider implements Provider {
     }
   }
 
-  private async readVersions(session: VaultSession, o: KeyVaultObject, p: MountParams, signal: AbortSignal): Promise<ObjectResult> {
-    if (o.versionHistory <= 1) return this.readVersion(session, o, o.version, o.fileName, `${o.type}/${o.name}`, p, signal);
-    const listed = await session.versions(o.type, o.name, signal);
+  private async readVersions(session: VaultSession, o: KeyVaultObject, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
+    if (o.versionHistory <= 1) return this.readVersion(session, o, o.version, o.fileName, `${o.type}/${o.name}`, p, pacer);
+    const listed = await pacer.run((signal) => session.versions(o.type, o.name, signal));
     // Newest first. Key Vault stamps versions to the second, so versions made within one second
     // tie; the order Key Vault lists them in (oldest first) breaks the tie.
     const all = listed
@@ -115,11 +119,11 @@ export class AzureProvider implements Provider {
     }
     const chosen = all.slice(start, start + o.versionHistory);
     if (chosen.length === 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`, 'NotFound');
-    const parts = await Promise.all(chosen.map((v, k) => this.readVersion(session, o, v.version, `${o.fileName}/${k}`, `${o.type}/${o.name}/${k}`, p, signal)));
+    const parts = await Promise.all(chosen.map((v, k) => this.readVersion(session, o, v.version, `${o.fileName}/${k}`, `${o.type}/${o.name}/${k}`, p, pacer)));
     return { files: parts.flatMap((x) => x.files), versions: parts.flatMap((x) => x.versions), read: parts.flatMap((x) => x.read) };
   }
 
-  private async readVersion(session: VaultSession, o: KeyVaultObject, version: string, path: string, id: string, p: MountParams, signal: AbortSignal): Promise<ObjectResult> {
+  private async readVersion(session: VaultSession, o: KeyVaultObject, version: string, path: string, id: string, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
     const mode = o.mode ?? p.defaultMode;
     const one = (contents: Buffer | string, got: string, extra: ProviderFile[] = []): ObjectResult => ({
       files: [...extra, { path, contents, mode }],
@@ -128,7 +132,7 @@ export class AzureProvider implements Provider {
     });
     switch (o.type) {
       case 'secret': {
-        const s = await session.secret(o.name, version, signal);
+        const s = await pacer.run((signal) => session.secret(o.name, version, signal));
         if (!s.keyId) return one(decodeSecret(s.value, o.encoding), s.version);
         const parts = certificateSecret(s.value, s.contentType, o.format, { constructChain: this.cfg.constructPemChain, separate: this.cfg.writeCertAndKeyInSeparateFiles });
         if (parts.warning) this.log.warn(parts.warning, { vault: p.vaultName, object: o.name, version: s.version });
@@ -137,13 +141,44 @@ export class AzureProvider implements Provider {
         return one(main, s.version, extra);
       }
       case 'key': {
-        const k = await session.key(o.name, version, signal);
+        const k = await pacer.run((signal) => session.key(o.name, version, signal));
         return one(publicKeyPem(k.jwk), k.version);
       }
       case 'cert': {
-        const c = await session.certificate(o.name, version, signal);
+        const c = await pacer.run((signal) => session.certificate(o.name, version, signal));
         return one(certificatePem(c.cer), c.version);
       }
+    }
+  }
+}
+
+/**
+ * At most `limit` of one Mount's reads at a time. One abort listener for the whole Mount (not one
+ * per queued read): when the Mount is cancelled, everything still queued fails at once.
+ */
+class Pacer {
+  private active = 0;
+  private readonly queue: { start: () => void; fail: (e: unknown) => void }[] = [];
+
+  constructor(
+    private readonly limit: number,
+    private readonly signal: AbortSignal,
+  ) {
+    signal.addEventListener('abort', () => {
+      for (const w of this.queue.splice(0)) w.fail(signal.reason);
+    }, { once: true });
+  }
+
+  async run<T>(read: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.signal.aborted) throw this.signal.reason;
+    if (this.active >= this.limit) await new Promise<void>((start, fail) => this.queue.push({ start, fail }));
+    else this.active++;
+    try {
+      return await read(this.signal);
+    } finally {
+      const next = this.queue.shift();
+      if (next) next.start();
+      else this.active--;
     }
   }
 }

@@ -38,8 +38,17 @@ function yamlError(e: unknown): string {
   return e instanceof YAMLParseError ? e.message.split('\n')[0]! : String((e as Error).message ?? e);
 }
 
-export function parseObjects(text: string): KeyVaultObject[] {
+/** Far above any real class (256 objects of a few lines each); parsing more would stall every tenant's Mounts. */
+const MAX_OBJECTS_TEXT = 256 * 1024;
+
+/** Key Vault reads an object costs: one, or a version listing plus one read per kept version. */
+export function readsOf(o: KeyVaultObject): number {
+  return o.versionHistory > 1 ? 1 + o.versionHistory : 1;
+}
+
+export function parseObjects(text: string, maxObjects = Infinity): KeyVaultObject[] {
   if (!text.trim()) throw invalid('objects is not set: list the Key Vault objects under `array:`');
+  if (text.length > MAX_OBJECTS_TEXT) throw invalid(`objects is ${text.length} characters long, over the ${MAX_OBJECTS_TEXT} this provider parses; split the objects over several SecretProviderClasses`);
   let doc: unknown;
   try {
     doc = parse(text, { schema: 'failsafe', uniqueKeys: true });
@@ -52,6 +61,7 @@ export function parseObjects(text: string): KeyVaultObject[] {
   const list = (doc as { array: unknown }).array;
   if (!Array.isArray(list)) throw invalid('objects: `array:` must be a list of YAML strings, one per object (write each as `- |`)');
   if (list.length === 0) throw invalid('objects: `array:` lists no objects');
+  if (list.length > maxObjects) throw invalid(`objects: \`array:\` lists ${list.length} objects, over this provider's limit of ${maxObjects} per Mount; split them over several SecretProviderClasses`);
   const objects = list.map((entry, i) => parseOne(entry, i));
   const files = new Map<string, number>();
   objects.forEach((o, i) => {

@@ -2,8 +2,9 @@
 // node-publish secrets, validated into typed MountParams before any network call.
 import { ProviderError, type ParsedMountRequest } from '@secret-store-sync/proto';
 import { decodeJwt } from 'jose';
-import { resolveCloud, type CloudEnvironment, type CloudName } from './cloud.js';
-import { parseObjects, type KeyVaultObject } from './objects.js';
+import { chooseCloud, type CloudChoice } from './cloud.js';
+import type { Config } from './config.js';
+import { parseObjects, readsOf, type KeyVaultObject } from './objects.js';
 
 export const WORKLOAD_IDENTITY_AUDIENCE = 'api://AzureADTokenExchange';
 const TOKENS_KEY = 'csi.storage.k8s.io/serviceAccount.tokens';
@@ -16,7 +17,7 @@ export type Identity =
 export interface MountParams {
   vaultName: string;
   tenantId: string;
-  cloud: CloudEnvironment;
+  cloud: CloudChoice;
   identity: Identity;
   objects: KeyVaultObject[];
   partial: boolean;
@@ -43,7 +44,10 @@ function parseBool(attrs: Record<string, string>, key: string): boolean {
   throw invalid(`${key} must be true or false, got '${v}'`);
 }
 
-export function parseMountParams(req: ParsedMountRequest, defaultCloud: CloudName, now = Date.now()): MountParams {
+/** What the operator allows a Mount to ask for (the provider's flags). */
+export type MountPolicy = Pick<Config, 'defaultCloud' | 'cloudEnvDir' | 'allowNodeIdentity' | 'nodeIdentityNamespaces' | 'allowServicePrincipal' | 'maxObjectsPerMount' | 'maxReadsPerMount'>;
+
+export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, now = Date.now()): MountParams {
   const a = req.attributes;
   const get = (k: string) => (a[k] ?? '').trim();
 
@@ -64,9 +68,16 @@ export function parseMountParams(req: ParsedMountRequest, defaultCloud: CloudNam
   if (!tenantId) throw invalid('tenantID is not set');
   if (!GUID_OR_DOMAIN.test(tenantId)) throw invalid(`tenantID '${tenantId}' is not a tenant id (a GUID or a domain)`);
 
-  const cloud = resolveCloud(get('cloudName'), get('cloudEnvFileName'), defaultCloud);
+  const cloud = chooseCloud(get('cloudName'), get('cloudEnvFileName'), policy.defaultCloud, policy.cloudEnvDir);
+  const namespace = get('csi.storage.k8s.io/pod.namespace');
   const identity = parseIdentity(a, req.secrets, now);
-  const objects = parseObjects(a.objects ?? '');
+  allowIdentity(identity, namespace, policy);
+  const objects = parseObjects(a.objects ?? '', policy.maxObjectsPerMount);
+  // Every read is a request against a vault others share: a Mount's total is capped up front.
+  const reads = objects.reduce((n, o) => n + readsOf(o), 0);
+  if (reads > policy.maxReadsPerMount) {
+    throw invalid(`objects: the ${objects.length} objects (with their objectVersionHistory) need ${reads} Key Vault reads, over this provider's limit of ${policy.maxReadsPerMount} per Mount; split them over several SecretProviderClasses or ask for fewer versions`);
+  }
   return {
     vaultName: vaultName.toLowerCase(),
     tenantId,
@@ -74,7 +85,7 @@ export function parseMountParams(req: ParsedMountRequest, defaultCloud: CloudNam
     identity,
     objects,
     partial: parseBool(a, 'enablePartialSecretSync'),
-    pod: { namespace: get('csi.storage.k8s.io/pod.namespace'), name: get('csi.storage.k8s.io/pod.name'), serviceAccount: get('csi.storage.k8s.io/serviceAccount.name') },
+    pod: { namespace, name: get('csi.storage.k8s.io/pod.name'), serviceAccount: get('csi.storage.k8s.io/serviceAccount.name') },
     defaultMode: req.permission,
   };
 }
@@ -89,15 +100,13 @@ function parseIdentity(a: Record<string, string>, secrets: Record<string, string
   const spId = secretKey('clientid');
   const spSecret = secretKey('clientsecret');
 
-  const modes = [podIdentity && 'usePodIdentity', vmIdentity && 'useVMManagedIdentity', tokenProxy && 'useAzureTokenProxy', clientId && !vmIdentity && 'clientID (workload identity)', (spId || spSecret) && 'a nodePublishSecretRef with clientid/clientsecret'].filter(Boolean);
-  if (modes.length > 1) throw invalid(`only one identity may be configured, found: ${modes.join(', ')}`);
+  const modes = [podIdentity && 'usePodIdentity', vmIdentity && 'useVMManagedIdentity', tokenProxy && 'useAzureTokenProxy', clientId && 'clientID (workload identity)', (spId || spSecret) && 'a nodePublishSecretRef with clientid/clientsecret'].filter(Boolean);
+  if (modes.length > 1) throw invalid(`only one identity may be configured, found: ${modes.join(', ')} (the node's managed identity takes its id from userAssignedIdentityID, not clientID)`);
   if (podIdentity) throw invalid('usePodIdentity: aad-pod-identity is retired and not supported; use workload identity (set clientID and federate the ServiceAccount)');
   if (tokenProxy) throw invalid('useAzureTokenProxy (AKS identity binding) is not supported; use workload identity (set clientID)');
   if (vmIdentity) {
     const uami = get('userAssignedIdentityID');
-    if (clientId && uami && clientId !== uami) throw invalid('useVMManagedIdentity takes its identity from userAssignedIdentityID; clientID names a different one');
-    const id = uami || clientId;
-    return id ? { mode: 'managedIdentity', clientId: id } : { mode: 'managedIdentity' };
+    return uami ? { mode: 'managedIdentity', clientId: uami } : { mode: 'managedIdentity' };
   }
   if (clientId) return { mode: 'workloadIdentity', clientId, ...workloadToken(a[TOKENS_KEY] ?? '', now) };
   if (spId || spSecret) {
@@ -106,6 +115,25 @@ function parseIdentity(a: Record<string, string>, secrets: Record<string, string
     return { mode: 'servicePrincipal', clientId: spId, clientSecret: spSecret };
   }
   throw invalid('no identity is configured: set clientID (workload identity), useVMManagedIdentity, or a nodePublishSecretRef with clientid and clientsecret');
+}
+
+/**
+ * Identities other than the caller's own workload identity are the operator's to grant: the node's
+ * managed identity is shared by every namespace on the node, and a service principal's secret
+ * bypasses the ServiceAccount federation the Secret Store extension relies on.
+ */
+function allowIdentity(identity: Identity, namespace: string, policy: MountPolicy): void {
+  if (identity.mode === 'managedIdentity') {
+    if (!policy.allowNodeIdentity) {
+      throw invalid("useVMManagedIdentity: the node's managed identity is disabled in this provider, because every namespace would share it; use workload identity (clientID), or ask an operator to enable it for this namespace (provider flags --allow-node-identity=true --node-identity-namespaces=<namespaces>; chart values provider.allowNodeIdentity, provider.nodeIdentityNamespaces)");
+    }
+    if (!policy.nodeIdentityNamespaces.includes(namespace)) {
+      throw invalid(`useVMManagedIdentity: namespace '${namespace}' may not use the node's managed identity; an operator lists the namespaces that may in --node-identity-namespaces (chart value provider.nodeIdentityNamespaces)`);
+    }
+  }
+  if (identity.mode === 'servicePrincipal' && !policy.allowServicePrincipal) {
+    throw invalid('nodePublishSecretRef: service-principal credentials are disabled in this provider; use workload identity (clientID), or ask an operator to enable them (provider flag --allow-service-principal=true; chart value provider.allowServicePrincipal)');
+  }
 }
 
 /** The service-account token for the workload-identity audience, checked for shape and expiry. */

@@ -35,12 +35,20 @@ export interface AccessOptions {
   maxRetries: number;
   cacheTtlMs: number;
   cacheMaxBytes: number;
+  /** SDK client sets kept, one per (vault, identity); least recently used dropped first. */
+  maxClients: number;
+  /** A cached value is served only if Key Vault accepted this identity for this kind of object this recently. */
+  authWindowMs: number;
+  /** Distinct `vault` label values in the metrics; further vaults are counted as "other". */
+  maxVaultLabels: number;
 }
 
 interface Clients {
   secrets: SecretClient;
   keys: KeyClient;
   certificates: CertificateClient;
+  /** The credential they were built with: a new credential for the identity means new clients. */
+  credential: TokenCredential;
 }
 
 interface CacheEntry {
@@ -49,11 +57,22 @@ interface CacheEntry {
   expires: number;
 }
 
+interface InFlight {
+  promise: Promise<unknown>;
+  /** Aborts the shared request once every caller waiting for it has gone. */
+  controller: AbortController;
+  callers: number;
+  settled: boolean;
+}
+
 /** The per-attempt policy: budget, metrics. Structurally an @azure/core-rest-pipeline PipelinePolicy. */
 interface Policy {
   name: string;
-  sendRequest(request: { url: string }, next: (request: never) => Promise<{ status: number }>): Promise<{ status: number }>;
+  sendRequest(request: { url: string; abortSignal?: AbortSignal }, next: (request: never) => Promise<{ status: number }>): Promise<{ status: number }>;
 }
+
+/** Bookkeeping per entry in the cache, so a flood of tiny values is bounded by count too. */
+const CACHE_ENTRY_OVERHEAD = 256;
 
 export function operationOf(url: string): string {
   const path = new URL(url).pathname.split('/').filter(Boolean);
@@ -63,11 +82,27 @@ export function operationOf(url: string): string {
   return third === 'versions' ? `${kind}/versions` : `${kind}/get`;
 }
 
+/** The Key Vault collection an object type is read from (and authorized on). */
+export function collectionOf(type: ObjectType): 'secrets' | 'keys' | 'certificates' {
+  return type === 'secret' ? 'secrets' : type === 'key' ? 'keys' : 'certificates';
+}
+
+/** Deletes the least recently used entries of an insertion-ordered map until it has room for one more. */
+function makeRoom<K, V>(map: Map<K, V>, max: number, keep: (v: V) => boolean = () => false): void {
+  for (const [k, v] of map) {
+    if (map.size < max) return;
+    if (!keep(v)) map.delete(k);
+  }
+}
+
 export class KeyVaultAccess {
-  private readonly clients = new Map<string, Clients>();
-  private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly clients = new Map<string, Clients>(); // insertion order = LRU order
+  private readonly inflight = new Map<string, InFlight>();
   private readonly cache = new Map<string, CacheEntry>(); // insertion order = LRU order
   private cacheBytes = 0;
+  /** When Key Vault last answered 2xx to (vault, identity, collection). */
+  private readonly authorized = new Map<string, number>();
+  private readonly vaultLabels = new Set<string>();
 
   constructor(
     private readonly opts: AccessOptions,
@@ -78,38 +113,71 @@ export class KeyVaultAccess {
   session(vaultUrl: string, vaultName: string, credential: TokenCredential, identityKey: string): VaultSession {
     const clientKey = `${vaultUrl}|${identityKey}`;
     let clients = this.clients.get(clientKey);
-    if (!clients) {
+    if (clients) this.clients.delete(clientKey);
+    if (!clients || clients.credential !== credential) {
       const options = {
         retryOptions: { maxRetries: this.opts.maxRetries, retryDelayInMs: 250, maxRetryDelayInMs: 8_000 },
-        additionalPolicies: [{ policy: this.policyFor(vaultName) as never, position: 'perRetry' as const }],
+        additionalPolicies: [{ policy: this.policyFor(vaultName, identityKey) as never, position: 'perRetry' as const }],
         userAgentOptions: { userAgentPrefix: 'secret-store-sync-provider-azure' },
       };
       clients = {
         secrets: new SecretClient(vaultUrl, credential, options),
         keys: new KeyClient(vaultUrl, credential, options),
         certificates: new CertificateClient(vaultUrl, credential, options),
+        credential,
       };
-      this.clients.set(clientKey, clients);
+      makeRoom(this.clients, this.opts.maxClients);
     }
+    this.clients.set(clientKey, clients);
     return new VaultSession(this, clients, vaultName, identityKey);
   }
 
-  private policyFor(vault: string): Policy {
-    const budget = this.budgets.for(vault);
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  private vaultLabel(vault: string): string {
+    if (this.vaultLabels.has(vault)) return vault;
+    if (this.vaultLabels.size >= this.opts.maxVaultLabels) return 'other';
+    this.vaultLabels.add(vault);
+    return vault;
+  }
+
+  private authKey(vault: string, identityKey: string, collection: string): string {
+    return `${identityKey}|${vault}|${collection}`;
+  }
+
+  private markAuthorized(vault: string, identityKey: string, url: string): void {
+    const key = this.authKey(vault, identityKey, operationOf(url).split('/')[0]!);
+    this.authorized.delete(key);
+    makeRoom(this.authorized, this.opts.maxClients * 3);
+    this.authorized.set(key, Date.now());
+  }
+
+  recentlyAuthorized(vault: string, identityKey: string, type: ObjectType): boolean {
+    const at = this.authorized.get(this.authKey(vault, identityKey, collectionOf(type)));
+    return at !== undefined && Date.now() - at <= this.opts.authWindowMs;
+  }
+
+  private policyFor(vault: string, identityKey: string): Policy {
     const { keyvaultRequests, keyvaultDuration } = this.metrics;
+    const label = this.vaultLabel(vault);
     return {
       name: 'secretStoreSyncBudget',
-      async sendRequest(request, next) {
-        await budget.bucket.take();
-        const release = await budget.slots.acquire();
+      sendRequest: async (request, next) => {
+        // Looked up per attempt: an idle budget may have been dropped and made anew meanwhile.
+        const budget = this.budgets.for(vault);
+        await budget.bucket.take(identityKey, request.abortSignal);
+        const release = await budget.slots.acquire(identityKey, request.abortSignal);
         const operation = operationOf(request.url);
-        const stop = keyvaultDuration.startTimer({ vault, operation });
+        const stop = keyvaultDuration.startTimer({ vault: label, operation });
         try {
           const res = await next(request as never);
-          keyvaultRequests.inc({ vault, operation, status: String(res.status) });
+          keyvaultRequests.inc({ vault: label, operation, status: String(res.status) });
+          if (res.status >= 200 && res.status < 300) this.markAuthorized(vault, identityKey, request.url);
           return res;
         } catch (e) {
-          keyvaultRequests.inc({ vault, operation, status: 'error' });
+          keyvaultRequests.inc({ vault: label, operation, status: 'error' });
           throw e;
         } finally {
           stop();
@@ -119,36 +187,56 @@ export class KeyVaultAccess {
     };
   }
 
-  /** Joins identical in-flight reads and answers explicit versions from the cache. */
-  async read<T>(key: string, cacheable: boolean, fetch: () => Promise<T>, sizeOf: (v: T) => number, signal?: AbortSignal): Promise<T> {
+  /**
+   * Joins identical in-flight reads and answers explicit versions from the cache — the cache only
+   * while `authorized()` holds (Key Vault accepted this identity recently), so revoked access is
+   * not served from memory. The shared request is cancelled when every caller has gone.
+   */
+  async read<T>(key: string, cacheable: boolean, authorized: () => boolean, fetch: (signal: AbortSignal) => Promise<T>, sizeOf: (v: T) => number, signal?: AbortSignal): Promise<T> {
     if (cacheable) {
       const hit = this.cache.get(key);
-      if (hit && hit.expires > Date.now()) {
+      if (hit && hit.expires > Date.now() && authorized()) {
         this.cache.delete(key);
         this.cache.set(key, hit);
         this.metrics.cacheLookups.inc({ result: 'hit' });
         return hit.value as T;
       }
-      if (hit) this.drop(key);
+      if (hit && hit.expires <= Date.now()) this.drop(key);
     }
-    let pending = this.inflight.get(key) as Promise<T> | undefined;
-    if (pending) {
+    let entry = this.inflight.get(key);
+    if (entry) {
       this.metrics.cacheLookups.inc({ result: 'coalesced' });
     } else {
       this.metrics.cacheLookups.inc({ result: 'miss' });
-      pending = fetch().finally(() => this.inflight.delete(key));
-      this.inflight.set(key, pending);
+      const controller = new AbortController();
+      const created: InFlight = { controller, callers: 0, settled: false, promise: Promise.resolve() };
+      created.promise = fetch(controller.signal).finally(() => {
+        created.settled = true;
+        if (this.inflight.get(key) === created) this.inflight.delete(key);
+      });
+      this.inflight.set(key, created);
+      entry = created;
     }
-    const value = await raceAbort(pending, signal);
-    if (cacheable) this.remember(key, value, sizeOf(value));
-    return value;
+    const shared = entry;
+    shared.callers++;
+    try {
+      const value = (await raceAbort(shared.promise, signal)) as T;
+      if (cacheable) this.remember(key, value, sizeOf(value));
+      return value;
+    } finally {
+      if (--shared.callers === 0 && !shared.settled) {
+        shared.controller.abort(Object.assign(new Error('every caller of this read has gone'), { name: 'AbortError' }));
+        if (this.inflight.get(key) === shared) this.inflight.delete(key);
+      }
+    }
   }
 
   remember(key: string, value: unknown, bytes: number): void {
-    if (this.opts.cacheTtlMs <= 0 || bytes > this.opts.cacheMaxBytes) return;
+    const cost = bytes + CACHE_ENTRY_OVERHEAD;
+    if (this.opts.cacheTtlMs <= 0 || cost > this.opts.cacheMaxBytes) return;
     this.drop(key);
-    this.cache.set(key, { value, bytes, expires: Date.now() + this.opts.cacheTtlMs });
-    this.cacheBytes += bytes;
+    this.cache.set(key, { value, bytes: cost, expires: Date.now() + this.opts.cacheTtlMs });
+    this.cacheBytes += cost;
     for (const k of this.cache.keys()) {
       if (this.cacheBytes <= this.opts.cacheMaxBytes) break;
       this.drop(k);
@@ -176,7 +264,7 @@ function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
-/** Reads from one vault as one identity. Shared requests are never cancelled by one caller. */
+/** Reads from one vault as one identity. Shared requests are cancelled only when all their callers have gone. */
 export class VaultSession {
   constructor(
     private readonly access: KeyVaultAccess,
@@ -187,6 +275,10 @@ export class VaultSession {
 
   private cacheKey(type: ObjectType, name: string, version: string): string {
     return `${this.identityKey}|${this.vault}|${type}|${name}|${version}`;
+  }
+
+  private authorized(type: ObjectType): () => boolean {
+    return () => this.access.recentlyAuthorized(this.vault, this.identityKey, type);
   }
 
   private async guarded<T>(what: string, f: () => Promise<T>): Promise<T> {
@@ -205,9 +297,10 @@ export class VaultSession {
     const v = await this.access.read(
       this.cacheKey('secret', name, version),
       version !== '',
-      () =>
+      this.authorized('secret'),
+      (abortSignal) =>
         this.guarded(this.describe('secret', name, version), async () => {
-          const s = await this.clients.secrets.getSecret(name, version ? { version } : {});
+          const s = await this.clients.secrets.getSecret(name, version ? { version, abortSignal } : { abortSignal });
           if (s.value === undefined) throw new Error('Key Vault returned the secret without a value');
           return { value: s.value, version: s.properties.version ?? '', ...(s.properties.contentType ? { contentType: s.properties.contentType } : {}), ...(s.properties.certificateKeyId ? { keyId: s.properties.certificateKeyId } : {}) };
         }),
@@ -222,9 +315,10 @@ export class VaultSession {
     return this.access.read(
       this.cacheKey('key', name, version),
       version !== '',
-      () =>
+      this.authorized('key'),
+      (abortSignal) =>
         this.guarded(this.describe('key', name, version), async () => {
-          const k = await this.clients.keys.getKey(name, version ? { version } : {});
+          const k = await this.clients.keys.getKey(name, version ? { version, abortSignal } : { abortSignal });
           if (!k.key) throw new Error('Key Vault returned the key without its JSON Web Key');
           return { jwk: k.key, version: k.properties.version ?? '' };
         }),
@@ -237,9 +331,10 @@ export class VaultSession {
     return this.access.read(
       this.cacheKey('cert', name, version),
       version !== '',
-      () =>
+      this.authorized('cert'),
+      (abortSignal) =>
         this.guarded(this.describe('certificate', name, version), async () => {
-          const c = version ? await this.clients.certificates.getCertificateVersion(name, version) : await this.clients.certificates.getCertificate(name);
+          const c = version ? await this.clients.certificates.getCertificateVersion(name, version, { abortSignal }) : await this.clients.certificates.getCertificate(name, { abortSignal });
           if (!c.cer) throw new Error('Key Vault returned the certificate without its body');
           return { cer: c.cer, version: c.properties.version ?? '' };
         }),
@@ -253,15 +348,16 @@ export class VaultSession {
     return this.access.read(
       this.cacheKey(type, name, '*versions'),
       false,
-      () =>
+      this.authorized(type),
+      (abortSignal) =>
         this.guarded(`versions of ${type === 'cert' ? 'certificate' : type} '${name}'`, async () => {
           const out: VersionInfo[] = [];
           const pages =
             type === 'secret'
-              ? this.clients.secrets.listPropertiesOfSecretVersions(name)
+              ? this.clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })
               : type === 'key'
-                ? this.clients.keys.listPropertiesOfKeyVersions(name)
-                : this.clients.certificates.listPropertiesOfCertificateVersions(name);
+                ? this.clients.keys.listPropertiesOfKeyVersions(name, { abortSignal })
+                : this.clients.certificates.listPropertiesOfCertificateVersions(name, { abortSignal });
           for await (const p of pages) {
             out.push({ version: p.version ?? '', enabled: p.enabled !== false, created: p.createdOn?.getTime() ?? 0 });
           }

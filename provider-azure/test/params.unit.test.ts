@@ -1,7 +1,12 @@
 // Bad input never reaches the network: each case names the parameter and gets the right code.
 import { parseMountRequest, ProviderError } from '@secret-store-sync/proto';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { parseMountParams } from '../src/params.js';
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveCloud } from '../src/cloud.js';
+import { parseMountParams, type MountPolicy } from '../src/params.js';
 
 // Signed with node:crypto directly: only the claims matter here (Entra checks signatures).
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -17,14 +22,18 @@ const OBJ = 'array:\n  - |\n    objectName: s1\n    objectType: secret\n';
 const obj = (fields: string) => `array:\n  - |\n${fields.split('\n').map((l) => `    ${l}`).join('\n')}\n`;
 const tokens = (t: string) => JSON.stringify({ 'api://AzureADTokenExchange': { token: t, expirationTimestamp: '' } });
 
-function attempt(params: Record<string, string>, opts: { secrets?: Record<string, string>; raw?: string; token?: string | null } = {}) {
+/** The provider's defaults: no node identity, no service principals, no cloud files, 256 objects, 1 000 reads. */
+const DEFAULTS: MountPolicy = { defaultCloud: 'AzurePublicCloud', cloudEnvDir: '', allowNodeIdentity: false, nodeIdentityNamespaces: [], allowServicePrincipal: false, maxObjectsPerMount: 256, maxReadsPerMount: 1000 };
+
+function attempt(params: Record<string, string>, opts: { secrets?: Record<string, string>; raw?: string; token?: string | null; policy?: Partial<MountPolicy>; namespace?: string } = {}) {
   const token = opts.token === undefined ? goodToken : opts.token;
   const attributes = opts.raw ?? JSON.stringify({
     keyvaultName: 'kv1', tenantID: 'tenant-1', clientID: 'client-1', objects: OBJ,
+    'csi.storage.k8s.io/pod.namespace': opts.namespace ?? 'team-a',
     ...(token !== null ? { 'csi.storage.k8s.io/serviceAccount.tokens': tokens(token) } : {}),
     ...params,
   });
-  return parseMountParams(parseMountRequest({ attributes, secrets: opts.secrets ? JSON.stringify(opts.secrets) : 'null', permission: '420', targetPath: '', currentObjectVersion: [] }), 'AzurePublicCloud');
+  return parseMountParams(parseMountRequest({ attributes, secrets: opts.secrets ? JSON.stringify(opts.secrets) : 'null', permission: '420', targetPath: '/mnt/secrets-store', currentObjectVersion: [] }), { ...DEFAULTS, ...opts.policy });
 }
 
 function expectError(f: () => unknown, code: string, message: string | RegExp) {
@@ -40,7 +49,9 @@ function expectError(f: () => unknown, code: string, message: string | RegExp) {
 }
 
 const noClient = { clientID: '' };
-type Case = [string, Record<string, string>, string, string | RegExp, { secrets?: Record<string, string>; raw?: string; token?: string | null }?];
+type Case = [string, Record<string, string>, string, string | RegExp, { secrets?: Record<string, string>; raw?: string; token?: string | null; policy?: Partial<MountPolicy>; namespace?: string }?];
+const nodeIdentityOn: Partial<MountPolicy> = { allowNodeIdentity: true, nodeIdentityNamespaces: ['infra'] };
+const manyObjects = (n: number, extra = '') => 'array:\n' + Array.from({ length: n }, (_, i) => `  - |\n    objectName: s${i}\n    objectType: secret\n${extra}`).join('');
 const cases: Case[] = [
   ['attributes that are not JSON', {}, 'InvalidArgument', 'attributes is not valid JSON', { raw: '{"keyvaultName": ' }],
   ['an attribute that is not a string', {}, 'InvalidArgument', "the value of 'x' must be a string", { raw: '{"x": 3}' }],
@@ -56,10 +67,21 @@ const cases: Case[] = [
   ['usePodIdentity', { ...noClient, usePodIdentity: 'true' }, 'InvalidArgument', 'aad-pod-identity is retired'],
   ['a boolean that is not one', { useVMManagedIdentity: 'tru' }, 'InvalidArgument', "useVMManagedIdentity must be true or false, got 'tru'"],
   ['two identity flags', { ...noClient, useVMManagedIdentity: 'true', useAzureTokenProxy: 'true' }, 'InvalidArgument', 'only one identity may be configured'],
+  ['clientID together with useVMManagedIdentity', { useVMManagedIdentity: 'true' }, 'InvalidArgument', 'only one identity may be configured, found: useVMManagedIdentity, clientID (workload identity)', { policy: nodeIdentityOn, namespace: 'infra' }],
+  ['clientID together with useVMManagedIdentity and the same userAssignedIdentityID', { useVMManagedIdentity: 'true', userAssignedIdentityID: 'client-1' }, 'InvalidArgument', 'only one identity may be configured', { policy: nodeIdentityOn, namespace: 'infra' }],
+  ["the node's managed identity, off by default", { ...noClient, useVMManagedIdentity: 'true' }, 'InvalidArgument', /managed identity is disabled in this provider.*--allow-node-identity=true/],
+  ["a user-assigned node identity, off by default", { ...noClient, useVMManagedIdentity: 'true', userAssignedIdentityID: 'kubelet-id' }, 'InvalidArgument', 'is disabled in this provider'],
+  ["the node's identity from a namespace the operator did not list", { ...noClient, useVMManagedIdentity: 'true' }, 'InvalidArgument', "namespace 'team-a' may not use the node's managed identity", { policy: nodeIdentityOn }],
+  ['a service principal, off by default', noClient, 'InvalidArgument', /service-principal credentials are disabled.*--allow-service-principal=true/, { secrets: { clientid: 'a', clientsecret: 'b' }, token: null }],
+  ['more objects than a Mount may hold', { objects: manyObjects(257) }, 'InvalidArgument', "lists 257 objects, over this provider's limit of 256 per Mount"],
+  ['10 000 objects', { objects: manyObjects(10_000) }, 'InvalidArgument', /objects is \d+ characters long|over this provider's limit/],
+  ['more reads than a Mount may make', { objects: manyObjects(20, '    objectVersionHistory: 100\n') }, 'InvalidArgument', "need 2020 Key Vault reads, over this provider's limit of 1000 per Mount"],
+  ['AzureStackCloud when no folder is set', { cloudName: 'AzureStackCloud', cloudEnvFileName: 'stack.json' }, 'InvalidArgument', 'AzureStackCloud is not enabled in this provider'],
+  ['a cloud file outside the folder', { cloudName: 'AzureStackCloud', cloudEnvFileName: '/etc/passwd' }, 'InvalidArgument', "cloudEnvFileName '/etc/passwd' is not a file in /etc/sss-clouds", { policy: { cloudEnvDir: '/etc/sss-clouds' } }],
+  ['a cloud file climbing out', { cloudName: 'AzureStackCloud', cloudEnvFileName: '../../proc/self/environ' }, 'InvalidArgument', 'is not a file in /etc/sss-clouds', { policy: { cloudEnvDir: '/etc/sss-clouds' } }],
   ['a parameter name in the wrong case', { userAssignedIdentityId: 'x' }, 'InvalidArgument', "did you mean 'userAssignedIdentityID'"],
   ['an unknown cloudName', { cloudName: 'AzureCloud1' }, 'InvalidArgument', "cloudName 'AzureCloud1' is not one of"],
-  ['AzureStackCloud without its file', { cloudName: 'AzureStackCloud' }, 'InvalidArgument', 'needs cloudEnvFileName'],
-  ['AzureStackCloud with a missing file', { cloudName: 'AzureStackCloud', cloudEnvFileName: '/nonexistent/cloud.json' }, 'InvalidArgument', 'could not be read'],
+  ['AzureStackCloud without its file', { cloudName: 'AzureStackCloud' }, 'InvalidArgument', 'needs cloudEnvFileName', { policy: { cloudEnvDir: '/etc/sss-clouds' } }],
   ['no objects', { objects: '' }, 'InvalidArgument', 'objects is not set'],
   ['objects that are not YAML', { objects: 'array: [\n' }, 'InvalidArgument', 'objects is not valid YAML'],
   ['objects as a top-level list', { objects: '- objectName: a\n' }, 'InvalidArgument', 'must be a YAML mapping with an `array:`'],
@@ -98,15 +120,57 @@ test('an expired token is refused before any call, naming when it expired', () =
 
 test('valid parameters parse into a typed description', () => {
   const p = attempt({ tenantId: 'legacy-tenant', tenantID: '', objects: obj('objectName: s1\nobjectType: secret\nobjectVersionHistory: 2\nobjectAlias: dir/s\nfilePermission: 0600\nobjectEncoding: BasE64') });
-  expect(p).toMatchObject({ vaultName: 'kv1', tenantId: 'legacy-tenant', cloud: { keyVaultDnsSuffix: 'vault.azure.net' }, identity: { mode: 'workloadIdentity', clientId: 'client-1', tokenSubject: 'system:serviceaccount:ns:sa' } });
+  expect(p).toMatchObject({ vaultName: 'kv1', tenantId: 'legacy-tenant', cloud: { name: 'AzurePublicCloud' }, identity: { mode: 'workloadIdentity', clientId: 'client-1', tokenSubject: 'system:serviceaccount:ns:sa' } });
   expect(p.objects).toEqual([{ name: 's1', type: 'secret', version: '', versionHistory: 2, fileName: 'dir/s', encoding: 'base64', format: 'pem', mode: 0o600, modeText: '0600' }]);
 });
 
-test('a service principal from the node-publish secret, keys matched case-insensitively', () => {
-  expect(attempt(noClient, { secrets: { ClientID: 'sp', ClientSecret: 'pw' }, token: null }).identity).toEqual({ mode: 'servicePrincipal', clientId: 'sp', clientSecret: 'pw' });
+test('a service principal from the node-publish secret, when the operator allows them; keys matched case-insensitively', () => {
+  expect(attempt(noClient, { secrets: { ClientID: 'sp', ClientSecret: 'pw' }, token: null, policy: { allowServicePrincipal: true } }).identity).toEqual({ mode: 'servicePrincipal', clientId: 'sp', clientSecret: 'pw' });
 });
 
-test('sovereign clouds resolve their Key Vault suffix', () => {
-  expect(attempt({ cloudName: 'azurechinacloud' }).cloud.keyVaultDnsSuffix).toBe('vault.azure.cn');
-  expect(attempt({ cloudName: 'AzureUSGovernmentCloud' }).cloud.keyVaultDnsSuffix).toBe('vault.usgovcloudapi.net');
+test("the node's managed identity, only for the namespaces the operator listed", () => {
+  expect(attempt({ ...noClient, useVMManagedIdentity: 'true', userAssignedIdentityID: 'kubelet-id' }, { policy: nodeIdentityOn, namespace: 'infra' }).identity).toEqual({ mode: 'managedIdentity', clientId: 'kubelet-id' });
+});
+
+test('256 objects and 1 000 reads are allowed', () => {
+  expect(attempt({ objects: manyObjects(256) }).objects).toHaveLength(256);
+  expect(attempt({ objects: manyObjects(9, '    objectVersionHistory: 100\n') }).objects).toHaveLength(9);
+});
+
+test('sovereign clouds resolve their Key Vault suffix', async () => {
+  expect((await resolveCloud(attempt({ cloudName: 'azurechinacloud' }).cloud, '')).keyVaultDnsSuffix).toBe('vault.azure.cn');
+  expect((await resolveCloud(attempt({ cloudName: 'AzureUSGovernmentCloud' }).cloud, '')).keyVaultDnsSuffix).toBe('vault.usgovcloudapi.net');
+});
+
+describe('AzureStackCloud files: only regular, small files in the operator\'s folder, read without blocking, never echoed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clouds-'));
+  const outside = mkdtempSync(join(tmpdir(), 'outside-'));
+  writeFileSync(join(dir, 'stack.json'), JSON.stringify({ keyVaultDNSSuffix: '.vault.stack.local', activeDirectoryEndpoint: 'https://login.stack.local/' }));
+  writeFileSync(join(dir, 'passwd-like'), 'root:x:0:0:root:/root:/bin/bash\n');
+  writeFileSync(join(dir, 'huge.json'), ' '.repeat(65 * 1024));
+  writeFileSync(join(outside, 'secret.json'), JSON.stringify({ keyVaultDNSSuffix: 'x', activeDirectoryEndpoint: 'https://x' }));
+  symlinkSync(join(outside, 'secret.json'), join(dir, 'link.json'));
+  symlinkSync('/dev/zero', join(dir, 'zero'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  const resolveIn = (file: string) => resolveCloud(attempt({ cloudName: 'AzureStackCloud', cloudEnvFileName: file }, { policy: { cloudEnvDir: dir } }).cloud, dir);
+  const refusal = (file: string) => resolveIn(file).then(() => 'accepted', (e: ProviderError) => `${e.code}: ${e.message}`);
+
+  test('a file in the folder, by name or by its full path', async () => {
+    expect(await resolveIn('stack.json')).toMatchObject({ keyVaultDnsSuffix: 'vault.stack.local', authorityHost: expect.any(String) });
+    expect(await resolveIn(join(dir, 'stack.json'))).toMatchObject({ keyVaultDnsSuffix: 'vault.stack.local' });
+  });
+  test.each([
+    ['/dev/zero through a link', 'zero', 'leads outside'],
+    ['a link out of the folder', 'link.json', 'leads outside'],
+    ['a FIFO (would block the event loop)', 'fifo', 'is not a regular file'],
+    ['a file over 64 KiB', 'huge.json', 'is larger than 65536 bytes'],
+    ['a missing file', 'nope.json', 'could not be read (ENOENT)'],
+  ])('refuses %s', async (_what, file, message) => {
+    expect(await refusal(file)).toContain(message);
+  });
+  test('a file that is not JSON is refused without quoting it', async () => {
+    const r = await refusal('passwd-like');
+    expect(r).toBe("InvalidArgument: cloudEnvFileName 'passwd-like' is not valid JSON");
+    expect(r).not.toContain('root');
+  });
 });

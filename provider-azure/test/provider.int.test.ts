@@ -19,6 +19,8 @@ const vault = `pv-${Date.now().toString(36)}`;
 let ns: Awaited<ReturnType<typeof tempNamespace>>;
 let provider: RunningProviderProcess;
 let clientId: string;
+/** The operator's folder of AzureStackCloud environment files (--cloud-env-dir). */
+let cloudDir: string;
 const secretValues: string[] = [];
 const tokens: string[] = [];
 
@@ -52,7 +54,9 @@ beforeAll(async () => {
   await azure.addFederatedCredential(clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
   await azure.assignRole('Key Vault Secrets User', clientId, vault);
   await azure.assignRole('Key Vault Reader', clientId, vault);
-  provider = await startProvider();
+  cloudDir = mkdtempSync(join(tmpdir(), 'clouds-'));
+  writeFileSync(join(cloudDir, 'nowhere.json'), JSON.stringify({ name: 'AzureStackCloud', keyVaultDNSSuffix: 'vault.nowhere.invalid', activeDirectoryEndpoint: info.azure.authorityHost }));
+  provider = await startProvider({ args: [`--cloud-env-dir=${cloudDir}`] });
 });
 
 afterAll(async () => {
@@ -194,10 +198,7 @@ describe('errors name the cause and carry the upstream code', () => {
   });
 
   test('a vault that cannot be reached → UNAVAILABLE', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cloud-'));
-    const file = join(dir, 'cloud.json');
-    writeFileSync(file, JSON.stringify({ name: 'AzureStackCloud', keyVaultDNSSuffix: 'vault.nowhere.invalid', activeDirectoryEndpoint: info.azure.authorityHost }));
-    await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }], { cloudName: 'AzureStackCloud', cloudEnvFileName: file })).rejects.toMatchObject({ code: 14, reason: 'VaultUnreachable' });
+    await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }], { cloudName: 'AzureStackCloud', cloudEnvFileName: 'nowhere.json' })).rejects.toMatchObject({ code: 14, reason: 'VaultUnreachable' });
   });
 
   test('files over the Secret size limit → RESOURCE_EXHAUSTED', async () => {
@@ -219,23 +220,51 @@ describe('other identities', () => {
     await set('id-secret', 'identity-value');
   });
 
-  test('a service principal from the node-publish secret', async () => {
+  test('a service principal from the node-publish secret: refused by default, used when the operator allows it', async () => {
     const secret = 'sp-secret-value-123';
     const sp = await azure.createIdentity(`sp-${ns.name}`, secret);
     await azure.assignRole('Key Vault Secrets User', sp.clientId, vault);
     const parameters = { keyvaultName: vault, tenantID: azure.tenantId, objects };
-    const ok = await provider.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: secret }, namespace: ns.name }));
-    expect(text(ok.files)).toEqual({ 'id-secret': 'identity-value' });
-    await expect(provider.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: 'wrong' }, namespace: ns.name }))).rejects.toMatchObject({ code: 16, reason: 'AADSTS7000215' });
+    const before = (await azure.stats()).tokenRequests.length;
+    await expect(provider.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: secret }, namespace: ns.name }))).rejects.toMatchObject({ code: 3, details: expect.stringContaining('--allow-service-principal=true') });
+    expect((await azure.stats()).tokenRequests.length).toBe(before);
+    const allowing = await startProvider({ args: ['--allow-service-principal=true'] });
+    try {
+      const ok = await allowing.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: secret }, namespace: ns.name }));
+      expect(text(ok.files)).toEqual({ 'id-secret': 'identity-value' });
+      await expect(allowing.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: 'wrong' }, namespace: ns.name }))).rejects.toMatchObject({ code: 16, reason: 'AADSTS7000215' });
+    } finally {
+      await allowing.stop();
+    }
   });
 
-  test('the node\'s managed identity: system-assigned, a user-assigned one, and one not attached', async () => {
+  test('the node\'s managed identity: refused by default and for namespaces the operator did not list, before any token request', async () => {
+    const system = await azure.createIdentity(`node-refused-${ns.name}`);
+    await azure.assignRole('Key Vault Secrets User', system.clientId, vault);
+    const { endpoint } = await azure.configureManagedIdentity({ header: 'node-secret', systemAssigned: system.clientId, attached: [] });
+    const base = { keyvaultName: vault, tenantID: azure.tenantId, objects, useVMManagedIdentity: 'true' };
+    const grants = async () => (await azure.stats()).tokenRequests.filter((t) => t.grant === 'managed_identity').length;
+    const before = await grants();
+    // The shared provider as it ships: even the default ServiceAccount of any namespace was enough before.
+    const shipped = await startProvider({ env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
+    const listed = await startProvider({ args: ['--allow-node-identity=true', '--node-identity-namespaces=infra-only'], env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
+    try {
+      await expect(shipped.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).rejects.toMatchObject({ code: 3, details: expect.stringContaining("the node's managed identity is disabled in this provider") });
+      await expect(listed.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).rejects.toMatchObject({ code: 3, details: expect.stringContaining(`namespace '${ns.name}' may not use the node's managed identity`) });
+      expect(await grants()).toBe(before);
+    } finally {
+      await shipped.stop();
+      await listed.stop();
+    }
+  });
+
+  test('the node\'s managed identity, for a listed namespace: system-assigned, a user-assigned one, and one not attached', async () => {
     const system = await azure.createIdentity(`node-system-${ns.name}`);
     const user = await azure.createIdentity(`node-user-${ns.name}`);
     const stray = await azure.createIdentity(`stray-${ns.name}`);
     for (const id of [system, user, stray]) await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
     const { endpoint } = await azure.configureManagedIdentity({ header: 'node-secret', systemAssigned: system.clientId, attached: [user.clientId] });
-    const node = await startProvider({ env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
+    const node = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=other,${ns.name}`], env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
     try {
       const base = { keyvaultName: vault, tenantID: azure.tenantId, objects, useVMManagedIdentity: 'true' };
       expect(text((await node.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).files)).toEqual({ 'id-secret': 'identity-value' });
@@ -282,6 +311,85 @@ describe('the Key Vault budget', () => {
     } finally {
       await azure.clearFaults();
     }
+  });
+});
+
+describe('hostile tenants: what one namespace can do to the shared provider', () => {
+  let hostile: RunningProviderProcess;
+  beforeAll(async () => {
+    // One slot per vault and a 1 s authorization window make starvation and stale cache visible quickly.
+    hostile = await startProvider({ args: [`--cloud-env-dir=${cloudDir}`, '--vault-max-concurrency=1', '--cache-auth-window-seconds=1'] });
+  });
+  afterAll(async () => {
+    await hostile?.stop();
+  });
+  const hostileMount = async (objects: Record<string, string | number>[], extra: Record<string, string> = {}, deadlineMs = 30_000) =>
+    hostile.client.mount(mountRequest({ parameters: params(objects, extra), token: await token(), namespace: ns.name, serviceAccount: 'workload' }), deadlineMs);
+
+  test.each([
+    ['/dev/zero (froze the event loop until OOM)', '/dev/zero'],
+    ['/etc/passwd (its first bytes were echoed into the status)', '/etc/passwd'],
+    ['/proc/self/environ (the provider\'s environment)', '/proc/self/environ'],
+    ['a path climbing out of the folder', '../../../etc/passwd'],
+  ])('cloudEnvFileName %s is refused at once, naming the folder, quoting nothing; the provider keeps serving', async (_what, file) => {
+    const err = await hostileMount([{ objectName: 'my-secret', objectType: 'secret' }], { cloudName: 'AzureStackCloud', cloudEnvFileName: file }, 5_000).then(() => undefined, (e: { code: number; details: string }) => e);
+    expect(err).toMatchObject({ code: 3, details: expect.stringContaining(`is not a file in ${cloudDir}`) });
+    expect(err!.details).not.toMatch(/root:|PATH=|HOME=/);
+    expect(await hostile.client.version(2_000)).toMatchObject({ version: 'v1alpha1' });
+  });
+
+  test('a Mount of 10 000 objects is refused before any network call, not left to time out', async () => {
+    const gets = async () => Object.values((await azure.stats()).vaultRequests).reduce((a, b) => a + b, 0);
+    const before = await gets();
+    const many = Array.from({ length: 10_000 }, (_, i) => ({ objectName: `o${i}`, objectType: 'secret' }));
+    await expect(hostileMount(many, {}, 10_000)).rejects.toMatchObject({ code: 3, details: expect.stringMatching(/over this provider's limit|characters long/) });
+    const history = Array.from({ length: 20 }, (_, i) => ({ objectName: `h${i}`, objectType: 'secret', objectVersionHistory: 100 }));
+    await expect(hostileMount(history, {}, 10_000)).rejects.toMatchObject({ code: 3, details: expect.stringContaining('need 2020 Key Vault reads') });
+    expect(await gets()).toBe(before);
+  });
+
+  test('a cancelled Mount lets go of the vault: its request is aborted and the next Mount gets the slot', async () => {
+    const slowVault = `sv-${Date.now().toString(36)}`;
+    await azure.createVault(slowVault);
+    await azure.assignRole('Key Vault Secrets User', clientId, slowVault);
+    await azure.setSecret(slowVault, 'slow', 'slow-value');
+    await azure.setSecret(slowVault, 'quick', 'quick-value');
+    // Warm the identity's client (challenge + token) so the timings below are the reads'.
+    await hostileMount([{ objectName: 'quick', objectType: 'secret' }], { keyvaultName: slowVault });
+    await azure.injectFault({ target: 'vault', pathPattern: '/secrets/slow', status: 503, delayMs: 15_000, count: 1 });
+    try {
+      await expect(hostileMount([{ objectName: 'slow', objectType: 'secret' }], { keyvaultName: slowVault }, 1_500)).rejects.toMatchObject({ code: 4 });
+      // One slot per vault: before, the abandoned read held it for 15 s and this Mount timed out too.
+      const res = await hostileMount([{ objectName: 'quick', objectType: 'secret' }], { keyvaultName: slowVault }, 5_000);
+      expect(text(res.files)).toEqual({ quick: 'quick-value' });
+    } finally {
+      await azure.clearFaults();
+    }
+  });
+
+  test('a value cached by version is not served once the identity lost its access', async () => {
+    const revokedVault = `rv-${Date.now().toString(36)}`;
+    await azure.createVault(revokedVault);
+    const id = await azure.createIdentity(`revoked-${ns.name}`);
+    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:stranger` });
+    await azure.assignRole('Key Vault Secrets User', id.clientId, revokedVault);
+    const version = await azure.setSecret(revokedVault, 'pinned', 'pinned-value');
+    secretValues.push('pinned-value');
+    const pinnedMount = async () =>
+      hostile.client.mount(mountRequest({ parameters: { keyvaultName: revokedVault, tenantID: azure.tenantId, clientID: id.clientId, objects: objectsYaml([{ objectName: 'pinned', objectType: 'secret', objectVersion: version }]) }, token: await token('stranger'), namespace: ns.name, serviceAccount: 'stranger' }));
+    expect(text((await pinnedMount()).files)).toEqual({ pinned: 'pinned-value' });
+    await azure.removeRoleAssignments(id.clientId);
+    await new Promise((r) => setTimeout(r, 1_500)); // past the 1 s authorization window
+    await expect(pinnedMount()).rejects.toMatchObject({ code: 7, reason: 'Forbidden' });
+  });
+
+  test('a Mount of many objects logs JSON lines only (no MaxListenersExceededWarning on stderr)', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `many-${i}`);
+    for (const n of names) await set(n, `value-${n}`);
+    const res = await hostileMount(names.map((n) => ({ objectName: n, objectType: 'secret' })));
+    expect(res.files).toHaveLength(30);
+    const notJson = hostile.logs().split('\n').filter((l) => l.trim() && !l.startsWith('{'));
+    expect(notJson).toEqual([]);
   });
 });
 
