@@ -367,6 +367,33 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     }
   });
 
+  test('one identity flooding a shared vault does not starve another: each waits its turn in the budget', async () => {
+    const sharedVault = `fv-${Date.now().toString(36)}`;
+    await azure.createVault(sharedVault);
+    const other = await azure.createIdentity(`fair-${ns.name}`);
+    await azure.addFederatedCredential(other.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:stranger` });
+    for (const id of [clientId, other.clientId]) await azure.assignRole('Key Vault Secrets User', id, sharedVault);
+    const names = Array.from({ length: 200 }, (_, i) => `flood-${i}`);
+    await Promise.all([...names, 'victim'].map((n) => azure.setSecret(sharedVault, n, `value-of-${n}`)));
+    // 5 requests per second: the flood below is 40 s of the vault's budget.
+    const slow = await startProvider({ args: ['--vault-requests-per-second=5', '--vault-burst=1'] });
+    try {
+      const as = async (sa: string, id: string, objects: string[], deadlineMs: number) =>
+        slow.client.mount(mountRequest({ parameters: { keyvaultName: sharedVault, tenantID: azure.tenantId, clientID: id, objects: objectsYaml(objects.map((n) => ({ objectName: n, objectType: 'secret' }))) }, token: await token(sa), namespace: ns.name, serviceAccount: sa }), deadlineMs);
+      // Both identities authenticated first (challenge and token), so what follows is reads only.
+      await as('workload', clientId, ['flood-0'], 30_000);
+      await as('stranger', other.clientId, ['victim'], 30_000);
+      const flood = [0, 1, 2, 3, 4].map((k) => as('workload', clientId, names.slice(k * 40, k * 40 + 40), 8_000).catch((e: { code: number }) => e.code));
+      await new Promise((r) => setTimeout(r, 500)); // the flood is queued
+      // Before: one first-come queue, the victim's read waited behind the whole flood.
+      const victim = await as('stranger', other.clientId, ['victim'], 4_000);
+      expect(text(victim.files)).toEqual({ victim: 'value-of-victim' });
+      expect(await Promise.all(flood)).toContain(4); // the flood itself runs out of time
+    } finally {
+      await slow.stop();
+    }
+  });
+
   test('a value cached by version is not served once the identity lost its access', async () => {
     const revokedVault = `rv-${Date.now().toString(36)}`;
     await azure.createVault(revokedVault);
