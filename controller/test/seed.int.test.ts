@@ -116,3 +116,36 @@ test('rotation: a new Key Vault version shows up in the Secret; no change writes
   const events = kubectl(['get', 'events', '-n', ns.name, '-o', 'jsonpath={.items[*].reason}']);
   expect(events).toContain('UpdateValueChangeOrForceUpdateSucceeded');
 });
+
+test('hostile classes in the same namespace get a clear provider error each; the guide\'s SecretSync keeps syncing', async () => {
+  const hostile: Record<string, { parameters: Record<string, string>; says: string }> = {
+    'node-identity': { parameters: { useVMManagedIdentity: 'true' }, says: "useVMManagedIdentity: the node's managed identity is disabled in this provider" },
+    'node-and-client': { parameters: { useVMManagedIdentity: 'true', clientID: clientId }, says: 'only one identity may be configured' },
+    'read-a-file': { parameters: { clientID: clientId, cloudName: 'AzureStackCloud', cloudEnvFileName: '/etc/passwd' }, says: 'AzureStackCloud is not enabled in this provider' },
+    'ten-thousand': { parameters: { clientID: clientId, objects: 'array:\n' + Array.from({ length: 10_000 }, (_, i) => `  - |\n    objectName: o${i}\n    objectType: secret\n`).join('') }, says: 'objects' },
+  };
+  for (const [name, h] of Object.entries(hostile)) {
+    await k.custom.createNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses',
+      body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name }, spec: { provider: 'azure', parameters: { keyvaultName: KEYVAULT_NAME, tenantID: azure.tenantId, objects: 'array:\n  - |\n    objectName: my-secret\n    objectType: secret\n', ...h.parameters } } },
+    });
+    await k.custom.createNamespacedCustomObject({
+      group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs',
+      body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: 'my-service-account', secretProviderClassName: name, secretObject: { data: [{ sourcePath: 'my-secret', targetKey: 'k' }] } } },
+    });
+  }
+  for (const [name, h] of Object.entries(hostile)) {
+    const ready = await eventually(async () => {
+      const ss = (await k.custom.getNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', name })) as { status?: { conditions?: { type: string; reason: string; message: string }[] } };
+      return ss.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'CreateFailedProviderError');
+    }, 30_000, `${name} to fail`);
+    expect(ready.message).toContain("provider 'azure': INVALID_ARGUMENT: ");
+    expect(ready.message).toContain(h.says);
+    expect(ready.message).toContain('container provider-azure-installer');
+    expect(ready.message).not.toContain('root:');
+  }
+  // The provider is still there for everyone: the guide's SecretSync still rotates.
+  await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello4');
+  await eventually(async () => (decoded('my-secret-data-key0') === 'Hello4' ? true : undefined), 30_000, 'the rotated value');
+  expect(provider.logs().split('\n').filter((l) => l.trim() && !l.startsWith('{'))).toEqual([]);
+});
