@@ -394,6 +394,34 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     }
   });
 
+  test('with room for 2 identities, 3 taking turns each present their own newest token (a full cache froze the first one)', async () => {
+    const small = await startProvider({ args: ['--max-identities=2'] });
+    await set('turn-secret', 'turn-value');
+    const id = await azure.createIdentity(`rotating-${ns.name}`);
+    const accounts = ['turn-a', 'turn-b', 'turn-c'];
+    for (const sa of accounts) {
+      await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
+      await azure.addFederatedCredential(id.clientId, { name: sa, issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:${sa}` });
+    }
+    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+    // Entra tokens for this identity expire at once, so every read asks Entra with the current assertion.
+    await azure.setAccessTokenLifetime(id.clientId, 1);
+    const jti = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    try {
+      for (let round = 0; round < 2; round++) {
+        for (const sa of accounts) {
+          const t = await token(sa);
+          const res = await small.client.mount(mountRequest({ parameters: { keyvaultName: vault, tenantID: azure.tenantId, clientID: id.clientId, objects: objectsYaml([{ objectName: 'turn-secret', objectType: 'secret' }]) }, token: t, namespace: ns.name, serviceAccount: sa }));
+          expect(text(res.files)).toEqual({ 'turn-secret': 'turn-value' });
+          const presented = (await azure.stats()).tokenRequests.filter((r) => r.clientId === id.clientId).at(-1)!;
+          expect([round, sa, presented.assertionJti]).toEqual([round, sa, jti(t)]);
+        }
+      }
+    } finally {
+      await small.stop();
+    }
+  });
+
   test('a value cached by version is not served once the identity lost its access', async () => {
     const revokedVault = `rv-${Date.now().toString(36)}`;
     await azure.createVault(revokedVault);

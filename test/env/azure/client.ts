@@ -65,11 +65,16 @@ export class AzureStack {
     return this.admin('POST', '/role-assignments', { role, assignee, scope: KEYVAULT_SCOPE_PREFIX + vaultName }) as Promise<RoleAssignment>;
   }
 
+  /** Test knob: how long Entra's access tokens for this client id live (real Entra: about an hour). */
+  setAccessTokenLifetime(clientId: string, seconds: number): Promise<unknown> {
+    return this.admin('PUT', '/access-token-lifetime', { clientId, seconds });
+  }
+
   removeRoleAssignments(assignee: string): Promise<unknown> {
     return this.admin('DELETE', `/role-assignments?assignee=${encodeURIComponent(assignee)}`);
   }
 
-  stats(): Promise<{ vaultRequests: Record<string, number>; tokenRequests: { clientId: string; outcome: string; grant: string }[] }> {
+  stats(): Promise<{ vaultRequests: Record<string, number>; tokenRequests: { clientId: string; outcome: string; grant: string; assertionJti?: string }[] }> {
     return this.admin('GET', '/stats') as Promise<never>;
   }
 

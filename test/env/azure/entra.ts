@@ -27,6 +27,8 @@ export interface TokenRecord {
   clientId: string;
   grant: 'client_assertion' | 'client_secret' | 'managed_identity';
   outcome: string;
+  /** The `jti` of the service-account token presented as the client assertion (tests check which one). */
+  assertionJti?: string;
 }
 
 /** The node's managed identities, served the way App Service's identity endpoint serves them. */
@@ -45,6 +47,8 @@ export class EntraStandIn {
   private readonly kid = randomUUID();
   private readonly issuerKeys = new Map<string, { jwks: ReturnType<typeof createLocalJWKSet>; fetched: number }>();
   accessTokenLifetimeS: number;
+  /** Per client id, for tests that need one identity's tokens to expire quickly (others keep the default). */
+  readonly accessTokenLifetimes = new Map<string, number>();
 
   constructor(private readonly opts: EntraOptions) {
     this.accessTokenLifetimeS = opts.accessTokenLifetimeS ?? 3599;
@@ -127,9 +131,12 @@ export class EntraStandIn {
           throw new HttpError(401, 'invalid_client', "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", { aadsts: 'AADSTS7000218' });
         }
         await this.checkAssertion(identity, form.get('client_assertion')!);
+        const jti = decodeJwt(form.get('client_assertion')!).jti;
+        if (jti) record.assertionJti = jti;
       }
       const { token } = await this.accessToken(identity, tenant, scope.slice(0, -'/.default'.length));
-      sendJson(res, 200, { token_type: 'Bearer', expires_in: this.accessTokenLifetimeS, ext_expires_in: this.accessTokenLifetimeS, access_token: token });
+      const lifetime = this.lifetimeOf(identity);
+      sendJson(res, 200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: token });
     } catch (err) {
       record.outcome = err instanceof HttpError ? String(err.extra.aadsts ?? err.code) : 'error';
       throw err;
@@ -153,8 +160,13 @@ export class EntraStandIn {
     sendJson(res, 200, { access_token: token, expires_on: String(expiresOn), resource, token_type: 'Bearer', client_id: identity.clientId });
   }
 
+  private lifetimeOf(identity: Identity): number {
+    return this.accessTokenLifetimes.get(identity.clientId) ?? this.accessTokenLifetimeS;
+  }
+
   private async accessToken(identity: Identity, tenant: string, resource: string): Promise<{ token: string; expiresOn: number }> {
     const now = Math.floor(Date.now() / 1000);
+    const lifetime = this.lifetimeOf(identity);
     const token = await new SignJWT({ tid: tenant, oid: identity.principalId, appid: identity.clientId, azp: identity.clientId, idtyp: 'app', ver: '1.0' })
       .setProtectedHeader({ alg: 'RS256', kid: this.kid, typ: 'JWT' })
       .setIssuer(`https://sts.windows.net/${tenant}/`)
@@ -162,10 +174,10 @@ export class EntraStandIn {
       .setSubject(identity.principalId)
       .setIssuedAt(now)
       .setNotBefore(now)
-      .setExpirationTime(now + this.accessTokenLifetimeS)
+      .setExpirationTime(now + lifetime)
       .setJti(randomUUID())
       .sign(this.signingKey);
-    return { token, expiresOn: now + this.accessTokenLifetimeS };
+    return { token, expiresOn: now + lifetime };
   }
 
   private async checkAssertion(identity: Identity, assertion: string): Promise<void> {

@@ -132,7 +132,9 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
         return sendJson(res, 200, entra.msi);
       }
       if (req.method === 'PUT' && path === '/access-token-lifetime') {
-        entra.accessTokenLifetimeS = Number(body.seconds ?? 3599);
+        const clientId = str('clientId');
+        if (clientId) entra.accessTokenLifetimes.set(clientId, Number(body.seconds ?? 3599));
+        else entra.accessTokenLifetimeS = Number(body.seconds ?? 3599);
         return sendJson(res, 200, {});
       }
       if (req.method === 'GET' && path === '/stats') {
