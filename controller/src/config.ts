@@ -29,6 +29,8 @@ export interface Config {
   podName: string;
   podUid: string;
   shutdownGraceSeconds: number;
+  /** Deadline of every apiserver call (watches excepted). */
+  apiTimeoutSeconds: number;
 }
 
 // Not bootstrap.kubernetes.io/token: whoever may create SecretSyncs in kube-system could then write
@@ -61,6 +63,7 @@ const OPTIONS = {
   'leader-election-id': { type: 'string', default: 'secret-store-sync-manager' },
   'lease-duration-seconds': { type: 'string', default: '15' },
   'shutdown-grace-seconds': { type: 'string', default: '20' },
+  'api-timeout-seconds': { type: 'string', default: '30' },
   version: { type: 'boolean', default: false },
   help: { type: 'boolean', default: false },
 } as const;
@@ -122,5 +125,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     podName: env.POD_NAME || `manager-${process.pid}`,
     podUid: env.POD_UID || '',
     shutdownGraceSeconds: int('shutdown-grace-seconds', 0, 600),
+    apiTimeoutSeconds: int('api-timeout-seconds', 1, 600),
   };
 }

@@ -5,7 +5,7 @@ import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SYNC_GROUP, SYNC_PLURAL, SYNC_VERSI
 import type { Config } from './config.js';
 import { EventRecorder } from './events.js';
 import type { Hasher } from './hash.js';
-import type { KubeClients } from './kube-client.js';
+import { NotLeaderError, type KubeClients } from './kube-client.js';
 import { supervise, type Supervised } from './informers.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -95,7 +95,7 @@ export class Controller {
       }
       return;
     }
-    if (!initial && st?.observedGeneration === ss.metadata.generation) return; // status-only change of a failed one: its retry is scheduled
+    if (!initial && observedGeneration(ss) === ss.metadata.generation) return; // status-only change of a failed one: its retry is scheduled
     this.queue.add(key, 'fast');
   }
 
@@ -159,6 +159,8 @@ export class Controller {
     } catch (e) {
       const code = (e as { code?: number }).code;
       if (code === 404) return; // deleted meanwhile
+      // Not leading any more: nothing was written, and the elector is about to stop this process.
+      if (e instanceof NotLeaderError) return;
       this.log.warn('status write failed', { secretSync: key, error: String((e as Error)?.message ?? e) });
       this.queue.addAfter(key, this.backoff.next(key), 'fast');
       return;
@@ -190,8 +192,17 @@ export class Controller {
   }
 }
 
+/**
+ * The generation the last outcome was for. The Ready condition's own observedGeneration first:
+ * the upstream SecretSync CRD (left in place where the Secret Store extension or the upstream
+ * chart was installed) has no status.observedGeneration, and the apiserver drops it silently.
+ */
+function observedGeneration(ss: SecretSync): number | undefined {
+  return ss.status?.conditions?.find((c) => c.type === 'Ready')?.observedGeneration ?? ss.status?.observedGeneration;
+}
+
 /** Last synced successfully at its current generation. */
 function isUpToDate(ss: SecretSync): boolean {
   const st = ss.status;
-  return !!st?.syncHash && st.observedGeneration === ss.metadata.generation && !!st.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  return !!st?.syncHash && observedGeneration(ss) === ss.metadata.generation && !!st.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 }

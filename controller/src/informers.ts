@@ -8,17 +8,25 @@ export interface Supervised<T extends KubernetesObject> {
   informer: Informer<T>;
   get(namespace: string, name: string): T | undefined;
   list(namespace?: string): T[];
-  /** Resolves after the first successful list. */
+  /** Resolves after the first successful list, once the cache holds it. */
   synced: Promise<void>;
   stop(): Promise<void>;
 }
 
 export function supervise<T extends KubernetesObject>(kc: KubeConfig, path: string, listFn: ListPromise<T>, log: Logger, what: string): Supervised<T> {
-  const informer = makeInformer<T>(kc, path, listFn);
-  let stopped = false;
-  let delay = 1_000;
   let markSynced!: () => void;
   const synced = new Promise<void>((r) => (markSynced = r));
+  // Synced means listed: the informer fills its cache right after this list returns, so the cache
+  // is complete by the next turn of the event loop. A failed list (the CRD not yet established,
+  // RBAC missing) leaves the manager unready instead of working from an empty cache.
+  const listed: ListPromise<T> = async () => {
+    const result = await listFn();
+    setImmediate(markSynced);
+    return result;
+  };
+  const informer = makeInformer<T>(kc, path, listed);
+  let stopped = false;
+  let delay = 1_000;
   informer.on('connect', () => {
     delay = 1_000;
   });
@@ -33,9 +41,8 @@ export function supervise<T extends KubernetesObject>(kc: KubeConfig, path: stri
   });
   const start = async () => {
     try {
+      // Resolves even when the list failed (the 'error' handler above then retries).
       await informer.start();
-      // start() resolves even when the list failed; a populated cache or a later 'connect' says it worked.
-      markSynced();
     } catch (e) {
       log.warn('watch start failed', { what, error: String((e as Error)?.message ?? e) });
     }

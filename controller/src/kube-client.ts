@@ -5,6 +5,11 @@
 // long enough to matter at hundreds of calls a second, short enough that a rotated token or
 // certificate is picked up — and its one-off agent is swapped for a keep-alive agent shared by all
 // calls with the same TLS identity.
+//
+// Every call also gets a deadline (a request on a half-dead kept-alive connection would otherwise
+// hang its worker, or the lease renewal, forever), and every write first passes the fence: a
+// manager that is not sure it holds the lease sends nothing that changes the cluster. Retries are
+// the callers': reconciles requeue with backoff, informers relist, the elector ticks again.
 import { createConfiguration, HttpMethod, RequestContext, ServerConfiguration, type KubeConfig, type SecurityAuthentication } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:https';
@@ -19,6 +24,18 @@ interface Auth {
   agent: unknown;
 }
 
+/** Raised instead of sending a write while the lease is not surely held. */
+export class NotLeaderError extends Error {
+  override readonly name = 'NotLeaderError';
+}
+
+export interface CallPolicy {
+  /** Deadline of every call. */
+  timeoutMs: number;
+  /** Writes (anything but GET) are sent only while this says yes. */
+  mayWrite?: () => boolean;
+}
+
 export class PooledAuthentication implements SecurityAuthentication {
   private readonly agents = new Map<string, Agent>();
   private current?: Promise<Auth>;
@@ -28,6 +45,7 @@ export class PooledAuthentication implements SecurityAuthentication {
     private readonly kc: KubeConfig,
     private readonly server: string,
     private readonly now: () => number = Date.now,
+    private readonly policy: CallPolicy = { timeoutMs: 30_000 },
   ) {
     this.cacheable = cacheable(kc);
   }
@@ -37,6 +55,10 @@ export class PooledAuthentication implements SecurityAuthentication {
   }
 
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    if (context.getHttpMethod() !== HttpMethod.GET && this.policy.mayWrite && !this.policy.mayWrite()) {
+      throw new NotLeaderError(`not sent: this manager does not hold the lease (${context.getHttpMethod()} ${new URL(context.getUrl()).pathname})`);
+    }
+    context.setSignal(AbortSignal.timeout(this.policy.timeoutMs));
     let auth = await this.current?.catch(() => undefined);
     if (!auth || this.now() - auth.at > REFRESH_MS || !this.cacheable) {
       const next = this.compute();
@@ -99,11 +121,11 @@ export class KubeClients {
   private readonly auth: PooledAuthentication;
   private readonly server: string;
 
-  constructor(kc: KubeConfig) {
+  constructor(kc: KubeConfig, policy: CallPolicy = { timeoutMs: 30_000 }) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     this.server = cluster.server;
-    this.auth = new PooledAuthentication(kc, cluster.server);
+    this.auth = new PooledAuthentication(kc, cluster.server, Date.now, policy);
   }
 
   /** Like `kc.makeApiClient`, with pooled connections and authentication. */

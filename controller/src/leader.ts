@@ -1,7 +1,14 @@
 // Leader election on a coordination.k8s.io Lease: one manager works, the others wait and take over
-// once the holder stops renewing for a lease duration. A leader that cannot renew in time exits
-// rather than risk two writers.
+// once the holder stops renewing. The rule that keeps it to one writer: a manager may write only
+// while its last successful renewal was *sent* less than the renew deadline ago, and the renew
+// deadline is shorter than the lease. Another manager takes over only after it has watched the
+// Lease stay unchanged for a whole lease duration, on its own monotonic clock (as client-go does:
+// no comparison of the holder's renewTime with the follower's wall clock, so skewed or jumping
+// clocks do not matter). A leader that cannot renew in time, or finds another holder, exits at
+// once; and every API write checks `canWrite()` first (kube-client.ts), so a leader frozen (SIGSTOP,
+// a long GC pause) and then resumed writes nothing before it notices.
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from './log.js';
 
 /** Serializes with the six fractional digits MicroTime fields need. */
@@ -18,44 +25,73 @@ export interface LeaderOptions {
   leaseDurationSeconds: number;
 }
 
+/** client-go's proportions (15 s lease, 10 s renew deadline, 2 s retry period). */
+export function timings(leaseDurationSeconds: number): { leaseMs: number; renewDeadlineMs: number; retryPeriodMs: number } {
+  const leaseMs = leaseDurationSeconds * 1000;
+  return { leaseMs, renewDeadlineMs: Math.floor((leaseMs * 2) / 3), retryPeriodMs: Math.max(500, Math.floor(leaseMs / 7.5)) };
+}
+
 export class LeaderElector {
   private leading = false;
-  private lastRenew = 0;
+  /** Monotonic time at which the last successful renewal was sent. */
+  private renewedAt = -Infinity;
+  /** The Lease as last seen, and when (monotonic) it last changed. */
+  private observed = '';
+  private observedAt = 0;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private readonly t: ReturnType<typeof timings>;
 
   constructor(
     private readonly api: CoordinationV1Api,
     private readonly opts: LeaderOptions,
     private readonly log: Logger,
     private readonly onChange: (leading: boolean) => void,
-  ) {}
+    private readonly exit: (code: number) => never = (code) => process.exit(code),
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.t = timings(opts.leaseDurationSeconds);
+  }
 
   start(): void {
     void this.tick();
   }
 
+  /** True while this manager surely holds the lease: the fence every API write passes. */
+  canWrite(): boolean {
+    return this.leading && this.now() - this.renewedAt < this.t.renewDeadlineMs;
+  }
+
   private schedule(): void {
     if (this.stopped) return;
-    const period = this.leading ? (this.opts.leaseDurationSeconds * 1000) / 3 : (this.opts.leaseDurationSeconds * 1000) / 5;
-    this.timer = setTimeout(() => void this.tick(), period);
+    this.timer = setTimeout(() => void this.tick(), this.t.retryPeriodMs);
   }
 
   private async tick(): Promise<void> {
+    const sentAt = this.now();
+    let lost = false;
     try {
-      await this.tryAcquireOrRenew();
+      lost = await this.tryAcquireOrRenew(sentAt);
     } catch (e) {
       this.log.warn('lease update failed', { lease: this.opts.name, error: String((e as Error)?.message ?? e) });
     }
-    if (this.leading && Date.now() - this.lastRenew > this.opts.leaseDurationSeconds * 1000) {
-      this.log.error('lost the lease: could not renew in time; exiting', { lease: this.opts.name });
-      this.setLeading(false);
-      process.exit(1);
+    if (this.leading && !this.stopped) {
+      if (lost) return this.abdicate('another manager holds the lease');
+      if (this.now() - this.renewedAt >= this.t.renewDeadlineMs) return this.abdicate(`could not renew within ${this.t.renewDeadlineMs / 1000} s`);
     }
     this.schedule();
   }
 
-  private async tryAcquireOrRenew(): Promise<void> {
+  /** Stops at once: in-flight work dies with the process, and nothing more is written. */
+  private abdicate(why: string): void {
+    this.leading = false;
+    this.log.error('lost the lease; exiting so that only one manager writes', { lease: this.opts.name, reason: why });
+    this.onChange(false);
+    this.exit(1);
+  }
+
+  /** Returns true when the lease turned out to be someone else's while this manager led. */
+  private async tryAcquireOrRenew(sentAt: number): Promise<boolean> {
     const { namespace, name, identity, leaseDurationSeconds } = this.opts;
     const now = new MicroTime();
     let lease: V1Lease | undefined;
@@ -69,17 +105,23 @@ export class LeaderElector {
         namespace,
         body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
       });
-      this.renewed();
-      return;
+      this.renewed(sentAt);
+      return false;
     }
     const spec = lease.spec ?? {};
-    const renewedAt = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
-    const expired = renewedAt + (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000 < Date.now();
-    if (spec.holderIdentity !== identity && !expired) {
-      if (this.leading) this.setLeading(false);
-      return;
+    const seen = JSON.stringify([spec.holderIdentity, spec.renewTime, lease.metadata?.resourceVersion]);
+    if (seen !== this.observed) {
+      this.observed = seen;
+      this.observedAt = this.now();
     }
-    const takeover = spec.holderIdentity !== identity;
+    const holder = spec.holderIdentity ?? '';
+    if (holder !== identity) {
+      if (this.leading) return true;
+      // Taken only when released, or unchanged for a whole lease duration as this manager saw it.
+      const duration = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
+      if (holder && this.now() - this.observedAt <= duration) return false;
+    }
+    const takeover = holder !== identity;
     const body: V1Lease = {
       ...lease,
       spec: {
@@ -87,28 +129,43 @@ export class LeaderElector {
         holderIdentity: identity,
         leaseDurationSeconds,
         renewTime: now,
-        ...(takeover ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
-        ...(spec.acquireTime ? { acquireTime: takeover ? now : new MicroTime(new Date(spec.acquireTime).getTime()) } : {}),
+        acquireTime: takeover ? now : spec.acquireTime ? new MicroTime(new Date(spec.acquireTime).getTime()) : now,
+        ...(takeover ? { leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
       },
     };
     // replace carries the resourceVersion: a concurrent writer makes this fail with 409.
     await this.api.replaceNamespacedLease({ name, namespace, body });
-    if (takeover) this.log.info('took over the lease', { lease: name, previous: spec.holderIdentity });
-    this.renewed();
+    if (takeover) this.log.info('took over the lease', { lease: name, previous: holder || '(released)' });
+    this.renewed(sentAt);
+    return false;
   }
 
-  private renewed(): void {
-    this.lastRenew = Date.now();
-    if (!this.leading) this.setLeading(true);
+  private renewed(sentAt: number): void {
+    this.renewedAt = sentAt;
+    if (!this.leading) {
+      this.leading = true;
+      this.onChange(true);
+    }
   }
 
-  private setLeading(v: boolean): void {
-    this.leading = v;
-    this.onChange(v);
-  }
-
-  stop(): void {
+  /**
+   * Stops electing; a leader hands the lease back (holder cleared), so a successor takes over at
+   * once instead of after a lease duration — a rolling update does not pause syncing.
+   */
+  async release(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    const { namespace, name, identity } = this.opts;
+    try {
+      const lease = await this.api.readNamespacedLease({ name, namespace });
+      if (lease.spec?.holderIdentity !== identity) return;
+      const now = new MicroTime();
+      await this.api.replaceNamespacedLease({ name, namespace, body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now } } });
+      this.log.info('released the lease', { lease: name });
+    } catch (e) {
+      this.log.warn('could not release the lease; a successor takes over when it expires', { lease: name, error: String((e as Error)?.message ?? e) });
+    }
   }
 }

@@ -8,7 +8,8 @@ import { Controller } from './controller.js';
 import { Hasher } from './hash.js';
 import { KubeClients } from './kube-client.js';
 import { metricsRoute, startHttp } from './http.js';
-import { LeaderElector } from './leader.js';
+import { LeaderElector, timings } from './leader.js';
+import { detectSchema } from './schema.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 
@@ -42,7 +43,9 @@ async function main(): Promise<number> {
   const { hasher, generated } = Hasher.fromFile(cfg.hashKeyFile);
   if (generated) log.warn('no --hash-key-file: using a key for this process only; every SecretSync is rewritten once after a restart');
 
-  const clients = new KubeClients(kc);
+  let elector: LeaderElector | undefined;
+  // Without election the manager is the only writer; with it, writes pass the elector's fence.
+  const clients = new KubeClients(kc, { timeoutMs: cfg.apiTimeoutSeconds * 1000, mayWrite: () => !elector || elector.canWrite() });
   const controller = new Controller(kc, clients, cfg, hasher, log, metrics);
   log.info('starting', { version: VERSION, namespace: cfg.namespace || '(all)', controllerName: cfg.controllerName, workers: cfg.workers, rotationIntervalSeconds: cfg.rotationIntervalSeconds, providerDir: cfg.providerDir });
   let ready = false;
@@ -57,13 +60,15 @@ async function main(): Promise<number> {
   }
   if (cfg.metricsPort) servers.push(await startHttp(cfg.metricsPort, cfg.httpBindAddress, { '/metrics': metricsRoute(metrics.registry) }));
 
+  await detectSchema(clients, log);
   await controller.watch();
   ready = true;
-  let elector: LeaderElector | undefined;
   if (cfg.leaderElect) {
     let started = false;
+    // Its own connection pool with a short deadline: a renewal must fail fast, not outlive the lease.
+    const leaseClients = new KubeClients(kc, { timeoutMs: timings(cfg.leaseDurationSeconds).retryPeriodMs * 2 });
     elector = new LeaderElector(
-      clients.make(CoordinationV1Api),
+      leaseClients.make(CoordinationV1Api),
       { namespace: cfg.leaderElectionNamespace, name: cfg.leaderElectionId, identity: `${cfg.podName}_${cfg.podUid || process.pid}`, leaseDurationSeconds: cfg.leaseDurationSeconds },
       log,
       (leading) => {
@@ -88,8 +93,9 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info('stopping', { signal, ...controller.queueDepths() });
-      elector?.stop();
-      void controller.stop(cfg.shutdownGraceSeconds * 1000).then(() => {
+      // In-flight reconciles finish (bounded) while the lease is still renewed; then it is handed back.
+      void controller.stop(cfg.shutdownGraceSeconds * 1000).then(async () => {
+        await elector?.release();
         for (const s of servers) s.close();
         clients.close();
         log.info('stopped');

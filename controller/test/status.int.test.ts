@@ -116,6 +116,17 @@ test('UserInputValidationFailed: a ServiceAccount that does not exist', async ()
   expect(ready(await reason('no-sa', 'UserInputValidationFailed')).message).toContain("ServiceAccount 'ghost' was not found");
 });
 
+test('file paths and Secret keys the upstream CRD refused (certs/tls → x_y.pem, a.b → a.b) sync', async () => {
+  provider.setState({ files: { foo: SECRET_VALUE, other: 'other-value', 'certs/tls': 'pem-bytes', 'a.b': 'dotted' } });
+  try {
+    await secretSync('paths', { data: [{ sourcePath: 'certs/tls', targetKey: 'x_y.pem' }, { sourcePath: 'a.b', targetKey: 'a.b' }] });
+    await reason('paths', 'CreateSucceeded');
+    expect([await secretValue('paths', 'x_y.pem'), await secretValue('paths', 'a.b')]).toEqual(['pem-bytes', 'dotted']);
+  } finally {
+    provider.setState({ files: { foo: SECRET_VALUE, other: 'other-value' } });
+  }
+});
+
 test('UserInputValidationFailed: a Secret type the manager may not write', async () => {
   await secretSync('sa-token', { type: 'kubernetes.io/service-account-token' });
   expect(ready(await reason('sa-token', 'UserInputValidationFailed')).message).toContain("type 'kubernetes.io/service-account-token' is not allowed");
