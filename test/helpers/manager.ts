@@ -14,6 +14,7 @@ export interface RunningManager {
   logFile: string;
   metricsUrl: string;
   healthUrl: string;
+  readyUrl: string;
   logs(): string;
   metrics(): Promise<string>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -23,7 +24,7 @@ export interface RunningManager {
  * Starts the manager. By default it authenticates as its own ServiceAccount with the RBAC from
  * deploy/manifests (RBAC and admission policies, as in the pod); `asAdmin` uses the admin kubeconfig.
  */
-export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string; hashKey?: Buffer; nodeArgs?: string[] }): Promise<RunningManager> {
+export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string; hashKey?: Buffer; nodeArgs?: string[]; waitReady?: boolean }): Promise<RunningManager> {
   const info = loadStackInfo();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sss-manager-'));
   const kubeconfig = opts.kubeconfig ?? (opts.asAdmin ? info.k8s.kubeconfig : await managerKubeconfig(info, dir));
@@ -51,9 +52,11 @@ export async function startManager(opts: { namespace: string; providerDir: strin
   );
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const deadline = Date.now() + 30_000;
+  // Not waiting for ready: waiting for the health port, so the caller can watch readiness itself.
+  const probe = opts.waitReady === false ? 'healthz' : 'readyz';
   for (;;) {
     if (child.exitCode !== null) throw new Error(`manager exited (${child.exitCode}):\n${readFileSync(logFile, 'utf8')}`);
-    const ok = await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${health}/${probe}`).then((r) => r.ok, () => false);
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`manager did not become ready:\n${readFileSync(logFile, 'utf8')}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -63,6 +66,7 @@ export async function startManager(opts: { namespace: string; providerDir: strin
     logFile,
     metricsUrl: `http://127.0.0.1:${metrics}/metrics`,
     healthUrl: `http://127.0.0.1:${health}/healthz`,
+    readyUrl: `http://127.0.0.1:${health}/readyz`,
     logs: () => readFileSync(logFile, 'utf8'),
     metrics: async () => (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text(),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
