@@ -19,7 +19,7 @@ import { TokenCache } from './tokens.js';
 
 export class Controller {
   private readonly queue: WorkQueue;
-  private readonly backoff = new Backoff(1_000, 5 * 60_000);
+  private readonly backoff: Backoff;
   private secretSyncs!: Supervised<SecretSync>;
   private spcs!: Supervised<SecretProviderClass>;
   private readonly workers: Promise<void>[] = [];
@@ -41,6 +41,9 @@ export class Controller {
     private readonly metrics: Metrics,
   ) {
     this.queue = new WorkQueue((lane, depth) => metrics.queueDepth.set({ lane }, depth));
+    // Retries back off to 5 minutes — but never wait longer than a healthy SecretSync waits for its
+    // next check: after an outage, failed ones recover within one rotation interval.
+    this.backoff = new Backoff(1_000, cfg.rotationIntervalSeconds > 0 ? Math.min(5 * 60_000, Math.max(5_000, cfg.rotationIntervalSeconds * 1000)) : 5 * 60_000);
     const core = clients.make(CoreV1Api);
     this.custom = clients.make(CustomObjectsApi);
     this.tokens = new TokenCache(core, cfg.tokenExpirationSeconds, metrics);

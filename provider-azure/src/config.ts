@@ -18,6 +18,8 @@ export interface Config {
   vaultBurst: number;
   vaultMaxConcurrency: number;
   vaultMaxRetries: number;
+  /** Deadline of one Key Vault read, retries included (below the manager's provider deadline). */
+  vaultRequestTimeoutSeconds: number;
   /** Values read by explicit version are immutable; keep them this long (0 disables the cache). */
   versionCacheTtlSeconds: number;
   versionCacheMaxBytes: number;
@@ -59,6 +61,7 @@ const OPTIONS = {
   'vault-burst': { type: 'string', default: '500' },
   'vault-max-concurrency': { type: 'string', default: '16' },
   'vault-max-retries': { type: 'string', default: '3' },
+  'vault-request-timeout-seconds': { type: 'string', default: '20' },
   'version-cache-ttl-seconds': { type: 'string', default: '900' },
   'version-cache-max-bytes': { type: 'string', default: String(64 * 1024 * 1024) },
   'max-mount-bytes': { type: 'string', default: String(1024 * 1024) },
@@ -129,6 +132,7 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
     vaultBurst: int('vault-burst', 1, 4000),
     vaultMaxConcurrency: int('vault-max-concurrency', 1, 256),
     vaultMaxRetries: int('vault-max-retries', 0, 10),
+    vaultRequestTimeoutSeconds: int('vault-request-timeout-seconds', 1, 600),
     versionCacheTtlSeconds: int('version-cache-ttl-seconds', 0, 86_400),
     versionCacheMaxBytes: int('version-cache-max-bytes', 0, 2 ** 31),
     maxMountBytes: int('max-mount-bytes', 1024, 64 * 1024 * 1024),

@@ -44,6 +44,7 @@ async function main(): Promise<number> {
       maxClients: cfg.maxIdentities,
       authWindowMs: cfg.cacheAuthWindowSeconds * 1000,
       maxVaultLabels: cfg.maxVaults,
+      requestTimeoutMs: cfg.vaultRequestTimeoutSeconds * 1000,
     },
     new Budgets({ ratePerSecond: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, maxConcurrency: cfg.vaultMaxConcurrency, maxVaults: cfg.maxVaults }),
     metrics,

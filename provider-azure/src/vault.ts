@@ -6,6 +6,7 @@ import { CertificateClient } from '@azure/keyvault-certificates';
 import { KeyClient, type JsonWebKey } from '@azure/keyvault-keys';
 import { SecretClient } from '@azure/keyvault-secrets';
 import type { Budgets } from './budget.js';
+import { ProviderError } from '@secret-store-sync/proto';
 import { toProviderError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectType } from './objects.js';
@@ -41,6 +42,11 @@ export interface AccessOptions {
   authWindowMs: number;
   /** Distinct `vault` label values in the metrics; further vaults are counted as "other". */
   maxVaultLabels: number;
+  /**
+   * Deadline of one read, retries included. A hung read would otherwise hold its budget slot and
+   * gather every identical Mount that joins it; kept below the manager's provider deadline.
+   */
+  requestTimeoutMs: number;
 }
 
 interface Clients {
@@ -210,10 +216,16 @@ export class KeyVaultAccess {
       this.metrics.cacheLookups.inc({ result: 'miss' });
       const controller = new AbortController();
       const created: InFlight = { controller, callers: 0, settled: false, promise: Promise.resolve() };
-      created.promise = fetch(controller.signal).finally(() => {
-        created.settled = true;
-        if (this.inflight.get(key) === created) this.inflight.delete(key);
-      });
+      const timeout = AbortSignal.timeout(this.opts.requestTimeoutMs);
+      created.promise = fetch(AbortSignal.any([controller.signal, timeout]))
+        .catch((e: unknown) => {
+          if (!timeout.aborted || controller.signal.aborted || !(e instanceof ProviderError)) throw e;
+          throw new ProviderError('Unavailable', `${e.message.replace(/: the request was cancelled$/, '')}: Key Vault did not answer within ${this.opts.requestTimeoutMs / 1000} s`, 'VaultTimeout');
+        })
+        .finally(() => {
+          created.settled = true;
+          if (this.inflight.get(key) === created) this.inflight.delete(key);
+        });
       this.inflight.set(key, created);
       entry = created;
     }

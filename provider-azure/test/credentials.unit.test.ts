@@ -33,7 +33,7 @@ test('5 000 identities in a row keep every newcomer usable and the map at its bo
 });
 
 describe('Key Vault clients follow their identity\'s credential and are bounded', () => {
-  const access = () => new KeyVaultAccess({ maxRetries: 0, cacheTtlMs: 0, cacheMaxBytes: 0, maxClients: 3, authWindowMs: 60_000, maxVaultLabels: 10 }, new Budgets({ ratePerSecond: 10, burst: 10, maxConcurrency: 1 }), createMetrics());
+  const access = () => new KeyVaultAccess({ maxRetries: 0, cacheTtlMs: 0, cacheMaxBytes: 0, maxClients: 3, authWindowMs: 60_000, maxVaultLabels: 10, requestTimeoutMs: 20_000 }, new Budgets({ ratePerSecond: 10, burst: 10, maxConcurrency: 1 }), createMetrics());
   const credentialOf = (session: unknown) => (session as { clients: { credential: unknown } }).clients.credential;
 
   test('a new credential for the same identity (after eviction) gets new clients, not the old frozen one', () => {
@@ -59,7 +59,7 @@ describe('Key Vault clients follow their identity\'s credential and are bounded'
 });
 
 test('metric labels name at most maxVaultLabels vaults; the rest are counted as "other"', () => {
-  const kv = new KeyVaultAccess({ maxRetries: 0, cacheTtlMs: 0, cacheMaxBytes: 0, maxClients: 3, authWindowMs: 0, maxVaultLabels: 2 }, new Budgets({ ratePerSecond: 1, burst: 1, maxConcurrency: 1 }), createMetrics());
+  const kv = new KeyVaultAccess({ maxRetries: 0, cacheTtlMs: 0, cacheMaxBytes: 0, maxClients: 3, authWindowMs: 0, maxVaultLabels: 2, requestTimeoutMs: 20_000 }, new Budgets({ ratePerSecond: 1, burst: 1, maxConcurrency: 1 }), createMetrics());
   const label = (v: string) => (kv as unknown as { vaultLabel(v: string): string }).vaultLabel(v);
   expect(['kv1', 'kv2', 'kv3', 'kv1', 'kv4'].map(label)).toEqual(['kv1', 'kv2', 'other', 'kv1', 'other']);
 });

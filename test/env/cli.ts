@@ -8,7 +8,7 @@ import { startStack, toEnv } from './stack.js';
 const [cmd = 'up', dir] = process.argv.slice(2);
 
 if (cmd === 'build') {
-  console.log(ensureBinaries());
+  console.log(await ensureBinaries());
 } else if (cmd === 'down') {
   if (!dir) throw new Error('usage: stack down <state folder>');
   console.log(`stopped: ${(await stopRecorded(dir)).join(', ') || 'nothing was running'}`);

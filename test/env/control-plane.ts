@@ -1,7 +1,7 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager built
 // from the Go module proxy by build-control-plane.sh. Writes an admin kubeconfig for client-node and
 // for the real kubectl.
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
@@ -34,12 +34,31 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /** Stops kube-apiserver for `downMs`, then starts it again on the same port (resilience tests). */
   restartApiserver(downMs?: number): Promise<void>;
+  /** Stops etcd for `downMs` (the apiserver stays up, without storage), then starts it again on its data. */
+  restartEtcd(downMs?: number): Promise<void>;
 }
 
-/** Builds the binaries if the cache lacks them (prints progress) and returns their folder. */
-export function ensureBinaries(): string {
+/**
+ * Builds the binaries if the cache lacks them and returns their folder. Asynchronous, so nothing
+ * else waiting in this process (a readiness poll, a timer) starves while a cold build takes its
+ * 10-25 minutes; the script's own steps go to stderr, and a line every 30 s says it is still busy.
+ */
+export async function ensureBinaries(log: (m: string) => void = (m) => console.error(m)): Promise<string> {
   const script = join(here, 'build-control-plane.sh');
-  const out = execFileSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const started = Date.now();
+  const beat = setInterval(() => {
+    const s = Math.round((Date.now() - started) / 1000);
+    log(`[control-plane] still building (${Math.floor(s / 60)} min ${s % 60} s so far; a first build takes 10-25 min, later runs use the cache)`);
+  }, 30_000);
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => child.once('error', reject).once('exit', resolve));
+    if (code !== 0) throw new Error(`build-control-plane.sh failed (exit ${code})`);
+  } finally {
+    clearInterval(beat);
+  }
   const dir = out.trim().split('\n').pop();
   if (!dir) throw new Error('build-control-plane.sh printed no folder');
   return dir;
@@ -121,7 +140,7 @@ export async function startControlPlane(opts: {
   handleSignals?: boolean;
 }): Promise<ControlPlane> {
   const log = opts.log ?? (() => undefined);
-  const binDir = ensureBinaries();
+  const binDir = await ensureBinaries(log);
   killRecordedOnExit(opts.stateDir, opts.handleSignals ?? true);
   const dir = join(opts.stateDir, 'control-plane');
   const pki = join(dir, 'pki');
@@ -152,24 +171,28 @@ export async function startControlPlane(opts: {
   const etcdData = join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`);
 
   try {
-    const etcd = startProcess({
-      name: 'etcd',
-      command: join(binDir, 'etcd'),
-      stateDir: opts.stateDir,
-      args: [
-        '--name=stack',
-        `--data-dir=${etcdData}`,
-        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-cluster=stack=http://127.0.0.1:${peerPort}`,
-        '--unsafe-no-fsync',
-        '--log-level=warn',
-      ],
-    });
-    processes.push(etcd);
-    await waitUntil('etcd /health', () => httpOk(`http://127.0.0.1:${etcdPort}/health`), { timeoutMs: 30_000, process: etcd });
+    const startEtcd = async () => {
+      const etcd = startProcess({
+        name: 'etcd',
+        command: join(binDir, 'etcd'),
+        stateDir: opts.stateDir,
+        args: [
+          '--name=stack',
+          `--data-dir=${etcdData}`,
+          `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+          `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+          `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+          `--initial-cluster=stack=http://127.0.0.1:${peerPort}`,
+          '--unsafe-no-fsync',
+          '--log-level=warn',
+        ],
+      });
+      processes.push(etcd);
+      await waitUntil('etcd /health', () => httpOk(`http://127.0.0.1:${etcdPort}/health`), { timeoutMs: 30_000, process: etcd });
+      return etcd;
+    };
+    let etcd = await startEtcd();
     log(`etcd ready on 127.0.0.1:${etcdPort}`);
 
     const apiserverArgs = [
@@ -274,6 +297,16 @@ export async function startControlPlane(opts: {
         await new Promise((r) => setTimeout(r, downMs));
         apiserver = await startApiserver();
         log('kube-apiserver restarted');
+      },
+      async restartEtcd(downMs = 2_000) {
+        await stopProcess(etcd);
+        processes.splice(processes.indexOf(etcd), 1);
+        await new Promise((r) => setTimeout(r, downMs));
+        etcd = await startEtcd();
+        // Keep the order processes stop in: etcd after everything that uses it.
+        processes.splice(processes.indexOf(etcd), 1);
+        processes.unshift(etcd);
+        log('etcd restarted');
       },
     };
   } catch (err) {

@@ -5,7 +5,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, startControlPlane, type ControlPlane, type ControlPlaneInfo } from './control-plane.js';
+import { ensureBinaries, repoRoot, startControlPlane, type ControlPlane, type ControlPlaneInfo } from './control-plane.js';
 import { createCa } from './pki.js';
 import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
 
@@ -25,6 +25,8 @@ export interface StackInfo {
 
 export interface Stack {
   info: StackInfo;
+  /** For fault tests: restart its apiserver or etcd. */
+  controlPlane: ControlPlane;
   stop(): Promise<void>;
 }
 
@@ -58,6 +60,9 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
   };
 
   try {
+    // The binaries first (a first run builds them, for minutes): the stand-in's readiness wait and
+    // every other clock start only once there is nothing left to build.
+    await ensureBinaries(log);
     const started = Date.now();
     const azureStart = startAzure({ dir, ca, caFile, tenantId: opts.tenantId ?? randomUUID(), log });
     controlPlane = await startControlPlane({ stateDir: dir, ca, manifests: opts.manifests ?? [], log, handleSignals: opts.handleSignals ?? true });
@@ -66,7 +71,7 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
     log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (state in ${dir})`);
     const info: StackInfo = { dir, caFile, k8s: controlPlane.info, azure: azure.info };
     writeFileSync(join(dir, 'stack.json'), JSON.stringify(info, null, 2));
-    return { info, stop };
+    return { info, controlPlane, stop };
   } catch (err) {
     await stop();
     throw err;

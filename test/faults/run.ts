@@ -1,0 +1,318 @@
+// The fault matrix: a few hundred SecretSyncs syncing and rotating through provider-azure on a
+// local stack of their own, while each fault below is injected in turn under load. After each one
+// the run measures how long every Secret takes to hold the vault's current values again and how
+// many reconciles failed meanwhile, and it checks throughout that no managed Secret is deleted or
+// emptied, that Secrets the manager does not own are never touched, and (after a manager crash) that
+// no Secret is rewritten twice for one value.
+//
+//   npm run faults                  8 s faults, 200 SecretSyncs (npm test runs this)
+//   npm run faults -- --long        60 s faults, 500 SecretSyncs
+//   npm run faults -- --out=f.json  where the figures go (default bench/results/faults.json)
+import { Watch, type V1Secret } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { metricSum, pool, round } from '../../bench/lib.js';
+import { AzureStack } from '../env/azure/client.js';
+import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
+import { PRELOAD, startStack, toEnv, type Stack } from '../env/stack.js';
+import { eventually, kube, type Kube } from '../helpers/kube.js';
+import { startManager, type RunningManager } from '../helpers/manager.js';
+import { objectsYaml, startProvider, type RunningProviderProcess } from '../helpers/provider.js';
+
+const args = process.argv.slice(2);
+const LONG = args.includes('--long');
+const OUT = args.find((a) => a.startsWith('--out='))?.slice('--out='.length) ?? join(repoRoot, 'bench', 'results', 'faults.json');
+const FAULT_MS = (LONG ? 60 : 8) * 1000;
+const CLASSES = 10;
+const PER_CLASS = LONG ? 50 : 20;
+const FOREIGN = 5;
+const NS = 'faults';
+const SA = 'workload';
+const ROTATION_S = 5;
+const HASH_KEY = randomBytes(32);
+const MANAGED_LABEL = 'secrets-store.sync.x-k8s.io';
+
+interface FaultResult {
+  fault: string;
+  faultSeconds: number;
+  convergeSeconds: number;
+  failedReconciles: number;
+  /** Per Ready reason, the most SecretSyncs seen with it at once while the fault lasted (sampled every few seconds). */
+  statusDuringFault: Record<string, number>;
+}
+
+interface Ctx {
+  stack: Stack;
+  k: Kube;
+  azure: AzureStack;
+  vault: string;
+  dir: string;
+  providerDir: string;
+  provider: RunningProviderProcess;
+  manager: RunningManager;
+  version: number;
+}
+
+const log = (m: string) => console.log(m);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const secretName = (i: number) => `s${i}`;
+const value = (obj: string, version: number) => `${obj}-v${version}`;
+const syncName = (c: number, j: number) => `sync-${c}-${j}`;
+
+/** Watches every Secret of the namespace: a managed Secret deleted or emptied, or a foreign one changed, is a violation. */
+class SecretWatch {
+  readonly violations: string[] = [];
+  /** Data changes per Secret, for "no rewrite twice for one value". */
+  readonly dataChanges = new Map<string, number>();
+  private readonly lastData = new Map<string, string>();
+  private req?: { abort(): void };
+  private stopped = false;
+
+  constructor(private readonly k: Kube, private readonly foreign: Map<string, string>) {}
+
+  async start(): Promise<void> {
+    if (this.stopped) return;
+    const w = new Watch(this.k.kc);
+    this.req = await w.watch(`/api/v1/namespaces/${NS}/secrets`, {}, (type, s: V1Secret) => this.on(type, s), () => {
+      // Ends on apiserver restarts: start again (a gap of seconds; the end state is checked anyway).
+      if (!this.stopped) setTimeout(() => void this.start().catch(() => setTimeout(() => void this.start(), 1_000)), 500);
+    });
+  }
+
+  private on(type: string, s: V1Secret): void {
+    const name = s.metadata?.name ?? '';
+    if (this.foreign.has(name)) {
+      if (type !== 'ADDED' || s.metadata?.resourceVersion !== this.foreign.get(name)) this.violations.push(`foreign Secret ${name}: ${type}`);
+      return;
+    }
+    if (s.metadata?.labels?.[MANAGED_LABEL] === undefined) return;
+    if (type === 'DELETED') this.violations.push(`managed Secret ${name} was deleted`);
+    const keys = Object.keys(s.data ?? {});
+    if (type !== 'DELETED' && keys.length < 2) this.violations.push(`managed Secret ${name} held ${keys.length} keys (${type})`);
+    const data = JSON.stringify(s.data ?? {});
+    if (this.lastData.has(name) && this.lastData.get(name) !== data) this.dataChanges.set(name, (this.dataChanges.get(name) ?? 0) + 1);
+    this.lastData.set(name, data);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.req?.abort();
+  }
+}
+
+async function failedReconciles(m: RunningManager): Promise<number> {
+  const text = await m.metrics().catch(() => '');
+  return text.split('\n').filter((l) => l.startsWith('secretsync_reconciles_total{') && /reason="[^"]*(Failed|Error)[^"]*"/.test(l)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+}
+
+async function readyReasons(k: Kube): Promise<Record<string, number>> {
+  const list = (await k.custom.listNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: NS, plural: 'secretsyncs' })) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; reason: string }[] } }[] };
+  const out: Record<string, number> = {};
+  for (const ss of list.items) {
+    if (ss.metadata.name.startsWith('foreign-')) continue;
+    const r = ss.status?.conditions?.find((c) => c.type === 'Ready')?.reason ?? 'none';
+    out[r] = (out[r] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** Every managed Secret holds the current version of both its objects. */
+async function converged(ctx: Ctx): Promise<boolean> {
+  const list = await ctx.k.core.listNamespacedSecret({ namespace: NS, labelSelector: MANAGED_LABEL });
+  if (list.items.length < CLASSES * PER_CLASS) return false;
+  for (const s of list.items) {
+    const c = Number(/^sync-(\d+)-/.exec(s.metadata?.name ?? '')?.[1]);
+    const d = s.data ?? {};
+    if (Buffer.from(d.own ?? '', 'base64').toString() !== value(secretName(c), ctx.version)) return false;
+    if (Buffer.from(d.shared ?? '', 'base64').toString() !== value('shared', ctx.version)) return false;
+  }
+  return true;
+}
+
+async function bumpValues(ctx: Ctx): Promise<void> {
+  ctx.version++;
+  await pool([...Array.from({ length: CLASSES }, (_, i) => secretName(i)), 'shared'], 4, async (n) => {
+    await ctx.azure.setSecret(ctx.vault, n, value(n, ctx.version));
+  });
+}
+
+const managerArgs = ['--rotation-poll-interval-seconds=' + ROTATION_S, '--rotation-share-seconds=0', '--workers=8', '--log-level=info', '--provider-timeout-seconds=5'];
+async function startTheManager(ctx: Pick<Ctx, 'providerDir' | 'dir'>, extra: { env?: Record<string, string>; nodeArgs?: string[] } = {}): Promise<RunningManager> {
+  return startManager({ namespace: NS, providerDir: ctx.providerDir, dir: ctx.dir, hashKey: HASH_KEY, args: managerArgs, ...extra });
+}
+// Its reads give up before the manager's 5 s deadline does, as the defaults (20 s, 30 s) do.
+const startTheProvider = (ctx: Pick<Ctx, 'providerDir'>) => startProvider({ socketDir: ctx.providerDir, args: ['--log-level=info', '--vault-request-timeout-seconds=4'] });
+
+interface Fault {
+  name: string;
+  /** Starts the fault and returns when it has ended (having lasted about FAULT_MS). */
+  run(ctx: Ctx): Promise<void>;
+}
+
+const held = async (ctx: Ctx, inject: () => Promise<unknown>) => {
+  await inject();
+  await sleep(FAULT_MS);
+  await ctx.azure.clearFaults();
+};
+
+const FAULTS: Fault[] = [
+  {
+    name: 'provider SIGKILLed mid-Mount, restarted after 10 s',
+    async run(ctx) {
+      await sleep(300);
+      ctx.provider.child.kill('SIGKILL');
+      await sleep(10_000);
+      ctx.provider = await startTheProvider(ctx);
+    },
+  },
+  {
+    name: 'provider socket removed, then recreated',
+    async run(ctx) {
+      unlinkSync(ctx.provider.endpoint.slice('unix://'.length));
+      await sleep(FAULT_MS);
+      await ctx.provider.stop();
+      ctx.provider = await startTheProvider(ctx);
+    },
+  },
+  { name: 'Key Vault not answering', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 503, delayMs: 30_000, count: 1_000_000 })) },
+  { name: 'Key Vault answering 503', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 503, count: 1_000_000 })) },
+  { name: 'Key Vault 429 storm with Retry-After', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 429, retryAfterSeconds: 1, count: 1_000_000 })) },
+  { name: 'Key Vault 429 storm without Retry-After', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 429, count: 1_000_000 })) },
+  { name: 'Entra ID refusing (AADSTS90033), then recovering', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token', status: 503, count: 1_000_000 })) },
+  { name: 'Entra ID not answering', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token', status: 503, delayMs: 30_000, count: 1_000_000 })) },
+  { name: 'kube-apiserver restarted', run: (ctx) => ctx.stack.controlPlane.restartApiserver(FAULT_MS) },
+  { name: 'etcd restarted (apiserver up, no storage)', run: (ctx) => ctx.stack.controlPlane.restartEtcd(LONG ? 20_000 : FAULT_MS) },
+  {
+    name: 'manager SIGKILLed in a burst of writes, restarted',
+    async run(ctx) {
+      await sleep(1_500);
+      await ctx.manager.stop('SIGKILL');
+      await sleep(2_000);
+      ctx.manager = await startTheManager(ctx);
+    },
+  },
+  {
+    name: "manager's clock 30 s ahead of the apiserver's",
+    async run(ctx) {
+      await ctx.manager.stop('SIGTERM');
+      ctx.manager = await startTheManager(ctx, { env: { SSS_CLOCK_SKEW_MS: '30000' }, nodeArgs: ['--import', join(repoRoot, 'test', 'faults', 'clock-skew.mjs')] });
+      await sleep(FAULT_MS);
+    },
+  },
+];
+
+async function setUp(stack: Stack): Promise<Ctx> {
+  const k = kube();
+  const azure = new AzureStack(stack.info);
+  const vault = `faults-${Date.now().toString(36)}`;
+  const dir = mkdtempSync(join(tmpdir(), 'sss-faults-'));
+  const providerDir = join(dir, 'providers');
+  mkdirSync(providerDir);
+  await azure.createVault(vault);
+  const id = await azure.createIdentity('faults');
+  await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+  await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: stack.info.k8s.issuer, subject: `system:serviceaccount:${NS}:${SA}` });
+  // Entra tokens that expire at once: every Mount asks Entra, so Entra's faults bite.
+  await azure.setAccessTokenLifetime(id.clientId, 1);
+  await k.core.createNamespace({ body: { metadata: { name: NS } } });
+  await k.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: SA } } });
+  const ctx = { stack, k, azure, vault, dir, providerDir, version: 0 } as Ctx;
+  await bumpValues(ctx);
+  for (let c = 0; c < CLASSES; c++) {
+    await k.custom.createNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: NS, plural: 'secretproviderclasses',
+      body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: `class-${c}` }, spec: { provider: 'azure', parameters: { keyvaultName: vault, tenantID: azure.tenantId, clientID: id.clientId, objects: objectsYaml([{ objectName: secretName(c), objectType: 'secret' }, { objectName: 'shared', objectType: 'secret' }]) } } },
+    });
+  }
+  ctx.provider = await startTheProvider(ctx);
+  ctx.manager = await startTheManager(ctx);
+  return ctx;
+}
+
+async function main(): Promise<void> {
+  if (!process.env.NODE_OPTIONS?.includes('preload.mjs')) throw new Error(`run with NODE_OPTIONS=--import ${PRELOAD}`);
+  const started = Date.now();
+  log(`fault matrix: ${CLASSES * PER_CLASS} SecretSyncs over ${CLASSES} classes, faults of ${FAULT_MS / 1000} s`);
+  const stack = await startStack({ manifests: yamlFilesIn(join(repoRoot, 'deploy', 'crds')), log: () => undefined });
+  Object.assign(process.env, toEnv(stack.info), { NODE_EXTRA_CA_CERTS: stack.info.caFile });
+  let ctx: Ctx | undefined;
+  let watch: SecretWatch | undefined;
+  try {
+    ctx = await setUp(stack);
+    // Secrets of others, named like SecretSyncs: the manager must leave them exactly as they are.
+    const foreign = new Map<string, string>();
+    for (let f = 0; f < FOREIGN; f++) {
+      const s = await ctx.k.core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: `foreign-${f}` }, stringData: { theirs: 'untouched' } } });
+      foreign.set(`foreign-${f}`, s.metadata!.resourceVersion!);
+    }
+    watch = new SecretWatch(ctx.k, foreign);
+    await watch.start();
+    const syncs = [...Array.from({ length: CLASSES * PER_CLASS }, (_, i) => [Math.floor(i / PER_CLASS), i % PER_CLASS] as const).map(([c, j]) => ({ name: syncName(c, j), cls: c })), ...Array.from({ length: FOREIGN }, (_, f) => ({ name: `foreign-${f}`, cls: 0 }))];
+    await pool(syncs, 8, async ({ name, cls }) => {
+      await ctx!.k.custom.createNamespacedCustomObject({
+        group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: NS, plural: 'secretsyncs',
+        body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: SA, secretProviderClassName: `class-${cls}`, secretObject: { data: [{ sourcePath: secretName(cls), targetKey: 'own' }, { sourcePath: 'shared', targetKey: 'shared' }] } } },
+      });
+    });
+    await eventually(async () => ((await converged(ctx!)) ? true : undefined), 120_000, 'the initial sync', 1_000);
+    log(`initial sync of ${CLASSES * PER_CLASS} done in ${round((Date.now() - started) / 1000)} s since start`);
+
+    const results: FaultResult[] = [];
+    for (const fault of FAULTS) {
+      const c = ctx;
+      await bumpValues(c); // new values while the fault lasts: they must land once it is over
+      const failedBefore = await failedReconciles(c.manager);
+      const changesBefore = new Map(watch.dataChanges);
+      const statusDuringFault: Record<string, number> = {};
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          await sleep(Math.min(3_000, FAULT_MS / 2));
+          if (!sampling) break;
+          for (const [r, n] of Object.entries(await readyReasons(c.k).catch(() => ({})))) statusDuringFault[r] = Math.max(statusDuringFault[r] ?? 0, n);
+        }
+      })();
+      const faultStart = Date.now();
+      await fault.run(c);
+      const faultEnd = Date.now();
+      sampling = false;
+      await sampler;
+      await eventually(async () => ((await converged(c)) ? true : undefined), 180_000, `convergence after "${fault.name}"`, 250);
+      const convergeSeconds = round((Date.now() - faultEnd) / 1000);
+      const failed = (await failedReconciles(c.manager)) - (fault.name.startsWith('manager SIGKILLed') ? 0 : failedBefore);
+      if (fault.name.startsWith('manager SIGKILLed')) {
+        // One new value: each Secret changes once — a restart must not write the same value twice.
+        for (const [name, n] of watch.dataChanges) if (n - (changesBefore.get(name) ?? 0) > 1) watch.violations.push(`${name} was rewritten ${n - (changesBefore.get(name) ?? 0)} times for one value after the manager restart`);
+      }
+      const r: FaultResult = { fault: fault.name, faultSeconds: round((faultEnd - faultStart) / 1000), convergeSeconds, failedReconciles: Math.max(0, failed), statusDuringFault };
+      results.push(r);
+      log(`fault: ${r.fault} — lasted ${r.faultSeconds} s; converged ${r.convergeSeconds} s after; failed reconciles ${r.failedReconciles}; Ready during: ${JSON.stringify(statusDuringFault)}`);
+    }
+    // Foreign Secrets: still exactly as their owner wrote them.
+    for (const [name, rv] of foreign) {
+      const s = await ctx.k.core.readNamespacedSecret({ namespace: NS, name });
+      if (s.metadata?.resourceVersion !== rv || s.metadata?.labels?.[MANAGED_LABEL] !== undefined) watch.violations.push(`foreign Secret ${name} changed`);
+    }
+    const readyAtEnd = await readyReasons(ctx.k);
+    log(`invariants: ${watch.violations.length} violations${watch.violations.length ? `: ${watch.violations.slice(0, 10).join('; ')}` : ''}`);
+    mkdirSync(join(OUT, '..'), { recursive: true });
+    writeFileSync(OUT, JSON.stringify({ long: LONG, secretSyncs: CLASSES * PER_CLASS, foreignSecrets: FOREIGN, faultSeconds: FAULT_MS / 1000, rotationSeconds: ROTATION_S, results, violations: watch.violations, readyAtEnd, totalSeconds: round((Date.now() - started) / 1000) }, null, 2) + '\n');
+    log(`figures in ${OUT}`);
+    if (watch.violations.length) process.exitCode = 1;
+  } finally {
+    watch?.stop();
+    await ctx?.manager?.stop('SIGKILL').catch(() => undefined);
+    await ctx?.provider?.stop('SIGKILL').catch(() => undefined);
+    await stack.stop();
+  }
+}
+
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
