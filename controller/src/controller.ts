@@ -93,7 +93,9 @@ export class Controller {
     if (isUpToDate(ss)) {
       // Our own status write, or a restart: nothing changed, keep the rotation schedule (spread out).
       if (initial) {
-        const last = st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0;
+        // A time in the future (written by a manager whose clock ran ahead) counts as now: the
+        // next check is at most one interval away, whatever clocks did.
+        const last = Math.min(Date.now(), st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0);
         this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()));
       }
       return;

@@ -21,7 +21,7 @@ test('every fault of the matrix ends in convergence, with nothing deleted, empti
   expect({ status: run.status, tail: run.status === 0 ? '' : `${run.stdout}\n${run.stderr}`.slice(-4000) }).toEqual({ status: 0, tail: '' });
   const r = JSON.parse(readFileSync(out, 'utf8')) as Results;
   expect(r.violations).toEqual([]);
-  expect(r.results.map((x) => x.fault)).toHaveLength(12);
+  expect(r.results.map((x) => x.fault)).toHaveLength(14);
   for (const x of r.results) expect([x.fault, Number.isFinite(x.convergeSeconds)]).toEqual([x.fault, true]);
   // Faults of the provider path show as provider errors on the SecretSyncs while they last.
   for (const name of ['provider SIGKILLed mid-Mount, restarted after 10 s', 'Key Vault 429 storm without Retry-After']) {

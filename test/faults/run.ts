@@ -8,9 +8,9 @@
 //   npm run faults                  8 s faults, 200 SecretSyncs (npm test runs this)
 //   npm run faults -- --long        60 s faults, 500 SecretSyncs
 //   npm run faults -- --out=f.json  where the figures go (default bench/results/faults.json)
-import { Watch, type V1Secret } from '@kubernetes/client-node';
+import { CoordinationV1Api, Watch, type V1Secret } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metricSum, pool, round } from '../../bench/lib.js';
@@ -20,6 +20,8 @@ import { PRELOAD, startStack, toEnv, type Stack } from '../env/stack.js';
 import { eventually, kube, type Kube } from '../helpers/kube.js';
 import { startManager, type RunningManager } from '../helpers/manager.js';
 import { objectsYaml, startProvider, type RunningProviderProcess } from '../helpers/provider.js';
+import { startRelay } from '../helpers/tcp-proxy.js';
+import { managerKubeconfig } from '../env/manager-identity.js';
 
 const args = process.argv.slice(2);
 const LONG = args.includes('--long');
@@ -53,6 +55,8 @@ interface Ctx {
   provider: RunningProviderProcess;
   manager: RunningManager;
   version: number;
+  /** Violations a fault found by itself (one writer at a time, no Event storm). */
+  violations: string[];
 }
 
 const log = (m: string) => console.log(m);
@@ -145,6 +149,44 @@ async function startTheManager(ctx: Pick<Ctx, 'providerDir' | 'dir'>, extra: { e
 // Its reads give up before the manager's 5 s deadline does, as the defaults (20 s, 30 s) do.
 const startTheProvider = (ctx: Pick<Ctx, 'providerDir'>) => startProvider({ socketDir: ctx.providerDir, args: ['--log-level=info', '--vault-request-timeout-seconds=4'] });
 
+/** A manager in a pair sharing the chart's Lease; `relayed` puts its apiserver connection through a relay. */
+async function electedManager(ctx: Ctx, pod: string, relay?: { address: string }): Promise<RunningManager> {
+  const dir = join(ctx.dir, pod);
+  mkdirSync(dir, { recursive: true });
+  let kubeconfig: string | undefined;
+  if (relay) {
+    const file = await managerKubeconfig(ctx.stack.info, dir);
+    kubeconfig = join(dir, 'relayed.kubeconfig');
+    writeFileSync(kubeconfig, readFileSync(file, 'utf8').replace(/server: "https:\/\/[^"]+"/, `server: "https://${relay.address}"`), { mode: 0o600 });
+  }
+  return startManager({
+    namespace: NS, providerDir: ctx.providerDir, dir, hashKey: HASH_KEY, env: { POD_NAME: pod },
+    ...(kubeconfig ? { kubeconfig } : {}),
+    args: [...managerArgs, '--leader-elect=true', '--leader-election-namespace=azure-secret-store', `--lease-duration-seconds=${LEASE_S}`],
+  });
+}
+const LEASE_S = 6;
+const leads = async (m: RunningManager) => /^secretsync_leader 1$/m.test(await m.metrics().catch(() => ''));
+
+/** Events a manager (by pod name) wrote at or after `since`: a deposed leader must have written none. */
+async function eventsAfter(ctx: Ctx, pod: string, since: number): Promise<number> {
+  const events = (await ctx.k.core.listNamespacedEvent({ namespace: NS })).items;
+  return events.filter((e) => e.reportingInstance === pod && new Date(e.firstTimestamp ?? e.eventTime ?? 0).getTime() >= since).length;
+}
+
+/** Waits until `old` has exited and `next` leads; one writer at a time means the exit came first. */
+async function handOver(ctx: Ctx, old: RunningManager, next: RunningManager, what: string): Promise<{ exitedAt: number; tookOverAt: number }> {
+  let exitedAt = 0;
+  let tookOverAt = 0;
+  await eventually(async () => {
+    if (!exitedAt && old.child.exitCode !== null) exitedAt = Date.now();
+    if (!tookOverAt && (await leads(next))) tookOverAt = Date.now();
+    return tookOverAt && exitedAt ? true : undefined;
+  }, 60_000, `the hand-over (${what})`, 100);
+  if (exitedAt && exitedAt > tookOverAt) ctx.violations.push(`${what}: the old leader exited ${exitedAt - tookOverAt} ms after the new one took over`);
+  return { exitedAt, tookOverAt };
+}
+
 interface Fault {
   name: string;
   /** Starts the fault and returns when it has ended (having lasted about FAULT_MS). */
@@ -201,6 +243,42 @@ const FAULTS: Fault[] = [
       await sleep(FAULT_MS);
     },
   },
+  {
+    name: "two managers: the leader's apiserver connection blackholed past the lease",
+    async run(ctx) {
+      await ctx.manager.stop('SIGTERM');
+      await ctx.k.kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: 'secret-store-sync-manager', namespace: 'azure-secret-store' }).catch(() => undefined);
+      const relay = await startRelay({ host: '127.0.0.1', port: Number(new URL(ctx.stack.info.k8s.server).port) });
+      const a = await electedManager(ctx, 'manager-a', relay);
+      await eventually(async () => ((await leads(a)) ? true : undefined), 30_000, 'manager-a to lead');
+      const b = await electedManager(ctx, 'manager-b');
+      await sleep(1_000); // manager-a is working through the new values
+      relay.blackhole();
+      const { tookOverAt } = await handOver(ctx, a, b, 'blackholed leader');
+      if ((await eventsAfter(ctx, 'manager-a', tookOverAt)) > 0) ctx.violations.push('the blackholed leader wrote Events after the other took over');
+      await sleep(Math.max(0, FAULT_MS - LEASE_S * 1000));
+      relay.restore();
+      await relay.close();
+      ctx.manager = b;
+    },
+  },
+  {
+    name: 'two managers: the leader SIGSTOPped past the lease, then SIGCONTed',
+    async run(ctx) {
+      const b = ctx.manager;
+      const c = await electedManager(ctx, 'manager-c');
+      await sleep(1_000);
+      b.child.kill('SIGSTOP');
+      await eventually(async () => ((await leads(c)) ? true : undefined), 60_000, 'manager-c to take over', 100);
+      await sleep(Math.max(0, FAULT_MS - LEASE_S * 1000));
+      const continuedAt = Date.now();
+      b.child.kill('SIGCONT');
+      await eventually(async () => (b.child.exitCode !== null ? true : undefined), 30_000, 'the stale leader to exit');
+      if (b.child.exitCode !== 1) ctx.violations.push(`the stale leader exited with ${b.child.exitCode}, not 1`);
+      if ((await eventsAfter(ctx, 'manager-b', continuedAt)) > 0) ctx.violations.push('the stale leader wrote Events after it resumed');
+      ctx.manager = c;
+    },
+  },
 ];
 
 async function setUp(stack: Stack): Promise<Ctx> {
@@ -218,7 +296,7 @@ async function setUp(stack: Stack): Promise<Ctx> {
   await azure.setAccessTokenLifetime(id.clientId, 1);
   await k.core.createNamespace({ body: { metadata: { name: NS } } });
   await k.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: SA } } });
-  const ctx = { stack, k, azure, vault, dir, providerDir, version: 0 } as Ctx;
+  const ctx = { stack, k, azure, vault, dir, providerDir, version: 0, violations: [] } as unknown as Ctx;
   await bumpValues(ctx);
   for (let c = 0; c < CLASSES; c++) {
     await k.custom.createNamespacedCustomObject({
@@ -274,6 +352,7 @@ async function main(): Promise<void> {
           for (const [r, n] of Object.entries(await readyReasons(c.k).catch(() => ({})))) statusDuringFault[r] = Math.max(statusDuringFault[r] ?? 0, n);
         }
       })();
+      const eventsBefore = (await c.k.core.listNamespacedEvent({ namespace: NS })).items.length;
       const faultStart = Date.now();
       await fault.run(c);
       const faultEnd = Date.now();
@@ -285,7 +364,11 @@ async function main(): Promise<void> {
       if (fault.name.startsWith('manager SIGKILLed')) {
         // One new value: each Secret changes once — a restart must not write the same value twice.
         for (const [name, n] of watch.dataChanges) if (n - (changesBefore.get(name) ?? 0) > 1) watch.violations.push(`${name} was rewritten ${n - (changesBefore.get(name) ?? 0)} times for one value after the manager restart`);
+        // And no Event storm: about one Event per SecretSync for its new value.
+        const events = (await c.k.core.listNamespacedEvent({ namespace: NS })).items.length - eventsBefore;
+        if (events > 2 * CLASSES * PER_CLASS) watch.violations.push(`${events} Events for ${CLASSES * PER_CLASS} SecretSyncs across the manager restart`);
       }
+      watch.violations.push(...c.violations.splice(0));
       const r: FaultResult = { fault: fault.name, faultSeconds: round((faultEnd - faultStart) / 1000), convergeSeconds, failedReconciles: Math.max(0, failed), statusDuringFault };
       results.push(r);
       log(`fault: ${r.fault} — lasted ${r.faultSeconds} s; converged ${r.convergeSeconds} s after; failed reconciles ${r.failedReconciles}; Ready during: ${JSON.stringify(statusDuringFault)}`);
