@@ -54,7 +54,8 @@ export async function ensureBinaries(log: (m: string) => void = (m) => console.e
     log(`[control-plane] still building (${Math.floor(s / 60)} min ${s % 60} s so far; a first build takes 10-25 min, later runs use the cache)`);
   }, 30_000);
   try {
-    const code = await new Promise<number | null>((resolve, reject) => child.once('error', reject).once('exit', resolve));
+    // 'close', not 'exit': only then has all of stdout (the folder, on its last line) been read.
+    const code = await new Promise<number | null>((resolve, reject) => child.once('error', reject).once('close', resolve));
     if (code !== 0) throw new Error(`build-control-plane.sh failed (exit ${code})`);
   } finally {
     clearInterval(beat);
