@@ -123,7 +123,10 @@ export class KeyVaultAccess {
     if (!clients || clients.credential !== credential) {
       const options = {
         retryOptions: { maxRetries: this.opts.maxRetries, retryDelayInMs: 250, maxRetryDelayInMs: 8_000 },
-        additionalPolicies: [{ policy: this.policyFor(vaultName, identityKey) as never, position: 'perRetry' as const }],
+        additionalPolicies: [
+          { policy: throttleRetryPolicy(this.opts.maxRetries) as never, position: 'perCall' as const },
+          { policy: this.policyFor(vaultName, identityKey) as never, position: 'perRetry' as const },
+        ],
         userAgentOptions: { userAgentPrefix: 'secret-store-sync-provider-azure' },
       };
       clients = {
@@ -261,6 +264,45 @@ export class KeyVaultAccess {
     this.cacheBytes -= e.bytes;
     this.cache.delete(key);
   }
+}
+
+interface Headers {
+  get(name: string): string | undefined;
+}
+const RETRY_AFTER_HEADERS = ['retry-after', 'retry-after-ms', 'x-ms-retry-after-ms'];
+
+/**
+ * Backs off on a 429 that carries no Retry-After. Real Key Vault often sends none (its throttling
+ * guidance tells clients to back off exponentially themselves), and the SDK's retry policy retries
+ * a 429 only when one of RETRY_AFTER_HEADERS is present (@azure/core-rest-pipeline
+ * throttlingRetryStrategy; its exponential strategy covers 408 and 5xx). Jittered, doubling from
+ * 0.5 s to 8 s, at most `maxRetries` times; every re-send passes the vault's budget again, and the
+ * wait ends with the request's abort signal (the Mount's deadline).
+ */
+export function throttleRetryPolicy(maxRetries: number, baseMs = 500): Policy {
+  const throttledWithoutHint = (status: number | undefined, headers: Headers | undefined) => status === 429 && !RETRY_AFTER_HEADERS.some((h) => headers?.get(h));
+  return {
+    name: 'secretStoreSyncThrottleRetry',
+    async sendRequest(request, next) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = (await next(request as never)) as { status: number; headers?: Headers };
+          if (attempt >= maxRetries || !throttledWithoutHint(res.status, res.headers)) return res;
+        } catch (e) {
+          const err = e as { statusCode?: number; response?: { headers?: Headers } };
+          if (attempt >= maxRetries || !throttledWithoutHint(err.statusCode, err.response?.headers)) throw e;
+        }
+        const wait = Math.min(8_000, baseMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+        await new Promise<void>((resolve, reject) => {
+          const signal = request.abortSignal;
+          if (signal?.aborted) return reject(signal.reason);
+          const t = setTimeout(() => (signal?.removeEventListener('abort', onAbort), resolve()), wait);
+          const onAbort = () => (clearTimeout(t), reject(signal!.reason));
+          signal?.addEventListener('abort', onAbort, { once: true });
+        });
+      }
+    },
+  };
 }
 
 function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
