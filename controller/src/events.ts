@@ -7,7 +7,7 @@ import type { SecretSync } from './api.js';
 import { SYNC_GROUP, SYNC_VERSION } from './api.js';
 import type { Logger } from './log.js';
 
-export const REPORTING_CONTROLLER = 'secret-store-sync.x-k8s.io/manager';
+const REPORTING_CONTROLLER = 'secret-store-sync.x-k8s.io/manager';
 
 export class EventRecorder {
   constructor(

@@ -141,6 +141,8 @@ export class LeaderElector {
   }
 
   private renewed(sentAt: number): void {
+    // A renewal that was in flight when release() began must not make this manager lead again.
+    if (this.stopped) return;
     this.renewedAt = sentAt;
     if (!this.leading) {
       this.leading = true;

@@ -31,8 +31,10 @@ export class Providers {
   async mount(input: MountInput): Promise<MountResponse__Output> {
     this.checkName(input.provider);
     const socket = join(this.dir, `${input.provider}.sock`);
+    // Every failure names the provider and its socket, so the status's advice points at the right one.
+    const where = { provider: input.provider, socket };
     if (!existsSync(socket)) {
-      throw new SyncError('provider', `provider '${input.provider}' is not running: no socket at ${socket}`, 'backoff', { provider: input.provider, socket });
+      throw new SyncError('provider', `provider '${input.provider}' is not running: no socket at ${socket}`, 'backoff', where);
     }
     let client = this.clients.get(input.provider);
     if (!client) {
@@ -43,8 +45,8 @@ export class Providers {
     try {
       const res = await client.mount(buildMountRequest(input.request), this.timeoutMs);
       stop({ code: 'OK' });
-      if (res.error?.code) throw new SyncError('provider', `provider '${input.provider}' reported error code '${res.error.code}'`, 'backoff', { provider: input.provider, socket });
-      if (res.objectVersion.length === 0) throw new SyncError('provider', `provider '${input.provider}' returned no object versions`, 'backoff', { provider: input.provider, socket });
+      if (res.error?.code) throw new SyncError('provider', `provider '${input.provider}' reported error code '${res.error.code}'`, 'backoff', where);
+      if (res.objectVersion.length === 0) throw new SyncError('provider', `provider '${input.provider}' returned no object versions`, 'backoff', where);
       return res;
     } catch (e) {
       if (e instanceof SyncError) throw e;
@@ -52,7 +54,7 @@ export class Providers {
       const code = typeof err.code === 'number' ? statusName(err.code) : 'UNKNOWN';
       stop({ code });
       const detail = code === 'DEADLINE_EXCEEDED' ? `did not answer within ${this.timeoutMs / 1000} s` : (err.details || err.message).replace(/[.\s]+$/, '');
-      throw new SyncError('provider', `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`, 'backoff', { cause: e, provider: input.provider, socket });
+      throw new SyncError('provider', `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`, 'backoff', { cause: e, ...where });
     }
   }
 

@@ -1,6 +1,7 @@
 // Turns an outcome into the SecretSync's status — conditions whose reasons are the guide's status
 // types, the keyed hash, versions and times — written in one merge patch, plus an Event.
 import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
+import { rfc3339 } from '@secret-store-sync/proto';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type Condition, type SecretSync } from './api.js';
 import type { EventRecorder } from './events.js';
 import { REASONS, type FailureKind, type Reason } from './reasons.js';
@@ -19,7 +20,7 @@ function setCondition(list: Condition[], c: Omit<Condition, 'lastTransitionTime'
 }
 
 export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date()): NonNullable<SecretSync['status']> {
-  const t = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const t = rfc3339(now);
   const generation = ss.metadata.generation ?? 0;
   let conditions = ss.status?.conditions ?? [];
   const created = !!ss.status?.syncHash;

@@ -1,7 +1,7 @@
 // Short-lived service-account tokens for the provider, minted with TokenRequest and reused until
 // 80 % of their life has passed. Concurrent requests for the same token share one call.
 import type { CoreV1Api } from '@kubernetes/client-node';
-import type { ServiceAccountToken } from '@secret-store-sync/proto';
+import { rfc3339, type ServiceAccountToken } from '@secret-store-sync/proto';
 import type { Metrics } from './metrics.js';
 import { SyncError } from './reasons.js';
 
@@ -27,7 +27,7 @@ export class TokenCache {
    */
   async tokensFor(namespace: string, serviceAccount: string, audiences: string[]): Promise<Record<string, ServiceAccountToken>> {
     const entries = await Promise.all(audiences.map(async (aud) => [aud, await this.get(namespace, serviceAccount, aud)] as const));
-    return Object.fromEntries(entries.map(([aud, t]) => [aud, { token: t.token, expirationTimestamp: new Date(t.expires).toISOString().replace(/\.\d{3}Z$/, 'Z') }]));
+    return Object.fromEntries(entries.map(([aud, t]) => [aud, { token: t.token, expirationTimestamp: rfc3339(new Date(t.expires)) }]));
   }
 
   private async get(namespace: string, serviceAccount: string, audience: string): Promise<Token> {

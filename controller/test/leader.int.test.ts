@@ -3,7 +3,7 @@
 // closed) stops before the other starts, and one frozen (SIGSTOP) and resumed after the other took
 // over writes nothing.
 import { CoordinationV1Api } from '@kubernetes/client-node';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/api.js';
@@ -42,12 +42,7 @@ const eventsBy = async (pod: string) => (await k.core.listNamespacedEvent({ name
  */
 async function manager(id: string, leaseSeconds: number, relay?: Relay): Promise<RunningManager> {
   const dir = mkdtempSync(join(tmpdir(), `leader-${id}-`));
-  let kubeconfig: string | undefined;
-  if (relay) {
-    const file = await managerKubeconfig(loadStackInfo(), dir);
-    kubeconfig = join(dir, 'relayed.kubeconfig');
-    writeFileSync(kubeconfig, readFileSync(file, 'utf8').replace(/server: "https:\/\/[^"]+"/, `server: "https://${relay.address}"`), { mode: 0o600 });
-  }
+  const kubeconfig = relay ? await managerKubeconfig(loadStackInfo(), dir, undefined, `https://${relay.address}`) : undefined;
   const m = await startManager({
     namespace: ns.name, providerDir: provider.socketDir, dir,
     ...(kubeconfig ? { kubeconfig } : {}),

@@ -11,7 +11,7 @@ import { statusName } from './errors.js';
 import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProvider.js';
 import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import { api } from './load.js';
-import { buildMountRequest } from './request.js';
+import { buildMountRequest, rfc3339 } from './request.js';
 
 export interface MountCase {
   /** The SecretProviderClass parameters; the caller's csi.storage.k8s.io/* keys are added as the manager adds them. */
@@ -60,7 +60,7 @@ const toRequest = (c: MountCase): MountRequest =>
     parameters: c.attributes,
     pod: { name: 'provider-kit-conformance', uid: CONFORMANCE_POD_UID, namespace: c.namespace ?? 'default' },
     serviceAccountName: c.serviceAccountName ?? 'default',
-    tokens: Object.fromEntries(Object.entries(c.tokens ?? {}).map(([aud, token]) => [aud, { token, expirationTimestamp: new Date(Date.now() + 600_000).toISOString().replace(/\.\d{3}Z$/, 'Z') }])),
+    tokens: Object.fromEntries(Object.entries(c.tokens ?? {}).map(([aud, token]) => [aud, { token, expirationTimestamp: rfc3339(new Date(Date.now() + 600_000)) }])),
     ...(c.secrets ? { secrets: c.secrets } : {}),
     ...(c.permission !== undefined ? { permission: c.permission } : {}),
   });

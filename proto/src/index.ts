@@ -25,6 +25,7 @@ export {
   buildMountRequest,
   DEFAULT_PERMISSION,
   mountAttributes,
+  rfc3339,
   POD_NAME_ATTRIBUTE,
   POD_NAMESPACE_ATTRIBUTE,
   POD_UID_ATTRIBUTE,

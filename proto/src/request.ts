@@ -18,6 +18,11 @@ export const SERVICE_ACCOUNT_NAME_ATTRIBUTE = 'csi.storage.k8s.io/serviceAccount
 export const SERVICE_ACCOUNT_TOKENS_ATTRIBUTE = 'csi.storage.k8s.io/serviceAccount.tokens';
 const CALLER_PREFIX = 'csi.storage.k8s.io/';
 
+/** RFC 3339 in whole seconds, as Kubernetes writes times (metav1.Time) and Go providers read them. */
+export function rfc3339(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 export interface ServiceAccountToken {
   token: string;
   /** RFC 3339. */

@@ -10,7 +10,7 @@
 //   npm run faults -- --out=f.json  where the figures go (default bench/results/faults.json)
 import { CoordinationV1Api, Watch, type V1Secret } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metricSum, pool, round } from '../../bench/lib.js';
@@ -153,12 +153,7 @@ const startTheProvider = (ctx: Pick<Ctx, 'providerDir'>) => startProvider({ sock
 async function electedManager(ctx: Ctx, pod: string, relay?: { address: string }): Promise<RunningManager> {
   const dir = join(ctx.dir, pod);
   mkdirSync(dir, { recursive: true });
-  let kubeconfig: string | undefined;
-  if (relay) {
-    const file = await managerKubeconfig(ctx.stack.info, dir);
-    kubeconfig = join(dir, 'relayed.kubeconfig');
-    writeFileSync(kubeconfig, readFileSync(file, 'utf8').replace(/server: "https:\/\/[^"]+"/, `server: "https://${relay.address}"`), { mode: 0o600 });
-  }
+  const kubeconfig = relay ? await managerKubeconfig(ctx.stack.info, dir, undefined, `https://${relay.address}`) : undefined;
   return startManager({
     namespace: NS, providerDir: ctx.providerDir, dir, hashKey: HASH_KEY, env: { POD_NAME: pod },
     ...(kubeconfig ? { kubeconfig } : {}),
