@@ -9,15 +9,44 @@ interface AzureLikeError {
   statusCode?: number;
   code?: string;
   errorResponse?: { error?: string; errorDescription?: string };
+  /** Key Vault's error body as the SDK parsed it: `{ error: { code, message, innerError: { code } } }`. */
+  details?: { error?: { innerError?: { code?: string } } };
 }
 
+/**
+ * What a 403 means, by Key Vault's inner error code — its messages are for people and change, and
+ * "disabled" appears in the network-rule message too ("Public network access is disabled…").
+ * Codes and messages from real responses: SecretDisabled (Azure/azure-sdk-for-js#24756),
+ * ForbiddenByRbac (the RBAC denial naming the action), ForbiddenByConnection
+ * (microsoft/multimodal-ai#171), ForbiddenByFirewall (microsoft/AzureTRE#3789), ForbiddenByPolicy
+ * (vaults using access policies).
+ */
+const FORBIDDEN: Record<string, { code: 'FailedPrecondition' | 'PermissionDenied'; says: string }> = {
+  SecretDisabled: { code: 'FailedPrecondition', says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one' },
+  KeyDisabled: { code: 'FailedPrecondition', says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one' },
+  CertificateDisabled: { code: 'FailedPrecondition', says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one' },
+  ForbiddenByRbac: { code: 'PermissionDenied', says: 'the identity has no role that allows this read (assign it "Key Vault Secrets User", or "Key Vault Reader" for keys and certificates, on the vault; new assignments can take minutes to apply)' },
+  ForbiddenByPolicy: { code: 'PermissionDenied', says: "the vault uses access policies and none lets this identity read it (add an access policy with get permission, or switch the vault to Azure RBAC)" },
+  ForbiddenByConnection: { code: 'PermissionDenied', says: "the vault's public network access is disabled and this cluster does not reach it through a private endpoint (add a private endpoint in the cluster's network, or allow the cluster's network)" },
+  ForbiddenByFirewall: { code: 'PermissionDenied', says: "the vault's firewall does not allow this cluster's address (add the cluster's outbound IP or subnet to the vault's network rules)" },
+};
+
 const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * A key or certificate version marked disabled. Key Vault still returns these (with
+ * `enabled: false`; notaryproject/ratify#1474, #1874 check the flag themselves) while it refuses a
+ * disabled secret with 403 SecretDisabled: both are the same failure to a user.
+ */
+export function disabledVersion(vault: string, what: string, kind: 'key' | 'certificate'): ProviderError {
+  return new ProviderError('FailedPrecondition', `vault '${vault}': ${what}: ${FORBIDDEN[kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled']!.says}`, kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled');
+}
 
 /** `what` names the object, e.g. "secret 'db-password' (version 'abc')" or "versions of key 'k'". */
 export function toProviderError(err: unknown, vault: string, what: string): ProviderError {
   if (err instanceof ProviderError) return err;
   const e = (err ?? {}) as AzureLikeError;
-  const message = redact(String(e.message ?? err)).split('\n')[0]!.slice(0, 600);
+  const message = redact(String(e.message ?? err)).split(/\r?\n/)[0]!.slice(0, 600);
   const where = `vault '${vault}': ${what}`;
 
   // Entra refused the identity: the AADSTS code says why (federation mismatch, unknown app, …).
@@ -25,15 +54,23 @@ export function toProviderError(err: unknown, vault: string, what: string): Prov
   if (aadsts || e.name === 'AuthenticationError' || e.name === 'AuthenticationRequiredError' || e.name === 'CredentialUnavailableError') {
     return new ProviderError('Unauthenticated', `${where}: Entra ID refused the identity: ${message}`, aadsts ?? e.name, { cause: err });
   }
+  if (e.code === 'ENOTFOUND') {
+    // How a misspelt vault name, or a vault of another cloud, fails on the real service.
+    const host = /ENOTFOUND (\S+)/.exec(String(e.message ?? ''))?.[1] ?? 'the vault host';
+    return new ProviderError('Unavailable', `${where}: ${host} does not resolve (ENOTFOUND): there is no such vault in this cloud, or DNS is failing; check keyvaultName and cloudName`, 'VaultUnreachable', { cause: err });
+  }
   if (e.code && NETWORK_CODES.has(e.code)) {
     return new ProviderError('Unavailable', `${where}: the vault could not be reached (${e.code}); check keyvaultName, cloudName and the network`, 'VaultUnreachable', { cause: err });
   }
   switch (e.statusCode) {
     case 401:
       return new ProviderError('Unauthenticated', `${where}: Key Vault did not accept the access token: ${message}`, e.code ?? 'Unauthorized', { cause: err });
-    case 403:
-      if (/disabled/i.test(message)) return new ProviderError('FailedPrecondition', `${where}: the version is disabled in Key Vault`, 'Disabled', { cause: err });
-      return new ProviderError('PermissionDenied', `${where}: the identity may not read it (assign it "Key Vault Secrets User", or "Key Vault Reader" for keys and certificates, on the vault): ${message}`, e.code ?? 'Forbidden', { cause: err });
+    case 403: {
+      const inner = e.details?.error?.innerError?.code;
+      const known = inner ? FORBIDDEN[inner] : undefined;
+      if (known) return new ProviderError(known.code, `${where}: ${known.says}: ${message}`, inner, { cause: err });
+      return new ProviderError('PermissionDenied', `${where}: Key Vault refused the read (${inner ?? e.code ?? 'Forbidden'}): ${message}`, inner ?? e.code ?? 'Forbidden', { cause: err });
+    }
     case 404:
       return new ProviderError('NotFound', `${where}: not found in the vault`, e.code ?? 'NotFound', { cause: err });
     case 429:

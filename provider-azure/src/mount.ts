@@ -4,6 +4,7 @@
 import { ProviderError, type CallContext, type MountResult, type ObjectFailure, type ObjectVersionEntry, type ParsedMountRequest, type Provider, type ProviderFile } from '@secret-store-sync/proto';
 import { resolveCloud, vaultUrl } from './cloud.js';
 import type { Config } from './config.js';
+import { disabledVersion } from './errors.js';
 import { ContentError, certificatePem, certificateSecret, decodeSecret, publicKeyPem } from './content.js';
 import type { Credentials } from './credentials.js';
 import type { Logger } from './log.js';
@@ -105,13 +106,14 @@ export class AzureProvider implements Provider {
 
   private async readVersions(session: VaultSession, o: KeyVaultObject, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
     if (o.versionHistory <= 1) return this.readVersion(session, o, o.version, o.fileName, `${o.type}/${o.name}`, p, pacer);
-    const listed = await pacer.run((signal) => session.versions(o.type, o.name, signal));
-    // Newest first. Key Vault stamps versions to the second, so versions made within one second
-    // tie; the order Key Vault lists them in (oldest first) breaks the tie.
+    // `/0` is the version the vault calls current — what a read without a version returns — then
+    // the rest newest first. Key Vault lists versions by id, not by age, and stamps `created` to the
+    // second (lowkey-vault#428; azure-powershell PR #14823), so neither list position nor time
+    // alone orders them: ties fall back to the version id, the same for every Mount.
+    const [listed, current] = await Promise.all([pacer.run((signal) => session.versions(o.type, o.name, signal)), this.currentVersion(session, o, pacer)]);
     const all = listed
-      .map((v, i) => ({ ...v, i }))
       .filter((v) => v.enabled)
-      .sort((a, b) => b.created - a.created || b.i - a.i);
+      .sort((a, b) => Number(b.version === current) - Number(a.version === current) || b.created - a.created || (a.version < b.version ? 1 : a.version > b.version ? -1 : 0));
     let start = 0;
     if (o.version) {
       start = all.findIndex((v) => v.version === o.version);
@@ -121,6 +123,20 @@ export class AzureProvider implements Provider {
     if (chosen.length === 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`, 'NotFound');
     const parts = await Promise.all(chosen.map((v, k) => this.readVersion(session, o, v.version, `${o.fileName}/${k}`, `${o.type}/${o.name}/${k}`, p, pacer)));
     return { files: parts.flatMap((x) => x.files), versions: parts.flatMap((x) => x.versions), read: parts.flatMap((x) => x.read) };
+  }
+
+  /** The id of the version a read without a version returns (undefined when that version is disabled). */
+  private async currentVersion(session: VaultSession, o: KeyVaultObject, pacer: Pacer): Promise<string | undefined> {
+    try {
+      // The value is kept by version id, so reading it again below costs no request.
+      const read = await pacer.run<{ version: string; enabled?: boolean }>((signal) =>
+        o.type === 'secret' ? session.secret(o.name, '', signal) : o.type === 'key' ? session.key(o.name, '', signal) : session.certificate(o.name, '', signal),
+      );
+      return read.enabled === false ? undefined : read.version;
+    } catch (e) {
+      if (e instanceof ProviderError && /Disabled$/.test(e.reason ?? '')) return undefined;
+      throw e;
+    }
   }
 
   private async readVersion(session: VaultSession, o: KeyVaultObject, version: string, path: string, id: string, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
@@ -142,10 +158,12 @@ export class AzureProvider implements Provider {
       }
       case 'key': {
         const k = await pacer.run((signal) => session.key(o.name, version, signal));
+        if (!k.enabled) throw disabledVersion(p.vaultName, `key '${o.name}' version '${k.version}'`, 'key');
         return one(publicKeyPem(k.jwk), k.version);
       }
       case 'cert': {
         const c = await pacer.run((signal) => session.certificate(o.name, version, signal));
+        if (!c.enabled) throw disabledVersion(p.vaultName, `certificate '${o.name}' version '${c.version}'`, 'certificate');
         return one(certificatePem(c.cer), c.version);
       }
     }

@@ -41,9 +41,12 @@ function yamlError(e: unknown): string {
 /** Far above any real class (256 objects of a few lines each); parsing more would stall every tenant's Mounts. */
 const MAX_OBJECTS_TEXT = 256 * 1024;
 
-/** Key Vault reads an object costs: one, or a version listing plus one read per kept version. */
+/**
+ * Key Vault reads an object costs at most: one, or a version listing, a read of the current
+ * version and one read per kept version (the current one among them costs nothing more).
+ */
 export function readsOf(o: KeyVaultObject): number {
-  return o.versionHistory > 1 ? 1 + o.versionHistory : 1;
+  return o.versionHistory > 1 ? 2 + o.versionHistory : 1;
 }
 
 export function parseObjects(text: string, maxObjects = Infinity): KeyVaultObject[] {

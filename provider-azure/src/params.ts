@@ -30,7 +30,8 @@ const KNOWN_PARAMETERS = [
   'userAssignedIdentityID', 'useAzureTokenProxy', 'objects', 'enablePartialSecretSync',
 ];
 const VAULT_NAME = /^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/;
-const GUID_OR_DOMAIN = /^[0-9a-zA-Z][0-9a-zA-Z.-]{0,126}$/;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DOMAIN = /^[0-9a-z](?:[0-9a-z-]{0,62})(?:\.[0-9a-z-]{1,63})+$/i;
 
 function invalid(message: string): ProviderError {
   return new ProviderError('InvalidArgument', message);
@@ -64,11 +65,8 @@ export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, n
   if (!VAULT_NAME.test(vaultName) || vaultName.includes('--')) {
     throw invalid(`keyvaultName '${vaultName}' is not a valid vault name: 3-24 letters, digits and single hyphens, starting with a letter and not ending with a hyphen`);
   }
-  const tenantId = get('tenantID') || get('tenantId');
-  if (!tenantId) throw invalid('tenantID is not set');
-  if (!GUID_OR_DOMAIN.test(tenantId)) throw invalid(`tenantID '${tenantId}' is not a tenant id (a GUID or a domain)`);
-
   const cloud = chooseCloud(get('cloudName'), get('cloudEnvFileName'), policy.defaultCloud, policy.cloudEnvDir);
+  const tenantId = parseTenant(get('tenantID') || get('tenantId'), cloud);
   const namespace = get('csi.storage.k8s.io/pod.namespace');
   const identity = parseIdentity(a, req.secrets, now);
   allowIdentity(identity, namespace, policy);
@@ -88,6 +86,23 @@ export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, n
     pod: { namespace, name: get('csi.storage.k8s.io/pod.name'), serviceAccount: get('csi.storage.k8s.io/serviceAccount.name') },
     defaultMode: req.permission,
   };
+}
+
+/**
+ * The tenant as Key Vault names it. Its challenge carries the tenant as a lowercase GUID, and
+ * @azure/identity refuses a token for any other spelling before asking Entra
+ * (processMultiTenantRequest compares the strings exactly): an uppercase GUID is lowered here, and
+ * a domain, which no challenge carries, is refused with the way to find the GUID.
+ */
+function parseTenant(tenantId: string, cloud: CloudChoice): string {
+  if (!tenantId) throw invalid('tenantID is not set');
+  if (GUID.test(tenantId)) return tenantId.toLowerCase();
+  // Azure Stack Hub with AD FS names its one tenant `adfs`.
+  if (cloud.name === 'AzureStackCloud' && tenantId.toLowerCase() === 'adfs') return 'adfs';
+  if (DOMAIN.test(tenantId)) {
+    throw invalid(`tenantID '${tenantId}' is a domain; set the tenant's GUID instead (az account show --query tenantId -o tsv): Key Vault names the tenant by GUID and the Azure SDK accepts only that exact tenant`);
+  }
+  throw invalid(`tenantID '${tenantId}' is not a tenant id (a GUID such as 00000000-0000-0000-0000-000000000000)`);
 }
 
 function parseIdentity(a: Record<string, string>, secrets: Record<string, string>, now: number): Identity {

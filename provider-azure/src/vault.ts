@@ -21,10 +21,12 @@ export interface SecretValue {
 export interface KeyValue {
   jwk: JsonWebKey;
   version: string;
+  enabled: boolean;
 }
 export interface CertificateValue {
   cer: Uint8Array;
   version: string;
+  enabled: boolean;
 }
 export interface VersionInfo {
   version: string;
@@ -366,7 +368,7 @@ export class VaultSession {
   }
 
   async key(name: string, version: string, signal?: AbortSignal): Promise<KeyValue> {
-    return this.access.read(
+    const k = await this.access.read(
       this.cacheKey('key', name, version),
       version !== '',
       this.authorized('key'),
@@ -374,15 +376,17 @@ export class VaultSession {
         this.guarded(this.describe('key', name, version), async () => {
           const k = await this.clients.keys.getKey(name, version ? { version, abortSignal } : { abortSignal });
           if (!k.key) throw new Error('Key Vault returned the key without its JSON Web Key');
-          return { jwk: k.key, version: k.properties.version ?? '' };
+          return { jwk: k.key, version: k.properties.version ?? '', enabled: k.properties.enabled !== false };
         }),
       () => 2048,
       signal,
     );
+    if (!version) this.access.remember(this.cacheKey('key', name, k.version), k, 2048);
+    return k;
   }
 
   async certificate(name: string, version: string, signal?: AbortSignal): Promise<CertificateValue> {
-    return this.access.read(
+    const c = await this.access.read(
       this.cacheKey('cert', name, version),
       version !== '',
       this.authorized('cert'),
@@ -390,11 +394,13 @@ export class VaultSession {
         this.guarded(this.describe('certificate', name, version), async () => {
           const c = version ? await this.clients.certificates.getCertificateVersion(name, version, { abortSignal }) : await this.clients.certificates.getCertificate(name, { abortSignal });
           if (!c.cer) throw new Error('Key Vault returned the certificate without its body');
-          return { cer: c.cer, version: c.properties.version ?? '' };
+          return { cer: c.cer, version: c.properties.version ?? '', enabled: c.properties.enabled !== false };
         }),
       (c) => c.cer.length,
       signal,
     );
+    if (!version) this.access.remember(this.cacheKey('cert', name, c.version), c, c.cer.length);
+    return c;
   }
 
   /** All versions of an object (never cached: new versions appear), joined when identical. */

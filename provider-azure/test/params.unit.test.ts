@@ -28,7 +28,7 @@ const DEFAULTS: MountPolicy = { defaultCloud: 'AzurePublicCloud', cloudEnvDir: '
 function attempt(params: Record<string, string>, opts: { secrets?: Record<string, string>; raw?: string; token?: string | null; policy?: Partial<MountPolicy>; namespace?: string } = {}) {
   const token = opts.token === undefined ? goodToken : opts.token;
   const attributes = opts.raw ?? JSON.stringify({
-    keyvaultName: 'kv1', tenantID: 'tenant-1', clientID: 'client-1', objects: OBJ,
+    keyvaultName: 'kv1', tenantID: '72f988bf-86f1-41af-91ab-2d7cd011db47', clientID: 'client-1', objects: OBJ,
     'csi.storage.k8s.io/pod.namespace': opts.namespace ?? 'team-a',
     ...(token !== null ? { 'csi.storage.k8s.io/serviceAccount.tokens': tokens(token) } : {}),
     ...params,
@@ -61,6 +61,7 @@ const cases: Case[] = [
   ['a 31-character keyvaultName', { keyvaultName: 'longkeyvaultnamewhichisnotvalid' }, 'InvalidArgument', 'not a valid vault name'],
   ['no tenantID', { tenantID: '' }, 'InvalidArgument', 'tenantID is not set'],
   ['a tenantID with a slash', { tenantID: 'a/b' }, 'InvalidArgument', "tenantID 'a/b' is not a tenant id"],
+  ['a domain as tenantID (Key Vault names the tenant by GUID; the SDK compares exactly)', { tenantID: 'contoso.onmicrosoft.com' }, 'InvalidArgument', "tenantID 'contoso.onmicrosoft.com' is a domain; set the tenant's GUID"],
   ['no identity at all', noClient, 'InvalidArgument', 'no identity is configured'],
   ['clientID and a service-principal secret', {}, 'InvalidArgument', 'only one identity may be configured', { secrets: { clientid: 'a', clientsecret: 'b' } }],
   ['a secret without clientsecret', noClient, 'InvalidArgument', 'has clientid but no clientsecret', { secrets: { clientid: 'a' } }],
@@ -75,7 +76,7 @@ const cases: Case[] = [
   ['a service principal, off by default', noClient, 'InvalidArgument', /service-principal credentials are disabled.*--allow-service-principal=true/, { secrets: { clientid: 'a', clientsecret: 'b' }, token: null }],
   ['more objects than a Mount may hold', { objects: manyObjects(257) }, 'InvalidArgument', "lists 257 objects, over this provider's limit of 256 per Mount"],
   ['10 000 objects', { objects: manyObjects(10_000) }, 'InvalidArgument', /objects is \d+ characters long|over this provider's limit/],
-  ['more reads than a Mount may make', { objects: manyObjects(20, '    objectVersionHistory: 100\n') }, 'InvalidArgument', "need 2020 Key Vault reads, over this provider's limit of 1000 per Mount"],
+  ['more reads than a Mount may make', { objects: manyObjects(20, '    objectVersionHistory: 100\n') }, 'InvalidArgument', "need 2040 Key Vault reads, over this provider's limit of 1000 per Mount"],
   ['AzureStackCloud when no folder is set', { cloudName: 'AzureStackCloud', cloudEnvFileName: 'stack.json' }, 'InvalidArgument', 'AzureStackCloud is not enabled in this provider'],
   ['a cloud file outside the folder', { cloudName: 'AzureStackCloud', cloudEnvFileName: '/etc/passwd' }, 'InvalidArgument', "cloudEnvFileName '/etc/passwd' is not a file in /etc/sss-clouds", { policy: { cloudEnvDir: '/etc/sss-clouds' } }],
   ['a cloud file climbing out', { cloudName: 'AzureStackCloud', cloudEnvFileName: '../../proc/self/environ' }, 'InvalidArgument', 'is not a file in /etc/sss-clouds', { policy: { cloudEnvDir: '/etc/sss-clouds' } }],
@@ -119,8 +120,8 @@ test('an expired token is refused before any call, naming when it expired', () =
 });
 
 test('valid parameters parse into a typed description', () => {
-  const p = attempt({ tenantId: 'legacy-tenant', tenantID: '', objects: obj('objectName: s1\nobjectType: secret\nobjectVersionHistory: 2\nobjectAlias: dir/s\nfilePermission: 0600\nobjectEncoding: BasE64') });
-  expect(p).toMatchObject({ vaultName: 'kv1', tenantId: 'legacy-tenant', cloud: { name: 'AzurePublicCloud' }, identity: { mode: 'workloadIdentity', clientId: 'client-1', tokenSubject: 'system:serviceaccount:ns:sa' } });
+  const p = attempt({ tenantId: '72F988BF-86F1-41AF-91AB-2D7CD011DB47', tenantID: '', objects: obj('objectName: s1\nobjectType: secret\nobjectVersionHistory: 2\nobjectAlias: dir/s\nfilePermission: 0600\nobjectEncoding: BasE64') });
+  expect(p).toMatchObject({ vaultName: 'kv1', tenantId: '72f988bf-86f1-41af-91ab-2d7cd011db47', cloud: { name: 'AzurePublicCloud' }, identity: { mode: 'workloadIdentity', clientId: 'client-1', tokenSubject: 'system:serviceaccount:ns:sa' } });
   expect(p.objects).toEqual([{ name: 's1', type: 'secret', version: '', versionHistory: 2, fileName: 'dir/s', encoding: 'base64', format: 'pem', mode: 0o600, modeText: '0600' }]);
 });
 

@@ -178,7 +178,7 @@ describe('errors name the cause and carry the upstream code', () => {
     const v = await set('disabled', 'gone');
     await set('disabled', 'current');
     await azure.disableSecretVersion(vault, 'disabled', v);
-    await expect(mount([{ objectName: 'disabled', objectType: 'secret', objectVersion: v }])).rejects.toMatchObject({ code: 9, reason: 'Disabled' });
+    await expect(mount([{ objectName: 'disabled', objectType: 'secret', objectVersion: v }])).rejects.toMatchObject({ code: 9, reason: 'SecretDisabled' });
   });
 
   test('a service account without a federated credential → UNAUTHENTICATED with AADSTS700213', async () => {
@@ -190,11 +190,11 @@ describe('errors name the cause and carry the upstream code', () => {
     await expect(provider.client.mount(req)).rejects.toMatchObject({ code: 16, details: expect.stringContaining('no service-account token') });
   });
 
-  test('an identity without a role assignment → PERMISSION_DENIED with Forbidden', async () => {
+  test('an identity without a role assignment → PERMISSION_DENIED with ForbiddenByRbac', async () => {
     const other = `pd-${Date.now().toString(36)}`;
     await azure.createVault(other);
     await azure.setSecret(other, 'x', 'y');
-    await expect(mount([{ objectName: 'x', objectType: 'secret' }], { keyvaultName: other })).rejects.toMatchObject({ code: 7, reason: 'Forbidden' });
+    await expect(mount([{ objectName: 'x', objectType: 'secret' }], { keyvaultName: other })).rejects.toMatchObject({ code: 7, reason: 'ForbiddenByRbac' });
   });
 
   test('a vault that cannot be reached → UNAVAILABLE', async () => {
@@ -347,7 +347,7 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     const many = Array.from({ length: 10_000 }, (_, i) => ({ objectName: `o${i}`, objectType: 'secret' }));
     await expect(hostileMount(many, {}, 10_000)).rejects.toMatchObject({ code: 3, details: expect.stringMatching(/over this provider's limit|characters long/) });
     const history = Array.from({ length: 20 }, (_, i) => ({ objectName: `h${i}`, objectType: 'secret', objectVersionHistory: 100 }));
-    await expect(hostileMount(history, {}, 10_000)).rejects.toMatchObject({ code: 3, details: expect.stringContaining('need 2020 Key Vault reads') });
+    await expect(hostileMount(history, {}, 10_000)).rejects.toMatchObject({ code: 3, details: expect.stringContaining('need 2040 Key Vault reads') });
     expect(await gets()).toBe(before);
   });
 

@@ -3,13 +3,40 @@
 // and stays free of test branches. Reads its settings from the environment at connect time:
 //   SSS_KEYVAULT_ADDR  127.0.0.1:<port> of the Key Vault emulator
 //   SSS_STACK_CA       PEM file of the stack's CA (for processes started before it existed)
-import { readFileSync } from 'node:fs';
+//   SSS_KEYVAULT_HOSTS JSON file listing the host names of the vaults that exist; any other vault
+//                      host fails to resolve (ENOTFOUND), as a misspelt vault name does in real DNS
+import { readFileSync, statSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import tls from 'node:tls';
 
 const VAULT_HOST = /\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net|microsoftazure\.de)\.?$/i;
 const original = tls.connect;
 let caCache;
+let hostsCache;
+
+/** The vault hosts that exist, re-read when the emulator rewrites the file; undefined = no list (all resolve). */
+function knownVaultHosts() {
+  const file = process.env.SSS_KEYVAULT_HOSTS;
+  if (!file) return undefined;
+  let mtime;
+  try {
+    // A new file (new inode) replaces the old one on every change.
+    const st = statSync(file);
+    mtime = `${st.ino}:${st.mtimeMs}:${st.size}`;
+  } catch {
+    return new Set(); // no vault created yet
+  }
+  if (hostsCache?.file !== file || hostsCache.mtime !== mtime) {
+    hostsCache = { file, mtime, hosts: new Set(JSON.parse(readFileSync(file, 'utf8')).map((h) => h.toLowerCase())) };
+  }
+  return hostsCache.hosts;
+}
+
+/** A lookup that fails the way getaddrinfo does for a name that does not exist. */
+function notFound(hostname, _options, callback) {
+  const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', errno: -3008, syscall: 'getaddrinfo', hostname });
+  process.nextTick(callback, err);
+}
 
 function stackCa() {
   const file = process.env.SSS_STACK_CA;
@@ -24,7 +51,10 @@ tls.connect = function connect(...args) {
     const opts = { ...first };
     const host = opts.host ?? opts.servername;
     const addr = process.env.SSS_KEYVAULT_ADDR;
-    if (addr && typeof host === 'string' && VAULT_HOST.test(host) && (opts.port === undefined || Number(opts.port) === 443)) {
+    const known = typeof host === 'string' && VAULT_HOST.test(host) ? knownVaultHosts() : undefined;
+    if (known && !known.has(host.toLowerCase().replace(/\.$/, ''))) {
+      opts.lookup = notFound;
+    } else if (addr && typeof host === 'string' && VAULT_HOST.test(host) && (opts.port === undefined || Number(opts.port) === 443)) {
       const [ip, port] = addr.split(':');
       opts.servername ??= host;
       opts.host = ip;

@@ -95,7 +95,7 @@ async function startAzure(o: { dir: string; ca: ReturnType<typeof createCa>; caF
   const configFile = join(azureDir, 'config.json');
   writeFileSync(
     configFile,
-    JSON.stringify({ tlsCertFile: join(azureDir, 'tls.crt'), tlsKeyFile: join(azureDir, 'tls.key'), issuerCaFile: o.caFile, tenantId: o.tenantId, adminKey, readyFile }),
+    JSON.stringify({ tlsCertFile: join(azureDir, 'tls.crt'), tlsKeyFile: join(azureDir, 'tls.key'), issuerCaFile: o.caFile, tenantId: o.tenantId, adminKey, readyFile, vaultHostsFile: vaultHostsFile(o.dir) }),
     { mode: 0o600 },
   );
   const proc = startProcess({
@@ -141,12 +141,18 @@ export async function adminCall(adminUrl: string, adminKey: string, ca: string, 
   });
 }
 
+/** The host names of the vaults that exist, which the test preload resolves (see test/env/preload.mjs). */
+function vaultHostsFile(stackDir: string): string {
+  return join(stackDir, 'azure', 'vault-hosts.json');
+}
+
 /** The environment through which other processes (test workers, the product) find the stack. */
 export function toEnv(info: StackInfo): Record<string, string> {
   return {
     SSS_STACK_FILE: join(info.dir, 'stack.json'),
     SSS_STACK_CA: info.caFile,
     SSS_KEYVAULT_ADDR: info.azure.keyvaultAddr,
+    SSS_KEYVAULT_HOSTS: vaultHostsFile(info.dir),
     KUBECONFIG: info.k8s.kubeconfig,
   };
 }

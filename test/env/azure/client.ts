@@ -11,13 +11,22 @@ import type { FederatedCredential, Identity, KeyVaultRole, RoleAssignment } from
 
 export const KEYVAULT_SCOPE_PREFIX = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local-stack/providers/Microsoft.KeyVault/vaults/';
 
-export function vaultUrl(name: string): string {
-  return `https://${name}.vault.azure.net/`;
+export function vaultUrl(name: string, dnsSuffix = 'vault.azure.net'): string {
+  return `https://${name}.${dnsSuffix}/`;
+}
+
+/** `az keyvault update`: network rules, and whether the vault's own 429s carry Retry-After. */
+export interface VaultSettings {
+  network?: 'open' | 'privateLinkOnly' | 'firewall';
+  throttleRetryAfter?: boolean;
+  throttleLimit?: number;
 }
 
 export class AzureStack {
   private readonly ca: string;
   private readonly operator: ClientSecretCredential;
+  /** Vaults made in a cloud other than the public one, by name. */
+  private readonly suffixes = new Map<string, string>();
 
   constructor(readonly info: StackInfo) {
     this.ca = readFileSync(info.caFile, 'utf8');
@@ -36,9 +45,14 @@ export class AzureStack {
   }
 
   /** `az keyvault create --enable-rbac-authorization` */
-  async createVault(name: string): Promise<string> {
-    await this.admin('POST', '/vaults', { name });
-    return vaultUrl(name);
+  async createVault(name: string, opts: { dnsSuffix?: string } = {}): Promise<string> {
+    await this.admin('POST', '/vaults', { name, ...opts });
+    if (opts.dnsSuffix) this.suffixes.set(name, opts.dnsSuffix);
+    return vaultUrl(name, opts.dnsSuffix);
+  }
+
+  updateVault(name: string, settings: VaultSettings): Promise<unknown> {
+    return this.admin('PATCH', `/vaults/${encodeURIComponent(name)}`, settings);
   }
 
   /** `az identity create`; with a secret, `az ad sp create-for-rbac` (a service principal). */
@@ -87,15 +101,15 @@ export class AzureStack {
   }
 
   secrets(vault: string): SecretClient {
-    return new SecretClient(vaultUrl(vault), this.operator);
+    return new SecretClient(vaultUrl(vault, this.suffixes.get(vault)), this.operator);
   }
 
   keys(vault: string): KeyClient {
-    return new KeyClient(vaultUrl(vault), this.operator);
+    return new KeyClient(vaultUrl(vault, this.suffixes.get(vault)), this.operator);
   }
 
   certificates(vault: string): CertificateClient {
-    return new CertificateClient(vaultUrl(vault), this.operator);
+    return new CertificateClient(vaultUrl(vault, this.suffixes.get(vault)), this.operator);
   }
 
   /** `az keyvault secret set`; returns the new version. */

@@ -19,6 +19,8 @@ export interface AzureServerConfig {
   tenantId: string;
   adminKey: string;
   readyFile: string;
+  /** Where the Key Vault emulator lists the host names of its vaults (for the test preload's DNS). */
+  vaultHostsFile?: string;
   entraPort?: number;
   vaultPort?: number;
 }
@@ -35,7 +37,7 @@ async function main(): Promise<void> {
     ...(config.issuerCaFile ? { issuerCa: readFileSync(config.issuerCaFile, 'utf8') } : {}),
   });
   await entra.init();
-  const keyvault = new KeyVaultEmulator({ directory, authorityHost, accessTokenKeys: () => entra.jwks });
+  const keyvault = new KeyVaultEmulator({ directory, authorityHost, accessTokenKeys: () => entra.jwks, ...(config.vaultHostsFile ? { hostsFile: config.vaultHostsFile } : {}) });
   const admin = adminApi({ directory, entra, keyvault, adminKey: config.adminKey });
 
   const entraServer = createServer(tls, (req, res) => {
@@ -79,13 +81,22 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return sendJson(res, 401, { error: 'admin key required' });
     const url = new URL(req.url ?? '/', 'https://admin');
     const path = url.pathname.replace(/^\/_stack/, '');
-    const body = req.method === 'POST' || req.method === 'PUT' ? (JSON.parse((await readBody(req)) || '{}') as Record<string, unknown>) : {};
+    const body = req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH' ? (JSON.parse((await readBody(req)) || '{}') as Record<string, unknown>) : {};
     const str = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : undefined);
     try {
       let m: RegExpExecArray | null;
       if (req.method === 'POST' && path === '/vaults') {
-        const v = keyvault.createVault(str('name') ?? '', str('tenantId') ?? directory.defaultTenant);
-        return sendJson(res, 200, { name: v.name, tenantId: v.tenantId });
+        const v = keyvault.createVault(str('name') ?? '', str('tenantId') ?? directory.defaultTenant, str('dnsSuffix'));
+        return sendJson(res, 200, { name: v.name, tenantId: v.tenantId, host: v.host });
+      }
+      if (req.method === 'PATCH' && (m = /^\/vaults\/([^/]+)$/.exec(path))) {
+        // `az keyvault update`: network rules, and the shape of its own throttling.
+        const v = keyvault.vaults.get(decodeURIComponent(m[1]!).toLowerCase());
+        if (!v) return sendJson(res, 404, { error: `no vault '${m[1]}'` });
+        if (body.network === 'open' || body.network === 'privateLinkOnly' || body.network === 'firewall') v.settings.network = body.network;
+        if (typeof body.throttleRetryAfter === 'boolean') v.settings.throttleRetryAfter = body.throttleRetryAfter;
+        if (typeof body.throttleLimit === 'number') v.settings.throttleLimit = body.throttleLimit;
+        return sendJson(res, 200, v.settings);
       }
       if (req.method === 'POST' && path === '/identities') {
         const id = directory.createIdentity({ name: str('name') ?? '', ...(str('tenantId') ? { tenantId: str('tenantId')! } : {}), ...(str('clientSecret') ? { clientSecret: str('clientSecret')! } : {}) });

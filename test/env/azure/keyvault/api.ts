@@ -6,15 +6,24 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { Directory } from '../directory.js';
 import { Faults, readBody, sendJson } from '../http.js';
 import { PEM_TYPE, PFX_TYPE, backingSecretValue, describeLeaf, parseImport } from './certs.js';
-import { KvError, Vault, nowS, type Attributes, type CertificateData, type Collection, type Entry, type KeyData, type SecretData, type Version } from './store.js';
+import { writeFileSync, renameSync } from 'node:fs';
+import { KvError, Vault, newVersionId, nowS, type Attributes, type CertificateData, type Collection, type Entry, type KeyData, type SecretData, type Version } from './store.js';
 
 /** DNS suffixes of Key Vault in the clouds the provider knows. */
 export const VAULT_SUFFIXES = ['vault.azure.net', 'vault.azure.cn', 'vault.usgovcloudapi.net', 'vault.microsoftazure.de'];
 const API_VERSIONS = new Set(['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01']);
-const RESOURCE = 'https://vault.azure.net';
-/** Key Vault's service limit: 4 000 GET/LIST per vault per 10 s before 429. */
+/**
+ * The resource a vault's challenge names and its access tokens must be for: the cloud's own
+ * (`https://vault.azure.cn` in Azure China). @azure/keyvault-common 2.1.0
+ * (keyVaultAuthenticationPolicy.js, verifyChallengeResource) refuses a challenge whose resource is
+ * not a domain suffix of the vault's host, so one hard-coded resource fails every sovereign cloud.
+ */
+export function resourceOf(dnsSuffix: string): string {
+  return `https://${dnsSuffix}`;
+}
+/** Key Vault's service limits count GET/LIST per vault in 10 s windows. */
 const THROTTLE_WINDOW_MS = 10_000;
-const THROTTLE_LIMIT = 4_000;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface Caller {
   principalId: string;
@@ -32,6 +41,11 @@ export interface KeyVaultOptions {
   authorityHost: () => string;
   accessTokenKeys: () => JSONWebKeySet;
   extraSuffixes?: string[];
+  /**
+   * Where the host names of the vaults that exist are written (a JSON array), so the test preload
+   * resolves only those: a misspelt vault name is a DNS failure on the real service, not a 404.
+   */
+  hostsFile?: string;
 }
 
 export class KeyVaultEmulator {
@@ -43,14 +57,26 @@ export class KeyVaultEmulator {
 
   constructor(private readonly opts: KeyVaultOptions) {}
 
-  createVault(name: string, tenantId: string): Vault {
+  createVault(name: string, tenantId: string, dnsSuffix = VAULT_SUFFIXES[0]!): Vault {
     if (!/^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/.test(name) || name.includes('--')) {
       throw new KvError(400, 'VaultNameNotValid', `Vault name '${name}' is invalid: 3-24 characters, letters, digits and single hyphens, starting with a letter.`);
     }
+    if (![...VAULT_SUFFIXES, ...(this.opts.extraSuffixes ?? [])].includes(dnsSuffix)) throw new KvError(400, 'BadParameter', `Unknown Key Vault DNS suffix '${dnsSuffix}'.`);
+    // A vault belongs to a tenant known by its GUID, which Key Vault writes in lowercase (the
+    // challenges in the SDKs' recorded test sessions; real-azure-behaviour.md).
+    if (!GUID.test(tenantId)) throw new KvError(400, 'BadParameter', `A vault's tenant is a GUID, not '${tenantId}'.`);
     const key = name.toLowerCase();
-    const v = this.vaults.get(key) ?? new Vault(key, tenantId);
+    const v = this.vaults.get(key) ?? new Vault(key, tenantId.toLowerCase(), dnsSuffix);
     this.vaults.set(key, v);
+    this.writeHosts();
     return v;
+  }
+
+  private writeHosts(): void {
+    const file = this.opts.hostsFile;
+    if (!file) return;
+    writeFileSync(`${file}.tmp`, JSON.stringify([...this.vaults.values()].map((v) => v.host)));
+    renameSync(`${file}.tmp`, file);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -62,7 +88,9 @@ export class KeyVaultEmulator {
     let op = 'unknown';
     let status = 500;
     try {
-      const vault = this.vaults.get(vaultName);
+      const found = this.vaults.get(vaultName);
+      const vault = found?.dnsSuffix === suffix ? found : undefined;
+      // Unreachable through the test preload, which fails such names in DNS as the real service does.
       if (!vault) throw new KvError(404, 'VaultNotFound', `No vault is registered for host '${hostname}'.`);
       const route = matchRoute(req.method ?? 'GET', url.pathname);
       op = route.op;
@@ -75,6 +103,7 @@ export class KeyVaultEmulator {
         status = 401;
         return;
       }
+      this.checkNetwork(caller, vault);
       this.authorize(caller, vault, route.action);
       const fault = this.faults.take(url.pathname);
       if (fault) {
@@ -82,7 +111,7 @@ export class KeyVaultEmulator {
         const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
         throw Object.assign(new KvError(fault.status, fault.status === 429 ? 'Throttled' : 'InternalServerError', 'Injected fault.'), { headers });
       }
-      if (route.read) this.throttle(vault.name);
+      if (route.read) this.throttle(vault);
       const body = ['PUT', 'POST', 'PATCH'].includes(req.method ?? '') ? parseJson(await readBody(req)) : {};
       const ctx: Ctx = { vault, base: `https://${host}`, caller };
       const result = route.run(this, ctx, route.params, body, url);
@@ -100,7 +129,8 @@ export class KeyVaultEmulator {
   }
 
   private async authenticate(req: IncomingMessage, vault: Vault, res: ServerResponse): Promise<Caller | undefined> {
-    const challenge = `Bearer authorization="${this.opts.authorityHost()}/${vault.tenantId}", resource="${RESOURCE}"`;
+    const resource = resourceOf(vault.dnsSuffix);
+    const challenge = `Bearer authorization="${this.opts.authorityHost()}/${vault.tenantId}", resource="${resource}"`;
     const auth = req.headers.authorization ?? '';
     if (!auth) {
       // The SDK's first request carries no token and no body; it learns tenant and scope from this.
@@ -115,8 +145,8 @@ export class KeyVaultEmulator {
     if (!token) return fail('AKV10000: Request is missing a Bearer or PoP token.');
     try {
       const { payload } = await jwtVerify(token, createLocalJWKSet(this.opts.accessTokenKeys()), { clockTolerance: 300 });
-      if (payload.aud !== RESOURCE && !(Array.isArray(payload.aud) && payload.aud.includes(RESOURCE))) {
-        return fail(`AKV10022: Invalid audience. Expected ${RESOURCE}, found: ${String(payload.aud)}.`);
+      if (payload.aud !== resource && !(Array.isArray(payload.aud) && payload.aud.includes(resource))) {
+        return fail(`AKV10022: Invalid audience. Expected ${resource}, found: ${String(payload.aud)}.`);
       }
       if (payload.tid !== vault.tenantId || payload.iss !== `https://sts.windows.net/${vault.tenantId}/`) {
         return fail(`AKV10032: Invalid issuer. Expected one of https://sts.windows.net/${vault.tenantId}/, found ${String(payload.iss)}.`);
@@ -126,6 +156,21 @@ export class KeyVaultEmulator {
       if (e instanceof KvError) throw e;
       const code = (e as { code?: string }).code;
       return fail(code === 'ERR_JWT_EXPIRED' ? 'AKV10013: Token has expired.' : `AKV10004: The token could not be validated (${code ?? 'invalid'}).`);
+    }
+  }
+
+  /**
+   * Network rules come after authentication: the real messages name the caller. Shapes from real
+   * responses: ForbiddenByConnection (microsoft/multimodal-ai#171,
+   * Azure/secrets-store-csi-driver-provider-azure#873), ForbiddenByFirewall (microsoft/AzureTRE#3789).
+   */
+  private checkNetwork(caller: Caller, vault: Vault): void {
+    const who = `Caller: appid=${caller.appId};oid=${caller.principalId};iss=https://sts.windows.net/${vault.tenantId}/\r\nVault: ${vault.name};location=local`;
+    if (vault.settings.network === 'privateLinkOnly') {
+      throw new KvError(403, 'Forbidden', `Public network access is disabled and request is not from a trusted service nor via an approved private link.\r\n${who}`, 'ForbiddenByConnection');
+    }
+    if (vault.settings.network === 'firewall') {
+      throw new KvError(403, 'Forbidden', `Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\n${who}`, 'ForbiddenByFirewall');
     }
   }
 
@@ -139,18 +184,23 @@ export class KeyVaultEmulator {
     );
   }
 
-  private throttle(vault: string): void {
+  /**
+   * Key Vault's own throttling. By default without Retry-After, as in the real 429 logged with all
+   * its headers in vcsjones/AzureSignTool#219 (Microsoft's throttling guidance tells clients to
+   * back off exponentially themselves); `settings.throttleRetryAfter` adds the header.
+   */
+  private throttle(vault: Vault): void {
     const now = Date.now();
-    const window = (this.recent.get(vault) ?? []).filter((t) => now - t < THROTTLE_WINDOW_MS);
-    if (window.length >= THROTTLE_LIMIT) {
-      this.recent.set(vault, window);
-      const retry = Math.ceil((THROTTLE_WINDOW_MS - (now - window[0]!)) / 1000);
+    const window = (this.recent.get(vault.name) ?? []).filter((t) => now - t < THROTTLE_WINDOW_MS);
+    if (window.length >= vault.settings.throttleLimit) {
+      this.recent.set(vault.name, window);
+      const retry = Math.max(Math.ceil((THROTTLE_WINDOW_MS - (now - window[0]!)) / 1000), 1);
       throw Object.assign(new KvError(429, 'Throttled', 'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached'), {
-        headers: { 'retry-after': String(Math.max(retry, 1)) },
+        headers: vault.settings.throttleRetryAfter ? { 'retry-after': String(retry) } : {},
       });
     }
     window.push(now);
-    this.recent.set(vault, window);
+    this.recent.set(vault.name, window);
   }
 }
 
@@ -172,7 +222,7 @@ const VER = '(?<version>[0-9a-zA-Z]*)';
 const OPT_VER = `(?:/${VER})?/?`;
 const routes: Route[] = [
   r('GET', `/secrets/?`, 'secrets/list', 'secrets/readMetadata/action', true, (_kv, c, _p, _b, u) => list(c, 'secrets', c.vault.secrets.names(), (e) => secretItem(c, e.name, e.versions.at(-1)!), u)),
-  r('GET', `/secrets/${NAME}/versions`, 'secrets/versions', 'secrets/readMetadata/action', true, (_kv, c, p, _b, u) => list(c, `secrets/${p.name}/versions`, c.vault.secrets.entry(p.name!).versions, (v) => secretItem(c, p.name!, v), u)),
+  r('GET', `/secrets/${NAME}/versions`, 'secrets/versions', 'secrets/readMetadata/action', true, (_kv, c, p, _b, u) => list(c, `secrets/${p.name}/versions`, c.vault.secrets.listed(p.name!), (v) => secretItem(c, p.name!, v), u)),
   r('GET', `/secrets/${NAME}${OPT_VER}`, 'secrets/get', 'secrets/getSecret/action', true, (_kv, c, p) => getSecret(c, p.name!, p.version || undefined)),
   r('PUT', `/secrets/${NAME}/?`, 'secrets/set', 'secrets/setSecret/action', false, (_kv, c, p, b) => setSecret(c, p.name!, b)),
   r('PATCH', `/secrets/${NAME}/${VER}/?`, 'secrets/update', 'secrets/setSecret/action', false, (_kv, c, p, b) => updateVersion(c.vault.secrets, p.name!, p.version!, b, (v) => secretBundle(c, p.name!, v, false))),
@@ -182,7 +232,7 @@ const routes: Route[] = [
   r('POST', `/deletedsecrets/${NAME}/recover`, 'deletedsecrets/recover', 'secrets/recover/action', false, (_kv, c, p) => secretBundle(c, p.name!, c.vault.secrets.recover(p.name!).versions.at(-1)!, false)),
 
   r('GET', `/keys/?`, 'keys/list', 'keys/read', true, (_kv, c, _p, _b, u) => list(c, 'keys', c.vault.keys.names(), (e) => keyItem(c, e.name, e.versions.at(-1)!), u)),
-  r('GET', `/keys/${NAME}/versions`, 'keys/versions', 'keys/read', true, (_kv, c, p, _b, u) => list(c, `keys/${p.name}/versions`, c.vault.keys.entry(p.name!).versions, (v) => keyItem(c, p.name!, v), u)),
+  r('GET', `/keys/${NAME}/versions`, 'keys/versions', 'keys/read', true, (_kv, c, p, _b, u) => list(c, `keys/${p.name}/versions`, c.vault.keys.listed(p.name!), (v) => keyItem(c, p.name!, v), u)),
   r('POST', `/keys/${NAME}/create`, 'keys/create', 'keys/create/action', false, (_kv, c, p, b) => createKey(c, p.name!, b)),
   r('GET', `/keys/${NAME}${OPT_VER}`, 'keys/get', 'keys/read', true, (_kv, c, p) => keyBundle(c, p.name!, c.vault.keys.get(p.name!, p.version || undefined))),
   r('PATCH', `/keys/${NAME}/${VER}/?`, 'keys/update', 'keys/update/action', false, (_kv, c, p, b) => updateVersion(c.vault.keys, p.name!, p.version!, b, (v) => keyBundle(c, p.name!, v))),
@@ -191,10 +241,11 @@ const routes: Route[] = [
   r('DELETE', `/deletedkeys/${NAME}/?`, 'deletedkeys/purge', 'keys/purge/action', false, (_kv, c, p) => (c.vault.keys.purge(p.name!), {})),
 
   r('GET', `/certificates/?`, 'certificates/list', 'certificates/read', true, (_kv, c, _p, _b, u) => list(c, 'certificates', c.vault.certificates.names(), (e) => certItem(c, e.name, e.versions.at(-1)!), u)),
-  r('GET', `/certificates/${NAME}/versions`, 'certificates/versions', 'certificates/read', true, (_kv, c, p, _b, u) => list(c, `certificates/${p.name}/versions`, c.vault.certificates.entry(p.name!).versions, (v) => certItem(c, p.name!, v), u)),
+  r('GET', `/certificates/${NAME}/versions`, 'certificates/versions', 'certificates/read', true, (_kv, c, p, _b, u) => list(c, `certificates/${p.name}/versions`, c.vault.certificates.listed(p.name!), (v) => certItem(c, p.name!, v), u)),
   r('POST', `/certificates/${NAME}/import`, 'certificates/import', 'certificates/import/action', false, (_kv, c, p, b) => importCertificate(c, p.name!, b)),
   r('GET', `/certificates/${NAME}/policy`, 'certificates/policy', 'certificates/read', true, (_kv, c, p) => certPolicy(c, p.name!, c.vault.certificates.get(p.name!).data)),
   r('GET', `/certificates/${NAME}${OPT_VER}`, 'certificates/get', 'certificates/read', true, (_kv, c, p) => certBundle(c, p.name!, c.vault.certificates.get(p.name!, p.version || undefined))),
+  r('PATCH', `/certificates/${NAME}/${VER}/?`, 'certificates/update', 'certificates/update/action', false, (_kv, c, p, b) => updateCertificate(c, p.name!, p.version!, b)),
   r('DELETE', `/certificates/${NAME}/?`, 'certificates/delete', 'certificates/delete', false, (_kv, c, p) => deleteCertificate(c, p.name!)),
   r('GET', `/deletedcertificates/${NAME}/?`, 'deletedcertificates/get', 'certificates/read', true, (_kv, c, p) => deletedBundle(c, 'certificates', c.vault.certificates.getDeleted(p.name!), (v) => certBundle(c, p.name!, v))),
 ];
@@ -276,7 +327,7 @@ function setSecret(c: Ctx, name: string, b: Body) {
   return secretBundle(c, name, v, true);
 }
 
-function updateVersion<T>(col: Collection<T>, name: string, version: string, b: Body, render: (v: Version<T>) => unknown) {
+function updateVersion<T, R>(col: Collection<T>, name: string, version: string, b: Body, render: (v: Version<T>) => R): R {
   const v = col.get(name, version || undefined);
   const a = (b.attributes ?? {}) as Partial<Attributes>;
   if (typeof a.enabled === 'boolean') v.attributes.enabled = a.enabled;
@@ -373,11 +424,14 @@ function importCertificate(c: Ctx, name: string, b: Body) {
   const parsed = parseImport(b.value, requested, typeof b.pwd === 'string' ? b.pwd : undefined);
   const contentType = requested ?? (b.value.includes('-----BEGIN') ? PEM_TYPE : PFX_TYPE);
   if (contentType !== PEM_TYPE && contentType !== PFX_TYPE) throw new KvError(400, 'BadParameter', `Unsupported secret content type '${contentType}'.`);
-  const leaf = parsed.chain[0]!;
+  const leaf = parsed.leaf;
+  // A certificate, its key and its backing secret share one version id: `id`, `kid` and `sid` end
+  // alike (azure-rest-api-specs#10637; the GetCertificate example in the Key Vault spec).
+  const version = newVersionId();
   const pub = parsed.key.export({ format: 'jwk' });
   const kty = parsed.key.asymmetricKeyType === 'ec' ? 'EC' : 'RSA';
-  const keyVersion = c.vault.keys.add(name, { privateJwk: pub, kty, keyOps: kty === 'RSA' ? ['sign', 'verify', 'encrypt', 'decrypt', 'wrapKey', 'unwrapKey'] : ['sign', 'verify'], managed: true });
-  const secretVersion = c.vault.secrets.add(name, { value: backingSecretValue(parsed, contentType), contentType, managedBy: { certificate: name, keyVersion: keyVersion.version } });
+  const keyVersion = c.vault.keys.add(name, { privateJwk: pub, kty, keyOps: kty === 'RSA' ? ['sign', 'verify', 'encrypt', 'decrypt', 'wrapKey', 'unwrapKey'] : ['sign', 'verify'], managed: true }, { version });
+  const secretVersion = c.vault.secrets.add(name, { value: backingSecretValue(parsed, contentType), contentType, managedBy: { certificate: name, keyVersion: keyVersion.version } }, { version });
   const info = describeLeaf(leaf);
   const details = parsed.key.asymmetricKeyDetails;
   const a = (b.attributes ?? {}) as Partial<Attributes>;
@@ -392,8 +446,26 @@ function importCertificate(c: Ctx, name: string, b: Body) {
       ...(details?.modulusLength ? { keySize: details.modulusLength } : {}),
       ...(details?.namedCurve ? { crv: Object.entries(CURVES).find(([, n]) => n === details.namedCurve)?.[0] ?? details.namedCurve } : {}),
     },
-    { ...pickAttrs(a), ...(isTags(b.tags) ? { tags: b.tags } : {}) },
+    { ...pickAttrs(a), ...(isTags(b.tags) ? { tags: b.tags } : {}), version },
   );
+  return certBundle(c, name, v);
+}
+
+/**
+ * Enabling or disabling a certificate version carries to its key and backing secret (same
+ * version id): a disabled certificate's secret then answers 403 SecretDisabled, while the
+ * certificate and key themselves are still returned, marked `enabled: false` — real clients check
+ * that flag themselves (notaryproject/ratify#1474 for keys, #1874 for certificates).
+ */
+function updateCertificate(c: Ctx, name: string, version: string, b: Body) {
+  const v = updateVersion(c.vault.certificates, name, version, b, (x) => x);
+  const enabled = ((b.attributes ?? {}) as Partial<Attributes>).enabled;
+  if (typeof enabled === 'boolean') {
+    for (const col of [c.vault.keys, c.vault.secrets] as Collection<unknown>[]) {
+      const same = safe(() => col.get(name, v.version));
+      if (same) same.attributes.enabled = enabled;
+    }
+  }
   return certBundle(c, name, v);
 }
 

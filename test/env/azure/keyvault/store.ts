@@ -33,13 +33,13 @@ export class Collection<T> {
 
   constructor(readonly kind: Kind) {}
 
-  add(name: string, data: T, opts: { enabled?: boolean; nbf?: number; exp?: number; tags?: Record<string, string> } = {}): Version<T> {
+  add(name: string, data: T, opts: { enabled?: boolean; nbf?: number; exp?: number; tags?: Record<string, string>; version?: string } = {}): Version<T> {
     if (this.deleted.has(name)) {
       throw new KvError(409, 'Conflict', `${singular(this.kind)} ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the ${singular(this.kind)} can only be recovered or purged.`);
     }
     const now = nowS();
     const v: Version<T> = {
-      version: randomBytes(16).toString('hex'),
+      version: opts.version ?? newVersionId(),
       attributes: { enabled: opts.enabled ?? true, created: now, updated: now, ...(opts.nbf ? { nbf: opts.nbf } : {}), ...(opts.exp ? { exp: opts.exp } : {}) },
       ...(opts.tags ? { tags: opts.tags } : {}),
       data,
@@ -48,6 +48,15 @@ export class Collection<T> {
     entry.versions.push(v);
     this.live.set(name, entry);
     return v;
+  }
+
+  /**
+   * Versions as list-versions returns them: ordered by version id, not by time — real Key Vault
+   * does (lowkey-vault#428 shows a real response; azure-powershell PR #14823 sorts by `created`
+   * itself for this reason) — so clients must not read age from list position.
+   */
+  listed(name: string): Version<T>[] {
+    return [...this.entry(name).versions].sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
   }
 
   entry(name: string): Entry<T> {
@@ -132,14 +141,40 @@ export interface CertificateData {
   crv?: string;
 }
 
+/** Switches for the rarer shapes a real vault shows (set through the stand-in's admin API). */
+export interface VaultSettings {
+  /**
+   * Network rules as seen from this client: `open`; `privateLinkOnly` (`az keyvault update
+   * --public-network-access Disabled`: 403 ForbiddenByConnection); `firewall` (`--default-action
+   * Deny` without this address: 403 ForbiddenByFirewall).
+   */
+  network: 'open' | 'privateLinkOnly' | 'firewall';
+  /** Whether this vault's own throttling 429s carry Retry-After (real ones often do not). */
+  throttleRetryAfter: boolean;
+  /** GET/LIST requests per 10 s before 429 (Key Vault's service limit is 4 000 per vault). */
+  throttleLimit: number;
+}
+
 export class Vault {
   readonly secrets = new Collection<SecretData>('secrets');
   readonly keys = new Collection<KeyData>('keys');
   readonly certificates = new Collection<CertificateData>('certificates');
+  readonly settings: VaultSettings = { network: 'open', throttleRetryAfter: false, throttleLimit: 4_000 };
   constructor(
     readonly name: string,
     readonly tenantId: string,
+    /** The cloud's Key Vault DNS suffix: a vault exists in one cloud only. */
+    readonly dnsSuffix: string,
   ) {}
+
+  get host(): string {
+    return `${this.name}.${this.dnsSuffix}`;
+  }
+}
+
+/** A Key Vault version id: 32 lowercase hex digits. */
+export function newVersionId(): string {
+  return randomBytes(16).toString('hex');
 }
 
 export class KvError extends Error {
