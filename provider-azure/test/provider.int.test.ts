@@ -78,7 +78,11 @@ describe('the seed walkthrough, provider side', () => {
 describe('secrets', () => {
   test('history returns exactly N, newest first, skipping disabled versions, and can start at a version', async () => {
     const versions: string[] = [];
-    for (const v of ['a', 'b', 'c', 'd', 'e']) versions.push(await set('hist', `value-${v}`));
+    // Key Vault stamps versions to the second: a second apart, their age is what orders them.
+    for (const v of ['a', 'b', 'c', 'd', 'e']) {
+      if (versions.length) await new Promise((r) => setTimeout(r, 1_050));
+      versions.push(await set('hist', `value-${v}`));
+    }
     await azure.disableSecretVersion(vault, 'hist', versions[3]!); // value-d
     const res = await mount([{ objectName: 'hist', objectType: 'secret', objectVersionHistory: 3 }]);
     expect(text(res.files)).toEqual({ 'hist/0': 'value-e', 'hist/1': 'value-c', 'hist/2': 'value-b' });
@@ -438,7 +442,7 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     expect(text((await pinnedMount()).files)).toEqual({ pinned: 'pinned-value' });
     await azure.removeRoleAssignments(id.clientId);
     await new Promise((r) => setTimeout(r, 1_500)); // past the 1 s authorization window
-    await expect(pinnedMount()).rejects.toMatchObject({ code: 7, reason: 'Forbidden' });
+    await expect(pinnedMount()).rejects.toMatchObject({ code: 7, reason: 'ForbiddenByRbac' });
   });
 
   test('a Mount of many objects logs JSON lines only (no MaxListenersExceededWarning on stderr)', async () => {
