@@ -2,9 +2,11 @@
 // that a token obtained for one workload is never used for another: a workload-identity credential
 // is keyed by the service account (issuer + subject) that presented the assertion, not just by
 // client id, because Entra decides per federated subject.
-import { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential, type AccessToken, type GetTokenOptions, type TokenCredential } from '@azure/identity';
+import { ProviderError } from '@secret-store-sync/proto';
 import { createHash } from 'node:crypto';
 import { KNOWN_AUTHORITY_HOSTS, type CloudEnvironment } from './cloud.js';
+import { redact } from './log.js';
 import type { Identity } from './params.js';
 
 interface Entry {
@@ -61,10 +63,93 @@ export class Credentials {
       case 'servicePrincipal':
         return new ClientSecretCredential(tenantId, identity.clientId, identity.clientSecret, common);
       case 'managedIdentity':
-        return identity.clientId ? new ManagedIdentityCredential({ clientId: identity.clientId }) : new ManagedIdentityCredential();
+        return new NodeManagedIdentity(identity.clientId);
+    }
+  }
+}
+
+/**
+ * Bounds on a token from the node's managed identity. Unbounded, the SDK outlasts every Mount:
+ * it retries IMDS's 404 and 410 five times from 0.8 s — 410 from 3 s, "at least 70 seconds"
+ * (@azure/identity imdsRetryPolicy) — its other failures three times, and waits on a silent
+ * endpoint with no timeout, while the manager gives a Mount 30 s and a Key Vault read has 20 s.
+ * With two retries a 410 is given up after at most 9 s; the overall bound stays below the read's
+ * deadline, so a slow identity endpoint is reported as such and not as Key Vault not answering.
+ */
+export const MANAGED_IDENTITY_RETRIES = 2;
+export const MANAGED_IDENTITY_TIMEOUT_MS = 12_000;
+
+const ON_AKS = 'on AKS, e.g. the kubelet identity: az aks show -g <group> -n <cluster> --query identityProfile.kubeletidentity.clientId';
+
+/**
+ * The node's managed identity (useVMManagedIdentity), through the SDK's ManagedIdentityCredential
+ * (IMDS on an AKS node; App Service's endpoint where IDENTITY_ENDPOINT is set), held to the bounds
+ * above and with its failures turned into ProviderErrors that say what to change: the SDK reports
+ * every one as "ManagedIdentityCredential: Authentication failed. Message invalid_request: Error(s):
+ * Not Available - … - Description: <what IMDS said> - …", and the description alone
+ * ("Multiple user assigned identities exist, …") does not name the parameter to set.
+ */
+class NodeManagedIdentity implements TokenCredential {
+  private readonly sdk: ManagedIdentityCredential;
+  /** Where tokens come from, for messages (MSAL reads the same variables). */
+  private readonly endpoint = process.env.IDENTITY_ENDPOINT ? "the node's identity endpoint (IDENTITY_ENDPOINT)" : `IMDS (${process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST || 'http://169.254.169.254'})`;
+
+  constructor(private readonly clientId: string | undefined) {
+    this.sdk = new ManagedIdentityCredential({ ...(clientId ? { clientId } : {}), retryOptions: { maxRetries: MANAGED_IDENTITY_RETRIES } });
+  }
+
+  async getToken(scopes: string | string[], options: GetTokenOptions = {}): Promise<AccessToken | null> {
+    const caller = options.abortSignal;
+    const cancelled = () => Object.assign(new Error('the token request was cancelled'), { name: 'AbortError' });
+    if (caller?.aborted) throw cancelled();
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort = () => {};
+    // The SDK takes no abort signal here (MSAL's request goes on); the caller stops waiting for it.
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ProviderError('Unavailable', `useVMManagedIdentity: ${this.endpoint} gave no token within ${MANAGED_IDENTITY_TIMEOUT_MS / 1000} s; try again later`, 'ManagedIdentityTimeout')), MANAGED_IDENTITY_TIMEOUT_MS);
+      onAbort = () => reject(cancelled());
+      caller?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([
+        this.sdk.getToken(scopes, options).catch((e: unknown) => {
+          throw this.failure(e);
+        }),
+        bound,
+      ]);
+    } finally {
+      clearTimeout(timer);
+      caller?.removeEventListener('abort', onAbort);
     }
   }
 
+  /** What the SDK's failure means for the user. IMDS's answers are in entra.ts (the stand-in), with their sources. */
+  private failure(err: unknown): ProviderError {
+    const e = (err ?? {}) as { message?: string; cause?: { errorCode?: string; errorMessage?: string; status?: number } };
+    const upstream = e.cause ?? {};
+    const described = /Description: (.*?) - Correlation ID:/s.exec(upstream.errorMessage ?? e.message ?? '')?.[1];
+    const said = redact(described && described !== 'Not Available' ? described : String(e.message ?? err)).split(/\r?\n/)[0]!.slice(0, 400);
+    const status = upstream.status;
+    const what = this.clientId ? `the user-assigned identity '${this.clientId}' (userAssignedIdentityID)` : "the node's system-assigned identity";
+    const opts = { cause: err };
+    if (/^Multiple user assigned identities exist/i.test(said)) {
+      return new ProviderError('Unauthenticated', `useVMManagedIdentity: the node has no system-assigned managed identity and several user-assigned ones, so the SecretProviderClass must name one: set userAssignedIdentityID to the client ID of the one to use (${ON_AKS}) (${this.endpoint}: "${said}")`, 'MultipleUserAssignedIdentities', opts);
+    }
+    if (/^Identity not found/i.test(said)) {
+      return this.clientId
+        ? new ProviderError('Unauthenticated', `useVMManagedIdentity: no managed identity with client ID '${this.clientId}' (userAssignedIdentityID) is attached to this node (${this.endpoint}: "${said}"); attach it to the node pool's VM scale set, or set userAssignedIdentityID to the client ID of one that is (${ON_AKS})`, 'IdentityNotFound', opts)
+        : new ProviderError('Unauthenticated', `useVMManagedIdentity: the node has no system-assigned managed identity (${this.endpoint}: "${said}"); set userAssignedIdentityID to the client ID of a user-assigned identity attached to the node (${ON_AKS})`, 'IdentityNotFound', opts);
+    }
+    if (upstream.errorCode === 'network_error' || /Network unreachable/.test(e.message ?? '')) {
+      return new ProviderError('Unavailable', `useVMManagedIdentity: ${this.endpoint} could not be reached for ${what}; the node's managed identity is there only on an Azure VM or AKS node whose IMDS the provider can reach: ${said}`, 'ManagedIdentityUnreachable', opts);
+    }
+    if (status !== undefined && (status >= 500 || status === 404 || status === 410 || status === 429)) {
+      // Still failing after the SDK's retries: IMDS is being updated (404, 410), busy or broken.
+      return new ProviderError('Unavailable', `useVMManagedIdentity: ${this.endpoint} answered ${status} for ${what}, also when retried: ${said}; try again later`, `ManagedIdentity${status}`, opts);
+    }
+    const aadsts = /AADSTS\d+/.exec(said)?.[0];
+    return new ProviderError('Unauthenticated', `useVMManagedIdentity: ${this.endpoint} gave no token for ${what}${status ? ` (HTTP ${status})` : ''}: ${said}`, aadsts ?? (upstream.errorCode || 'ManagedIdentityFailed'), opts);
+  }
 }
 
 export function identityKey(identity: Identity, tenantId: string, cloud: CloudEnvironment): string {

@@ -44,10 +44,11 @@ export function disabledVersion(vault: string, what: string, kind: 'key' | 'cert
 
 /** `what` names the object, e.g. "secret 'db-password' (version 'abc')" or "versions of key 'k'". */
 export function toProviderError(err: unknown, vault: string, what: string): ProviderError {
-  if (err instanceof ProviderError) return err;
+  const where = `vault '${vault}': ${what}`;
+  // Raised below the SDK (the node's managed identity): add which vault and object it was for.
+  if (err instanceof ProviderError) return err.message.startsWith(`vault '${vault}'`) ? err : new ProviderError(err.code, `${where}: ${err.message}`, err.reason, { cause: err });
   const e = (err ?? {}) as AzureLikeError;
   const message = redact(String(e.message ?? err)).split(/\r?\n/)[0]!.slice(0, 600);
-  const where = `vault '${vault}': ${what}`;
 
   // Entra refused the identity: the AADSTS code says why (federation mismatch, unknown app, …).
   const aadsts = /AADSTS\d+/.exec(String(e.message ?? ''))?.[0];

@@ -17,6 +17,8 @@ export interface StackInfo {
     tenantId: string;
     authorityHost: string;
     keyvaultAddr: string;
+    /** IMDS's plain-HTTP base URL, the value for AZURE_POD_IDENTITY_AUTHORITY_HOST (see entra.ts handleImds). */
+    imdsHost: string;
     adminUrl: string;
     adminKey: string;
     operator: { clientId: string; clientSecret: string };
@@ -107,7 +109,7 @@ async function startAzure(o: { dir: string; ca: ReturnType<typeof createCa>; caF
     env: { ...process.env, NODE_OPTIONS: '' },
   });
   await waitUntil('Azure stand-in', async () => existsSync(readyFile), { timeoutMs: 30_000, process: proc, intervalMs: 100 });
-  const { entraPort, vaultPort } = JSON.parse(readFileSync(readyFile, 'utf8')) as { entraPort: number; vaultPort: number };
+  const { entraPort, vaultPort, imdsPort } = JSON.parse(readFileSync(readyFile, 'utf8')) as { entraPort: number; vaultPort: number; imdsPort: number };
   const authorityHost = `https://127.0.0.1:${entraPort}`;
   const adminUrl = `${authorityHost}/_stack`;
   // An operator service principal that may do anything in any vault: the tests' and the sandbox's
@@ -118,7 +120,7 @@ async function startAzure(o: { dir: string; ca: ReturnType<typeof createCa>; caF
   o.log(`Azure stand-ins ready: Entra ${authorityHost}, Key Vault 127.0.0.1:${vaultPort}`);
   return {
     process: proc,
-    info: { tenantId: o.tenantId, authorityHost, keyvaultAddr: `127.0.0.1:${vaultPort}`, adminUrl, adminKey, operator: { clientId: operator.clientId, clientSecret } },
+    info: { tenantId: o.tenantId, authorityHost, keyvaultAddr: `127.0.0.1:${vaultPort}`, imdsHost: `http://127.0.0.1:${imdsPort}`, adminUrl, adminKey, operator: { clientId: operator.clientId, clientSecret } },
   };
 }
 

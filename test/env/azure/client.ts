@@ -61,12 +61,15 @@ export class AzureStack {
   }
 
   /**
-   * The node's managed identities, served at `${authorityHost}/msi/token` the way App Service
-   * serves them (IDENTITY_ENDPOINT + IDENTITY_HEADER): the IMDS address is out of reach here.
+   * A node's managed identities (`az vmss identity assign`): a system-assigned one and the attached
+   * user-assigned ones. One configuration serves both protocols: App Service's at `endpoint`
+   * (IDENTITY_ENDPOINT, with IDENTITY_HEADER `header`) and IMDS's at `imdsHost` (what an AKS node
+   * uses; for AZURE_POD_IDENTITY_AUTHORITY_HOST, as 169.254.169.254 is out of reach here). `node`
+   * names the node (its own IMDS port); test files that run at once each use their own.
    */
-  async configureManagedIdentity(opts: { header: string; systemAssigned?: string; attached?: string[] }): Promise<{ endpoint: string }> {
-    await this.admin('PUT', '/msi', opts);
-    return { endpoint: `${this.info.azure.authorityHost}/msi/token` };
+  async configureManagedIdentity(opts: { header: string; systemAssigned?: string; attached?: string[]; node?: string }): Promise<{ endpoint: string; imdsHost: string }> {
+    const { imdsPort } = (await this.admin('PUT', '/msi', opts)) as { imdsPort: number };
+    return { endpoint: `${this.info.azure.authorityHost}/msi/token`, imdsHost: `http://127.0.0.1:${imdsPort}` };
   }
 
   /** `az identity federated-credential create` */
@@ -88,7 +91,7 @@ export class AzureStack {
     return this.admin('DELETE', `/role-assignments?assignee=${encodeURIComponent(assignee)}`);
   }
 
-  stats(): Promise<{ vaultRequests: Record<string, number>; tokenRequests: { clientId: string; outcome: string; grant: string; assertionJti?: string }[] }> {
+  stats(): Promise<{ vaultRequests: Record<string, number>; tokenRequests: { clientId: string; outcome: string; grant: string; assertionJti?: string; endpoint?: 'appService' | 'imds' }[] }> {
     return this.admin('GET', '/stats') as Promise<never>;
   }
 

@@ -3,8 +3,10 @@
 // It validates a federated client assertion the way Entra does: the identity's federated
 // credentials by exact issuer, subject and audience, the signature against the issuer's JWKS found
 // through OIDC discovery, and the validity window; failures carry Entra's AADSTS codes.
+// It also serves the node's managed identities, over App Service's protocol (IDENTITY_ENDPOINT) on
+// its HTTPS port and over IMDS's (what an AKS node uses) on a plain-HTTP port: handleImds.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { SignJWT, createLocalJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type JWK, type JSONWebKeySet } from 'jose';
 import type { Directory, Identity } from './directory.js';
 import { Faults, HttpError, httpsGetJson, readBody, sendJson } from './http.js';
@@ -29,9 +31,14 @@ export interface TokenRecord {
   outcome: string;
   /** The `jti` of the service-account token presented as the client assertion (tests check which one). */
   assertionJti?: string;
+  /** For managed identities: which protocol asked. */
+  endpoint?: 'appService' | 'imds';
 }
 
-/** The node's managed identities, served the way App Service's identity endpoint serves them. */
+/**
+ * One node's managed identities, served over both App Service's protocol (found by its header) and
+ * IMDS's (each node has its own IMDS, so its own port: see server.ts).
+ */
 export interface MsiConfig {
   header: string;
   systemAssigned?: string;
@@ -40,7 +47,8 @@ export interface MsiConfig {
 
 export class EntraStandIn {
   readonly faults = new Faults();
-  msi: MsiConfig | undefined;
+  /** The nodes' managed identities by node name; "default" is served on the ready file's IMDS port. */
+  readonly nodes = new Map<string, MsiConfig>();
   readonly tokenRequests: TokenRecord[] = [];
   private signingKey!: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   private publicJwk!: JWK;
@@ -114,10 +122,7 @@ export class EntraStandIn {
       if (form.get('grant_type') !== 'client_credentials') {
         throw new HttpError(400, 'unsupported_grant_type', `AADSTS70003: The app requested an unsupported grant type '${form.get('grant_type')}'.`, { aadsts: 'AADSTS70003' });
       }
-      const scope = form.get('scope') ?? '';
-      if (!scope.endsWith('/.default')) {
-        throw new HttpError(400, 'invalid_scope', `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`, { aadsts: 'AADSTS1002012' });
-      }
+      const resource = clientCredentialsResource(form.get('scope') ?? '');
       const identity = this.opts.directory.identities.get(clientId);
       if (!identity || identity.tenantId !== tenant) {
         throw new HttpError(400, 'unauthorized_client', `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`, { aadsts: 'AADSTS700016' });
@@ -134,7 +139,7 @@ export class EntraStandIn {
         const jti = decodeJwt(form.get('client_assertion')!).jti;
         if (jti) record.assertionJti = jti;
       }
-      const { token } = await this.accessToken(identity, tenant, scope.slice(0, -'/.default'.length));
+      const { token } = await this.accessToken(identity, tenant, resource);
       const lifetime = this.lifetimeOf(identity);
       sendJson(res, 200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: token });
     } catch (err) {
@@ -145,8 +150,9 @@ export class EntraStandIn {
 
   /** The App Service managed-identity protocol (IDENTITY_ENDPOINT + IDENTITY_HEADER). */
   private async managedIdentityToken(req: IncomingMessage, url: URL, res: ServerResponse): Promise<void> {
-    const msi = this.msi;
-    if (!msi || req.headers['x-identity-header'] !== msi.header) {
+    const given = req.headers['x-identity-header'];
+    const msi = [...this.nodes.values()].find((n) => n.header !== '' && n.header === given);
+    if (!msi) {
       return sendJson(res, 401, { statusCode: 401, message: 'Missing or invalid X-IDENTITY-HEADER' });
     }
     const clientId = url.searchParams.get('client_id') ?? url.searchParams.get('mi_res_id') ?? msi.systemAssigned ?? '';
@@ -156,8 +162,90 @@ export class EntraStandIn {
     }
     const resource = (url.searchParams.get('resource') ?? '').replace(/\/\.default$/, '').replace(/\/$/, '');
     const { token, expiresOn } = await this.accessToken(identity, identity.tenantId, resource);
-    this.tokenRequests.push({ at: Date.now(), tenant: identity.tenantId, clientId: identity.clientId, grant: 'managed_identity', outcome: 'ok' });
+    this.tokenRequests.push({ at: Date.now(), tenant: identity.tenantId, clientId: identity.clientId, grant: 'managed_identity', endpoint: 'appService', outcome: 'ok' });
     sendJson(res, 200, { access_token: token, expires_on: String(expiresOn), resource, token_type: 'Bearer', client_id: identity.clientId });
+  }
+
+  /**
+   * IMDS's token endpoint, `GET /metadata/identity/oauth2/token`, served on its own plain-HTTP
+   * port: what MSAL calls on an AKS node or VM (at AZURE_POD_IDENTITY_AUTHORITY_HOST when set, see
+   * msal-node's Imds source). Shapes follow the IMDS REST spec (azure-rest-api-specs,
+   * specification/imds/data-plane/Microsoft.InstanceMetadataService/stable/2018-02-01/imds.json:
+   * `client_id` / `object_id` / `msi_res_id` select the identity; every response field is a string;
+   * errors are `{ error, error_description }`); the messages are real IMDS responses cited below.
+   */
+  async handleImds(req: IncomingMessage, res: ServerResponse, node = 'default'): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://169.254.169.254');
+    try {
+      const fault = this.faults.take(url.pathname);
+      if (fault) {
+        if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+        const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
+        return sendJson(res, fault.status, imdsFaultBody(fault.status), headers);
+      }
+      // The header comes first: IMDS refuses anything without it (an SSRF guard; the SDK's
+      // availability probe counts on this 400). IMDS docs FAQ: "400 Bad Request, Required metadata
+      // header not specified"; the body as the Azure SDK for .NET's IMDS tests mock it
+      // (sdk/identity/Azure.Identity/tests/ManagedIdentityCredentialTests.cs).
+      if (req.headers.metadata !== 'true') return sendJson(res, 400, imdsError('invalid_request', 'Required metadata header not specified'));
+      // 404 and 405: the spec's example bodies. The trailing slash: msal-node canonicalises
+      // AZURE_POD_IDENTITY_AUTHORITY_HOST + the path (msal-common UrlString.canonicalizeUri), so it
+      // asks for `…/token/`.
+      if (url.pathname.replace(/\/$/, '') !== IMDS_TOKEN_PATH) return sendJson(res, 404, imdsError('not_found', 'Not found'));
+      if (req.method !== 'GET') return sendJson(res, 405, imdsError('method_not_allowed', 'Not allowed'));
+      const q = url.searchParams;
+      const record: TokenRecord = { at: Date.now(), tenant: '', clientId: q.get('client_id') ?? q.get('object_id') ?? q.get('msi_res_id') ?? '', grant: 'managed_identity', endpoint: 'imds', outcome: 'ok' };
+      this.tokenRequests.push(record);
+      const chosen = this.imdsIdentity(q, this.nodes.get(node));
+      if (typeof chosen === 'string') {
+        record.outcome = chosen;
+        return sendJson(res, 400, imdsError('invalid_request', chosen));
+      }
+      Object.assign(record, { tenant: chosen.tenantId, clientId: chosen.clientId });
+      const resource = (q.get('resource') ?? '').replace(/\/\.default$/, '').replace(/\/$/, '');
+      const lifetime = this.lifetimeOf(chosen);
+      const { token, expiresOn } = await this.accessToken(chosen, chosen.tenantId, resource);
+      // The spec's IdentityTokenResponse, every field a string, as in its example (getIdentityToken.json).
+      sendJson(res, 200, {
+        access_token: token,
+        expires_in: String(lifetime),
+        expires_on: String(expiresOn),
+        ext_expires_in: String(lifetime),
+        not_before: String(expiresOn - lifetime),
+        resource,
+        token_type: 'Bearer',
+        client_id: chosen.clientId,
+      });
+    } catch (err) {
+      sendJson(res, 500, imdsError('server_error', String(err)));
+    }
+  }
+
+  /** The identity an IMDS request asks for, or the error description IMDS answers with. */
+  private imdsIdentity(q: URLSearchParams, msi: MsiConfig | undefined): Identity | string {
+    // Real responses: "Identity not found" (Azure/aad-pod-identity#778, Azure/azure-sdk-for-net#37278);
+    // "Multiple user assigned identities exist, …" (Hexadite/acs-keyvault-agent#43, a full IMDS reply;
+    // Azure/azure-sdk-for-rust#748).
+    const NOT_FOUND = 'Identity not found';
+    const attached = (msi?.attached ?? []).map((id) => this.opts.directory.identities.get(id)).filter((i): i is Identity => i !== undefined);
+    const byClientId = q.get('client_id');
+    const byObjectId = q.get('object_id');
+    const byResourceId = q.get('msi_res_id');
+    if (byClientId || byObjectId || byResourceId) {
+      // The spec calls the three mutually exclusive; MSAL sends one.
+      const name = byResourceId ? /\/providers\/microsoft\.managedidentity\/userassignedidentities\/([^/]+)$/i.exec(byResourceId)?.[1]?.toLowerCase() : undefined;
+      const found = attached.find((i) => (byClientId ? i.clientId === byClientId : byObjectId ? i.principalId === byObjectId : i.name.toLowerCase() === name));
+      return found ?? NOT_FOUND;
+    }
+    // No identity named: the managed identities FAQ ("What identity will IMDS default to if don't
+    // specify the identity in the request?"): the system-assigned one; else the only user-assigned
+    // one; with several user-assigned ones the request must name one.
+    const system = msi?.systemAssigned ? this.opts.directory.identities.get(msi.systemAssigned) : undefined;
+    if (system) return system;
+    const user = attached.filter((i) => i.clientId !== msi?.systemAssigned);
+    if (user.length === 1) return user[0]!;
+    if (user.length > 1) return 'Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request';
+    return NOT_FOUND;
   }
 
   private lifetimeOf(identity: Identity): number {
@@ -237,6 +325,48 @@ export class EntraStandIn {
       throw new HttpError(400, 'invalid_client', `AADSTS50166: Request to External OIDC endpoint failed. (${(err as Error).message})`, { aadsts: 'AADSTS50166' });
     }
   }
+}
+
+const IMDS_TOKEN_PATH = '/metadata/identity/oauth2/token';
+
+function imdsError(error: string, description: string) {
+  return { error, error_description: description };
+}
+
+/**
+ * An injected fault's body on the IMDS port. The SDK decides on the status alone (404 and 410 are
+ * retried, see @azure/identity's imdsRetryPolicy); the spec's error codes name them.
+ */
+function imdsFaultBody(status: number) {
+  const error = status === 404 ? 'not_found' : status === 429 ? 'too_many_requests' : status === 410 || status === 503 ? 'service_unavailable' : status >= 500 ? 'server_error' : 'bad_request';
+  return imdsError(error, STATUS_CODES[status] ?? String(status));
+}
+
+/** The OpenID Connect scopes (msal-common's OIDC_SCOPES: openid, profile, offline_access, email). */
+const OIDC_SCOPES = new Set(['openid', 'profile', 'offline_access', 'email']);
+
+/**
+ * The resource a client-credentials request asks for. Entra takes exactly one `<resource>/.default`
+ * and accepts the OIDC scopes next to it: MSAL for Go appends "openid offline_access profile" to
+ * every token request, client credentials included (microsoft-authentication-library-for-go,
+ * apps/internal/oauth/ops/accesstokens/accesstokens.go, addScopeQueryParam), and works against
+ * Entra. They change nothing here: no user, so no ID or refresh token; `.default` picks the audience.
+ */
+function clientCredentialsResource(scope: string): string {
+  const scopes = scope.split(' ').filter(Boolean);
+  const defaults = scopes.filter((s) => s.endsWith('/.default'));
+  if (defaults.length > 1) {
+    // Two resources in one request: the body real Entra sends (Azure/azure-sdk-for-net#9076,
+    // AzureAD/microsoft-authentication-library-for-js#6069).
+    throw new HttpError(400, 'invalid_scope', `AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope ${scope} is not valid.`, { aadsts: 'AADSTS70011' });
+  }
+  if (defaults.length === 0 || scopes.some((s) => !s.endsWith('/.default') && !OIDC_SCOPES.has(s))) {
+    // No `.default` (even "openid" alone) is AADSTS1002012 (MicrosoftDocs/azure-docs#99862,
+    // ctron/oidc-cli#7). For a delegated scope beside a `.default` no real response was found, so it
+    // gets the same refusal rather than an invented one.
+    throw new HttpError(400, 'invalid_scope', `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`, { aadsts: 'AADSTS1002012' });
+  }
+  return defaults[0]!.slice(0, -'/.default'.length);
 }
 
 function aadError(error: string, code: string, description: string) {

@@ -1,10 +1,12 @@
 // The Azure stand-in process: the Entra ID stand-in and the Key Vault emulator on two HTTPS ports
-// of 127.0.0.1, plus a small admin API (on the Entra port, under /_stack/, with a bearer key) that
-// plays the part of `az identity`, `az role assignment` and `az keyvault create`.
+// of 127.0.0.1, IMDS's managed-identity endpoint on a plain-HTTP one (as IMDS is), plus a small
+// admin API (on the Entra port, under /_stack/, with a bearer key) that plays the part of
+// `az identity`, `az role assignment` and `az keyvault create`.
 // Usage: server.ts <config.json>; writes <readyFile> with the ports once listening.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { Directory, DirectoryError } from './directory.js';
 import { EntraStandIn } from './entra.js';
@@ -23,6 +25,7 @@ export interface AzureServerConfig {
   vaultHostsFile?: string;
   entraPort?: number;
   vaultPort?: number;
+  imdsPort?: number;
 }
 
 async function main(): Promise<void> {
@@ -38,7 +41,19 @@ async function main(): Promise<void> {
   });
   await entra.init();
   const keyvault = new KeyVaultEmulator({ directory, authorityHost, accessTokenKeys: () => entra.jwks, ...(config.vaultHostsFile ? { hostsFile: config.vaultHostsFile } : {}) });
-  const admin = adminApi({ directory, entra, keyvault, adminKey: config.adminKey });
+  // Each node has its own IMDS: the default node's on the ready file's port, any other's on a port
+  // made when PUT /_stack/msi first names it (so test files running at once do not share a node).
+  const imdsServers = new Map<string, { server: ReturnType<typeof createHttpServer>; port: Promise<number> }>();
+  const imdsPortOf = (node: string, port = 0): Promise<number> => {
+    let s = imdsServers.get(node);
+    if (!s) {
+      const server = createHttpServer((req, res) => void entra.handleImds(req, res, node));
+      s = { server, port: listen(server, port) };
+      imdsServers.set(node, s);
+    }
+    return s.port;
+  };
+  const admin = adminApi({ directory, entra, keyvault, adminKey: config.adminKey, imdsPortOf });
 
   const entraServer = createServer(tls, (req, res) => {
     const handler = (req.url ?? '').startsWith('/_stack/') ? admin(req, res) : entra.handle(req, res);
@@ -47,16 +62,19 @@ async function main(): Promise<void> {
   const vaultServer = createServer(tls, (req, res) => void keyvault.handle(req, res));
   entraPort = await listen(entraServer, config.entraPort ?? 0);
   const vaultPort = await listen(vaultServer, config.vaultPort ?? 0);
+  const imdsPort = await imdsPortOf('default', config.imdsPort ?? 0);
   const tmp = `${config.readyFile}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ entraPort, vaultPort, pid: process.pid }));
+  writeFileSync(tmp, JSON.stringify({ entraPort, vaultPort, imdsPort, pid: process.pid }));
   renameSync(tmp, config.readyFile);
-  console.log(JSON.stringify({ msg: 'azure stand-in ready', entra: authorityHost(), vaultPort }));
+  console.log(JSON.stringify({ msg: 'azure stand-in ready', entra: authorityHost(), vaultPort, imdsPort }));
 
   const shutdown = () => {
     entraServer.close();
     vaultServer.close();
+    for (const { server } of imdsServers.values()) server.close();
     entraServer.closeAllConnections();
     vaultServer.closeAllConnections();
+    for (const { server } of imdsServers.values()) server.closeAllConnections();
     process.exit(0);
   };
   process.on('SIGTERM', shutdown);
@@ -73,7 +91,7 @@ function listen(server: Server, port: number): Promise<number> {
   });
 }
 
-function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: KeyVaultEmulator; adminKey: string }) {
+function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: KeyVaultEmulator; adminKey: string; imdsPortOf: (node: string) => Promise<number> }) {
   const { directory, entra, keyvault } = deps;
   const expected = Buffer.from(`Bearer ${deps.adminKey}`);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -135,12 +153,14 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
       }
       if (req.method === 'PUT' && path === '/msi') {
         const ref = (x: unknown) => directory.findIdentity(String(x))?.clientId ?? '';
-        entra.msi = {
+        const node = str('node') ?? 'default';
+        const msi = {
           header: str('header') ?? '',
           ...(str('systemAssigned') ? { systemAssigned: ref(str('systemAssigned')) } : {}),
           attached: [...(Array.isArray(body.attached) ? body.attached.map(ref) : []), ...(str('systemAssigned') ? [ref(str('systemAssigned'))] : [])],
         };
-        return sendJson(res, 200, entra.msi);
+        entra.nodes.set(node, msi);
+        return sendJson(res, 200, { ...msi, imdsPort: await deps.imdsPortOf(node) });
       }
       if (req.method === 'PUT' && path === '/access-token-lifetime') {
         const clientId = str('clientId');
