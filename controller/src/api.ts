@@ -53,7 +53,10 @@ export interface SecretSync {
     syncHash?: string;
     lastSuccessfulSyncTime?: string;
     observedGeneration?: number;
-    syncedObjectVersions?: { id: string; version: string }[];
+    /** `expiresOn` when the provider reported one (its optional expiry trailer). */
+    syncedObjectVersions?: { id: string; version: string; expiresOn?: string }[];
+    /** The earliest expiry among the synced objects; null removes it (merge patch). */
+    expiresOn?: string | null;
     conditions?: Condition[];
   };
 }

@@ -13,6 +13,8 @@ export interface Config {
   rotationIntervalSeconds: number;
   /** How old a shared provider result a scheduled rotation may take (see shared-mounts.ts); 0 = never share. */
   rotationShareSeconds: number;
+  /** An object expiring within this many seconds sets the Expiring condition (0 = only once expired). */
+  expiryWarningSeconds: number;
   workers: number;
   providerTimeoutSeconds: number;
   maxMessageBytes: number;
@@ -49,6 +51,7 @@ const OPTIONS = {
   'token-expiration-seconds': { type: 'string', default: '600' },
   'rotation-poll-interval-seconds': { type: 'string', default: '3600' },
   'rotation-share-seconds': { type: 'string', default: '' },
+  'expiry-warning-days': { type: 'string', default: '30' },
   workers: { type: 'string', default: '10' },
   'provider-timeout-seconds': { type: 'string', default: '30' },
   'max-message-bytes': { type: 'string', default: String(4 * 1024 * 1024) },
@@ -109,6 +112,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     tokenExpirationSeconds: int('token-expiration-seconds', 600, 86_400),
     rotationIntervalSeconds,
     rotationShareSeconds,
+    expiryWarningSeconds: int('expiry-warning-days', 0, 3650) * 86_400,
     workers: int('workers', 1, 512),
     providerTimeoutSeconds: int('provider-timeout-seconds', 1, 600),
     maxMessageBytes: int('max-message-bytes', 64 * 1024, 64 * 1024 * 1024),

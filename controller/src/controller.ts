@@ -31,6 +31,8 @@ export class Controller {
   private readonly reporter: StatusReporter;
   private readonly custom: CustomObjectsApi;
   private pruneTimer?: NodeJS.Timeout;
+  /** The object labels of each SecretSync's expiry series, so stale ones can be removed. */
+  private readonly expirySeries = new Map<string, Set<string>>();
 
   constructor(
     private readonly kc: KubeConfig,
@@ -50,7 +52,7 @@ export class Controller {
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
-    this.reporter = new StatusReporter(this.custom, new EventRecorder(core, cfg.podName, log));
+    this.reporter = new StatusReporter(this.custom, new EventRecorder(core, cfg.podName, log), cfg.expiryWarningSeconds * 1000);
   }
 
   /** Starts watching (always: the cache also answers /readyz) — but works only after `lead()`. */
@@ -74,6 +76,7 @@ export class Controller {
     ss.on('delete', (o) => {
       this.queue.forget(keyOf(o));
       this.writer.forget(o.metadata.uid);
+      this.setExpiryMetrics(o, undefined);
     });
     this.spcs.informer.on('add', (o) => this.onSpc(o));
     this.spcs.informer.on('update', (o) => this.onSpc(o));
@@ -96,7 +99,8 @@ export class Controller {
         // A time in the future (written by a manager whose clock ran ahead) counts as now: the
         // next check is at most one interval away, whatever clocks did.
         const last = Math.min(Date.now(), st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0);
-        this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()));
+        this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()), this.nextExpiryCheck(st?.syncedObjectVersions?.flatMap((v) => (v.expiresOn ? [Date.parse(v.expiresOn)] : [])) ?? []));
+        this.setExpiryMetrics(ss, Object.fromEntries((st?.syncedObjectVersions ?? []).flatMap((v) => (v.expiresOn ? [[v.id, new Date(v.expiresOn)]] : []))));
       }
       return;
     }
@@ -117,11 +121,35 @@ export class Controller {
     return this.cfg.rotationIntervalSeconds * 1000;
   }
 
-  private scheduleRotation(key: string, delayMs?: number): void {
+  /**
+   * `expiryCheckMs`: when an object enters the warning window or expires before the next rotation,
+   * the check runs then (exactly, no jitter), so the Expiring condition and its Event are not a
+   * rotation interval late.
+   */
+  private scheduleRotation(key: string, delayMs?: number, expiryCheckMs?: number): void {
     if (this.cfg.rotationIntervalSeconds <= 0) return;
     // ±10 % jitter spreads rotations created together over time instead of in one burst.
-    const base = delayMs ?? this.intervalMs();
-    this.queue.addAfter(key, Math.round(base * (0.9 + Math.random() * 0.2)), 'slow');
+    const base = Math.round((delayMs ?? this.intervalMs()) * (0.9 + Math.random() * 0.2));
+    this.queue.addAfter(key, expiryCheckMs !== undefined && expiryCheckMs < base ? expiryCheckMs : base, 'slow');
+  }
+
+  /** Milliseconds until the next expiry transition (window entry or expiry) of these times, if any is ahead. */
+  private nextExpiryCheck(times: number[]): number | undefined {
+    const now = Date.now();
+    const warn = this.cfg.expiryWarningSeconds * 1000;
+    const ahead = times.flatMap((t) => [t - warn, t]).filter((t) => t > now);
+    return ahead.length ? Math.min(...ahead) - now + 1_000 : undefined;
+  }
+
+  /** One series per synced object that reports an expiry; `undefined` removes the SecretSync's series. */
+  private setExpiryMetrics(ss: SecretSync, expiresOn: Record<string, Date> | undefined): void {
+    const key = keyOf(ss);
+    const labels = (object: string) => ({ namespace: ss.metadata.namespace, secretsync: ss.metadata.name, object });
+    const next = new Set(Object.keys(expiresOn ?? {}));
+    for (const object of this.expirySeries.get(key) ?? []) if (!next.has(object)) this.metrics.objectExpiry.remove(labels(object));
+    for (const [object, t] of Object.entries(expiresOn ?? {})) this.metrics.objectExpiry.set(labels(object), t.getTime() / 1000);
+    if (next.size) this.expirySeries.set(key, next);
+    else this.expirySeries.delete(key);
   }
 
   private async work(): Promise<void> {
@@ -176,7 +204,8 @@ export class Controller {
       if (outcome.reason === 'UpdateNoValueChangeSucceeded') this.log.debug('synced', fields);
       else this.log.info('synced', fields);
       this.backoff.reset(key);
-      this.scheduleRotation(key);
+      this.setExpiryMetrics(ss, outcome.expiresOn);
+      this.scheduleRotation(key, undefined, this.nextExpiryCheck(Object.values(outcome.expiresOn ?? {}).map((d) => d.getTime())));
     } else {
       this.log.warn('sync failed', fields);
       this.queue.addAfter(key, this.backoff.next(key, retry === 'slow' ? 5_000 : 1_000), 'slow');

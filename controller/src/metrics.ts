@@ -15,6 +15,12 @@ export function createMetrics() {
     sharedMounts: new Counter({ name: 'secretsync_shared_mounts_total', help: 'Rotations answered by an identical Mount shared within the window instead of a provider call', registers: [registry] }),
     tokenRequests: new Counter({ name: 'secretsync_token_requests_total', help: 'TokenRequests sent (cache misses and refreshes), by result', labelNames: ['result'] as const, registers: [registry] }),
     secretWrites: new Counter({ name: 'secretsync_secret_writes_total', help: 'Secret writes by operation and result', labelNames: ['operation', 'result'] as const, registers: [registry] }),
+    objectExpiry: new Gauge({
+      name: 'secretsync_object_expiry_timestamp_seconds',
+      help: 'When a synced object expires (Unix time), as its provider reports it; one series per synced object, removed with its SecretSync',
+      labelNames: ['namespace', 'secretsync', 'object'] as const,
+      registers: [registry],
+    }),
     leader: new Gauge({ name: 'secretsync_leader', help: '1 while this manager holds the lease', registers: [registry] }),
   };
 }

@@ -9,6 +9,9 @@ import { SyncError } from './reasons.js';
 
 const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
 
+/** A Mount's answer with the provider's optional expiry trailer (see the README's provider contract). */
+export type MountAnswer = MountResponse__Output & { expiry?: { expiresOn: Record<string, Date>; dropped: number } };
+
 export interface MountInput {
   provider: string;
   request: MountRequestInput;
@@ -28,7 +31,7 @@ export class Providers {
     if (!PROVIDER_NAME.test(provider)) throw new SyncError('spc', `spec.provider '${provider}' is not a provider name (1-30 letters, digits, '-' or '_')`, 'slow');
   }
 
-  async mount(input: MountInput): Promise<MountResponse__Output> {
+  async mount(input: MountInput): Promise<MountAnswer> {
     this.checkName(input.provider);
     const socket = join(this.dir, `${input.provider}.sock`);
     // Every failure names the provider and its socket, so the status's advice points at the right one.

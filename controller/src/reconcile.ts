@@ -8,7 +8,7 @@ import { RESERVED_PREFIX, type SecretProviderClass, type SecretSync } from './ap
 import type { Hasher } from './hash.js';
 import type { Logger } from './log.js';
 import { mapFiles } from './mapping.js';
-import type { Providers } from './provider.js';
+import type { MountAnswer, Providers } from './provider.js';
 import type { SharedMounts } from './shared-mounts.js';
 import { adviceFor, failureReason, SyncError } from './reasons.js';
 import type { DesiredSecret, SecretWriter } from './secret-writer.js';
@@ -59,6 +59,7 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolea
     annotations: ss.spec.secretObject.annotations ?? {},
   };
   const versions = response.objectVersion.map((o) => ({ id: o.id, version: o.version }));
+  const expiresOn = expiryOf(ss, response, versions, deps.log);
 
   // Decide.
   const hash = deps.hasher.hash({ secretSyncUid: ss.metadata.uid, ...desired, forceSynchronization: ss.spec.forceSynchronization ?? '' });
@@ -66,16 +67,26 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolea
     // Nothing new to write — but the Secret may have been deleted or edited by hand (the manager
     // may not read Secrets, so it cannot look): re-assert its data, a no-op when it is intact.
     const repaired = await deps.writer.write(ss, desired, 'reassert');
-    if (repaired === 'unchanged') return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false };
+    if (repaired === 'unchanged') return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false, ...expiresOn };
     // The Secret's value did change (back to the source's): reported like any value change, so
     // that `kubectl describe` shows an Event.
     deps.log.info(repaired === 'created' ? 'Secret was missing; created it again' : 'Secret differed from its source (changed by hand?); put its data back', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}` });
-    return { ok: true, reason: 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true };
+    return { ok: true, reason: 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true, ...expiresOn };
   }
 
   // Apply.
   await deps.writer.write(ss, desired, phase);
-  return { ok: true, reason: phase === 'create' ? 'CreateSucceeded' : 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true };
+  return { ok: true, reason: phase === 'create' ? 'CreateSucceeded' : 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true, ...expiresOn };
+}
+
+/** The provider's expiry trailer, kept to the objects it returned; a bad entry is logged, never fatal. */
+function expiryOf(ss: SecretSync, response: MountAnswer, versions: { id: string }[], log: Logger): { expiresOn?: Record<string, Date> } {
+  if (!response.expiry) return {};
+  const ids = new Set(versions.map((v) => v.id));
+  const kept = Object.entries(response.expiry.expiresOn).filter(([id]) => ids.has(id));
+  const ignored = response.expiry.dropped + Object.keys(response.expiry.expiresOn).length - kept.length;
+  if (ignored > 0) log.warn('ignored entries of the provider\'s expiry trailer (not an object id it returned with an RFC 3339 time)', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`, ignored });
+  return { expiresOn: Object.fromEntries(kept) };
 }
 
 function validateSecretSync(ss: SecretSync, cfg: Config): void {

@@ -7,17 +7,16 @@
 // than `windowMs` ago: rotation times already drift by ±10 % of the interval, and the window is
 // kept inside that. Creates, edits, class changes and retries always ask the provider afresh (and
 // their fresh result is then shared). Results are kept in memory only, never written anywhere.
-import type { MountResponse__Output } from '@secret-store-sync/proto';
-import type { MountInput } from './provider.js';
+import type { MountAnswer, MountInput } from './provider.js';
 
 interface Entry {
-  response: MountResponse__Output;
+  response: MountAnswer;
   fetchedAt: number;
 }
 
 export class SharedMounts {
   private readonly results = new Map<string, Entry>();
-  private readonly inFlight = new Map<string, Promise<MountResponse__Output>>();
+  private readonly inFlight = new Map<string, Promise<MountAnswer>>();
 
   constructor(
     private readonly windowMs: number,
@@ -29,7 +28,7 @@ export class SharedMounts {
    * Mounts through `mount`, or answers with a result shared by an identical Mount: one in flight,
    * or (when `share` is set) one fetched within the window.
    */
-  async mount(input: MountInput, share: boolean, mount: (input: MountInput) => Promise<MountResponse__Output>): Promise<{ response: MountResponse__Output; shared: boolean }> {
+  async mount(input: MountInput, share: boolean, mount: (input: MountInput) => Promise<MountAnswer>): Promise<{ response: MountAnswer; shared: boolean }> {
     if (this.windowMs <= 0) return { response: await mount(input), shared: false };
     const key = keyOf(input);
     if (share) {

@@ -9,8 +9,46 @@ import { REASONS, type FailureKind, type Reason } from './reasons.js';
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export type Outcome =
-  | { ok: true; reason: Extract<Reason, 'CreateSucceeded' | 'UpdateNoValueChangeSucceeded' | 'UpdateValueChangeOrForceUpdateSucceeded'>; hash: string; versions: { id: string; version: string }[]; wrote: boolean }
+  | {
+      ok: true;
+      reason: Extract<Reason, 'CreateSucceeded' | 'UpdateNoValueChangeSucceeded' | 'UpdateValueChangeOrForceUpdateSucceeded'>;
+      hash: string;
+      versions: { id: string; version: string }[];
+      wrote: boolean;
+      /** Expiry by object id, from the provider's optional trailer; undefined when it sent none. */
+      expiresOn?: Record<string, Date>;
+    }
   | { ok: false; reason: Reason; kind: FailureKind; message: string; advice: string };
+
+/** The condition that warns before synced objects expire; it never touches Ready. */
+export const EXPIRING = 'Expiring';
+
+const days = (ms: number) => (ms / 86_400_000).toFixed(ms < 86_400_000 ? 2 : 0);
+
+/**
+ * The expiry part of a successful status: per-object and earliest expiry, and the Expiring
+ * condition — True (ObjectExpiring) within the warning window, True (ObjectExpired) once past,
+ * False otherwise. A provider that reports no expiry leaves none of it (and clears what an earlier
+ * answer left). An expired object is a warning: the Secret keeps serving the last values.
+ */
+function expiryStatus(outcome: Extract<Outcome, { ok: true }>, conditions: Condition[], generation: number, t: string, now: Date, warnMs: number) {
+  const exp = outcome.expiresOn;
+  if (!exp) return { syncedObjectVersions: outcome.versions, expiresOn: null, conditions: conditions.filter((c) => c.type !== EXPIRING) };
+  const dated = Object.entries(exp).sort((a, b) => a[1].getTime() - b[1].getTime());
+  const list = (xs: [string, Date][]) => xs.slice(0, 5).map(([id, d]) => `${id} (${rfc3339(d)})`).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+  const expired = dated.filter(([, d]) => d.getTime() <= now.getTime());
+  const soon = dated.filter(([, d]) => d.getTime() > now.getTime() && d.getTime() - now.getTime() <= warnMs);
+  const condition = expired.length
+    ? { status: 'True' as const, reason: 'ObjectExpired', message: `Expired: ${list(expired)}. The Secret still holds the last values; put a new version in the provider's store.` }
+    : soon.length
+      ? { status: 'True' as const, reason: 'ObjectExpiring', message: `Expiring within ${days(warnMs)} days: ${list(soon)}. Put a new version in the provider's store before then.` }
+      : { status: 'False' as const, reason: 'NoObjectExpiring', message: dated.length ? `No object expires within ${days(warnMs)} days; the first is ${list(dated.slice(0, 1))}.` : 'No object reports an expiry.' };
+  return {
+    syncedObjectVersions: outcome.versions.map((v) => (exp[v.id] ? { ...v, expiresOn: rfc3339(exp[v.id]!) } : v)),
+    expiresOn: dated.length ? rfc3339(dated[0]![1]) : null,
+    conditions: setCondition(conditions, { type: EXPIRING, ...condition, observedGeneration: generation }, t),
+  };
+}
 
 /** Sets a condition, keeping lastTransitionTime when its status did not change. */
 function setCondition(list: Condition[], c: Omit<Condition, 'lastTransitionTime'>, now: string): Condition[] {
@@ -19,7 +57,7 @@ function setCondition(list: Condition[], c: Omit<Condition, 'lastTransitionTime'
   return [...list.filter((x) => x.type !== c.type), next];
 }
 
-export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date()): NonNullable<SecretSync['status']> {
+export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date(), expiryWarningMs = 30 * 86_400_000): NonNullable<SecretSync['status']> {
   const t = rfc3339(now);
   const generation = ss.metadata.generation ?? 0;
   let conditions = ss.status?.conditions ?? [];
@@ -41,8 +79,7 @@ export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date()): 
       syncHash: outcome.hash,
       lastSuccessfulSyncTime: t,
       observedGeneration: generation,
-      syncedObjectVersions: outcome.versions,
-      conditions,
+      ...expiryStatus(outcome, conditions, generation, t, now, expiryWarningMs),
     };
   }
   // Providers' own messages often end in a period already: one, not two.
@@ -57,14 +94,21 @@ export class StatusReporter {
   constructor(
     private readonly custom: CustomObjectsApi,
     private readonly events: EventRecorder,
+    private readonly expiryWarningMs: number,
   ) {}
 
   async report(ss: SecretSync, outcome: Outcome): Promise<void> {
-    const status = nextStatus(ss, outcome);
+    const status = nextStatus(ss, outcome, new Date(), this.expiryWarningMs);
     await this.custom.patchNamespacedCustomObjectStatus(
       { group: SYNC_GROUP, version: SYNC_VERSION, namespace: ss.metadata.namespace, plural: SYNC_PLURAL, name: ss.metadata.name, body: { status } },
       MERGE_PATCH,
     );
+    // Entering the warning window and expiring are news once each, not at every rotation.
+    const wasExpiring = ss.status?.conditions?.find((c) => c.type === EXPIRING);
+    const expiring = status.conditions?.find((c) => c.type === EXPIRING);
+    if (expiring?.status === 'True' && !(wasExpiring?.status === 'True' && wasExpiring.reason === expiring.reason)) {
+      this.events.record(ss, 'Warning', expiring.reason, expiring.message);
+    }
     // A no-change check repeating the last outcome is not news: its trace is lastSuccessfulSyncTime.
     // (An Event every interval for every SecretSync would double the apiserver writes of a pass.)
     const previous = ss.status?.conditions?.find((c) => c.type === 'Ready');

@@ -7,7 +7,7 @@ import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse__Output } from './generated/v1alpha1/MountResponse.js';
 import type { VersionResponse__Output } from './generated/v1alpha1/VersionResponse.js';
 import { api } from './load.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, PARTIAL_FAILURES_METADATA_KEY, type ObjectFailure } from './serve.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, decodeExpiry, type ObjectFailure } from './serve.js';
 
 export interface ProviderCallError extends ServiceError {
   /** The upstream code the provider reported (AADSTS…, a Key Vault error code), if any. */
@@ -31,17 +31,23 @@ export class ProviderClient {
     );
   }
 
-  /** Mount; `failures` lists objects a partial sync left out. */
-  mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output & { failures: ObjectFailure[] }> {
+  /**
+   * Mount; `failures` lists objects a partial sync left out; `expiry` is the provider's optional
+   * expiry trailer (undefined when it sent none; `dropped` counts entries that were not valid).
+   */
+  mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output & { failures: ObjectFailure[]; expiry?: { expiresOn: Record<string, Date>; dropped: number } }> {
     return new Promise((resolve, reject) => {
       let failures: ObjectFailure[] = [];
+      let expiry: { expiresOn: Record<string, Date>; dropped: number } | undefined;
       const call = this.client.Mount(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
         // The trailer arrives in the 'status' event, emitted right after this callback.
-        setImmediate(() => (err ? reject(withReason(err)) : resolve({ ...res!, failures }))),
+        setImmediate(() => (err ? reject(withReason(err)) : resolve({ ...res!, failures, ...(expiry ? { expiry } : {}) }))),
       );
       call.on('status', (s) => {
         const raw = s.metadata.get(PARTIAL_FAILURES_METADATA_KEY)[0];
         if (raw) failures = JSON.parse(String(raw)) as ObjectFailure[];
+        const exp = s.metadata.get(OBJECT_EXPIRY_METADATA_KEY)[0];
+        if (exp !== undefined) expiry = decodeExpiry(String(exp));
       });
     });
   }

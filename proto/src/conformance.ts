@@ -12,6 +12,7 @@ import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProv
 import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import { api } from './load.js';
 import { buildMountRequest, rfc3339 } from './request.js';
+import { OBJECT_EXPIRY_METADATA_KEY } from './serve.js';
 
 export interface MountCase {
   /** The SecretProviderClass parameters; the caller's csi.storage.k8s.io/* keys are added as the manager adds them. */
@@ -120,6 +121,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       if (bad) throw new Error(`object version with an empty id or version: ${JSON.stringify(bad)}`);
       firstVersions = JSON.stringify(res.objectVersion);
       return `${res.files.length} files, ${res.objectVersion.length} object versions`;
+    });
+    await check('the optional expiry trailer, when sent, maps object version ids to RFC 3339 times', async () => {
+      const res = await mount(opts.fixture.valid);
+      if (!res.expiry) return 'not sent (optional)';
+      if (res.expiry.dropped > 0) throw new Error(`${res.expiry.dropped} entries of the ${OBJECT_EXPIRY_METADATA_KEY} trailer are not an object id with an RFC 3339 time`);
+      const ids = new Set(res.objectVersion.map((o) => o.id));
+      const stray = Object.keys(res.expiry.expiresOn).find((id) => !ids.has(id));
+      if (stray) throw new Error(`the expiry trailer names '${stray}', which is not among the object versions`);
+      return `${Object.keys(res.expiry.expiresOn).length} of ${ids.size} objects expire`;
     });
     await check('file paths are relative, without "..", unique', async () => {
       const res = await mount(opts.fixture.valid);

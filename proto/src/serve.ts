@@ -51,6 +51,13 @@ export interface MountResult {
    * (PARTIAL_FAILURES_METADATA_KEY, JSON), so the response stays the upstream message.
    */
   failures?: ObjectFailure[];
+  /**
+   * When objects expire, by object version id (the ids of `objectVersions`): a Key Vault secret's
+   * `exp`, a certificate's notAfter. Sent as trailing metadata (OBJECT_EXPIRY_METADATA_KEY, JSON
+   * map of id → RFC 3339), so the response stays the upstream message; a provider that sends none
+   * changes nothing for the manager.
+   */
+  expiresOn?: Record<string, Date>;
 }
 
 export interface ObjectFailure {
@@ -61,6 +68,35 @@ export interface ObjectFailure {
 }
 
 export const PARTIAL_FAILURES_METADATA_KEY = 'x-provider-partial-failures';
+export const OBJECT_EXPIRY_METADATA_KEY = 'x-provider-object-expiry';
+
+/** The expiry trailer's value: object id → RFC 3339 (UTC, whole seconds). */
+export function encodeExpiry(expiresOn: Record<string, Date>): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(expiresOn).map(([id, d]) => [id, d.toISOString().replace(/\.\d{3}Z$/, 'Z')])));
+}
+
+/**
+ * Reads an expiry trailer. Entries that are not an id with an RFC 3339 time are dropped and
+ * counted, never fatal: the trailer is optional information, not part of the sync.
+ */
+export function decodeExpiry(raw: string): { expiresOn: Record<string, Date>; dropped: number } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return { expiresOn: {}, dropped: 1 };
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { expiresOn: {}, dropped: 1 };
+  const expiresOn: Record<string, Date> = {};
+  let dropped = 0;
+  for (const [id, v] of Object.entries(parsed as Record<string, unknown>)) {
+    const t = typeof v === 'string' && RFC3339.test(v) ? new Date(v) : undefined;
+    if (id && t && !Number.isNaN(t.getTime())) expiresOn[id] = t;
+    else dropped++;
+  }
+  return { expiresOn, dropped };
+}
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
 
 export interface CallContext {
   requestId: string;
@@ -206,6 +242,7 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
           const result = await provider.mount(request, { requestId, signal: ctl.signal });
           const trailer = new Metadata();
           if (result.failures?.length) trailer.set(PARTIAL_FAILURES_METADATA_KEY, JSON.stringify(result.failures));
+          if (result.expiresOn && Object.keys(result.expiresOn).length) trailer.set(OBJECT_EXPIRY_METADATA_KEY, encodeExpiry(result.expiresOn));
           callback(null, toMountResponse(result, request.permission), trailer);
           report('Mount', requestId, started);
         } catch (err) {

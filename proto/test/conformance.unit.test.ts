@@ -20,7 +20,7 @@ test('the example file provider passes every check, shutdown and size limit incl
   });
   const lines: string[] = [];
   const ok = report(results, (l) => lines.push(l));
-  expect(lines.join('\n')).toMatch(/^10 passed, 0 failed, 0 skipped$/m);
+  expect(lines.join('\n')).toMatch(/^11 passed, 0 failed, 0 skipped$/m);
   expect(ok).toBe(true);
 });
 
@@ -30,6 +30,7 @@ test('a broken provider fails, and each failure says what is wrong', async () =>
   expect(failed['a valid Mount returns files and object versions']).toContain('object version with an empty id or version');
   expect(failed['file paths are relative, without "..", unique']).toContain("unsafe path '../escape'");
   expect(failed['malformed attributes are refused with an error, not a crash or a hang']).toBeDefined();
+  expect(failed['the optional expiry trailer, when sent, maps object version ids to RFC 3339 times']).toContain('1 entries of the x-provider-object-expiry trailer are not an object id with an RFC 3339 time');
 });
 
 test('the CLI prints one line per check and exits non-zero on failure', () => {

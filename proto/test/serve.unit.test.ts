@@ -5,7 +5,7 @@ import { mkdtempSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProviderClient, ProviderError, serve, type Provider, type RunningProvider } from '../src/index.js';
+import { ProviderClient, ProviderError, decodeExpiry, encodeExpiry, serve, type Provider, type RunningProvider } from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sss-serve-'));
 let n = 0;
@@ -110,4 +110,20 @@ test('stop cancels Mounts that outlive the grace period', async () => {
   await r.stop();
   expect(Date.now() - t).toBeLessThan(5_000);
   expect(await pending).toMatchObject({ code: expect.any(Number) });
+});
+
+test('the optional expiry trailer: sent as id → RFC 3339, read back as dates; absent when the provider sends none', async () => {
+  const exp = new Date('2027-03-01T12:00:00.250Z');
+  const { client } = await start(provider(async () => ({ files: [{ path: 'a', contents: 'x' }], objectVersions: [{ id: 'secret/a', version: '1' }], expiresOn: { 'secret/a': exp } })));
+  const res = await client.mount({ attributes: '{}', secrets: 'null', permission: '420' });
+  expect(res.expiry).toEqual({ expiresOn: { 'secret/a': new Date('2027-03-01T12:00:00Z') }, dropped: 0 });
+  const { client: plain } = await start(provider(okMount));
+  expect((await plain.mount({ attributes: '{}', secrets: 'null', permission: '420' })).expiry).toBeUndefined();
+});
+
+test('a malformed expiry trailer is dropped entry by entry, never fatal', () => {
+  expect(decodeExpiry('{"secret/a":"2027-01-01T00:00:00Z","secret/b":"next tuesday","secret/c":42}')).toEqual({ expiresOn: { 'secret/a': new Date('2027-01-01T00:00:00Z') }, dropped: 2 });
+  expect(decodeExpiry('not json')).toEqual({ expiresOn: {}, dropped: 1 });
+  expect(decodeExpiry('["secret/a"]')).toEqual({ expiresOn: {}, dropped: 1 });
+  expect(encodeExpiry({ 'key/k': new Date(Date.UTC(2030, 0, 2, 3, 4, 5, 999)) })).toBe('{"key/k":"2030-01-02T03:04:05Z"}');
 });

@@ -95,13 +95,22 @@ export interface CertSecretFiles {
   key?: Buffer;
   /** Set when the chain could not be ordered. */
   warning?: string;
+  /** When the first certificate of the bundle stops being valid: the bundle is unusable from then. */
+  notAfter?: Date;
+}
+
+function earliestNotAfter(certs: X509Certificate[]): Date | undefined {
+  const times = certs.map((c) => new Date(c.validTo).getTime()).filter((t) => !Number.isNaN(t));
+  return times.length ? new Date(Math.min(...times)) : undefined;
 }
 
 /** The backing secret of a certificate, as the object's format asks. */
 export function certificateSecret(value: string, contentType: string | undefined, format: ObjectFormat, opts: { constructChain: boolean; separate: boolean }): CertSecretFiles {
   if (contentType === PFX_CONTENT_TYPE) {
-    if (format === 'pfx') return { main: Buffer.from(value, 'utf8') };
-    return pemFiles(readPfx(value), opts);
+    const parts = readPfx(value);
+    const notAfter = earliestNotAfter(parts.certs);
+    if (format === 'pfx') return { main: Buffer.from(value, 'utf8'), ...(notAfter ? { notAfter } : {}) };
+    return pemFiles(parts, opts);
   }
   if (contentType === PEM_CONTENT_TYPE) {
     if (format === 'pfx') throw new ContentError('objectFormat pfx: this certificate was imported as PEM, and Key Vault keeps it as PEM; use objectFormat pem');
@@ -116,7 +125,9 @@ function pemFiles(parts: PemParts, opts: { constructChain: boolean; separate: bo
   const { ordered, complete } = opts.constructChain ? orderChain(parts.certs) : { ordered: parts.certs, complete: true };
   const crt = ordered.map((c) => c.toString()).join('');
   const key = parts.keys.join('');
+  const notAfter = earliestNotAfter(parts.certs);
   return {
+    ...(notAfter ? { notAfter } : {}),
     main: Buffer.from(key + crt, 'utf8'),
     ...(opts.separate ? { crt: Buffer.from(crt, 'utf8'), key: Buffer.from(key, 'utf8') } : {}),
     ...(complete ? {} : { warning: 'the certificate chain is incomplete or has unrelated certificates; kept in the order Key Vault stores it' }),

@@ -49,7 +49,7 @@ async function main(): Promise<number> {
     new Budgets({ ratePerSecond: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, maxConcurrency: cfg.vaultMaxConcurrency, maxVaults: cfg.maxVaults }),
     metrics,
   );
-  const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials(cfg.maxIdentities));
+  const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials(cfg.maxIdentities), (t) => metrics.objectExpiry.observe((t.getTime() - Date.now()) / 1000));
   log.info('starting', { version: VERSION, endpoint: cfg.endpoint, cloud: cfg.defaultCloud, budget: { rps: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, concurrency: cfg.vaultMaxConcurrency } });
 
   const running = await serve(provider, {

@@ -32,6 +32,14 @@ export function createMetrics() {
       labelNames: ['method', 'code'] as const,
       registers: [registry],
     }),
+    // Time left before each returned object expires, without object labels: the provider serves
+    // every namespace, and per-object series would grow with what tenants name.
+    objectExpiry: new Histogram({
+      name: 'keyvault_object_time_to_expiry_seconds',
+      help: 'Time left before a returned object version expires (Key Vault exp, certificate notAfter), observed per object per Mount; negative when already expired',
+      buckets: [-86_400, 0, 86_400, 7 * 86_400, 14 * 86_400, 30 * 86_400, 90 * 86_400, 365 * 86_400],
+      registers: [registry],
+    }),
     mountDuration: new Histogram({
       name: 'mount_duration_seconds',
       help: 'Duration of Mount calls',

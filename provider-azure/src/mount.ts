@@ -2,6 +2,7 @@
 // vault's budget) → convert to files. One failing object fails the Mount unless the class asks for
 // a partial sync, in which case the rest are returned and the failures listed.
 import { ProviderError, type CallContext, type MountResult, type ObjectFailure, type ObjectVersionEntry, type ParsedMountRequest, type Provider, type ProviderFile } from '@secret-store-sync/proto';
+import { X509Certificate } from 'node:crypto';
 import { resolveCloud, vaultUrl } from './cloud.js';
 import type { Config } from './config.js';
 import { disabledVersion } from './errors.js';
@@ -19,6 +20,15 @@ interface ObjectResult {
   versions: ObjectVersionEntry[];
   /** Versions actually read, for the log line. */
   read: string[];
+  /** When each returned object version expires, by its id (only those that do). */
+  expiresOn: Record<string, Date>;
+}
+
+/** The earlier of two optional times. */
+function earliest(a: Date | undefined, b: Date | undefined): Date | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return a.getTime() <= b.getTime() ? a : b;
 }
 
 export class AzureProvider implements Provider {
@@ -30,6 +40,8 @@ export class AzureProvider implements Provider {
     private readonly log: Logger,
     private readonly access: KeyVaultAccess,
     private readonly credentials: Credentials,
+    /** Told each returned object's expiry (the provider's metric). */
+    private readonly observeExpiry?: (t: Date) => void,
   ) {}
 
   async mount(request: ParsedMountRequest, ctx: CallContext): Promise<MountResult> {
@@ -49,11 +61,13 @@ export class AzureProvider implements Provider {
       const files: ProviderFile[] = [];
       const objectVersions: ObjectVersionEntry[] = [];
       const failures: ObjectFailure[] = [];
+      const expiresOn: Record<string, Date> = {};
       settled.forEach((s, i) => {
         const o = p.objects[i]!;
         if (s.status === 'fulfilled') {
           files.push(...s.value.files);
           objectVersions.push(...s.value.versions);
+          Object.assign(expiresOn, s.value.expiresOn);
         } else {
           const e = s.reason instanceof ProviderError ? s.reason : new ProviderError('Internal', String(s.reason));
           failures.push({ id: `${o.type}/${o.name}`, code: e.code, ...(e.reason ? { reason: e.reason } : {}), message: e.message });
@@ -79,7 +93,8 @@ export class AzureProvider implements Provider {
         ...(failures.length ? { partialFailures: failures.map((f) => ({ id: f.id, code: f.code, reason: f.reason })) } : {}),
         durationMs: Date.now() - started,
       });
-      return { files, objectVersions, ...(failures.length ? { failures } : {}) };
+      for (const t of Object.values(expiresOn)) this.observeExpiry?.(t);
+      return { files, objectVersions, ...(failures.length ? { failures } : {}), ...(Object.keys(expiresOn).length ? { expiresOn } : {}) };
     } catch (err) {
       const e = err instanceof ProviderError ? err : new ProviderError('Internal', String((err as Error)?.message ?? err));
       this.log.warn('mount failed', {
@@ -122,7 +137,7 @@ export class AzureProvider implements Provider {
     const chosen = all.slice(start, start + o.versionHistory);
     if (chosen.length === 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`, 'NotFound');
     const parts = await Promise.all(chosen.map((v, k) => this.readVersion(session, o, v.version, `${o.fileName}/${k}`, `${o.type}/${o.name}/${k}`, p, pacer)));
-    return { files: parts.flatMap((x) => x.files), versions: parts.flatMap((x) => x.versions), read: parts.flatMap((x) => x.read) };
+    return { files: parts.flatMap((x) => x.files), versions: parts.flatMap((x) => x.versions), read: parts.flatMap((x) => x.read), expiresOn: Object.assign({}, ...parts.map((x) => x.expiresOn)) as Record<string, Date> };
   }
 
   /** The id of the version a read without a version returns (undefined when that version is disabled). */
@@ -141,30 +156,32 @@ export class AzureProvider implements Provider {
 
   private async readVersion(session: VaultSession, o: KeyVaultObject, version: string, path: string, id: string, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
     const mode = o.mode ?? p.defaultMode;
-    const one = (contents: Buffer | string, got: string, extra: ProviderFile[] = []): ObjectResult => ({
+    const one = (contents: Buffer | string, got: string, expires: Date | undefined, extra: ProviderFile[] = []): ObjectResult => ({
       files: [...extra, { path, contents, mode }],
       versions: [{ id, version: got }],
       read: [got],
+      expiresOn: expires ? { [id]: expires } : {},
     });
     switch (o.type) {
       case 'secret': {
         const s = await pacer.run((signal) => session.secret(o.name, version, signal));
-        if (!s.keyId) return one(decodeSecret(s.value, o.encoding), s.version);
+        if (!s.keyId) return one(decodeSecret(s.value, o.encoding), s.version, s.expiresOn);
         const parts = certificateSecret(s.value, s.contentType, o.format, { constructChain: this.cfg.constructPemChain, separate: this.cfg.writeCertAndKeyInSeparateFiles });
         if (parts.warning) this.log.warn(parts.warning, { vault: p.vaultName, object: o.name, version: s.version });
         const extra = parts.crt && parts.key ? [{ path: `${path}.crt`, contents: parts.crt, mode }, { path: `${path}.key`, contents: parts.key, mode }] : [];
         const main = o.encoding === 'utf-8' ? parts.main : decodeSecret(parts.main.toString('utf8'), o.encoding);
-        return one(main, s.version, extra);
+        return one(main, s.version, earliest(s.expiresOn, parts.notAfter), extra);
       }
       case 'key': {
         const k = await pacer.run((signal) => session.key(o.name, version, signal));
         if (!k.enabled) throw disabledVersion(p.vaultName, `key '${o.name}' version '${k.version}'`, 'key');
-        return one(publicKeyPem(k.jwk), k.version);
+        return one(publicKeyPem(k.jwk), k.version, k.expiresOn);
       }
       case 'cert': {
         const c = await pacer.run((signal) => session.certificate(o.name, version, signal));
         if (!c.enabled) throw disabledVersion(p.vaultName, `certificate '${o.name}' version '${c.version}'`, 'certificate');
-        return one(certificatePem(c.cer), c.version);
+        const pem = certificatePem(c.cer);
+        return one(pem, c.version, earliest(c.expiresOn, new Date(new X509Certificate(pem).validTo)));
       }
     }
   }

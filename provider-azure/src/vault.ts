@@ -17,16 +17,21 @@ export interface SecretValue {
   contentType?: string;
   /** Set when the secret backs a certificate. */
   keyId?: string;
+  /** The version's `exp` attribute, when set. */
+  expiresOn?: Date;
 }
 export interface KeyValue {
   jwk: JsonWebKey;
   version: string;
   enabled: boolean;
+  expiresOn?: Date;
 }
 export interface CertificateValue {
   cer: Uint8Array;
   version: string;
   enabled: boolean;
+  /** The certificate's `exp` attribute: its notAfter. */
+  expiresOn?: Date;
 }
 export interface VersionInfo {
   version: string;
@@ -358,7 +363,7 @@ export class VaultSession {
         this.guarded(this.describe('secret', name, version), async () => {
           const s = await this.clients.secrets.getSecret(name, version ? { version, abortSignal } : { abortSignal });
           if (s.value === undefined) throw new Error('Key Vault returned the secret without a value');
-          return { value: s.value, version: s.properties.version ?? '', ...(s.properties.contentType ? { contentType: s.properties.contentType } : {}), ...(s.properties.certificateKeyId ? { keyId: s.properties.certificateKeyId } : {}) };
+          return { value: s.value, version: s.properties.version ?? '', ...(s.properties.contentType ? { contentType: s.properties.contentType } : {}), ...(s.properties.certificateKeyId ? { keyId: s.properties.certificateKeyId } : {}), ...(s.properties.expiresOn ? { expiresOn: s.properties.expiresOn } : {}) };
         }),
       (s) => s.value.length * 2,
       signal,
@@ -376,7 +381,7 @@ export class VaultSession {
         this.guarded(this.describe('key', name, version), async () => {
           const k = await this.clients.keys.getKey(name, version ? { version, abortSignal } : { abortSignal });
           if (!k.key) throw new Error('Key Vault returned the key without its JSON Web Key');
-          return { jwk: k.key, version: k.properties.version ?? '', enabled: k.properties.enabled !== false };
+          return { jwk: k.key, version: k.properties.version ?? '', enabled: k.properties.enabled !== false, ...(k.properties.expiresOn ? { expiresOn: k.properties.expiresOn } : {}) };
         }),
       () => 2048,
       signal,
@@ -394,7 +399,7 @@ export class VaultSession {
         this.guarded(this.describe('certificate', name, version), async () => {
           const c = version ? await this.clients.certificates.getCertificateVersion(name, version, { abortSignal }) : await this.clients.certificates.getCertificate(name, { abortSignal });
           if (!c.cer) throw new Error('Key Vault returned the certificate without its body');
-          return { cer: c.cer, version: c.properties.version ?? '', enabled: c.properties.enabled !== false };
+          return { cer: c.cer, version: c.properties.version ?? '', enabled: c.properties.enabled !== false, ...(c.properties.expiresOn ? { expiresOn: c.properties.expiresOn } : {}) };
         }),
       (c) => c.cer.length,
       signal,

@@ -492,7 +492,7 @@ describe('the process', () => {
     });
     const lines: string[] = [];
     expect(report(results, (l) => lines.push(l))).toBe(true);
-    expect(lines.at(-1)).toMatch(/^8 passed, 0 failed, 2 skipped$/);
+    expect(lines.at(-1)).toMatch(/^9 passed, 0 failed, 2 skipped$/);
   });
 
   test('SIGTERM exits 0 and removes the socket', async () => {
