@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager and etcd from the Go module proxy into a
-# per-version cache outside the repository. Prints the cache folder on its last line.
-# A second run with the binaries present does nothing.
+# Builds kube-apiserver, kube-controller-manager, etcd and the node's kubelet and kube-scheduler
+# from the Go module proxy into a per-version cache outside the repository. Prints the cache folder
+# on its last line. A second run with the binaries present does nothing; a cache made before the
+# node binaries existed builds only those (the Go build cache already holds most of their packages).
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.36.3}"
@@ -11,7 +12,9 @@ OUT="$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 
 log() { printf '[control-plane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-have_all() { [[ -x "$OUT/kube-apiserver" && -x "$OUT/kube-controller-manager" && -x "$OUT/etcd" ]]; }
+K8S_BINS=(kube-apiserver kube-controller-manager kubelet kube-scheduler)
+missing_k8s() { local b; for b in "${K8S_BINS[@]}"; do [[ -x "$OUT/$b" ]] || echo "$b"; done; }
+have_all() { [[ -x "$OUT/etcd" && -z "$(missing_k8s)" ]]; }
 if have_all; then
   log "cached in $OUT"
   echo "$OUT"
@@ -25,7 +28,8 @@ trap 'rm -rf "$WORK"' EXIT
 export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 
 build_kubernetes() {
-  local mod="$WORK/k8s" minor staging gomod
+  local mod="$WORK/k8s" minor staging gomod bins=("$@") b pkgs=()
+  for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   minor="$(cut -d. -f2 <<<"$K8S_VERSION")"
   staging="v0.${K8S_VERSION#1.}"
   mkdir -p "$mod" && cd "$mod"
@@ -43,15 +47,13 @@ build_kubernetes() {
     go mod edit -replace="$m=$m@$staging"; count=$((count + 1))
   done < <(sed -n 's|^[[:space:]]*\(k8s\.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/src/.*|\1|p' "$gomod")
   log "pinned $count staging modules to $staging; resolving dependencies"
-  go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" \
-                "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S_VERSION" 2>&1 | tail -n 3 >&2
+  go get -tool "${pkgs[@]/%/@v$K8S_VERSION}" 2>&1 | tail -n 3 >&2
   local ldflags="-s -w" p
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  log "compiling kube-apiserver and kube-controller-manager (cold: 10-15 min on 2 cores)"
-  go build -tags=selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$WORK/bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  log "compiling ${bins[*]} (cold, all four: 10-15 min on 2 cores)"
+  go build -tags=selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$WORK/bin/" "${pkgs[@]}"
 }
 
 build_etcd() {
@@ -67,9 +69,10 @@ build_etcd() {
 
 start=$SECONDS
 mkdir -p "$WORK/bin"
-build_etcd
-build_kubernetes
-# Move into place only when all three built, so a half-finished build never looks cached.
-mv "$WORK/bin/etcd" "$WORK/bin/kube-apiserver" "$WORK/bin/kube-controller-manager" "$OUT/"
+[[ -x "$OUT/etcd" ]] || build_etcd
+mapfile -t todo < <(missing_k8s)
+[[ ${#todo[@]} -eq 0 ]] || build_kubernetes "${todo[@]}"
+# Move into place only when everything missing has built, so a half-finished build never looks cached.
+mv "$WORK/bin/"* "$OUT/"
 log "built in $((SECONDS - start)) s: $("$OUT/kube-apiserver" --version), etcd $("$OUT/etcd" --version | head -n1 | awk '{print $3}')"
 echo "$OUT"
