@@ -74,6 +74,8 @@ beforeAll(async () => {
   await azure.assignRole('Key Vault Reader', clientId, KEYVAULT_NAME);
   await azure.assignRole('Key Vault Secrets User', clientId, KEYVAULT_NAME);
   await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello!');
+  // A second apart, as typed by hand: Key Vault orders versions of one second by id only.
+  await new Promise((r) => setTimeout(r, 1_050));
   await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello2');
   kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: my-service-account\n  namespace: ${ns.name}\n`);
   await azure.addFederatedCredential(clientId, { name: 'my-credential', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:my-service-account` });
