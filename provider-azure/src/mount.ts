@@ -125,7 +125,8 @@ export class AzureProvider implements Provider {
     // the rest newest first. Key Vault lists versions by id, not by age, and stamps `created` to the
     // second (lowkey-vault#428; azure-powershell PR #14823), so neither list position nor time
     // alone orders them: ties fall back to the version id, the same for every Mount.
-    const [listed, current] = await Promise.all([pacer.run((signal) => session.versions(o.type, o.name, signal)), this.currentVersion(session, o, pacer)]);
+    const listed = await pacer.run((signal) => session.versions(o.type, o.name, signal));
+    const current = await this.currentOf(listed, session, o, pacer);
     const all = listed
       .filter((v) => v.enabled)
       .sort((a, b) => Number(b.version === current) - Number(a.version === current) || b.created - a.created || (a.version < b.version ? 1 : a.version > b.version ? -1 : 0));
@@ -138,6 +139,17 @@ export class AzureProvider implements Provider {
     if (chosen.length === 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`, 'NotFound');
     const parts = await Promise.all(chosen.map((v, k) => this.readVersion(session, o, v.version, `${o.fileName}/${k}`, `${o.type}/${o.name}/${k}`, p, pacer)));
     return { files: parts.flatMap((x) => x.files), versions: parts.flatMap((x) => x.versions), read: parts.flatMap((x) => x.read), expiresOn: Object.assign({}, ...parts.map((x) => x.expiresOn)) as Record<string, Date> };
+  }
+
+  /**
+   * The current version is the newest. Only when several share the newest second does it take a
+   * read without a version to tell which (a request per Mount spared in the common case).
+   */
+  private async currentOf(listed: { version: string; enabled: boolean; created: number }[], session: VaultSession, o: KeyVaultObject, pacer: Pacer): Promise<string | undefined> {
+    const newest = Math.max(...listed.map((v) => v.created));
+    const top = listed.filter((v) => v.created === newest);
+    if (top.length === 1) return top[0]!.enabled ? top[0]!.version : undefined;
+    return this.currentVersion(session, o, pacer);
   }
 
   /** The id of the version a read without a version returns (undefined when that version is disabled). */
