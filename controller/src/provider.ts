@@ -47,7 +47,8 @@ export class Providers {
     const stop = this.metrics.providerCalls.startTimer({ provider: input.provider });
     try {
       const res = await client.mount(buildMountRequest(input.request), this.timeoutMs);
-      stop({ code: 'OK' });
+      // An answer carrying an error code is a failure too, whatever the gRPC status said.
+      stop({ code: res.error?.code ? 'ERROR_IN_RESPONSE' : 'OK' });
       if (res.error?.code) throw new SyncError('provider', `provider '${input.provider}' reported error code '${res.error.code}'`, 'backoff', where);
       if (res.objectVersion.length === 0) throw new SyncError('provider', `provider '${input.provider}' returned no object versions`, 'backoff', where);
       return res;
