@@ -2,6 +2,7 @@
 // `npm run stack -- down <dir>`: stops what a crashed run left in that folder;
 // `npm run stack -- build`: builds (or finds) the control-plane binaries.
 import { ensureBinaries } from './control-plane.js';
+import { cleanupNode } from './node.js';
 import { stopRecorded } from './processes.js';
 import { startStack, toEnv } from './stack.js';
 
@@ -11,6 +12,7 @@ if (cmd === 'build') {
   console.log(await ensureBinaries());
 } else if (cmd === 'down') {
   if (!dir) throw new Error('usage: stack down <state folder>');
+  await cleanupNode(dir); // a node's containers, mounts and cgroups, if one ran there
   console.log(`stopped: ${(await stopRecorded(dir)).join(', ') || 'nothing was running'}`);
 } else if (cmd === 'up') {
   const stack = await startStack(dir ? { dir } : {});

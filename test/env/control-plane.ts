@@ -26,7 +26,13 @@ export interface ControlPlaneInfo {
   adminKeyFile: string;
   etcd: string;
   binDir: string;
+  /** The client certificate of the one node test/env/node.ts may run (user system:node:<NODE_NAME>). */
+  nodeCertFile: string;
+  nodeKeyFile: string;
 }
+
+/** The name of the stack's node (test/env/node.ts), fixed so its certificate can be issued here with the CA. */
+export const NODE_NAME = 'stack-node';
 
 export interface ControlPlane {
   info: ControlPlaneInfo;
@@ -165,6 +171,8 @@ export async function startControlPlane(opts: {
   const caFile = file('ca.crt', opts.ca.cert);
   const apiCert = opts.ca.issue({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes.default.svc'], ips: ['127.0.0.1'], usage: 'server' });
   const admin = opts.ca.issue({ commonName: 'stack-admin', organization: 'system:masters', usage: 'client' });
+  const kubeletClient = opts.ca.issue({ commonName: 'kube-apiserver-kubelet-client', organization: 'system:masters', usage: 'client' });
+  const node = opts.ca.issue({ commonName: `system:node:${NODE_NAME}`, organization: 'system:nodes', usage: 'client' });
   const sa = signingKey();
   const adminCertFile = file('admin.crt', admin.cert);
   const adminKeyFile = file('admin.key', admin.key);
@@ -205,7 +213,12 @@ export async function startControlPlane(opts: {
         `--tls-cert-file=${file('apiserver.crt', apiCert.cert)}`,
         `--tls-private-key-file=${file('apiserver.key', apiCert.key)}`,
         `--client-ca-file=${caFile}`,
-        '--authorization-mode=RBAC',
+        // Node: what a kubelet may read (its pods' Secrets, tokens), when test/env/node.ts runs one.
+        '--authorization-mode=Node,RBAC',
+        // To a kubelet (logs, exec): its InternalIP (127.0.0.1), with a client certificate it checks.
+        '--kubelet-preferred-address-types=InternalIP',
+        `--kubelet-client-certificate=${file('kubelet-client.crt', kubeletClient.cert)}`,
+        `--kubelet-client-key=${file('kubelet-client.key', kubeletClient.key)}`,
         '--service-cluster-ip-range=10.0.0.0/24',
         // https issuer: without it the OIDC discovery endpoints are silently not served.
         `--service-account-issuer=${server}`,
@@ -214,8 +227,6 @@ export async function startControlPlane(opts: {
         `--service-account-signing-key-file=${file('sa.key', sa.key)}`,
         `--api-audiences=${server}`,
         '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
-        // No pods run here, so nothing needs the ServiceAccount admission plugin's token mounting.
-        '--disable-admission-plugins=ServiceAccount',
         '--endpoint-reconciler-type=none',
         '--profiling=false',
         '--allow-privileged=true',
@@ -289,7 +300,10 @@ export async function startControlPlane(opts: {
     log('kube-controller-manager running');
 
     return {
-      info: { server, issuer: server, caFile, kubeconfig, adminCertFile, adminKeyFile, etcd: `http://127.0.0.1:${etcdPort}`, binDir },
+      info: {
+        server, issuer: server, caFile, kubeconfig, adminCertFile, adminKeyFile, etcd: `http://127.0.0.1:${etcdPort}`, binDir,
+        nodeCertFile: file('node.crt', node.cert), nodeKeyFile: file('node.key', node.key),
+      },
       processes,
       stop,
       async restartApiserver(downMs = 2_000) {

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBinaries, repoRoot, startControlPlane, type ControlPlane, type ControlPlaneInfo } from './control-plane.js';
+import { cleanupNode } from './node.js';
 import { createCa } from './pki.js';
 import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
 
@@ -56,6 +57,9 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
   const processes: Managed[] = [];
   let controlPlane: ControlPlane | undefined;
   const stop = async () => {
+    // A node a test or the sandbox started here and did not stop (test/env/node.ts): its containers,
+    // mounts and cgroups are not in the pid file.
+    await cleanupNode(dir);
     for (const p of processes.reverse()) await stopProcess(p);
     await controlPlane?.stop();
     await stopRecorded(dir);
