@@ -113,6 +113,27 @@ test('provider flags from the chart: node identity and service principals off by
   expect(on.volumes).toContainEqual({ name: 'cloud-envs', configMap: { name: 'azure-stack-clouds' } });
 });
 
+test('host network: the apiserver\'s address for the manager only, required; the provider\'s Entra host and extra CAs; hostAliases', () => {
+  type Container = { name: string; env?: { name: string; value?: string }[]; volumeMounts: { name: string; mountPath: string }[] };
+  type Spec = { hostNetwork?: boolean; hostAliases?: unknown[]; containers: Container[]; volumes: { name: string; configMap?: { name: string } }[] };
+  const render = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: Spec } } }).find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!;
+  const envOf = (c: Container) => Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+  const defaults = render();
+  expect(defaults.hostNetwork).toBeUndefined();
+  expect(defaults.hostAliases).toBeUndefined();
+  for (const c of defaults.containers) expect(Object.keys(envOf(c))).toEqual([]);
+  expect(() => render('--set', 'hostNetwork=true')).toThrow(/hostNetwork=true needs k8sServiceHost/);
+  const on = render('--set', 'hostNetwork=true', '--set', 'k8sServiceHost=10.1.2.3', '--set-string', 'k8sServicePort=6443', '--set', 'provider.authorityHost=https://login.example', '--set', 'provider.caBundleConfigMap=corp-ca', '--set', 'hostAliases[0].ip=10.9.9.9', '--set', 'hostAliases[0].hostnames[0]=my-kv.vault.azure.net');
+  expect(on.hostNetwork).toBe(true);
+  expect(on.hostAliases).toEqual([{ ip: '10.9.9.9', hostnames: ['my-kv.vault.azure.net'] }]);
+  const [manager, provider] = on.containers;
+  expect(envOf(manager!)).toEqual({ KUBERNETES_SERVICE_HOST: '10.1.2.3', KUBERNETES_SERVICE_PORT: '6443' });
+  expect(envOf(provider!)).toEqual({ AZURE_AUTHORITY_HOST: 'https://login.example', NODE_EXTRA_CA_CERTS: '/etc/secret-store-sync/ca/ca.crt' });
+  expect(provider!.volumeMounts).toContainEqual(expect.objectContaining({ name: 'ca-bundle', mountPath: '/etc/secret-store-sync/ca' }));
+  expect(manager!.volumeMounts.some((m) => m.name === 'ca-bundle')).toBe(false);
+  expect(on.volumes).toContainEqual(expect.objectContaining({ name: 'ca-bundle', configMap: expect.objectContaining({ name: 'corp-ca' }) }));
+});
+
 test('docker-compose.yml runs the same two containers as the chart: socket path and arguments', () => {
   const compose = parseAllDocuments(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'))[0]!.toJSON() as { services: Record<string, { command: string[]; volumes: string[] }> };
   const rendered = parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3')).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[] } } } });

@@ -4,11 +4,14 @@
 //   npm run sandbox              walk through the guide, then keep running (Ctrl-C stops)
 //   npm run sandbox -- --once    walk through, verify, tear down (exit 1 on a wrong value)
 //   npm run sandbox -- rotate [value]   add a version to my-secret in the running sandbox
+//   npm run sandbox -- --pod     the same with the real pod: a node (kubelet, containerd) runs the
+//                                chart's Deployment, installed with helm from deploy/chart
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AzureStack } from '../env/azure/client.js';
 import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
+import { podMemory, startNode, type StackNode } from '../env/node.js';
 import { startStack, toEnv, type Stack, type StackInfo } from '../env/stack.js';
 import { startManager, type RunningManager } from '../helpers/manager.js';
 import { startProvider, type RunningProviderProcess } from '../helpers/provider.js';
@@ -76,27 +79,72 @@ async function rotate(value: string | undefined): Promise<void> {
   console.log(`watch it: kubectl get secret secret-sync-name -n ${env.KUBERNETES_NAMESPACE} -o jsonpath="{.data.${env.KEYVAULT_SECRET_NAME}-data-key0}" | base64 -d`);
 }
 
-async function walkthrough(once: boolean): Promise<void> {
+/** The chart's release, as the README installs it; in the pod mode only. */
+export const RELEASE = { name: 'secret-store-sync', namespace: 'azure-secret-store', caConfigMap: 'local-stack-ca' };
+
+async function installChart(info: StackInfo, node: StackNode): Promise<void> {
+  const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
+  // The stack's CA, for the provider to trust the Entra and Key Vault stand-ins.
+  kubectl(info, ['create', 'namespace', RELEASE.namespace]);
+  kubectl(info, ['-n', RELEASE.namespace, 'create', 'configmap', RELEASE.caConfigMap, `--from-file=ca.crt=${info.caFile}`]);
+  const apiPort = new URL(info.k8s.server).port;
+  const args = [
+    'install', RELEASE.name, 'deploy/chart/secret-store-sync', '--namespace', RELEASE.namespace, '--create-namespace',
+    // What a user sets (the README's install command) …
+    '--set', `rotationPollIntervalInSeconds=${ROTATION_SECONDS}`,
+    // … and what this node and the stand-ins need: the node's network, the apiserver's and Entra's
+    // addresses, the stack's CA, and the vault's host name on the node's relay to the emulator.
+    '--set', 'hostNetwork=true',
+    '--set', 'k8sServiceHost=127.0.0.1', '--set-string', `k8sServicePort=${apiPort}`,
+    '--set', `provider.authorityHost=${info.azure.authorityHost}`,
+    '--set', `provider.caBundleConfigMap=${RELEASE.caConfigMap}`,
+    '--set', `hostAliases[0].ip=${node.info.vaultIp}`, '--set', `hostAliases[0].hostnames[0]=${env.KEYVAULT_NAME}.vault.azure.net`,
+    '--wait', '--timeout', '3m',
+  ];
+  show(`helm ${args.join(' ')}`);
+  const r = spawnSync(helm, [...args, '--kubeconfig', info.k8s.kubeconfig], { cwd: repoRoot, encoding: 'utf8' });
+  if (r.status !== 0) throw new StepFailed(`helm install failed:\n${r.stderr}${r.stdout}\n${kubectlQuiet(info, ['-n', RELEASE.namespace, 'describe', 'pods'])}`);
+  process.stdout.write(r.stdout);
+  kubectl(info, ['-n', RELEASE.namespace, 'get', 'pods', '-o', 'wide']);
+}
+
+/** The pod's containers' memory as the kubelet measures it (README: the pod's figures). */
+async function printPodMemory(info: StackInfo, when: string): Promise<void> {
+  const pod = kubectlQuiet(info, ['-n', RELEASE.namespace, 'get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE.name}`, '-o', 'jsonpath={.items[0].metadata.name}']).trim();
+  const mem = await podMemory(info, RELEASE.namespace, pod, ['manager', 'provider-azure-installer']);
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  console.log(`  pod memory ${when} (kubelet stats, RSS / working set): ${Object.entries(mem).sort().map(([c, m]) => `${c} ${mib(m.rssBytes)} / ${mib(m.workingSetBytes)}`).join(', ')}`);
+}
+
+function kubectlQuiet(info: StackInfo, args: string[]): string {
+  const r = spawnSync('kubectl', args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: info.k8s.kubeconfig } });
+  return `${r.stdout}${r.stderr}`;
+}
+
+async function walkthrough(once: boolean, pod: boolean): Promise<void> {
   checkPrerequisites();
   rmSync(SANDBOX_DIR, { recursive: true, force: true });
   mkdirSync(SANDBOX_DIR, { recursive: true });
   let stack: Stack | undefined;
   let provider: RunningProviderProcess | undefined;
   let manager: RunningManager | undefined;
-  let stopping = false;
-  const teardown = async () => {
-    if (stopping) return;
-    stopping = true;
-    await manager?.stop();
-    await provider?.stop();
-    await stack?.stop();
-  };
+  let node: StackNode | undefined;
+  let stopping: Promise<void> | undefined;
+  // One teardown, however often asked: a Ctrl-C during it waits for it rather than cutting it short.
+  const teardown = () =>
+    (stopping ??= (async () => {
+      await manager?.stop();
+      await provider?.stop();
+      await node?.stop();
+      await stack?.stop();
+    })());
   process.on('SIGINT', () => void teardown().then(() => process.exit(0)));
   process.on('SIGTERM', () => void teardown().then(() => process.exit(0)));
 
   try {
     step('Start the local stack (kube-apiserver, etcd, kube-controller-manager, Entra ID stand-in, Key Vault emulator)');
-    stack = await startStack({ dir: SANDBOX_DIR, manifests: yamlFilesIn(join(repoRoot, 'deploy', 'crds')), log: (m) => console.log(`  ${m}`), handleSignals: false });
+    // With the pod, helm installs the CRDs from the chart, as for a user.
+    stack = await startStack({ dir: SANDBOX_DIR, manifests: pod ? [] : yamlFilesIn(join(repoRoot, 'deploy', 'crds')), log: (m) => console.log(`  ${m}`), handleSignals: false });
     const info = stack.info;
     Object.assign(process.env, toEnv(info), { NODE_EXTRA_CA_CERTS: info.caFile, AZURE_AUTHORITY_HOST: info.azure.authorityHost });
     const azure = new AzureStack(info);
@@ -136,15 +184,23 @@ async function walkthrough(once: boolean): Promise<void> {
       subject: `system:serviceaccount:${env.KUBERNETES_NAMESPACE}:${env.SERVICE_ACCOUNT_NAME}`,
     });
 
-    step('Install the SSE: CRDs, RBAC, and the pod\'s two containers (manager, provider-azure-installer)');
-    const sockets = join(SANDBOX_DIR, 'provider');
-    mkdirSync(sockets, { recursive: true });
-    provider = await startProvider({ socketDir: sockets });
-    const managerDir = join(SANDBOX_DIR, 'manager');
-    mkdirSync(managerDir, { recursive: true });
-    manager = await startManager({ namespace: '', providerDir: sockets, dir: managerDir, args: [`--rotation-poll-interval-seconds=${ROTATION_SECONDS}`, '--log-level=info'] });
-    console.log(`  provider-azure-installer: socket ${provider.endpoint}, log ${provider.logFile}`);
-    console.log(`  manager: as system:serviceaccount:azure-secret-store:secret-store-sync-manager, log ${manager.logFile}`);
+    if (pod) {
+      step('Start a node: containerd and runc, the kubelet, the two images built and imported (no registry)');
+      node = await startNode({ stack: info, log: (m) => console.log(`  ${m}`) });
+      step('Install the SSE with helm: CRDs, RBAC, admission policies and the pod (manager, provider-azure-installer)');
+      await installChart(info, node);
+      await printPodMemory(info, 'at idle');
+    } else {
+      step('Install the SSE: CRDs, RBAC, and the pod\'s two containers (manager, provider-azure-installer)');
+      const sockets = join(SANDBOX_DIR, 'provider');
+      mkdirSync(sockets, { recursive: true });
+      provider = await startProvider({ socketDir: sockets });
+      const managerDir = join(SANDBOX_DIR, 'manager');
+      mkdirSync(managerDir, { recursive: true });
+      manager = await startManager({ namespace: '', providerDir: sockets, dir: managerDir, args: [`--rotation-poll-interval-seconds=${ROTATION_SECONDS}`, '--log-level=info'] });
+      console.log(`  provider-azure-installer: socket ${provider.endpoint}, log ${provider.logFile}`);
+      console.log(`  manager: as system:serviceaccount:azure-secret-store:secret-store-sync-manager, log ${manager.logFile}`);
+    }
 
     step('Create a SecretProviderClass resource (spc.yaml) and a SecretSync object (ss.yaml), and apply them');
     const guide = readFileSync(join(repoRoot, 'test', 'sandbox', 'guide.yaml.txt'), 'utf8');
@@ -161,7 +217,7 @@ async function walkthrough(once: boolean): Promise<void> {
     for (;;) {
       const r = spawnSync('kubectl', ['get', 'secretsync', 'secret-sync-name', '-n', env.KUBERNETES_NAMESPACE, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: info.k8s.kubeconfig } });
       if (r.stdout === 'True') break;
-      if (Date.now() > deadline) throw new StepFailed(`the SecretSync did not become Ready within 60 s; manager log: ${manager.logFile}`);
+      if (Date.now() > deadline) throw new StepFailed(`the SecretSync did not become Ready within 60 s; manager log: ${manager?.logFile ?? `kubectl -n ${RELEASE.namespace} logs deploy/${RELEASE.name} -c manager`}`);
       await new Promise((res) => setTimeout(res, 250));
     }
     kubectl(info, ['get', 'secrets', '-n', env.KUBERNETES_NAMESPACE]);
@@ -172,6 +228,12 @@ async function walkthrough(once: boolean): Promise<void> {
     const v1 = shell(info, `kubectl get secret secret-sync-name -n ${env.KUBERNETES_NAMESPACE} -o jsonpath="{.data.${env.KEYVAULT_SECRET_NAME}-data-key1}" | base64 -d`);
     if (v0 !== 'Hello2' || v1 !== 'Hello!') throw new StepFailed(`expected Hello2 and Hello!, got '${v0}' and '${v1}'`);
 
+    if (pod) {
+      await printPodMemory(info, 'after the walkthrough');
+      step('The pod\'s logs, one container at a time');
+      kubectl(info, ['-n', RELEASE.namespace, 'logs', `deploy/${RELEASE.name}`, '-c', 'manager', '--tail=3']);
+      kubectl(info, ['-n', RELEASE.namespace, 'logs', `deploy/${RELEASE.name}`, '-c', 'provider-azure-installer', '--tail=3']);
+    }
     if (once) {
       console.log(`\n${bold('The walkthrough succeeded: my-secret-data-key0 = Hello2, my-secret-data-key1 = Hello!')}`);
       await teardown();
@@ -181,8 +243,13 @@ async function walkthrough(once: boolean): Promise<void> {
   export KUBECONFIG=${info.k8s.kubeconfig}
   kubectl describe secretsync secret-sync-name -n ${env.KUBERNETES_NAMESPACE}
   npm run sandbox -- rotate            # add a new version of my-secret; it syncs within ${ROTATION_SECONDS} s
-Logs: manager ${manager.logFile}
-      provider-azure-installer ${provider.logFile}
+${
+  pod
+    ? `Logs: kubectl -n ${RELEASE.namespace} logs deploy/${RELEASE.name} -c manager   (or -c provider-azure-installer)
+      node (kubelet, containerd) ${join(SANDBOX_DIR, 'node', 'logs')}`
+    : `Logs: manager ${manager!.logFile}
+      provider-azure-installer ${provider!.logFile}`
+}
       control plane and stand-ins ${join(SANDBOX_DIR, 'logs')}
 Ctrl-C stops everything.`);
     await new Promise(() => undefined);
@@ -195,8 +262,8 @@ Ctrl-C stops everything.`);
 
 const args = process.argv.slice(2);
 if (args[0] === 'rotate') await rotate(args[1]);
-else if (args.every((a) => a === '--once')) await walkthrough(args.includes('--once'));
+else if (args.every((a) => a === '--once' || a === '--pod')) await walkthrough(args.includes('--once'), args.includes('--pod'));
 else {
-  console.error('usage: npm run sandbox [-- --once | -- rotate [value]]');
+  console.error('usage: npm run sandbox [-- [--pod] [--once] | -- rotate [value]]');
   process.exit(2);
 }

@@ -1,0 +1,176 @@
+// The chart's pod on a real node: `npm run sandbox -- --pod` starts a stack of its own with a
+// kubelet and containerd (test/env/node.ts), builds and imports the two images, `helm install`s
+// deploy/chart into azure-secret-store with the values a user sets plus the node's network and the
+// stack's addresses, and walks through the guide through the pod. This test then checks what only
+// a running pod shows: the containers' security contexts in effect, the socket in the emptyDir, the
+// API token in the manager only, probes, limits, the downward API, per-container logs, a provider
+// container killed and restarted, and what `helm uninstall` leaves.
+// Its own stack: helm must own azure-secret-store, which other tests fill with the plain manifests.
+import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../../test/env/control-plane.js';
+import { eventually } from '../../test/helpers/kube.js';
+
+const NS = 'azure-secret-store';
+const RELEASE = 'secret-store-sync';
+const dir = mkdtempSync(join(tmpdir(), 'sss-pod-'));
+const kubeconfig = join(dir, 'control-plane', 'kubeconfig');
+const env = { ...process.env, SSS_SANDBOX_DIR: dir };
+let sandbox: ChildProcess;
+let exited: Promise<number | null>;
+let out = '';
+let core: CoreV1Api;
+const started = Date.now();
+
+const kubectl = (...args: string[]) => spawnSync('kubectl', args, { encoding: 'utf8', env: { ...env, KUBECONFIG: kubeconfig } });
+const ok = (...args: string[]) => {
+  const r = kubectl(...args);
+  if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+};
+const secretValue = (key: string) => Buffer.from(JSON.parse(ok('get', 'secret', 'secret-sync-name', '-n', 'my-namespace', '-o', 'json')).data[key] as string, 'base64').toString();
+async function thePod(): Promise<V1Pod> {
+  const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${RELEASE}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+  if (pods.length !== 1) throw new Error(`expected one pod, found ${pods.length}`);
+  return pods[0]!;
+}
+const containerStatus = (pod: V1Pod, name: string) => pod.status!.containerStatuses!.find((c) => c.name === name)!;
+
+/** What a container sees of itself, read by node inside it (the images have no shell). */
+function inside(pod: string, container: string): Record<string, unknown> {
+  const script = `
+    const fs = require('fs');
+    const r = { uid: process.getuid(), gid: process.getgid() };
+    try { fs.writeFileSync('/probe', 'x'); r.rootWrite = 'written'; } catch (e) { r.rootWrite = e.code; }
+    try { const s = fs.statSync('/provider/azure.sock'); r.socket = { uid: s.uid, gid: s.gid, isSocket: s.isSocket() }; } catch (e) { r.socket = e.code; }
+    try { fs.writeFileSync('/provider/.probe', 'x'); fs.unlinkSync('/provider/.probe'); r.emptyDirWrite = 'written'; } catch (e) { r.emptyDirWrite = e.code; }
+    r.token = fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+    r.env = { POD_NAME: process.env.POD_NAME, POD_UID: process.env.POD_UID, POD_NAMESPACE: process.env.POD_NAMESPACE };
+    const status = fs.readFileSync('/proc/self/status', 'utf8');
+    for (const k of ['CapEff', 'NoNewPrivs', 'Seccomp']) r[k] = status.match(new RegExp(k + ':\\\\s*(\\\\S+)'))[1];
+    const read = (f) => { try { return fs.readFileSync(f, 'utf8').trim(); } catch (e) { return e.code; } };
+    r.memoryLimit = read('/sys/fs/cgroup/memory/memory.limit_in_bytes');
+    r.cpuQuota = read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
+    console.log(JSON.stringify(r));`;
+  return JSON.parse(ok('-n', NS, 'exec', pod, '-c', container, '--', 'node', '-e', script)) as Record<string, unknown>;
+}
+
+beforeAll(async () => {
+  sandbox = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), '--pod'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  sandbox.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  sandbox.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  exited = new Promise((r) => sandbox.once('exit', (code) => r(code)));
+  // A first run on a machine also fetches node and the Debian packages for the images.
+  const deadline = Date.now() + 420_000;
+  while (!out.includes('The sandbox is running')) {
+    if (Date.now() > deadline || sandbox.exitCode !== null) throw new Error(`the sandbox with the pod did not come up:\n${out}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  console.log(`sandbox --pod up in ${((Date.now() - started) / 1000).toFixed(1)} s\n${out.split('\n').filter((l) => /Ready in|imported|built |pod memory|stack ready/.test(l)).join('\n')}`);
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  core = kc.makeApiClient(CoreV1Api);
+}, 480_000);
+
+afterAll(async () => {
+  if (!sandbox) return;
+  sandbox.kill('SIGINT');
+  expect(await exited).toBe(0);
+  // Nothing it started is left: no process naming its folder, no mount under it.
+  const left = spawnSync('bash', ['-c', `ps -eo args | grep -F -- '${dir}' | grep -v grep || true`], { encoding: 'utf8' }).stdout.trim();
+  expect(left).toBe('');
+  expect(readFileSync('/proc/self/mountinfo', 'utf8').includes(dir)).toBe(false);
+  console.log(`pod test done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}, 120_000);
+
+test('helm installed the chart; the walkthrough synced Hello2 and Hello! through the pod', async () => {
+  expect(out).toMatch(/\$ helm install secret-store-sync deploy\/chart\/secret-store-sync --namespace azure-secret-store --create-namespace --set rotationPollIntervalInSeconds=10 --set hostNetwork=true /);
+  expect(out).toMatch(/STATUS: deployed/);
+  expect(out).toMatch(/key0}" \| base64 -d\nHello2\n/);
+  expect(out).toMatch(/key1}" \| base64 -d\nHello!\n/);
+  const pod = await thePod();
+  expect(pod.spec!.nodeName).toBe('stack-node');
+  expect(pod.status!.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
+  for (const c of ['manager', 'provider-azure-installer']) expect(containerStatus(pod, c)).toMatchObject({ ready: true, started: true, restartCount: 0 });
+  expect(Object.keys(containerStatus(pod, 'manager').state!)).toEqual(['running']);
+});
+
+test('security contexts in effect: user 65532, read-only root, no capabilities, no new privileges, seccomp; the socket in the emptyDir', async () => {
+  const pod = await thePod();
+  const name = pod.metadata!.name!;
+  const manager = inside(name, 'manager');
+  const provider = inside(name, 'provider-azure-installer');
+  for (const c of [manager, provider]) {
+    expect(c).toMatchObject({ uid: 65532, gid: 65532, rootWrite: 'EROFS', emptyDirWrite: 'written', CapEff: '0000000000000000', NoNewPrivs: '1', Seccomp: '2' });
+    // The provider made the socket as 65532, in the emptyDir both containers mount.
+    expect(c.socket).toEqual({ uid: 65532, gid: 65532, isSocket: true });
+  }
+  // The API token in the manager's container only.
+  expect(manager.token).toBe(true);
+  expect(provider.token).toBe(false);
+  // The downward API names the manager's pod.
+  expect(manager.env).toEqual({ POD_NAME: name, POD_UID: pod.metadata!.uid, POD_NAMESPACE: NS });
+  // The chart's limits, as the containers' cgroups hold them.
+  expect(manager).toMatchObject({ memoryLimit: String(512 * 2 ** 20), cpuQuota: '100000' });
+  expect(provider).toMatchObject({ memoryLimit: String(256 * 2 ** 20), cpuQuota: '100000' });
+}, 60_000);
+
+test('probes answer on their ports (the node\'s, with the host network)', async () => {
+  const pod = await thePod();
+  const ip = pod.status!.podIP!;
+  expect(ip).toBe(pod.status!.hostIP);
+  expect((await fetch(`http://${ip}:8081/readyz`)).status).toBe(200);
+  expect((await fetch(`http://${ip}:8081/healthz`)).status).toBe(200);
+  expect((await fetch(`http://${ip}:8989/healthz`)).status).toBe(200);
+  expect(await (await fetch(`http://${ip}:8085/metrics`)).text()).toContain('secretsync_reconciles_total');
+});
+
+test('kubectl logs -c manager and -c provider-azure-installer: JSON lines as the README says, no value or token', async () => {
+  const name = (await thePod()).metadata!.name!;
+  const lines = (container: string) =>
+    ok('-n', NS, 'logs', name, '-c', container)
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const manager = lines('manager');
+  const synced = manager.find((l) => l.message === 'synced' && l.secretSync === 'my-namespace/secret-sync-name')!;
+  expect(synced).toMatchObject({ level: 'info', reason: 'CreateSucceeded', component: 'manager' });
+  expect(typeof synced.durationMs).toBe('number');
+  expect((synced.versions as { id: string }[]).map((v) => v.id)).toEqual(['secret/my-secret/0', 'secret/my-secret/1']);
+  const provider = lines('provider-azure-installer');
+  expect(provider.find((l) => l.message === 'mount')).toMatchObject({ component: 'provider-azure', identity: 'workloadIdentity', files: 2 });
+  const all = JSON.stringify([...manager, ...provider]);
+  for (const secret of ['Hello2', 'Hello!']) expect(all).not.toContain(secret);
+  expect(all).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\./); // no JWT (service-account or Entra token)
+});
+
+test('a killed provider container is restarted by the kubelet, and the next rotation syncs through it', async () => {
+  const before = await thePod();
+  const id = containerStatus(before, 'provider-azure-installer').containerID!.replace(/^containerd:\/\//, '');
+  execFileSync('ctr', ['--address', join(dir, 'node', 'containerd', 'containerd.sock'), '--namespace', 'k8s.io', 'tasks', 'kill', '--signal', 'SIGKILL', id]);
+  const after = await eventually(async () => {
+    const p = await thePod();
+    const c = containerStatus(p, 'provider-azure-installer');
+    return c.restartCount === 1 && c.ready ? p : undefined;
+  }, 60_000, 'the provider container to restart');
+  expect(containerStatus(after, 'provider-azure-installer').lastState?.terminated).toMatchObject({ exitCode: 137, reason: 'Error' });
+  expect(containerStatus(after, 'manager').restartCount).toBe(0);
+  // The killed container's log is still there.
+  expect(ok('-n', NS, 'logs', after.metadata!.name!, '-c', 'provider-azure-installer', '--previous')).toContain('"message":"mount"');
+  const rotate = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), 'rotate', 'Hello3'], { cwd: repoRoot, env, encoding: 'utf8' });
+  expect(rotate.status).toBe(0);
+  await eventually(async () => (secretValue('my-secret-data-key0') === 'Hello3' ? true : undefined), 60_000, 'Hello3 through the restarted provider');
+  expect(secretValue('my-secret-data-key1')).toBe('Hello2');
+}, 150_000);
+
+test('helm uninstall removes the pod and leaves the Secret and the CRDs', async () => {
+  const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
+  execFileSync(helm, ['uninstall', RELEASE, '--namespace', NS, '--wait', '--kubeconfig', kubeconfig], { encoding: 'utf8' });
+  await eventually(async () => ((await core.listNamespacedPod({ namespace: NS })).items.length === 0 ? true : undefined), 60_000, 'the pod to be gone');
+  expect(secretValue('my-secret-data-key0')).toBe('Hello3');
+  for (const crd of ['secretsyncs.secret-sync.x-k8s.io', 'secretproviderclasses.secrets-store.csi.x-k8s.io']) expect(kubectl('get', 'crd', crd).status).toBe(0);
+  expect(kubectl('get', 'secretsync', 'secret-sync-name', '-n', 'my-namespace').status).toBe(0);
+}, 120_000);
