@@ -96,7 +96,11 @@ function debianRootfs(log: (m: string) => void): string {
     const debs = join(tmp, 'debs');
     mkdirSync(debs);
     // As root, apt would drop to _apt, which may not write here.
-    run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', ...versions], debs);
+    try {
+      run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', ...versions], debs);
+    } catch (e) {
+      throw new Error(`apt-get download ${versions.join(' ')} failed (no package lists? run apt-get update): ${(e as { stderr?: string }).stderr ?? e}`);
+    }
     const rootfs = join(tmp, 'rootfs');
     for (const deb of readdirSync(debs).sort()) run('dpkg-deb', ['-x', join(debs, deb), rootfs]);
     writeFileSync(join(tmp, 'packages.txt'), versions.join('\n') + '\n');
