@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { AzureStack } from '../env/azure/client.js';
 import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
-import { podMemory, startNode, type StackNode } from '../env/node.js';
+import { cleanupNode, podMemory, startNode, type StackNode } from '../env/node.js';
 import { startStack, toEnv, type Stack, type StackInfo } from '../env/stack.js';
 import { startManager, type RunningManager } from '../helpers/manager.js';
 import { startProvider, type RunningProviderProcess } from '../helpers/provider.js';
@@ -123,6 +123,8 @@ function kubectlQuiet(info: StackInfo, args: string[]): string {
 
 async function walkthrough(once: boolean, pod: boolean): Promise<void> {
   checkPrerequisites();
+  // A node a crashed --pod run left (containers, their mounts under the folder) goes first.
+  await cleanupNode(SANDBOX_DIR);
   rmSync(SANDBOX_DIR, { recursive: true, force: true });
   mkdirSync(SANDBOX_DIR, { recursive: true });
   let stack: Stack | undefined;
