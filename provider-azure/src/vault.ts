@@ -2,8 +2,8 @@
 // attempt metered and held to the vault's token bucket and concurrency cap, identical in-flight
 // reads joined, and values read by explicit version (immutable in Key Vault) cached per identity.
 import type { TokenCredential } from '@azure/identity';
-import { CertificateClient } from '@azure/keyvault-certificates';
-import { KeyClient, type JsonWebKey } from '@azure/keyvault-keys';
+import type { CertificateClient } from '@azure/keyvault-certificates';
+import type { JsonWebKey, KeyClient } from '@azure/keyvault-keys';
 import { SecretClient } from '@azure/keyvault-secrets';
 import type { Budgets } from './budget.js';
 import { ProviderError } from '@secret-store-sync/proto';
@@ -58,8 +58,10 @@ export interface AccessOptions {
 
 interface Clients {
   secrets: SecretClient;
-  keys: KeyClient;
-  certificates: CertificateClient;
+  // Loaded and built at their first use: most Mounts read secrets only, and the two SDKs are
+  // 2 MB of heap and RSS at start (measured: bench/README.md).
+  keys: () => Promise<KeyClient>;
+  certificates: () => Promise<CertificateClient>;
   /** The credential they were built with: a new credential for the identity means new clients. */
   credential: TokenCredential;
 }
@@ -100,6 +102,15 @@ export function collectionOf(type: ObjectType): 'secrets' | 'keys' | 'certificat
   return type === 'secret' ? 'secrets' : type === 'key' ? 'keys' : 'certificates';
 }
 
+/** `make` called once, at the first call; a failed load is tried again at the next. */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= make().catch((e: unknown) => {
+    p = undefined;
+    throw e;
+  }));
+}
+
 /** Deletes the least recently used entries of an insertion-ordered map until it has room for one more. */
 function makeRoom<K, V>(map: Map<K, V>, max: number, keep: (v: V) => boolean = () => false): void {
   for (const [k, v] of map) {
@@ -138,8 +149,8 @@ export class KeyVaultAccess {
       };
       clients = {
         secrets: new SecretClient(vaultUrl, credential, options),
-        keys: new KeyClient(vaultUrl, credential, options),
-        certificates: new CertificateClient(vaultUrl, credential, options),
+        keys: once(async () => new (await import('@azure/keyvault-keys')).KeyClient(vaultUrl, credential, options)),
+        certificates: once(async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, credential, options)),
         credential,
       };
       makeRoom(this.clients, this.opts.maxClients);
@@ -379,7 +390,7 @@ export class VaultSession {
       this.authorized('key'),
       (abortSignal) =>
         this.guarded(this.describe('key', name, version), async () => {
-          const k = await this.clients.keys.getKey(name, version ? { version, abortSignal } : { abortSignal });
+          const k = await (await this.clients.keys()).getKey(name, version ? { version, abortSignal } : { abortSignal });
           if (!k.key) throw new Error('Key Vault returned the key without its JSON Web Key');
           return { jwk: k.key, version: k.properties.version ?? '', enabled: k.properties.enabled !== false, ...(k.properties.expiresOn ? { expiresOn: k.properties.expiresOn } : {}) };
         }),
@@ -397,7 +408,8 @@ export class VaultSession {
       this.authorized('cert'),
       (abortSignal) =>
         this.guarded(this.describe('certificate', name, version), async () => {
-          const c = version ? await this.clients.certificates.getCertificateVersion(name, version, { abortSignal }) : await this.clients.certificates.getCertificate(name, { abortSignal });
+          const certificates = await this.clients.certificates();
+          const c = version ? await certificates.getCertificateVersion(name, version, { abortSignal }) : await certificates.getCertificate(name, { abortSignal });
           if (!c.cer) throw new Error('Key Vault returned the certificate without its body');
           return { cer: c.cer, version: c.properties.version ?? '', enabled: c.properties.enabled !== false, ...(c.properties.expiresOn ? { expiresOn: c.properties.expiresOn } : {}) };
         }),
@@ -421,8 +433,8 @@ export class VaultSession {
             type === 'secret'
               ? this.clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })
               : type === 'key'
-                ? this.clients.keys.listPropertiesOfKeyVersions(name, { abortSignal })
-                : this.clients.certificates.listPropertiesOfCertificateVersions(name, { abortSignal });
+                ? (await this.clients.keys()).listPropertiesOfKeyVersions(name, { abortSignal })
+                : (await this.clients.certificates()).listPropertiesOfCertificateVersions(name, { abortSignal });
           for await (const p of pages) {
             out.push({ version: p.version ?? '', enabled: p.enabled !== false, created: p.createdOn?.getTime() ?? 0 });
           }
