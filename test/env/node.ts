@@ -367,6 +367,10 @@ export async function cleanupNode(stackDir: string): Promise<void> {
       } catch {
         /* gone */
       }
+      // A killed shim leaves its socket where containerd 1.6 always puts it (shim.SocketAddress).
+      const ns = args[args.indexOf('-namespace') + 1] ?? '';
+      const id = args[args.indexOf('-id') + 1] ?? '';
+      rmSync(join('/run/containerd/s', createHash('sha256').update(join(socket, ns, id)).digest('hex')), { force: true });
     }
   }
   // Mounts under the folder (pods' volumes, containers' root filesystems), deepest first.
