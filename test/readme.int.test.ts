@@ -36,10 +36,35 @@ afterAll(async () => {
 test('the README has the blocks this test runs, and every npm script it names exists', () => {
   const scripts = Object.keys((JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts);
   for (const m of readme.matchAll(/npm run ([\w:-]+)/g)) expect(scripts).toContain(m[1]);
-  expect(blocks.length).toBe(4);
+  expect(blocks.length).toBe(7);
 });
 
-test('"helm install" from the README installs the chart', async () => {
+/**
+ * The Prometheus Operator's two kinds the monitoring commands make, defined loosely (any spec):
+ * enough for the apiserver to take the objects as a cluster with the Operator does.
+ */
+function operatorKinds(): string {
+  return ['PodMonitor', 'PrometheusRule']
+    .map((kind) => {
+      const plural = `${kind.toLowerCase()}s`;
+      return `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: ${plural}.monitoring.coreos.com }
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: { kind: ${kind}, plural: ${plural}, singular: ${kind.toLowerCase()} }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }
+`;
+    })
+    .join('---\n');
+}
+
+test('"helm install" from the README installs the chart; its monitoring commands add the PodMonitor, the dashboard and the rules', async () => {
   const cp = await freshControlPlane();
   const r = run(block('helm install'), cp.info.kubeconfig);
   expect(r.stderr).toBe('');
@@ -48,6 +73,16 @@ test('"helm install" from the README installs the chart', async () => {
   expect(get('deployment -n azure-secret-store')).toContain('deployment.apps/secret-store-sync');
   expect(get('validatingadmissionpolicies')).toContain('secret-store-sync-secret-writes');
   expect(get('crd')).toContain('secretsyncs.secret-sync.x-k8s.io');
+
+  const prepared = spawnSync('bash', ['-c', 'kubectl apply -f - && kubectl wait --for=condition=Established crd --all --timeout=60s && kubectl create namespace monitoring'], { input: operatorKinds(), encoding: 'utf8', env: { ...process.env, KUBECONFIG: cp.info.kubeconfig } });
+  expect(prepared.status).toBe(0);
+  for (const first of ['helm upgrade --install secret-store-sync deploy/chart/secret-store-sync -n azure-secret-store --reuse-values \\\n  --set monitoring.podMonitor', 'kubectl -n monitoring create configmap', 'helm upgrade --install secret-store-sync deploy/chart/secret-store-sync -n azure-secret-store --reuse-values \\\n  --set monitoring.prometheusRule']) {
+    const m = run(block(first), cp.info.kubeconfig);
+    expect({ block: first, status: m.status, stderr: m.stderr }).toMatchObject({ status: 0 });
+  }
+  expect(get('podmonitors -n azure-secret-store')).toContain('secret-store-sync');
+  expect(get('prometheusrules -n azure-secret-store')).toContain('secret-store-sync');
+  expect(run('kubectl -n monitoring get configmap secret-store-sync-dashboard -o jsonpath={.metadata.labels.grafana_dashboard}', cp.info.kubeconfig).stdout).toBe('1');
 });
 
 test('the plain-manifest install from the README works', async () => {
