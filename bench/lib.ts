@@ -121,3 +121,14 @@ export function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> 
   let timer: NodeJS.Timeout;
   return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms)))]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * The node flags an image starts its process with: the arguments between `node` and the script in
+ * the Dockerfile's ENTRYPOINT, so that the bench runs the processes as they ship.
+ */
+export function shippedNodeArgs(dockerfile: string): string[] {
+  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(dockerfile, 'utf8'))?.[1];
+  if (!line) throw new Error(`no ENTRYPOINT in ${dockerfile}`);
+  const argv = JSON.parse(line) as string[];
+  return argv.slice(1, argv.findIndex((a) => a.endsWith('.js')));
+}

@@ -1,0 +1,86 @@
+// `NODE_OPTIONS=--import ./test/env/preload.mjs npx tsx bench/memory.ts [--n=5000] [--interval=40] [--rounds=1] [--configs=<json>]`:
+// a focused memory scenario to compare node flags back to back on one stack (example provider): N SecretSyncs, then per
+// configuration a manager that rewrites them all (a fresh change-hash key: a sync burst) and then
+// rotates them once (a no-change pass). Configurations run interleaved, `rounds` times, so the
+// shared machine's noise falls on all of them. Prints RSS, peak, V8 heap and CPU per sync.
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION } from '../controller/src/api.js';
+import { KubeClients } from '../controller/src/kube-client.js';
+import { repoRoot } from '../test/env/control-plane.js';
+import { startStack, toEnv } from '../test/env/stack.js';
+import { eventually } from '../test/helpers/kube.js';
+import { startManager } from '../test/helpers/manager.js';
+import { startTestProvider } from '../test/helpers/provider.js';
+import { metricSum, pool, processStats, round } from './lib.js';
+
+const { values: args } = parseArgs({ options: { n: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, configs: { type: 'string' }, interval: { type: 'string', default: '40' } } });
+const N = Number(args.n);
+const INTERVAL = Number(args.interval);
+/** snapshot: writes a heap snapshot after the pass (node flags must include --heapsnapshot-signal=SIGUSR2). */
+type Cfg = { name: string; nodeArgs?: string[]; env?: Record<string, string>; snapshot?: boolean };
+const CONFIGS: Cfg[] = args.configs ? (JSON.parse(args.configs) as Cfg[]) : [{ name: 'default' }];
+
+const t0 = performance.now();
+const say = (m: string) => console.log(`[mem ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}`);
+const mb = (t: string, name: string) => round(metricSum(t, name) / 2 ** 20);
+
+const crds = ['secret-sync.x-k8s.io_secretsyncs.yaml', 'secrets-store.csi.x-k8s.io_secretproviderclasses.yaml'].map((f) => join(repoRoot, 'deploy', 'crds', f));
+const stack = await startStack({ manifests: crds, log: () => undefined });
+Object.assign(process.env, toEnv(stack.info), { NODE_EXTRA_CA_CERTS: stack.info.caFile });
+const provider = await startTestProvider('test');
+provider.setState({ files: { foo: 'value' } });
+try {
+  const kc = new KubeConfig();
+  kc.loadFromFile(stack.info.k8s.kubeconfig);
+  const clients = new KubeClients(kc);
+  const core = clients.make(CoreV1Api);
+  const custom = clients.make(CustomObjectsApi);
+  await core.createNamespace({ body: { metadata: { name: 'mem' } } });
+  await core.createNamespacedServiceAccount({ namespace: 'mem', body: { metadata: { name: 'app' } } });
+  await custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: 'mem', plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
+  await pool(Array.from({ length: N }, (_, i) => i), 32, async (i) => {
+    await custom.createNamespacedCustomObject({ group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL, namespace: 'mem', body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name: `m-${i}` }, spec: { serviceAccountName: 'app', secretProviderClassName: 'spc', secretObject: { type: 'Opaque', data: [{ sourcePath: 'foo', targetKey: 'key' }] } } } });
+  });
+  say(`${N} SecretSyncs created`);
+  const dir = mkdtempSync(join(tmpdir(), 'sss-mem-'));
+  for (let r = 0; r < Number(args.rounds); r++) {
+    for (const c of CONFIGS) {
+      const m = await startManager({ hashKey: randomBytes(32), namespace: '', providerDir: provider.socketDir, dir, args: ['--workers=16', '--log-level=info', `--rotation-poll-interval-seconds=${INTERVAL}`, `--rotation-share-seconds=${Math.floor(INTERVAL / 2)}`], nodeArgs: c.nodeArgs, env: c.env });
+      const pid = m.child.pid!;
+      const count = async (reasons?: string[]) => {
+        const t = await m.metrics();
+        return reasons ? reasons.reduce((a, reason) => a + metricSum(t, 'secretsync_reconciles_total', { reason }), 0) : metricSum(t, 'secretsync_reconciles_total');
+      };
+      const s0 = processStats(pid);
+      await eventually(async () => ((await count()) >= N ? true : undefined), 10 * 60_000, 'the burst', 500);
+      const s1 = processStats(pid);
+      const t1 = await m.metrics();
+      await eventually(async () => ((await count(['UpdateNoValueChangeSucceeded'])) >= N ? true : undefined), 10 * 60_000, 'the pass', 500);
+      const s2 = processStats(pid);
+      const t2 = await m.metrics();
+      const line = {
+        config: c.name,
+        round: r + 1,
+        cpuMsPerSync: round(((s1.cpuSeconds - s0.cpuSeconds) * 1000) / N, 3),
+        cpuMsPerRotation: round(((s2.cpuSeconds - s1.cpuSeconds) * 1000) / N, 3),
+        afterBurst: { rss: s1.rssMb, heapTotal: mb(t1, 'nodejs_heap_size_total_bytes'), heapUsed: mb(t1, 'nodejs_heap_size_used_bytes'), external: mb(t1, 'nodejs_external_memory_bytes') },
+        afterPass: { rss: s2.rssMb, heapTotal: mb(t2, 'nodejs_heap_size_total_bytes'), heapUsed: mb(t2, 'nodejs_heap_size_used_bytes'), external: mb(t2, 'nodejs_external_memory_bytes') },
+        peak: s2.peakRssMb,
+      };
+      console.log(JSON.stringify(line));
+      if (c.snapshot) {
+        process.kill(pid, 'SIGUSR2');
+        await new Promise((r) => setTimeout(r, 20_000));
+      }
+      await m.stop();
+    }
+  }
+} finally {
+  await provider.stop();
+  await stack.stop();
+}
