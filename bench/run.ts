@@ -4,7 +4,7 @@
 // (the manager's own costs), a fresh one with provider-azure and the Key Vault emulator.
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,14 +18,20 @@ import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
 import { objectsYaml, startProvider, startTestProvider } from '../test/helpers/provider.js';
-import { Arrivals, metricSum, percentile, pool, processStats, readyWith, round, timeout } from './lib.js';
+import { Arrivals, metricSum, percentile, pool, processStats, readyWith, round, shippedNodeArgs, timeout } from './lib.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, scale: { type: 'boolean', default: false } } });
 const QUICK = args.quick!;
 const OUT = args.out ?? join(repoRoot, 'bench', 'results', 'latest.json');
 /** --profile: the rotating manager and provider-azure write V8 CPU profiles (open in Chrome DevTools). */
 const PROFILE_DIR = join(repoRoot, 'bench', 'results', 'profiles');
 const profiled = (): string[] => (args.profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []);
+/** The node flags each image's ENTRYPOINT sets: every manager and provider here runs with them. */
+const NODE_FLAGS = {
+  manager: shippedNodeArgs(join(repoRoot, 'deploy', 'docker', 'Dockerfile.manager')),
+  provider: shippedNodeArgs(join(repoRoot, 'deploy', 'docker', 'Dockerfile.provider-azure')),
+};
+const managerNode = (): string[] => [...NODE_FLAGS.manager, ...profiled()];
 
 /** Sizes of each scenario; --quick keeps the shape and shrinks the counts. */
 const SIZE = QUICK
@@ -41,7 +47,8 @@ const started = performance.now();
 const results: Record<string, unknown> = {
   at: new Date().toISOString(),
   quick: QUICK,
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30), node: process.version },
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30), node: process.version, shared: 'other builds and tests ran at the same time: compare CPU per sync and RSS, not rates' },
+  nodeFlags: NODE_FLAGS,
   sizes: SIZE,
   scenarios: {} as Record<string, unknown>,
 };
@@ -185,7 +192,7 @@ async function withTestProvider(): Promise<void> {
   let manager: RunningManager | undefined;
   try {
     const asManager = kube(await managerKubeconfig(stack.info, dir));
-    const start = () => startManager({ hashKey: HASH_KEY, namespace: '', providerDir: provider.socketDir, dir, args: [`--workers=${SIZE.workers}`, '--log-level=info'] });
+    const start = () => startManager({ hashKey: HASH_KEY, namespace: '', providerDir: provider.socketDir, dir, args: [`--workers=${SIZE.workers}`, '--log-level=info'], nodeArgs: NODE_FLAGS.manager });
     manager = await start();
     await namespaceWithSa(admin, 'bench-latency');
     await createSpc(admin, 'bench-latency', 'spc', 'test', { prefix: '' });
@@ -276,14 +283,14 @@ async function withProviderAzure(): Promise<void> {
   }
   const place = (i: number) => ({ namespace: namespaces[(i % classes) % namespaces.length]!, spc: `spc-${i % classes}` });
   const data = (i: number) => [{ sourcePath: `s${i}-a/0`, targetKey: 'a' }, { sourcePath: `s${i}-a/1`, targetKey: 'a-previous' }, { sourcePath: `s${i}-b`, targetKey: 'b' }];
-  const provider = await startProvider({ socketDir: join(dir, 'providers'), args: ['--log-level=info'], nodeArgs: profiled() }).catch(async (e) => {
+  const provider = await startProvider({ socketDir: join(dir, 'providers'), args: ['--log-level=info'], nodeArgs: [...NODE_FLAGS.provider, ...profiled()] }).catch(async (e) => {
     await stack.stop();
     throw e;
   });
   let manager: RunningManager | undefined;
   try {
     const ceiling = (scenarios.limit as { bestPerSecond: number }).bestPerSecond;
-    manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: join(dir, 'providers'), dir, args: [`--workers=${SIZE.workers}`, '--log-level=info'] });
+    manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: join(dir, 'providers'), dir, args: [`--workers=${SIZE.workers}`, '--log-level=info'], nodeArgs: NODE_FLAGS.manager });
     const initialRows = (scenarios.initialSync as { runs: Record<string, unknown>[] }).runs;
     // Every SecretSync maps its class's three files, so SecretSyncs of one class ask the same Mount.
     const createBatch = (batch: string, n: number, offset: number) => initialSync(admin, batch, n, (i) => ({ ...place(i + offset), data: data((i + offset) % classes) }));
@@ -305,7 +312,7 @@ async function withProviderAzure(): Promise<void> {
     say(`rotation: manager restarted with --rotation-poll-interval-seconds=${SIZE.rotationSeconds} --rotation-share-seconds=${SIZE.shareSeconds}`);
     const statsBefore = await vaultRequests(azure);
     const providerBefore = await provider.metrics();
-    manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: join(dir, 'providers'), dir, args: [`--workers=${SIZE.workers}`, '--log-level=info', `--rotation-poll-interval-seconds=${SIZE.rotationSeconds}`, `--rotation-share-seconds=${SIZE.shareSeconds}`], nodeArgs: profiled() });
+    manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: join(dir, 'providers'), dir, args: [`--workers=${SIZE.workers}`, '--log-level=info', `--rotation-poll-interval-seconds=${SIZE.rotationSeconds}`, `--rotation-share-seconds=${SIZE.shareSeconds}`], nodeArgs: managerNode() });
     const m = manager;
     let prevCpu = processStats(m.child.pid!).cpuSeconds;
     let prevRotations = 0;
@@ -377,7 +384,7 @@ async function withProviderAzure(): Promise<void> {
     say(`   manager stopped in ${round((performance.now() - stopAt) / 1000)} s; restarting after one interval`);
     await new Promise((r) => setTimeout(r, SIZE.rotationSeconds * 1000 + 1000));
     const args4 = [`--workers=${SIZE.workers}`, '--log-level=info', `--rotation-poll-interval-seconds=${SIZE.rotationSeconds}`, `--rotation-share-seconds=${SIZE.shareSeconds}`];
-    manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: join(dir, 'providers'), dir, args: args4 });
+    manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: join(dir, 'providers'), dir, args: args4, nodeArgs: NODE_FLAGS.manager });
     const m4 = manager;
     const noChange = async () => metricSum(await m4.metrics(), 'secretsync_reconciles_total', { reason: 'UpdateNoValueChangeSucceeded' });
     await eventually(async () => ((await noChange()) >= total * 0.1 ? true : undefined), 5 * 60_000, 'the saturated pass to start', 500);
@@ -403,6 +410,135 @@ async function withProviderAzure(): Promise<void> {
       passes,
     };
     say(`5. steady cost: ${(scenarios.steadyCost as { managerCpuMsPerNoChangeReconcile: number }).managerCpuMsPerNoChangeReconcile} ms CPU per no-change reconcile; peak RSS manager ${ms.peakRssMb} MB, provider ${ps.peakRssMb} MB`);
+    save();
+  } finally {
+    await manager?.stop();
+    await provider.stop();
+    await stack.stop();
+  }
+}
+
+// ── Scale (--scale, its own run) ──────────────────────────────────────────────────────────────
+/** --scale: one manager growing to 50 000 SecretSyncs over 500 classes (example provider). */
+const SCALE = { checkpoints: [5000, 25000, 50000], namespaces: 50, classesPerNamespace: 10, workers: 16, createConcurrency: 32, settleSeconds: 15, idleSeconds: 10, passIntervalSeconds: 60, passShareSeconds: 30 };
+
+/** Memory and CPU of the manager now: RSS and peak from /proc, V8's split from its metrics. */
+async function managerMemory(m: RunningManager) {
+  const t = await m.metrics();
+  const s = processStats(m.child.pid!);
+  const mb = (name: string) => round(metricSum(t, name) / 2 ** 20);
+  return { rssMb: s.rssMb, peakRssMb: s.peakRssMb, heapTotalMb: mb('nodejs_heap_size_total_bytes'), heapUsedMb: mb('nodejs_heap_size_used_bytes'), externalMb: mb('nodejs_external_memory_bytes'), cpuSeconds: s.cpuSeconds };
+}
+
+async function scale(): Promise<void> {
+  say(`scale: control plane, CRDs, the example file provider; one manager growing to ${Math.max(...SCALE.checkpoints)} SecretSyncs`);
+  const stack = await bootStack();
+  const dir = mkdtempSync(join(tmpdir(), 'sss-bench-scale-'));
+  const admin = kube(stack.info.k8s.kubeconfig);
+  const provider = await startTestProvider('test');
+  provider.setState({ files: { foo: 'value' } });
+  let manager: RunningManager | undefined;
+  const rows: Record<string, unknown>[] = [];
+  const classes = SCALE.namespaces * SCALE.classesPerNamespace;
+  const result: Record<string, unknown> = {
+    what: `one manager, SecretSyncs created at once (${SCALE.createConcurrency} at a time) in steps while it runs, over ${classes} classes in ${SCALE.namespaces} namespaces (example provider); at each step: sync time, CPU per sync, idle CPU and memory once settled; at the end one rotation pass of all of them`,
+    ...SCALE,
+    at: new Date().toISOString(),
+    nodeFlags: NODE_FLAGS.manager,
+    steps: rows,
+  };
+  scenarios.scale = result;
+  try {
+    const namespaces = Array.from({ length: SCALE.namespaces }, (_, k) => `scale-${k}`);
+    await pool(namespaces, 8, async (ns) => {
+      await namespaceWithSa(admin, ns);
+      for (let c = 0; c < SCALE.classesPerNamespace; c++) await createSpc(admin, ns, `spc-${c}`, 'test', { prefix: '' });
+    });
+    const args = [`--workers=${SCALE.workers}`, '--log-level=info'];
+    manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: provider.socketDir, dir, args, nodeArgs: NODE_FLAGS.manager });
+    const arrivals = new Arrivals(admin.kc, `/apis/${SYNC_GROUP}/${SYNC_VERSION}/${SYNC_PLURAL}`, readyWith(['CreateSucceeded']), 'bench-batch=scale');
+    await arrivals.start();
+    const t0 = performance.now();
+    let created = 0;
+    const progress = setInterval(() => say(`   scale: ${created} created, ${arrivals.at.size} synced`), 30_000);
+    try {
+      for (const target of SCALE.checkpoints) {
+        const m = manager;
+        const before = processStats(m.child.pid!);
+        const stepStart = performance.now();
+        const from = created;
+        await pool(Array.from({ length: target - from }, (_, i) => from + i), SCALE.createConcurrency, async (i) => {
+          // Class i % 500: SecretSyncs of one class share their Mount within the share window.
+          const ns = namespaces[i % SCALE.namespaces]!;
+          const spc = `spc-${Math.floor(i / SCALE.namespaces) % SCALE.classesPerNamespace}`;
+          await admin.custom.createNamespacedCustomObject({ ...co, namespace: ns, body: secretSync(`s-${i}`, spc, { 'bench-batch': 'scale' }, [{ sourcePath: 'foo', targetKey: 'key' }]) });
+          created++;
+        });
+        await timeout(arrivals.count(target), 60 * 60_000, `${target} SecretSyncs to sync`);
+        const synced = performance.now();
+        const after = processStats(m.child.pid!);
+        await new Promise((r) => setTimeout(r, SCALE.settleSeconds * 1000));
+        const idle0 = processStats(m.child.pid!);
+        await new Promise((r) => setTimeout(r, SCALE.idleSeconds * 1000));
+        const mem = await managerMemory(m);
+        const row = {
+          secretSyncs: target,
+          stepSyncs: target - from,
+          stepSeconds: round((synced - stepStart) / 1000),
+          stepSyncsPerSecond: round((target - from) / ((synced - stepStart) / 1000)),
+          secondsSinceFirstCreate: round((synced - t0) / 1000),
+          cpuMsPerSync: round(((after.cpuSeconds - before.cpuSeconds) * 1000) / (target - from), 3),
+          idleCpuPercent: round(((mem.cpuSeconds - idle0.cpuSeconds) / SCALE.idleSeconds) * 100, 2),
+          rssMb: mem.rssMb, peakRssMb: mem.peakRssMb, heapTotalMb: mem.heapTotalMb, heapUsedMb: mem.heapUsedMb, externalMb: mem.externalMb,
+        };
+        rows.push(row);
+        say(`scale: ${target} SecretSyncs synced (${row.stepSyncs} in ${row.stepSeconds} s, ${row.stepSyncsPerSecond}/s; ${row.secondsSinceFirstCreate} s since the first create); ${row.cpuMsPerSync} ms CPU per sync; idle ${row.idleCpuPercent} % CPU; RSS ${row.rssMb} MB (peak ${row.peakRssMb}), heap ${row.heapUsedMb}/${row.heapTotalMb} MB`);
+        save();
+      }
+    } finally {
+      clearInterval(progress);
+      arrivals.stop();
+    }
+
+    // One rotation pass of everything: a manager restarted after one interval finds all of them due
+    // (its start lists them all: the cold start at full size).
+    const total = Math.max(...SCALE.checkpoints);
+    await manager.stop();
+    await new Promise((r) => setTimeout(r, SCALE.passIntervalSeconds * 1000 + 1000));
+    const startAt = performance.now();
+    manager = await startManager({ hashKey: HASH_KEY, namespace: '', providerDir: provider.socketDir, dir, args: [...args, `--rotation-poll-interval-seconds=${SCALE.passIntervalSeconds}`, `--rotation-share-seconds=${SCALE.passShareSeconds}`], nodeArgs: NODE_FLAGS.manager });
+    const readySeconds = round((performance.now() - startAt) / 1000);
+    const m = manager;
+    const noChange = async () => metricSum(await m.metrics(), 'secretsync_reconciles_total', { reason: 'UpdateNoValueChangeSucceeded' });
+    const p0 = processStats(m.child.pid!);
+    const passStart = performance.now();
+    await eventually(async () => ((await noChange()) >= total ? true : undefined), 60 * 60_000, 'the rotation pass', 1000);
+    const passSeconds = (performance.now() - passStart) / 1000;
+    const p1 = processStats(m.child.pid!);
+    const rotations = await noChange();
+    const mem = await managerMemory(m);
+    result.pass = {
+      secretSyncs: total,
+      coldStartReadySeconds: readySeconds,
+      rotations,
+      seconds: round(passSeconds),
+      rotationsPerSecond: round(rotations / passSeconds),
+      cpuMsPerRotation: round(((p1.cpuSeconds - p0.cpuSeconds) * 1000) / rotations, 3),
+      cpuSecondsPerPass: round(p1.cpuSeconds - p0.cpuSeconds),
+      rssMb: mem.rssMb, peakRssMb: mem.peakRssMb, heapTotalMb: mem.heapTotalMb, heapUsedMb: mem.heapUsedMb,
+    };
+    say(`scale: cold start with ${total} ready in ${readySeconds} s; one rotation pass: ${rotations} rotations in ${round(passSeconds)} s, ${(result.pass as { cpuMsPerRotation: number }).cpuMsPerRotation} ms CPU each; RSS ${mem.rssMb} MB (peak ${mem.peakRssMb})`);
+    // Per 1 000 SecretSyncs between the first and the last step: what sizing needs.
+    const first = rows[0] as { secretSyncs: number; rssMb: number; heapUsedMb: number };
+    const last = rows[rows.length - 1] as typeof first;
+    const per1000 = (a: number, b: number) => round(((b - a) * 1000) / (last.secretSyncs - first.secretSyncs), 2);
+    result.per1000 = {
+      from: first.secretSyncs, to: last.secretSyncs,
+      rssMb: per1000(first.rssMb, last.rssMb),
+      heapUsedMb: per1000(first.heapUsedMb, last.heapUsedMb),
+      cpuSecondsPerPass: round(((result.pass as { cpuMsPerRotation: number }).cpuMsPerRotation * 1000) / 1000, 2),
+    };
+    say(`scale: per 1 000 SecretSyncs from ${first.secretSyncs} to ${last.secretSyncs}: ${JSON.stringify(result.per1000)}`);
     save();
   } finally {
     await manager?.stop();
@@ -461,9 +597,19 @@ function diff(now: Record<string, number>, before: Record<string, number>): { to
 
 async function main(): Promise<void> {
   if (!process.env.NODE_OPTIONS?.includes('preload.mjs')) throw new Error(`run with NODE_OPTIONS=--import ${PRELOAD}`);
-  say(`${QUICK ? 'quick' : 'full'} run on ${cpus().length} cores, ${round(totalmem() / 2 ** 30)} GiB; results → ${OUT}`);
-  await withTestProvider();
-  await withProviderAzure();
+  say(`${args.scale ? 'scale' : QUICK ? 'quick' : 'full'} run on ${cpus().length} cores, ${round(totalmem() / 2 ** 30)} GiB; results → ${OUT}`);
+  // The scale scenario is its own run (about 20 minutes); each kind of run keeps the other's latest
+  // figures in the file, each with the time it ran.
+  const previous = existsSync(OUT) ? (JSON.parse(readFileSync(OUT, 'utf8')) as { at?: string; scenarios?: Record<string, unknown> }) : {};
+  if (args.scale) {
+    for (const [k, v] of Object.entries(previous.scenarios ?? {})) if (k !== 'scale') scenarios[k] = v;
+    results.otherScenariosAt = previous.at;
+    await scale();
+  } else {
+    if (!QUICK && previous.scenarios?.scale) scenarios.scale = previous.scenarios.scale;
+    await withTestProvider();
+    await withProviderAzure();
+  }
   results.durationSeconds = round((performance.now() - started) / 1000);
   save();
   say(`done in ${results.durationSeconds} s → ${OUT}`);
