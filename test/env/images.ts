@@ -37,13 +37,13 @@ export const IMAGES: Record<'manager' | 'provider', ImageSpec> = {
     workspace: 'controller',
     repository: 'ghcr.io/secret-store-sync/manager',
     dockerfile: 'deploy/docker/Dockerfile.manager',
-    config: { entrypoint: ['node', '/app/controller/dist/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
+    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '/app/controller/dist/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
   },
   provider: {
     workspace: 'provider-azure',
     repository: 'ghcr.io/secret-store-sync/provider-azure',
     dockerfile: 'deploy/docker/Dockerfile.provider-azure',
-    config: { entrypoint: ['node', '/app/provider-azure/dist/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
+    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '/app/provider-azure/dist/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
   },
 };
 
