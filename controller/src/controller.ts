@@ -59,10 +59,11 @@ export class Controller {
   watch(): Promise<void> {
     const ns = this.cfg.namespace;
     const path = (group: string, version: string, plural: string) => `/apis/${group}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
-    const lister = (group: string, version: string, plural: string) => () =>
+    // Pages of 500: the informer slims each before reading the next (informers.ts).
+    const lister = (group: string, version: string, plural: string) => (cont: string | undefined) =>
       (ns
-        ? this.custom.listNamespacedCustomObject({ group, version, namespace: ns, plural })
-        : this.custom.listClusterCustomObject({ group, version, plural })) as never;
+        ? this.custom.listNamespacedCustomObject({ group, version, namespace: ns, plural, limit: 500, _continue: cont })
+        : this.custom.listClusterCustomObject({ group, version, plural, limit: 500, _continue: cont })) as never;
     this.secretSyncs = supervise<SecretSync>(this.kc, path(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL), lister(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL), this.log, 'secretsyncs');
     this.spcs = supervise<SecretProviderClass>(this.kc, path(SPC_GROUP, SPC_VERSION, SPC_PLURAL), lister(SPC_GROUP, SPC_VERSION, SPC_PLURAL), this.log, 'secretproviderclasses');
     return Promise.all([this.secretSyncs.synced, this.spcs.synced]).then(() => undefined);
