@@ -11,8 +11,17 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { repoRoot } from '../../test/env/control-plane.js';
 import { eventually } from '../../test/helpers/kube.js';
+
+/** The chart's default limits (the test installs without overriding them). */
+const chartLimits = (parseYaml(readFileSync(join(repoRoot, 'deploy', 'chart', 'secret-store-sync', 'values.yaml'), 'utf8')) as { resources: Record<'manager' | 'provider', { limits: { memory: string } }> }).resources;
+const mebibytes = (v: string) => {
+  const m = /^(\d+)Mi$/.exec(v);
+  if (!m) throw new Error(`limit '${v}' is not in Mi`);
+  return Number(m[1]) * 2 ** 20;
+};
 
 const NS = 'azure-secret-store';
 const RELEASE = 'secret-store-sync';
@@ -114,8 +123,8 @@ test('security contexts in effect: user 65532, read-only root, no capabilities, 
   // The downward API names the manager's pod.
   expect(manager.env).toEqual({ POD_NAME: name, POD_UID: pod.metadata!.uid, POD_NAMESPACE: NS });
   // The chart's limits, as the containers' cgroups hold them.
-  expect(manager).toMatchObject({ memoryLimit: String(512 * 2 ** 20), cpuQuota: '100000' });
-  expect(provider).toMatchObject({ memoryLimit: String(256 * 2 ** 20), cpuQuota: '100000' });
+  expect(manager).toMatchObject({ memoryLimit: String(mebibytes(chartLimits.manager.limits.memory)), cpuQuota: '100000' });
+  expect(provider).toMatchObject({ memoryLimit: String(mebibytes(chartLimits.provider.limits.memory)), cpuQuota: '100000' });
 }, 60_000);
 
 test('probes answer on their ports (the node\'s, with the host network)', async () => {
