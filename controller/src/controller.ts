@@ -100,8 +100,9 @@ export class Controller {
         // A time in the future (written by a manager whose clock ran ahead) counts as now: the
         // next check is at most one interval away, whatever clocks did.
         const last = Math.min(Date.now(), st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0);
-        this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()), this.nextExpiryCheck(st?.syncedObjectVersions?.flatMap((v) => (v.expiresOn ? [Date.parse(v.expiresOn)] : [])) ?? []));
-        this.setExpiryMetrics(ss, Object.fromEntries((st?.syncedObjectVersions ?? []).flatMap((v) => (v.expiresOn ? [[v.id, new Date(v.expiresOn)]] : []))));
+        const expiresOn: Record<string, Date> = Object.fromEntries((st?.syncedObjectVersions ?? []).flatMap((v) => (v.expiresOn ? [[v.id, new Date(v.expiresOn)]] : [])));
+        this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()), this.nextExpiryCheck(expiresOn));
+        this.setExpiryMetrics(ss, expiresOn);
       }
       return;
     }
@@ -134,11 +135,11 @@ export class Controller {
     this.queue.addAfter(key, expiryCheckMs !== undefined && expiryCheckMs < base ? expiryCheckMs : base, 'slow');
   }
 
-  /** Milliseconds until the next expiry transition (window entry or expiry) of these times, if any is ahead. */
-  private nextExpiryCheck(times: number[]): number | undefined {
+  /** Milliseconds until the next expiry transition (window entry or expiry) of these objects, if any is ahead. */
+  private nextExpiryCheck(expiresOn: Record<string, Date> | undefined): number | undefined {
     const now = Date.now();
     const warn = this.cfg.expiryWarningSeconds * 1000;
-    const ahead = times.flatMap((t) => [t - warn, t]).filter((t) => t > now);
+    const ahead = Object.values(expiresOn ?? {}).flatMap((d) => [d.getTime() - warn, d.getTime()]).filter((t) => t > now);
     return ahead.length ? Math.min(...ahead) - now + 1_000 : undefined;
   }
 
@@ -206,7 +207,7 @@ export class Controller {
       else this.log.info('synced', fields);
       this.backoff.reset(key);
       this.setExpiryMetrics(ss, outcome.expiresOn);
-      this.scheduleRotation(key, undefined, this.nextExpiryCheck(Object.values(outcome.expiresOn ?? {}).map((d) => d.getTime())));
+      this.scheduleRotation(key, undefined, this.nextExpiryCheck(outcome.expiresOn));
     } else {
       this.log.warn('sync failed', fields);
       this.queue.addAfter(key, this.backoff.next(key, retry === 'slow' ? 5_000 : 1_000), 'slow');

@@ -14,6 +14,7 @@ import type { MountResponse } from './generated/v1alpha1/MountResponse.js';
 import type { VersionRequest__Output } from './generated/v1alpha1/VersionRequest.js';
 import type { VersionResponse } from './generated/v1alpha1/VersionResponse.js';
 import { providerService } from './load.js';
+import { rfc3339 } from './request.js';
 
 export const API_VERSION = 'v1alpha1';
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -72,7 +73,7 @@ export const OBJECT_EXPIRY_METADATA_KEY = 'x-provider-object-expiry';
 
 /** The expiry trailer's value: object id → RFC 3339 (UTC, whole seconds). */
 export function encodeExpiry(expiresOn: Record<string, Date>): string {
-  return JSON.stringify(Object.fromEntries(Object.entries(expiresOn).map(([id, d]) => [id, d.toISOString().replace(/\.\d{3}Z$/, 'Z')])));
+  return JSON.stringify(Object.fromEntries(Object.entries(expiresOn).map(([id, d]) => [id, rfc3339(d)])));
 }
 
 /**

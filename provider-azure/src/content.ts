@@ -34,8 +34,10 @@ export function publicKeyPem(jwk: JsonWebKey): string {
   return key.export({ type: 'spki', format: 'pem' }).toString();
 }
 
-export function certificatePem(der: Uint8Array): string {
-  return new X509Certificate(Buffer.from(der)).toString();
+/** A certificate's DER as PEM, with its notAfter (one parse for both). */
+export function certificateFile(der: Uint8Array): { pem: string; notAfter: Date | undefined } {
+  const cert = new X509Certificate(Buffer.from(der));
+  return { pem: cert.toString(), notAfter: earliestNotAfter([cert]) };
 }
 
 export interface PemParts {
@@ -104,12 +106,16 @@ function earliestNotAfter(certs: X509Certificate[]): Date | undefined {
   return times.length ? new Date(Math.min(...times)) : undefined;
 }
 
+function withNotAfter(files: CertSecretFiles, certs: X509Certificate[]): CertSecretFiles {
+  const notAfter = earliestNotAfter(certs);
+  return notAfter ? { ...files, notAfter } : files;
+}
+
 /** The backing secret of a certificate, as the object's format asks. */
 export function certificateSecret(value: string, contentType: string | undefined, format: ObjectFormat, opts: { constructChain: boolean; separate: boolean }): CertSecretFiles {
   if (contentType === PFX_CONTENT_TYPE) {
     const parts = readPfx(value);
-    const notAfter = earliestNotAfter(parts.certs);
-    if (format === 'pfx') return { main: Buffer.from(value, 'utf8'), ...(notAfter ? { notAfter } : {}) };
+    if (format === 'pfx') return withNotAfter({ main: Buffer.from(value, 'utf8') }, parts.certs);
     return pemFiles(parts, opts);
   }
   if (contentType === PEM_CONTENT_TYPE) {
@@ -125,13 +131,14 @@ function pemFiles(parts: PemParts, opts: { constructChain: boolean; separate: bo
   const { ordered, complete } = opts.constructChain ? orderChain(parts.certs) : { ordered: parts.certs, complete: true };
   const crt = ordered.map((c) => c.toString()).join('');
   const key = parts.keys.join('');
-  const notAfter = earliestNotAfter(parts.certs);
-  return {
-    ...(notAfter ? { notAfter } : {}),
-    main: Buffer.from(key + crt, 'utf8'),
-    ...(opts.separate ? { crt: Buffer.from(crt, 'utf8'), key: Buffer.from(key, 'utf8') } : {}),
-    ...(complete ? {} : { warning: 'the certificate chain is incomplete or has unrelated certificates; kept in the order Key Vault stores it' }),
-  };
+  return withNotAfter(
+    {
+      main: Buffer.from(key + crt, 'utf8'),
+      ...(opts.separate ? { crt: Buffer.from(crt, 'utf8'), key: Buffer.from(key, 'utf8') } : {}),
+      ...(complete ? {} : { warning: 'the certificate chain is incomplete or has unrelated certificates; kept in the order Key Vault stores it' }),
+    },
+    parts.certs,
+  );
 }
 
 /** objectEncoding: how the secret's text is turned into the file's bytes. */

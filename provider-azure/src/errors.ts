@@ -21,10 +21,11 @@ interface AzureLikeError {
  * (microsoft/multimodal-ai#171), ForbiddenByFirewall (microsoft/AzureTRE#3789), ForbiddenByPolicy
  * (vaults using access policies).
  */
+const DISABLED = { code: 'FailedPrecondition', says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one' } as const;
 const FORBIDDEN: Record<string, { code: 'FailedPrecondition' | 'PermissionDenied'; says: string }> = {
-  SecretDisabled: { code: 'FailedPrecondition', says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one' },
-  KeyDisabled: { code: 'FailedPrecondition', says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one' },
-  CertificateDisabled: { code: 'FailedPrecondition', says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one' },
+  SecretDisabled: DISABLED,
+  KeyDisabled: DISABLED,
+  CertificateDisabled: DISABLED,
   ForbiddenByRbac: { code: 'PermissionDenied', says: 'the identity has no role that allows this read (assign it "Key Vault Secrets User", or "Key Vault Reader" for keys and certificates, on the vault; new assignments can take minutes to apply)' },
   ForbiddenByPolicy: { code: 'PermissionDenied', says: "the vault uses access policies and none lets this identity read it (add an access policy with get permission, or switch the vault to Azure RBAC)" },
   ForbiddenByConnection: { code: 'PermissionDenied', says: "the vault's public network access is disabled and this cluster does not reach it through a private endpoint (add a private endpoint in the cluster's network, or allow the cluster's network)" },
@@ -39,7 +40,7 @@ const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ECONNR
  * disabled secret with 403 SecretDisabled: both are the same failure to a user.
  */
 export function disabledVersion(vault: string, what: string, kind: 'key' | 'certificate'): ProviderError {
-  return new ProviderError('FailedPrecondition', `vault '${vault}': ${what}: ${FORBIDDEN[kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled']!.says}`, kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled');
+  return new ProviderError(DISABLED.code, `vault '${vault}': ${what}: ${DISABLED.says}`, kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled');
 }
 
 /** `what` names the object, e.g. "secret 'db-password' (version 'abc')" or "versions of key 'k'". */

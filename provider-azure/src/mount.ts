@@ -2,11 +2,10 @@
 // vault's budget) → convert to files. One failing object fails the Mount unless the class asks for
 // a partial sync, in which case the rest are returned and the failures listed.
 import { ProviderError, type CallContext, type MountResult, type ObjectFailure, type ObjectVersionEntry, type ParsedMountRequest, type Provider, type ProviderFile } from '@secret-store-sync/proto';
-import { X509Certificate } from 'node:crypto';
 import { resolveCloud, vaultUrl } from './cloud.js';
 import type { Config } from './config.js';
 import { disabledVersion } from './errors.js';
-import { ContentError, certificatePem, certificateSecret, decodeSecret, publicKeyPem } from './content.js';
+import { ContentError, certificateFile, certificateSecret, decodeSecret, publicKeyPem } from './content.js';
 import type { Credentials } from './credentials.js';
 import type { Logger } from './log.js';
 import type { KeyVaultObject } from './objects.js';
@@ -192,8 +191,8 @@ export class AzureProvider implements Provider {
       case 'cert': {
         const c = await pacer.run((signal) => session.certificate(o.name, version, signal));
         if (!c.enabled) throw disabledVersion(p.vaultName, `certificate '${o.name}' version '${c.version}'`, 'certificate');
-        const pem = certificatePem(c.cer);
-        return one(pem, c.version, earliest(c.expiresOn, new Date(new X509Certificate(pem).validTo)));
+        const { pem, notAfter } = certificateFile(c.cer);
+        return one(pem, c.version, earliest(c.expiresOn, notAfter));
       }
     }
   }
