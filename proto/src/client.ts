@@ -7,7 +7,7 @@ import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse__Output } from './generated/v1alpha1/MountResponse.js';
 import type { VersionResponse__Output } from './generated/v1alpha1/VersionResponse.js';
 import { api } from './load.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, decodeExpiry, type ObjectFailure } from './serve.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, decodeExpiry, type ObjectFailure } from './wire.js';
 
 export interface ProviderCallError extends ServiceError {
   /** The upstream code the provider reported (AADSTS…, a Key Vault error code), if any. */

@@ -12,7 +12,7 @@ import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProv
 import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import { api } from './load.js';
 import { buildMountRequest, rfc3339 } from './request.js';
-import { OBJECT_EXPIRY_METADATA_KEY } from './serve.js';
+import { OBJECT_EXPIRY_METADATA_KEY } from './wire.js';
 
 export interface MountCase {
   /** The SecretProviderClass parameters; the caller's csi.storage.k8s.io/* keys are added as the manager adds them. */

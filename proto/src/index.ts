@@ -2,20 +2,14 @@
 export { PROTO_FILE, api, packageDefinition, providerService } from './load.js';
 export { ProviderError, REASON_METADATA_KEY, statusName, type ProviderErrorCode } from './errors.js';
 export { socketPath } from './endpoint.js';
+export { API_VERSION, DEFAULT_MAX_MESSAGE_BYTES, PARTIAL_FAILURES_METADATA_KEY, OBJECT_EXPIRY_METADATA_KEY, decodeExpiry, encodeExpiry, type ObjectFailure } from './wire.js';
 export {
-  API_VERSION,
-  DEFAULT_MAX_MESSAGE_BYTES,
-  PARTIAL_FAILURES_METADATA_KEY,
-  OBJECT_EXPIRY_METADATA_KEY,
-  decodeExpiry,
-  encodeExpiry,
   parseMountRequest,
   serve,
   toMountResponse,
   type CallContext,
   type CallEvent,
   type MountResult,
-  type ObjectFailure,
   type ObjectVersionEntry,
   type ParsedMountRequest,
   type Provider,

@@ -8,16 +8,13 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { socketPath } from './endpoint.js';
-import { ProviderError, statusName, type ProviderErrorCode } from './errors.js';
+import { ProviderError, statusName } from './errors.js';
 import type { MountRequest__Output } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse } from './generated/v1alpha1/MountResponse.js';
 import type { VersionRequest__Output } from './generated/v1alpha1/VersionRequest.js';
 import type { VersionResponse } from './generated/v1alpha1/VersionResponse.js';
 import { providerService } from './load.js';
-import { rfc3339 } from './request.js';
-
-export const API_VERSION = 'v1alpha1';
-export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+import { API_VERSION, DEFAULT_MAX_MESSAGE_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, encodeExpiry, type ObjectFailure } from './wire.js';
 
 export interface ObjectVersionEntry {
   id: string;
@@ -61,43 +58,6 @@ export interface MountResult {
   expiresOn?: Record<string, Date>;
 }
 
-export interface ObjectFailure {
-  id: string;
-  code: ProviderErrorCode;
-  reason?: string;
-  message: string;
-}
-
-export const PARTIAL_FAILURES_METADATA_KEY = 'x-provider-partial-failures';
-export const OBJECT_EXPIRY_METADATA_KEY = 'x-provider-object-expiry';
-
-/** The expiry trailer's value: object id → RFC 3339 (UTC, whole seconds). */
-export function encodeExpiry(expiresOn: Record<string, Date>): string {
-  return JSON.stringify(Object.fromEntries(Object.entries(expiresOn).map(([id, d]) => [id, rfc3339(d)])));
-}
-
-/**
- * Reads an expiry trailer. Entries that are not an id with an RFC 3339 time are dropped and
- * counted, never fatal: the trailer is optional information, not part of the sync.
- */
-export function decodeExpiry(raw: string): { expiresOn: Record<string, Date>; dropped: number } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    return { expiresOn: {}, dropped: 1 };
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { expiresOn: {}, dropped: 1 };
-  const expiresOn: Record<string, Date> = {};
-  let dropped = 0;
-  for (const [id, v] of Object.entries(parsed as Record<string, unknown>)) {
-    const t = typeof v === 'string' && RFC3339.test(v) ? new Date(v) : undefined;
-    if (id && t && !Number.isNaN(t.getTime())) expiresOn[id] = t;
-    else dropped++;
-  }
-  return { expiresOn, dropped };
-}
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
 
 export interface CallContext {
   requestId: string;
