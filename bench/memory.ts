@@ -22,7 +22,7 @@ const { values: args } = parseArgs({ options: { n: { type: 'string', default: '5
 const N = Number(args.n);
 const INTERVAL = Number(args.interval);
 /** snapshot: writes a heap snapshot after the pass (node flags must include --heapsnapshot-signal=SIGUSR2). */
-type Cfg = { name: string; nodeArgs?: string[]; env?: Record<string, string>; snapshot?: boolean };
+type Cfg = { name: string; nodeArgs?: string[]; env?: Record<string, string>; snapshot?: boolean; entry?: 'bundle' | 'dist' };
 const CONFIGS: Cfg[] = args.configs ? (JSON.parse(args.configs) as Cfg[]) : [{ name: 'default' }];
 
 const t0 = performance.now();
@@ -50,7 +50,7 @@ try {
   const dir = mkdtempSync(join(tmpdir(), 'sss-mem-'));
   for (let r = 0; r < Number(args.rounds); r++) {
     for (const c of CONFIGS) {
-      const m = await startManager({ hashKey: randomBytes(32), namespace: '', providerDir: provider.socketDir, dir, args: ['--workers=16', '--log-level=info', `--rotation-poll-interval-seconds=${INTERVAL}`, `--rotation-share-seconds=${Math.floor(INTERVAL / 2)}`], nodeArgs: c.nodeArgs, env: c.env });
+      const m = await startManager({ hashKey: randomBytes(32), namespace: '', providerDir: provider.socketDir, dir, args: ['--workers=16', '--log-level=info', `--rotation-poll-interval-seconds=${INTERVAL}`, `--rotation-share-seconds=${Math.floor(INTERVAL / 2)}`], nodeArgs: c.nodeArgs, env: c.env, entry: c.entry });
       const pid = m.child.pid!;
       const count = async (reasons?: string[]) => {
         const t = await m.metrics();

@@ -47,8 +47,9 @@ describe.each(Object.entries(IMAGES))('%s image', (_key, spec) => {
       expect(copies[i]!.src).toBe(l.to === 'node_modules' ? '/src/node_modules' : `/src/${l.from}`);
     }
     expect(copies[1]!.src).toBe(`${layout[1]!.from}/`);
-    // Production dependencies of the same workspace.
-    expect(all.some((i) => i.op === 'RUN' && i.args.includes(`npm prune --omit=dev --workspace ${spec.workspace} `))).toBe(true);
+    // The same bundle, and production dependencies of the same workspace where the image has node_modules.
+    expect(all.some((i) => i.op === 'RUN' && i.args.includes(`node deploy/bundle.mjs ${spec.workspace} `))).toBe(true);
+    expect(all.some((i) => i.op === 'RUN' && i.args.includes(`npm prune --omit=dev --workspace ${spec.workspace} `))).toBe(spec.modules);
   });
 
   test('the same configuration: environment, working folder, user, entrypoint', () => {

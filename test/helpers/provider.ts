@@ -1,4 +1,4 @@
-// Starts provider-azure as its own process (the built dist, as it ships) against the local stack,
+// Starts provider-azure as its own process (the bundle, as it ships: deploy/bundle.mjs) against the local stack,
 // and builds MountRequests the way the manager and the CSI driver do.
 import { buildMountRequest, ProviderClient, type MountRequest } from '@secret-store-sync/proto';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,7 +22,7 @@ export interface RunningProviderProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startProvider(opts: { args?: string[]; env?: Record<string, string>; socketDir?: string; nodeArgs?: string[] } = {}): Promise<RunningProviderProcess> {
+export async function startProvider(opts: { args?: string[]; env?: Record<string, string>; socketDir?: string; nodeArgs?: string[]; entry?: 'bundle' | 'dist' } = {}): Promise<RunningProviderProcess> {
   const info = loadStackInfo();
   const dir = opts.socketDir ?? mkdtempSync(join(tmpdir(), 'sss-provider-'));
   const endpoint = `unix://${join(dir, 'azure.sock')}`;
@@ -31,7 +31,7 @@ export async function startProvider(opts: { args?: string[]; env?: Record<string
   const fd = openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
-    [...(opts.nodeArgs ?? []), join(repoRoot, 'provider-azure', 'dist', 'main.js'), `--endpoint=${endpoint}`, `--healthz-port=${healthz}`, `--metrics-port=${metrics}`, '--http-bind-address=127.0.0.1', '--log-level=debug', ...(opts.args ?? [])],
+    [...(opts.nodeArgs ?? []), join(repoRoot, 'provider-azure', opts.entry ?? 'bundle', 'main.js'), `--endpoint=${endpoint}`, `--healthz-port=${healthz}`, `--metrics-port=${metrics}`, '--http-bind-address=127.0.0.1', '--log-level=debug', ...(opts.args ?? [])],
     { stdio: ['ignore', fd, fd], env: { ...process.env, NODE_EXTRA_CA_CERTS: info.caFile, AZURE_AUTHORITY_HOST: info.azure.authorityHost, ...opts.env } },
   );
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Bundles each process into <workspace>/bundle/ with esbuild: what the images run, and what the
+// tests, the sandbox and the bench start. One module graph, tree-shaken and minified, instead of
+// node_modules' hundreds of files: V8 keeps every loaded module's source in the heap for lazy
+// compilation, and @kubernetes/client-node alone is 15 MB of it (bench/README.md: Memory).
+// Runs after `tsc -b` (its input is dist/, already type-checked).
+//
+//   node deploy/bundle.mjs [workspace ...]     (default: controller provider-azure)
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// grpc-health-check finds its .proto from __dirname, which an ES module bundle does not have: it
+// stays a package in node_modules. Only the provider serves health; the manager loads nothing from
+// node_modules (proto/package.json's sideEffects: false lets the bundle drop the server side).
+const EXTERNAL = ['grpc-health-check'];
+
+// Our proto package finds service.proto relative to its own module; in a bundle that module
+// lives in <workspace>/bundle/, so the file is copied next to it and the path pointed there.
+const PROTO_LOAD = join(root, 'proto', 'dist', 'load.js');
+const PROTO_URL = "new URL('../proto/service.proto', import.meta.url)";
+const protoNextToBundle = {
+  name: 'proto-next-to-bundle',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]proto[\\/]dist[\\/]load\.js$/ }, (args) => {
+      if (args.path !== PROTO_LOAD) return undefined;
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes(PROTO_URL)) throw new Error(`${PROTO_LOAD} no longer contains ${PROTO_URL}: update deploy/bundle.mjs`);
+      return { contents: source.replace(PROTO_URL, "new URL('./service.proto', import.meta.url)"), loader: 'js' };
+    });
+  },
+};
+
+// CommonJS dependencies call require() for Node's built-ins; an ES module bundle provides it.
+const BANNER = "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);";
+
+const workspaces = process.argv.length > 2 ? process.argv.slice(2) : ['controller', 'provider-azure'];
+for (const workspace of workspaces) {
+  const outdir = join(root, workspace, 'bundle');
+  rmSync(outdir, { recursive: true, force: true });
+  mkdirSync(outdir, { recursive: true });
+  await build({
+    entryPoints: [join(root, workspace, 'dist', 'main.js')],
+    outdir,
+    bundle: true,
+    splitting: true, // the provider's keys and certificates SDKs stay lazily imported chunks
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    external: EXTERNAL,
+    banner: { js: BANNER },
+    // Whitespace and syntax only: names stay, so stack traces in logs still read.
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    plugins: [protoNextToBundle],
+  });
+  copyFileSync(join(root, 'proto', 'proto', 'service.proto'), join(outdir, 'service.proto'));
+}
