@@ -2,7 +2,8 @@
 // this restarts it with backoff (it relists, and survives an apiserver restart). The informer's
 // cache answers lookups by namespace and name. The cache keeps each object without its
 // managedFields and kubectl's last-applied copy: nothing here reads them, and they were half of a
-// cached SecretSync's heap (2.6 → 1.3 KB each, measured: see bench/README.md).
+// cached SecretSync's heap (2.6 → 1.3 KB each, measured: see bench/README.md). Repeated string
+// values are held once across the cache (StringTable).
 import { ListWatch, Watch, type Informer, type KubeConfig, type KubernetesObject, type ListPromise } from '@kubernetes/client-node';
 import type { Logger } from './log.js';
 
@@ -17,16 +18,62 @@ export interface Supervised<T extends KubernetesObject> {
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
-/** The object without what only the apiserver's bookkeeping needs (new objects: V8 keeps them compact, `delete` would not). */
-export function slim<T extends KubernetesObject>(o: T): T {
-  const md = o?.metadata;
-  if (!md || (md.managedFields === undefined && md.annotations?.[LAST_APPLIED] === undefined)) return o;
-  const { managedFields: _, ...metadata } = md;
-  if (metadata.annotations?.[LAST_APPLIED] !== undefined) {
-    const { [LAST_APPLIED]: _a, ...annotations } = metadata.annotations;
-    metadata.annotations = annotations;
+/**
+ * One copy of each repeated string value across the cache. JSON.parse makes a new string for
+ * every value, and condition reasons and messages, apiVersion, timestamps of one second, class
+ * and ServiceAccount names recur in thousands of cached objects (about 2.5 MB of 5 000 cached
+ * SecretSyncs: bench/README.md, Memory). Bounded: when full it is cleared, which only restarts the
+ * sharing. Values unique to one object (uid, resourceVersion, name) are left out so they do not churn it.
+ */
+export class StringTable {
+  private readonly table = new Map<string, string>();
+  constructor(
+    private readonly maxEntries = 8192,
+    private readonly maxLength = 256,
+  ) {}
+
+  get size(): number {
+    return this.table.size;
   }
-  return { ...o, metadata };
+
+  intern(s: string): string {
+    if (s.length > this.maxLength) return s;
+    const shared = this.table.get(s);
+    if (shared !== undefined) return shared;
+    if (this.table.size >= this.maxEntries) this.table.clear();
+    this.table.set(s, s);
+    return s;
+  }
+
+  /** Swaps, in place, each string value under `v` for its shared copy: every value stays equal. */
+  internValues(v: unknown, depth = 0): void {
+    if (depth > 16 || v === null || typeof v !== 'object') return;
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      const x = o[k];
+      if (typeof x === 'string') {
+        if (!UNIQUE_KEYS.has(k)) o[k] = this.intern(x);
+      } else if (x !== null && typeof x === 'object') this.internValues(x, depth + 1);
+    }
+  }
+}
+const UNIQUE_KEYS = new Set(['uid', 'resourceVersion', 'name']);
+const strings = new StringTable();
+
+/** The object without what only the apiserver's bookkeeping needs (new objects: V8 keeps them compact, `delete` would not), its strings shared. */
+export function slim<T extends KubernetesObject>(o: T, table: StringTable = strings): T {
+  const md = o?.metadata;
+  let out = o;
+  if (md && (md.managedFields !== undefined || md.annotations?.[LAST_APPLIED] !== undefined)) {
+    const { managedFields: _, ...metadata } = md;
+    if (metadata.annotations?.[LAST_APPLIED] !== undefined) {
+      const { [LAST_APPLIED]: _a, ...annotations } = metadata.annotations;
+      metadata.annotations = annotations;
+    }
+    out = { ...o, metadata };
+  }
+  table.internValues(out);
+  return out;
 }
 
 /** A Watch whose events carry slimmed objects (the informer caches what it is handed). */
@@ -53,7 +100,7 @@ export function supervise<T extends KubernetesObject>(kc: KubeConfig, path: stri
   // from one snapshot of the collection; the watch starts at its resourceVersion.
   const listed: ListPromise<T> = async () => {
     const first = await listPage(undefined);
-    const items = first.items.map(slim);
+    const items = first.items.map((o) => slim(o));
     for (let cont = continueOf(first); cont; ) {
       const page = await listPage(cont);
       for (const o of page.items) items.push(slim(o));
