@@ -71,6 +71,8 @@ try {
         afterBurst: { rss: s1.rssMb, heapTotal: mb(t1, 'nodejs_heap_size_total_bytes'), heapUsed: mb(t1, 'nodejs_heap_size_used_bytes'), external: mb(t1, 'nodejs_external_memory_bytes') },
         afterPass: { rss: s2.rssMb, heapTotal: mb(t2, 'nodejs_heap_size_total_bytes'), heapUsed: mb(t2, 'nodejs_heap_size_used_bytes'), external: mb(t2, 'nodejs_external_memory_bytes') },
         peak: s2.peakRssMb,
+        // V8's spaces after the pass: committed / used MB (where the heap's headroom sits).
+        spaces: Object.fromEntries(['new', 'old', 'code', 'large_object', 'trusted', 'shared_large_object'].map((space) => [space, `${round(metricSum(t2, 'nodejs_heap_space_size_total_bytes', { space }) / 2 ** 20)} / ${round(metricSum(t2, 'nodejs_heap_space_size_used_bytes', { space }) / 2 ** 20)}`])),
       };
       console.log(JSON.stringify(line));
       if (c.snapshot) {

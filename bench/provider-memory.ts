@@ -1,0 +1,100 @@
+// `NODE_OPTIONS=--import ./test/env/preload.mjs npx tsx bench/provider-memory.ts [--mounts=5000] [--rounds=2] [--configs=<json>]`:
+// provider-azure's memory, configurations back to back on one stack, in the shape of the full
+// bench's stack B (5 namespaces with an identity each, 50 classes of three objects, one a version
+// history, on one vault of the Key Vault emulator). Per configuration: a provider that serves
+// `mounts` Mounts at 16 at a time (the manager's workers: the initial sync), then three passes of
+// one Mount per class (the rotation passes). Prints RSS, peak, V8 heap and CPU per Mount.
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AzureStack } from '../test/env/azure/client.js';
+import { startStack, toEnv } from '../test/env/stack.js';
+import { mountRequest, objectsYaml, startProvider } from '../test/helpers/provider.js';
+import { metricSum, pool, processStats, round } from './lib.js';
+
+const { values: args } = parseArgs({ options: { mounts: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, configs: { type: 'string' } } });
+const MOUNTS = Number(args.mounts);
+type Cfg = { name: string; nodeArgs?: string[]; args?: string[]; env?: Record<string, string>; entry?: 'bundle' | 'dist' };
+const CONFIGS: Cfg[] = args.configs ? (JSON.parse(args.configs) as Cfg[]) : [{ name: 'default' }];
+const NAMESPACES = 5;
+const CLASSES = 50;
+
+const t0 = performance.now();
+const say = (m: string) => console.log(`[pmem ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}`);
+const mb = (t: string, name: string) => round(metricSum(t, name) / 2 ** 20);
+
+const stack = await startStack({ log: () => undefined });
+Object.assign(process.env, toEnv(stack.info), { NODE_EXTRA_CA_CERTS: stack.info.caFile });
+try {
+  const azure = new AzureStack(stack.info);
+  const kc = new KubeConfig();
+  kc.loadFromFile(stack.info.k8s.kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const vault = 'pmem-kv';
+  await azure.createVault(vault);
+  const classes: { namespace: string; clientId: string; objects: string }[] = [];
+  for (let k = 0; k < NAMESPACES; k++) {
+    const ns = `pmem-${k}`;
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'app' } } });
+    const id = await azure.createIdentity(`pmem-${ns}`);
+    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: stack.info.k8s.issuer, subject: `system:serviceaccount:${ns}:app` });
+    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+    for (let j = k; j < CLASSES; j += NAMESPACES) {
+      await azure.setSecret(vault, `s${j}-a`, `a-${j}-old`);
+      await azure.setSecret(vault, `s${j}-a`, `a-${j}-new`);
+      await azure.setSecret(vault, `s${j}-b`, `b-${j}`);
+      classes[j] = { namespace: ns, clientId: id.clientId, objects: objectsYaml([{ objectName: `s${j}-a`, objectType: 'secret', objectVersionHistory: 2 }, { objectName: `s${j}-b`, objectType: 'secret' }]) };
+    }
+  }
+  const tokens = new Map<string, string>();
+  for (let k = 0; k < NAMESPACES; k++) {
+    const ns = `pmem-${k}`;
+    tokens.set(ns, (await core.createNamespacedServiceAccountToken({ name: 'app', namespace: ns, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 3600 } } })).status!.token!);
+  }
+  const request = (j: number) => {
+    const c = classes[j % CLASSES]!;
+    return mountRequest({ parameters: { keyvaultName: vault, tenantID: azure.tenantId, clientID: c.clientId, objects: c.objects }, token: tokens.get(c.namespace)!, namespace: c.namespace, serviceAccount: 'app' });
+  };
+  say(`${NAMESPACES} namespaces, ${CLASSES} classes ready`);
+  for (let r = 0; r < Number(args.rounds); r++) {
+    for (const c of CONFIGS) {
+      const provider = await startProvider({ socketDir: mkdtempSync(join(tmpdir(), 'sss-pmem-')), args: ['--log-level=info', ...(c.args ?? [])], nodeArgs: c.nodeArgs, env: c.env, entry: c.entry });
+      const pid = provider.child.pid!;
+      const heap = async () => {
+        const t = await provider.metrics();
+        return { heapTotal: mb(t, 'nodejs_heap_size_total_bytes'), heapUsed: mb(t, 'nodejs_heap_size_used_bytes'), external: mb(t, 'nodejs_external_memory_bytes') };
+      };
+      const s0 = processStats(pid);
+      const atStart = { rss: s0.rssMb, ...(await heap()) };
+      await pool(Array.from({ length: MOUNTS }, (_, i) => i), 16, async (i) => {
+        await provider.client.mount(request(i));
+      });
+      const s1 = processStats(pid);
+      const afterBurst = { rss: s1.rssMb, ...(await heap()) };
+      const passes: number[] = [];
+      for (let p = 0; p < 3; p++) {
+        await new Promise((res) => setTimeout(res, 10_000));
+        for (let j = 0; j < CLASSES; j++) await provider.client.mount(request(j));
+        passes.push(processStats(pid).rssMb);
+      }
+      const s2 = processStats(pid);
+      const line = {
+        config: c.name,
+        round: r + 1,
+        cpuMsPerMount: round(((s1.cpuSeconds - s0.cpuSeconds) * 1000) / MOUNTS, 3),
+        cpuMsPerPassMount: round(((s2.cpuSeconds - s1.cpuSeconds) * 1000) / (3 * CLASSES), 3),
+        atStart,
+        afterBurst,
+        afterPasses: { rss: passes, ...(await heap()) },
+        peak: s2.peakRssMb,
+      };
+      console.log(JSON.stringify(line));
+      await provider.stop();
+    }
+  }
+} finally {
+  await stack.stop();
+}
