@@ -19,16 +19,17 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const EXTERNAL = ['grpc-health-check'];
 
 // Our proto package finds service.proto relative to its own module; in a bundle that module
-// lives in <workspace>/bundle/, so the file is copied next to it and the path pointed there.
-const PROTO_LOAD = join(root, 'proto', 'dist', 'load.js');
+// lives in <workspace>/bundle/, so the file is copied next to it and the path pointed there. The
+// build fails if the path was not found (a bundle that would look for ../proto at run time).
 const PROTO_URL = "new URL('../proto/service.proto', import.meta.url)";
+let protoPointed = 0;
 const protoNextToBundle = {
   name: 'proto-next-to-bundle',
   setup(b) {
     b.onLoad({ filter: /[\\/]proto[\\/]dist[\\/]load\.js$/ }, (args) => {
-      if (args.path !== PROTO_LOAD) return undefined;
       const source = readFileSync(args.path, 'utf8');
-      if (!source.includes(PROTO_URL)) throw new Error(`${PROTO_LOAD} no longer contains ${PROTO_URL}: update deploy/bundle.mjs`);
+      if (!source.includes(PROTO_URL)) throw new Error(`${args.path} no longer contains ${PROTO_URL}: update deploy/bundle.mjs`);
+      protoPointed++;
       return { contents: source.replace(PROTO_URL, "new URL('./service.proto', import.meta.url)"), loader: 'js' };
     });
   },
@@ -59,5 +60,7 @@ for (const workspace of workspaces) {
     logLevel: 'warning',
     plugins: [protoNextToBundle],
   });
+  if (protoPointed !== 1) throw new Error(`${workspace}: proto/dist/load.js was bundled ${protoPointed} times, expected once`);
+  protoPointed = 0;
   copyFileSync(join(root, 'proto', 'proto', 'service.proto'), join(outdir, 'service.proto'));
 }
