@@ -1,9 +1,9 @@
-// `NODE_OPTIONS=--import ./test/env/preload.mjs npx tsx bench/provider-memory.ts [--mounts=5000] [--rounds=2] [--configs=<json>]`:
+// `NODE_OPTIONS=--import ./test/env/preload.mjs npx tsx bench/provider-memory.ts [--mounts=5000] [--rounds=2] [--passes=3] [--pass-wait=10] [--configs=<json>]`:
 // provider-azure's memory, configurations back to back on one stack, in the shape of the full
 // bench's stack B (5 namespaces with an identity each, 50 classes of three objects, one a version
 // history, on one vault of the Key Vault emulator). Per configuration: a provider that serves
-// `mounts` Mounts at 16 at a time (the manager's workers: the initial sync), then three passes of
-// one Mount per class (the rotation passes). Prints RSS, peak, V8 heap and CPU per Mount.
+// `mounts` Mounts at 16 at a time (the manager's workers: the initial sync), then `passes` passes of
+// one Mount per class, `pass-wait` seconds apart (the rotation passes). Prints RSS, peak, V8 heap and CPU per Mount.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { startStack, toEnv } from '../test/env/stack.js';
 import { mountRequest, objectsYaml, startProvider } from '../test/helpers/provider.js';
 import { metricSum, pool, processStats, round } from './lib.js';
 
-const { values: args } = parseArgs({ options: { mounts: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, configs: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { mounts: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, passes: { type: 'string', default: '3' }, 'pass-wait': { type: 'string', default: '10' }, configs: { type: 'string' } } });
 const MOUNTS = Number(args.mounts);
 type Cfg = { name: string; nodeArgs?: string[]; args?: string[]; env?: Record<string, string>; entry?: 'bundle' | 'dist' };
 const CONFIGS: Cfg[] = args.configs ? (JSON.parse(args.configs) as Cfg[]) : [{ name: 'default' }];
@@ -74,21 +74,22 @@ try {
       });
       const s1 = processStats(pid);
       const afterBurst = { rss: s1.rssMb, ...(await heap()) };
-      const passes: number[] = [];
-      for (let p = 0; p < 3; p++) {
-        await new Promise((res) => setTimeout(res, 10_000));
+      const passes: { rss: number; heapUsed: number; heapTotal: number }[] = [];
+      for (let p = 0; p < Number(args.passes); p++) {
+        await new Promise((res) => setTimeout(res, Number(args['pass-wait']) * 1000));
         for (let j = 0; j < CLASSES; j++) await provider.client.mount(request(j));
-        passes.push(processStats(pid).rssMb);
+        const h = await heap();
+        passes.push({ rss: processStats(pid).rssMb, heapUsed: h.heapUsed, heapTotal: h.heapTotal });
       }
       const s2 = processStats(pid);
       const line = {
         config: c.name,
         round: r + 1,
         cpuMsPerMount: round(((s1.cpuSeconds - s0.cpuSeconds) * 1000) / MOUNTS, 3),
-        cpuMsPerPassMount: round(((s2.cpuSeconds - s1.cpuSeconds) * 1000) / (3 * CLASSES), 3),
+        cpuMsPerPassMount: round(((s2.cpuSeconds - s1.cpuSeconds) * 1000) / (passes.length * CLASSES), 3),
         atStart,
         afterBurst,
-        afterPasses: { rss: passes, ...(await heap()) },
+        passes,
         peak: s2.peakRssMb,
       };
       console.log(JSON.stringify(line));

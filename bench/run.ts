@@ -359,9 +359,11 @@ async function withProviderAzure(): Promise<void> {
         managerCpuMsPerRotation: round(((ms.cpuSeconds - prevCpu) * 1000) / Math.max(1, done - prevRotations), 3),
         managerRssMb: ms.rssMb,
         providerRssMb: ps.rssMb,
+        // The provider's V8 split, to tell heap headroom from native memory (bench/README.md: Memory).
+        providerHeapMb: { total: round(metricSum(pm, 'nodejs_heap_size_total_bytes') / 2 ** 20), used: round(metricSum(pm, 'nodejs_heap_size_used_bytes') / 2 ** 20), external: round(metricSum(pm, 'nodejs_external_memory_bytes') / 2 ** 20) },
       };
       passes.push(pass);
-      say(`4/5. pass ${k}: ${pass.rotations} rotations in ${pass.seconds} s; Key Vault requests ${kv.total} at the vault, ${providerSent} by the provider; manager ${pass.managerCpuMsPerRotation} ms CPU per rotation, RSS ${ms.rssMb} MB; provider RSS ${ps.rssMb} MB`);
+      say(`4/5. pass ${k}: ${pass.rotations} rotations in ${pass.seconds} s; Key Vault requests ${kv.total} at the vault, ${providerSent} by the provider; manager ${pass.managerCpuMsPerRotation} ms CPU per rotation, RSS ${ms.rssMb} MB; provider RSS ${ps.rssMb} MB (heap ${pass.providerHeapMb.used} of ${pass.providerHeapMb.total} MB)`);
       [prevVault, prevProvider, prevCpu, prevRotations, prevAt] = [now, pm, ms.cpuSeconds, done, performance.now()];
     }
     const distinctObjects = classes * 2;
