@@ -7,7 +7,7 @@
 //
 //   node deploy/bundle.mjs [workspace ...]     (default: controller provider-azure)
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,6 +35,26 @@ const protoNextToBundle = {
   },
 };
 
+/**
+ * The licences of the packages in a bundle, from its metafile: the image ships the bundle instead
+ * of node_modules, whose LICENSE files would otherwise go with it.
+ */
+function thirdPartyNotices(metafile) {
+  const packages = new Set();
+  for (const input of Object.keys(metafile.inputs)) {
+    const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (m) packages.add(m[1]);
+  }
+  const sections = [...packages].sort().map((dir) => {
+    const abs = join(root, dir);
+    const pkg = JSON.parse(readFileSync(join(abs, 'package.json'), 'utf8'));
+    const file = readdirSync(abs).find((f) => /^(licen[cs]e|copying)(\..*)?$/i.test(f));
+    const text = file ? readFileSync(join(abs, file), 'utf8').trim() : `License: ${typeof pkg.license === 'string' ? pkg.license : JSON.stringify(pkg.license ?? 'see the package')}`;
+    return `${pkg.name} ${pkg.version}\n${'-'.repeat(72)}\n${text}\n`;
+  });
+  return `Third-party packages in this bundle (${sections.length}), with their licences.\n\n${sections.join('\n')}`;
+}
+
 // CommonJS dependencies call require() for Node's built-ins; an ES module bundle provides it.
 const BANNER = "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);";
 
@@ -43,7 +63,7 @@ for (const workspace of workspaces) {
   const outdir = join(root, workspace, 'bundle');
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
-  await build({
+  const { metafile } = await build({
     entryPoints: [join(root, workspace, 'dist', 'main.js')],
     outdir,
     bundle: true,
@@ -56,11 +76,13 @@ for (const workspace of workspaces) {
     // Whitespace and syntax only: names stay, so stack traces in logs still read.
     minifyWhitespace: true,
     minifySyntax: true,
-    legalComments: 'none',
+    legalComments: 'none', // the licences go whole into THIRD-PARTY-NOTICES.txt instead
     logLevel: 'warning',
+    metafile: true,
     plugins: [protoNextToBundle],
   });
   if (protoPointed !== 1) throw new Error(`${workspace}: proto/dist/load.js was bundled ${protoPointed} times, expected once`);
   protoPointed = 0;
   copyFileSync(join(root, 'proto', 'proto', 'service.proto'), join(outdir, 'service.proto'));
+  writeFileSync(join(outdir, 'THIRD-PARTY-NOTICES.txt'), thirdPartyNotices(metafile));
 }
