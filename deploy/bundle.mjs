@@ -22,18 +22,21 @@ const EXTERNAL = ['grpc-health-check'];
 // lives in <workspace>/bundle/, so the file is copied next to it and the path pointed there. The
 // build fails if the path was not found (a bundle that would look for ../proto at run time).
 const PROTO_URL = "new URL('../proto/service.proto', import.meta.url)";
-let protoPointed = 0;
-const protoNextToBundle = {
-  name: 'proto-next-to-bundle',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]proto[\\/]dist[\\/]load\.js$/ }, (args) => {
-      const source = readFileSync(args.path, 'utf8');
-      if (!source.includes(PROTO_URL)) throw new Error(`${args.path} no longer contains ${PROTO_URL}: update deploy/bundle.mjs`);
-      protoPointed++;
-      return { contents: source.replace(PROTO_URL, "new URL('./service.proto', import.meta.url)"), loader: 'js' };
-    });
-  },
-};
+function protoNextToBundle() {
+  const seen = { count: 0 };
+  const plugin = {
+    name: 'proto-next-to-bundle',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]proto[\\/]dist[\\/]load\.js$/ }, (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        if (!source.includes(PROTO_URL)) throw new Error(`${args.path} no longer contains ${PROTO_URL}: update deploy/bundle.mjs`);
+        seen.count++;
+        return { contents: source.replace(PROTO_URL, "new URL('./service.proto', import.meta.url)"), loader: 'js' };
+      });
+    },
+  };
+  return { plugin, seen };
+}
 
 /**
  * The licences of the packages in a bundle, from its metafile: the image ships the bundle instead
@@ -63,6 +66,7 @@ for (const workspace of workspaces) {
   const outdir = join(root, workspace, 'bundle');
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
+  const proto = protoNextToBundle();
   const { metafile } = await build({
     entryPoints: [join(root, workspace, 'dist', 'main.js')],
     outdir,
@@ -79,10 +83,9 @@ for (const workspace of workspaces) {
     legalComments: 'none', // the licences go whole into THIRD-PARTY-NOTICES.txt instead
     logLevel: 'warning',
     metafile: true,
-    plugins: [protoNextToBundle],
+    plugins: [proto.plugin],
   });
-  if (protoPointed !== 1) throw new Error(`${workspace}: proto/dist/load.js was bundled ${protoPointed} times, expected once`);
-  protoPointed = 0;
+  if (proto.seen.count !== 1) throw new Error(`${workspace}: proto/dist/load.js was bundled ${proto.seen.count} times, expected once`);
   copyFileSync(join(root, 'proto', 'proto', 'service.proto'), join(outdir, 'service.proto'));
   writeFileSync(join(outdir, 'THIRD-PARTY-NOTICES.txt'), thirdPartyNotices(metafile));
 }
