@@ -38,9 +38,19 @@ function notFound(hostname, _options, callback) {
   process.nextTick(callback, err);
 }
 
+// The CA file node itself read at start (NODE_EXTRA_CA_CERTS is read once, before any preload).
+const trustedAtStart = process.env.NODE_EXTRA_CA_CERTS;
+
+/**
+ * The stack CA to add to a connection, or undefined when the process trusts it already. A process
+ * started with NODE_EXTRA_CA_CERTS naming it (the provider and manager the tests start) must not get
+ * a `ca` list: that makes node build a new SecureContext and parse every root certificate for each
+ * TLS connection, which cost provider-azure about 20 MB of RSS in bench/provider-memory.ts — memory
+ * the product, which trusts its CAs the same way, never spends.
+ */
 function stackCa() {
   const file = process.env.SSS_STACK_CA;
-  if (!file) return undefined;
+  if (!file || file === trustedAtStart) return undefined;
   if (caCache?.file !== file) caCache = { file, certs: [...tls.rootCertificates, readFileSync(file, 'utf8')] };
   return caCache.certs;
 }
