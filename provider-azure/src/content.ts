@@ -3,7 +3,7 @@
 import { ProviderError } from '@secret-store-sync/proto';
 import type { JsonWebKey } from '@azure/keyvault-keys';
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import forge from 'node-forge';
+import type forge from 'node-forge';
 import type { ObjectEncoding, ObjectFormat } from './objects.js';
 
 export const PEM_CONTENT_TYPE = 'application/x-pem-file';
@@ -45,8 +45,14 @@ export interface PemParts {
   certs: X509Certificate[];
 }
 
+// node-forge is loaded at the first PKCS#12 read: most Mounts never see one, and loading it
+// costs about 2 MB of heap (bench/README.md, Memory).
+let forgeModule: Promise<typeof forge> | undefined;
+const loadForge = () => (forgeModule ??= import('node-forge').then((m) => m.default));
+
 /** Reads a base64 PKCS#12 (empty password, as Key Vault serves it); any key type. */
-export function readPfx(base64: string): PemParts {
+export async function readPfx(base64: string): Promise<PemParts> {
+  const forge = await loadForge();
   let p12: forge.pkcs12.Pkcs12Pfx;
   try {
     p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64.replace(/\s+/g, ''))), '');
@@ -112,9 +118,9 @@ function withNotAfter(files: CertSecretFiles, certs: X509Certificate[]): CertSec
 }
 
 /** The backing secret of a certificate, as the object's format asks. */
-export function certificateSecret(value: string, contentType: string | undefined, format: ObjectFormat, opts: { constructChain: boolean; separate: boolean }): CertSecretFiles {
+export async function certificateSecret(value: string, contentType: string | undefined, format: ObjectFormat, opts: { constructChain: boolean; separate: boolean }): Promise<CertSecretFiles> {
   if (contentType === PFX_CONTENT_TYPE) {
-    const parts = readPfx(value);
+    const parts = await readPfx(value);
     if (format === 'pfx') return withNotAfter({ main: Buffer.from(value, 'utf8') }, parts.certs);
     return pemFiles(parts, opts);
   }

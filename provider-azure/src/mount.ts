@@ -177,7 +177,7 @@ export class AzureProvider implements Provider {
       case 'secret': {
         const s = await pacer.run((signal) => session.secret(o.name, version, signal));
         if (!s.keyId) return one(decodeSecret(s.value, o.encoding), s.version, s.expiresOn);
-        const parts = certificateSecret(s.value, s.contentType, o.format, { constructChain: this.cfg.constructPemChain, separate: this.cfg.writeCertAndKeyInSeparateFiles });
+        const parts = await certificateSecret(s.value, s.contentType, o.format, { constructChain: this.cfg.constructPemChain, separate: this.cfg.writeCertAndKeyInSeparateFiles });
         if (parts.warning) this.log.warn(parts.warning, { vault: p.vaultName, object: o.name, version: s.version });
         const extra = parts.crt && parts.key ? [{ path: `${path}.crt`, contents: parts.crt, mode }, { path: `${path}.key`, contents: parts.key, mode }] : [];
         const main = o.encoding === 'utf-8' ? parts.main : decodeSecret(parts.main.toString('utf8'), o.encoding);

@@ -27,7 +27,7 @@ test('a chain with a missing intermediate keeps its order and says it is incompl
   expect(names(ordered)).toEqual(['root', 'leaf']);
 });
 
-test('an EC PKCS#12 (made by openssl) becomes PKCS#8 key first, then leaf → root', () => {
+test('an EC PKCS#12 (made by openssl) becomes PKCS#8 key first, then leaf → root', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ecpfx-'));
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=ec-root', '-days', '2');
@@ -35,7 +35,7 @@ test('an EC PKCS#12 (made by openssl) becomes PKCS#8 key first, then leaf → ro
   run('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2');
   run('pkcs12', '-export', '-inkey', 'leaf.key', '-in', 'leaf.pem', '-certfile', 'ca.pem', '-passout', 'pass:', '-out', 'bundle.p12');
   const base64 = readFileSync(join(dir, 'bundle.p12')).toString('base64');
-  const files = certificateSecret(base64, 'application/x-pkcs12', 'pem', { constructChain: true, separate: true });
+  const files = await certificateSecret(base64, 'application/x-pkcs12', 'pem', { constructChain: true, separate: true });
   const pem = files.main.toString();
   expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
   expect(createPrivateKey(pem).asymmetricKeyType).toBe('ec');
@@ -43,15 +43,15 @@ test('an EC PKCS#12 (made by openssl) becomes PKCS#8 key first, then leaf → ro
   expect(names(chain)).toEqual(['ec-leaf', 'ec-root']);
   expect(files.crt?.toString()).toBe(chain.map((c) => c.toString()).join(''));
   expect(files.key?.toString()).toMatch(/^-----BEGIN PRIVATE KEY-----[^]*-----END PRIVATE KEY-----\n$/);
-  expect(readPfx(base64).keys).toHaveLength(1);
+  expect((await readPfx(base64)).keys).toHaveLength(1);
 });
 
-test('a PEM-imported certificate cannot be served as PFX', () => {
-  expect(() => certificateSecret(leaf.key + leaf.cert, 'application/x-pem-file', 'pfx', { constructChain: true, separate: false })).toThrow(/imported as PEM/);
+test('a PEM-imported certificate cannot be served as PFX', async () => {
+  await expect(certificateSecret(leaf.key + leaf.cert, 'application/x-pem-file', 'pfx', { constructChain: true, separate: false })).rejects.toThrow(/imported as PEM/);
 });
 
-test('an unknown content type on a certificate secret is an error, not a guess', () => {
-  expect(() => certificateSecret('x', 'text/plain', 'pem', { constructChain: true, separate: false })).toThrow(/content type 'text\/plain'/);
+test('an unknown content type on a certificate secret is an error, not a guess', async () => {
+  await expect(certificateSecret('x', 'text/plain', 'pem', { constructChain: true, separate: false })).rejects.toThrow(/content type 'text\/plain'/);
 });
 
 test('public keys: RSA and EC P-256/384/521 export; P-256K and oct are refused', () => {
