@@ -47,7 +47,7 @@ export const IMAGES: Record<'manager' | 'provider', ImageSpec> = {
     modules: true,
     repository: 'ghcr.io/secret-store-sync/provider-azure',
     dockerfile: 'deploy/docker/Dockerfile.provider-azure',
-    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '/app/provider-azure/bundle/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
+    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '--v8-pool-size=1', '/app/provider-azure/bundle/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
   },
 };
 
