@@ -40,7 +40,7 @@ export const IMAGES: Record<'manager' | 'provider', ImageSpec> = {
     modules: false,
     repository: 'ghcr.io/secret-store-sync/manager',
     dockerfile: 'deploy/docker/Dockerfile.manager',
-    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '--compact-on-every-full-gc', '/app/controller/bundle/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
+    config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '--compact-on-every-full-gc', '--v8-pool-size=1', '/app/controller/bundle/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
   },
   provider: {
     workspace: 'provider-azure',
