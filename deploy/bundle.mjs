@@ -13,29 +13,56 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-// grpc-health-check finds its .proto from __dirname, which an ES module bundle does not have: it
-// stays a package in node_modules. Only the provider serves health; the manager loads nothing from
-// node_modules (proto/package.json's sideEffects: false lets the bundle drop the server side).
-const EXTERNAL = ['grpc-health-check'];
-
-// Our proto package finds service.proto relative to its own module; in a bundle that module
-// lives in <workspace>/bundle/, so the file is copied next to it and the path pointed there. The
-// build fails if the path was not found (a bundle that would look for ../proto at run time).
-const PROTO_URL = "new URL('../proto/service.proto', import.meta.url)";
-function protoNextToBundle() {
-  const seen = { count: 0 };
+// Modules that find a .proto file relative to themselves. In a bundle they live in
+// <workspace>/bundle/, so each file is copied there (`copy`: from, relative to the module, to, in the
+// bundle) and the module's path pointed at the copy: through import.meta.url in an ES module, through
+// __bundleDir (the banner's) in a CommonJS one, whose __dirname a bundle does not have. The build
+// fails unless each rewrite was applied exactly once: a bundle that would look for the file where it is not.
+const NEXT_TO_BUNDLE = [
+  {
+    module: /[\\/]proto[\\/]dist[\\/]load\.js$/,
+    replace: [["new URL('../proto/service.proto', import.meta.url)", "new URL('./service.proto', import.meta.url)"]],
+    copy: [['../proto/service.proto', 'service.proto']],
+  },
+  {
+    // grpc-health-check (provider only) loads health/v1/health.proto from `${__dirname}/../../proto`.
+    module: /[\\/]grpc-health-check[\\/]build[\\/]src[\\/]health\.js$/,
+    replace: [
+      ['`${__dirname}/../../proto`', '__bundleDir'],
+      ["path.resolve(__dirname, '../../proto/health/v1/health.proto')", "path.resolve(__bundleDir, 'health/v1/health.proto')"],
+    ],
+    copy: [['../../proto/health/v1/health.proto', 'health/v1/health.proto']],
+  },
+];
+function nextToBundle() {
+  const seen = new Map(NEXT_TO_BUNDLE.map((r) => [r, []])); // rule → the module files it rewrote
   const plugin = {
-    name: 'proto-next-to-bundle',
+    name: 'files-next-to-bundle',
     setup(b) {
-      b.onLoad({ filter: /[\\/]proto[\\/]dist[\\/]load\.js$/ }, (args) => {
-        const source = readFileSync(args.path, 'utf8');
-        if (!source.includes(PROTO_URL)) throw new Error(`${args.path} no longer contains ${PROTO_URL}: update deploy/bundle.mjs`);
-        seen.count++;
-        return { contents: source.replace(PROTO_URL, "new URL('./service.proto', import.meta.url)"), loader: 'js' };
-      });
+      for (const rule of NEXT_TO_BUNDLE) {
+        b.onLoad({ filter: rule.module }, (args) => {
+          let source = readFileSync(args.path, 'utf8');
+          for (const [from, to] of rule.replace) {
+            if (source.split(from).length !== 2) throw new Error(`${args.path} does not contain ${from} exactly once: update deploy/bundle.mjs`);
+            source = source.replace(from, to);
+          }
+          seen.get(rule).push(args.path);
+          return { contents: source, loader: 'js' };
+        });
+      }
     },
   };
-  return { plugin, seen };
+  /**
+   * The files to copy for the rewritten modules that are in the bundle's output (esbuild loads a
+   * module before tree shaking may drop it), each rule checked to have matched one module.
+   */
+  const applied = (metafile) => {
+    const inOutput = new Set(Object.values(metafile.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, i]) => i.bytesInOutput > 0).map(([f]) => join(root, f))));
+    const used = [...seen].filter(([, paths]) => paths.some((p) => inOutput.has(p)));
+    for (const [rule, paths] of used) if (paths.length !== 1) throw new Error(`${rule.module} matched ${paths.length} modules, expected one: ${paths.join(', ')}`);
+    return used.map(([rule, [path]]) => rule.copy.map(([from, to]) => ({ from: join(dirname(path), from), to })));
+  };
+  return { plugin, applied };
 }
 
 /**
@@ -44,7 +71,8 @@ function protoNextToBundle() {
  */
 function thirdPartyNotices(metafile) {
   const packages = new Set();
-  for (const input of Object.keys(metafile.inputs)) {
+  // What is in the output: esbuild also loads modules that tree shaking then drops.
+  for (const input of Object.values(metafile.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, i]) => i.bytesInOutput > 0).map(([f]) => f))) {
     const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
     if (m) packages.add(m[1]);
   }
@@ -58,15 +86,23 @@ function thirdPartyNotices(metafile) {
   return `Third-party packages in this bundle (${sections.length}), with their licences.\n\n${sections.join('\n')}`;
 }
 
-// CommonJS dependencies call require() for Node's built-ins; an ES module bundle provides it.
-const BANNER = "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);";
+// CommonJS dependencies call require() for Node's built-ins; an ES module bundle provides it, and
+// the folder of the bundle for the files copied next to it.
+const BANNER = [
+  "import { createRequire as __createRequire } from 'node:module';",
+  "import { fileURLToPath as __fileURLToPath } from 'node:url';",
+  'const require = __createRequire(import.meta.url);',
+  "const __bundleDir = __fileURLToPath(new URL('.', import.meta.url));",
+].join(' ');
+// What each process must have had rewritten: a bundle without it would fail at run time.
+const REQUIRED = { controller: 1, 'provider-azure': 2 };
 
 const workspaces = process.argv.length > 2 ? process.argv.slice(2) : ['controller', 'provider-azure'];
 for (const workspace of workspaces) {
   const outdir = join(root, workspace, 'bundle');
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
-  const proto = protoNextToBundle();
+  const files = nextToBundle();
   const { metafile } = await build({
     entryPoints: [join(root, workspace, 'dist', 'main.js')],
     outdir,
@@ -75,7 +111,6 @@ for (const workspace of workspaces) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    external: EXTERNAL,
     banner: { js: BANNER },
     // Whitespace and syntax only: names stay, so stack traces in logs still read.
     minifyWhitespace: true,
@@ -83,9 +118,13 @@ for (const workspace of workspaces) {
     legalComments: 'none', // the licences go whole into THIRD-PARTY-NOTICES.txt instead
     logLevel: 'warning',
     metafile: true,
-    plugins: [proto.plugin],
+    plugins: [files.plugin],
   });
-  if (proto.seen.count !== 1) throw new Error(`${workspace}: proto/dist/load.js was bundled ${proto.seen.count} times, expected once`);
-  copyFileSync(join(root, 'proto', 'proto', 'service.proto'), join(outdir, 'service.proto'));
+  const applied = files.applied(metafile);
+  if (applied.length !== (REQUIRED[workspace] ?? 0)) throw new Error(`${workspace}: ${applied.length} of the files-next-to-bundle rewrites were applied, expected ${REQUIRED[workspace] ?? 0}`);
+  for (const { from, to } of applied.flat()) {
+    mkdirSync(dirname(join(outdir, to)), { recursive: true });
+    copyFileSync(from, join(outdir, to));
+  }
   writeFileSync(join(outdir, 'THIRD-PARTY-NOTICES.txt'), thirdPartyNotices(metafile));
 }

