@@ -14,7 +14,7 @@ import { Backoff, WorkQueue, type Lane } from './queue.js';
 import { reconcile } from './reconcile.js';
 import { SecretWriter } from './secret-writer.js';
 import { SharedMounts } from './shared-mounts.js';
-import { StatusReporter } from './status.js';
+import { countByReadyReason, StatusReporter } from './status.js';
 import { TokenCache } from './tokens.js';
 
 export class Controller {
@@ -82,6 +82,7 @@ export class Controller {
     this.spcs.informer.on('add', (o) => this.onSpc(o));
     this.spcs.informer.on('update', (o) => this.onSpc(o));
     for (const o of this.secretSyncs.list()) this.onSecretSync(o, true);
+    this.metrics.statusSource.count = () => countByReadyReason(this.secretSyncs.list(), this.cfg.controllerName);
     for (let i = 0; i < this.cfg.workers; i++) this.workers.push(this.work());
     this.pruneTimer = setInterval(() => {
       this.tokens.prune();

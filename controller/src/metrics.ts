@@ -3,6 +3,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export function createMetrics() {
   const registry = new Registry();
+  /** Set by the controller once it leads: the SecretSyncs it serves, counted by Ready reason. */
+  const statusSource: { count?: () => Map<string, number> } = {};
   collectDefaultMetrics({ register: registry });
   const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
   return {
@@ -22,6 +24,19 @@ export function createMetrics() {
       registers: [registry],
     }),
     leader: new Gauge({ name: 'secretsync_leader', help: '1 while this manager holds the lease', registers: [registry] }),
+    // Counted at scrape time from the informer cache, so it is the state kubectl shows, not a rate:
+    // an alert can say how many SecretSyncs are failing now. Reported by the leader only.
+    statuses: new Gauge({
+      name: 'secretsync_status',
+      help: "SecretSyncs this manager serves, by their Ready condition's reason (None before the first reconcile; Other for a reason the manager does not write); reported by the leader",
+      labelNames: ['reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [reason, n] of statusSource.count?.() ?? []) this.set({ reason }, n);
+      },
+    }),
+    statusSource,
   };
 }
 

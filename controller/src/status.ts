@@ -90,6 +90,22 @@ export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date(), e
   return { ...ss.status, observedGeneration: generation, conditions };
 }
 
+/**
+ * SecretSyncs by their Ready condition's reason, for the secretsync_status gauge. The status is
+ * read from the cache, where anyone allowed to write status could have put any string: a reason
+ * the manager does not write counts as Other, so the label's values stay the guide's 13 and two.
+ */
+export function countByReadyReason(secretSyncs: Iterable<SecretSync>, controllerName: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const ss of secretSyncs) {
+    if ((ss.spec?.secretSyncControllerName ?? '') !== controllerName) continue;
+    const reason = ss.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+    const label = reason === undefined ? 'None' : Object.hasOwn(REASONS, reason) ? reason : 'Other';
+    counts.set(label, (counts.get(label) ?? 0) + 1);
+  }
+  return counts;
+}
+
 export class StatusReporter {
   constructor(
     private readonly custom: CustomObjectsApi,

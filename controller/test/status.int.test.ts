@@ -274,3 +274,25 @@ test('no secret value or token in logs, events or status', async () => {
   expect(all).not.toContain(Buffer.from(SECRET_VALUE).toString('base64'));
   expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/);
 });
+
+test('secretsync_status counts the SecretSyncs by the Ready reason kubectl shows, failing ones included', async () => {
+  const fromApi = async () => {
+    const list = (await k.custom.listNamespacedCustomObject({ ...co, namespace: ns.name })) as { items: SecretSync[] };
+    const counts: Record<string, number> = {};
+    // This manager runs with the default controller name: a SecretSync for another is not its own.
+    for (const ss of list.items.filter((o) => !o.spec?.secretSyncControllerName)) {
+      const r = ss.status?.conditions?.find((c) => c.type === 'Ready')?.reason ?? 'None';
+      counts[r] = (counts[r] ?? 0) + 1;
+    }
+    return counts;
+  };
+  const fromMetrics = async () => Object.fromEntries([...(await manager.metrics()).matchAll(/^secretsync_status\{reason="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  // The manager's cache follows the apiserver's watch: equal once both have settled.
+  const settled = await eventually(async () => {
+    const [a, m] = [await fromApi(), await fromMetrics()];
+    return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(m).sort()) ? m : undefined;
+  }, 20_000, 'secretsync_status to match the SecretSyncs');
+  // The file's tests leave both healthy and failing SecretSyncs behind.
+  expect(settled.CreateSucceeded).toBeGreaterThan(0);
+  expect(Object.keys(settled).some((r) => /Failed|Error/.test(r))).toBe(true);
+});

@@ -39,7 +39,7 @@ test('"failing" means exactly the manager\'s failure reasons, in the alerts and 
   const failing = loadAlerts().groups[0]!.rules.find((r) => r.alert === 'SecretSyncFailing')!;
   const inAlert = /reason=~"([^"]+)"/.exec(failing.expr)![1]!.split('|').sort();
   expect(inAlert).toEqual(FAILURES);
-  const panel = dashboardQueries().find((q) => q.where.startsWith('dashboard panel "Failed reconciles'))!;
+  const panel = dashboardQueries().find((q) => q.where.startsWith('dashboard panel "Failing SecretSyncs'))!;
   expect(/reason=~"([^"]+)"/.exec(panel.expr)![1]!.split('|').sort()).toEqual(FAILURES);
   // The provider-error alert names the two provider reasons.
   const provider = loadAlerts().groups[0]!.rules.find((r) => r.alert === 'SecretStoreProviderNoSuccessfulCalls')!;
