@@ -52,7 +52,7 @@ export class Controller {
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
-    this.reporter = new StatusReporter(this.custom, new EventRecorder(core, cfg.podName, log), cfg.expiryWarningSeconds * 1000);
+    this.reporter = new StatusReporter(this.custom, new EventRecorder(core, cfg.podName, log, () => metrics.eventsDropped.inc()), cfg.expiryWarningSeconds * 1000);
   }
 
   /** Starts watching (always: the cache also answers /readyz) — but works only after `lead()`. */

@@ -23,6 +23,7 @@ export function createMetrics() {
       labelNames: ['namespace', 'secretsync', 'object'] as const,
       registers: [registry],
     }),
+    eventsDropped: new Counter({ name: 'secretsync_events_dropped_total', help: 'Events not written because too many were already waiting for the apiserver (the status still holds the outcome)', registers: [registry] }),
     leader: new Gauge({ name: 'secretsync_leader', help: '1 while this manager holds the lease', registers: [registry] }),
     // Counted at scrape time from the informer cache, so it is the state kubectl shows, not a rate:
     // an alert can say how many SecretSyncs are failing now. Reported by the leader only.
