@@ -36,6 +36,12 @@ export function metricSum(text: string, name: string, labels: Record<string, str
   return sum;
 }
 
+/** V8's heap (committed, used) and external memory in MB, from a Node process's prom-client metrics. */
+export function v8HeapMb(text: string): { total: number; used: number; external: number } {
+  const mb = (name: string) => round(metricSum(text, name) / 2 ** 20);
+  return { total: mb('nodejs_heap_size_total_bytes'), used: mb('nodejs_heap_size_used_bytes'), external: mb('nodejs_external_memory_bytes') };
+}
+
 /** Resident memory now and at its peak (VmHWM), in MB, and CPU seconds used, of a process. */
 export function processStats(pid: number): { rssMb: number; peakRssMb: number; cpuSeconds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

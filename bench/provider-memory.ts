@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { AzureStack } from '../test/env/azure/client.js';
 import { startStack, toEnv } from '../test/env/stack.js';
 import { mountRequest, objectsYaml, startProvider } from '../test/helpers/provider.js';
-import { metricSum, percentile, pool, processStats, round } from './lib.js';
+import { percentile, pool, processStats, round, v8HeapMb } from './lib.js';
 
 const { values: args } = parseArgs({ options: { mounts: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, passes: { type: 'string', default: '3' }, 'pass-wait': { type: 'string', default: '10' }, configs: { type: 'string' } } });
 const MOUNTS = Number(args.mounts);
@@ -23,7 +23,6 @@ const CLASSES = 50;
 
 const t0 = performance.now();
 const say = (m: string) => console.log(`[pmem ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}`);
-const mb = (t: string, name: string) => round(metricSum(t, name) / 2 ** 20);
 
 const stack = await startStack({ log: () => undefined });
 Object.assign(process.env, toEnv(stack.info), { NODE_EXTRA_CA_CERTS: stack.info.caFile });
@@ -64,8 +63,8 @@ try {
       const provider = await startProvider({ socketDir: mkdtempSync(join(tmpdir(), 'sss-pmem-')), args: ['--log-level=info', ...(c.args ?? [])], nodeArgs: c.nodeArgs, env: c.env, entry: c.entry });
       const pid = provider.child.pid!;
       const heap = async () => {
-        const t = await provider.metrics();
-        return { heapTotal: mb(t, 'nodejs_heap_size_total_bytes'), heapUsed: mb(t, 'nodejs_heap_size_used_bytes'), external: mb(t, 'nodejs_external_memory_bytes') };
+        const h = v8HeapMb(await provider.metrics());
+        return { heapTotal: h.total, heapUsed: h.used, external: h.external };
       };
       const s0 = processStats(pid);
       const atStart = { rss: s0.rssMb, ...(await heap()) };

@@ -18,7 +18,7 @@ import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
 import { objectsYaml, startProvider, startTestProvider } from '../test/helpers/provider.js';
-import { Arrivals, metricSum, percentile, pool, processStats, readyWith, round, shippedNodeArgs, timeout } from './lib.js';
+import { Arrivals, metricSum, percentile, pool, processStats, readyWith, round, shippedNodeArgs, timeout, v8HeapMb } from './lib.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, scale: { type: 'boolean', default: false } } });
 const QUICK = args.quick!;
@@ -360,7 +360,7 @@ async function withProviderAzure(): Promise<void> {
         managerRssMb: ms.rssMb,
         providerRssMb: ps.rssMb,
         // The provider's V8 split, to tell heap headroom from native memory (bench/README.md: Memory).
-        providerHeapMb: { total: round(metricSum(pm, 'nodejs_heap_size_total_bytes') / 2 ** 20), used: round(metricSum(pm, 'nodejs_heap_size_used_bytes') / 2 ** 20), external: round(metricSum(pm, 'nodejs_external_memory_bytes') / 2 ** 20) },
+        providerHeapMb: v8HeapMb(pm),
       };
       passes.push(pass);
       say(`4/5. pass ${k}: ${pass.rotations} rotations in ${pass.seconds} s; Key Vault requests ${kv.total} at the vault, ${providerSent} by the provider; manager ${pass.managerCpuMsPerRotation} ms CPU per rotation, RSS ${ms.rssMb} MB; provider RSS ${ps.rssMb} MB (heap ${pass.providerHeapMb.used} of ${pass.providerHeapMb.total} MB)`);
@@ -428,8 +428,8 @@ const SCALE = { checkpoints: [5000, 25000, 50000], namespaces: 50, classesPerNam
 async function managerMemory(m: RunningManager) {
   const t = await m.metrics();
   const s = processStats(m.child.pid!);
-  const mb = (name: string) => round(metricSum(t, name) / 2 ** 20);
-  return { rssMb: s.rssMb, peakRssMb: s.peakRssMb, heapTotalMb: mb('nodejs_heap_size_total_bytes'), heapUsedMb: mb('nodejs_heap_size_used_bytes'), externalMb: mb('nodejs_external_memory_bytes'), cpuSeconds: s.cpuSeconds };
+  const h = v8HeapMb(t);
+  return { rssMb: s.rssMb, peakRssMb: s.peakRssMb, heapTotalMb: h.total, heapUsedMb: h.used, externalMb: h.external, cpuSeconds: s.cpuSeconds };
 }
 
 async function scale(): Promise<void> {

@@ -34,6 +34,11 @@ const NEXT_TO_BUNDLE = [
     copy: [['../../proto/health/v1/health.proto', 'health/v1/health.proto']],
   },
 ];
+/** The input files that made it into a build's output (esbuild also loads modules tree shaking drops). */
+function inputsInOutput(metafile) {
+  return [...new Set(Object.values(metafile.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, i]) => i.bytesInOutput > 0).map(([f]) => f)))];
+}
+
 function nextToBundle() {
   const seen = new Map(NEXT_TO_BUNDLE.map((r) => [r, []])); // rule → the module files it rewrote
   const plugin = {
@@ -52,12 +57,9 @@ function nextToBundle() {
       }
     },
   };
-  /**
-   * The files to copy for the rewritten modules that are in the bundle's output (esbuild loads a
-   * module before tree shaking may drop it), each rule checked to have matched one module.
-   */
+  /** The files to copy for the rewritten modules in the bundle's output, each rule checked to have matched one module. */
   const applied = (metafile) => {
-    const inOutput = new Set(Object.values(metafile.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, i]) => i.bytesInOutput > 0).map(([f]) => join(root, f))));
+    const inOutput = new Set(inputsInOutput(metafile).map((f) => join(root, f)));
     const used = [...seen].filter(([, paths]) => paths.some((p) => inOutput.has(p)));
     for (const [rule, paths] of used) if (paths.length !== 1) throw new Error(`${rule.module} matched ${paths.length} modules, expected one: ${paths.join(', ')}`);
     return used.map(([rule, [path]]) => rule.copy.map(([from, to]) => ({ from: join(dirname(path), from), to })));
@@ -71,8 +73,7 @@ function nextToBundle() {
  */
 function thirdPartyNotices(metafile) {
   const packages = new Set();
-  // What is in the output: esbuild also loads modules that tree shaking then drops.
-  for (const input of Object.values(metafile.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, i]) => i.bytesInOutput > 0).map(([f]) => f))) {
+  for (const input of inputsInOutput(metafile)) {
     const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
     if (m) packages.add(m[1]);
   }
