@@ -32,6 +32,19 @@ const FORBIDDEN: Record<string, { code: 'FailedPrecondition' | 'PermissionDenied
   ForbiddenByFirewall: { code: 'PermissionDenied', says: "the vault's firewall does not allow this cluster's address (add the cluster's outbound IP or subnet to the vault's network rules)" },
 };
 
+/**
+ * Entra failing rather than refusing. Entra's error reference (learn.microsoft.com/entra/identity-platform/
+ * reference-error-codes) gives the OAuth error temporarily_unavailable ("The server is temporarily
+ * too busy to handle the request. Retry the request.") and the transient AADSTS codes below
+ * (90033 MsodsServiceUnavailable; 90024 RequestBudgetExceededError, "A transient error has
+ * occurred"). The codes matter most: MSAL remembers a 429 or 5xx answer for the identity and replays
+ * it for 60 s without asking Entra (@azure/msal-common ThrottlingUtils, DEFAULT_THROTTLE_TIME_SECONDS),
+ * keeping only the codes and the description. It would honour a Retry-After, but reads the header as
+ * "Retry-After" from @azure/identity's network client, which hands it over lower-cased
+ * (core-rest-pipeline HttpHeaders.toJSON()), so it is 60 s whatever Entra says.
+ */
+const ENTRA_TRANSIENT = new Set(['AADSTS90033', 'AADSTS90024']);
+
 const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
@@ -51,8 +64,12 @@ export function toProviderError(err: unknown, vault: string, what: string): Prov
   const e = (err ?? {}) as AzureLikeError;
   const message = redact(String(e.message ?? err)).split(/\r?\n/)[0]!.slice(0, 600);
 
-  // Entra refused the identity: the AADSTS code says why (federation mismatch, unknown app, …).
   const aadsts = /AADSTS\d+/.exec(String(e.message ?? ''))?.[0];
+  if ((aadsts && ENTRA_TRANSIENT.has(aadsts)) || /^(temporarily_unavailable|server_error)\b/.test(String(e.message ?? ''))) {
+    // Told as a refusal, a user would go and check a federation that is fine.
+    return new ProviderError('Unavailable', `${where}: Entra ID could not issue a token just now, which is not a refusal of the identity (${message}); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer`, aadsts ?? 'EntraUnavailable', { cause: err });
+  }
+  // Entra refused the identity: the AADSTS code says why (federation mismatch, unknown app, …).
   if (aadsts || e.name === 'AuthenticationError' || e.name === 'AuthenticationRequiredError' || e.name === 'CredentialUnavailableError') {
     return new ProviderError('Unauthenticated', `${where}: Entra ID refused the identity: ${message}`, aadsts ?? e.name, { cause: err });
   }

@@ -9,7 +9,7 @@ import { report, runConformance } from '@secret-store-sync/proto';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
-import { kube, tempNamespace } from '../../test/helpers/kube.js';
+import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { mountRequest, objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
 
 const info = loadStackInfo();
@@ -187,6 +187,28 @@ describe('errors name the cause and carry the upstream code', () => {
 
   test('a service account without a federated credential → UNAUTHENTICATED with AADSTS700213', async () => {
     await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }], {}, 'stranger')).rejects.toMatchObject({ code: 16, reason: 'AADSTS700213' });
+  });
+
+  test('Entra unavailable → UNAVAILABLE with its AADSTS code, not a refusal; the identity is then held 60 s without asking Entra', async () => {
+    // An identity of its own: the SDK's hold on it touches no other test.
+    const id = await azure.createIdentity(`blip-${ns.name}`);
+    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+    const asked = async () => (await azure.stats()).tokenRequests.filter((t) => t.clientId === id.clientId).length;
+    const tryMount = () => mount([{ objectName: 'my-secret', objectType: 'secret' }], { clientID: id.clientId });
+    const unavailable = { code: 14, reason: 'AADSTS90033', details: expect.stringMatching(/Entra ID could not issue a token just now, which is not a refusal of the identity \(.*AADSTS90033: A transient error has occurred.*\); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer$/) };
+    await azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token$', clientId: id.clientId, status: 503, retryAfterSeconds: 1, count: 1_000 });
+    try {
+      await expect(tryMount()).rejects.toMatchObject(unavailable); // fresh from Entra, after the SDK's own retries
+      const afterFirst = await asked();
+      expect(afterFirst).toBeGreaterThan(0);
+      await expect(tryMount()).rejects.toMatchObject(unavailable); // replayed by the SDK
+      expect(await asked()).toBe(afterFirst);
+    } finally {
+      await azure.clearFaults();
+    }
+    // Entra answers again, but the hold (60 s, the Retry-After of 1 s notwithstanding) is what the message says.
+    await expect(tryMount()).rejects.toMatchObject(unavailable);
   });
 
   test('no token for the workload-identity audience → UNAUTHENTICATED before any call', async () => {

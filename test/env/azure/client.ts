@@ -95,7 +95,7 @@ export class AzureStack {
     return this.admin('GET', '/stats') as Promise<never>;
   }
 
-  injectFault(f: { target: 'vault' | 'entra'; pathPattern: string; status: number; count?: number; retryAfterSeconds?: number; delayMs?: number }): Promise<unknown> {
+  injectFault(f: { target: 'vault' | 'entra'; pathPattern: string; status: number; count?: number; retryAfterSeconds?: number; delayMs?: number; clientId?: string }): Promise<unknown> {
     return this.admin('POST', '/faults', f);
   }
 

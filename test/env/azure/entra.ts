@@ -79,8 +79,10 @@ export class EntraStandIn {
     const tenant = parts[0] ?? '';
     const rest = parts.slice(1).join('/');
     try {
-      const fault = this.faults.take(url.pathname);
+      const form = req.method === 'POST' && rest === 'oauth2/v2.0/token' ? new URLSearchParams(await readBody(req)) : undefined;
+      const fault = this.faults.take(url.pathname, form?.get('client_id') ?? undefined);
       if (fault) {
+        if (form) this.tokenRequests.push({ at: Date.now(), tenant, clientId: form.get('client_id') ?? '', grant: form.has('client_secret') ? 'client_secret' : 'client_assertion', outcome: `fault ${fault.status}` });
         if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
         const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
         return sendJson(res, fault.status, aadError('temporarily_unavailable', 'AADSTS90033', 'A transient error has occurred. Please try again.'), headers);
@@ -90,7 +92,7 @@ export class EntraStandIn {
       }
       if (req.method === 'GET' && rest === 'discovery/v2.0/keys') return sendJson(res, 200, this.jwks);
       if (req.method === 'GET' && url.pathname === '/msi/token') return await this.managedIdentityToken(req, url, res);
-      if (req.method === 'POST' && rest === 'oauth2/v2.0/token') return await this.token(tenant, req, res);
+      if (form) return await this.token(tenant, form, res);
       throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}`);
     } catch (err) {
       if (err instanceof HttpError) return sendJson(res, err.status, aadError(err.code, String(err.extra.aadsts ?? ''), err.message));
@@ -113,8 +115,7 @@ export class EntraStandIn {
     };
   }
 
-  private async token(tenant: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const form = new URLSearchParams(await readBody(req));
+  private async token(tenant: string, form: URLSearchParams, res: ServerResponse): Promise<void> {
     const clientId = form.get('client_id') ?? '';
     const record: TokenRecord = { at: Date.now(), tenant, clientId, grant: form.has('client_secret') ? 'client_secret' : 'client_assertion', outcome: 'ok' };
     this.tokenRequests.push(record);
@@ -369,14 +370,24 @@ function clientCredentialsResource(scope: string): string {
   return defaults[0]!.slice(0, -'/.default'.length);
 }
 
+/**
+ * Entra's error body, as the sample response in its error reference shows it
+ * (learn.microsoft.com/entra/identity-platform/reference-error-codes, "Handling error codes in your
+ * application"): the description starts with the AADSTS code and ends with the trace id, the
+ * correlation id and the time, each on a line of its own.
+ */
 function aadError(error: string, code: string, description: string) {
   const numeric = Number(/AADSTS(\d+)/.exec(code || description)?.[1] ?? 0);
+  const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const [traceId, correlationId] = [randomUUID(), randomUUID()];
+  const text = code && !description.startsWith(code) ? `${code}: ${description}` : description;
   return {
     error,
-    error_description: description,
+    error_description: `${text}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,
     error_codes: numeric ? [numeric] : [],
-    timestamp: new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-    trace_id: randomUUID(),
-    correlation_id: randomUUID(),
+    timestamp,
+    trace_id: traceId,
+    correlation_id: correlationId,
+    ...(numeric ? { error_uri: `https://login.microsoftonline.com/error?code=${numeric}` } : {}),
   };
 }

@@ -58,6 +58,8 @@ export interface Fault {
   retryAfterSeconds?: number;
   delayMs?: number;
   count: number;
+  /** Only requests of this client (Entra: the token request's client_id), so a test's fault touches no other test on the shared stack. */
+  clientId?: string;
 }
 
 export class Faults {
@@ -68,8 +70,8 @@ export class Faults {
   clear(): void {
     this.faults = [];
   }
-  take(path: string): Fault | undefined {
-    const f = this.faults.find((x) => x.count > 0 && new RegExp(x.pathPattern).test(path));
+  take(path: string, clientId?: string): Fault | undefined {
+    const f = this.faults.find((x) => x.count > 0 && new RegExp(x.pathPattern).test(path) && (x.clientId === undefined || x.clientId === clientId));
     if (f) f.count--;
     return f;
   }

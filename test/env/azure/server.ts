@@ -143,7 +143,7 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
       }
       if (req.method === 'POST' && path === '/faults') {
         const target = str('target') === 'vault' ? keyvault.faults : entra.faults;
-        target.add({ pathPattern: str('pathPattern') ?? '.*', status: Number(body.status ?? 500), count: Number(body.count ?? 1), ...(body.retryAfterSeconds !== undefined ? { retryAfterSeconds: Number(body.retryAfterSeconds) } : {}), ...(body.delayMs !== undefined ? { delayMs: Number(body.delayMs) } : {}) } satisfies Fault);
+        target.add({ pathPattern: str('pathPattern') ?? '.*', status: Number(body.status ?? 500), count: Number(body.count ?? 1), ...(body.retryAfterSeconds !== undefined ? { retryAfterSeconds: Number(body.retryAfterSeconds) } : {}), ...(body.delayMs !== undefined ? { delayMs: Number(body.delayMs) } : {}), ...(str('clientId') ? { clientId: str('clientId')! } : {}) } satisfies Fault);
         return sendJson(res, 200, {});
       }
       if (req.method === 'DELETE' && path === '/faults') {
