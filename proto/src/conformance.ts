@@ -182,7 +182,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
         client.close();
         const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
         process.kill(-child!.pid!, 'SIGTERM');
-        const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
+        let timer: NodeJS.Timeout | undefined;
+        const code = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)))]).finally(() => clearTimeout(timer));
         if (code === 'timeout') throw new Error('still running 15 s after SIGTERM');
         if (code !== 0) throw new Error(`exited with ${code}`);
         if (existsSync(socketPath(endpoint))) throw new Error('left its socket file behind');
