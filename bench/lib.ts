@@ -1,7 +1,10 @@
 // Measuring tools for the benchmark: percentiles, a bounded-concurrency runner, Prometheus text
-// sums, process memory and CPU from /proc, and watches that time when objects reach a state.
+// sums, process memory and CPU from /proc, watches that time when objects reach a state, and the
+// Azure side of stack B.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
+import type { AzureStack } from '../test/env/azure/client.js';
+import { objectsYaml } from '../test/helpers/provider.js';
 
 export function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
@@ -137,4 +140,34 @@ export function shippedNodeArgs(dockerfile: string): string[] {
   if (!line) throw new Error(`no ENTRYPOINT in ${dockerfile}`);
   const argv = JSON.parse(line) as string[];
   return argv.slice(1, argv.findIndex((a) => a.endsWith('.js')));
+}
+
+/** One class of stack B: the objects its Mounts read, with the identity of the namespace it lives in. */
+export interface AzureClass {
+  namespace: string;
+  clientId: string;
+  /** The `objects` parameter: `s<j>-a` with a version history of 2, and `s<j>-b`. */
+  objects: string;
+}
+
+/**
+ * The Azure side of the full bench's stack B, also what bench/provider-memory.ts measures: per
+ * namespace an identity federated with its `app` service account and allowed to read the vault;
+ * classes round-robin over the namespaces, each with three secret versions in the vault (two of
+ * `s<j>-a`, one of `s<j>-b`). The namespaces and service accounts must exist.
+ */
+export async function seedAzureClasses(azure: AzureStack, vault: string, issuer: string, namespaces: string[], classes: number, identityPrefix: string): Promise<AzureClass[]> {
+  const out: AzureClass[] = [];
+  for (const [k, ns] of namespaces.entries()) {
+    const id = await azure.createIdentity(`${identityPrefix}-${ns}`);
+    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer, subject: `system:serviceaccount:${ns}:app` });
+    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+    for (let j = k; j < classes; j += namespaces.length) {
+      await azure.setSecret(vault, `s${j}-a`, `a-${j}-old`);
+      await azure.setSecret(vault, `s${j}-a`, `a-${j}-new`);
+      await azure.setSecret(vault, `s${j}-b`, `b-${j}`);
+      out[j] = { namespace: ns, clientId: id.clientId, objects: objectsYaml([{ objectName: `s${j}-a`, objectType: 'secret', objectVersionHistory: 2 }, { objectName: `s${j}-b`, objectType: 'secret' }]) };
+    }
+  }
+  return out;
 }

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AzureStack } from '../test/env/azure/client.js';
 import { startStack, toEnv } from '../test/env/stack.js';
-import { mountRequest, objectsYaml, startProvider } from '../test/helpers/provider.js';
-import { percentile, pool, processStats, round, v8HeapMb } from './lib.js';
+import { mountRequest, startProvider } from '../test/helpers/provider.js';
+import { percentile, pool, processStats, round, seedAzureClasses, v8HeapMb } from './lib.js';
 
 const { values: args } = parseArgs({ options: { mounts: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, passes: { type: 'string', default: '3' }, 'pass-wait': { type: 'string', default: '10' }, configs: { type: 'string' } } });
 const MOUNTS = Number(args.mounts);
@@ -33,24 +33,14 @@ try {
   const core = kc.makeApiClient(CoreV1Api);
   const vault = 'pmem-kv';
   await azure.createVault(vault);
-  const classes: { namespace: string; clientId: string; objects: string }[] = [];
-  for (let k = 0; k < NAMESPACES; k++) {
-    const ns = `pmem-${k}`;
+  const namespaces = Array.from({ length: NAMESPACES }, (_, k) => `pmem-${k}`);
+  for (const ns of namespaces) {
     await core.createNamespace({ body: { metadata: { name: ns } } });
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'app' } } });
-    const id = await azure.createIdentity(`pmem-${ns}`);
-    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: stack.info.k8s.issuer, subject: `system:serviceaccount:${ns}:app` });
-    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
-    for (let j = k; j < CLASSES; j += NAMESPACES) {
-      await azure.setSecret(vault, `s${j}-a`, `a-${j}-old`);
-      await azure.setSecret(vault, `s${j}-a`, `a-${j}-new`);
-      await azure.setSecret(vault, `s${j}-b`, `b-${j}`);
-      classes[j] = { namespace: ns, clientId: id.clientId, objects: objectsYaml([{ objectName: `s${j}-a`, objectType: 'secret', objectVersionHistory: 2 }, { objectName: `s${j}-b`, objectType: 'secret' }]) };
-    }
   }
+  const classes = await seedAzureClasses(azure, vault, stack.info.k8s.issuer, namespaces, CLASSES, 'pmem');
   const tokens = new Map<string, string>();
-  for (let k = 0; k < NAMESPACES; k++) {
-    const ns = `pmem-${k}`;
+  for (const ns of namespaces) {
     tokens.set(ns, (await core.createNamespacedServiceAccountToken({ name: 'app', namespace: ns, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 3600 } } })).status!.token!);
   }
   const request = (j: number) => {

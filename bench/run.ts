@@ -17,8 +17,8 @@ import { managerKubeconfig } from '../test/env/manager-identity.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
-import { objectsYaml, startProvider, startTestProvider } from '../test/helpers/provider.js';
-import { Arrivals, metricSum, percentile, pool, processStats, readyWith, round, shippedNodeArgs, timeout, v8HeapMb } from './lib.js';
+import { startProvider, startTestProvider } from '../test/helpers/provider.js';
+import { Arrivals, metricSum, percentile, pool, processStats, readyWith, round, seedAzureClasses, shippedNodeArgs, timeout, v8HeapMb } from './lib.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, scale: { type: 'boolean', default: false } } });
 const QUICK = args.quick!;
@@ -266,20 +266,9 @@ async function withProviderAzure(): Promise<void> {
   const namespaces = Array.from({ length: SIZE.namespaces }, (_, k) => `az-${k}`);
   const vault = 'bench-kv';
   await azure.createVault(vault);
-  for (const ns of namespaces) {
-    await namespaceWithSa(admin, ns);
-    const id = await azure.createIdentity(`bench-${ns}`);
-    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: stack.info.k8s.issuer, subject: `system:serviceaccount:${ns}:app` });
-    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
-    for (let j = namespaces.indexOf(ns); j < classes; j += namespaces.length) {
-      await azure.setSecret(vault, `s${j}-a`, `a-${j}-old`);
-      await azure.setSecret(vault, `s${j}-a`, `a-${j}-new`);
-      await azure.setSecret(vault, `s${j}-b`, `b-${j}`);
-      await createSpc(admin, ns, `spc-${j}`, 'azure', {
-        keyvaultName: vault, tenantID: azure.tenantId, clientID: id.clientId,
-        objects: objectsYaml([{ objectName: `s${j}-a`, objectType: 'secret', objectVersionHistory: 2 }, { objectName: `s${j}-b`, objectType: 'secret' }]),
-      });
-    }
+  for (const ns of namespaces) await namespaceWithSa(admin, ns);
+  for (const [j, c] of (await seedAzureClasses(azure, vault, stack.info.k8s.issuer, namespaces, classes, 'bench')).entries()) {
+    await createSpc(admin, c.namespace, `spc-${j}`, 'azure', { keyvaultName: vault, tenantID: azure.tenantId, clientID: c.clientId, objects: c.objects });
   }
   const place = (i: number) => ({ namespace: namespaces[(i % classes) % namespaces.length]!, spc: `spc-${i % classes}` });
   const data = (i: number) => [{ sourcePath: `s${i}-a/0`, targetKey: 'a' }, { sourcePath: `s${i}-a/1`, targetKey: 'a-previous' }, { sourcePath: `s${i}-b`, targetKey: 'b' }];
