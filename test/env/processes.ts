@@ -75,7 +75,10 @@ export async function stopGroup(pid: number, graceMs = 10_000): Promise<void> {
 
 export async function stopProcess(p: Managed, graceMs?: number): Promise<void> {
   await stopGroup(p.pid, graceMs);
-  await Promise.race([p.exited, sleep(2_000)]);
+  // The group is gone; wait for node's exit event, but let no timer outlive it (it held every
+  // caller, Jest's main process too, 2 s past its end).
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.exited, new Promise((r) => (timer = setTimeout(r, 2_000)))]).finally(() => clearTimeout(timer));
 }
 
 /** The process groups recorded in a state folder, oldest first. */
