@@ -2,7 +2,7 @@
 // that a token obtained for one workload is never used for another: a workload-identity credential
 // is keyed by the service account (issuer + subject) that presented the assertion, not just by
 // client id, because Entra decides per federated subject.
-import { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential, type AccessToken, type GetTokenOptions, type TokenCredential } from '@azure/identity';
+import { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential, type AccessToken, type GetTokenOptions, type TokenCredential, type TokenCredentialOptions } from '@azure/identity';
 import { ProviderError } from '@secret-store-sync/proto';
 import { createHash } from 'node:crypto';
 import { KNOWN_AUTHORITY_HOSTS, type CloudEnvironment } from './cloud.js';
@@ -56,6 +56,7 @@ export class Credentials {
       // Instance discovery asks login.microsoftonline.com about the authority; for any other host
       // (sovereign stacks, test stand-ins) it would fail, and skipping it is harmless.
       disableInstanceDiscovery: !KNOWN_AUTHORITY_HOSTS.has(cloud.authorityHost),
+      additionalPolicies: [{ policy: ENTRA_TRY_DEADLINE, position: 'perRetry' as const }],
     };
     switch (identity.mode) {
       case 'workloadIdentity':
@@ -67,6 +68,40 @@ export class Credentials {
     }
   }
 }
+
+/**
+ * A deadline on each token request to Entra. The SDK sets none and takes no cancellation (the
+ * abortSignal a Key Vault read passes to getToken does not reach MSAL's request), and the Key Vault
+ * client makes every read wait on the one token refresh in flight: one request Entra never
+ * answered held the identity's Mounts for as long as it hung — for ever, behind a silent
+ * connection. A try past the deadline is aborted and fails as a RestError ETIMEDOUT, which the
+ * SDK's retry policy retries like a dropped connection (exponentialRetryStrategy's system errors);
+ * an abort it would not.
+ */
+export const ENTRA_TRY_TIMEOUT_MS = 10_000;
+type PipelinePolicy = NonNullable<TokenCredentialOptions['additionalPolicies']>[number]['policy'];
+const ENTRA_TRY_DEADLINE: PipelinePolicy = {
+  name: 'entraTryDeadline',
+  async sendRequest(request, next) {
+    const caller = request.abortSignal;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    caller?.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(), ENTRA_TRY_TIMEOUT_MS);
+    request.abortSignal = controller.signal;
+    try {
+      return await next(request);
+    } catch (e) {
+      if (!controller.signal.aborted || caller?.aborted) throw e;
+      // A RestError (the retry policy rethrows anything else at once; isRestError goes by the name).
+      throw Object.assign(new Error(`Entra ID did not answer within ${ENTRA_TRY_TIMEOUT_MS / 1000} s`), { name: 'RestError', code: 'ETIMEDOUT', request });
+    } finally {
+      clearTimeout(timer);
+      caller?.removeEventListener('abort', onAbort);
+      request.abortSignal = caller;
+    }
+  },
+};
 
 /**
  * Bounds on a token from the node's managed identity. Unbounded, the SDK outlasts every Mount:

@@ -1,6 +1,7 @@
 // Turns Azure SDK and identity failures into ProviderErrors that say which vault, object and
 // version failed and carry Entra's or Key Vault's own error code.
 import { ProviderError } from '@secret-store-sync/proto';
+import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
 import { redact } from './log.js';
 
 interface AzureLikeError {
@@ -68,6 +69,10 @@ export function toProviderError(err: unknown, vault: string, what: string): Prov
   if ((aadsts && ENTRA_TRANSIENT.has(aadsts)) || /^(temporarily_unavailable|server_error)\b/.test(String(e.message ?? ''))) {
     // Told as a refusal, a user would go and check a federation that is fine.
     return new ProviderError('Unavailable', `${where}: Entra ID could not issue a token just now, which is not a refusal of the identity (${message}); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer`, aadsts ?? 'EntraUnavailable', { cause: err });
+  }
+  if (/^network_error\b/.test(String(e.message ?? ''))) {
+    // MSAL's name for a token request that got no answer: refused connections, or every try past its deadline.
+    return new ProviderError('Unavailable', `${where}: Entra ID could not be reached, or did not answer a token request within ${ENTRA_TRY_TIMEOUT_MS / 1000} s, also when retried (${message})`, 'EntraUnreachable', { cause: err });
   }
   // Entra refused the identity: the AADSTS code says why (federation mismatch, unknown app, …).
   if (aadsts || e.name === 'AuthenticationError' || e.name === 'AuthenticationRequiredError' || e.name === 'CredentialUnavailableError') {

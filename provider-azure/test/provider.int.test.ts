@@ -211,6 +211,20 @@ describe('errors name the cause and carry the upstream code', () => {
     await expect(tryMount()).rejects.toMatchObject(unavailable);
   });
 
+  test('a token request Entra never answers is given up after 10 s and Entra asked afresh; the identity is not held', async () => {
+    const id = await azure.createIdentity(`hang-${ns.name}`);
+    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+    // One request hangs for two minutes; Entra answers every other at once.
+    await azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token$', clientId: id.clientId, status: 503, delayMs: 120_000, count: 1 });
+    const started = Date.now();
+    const res = await mount([{ objectName: 'my-secret', objectType: 'secret' }], { clientID: id.clientId });
+    expect(text(res.files)).toEqual({ 'my-secret': 'Hello2' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(10_000); // it did meet the hung request
+    const asked = (await azure.stats()).tokenRequests.filter((t) => t.clientId === id.clientId).map((t) => t.outcome);
+    expect(asked).toEqual(['fault 503', 'ok']);
+  });
+
   test('no token for the workload-identity audience → UNAUTHENTICATED before any call', async () => {
     const req = mountRequest({ parameters: params([{ objectName: 'my-secret', objectType: 'secret' }]), namespace: ns.name });
     await expect(provider.client.mount(req)).rejects.toMatchObject({ code: 16, details: expect.stringContaining('no service-account token') });
