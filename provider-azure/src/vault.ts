@@ -1,12 +1,13 @@
 // Key Vault access with a request budget: one SDK client set per (vault, identity), every HTTP
 // attempt metered and held to the vault's token bucket and concurrency cap, identical in-flight
 // reads joined, and values read by explicit version (immutable in Key Vault) cached per identity.
-import type { TokenCredential } from '@azure/identity';
+import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
 import type { CertificateClient } from '@azure/keyvault-certificates';
 import type { JsonWebKey, KeyClient } from '@azure/keyvault-keys';
 import { SecretClient } from '@azure/keyvault-secrets';
 import type { Budgets } from './budget.js';
 import { ProviderError } from '@secret-store-sync/proto';
+import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
 import { toProviderError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectType } from './objects.js';
@@ -64,6 +65,27 @@ interface Clients {
   certificates: () => Promise<CertificateClient>;
   /** The credential they were built with: a new credential for the identity means new clients. */
   credential: TokenCredential;
+  /** The same, as the clients use it: counting its token requests in flight. */
+  tokens: PendingTokens;
+}
+
+/**
+ * A credential that counts its token requests in flight. Every read waits on the client's one token
+ * refresh, so a read that times out while one is pending was waiting on Entra, not on Key Vault,
+ * and is told so.
+ */
+class PendingTokens implements TokenCredential {
+  pending = 0;
+  constructor(private readonly inner: TokenCredential) {}
+
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    this.pending++;
+    try {
+      return await this.inner.getToken(scopes, options);
+    } finally {
+      this.pending--;
+    }
+  }
 }
 
 interface CacheEntry {
@@ -147,11 +169,13 @@ export class KeyVaultAccess {
         ],
         userAgentOptions: { userAgentPrefix: 'secret-store-sync-provider-azure' },
       };
+      const tokens = new PendingTokens(credential);
       clients = {
-        secrets: new SecretClient(vaultUrl, credential, options),
-        keys: once(async () => new (await import('@azure/keyvault-keys')).KeyClient(vaultUrl, credential, options)),
-        certificates: once(async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, credential, options)),
+        secrets: new SecretClient(vaultUrl, tokens, options),
+        keys: once(async () => new (await import('@azure/keyvault-keys')).KeyClient(vaultUrl, tokens, options)),
+        certificates: once(async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, tokens, options)),
         credential,
+        tokens,
       };
       makeRoom(this.clients, this.opts.maxClients);
     }
@@ -353,11 +377,24 @@ export class VaultSession {
     return () => this.access.recentlyAuthorized(this.vault, this.identityKey, type);
   }
 
-  private async guarded<T>(what: string, f: () => Promise<T>): Promise<T> {
+  /** A read that timed out with the identity's token request still in flight waited on Entra. */
+  private async blamed<T>(read: Promise<T>): Promise<T> {
     try {
-      return await f();
+      return await read;
     } catch (e) {
-      throw toProviderError(e, this.vault, what);
+      if (!(e instanceof ProviderError) || e.reason !== 'VaultTimeout' || this.clients.tokens.pending === 0) throw e;
+      const said = e.message.replace(/Key Vault did not answer within (\d+) s$/, `Entra ID gave no token within $1 s (each token request is given ${ENTRA_TRY_TIMEOUT_MS / 1000} s, then retried)`);
+      throw new ProviderError('Unavailable', said, 'EntraTimeout', { cause: e });
+    }
+  }
+
+  private async guarded<T>(what: string, signal: AbortSignal, f: () => Promise<T>): Promise<T> {
+    try {
+      // Raced: the SDK's wait for a token (the client's one refresh in flight) does not heed the
+      // signal, so without the race a read's deadline did not end a read stuck behind Entra.
+      return await raceAbort(f(), signal);
+    } catch (e) {
+      throw toProviderError(signal.aborted ? Object.assign(new Error('the request was cancelled'), { name: 'AbortError' }) : e, this.vault, what);
     }
   }
 
@@ -366,48 +403,48 @@ export class VaultSession {
   }
 
   async secret(name: string, version: string, signal?: AbortSignal): Promise<SecretValue> {
-    const v = await this.access.read(
+    const v = await this.blamed(this.access.read(
       this.cacheKey('secret', name, version),
       version !== '',
       this.authorized('secret'),
       (abortSignal) =>
-        this.guarded(this.describe('secret', name, version), async () => {
+        this.guarded(this.describe('secret', name, version), abortSignal, async () => {
           const s = await this.clients.secrets.getSecret(name, version ? { version, abortSignal } : { abortSignal });
           if (s.value === undefined) throw new Error('Key Vault returned the secret without a value');
           return { value: s.value, version: s.properties.version ?? '', ...(s.properties.contentType ? { contentType: s.properties.contentType } : {}), ...(s.properties.certificateKeyId ? { keyId: s.properties.certificateKeyId } : {}), ...(s.properties.expiresOn ? { expiresOn: s.properties.expiresOn } : {}) };
         }),
       (s) => s.value.length * 2,
       signal,
-    );
+    ));
     if (!version) this.access.remember(this.cacheKey('secret', name, v.version), v, v.value.length * 2);
     return v;
   }
 
   async key(name: string, version: string, signal?: AbortSignal): Promise<KeyValue> {
-    const k = await this.access.read(
+    const k = await this.blamed(this.access.read(
       this.cacheKey('key', name, version),
       version !== '',
       this.authorized('key'),
       (abortSignal) =>
-        this.guarded(this.describe('key', name, version), async () => {
+        this.guarded(this.describe('key', name, version), abortSignal, async () => {
           const k = await (await this.clients.keys()).getKey(name, version ? { version, abortSignal } : { abortSignal });
           if (!k.key) throw new Error('Key Vault returned the key without its JSON Web Key');
           return { jwk: k.key, version: k.properties.version ?? '', enabled: k.properties.enabled !== false, ...(k.properties.expiresOn ? { expiresOn: k.properties.expiresOn } : {}) };
         }),
       () => 2048,
       signal,
-    );
+    ));
     if (!version) this.access.remember(this.cacheKey('key', name, k.version), k, 2048);
     return k;
   }
 
   async certificate(name: string, version: string, signal?: AbortSignal): Promise<CertificateValue> {
-    const c = await this.access.read(
+    const c = await this.blamed(this.access.read(
       this.cacheKey('cert', name, version),
       version !== '',
       this.authorized('cert'),
       (abortSignal) =>
-        this.guarded(this.describe('certificate', name, version), async () => {
+        this.guarded(this.describe('certificate', name, version), abortSignal, async () => {
           const certificates = await this.clients.certificates();
           const c = version ? await certificates.getCertificateVersion(name, version, { abortSignal }) : await certificates.getCertificate(name, { abortSignal });
           if (!c.cer) throw new Error('Key Vault returned the certificate without its body');
@@ -415,19 +452,19 @@ export class VaultSession {
         }),
       (c) => c.cer.length,
       signal,
-    );
+    ));
     if (!version) this.access.remember(this.cacheKey('cert', name, c.version), c, c.cer.length);
     return c;
   }
 
   /** All versions of an object (never cached: new versions appear), joined when identical. */
   async versions(type: ObjectType, name: string, signal?: AbortSignal): Promise<VersionInfo[]> {
-    return this.access.read(
+    return this.blamed(this.access.read(
       this.cacheKey(type, name, '*versions'),
       false,
       this.authorized(type),
       (abortSignal) =>
-        this.guarded(`versions of ${type === 'cert' ? 'certificate' : type} '${name}'`, async () => {
+        this.guarded(`versions of ${type === 'cert' ? 'certificate' : type} '${name}'`, abortSignal, async () => {
           const out: VersionInfo[] = [];
           const pages =
             type === 'secret'
@@ -442,6 +479,6 @@ export class VaultSession {
         }),
       () => 0,
       signal,
-    );
+    ));
   }
 }

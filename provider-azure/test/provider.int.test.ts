@@ -225,6 +225,21 @@ describe('errors name the cause and carry the upstream code', () => {
     expect(asked).toEqual(['fault 503', 'ok']);
   });
 
+  test('Entra answering no token request: the read deadline names Entra, not Key Vault', async () => {
+    const id = await azure.createIdentity(`silent-${ns.name}`);
+    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+    await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
+    const quick = await startProvider({ args: ['--vault-request-timeout-seconds=3'] });
+    await azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token$', clientId: id.clientId, status: 503, delayMs: 120_000, count: 1_000 });
+    try {
+      const req = mountRequest({ parameters: params([{ objectName: 'my-secret', objectType: 'secret' }], { clientID: id.clientId }), token: await token(), namespace: ns.name, serviceAccount: 'workload' });
+      await expect(quick.client.mount(req)).rejects.toMatchObject({ code: 14, reason: 'EntraTimeout', details: expect.stringMatching(/^vault '.*': secret 'my-secret': Entra ID gave no token within 3 s \(each token request is given 10 s, then retried\)$/) });
+    } finally {
+      await azure.clearFaults();
+      await quick.stop();
+    }
+  });
+
   test('no token for the workload-identity audience → UNAUTHENTICATED before any call', async () => {
     const req = mountRequest({ parameters: params([{ objectName: 'my-secret', objectType: 'secret' }]), namespace: ns.name });
     await expect(provider.client.mount(req)).rejects.toMatchObject({ code: 16, details: expect.stringContaining('no service-account token') });
