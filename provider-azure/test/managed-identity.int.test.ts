@@ -129,6 +129,23 @@ describe("the node's managed identity over IMDS", () => {
   });
 });
 
+describe('IMDS not answering one request', () => {
+  test('that Mount fails naming IMDS within 12 s; the hung request holds nothing, the next Mount gets a token at once', async () => {
+    const user = await identity('node-hang');
+    const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('hang'), attached: [user.clientId] });
+    const p = await providerOn(imdsHost);
+    await azure.injectFault({ target: 'entra', pathPattern: '/metadata/identity/oauth2/token', clientId: user.clientId, status: 500, delayMs: 100_000, count: 1 });
+    try {
+      await expect(mount(p, { userAssignedIdentityID: user.clientId })).rejects.toMatchObject({ code: 14, reason: 'ManagedIdentityTimeout', details: expect.stringContaining(`IMDS (${imdsHost}) gave no token within 12 s`) });
+      const started = Date.now();
+      expect(text((await mount(p, { userAssignedIdentityID: user.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
+      expect(Date.now() - started).toBeLessThan(5_000); // not waiting on the hung request (100 s)
+    } finally {
+      await azure.clearFaults();
+    }
+  });
+});
+
 describe('IMDS failing: every Mount ends within its deadline', () => {
   let imds: Server;
   let mode: 'gone' | 'silent' = 'gone';

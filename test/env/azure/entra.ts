@@ -178,7 +178,7 @@ export class EntraStandIn {
   async handleImds(req: IncomingMessage, res: ServerResponse, node = 'default'): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://169.254.169.254');
     try {
-      const fault = this.faults.take(url.pathname);
+      const fault = this.faults.take(url.pathname, url.searchParams.get('client_id') ?? undefined);
       if (fault) {
         if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
         const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
