@@ -45,6 +45,12 @@ export function v8HeapMb(text: string): { total: number; used: number; external:
   return { total: mb('nodejs_heap_size_total_bytes'), used: mb('nodejs_heap_size_used_bytes'), external: mb('nodejs_external_memory_bytes') };
 }
 
+/** The same, as the memory benches record it (heapTotal, heapUsed, external). */
+export function heapFields(text: string): { heapTotal: number; heapUsed: number; external: number } {
+  const h = v8HeapMb(text);
+  return { heapTotal: h.total, heapUsed: h.used, external: h.external };
+}
+
 /** Resident memory now and at its peak (VmHWM), in MB, and CPU seconds used, of a process. */
 export function processStats(pid: number): { rssMb: number; peakRssMb: number; cpuSeconds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

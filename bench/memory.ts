@@ -16,7 +16,7 @@ import { startStack, toEnv } from '../test/env/stack.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager } from '../test/helpers/manager.js';
 import { startTestProvider } from '../test/helpers/provider.js';
-import { metricSum, pool, processStats, round, v8HeapMb } from './lib.js';
+import { heapFields, metricSum, pool, processStats, round } from './lib.js';
 
 const { values: args } = parseArgs({ options: { n: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, configs: { type: 'string' }, interval: { type: 'string', default: '40' } } });
 const N = Number(args.n);
@@ -27,10 +27,6 @@ const CONFIGS: Cfg[] = args.configs ? (JSON.parse(args.configs) as Cfg[]) : [{ n
 
 const t0 = performance.now();
 const say = (m: string) => console.log(`[mem ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}`);
-const heapOf = (t: string) => {
-  const h = v8HeapMb(t);
-  return { heapTotal: h.total, heapUsed: h.used, external: h.external };
-};
 
 const crds = ['secret-sync.x-k8s.io_secretsyncs.yaml', 'secrets-store.csi.x-k8s.io_secretproviderclasses.yaml'].map((f) => join(repoRoot, 'deploy', 'crds', f));
 const stack = await startStack({ manifests: crds, log: () => undefined });
@@ -76,8 +72,8 @@ try {
         // How long the rewrite of all N took, and the Events the manager dropped meanwhile.
         burstSeconds,
         eventsDropped: metricSum(t2, 'secretsync_events_dropped_total'),
-        afterBurst: { rss: s1.rssMb, ...heapOf(t1) },
-        afterPass: { rss: s2.rssMb, ...heapOf(t2) },
+        afterBurst: { rss: s1.rssMb, ...heapFields(t1) },
+        afterPass: { rss: s2.rssMb, ...heapFields(t2) },
         peak: s2.peakRssMb,
         // V8's spaces after the pass: committed / used MB (where the heap's headroom sits).
         spaces: Object.fromEntries(['new', 'old', 'code', 'large_object', 'trusted', 'shared_large_object'].map((space) => [space, `${round(metricSum(t2, 'nodejs_heap_space_size_total_bytes', { space }) / 2 ** 20)} / ${round(metricSum(t2, 'nodejs_heap_space_size_used_bytes', { space }) / 2 ** 20)}`])),

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { AzureStack } from '../test/env/azure/client.js';
 import { startStack, toEnv } from '../test/env/stack.js';
 import { mountRequest, startProvider } from '../test/helpers/provider.js';
-import { percentile, pool, processStats, round, seedAzureClasses, v8HeapMb } from './lib.js';
+import { heapFields, percentile, pool, processStats, round, seedAzureClasses } from './lib.js';
 
 const { values: args } = parseArgs({ options: { mounts: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, passes: { type: 'string', default: '3' }, 'pass-wait': { type: 'string', default: '10' }, configs: { type: 'string' } } });
 const MOUNTS = Number(args.mounts);
@@ -52,10 +52,7 @@ try {
     for (const c of CONFIGS) {
       const provider = await startProvider({ socketDir: mkdtempSync(join(tmpdir(), 'sss-pmem-')), args: ['--log-level=info', ...(c.args ?? [])], nodeArgs: c.nodeArgs, env: c.env, entry: c.entry });
       const pid = provider.child.pid!;
-      const heap = async () => {
-        const h = v8HeapMb(await provider.metrics());
-        return { heapTotal: h.total, heapUsed: h.used, external: h.external };
-      };
+      const heap = async () => heapFields(await provider.metrics());
       const s0 = processStats(pid);
       const atStart = { rss: s0.rssMb, ...(await heap()) };
       const latencies: number[] = [];

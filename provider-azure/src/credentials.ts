@@ -93,8 +93,9 @@ const ENTRA_TRY_DEADLINE: PipelinePolicy = {
       return await next(request);
     } catch (e) {
       if (!controller.signal.aborted || caller?.aborted) throw e;
-      // A RestError (the retry policy rethrows anything else at once; isRestError goes by the name).
-      throw Object.assign(new Error(`Entra ID did not answer within ${ENTRA_TRY_TIMEOUT_MS / 1000} s`), { name: 'RestError', code: 'ETIMEDOUT', request });
+      // A RestError (the retry policy rethrows anything else at once; isRestError goes by the name),
+      // without the request: its body holds the client assertion, a service-account token.
+      throw Object.assign(new Error(`Entra ID did not answer within ${ENTRA_TRY_TIMEOUT_MS / 1000} s`), { name: 'RestError', code: 'ETIMEDOUT' });
     } finally {
       clearTimeout(timer);
       caller?.removeEventListener('abort', onAbort);

@@ -63,14 +63,15 @@ export function toProviderError(err: unknown, vault: string, what: string): Prov
   // Raised below the SDK (the node's managed identity): add which vault and object it was for.
   if (err instanceof ProviderError) return err.message.startsWith(`vault '${vault}'`) ? err : new ProviderError(err.code, `${where}: ${err.message}`, err.reason, { cause: err });
   const e = (err ?? {}) as AzureLikeError;
+  const raw = String(e.message ?? '');
   const message = redact(String(e.message ?? err)).split(/\r?\n/)[0]!.slice(0, 600);
 
-  const aadsts = /AADSTS\d+/.exec(String(e.message ?? ''))?.[0];
-  if ((aadsts && ENTRA_TRANSIENT.has(aadsts)) || /^(temporarily_unavailable|server_error)\b/.test(String(e.message ?? ''))) {
+  const aadsts = /AADSTS\d+/.exec(raw)?.[0];
+  if ((aadsts && ENTRA_TRANSIENT.has(aadsts)) || /^(temporarily_unavailable|server_error)\b/.test(raw)) {
     // Told as a refusal, a user would go and check a federation that is fine.
     return new ProviderError('Unavailable', `${where}: Entra ID could not issue a token just now, which is not a refusal of the identity (${message}); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer`, aadsts ?? 'EntraUnavailable', { cause: err });
   }
-  if (/^network_error\b/.test(String(e.message ?? ''))) {
+  if (/^network_error\b/.test(raw)) {
     // MSAL's name for a token request that got no answer: refused connections, or every try past its deadline.
     return new ProviderError('Unavailable', `${where}: Entra ID could not be reached, or did not answer a token request within ${ENTRA_TRY_TIMEOUT_MS / 1000} s, also when retried (${message})`, 'EntraUnreachable', { cause: err });
   }
@@ -80,7 +81,7 @@ export function toProviderError(err: unknown, vault: string, what: string): Prov
   }
   if (e.code === 'ENOTFOUND') {
     // How a misspelt vault name, or a vault of another cloud, fails on the real service.
-    const host = /ENOTFOUND (\S+)/.exec(String(e.message ?? ''))?.[1] ?? 'the vault host';
+    const host = /ENOTFOUND (\S+)/.exec(raw)?.[1] ?? 'the vault host';
     return new ProviderError('Unavailable', `${where}: ${host} does not resolve (ENOTFOUND): there is no such vault in this cloud, or DNS is failing; check keyvaultName and cloudName`, 'VaultUnreachable', { cause: err });
   }
   if (e.code && NETWORK_CODES.has(e.code)) {

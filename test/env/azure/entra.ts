@@ -82,7 +82,7 @@ export class EntraStandIn {
       const form = req.method === 'POST' && rest === 'oauth2/v2.0/token' ? new URLSearchParams(await readBody(req)) : undefined;
       const fault = this.faults.take(url.pathname, form?.get('client_id') ?? undefined);
       if (fault) {
-        if (form) this.tokenRequests.push({ at: Date.now(), tenant, clientId: form.get('client_id') ?? '', grant: form.has('client_secret') ? 'client_secret' : 'client_assertion', outcome: `fault ${fault.status}` });
+        if (form) this.tokenRequests.push(tokenRecord(tenant, form, `fault ${fault.status}`));
         if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
         const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
         return sendJson(res, fault.status, aadError('temporarily_unavailable', 'AADSTS90033', 'A transient error has occurred. Please try again.'), headers);
@@ -117,7 +117,7 @@ export class EntraStandIn {
 
   private async token(tenant: string, form: URLSearchParams, res: ServerResponse): Promise<void> {
     const clientId = form.get('client_id') ?? '';
-    const record: TokenRecord = { at: Date.now(), tenant, clientId, grant: form.has('client_secret') ? 'client_secret' : 'client_assertion', outcome: 'ok' };
+    const record = tokenRecord(tenant, form, 'ok');
     this.tokenRequests.push(record);
     try {
       if (form.get('grant_type') !== 'client_credentials') {
@@ -368,6 +368,11 @@ function clientCredentialsResource(scope: string): string {
     throw new HttpError(400, 'invalid_scope', `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`, { aadsts: 'AADSTS1002012' });
   }
   return defaults[0]!.slice(0, -'/.default'.length);
+}
+
+/** A client-credentials token request, as the stats record it. */
+function tokenRecord(tenant: string, form: URLSearchParams, outcome: string): TokenRecord {
+  return { at: Date.now(), tenant, clientId: form.get('client_id') ?? '', grant: form.has('client_secret') ? 'client_secret' : 'client_assertion', outcome };
 }
 
 /**
