@@ -42,6 +42,11 @@ export const DEFAULT_ALLOWED_TYPES = [
   'kubernetes.io/ssh-auth',
 ];
 
+// Never written, whatever --allowed-secret-types says: a SecretSync could otherwise plant a token the
+// token controller fills for any ServiceAccount of its namespace (README, Security). The chart's
+// admission policy refuses it too, but the manager must not rely on being installed by the chart.
+export const FORBIDDEN_SECRET_TYPES: readonly string[] = ['kubernetes.io/service-account-token'];
+
 const OPTIONS = {
   kubeconfig: { type: 'string' },
   namespace: { type: 'string', default: '' },
@@ -71,7 +76,12 @@ const OPTIONS = {
   help: { type: 'boolean', default: false },
 } as const;
 
-export class ConfigError extends Error {}
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(message: string, /** The flag at fault, when one is. */ readonly flag?: string) {
+    super(message);
+  }
+}
 
 export function usage(): string {
   return ['Usage: secret-store-sync-manager [flags]', ...Object.entries(OPTIONS).map(([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default || '""'})` : ''}`)].join('\n');
@@ -93,6 +103,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     return n;
   };
   const list = (k: keyof typeof OPTIONS) => str(k).split(',').map((s) => s.trim()).filter(Boolean);
+  const allowedSecretTypes = list('allowed-secret-types');
+  const forbidden = allowedSecretTypes.filter((t) => FORBIDDEN_SECRET_TYPES.includes(t));
+  if (forbidden.length) throw new ConfigError(`--allowed-secret-types must not list ${forbidden.join(', ')}: the manager never writes service-account tokens`, 'allowed-secret-types');
   const logLevel = str('log-level');
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
   const leader = str('leader-elect').toLowerCase();
@@ -117,7 +130,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     providerTimeoutSeconds: int('provider-timeout-seconds', 1, 600),
     maxMessageBytes: int('max-message-bytes', 64 * 1024, 64 * 1024 * 1024),
     ...(str('hash-key-file') ? { hashKeyFile: str('hash-key-file') } : {}),
-    allowedSecretTypes: list('allowed-secret-types'),
+    allowedSecretTypes,
     healthPort: int('health-port', 0, 65535),
     metricsPort: int('metrics-port', 0, 65535),
     httpBindAddress: str('http-bind-address'),

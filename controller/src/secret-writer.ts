@@ -6,6 +6,7 @@
 //     before any `add` replaces data, labels and annotations. A failed test changes nothing;
 //     dry-run patches with one test each then tell which mark is missing, for the status reason.
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Secret } from '@kubernetes/client-node';
+import { FORBIDDEN_SECRET_TYPES } from './config.js';
 import { MANAGED_LABEL, OWNER_ANNOTATION, SYNC_GROUP, SYNC_VERSION, type SecretSync } from './api.js';
 import type { Metrics } from './metrics.js';
 import { SyncError } from './reasons.js';
@@ -42,6 +43,8 @@ export class SecretWriter {
    */
   async write(ss: SecretSync, desired: DesiredSecret, mode: 'create' | 'update' | 'reassert'): Promise<'created' | 'updated' | 'unchanged'> {
     const { name, namespace } = ss.metadata;
+    // Config refuses these types at start; checked again here so no other path can write one.
+    if (FORBIDDEN_SECRET_TYPES.includes(desired.type)) throw new SyncError('userInput', `spec.secretObject.type '${desired.type}' is never written by the manager`, 'slow');
     const body = this.body(ss, desired);
     if (mode === 'create' && (await this.tryCreate(ss, body))) return 'created';
     const ops = this.ownershipTests(ss, desired).concat([
