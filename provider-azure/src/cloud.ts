@@ -3,6 +3,7 @@ import { ProviderError } from '@secret-store-sync/proto';
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
+import { quote } from './log.js';
 
 export const CLOUD_NAMES = ['AzurePublicCloud', 'AzureUSGovernmentCloud', 'AzureChinaCloud', 'AzureGermanCloud', 'AzureStackCloud'] as const;
 export type CloudName = (typeof CLOUD_NAMES)[number];
@@ -41,13 +42,13 @@ function invalid(message: string): ProviderError {
 export function chooseCloud(cloudName: string, envFile: string, fallback: CloudName, envDir: string): CloudChoice {
   const wanted = cloudName || fallback;
   const name = CLOUD_NAMES.find((c) => c.toLowerCase() === wanted.toLowerCase());
-  if (!name) throw invalid(`cloudName '${cloudName}' is not one of ${CLOUD_NAMES.join(', ')}`);
+  if (!name) throw invalid(`cloudName ${quote(cloudName)} is not one of ${CLOUD_NAMES.join(', ')}`);
   if (name !== 'AzureStackCloud') return { name };
   if (!envDir) throw invalid('cloudName AzureStackCloud is not enabled in this provider: an operator must provide the environment files in a folder (--cloud-env-dir; chart value provider.cloudEnvConfigMap)');
   if (!envFile) throw invalid(`cloudName AzureStackCloud needs cloudEnvFileName: the name of a JSON file with keyVaultDNSSuffix and activeDirectoryEndpoint in ${envDir}`);
   const dir = resolve(envDir);
   const file = resolve(dir, envFile);
-  if (!file.startsWith(dir + sep) || envFile.includes('\0')) throw invalid(`cloudEnvFileName '${envFile}' is not a file in ${envDir}, the folder the operator set for cloud environment files`);
+  if (!file.startsWith(dir + sep) || envFile.includes('\0')) throw invalid(`cloudEnvFileName ${quote(envFile)} is not a file in ${envDir}, the folder the operator set for cloud environment files`);
   return { name, file };
 }
 

@@ -18,3 +18,8 @@ const JWT = /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g;
 export function redact(text: string): string {
   return text.replace(JWT, (t) => `${t.slice(0, 4)}##### REDACTED #####${t.slice(-4)}`);
 }
+
+/** A tenant's value quoted in a message: bounded, as messages reach status, Events and logs. */
+export function quote(value: string): string {
+  return `'${value.length > 64 ? `${value.slice(0, 64)}…` : value}'`;
+}

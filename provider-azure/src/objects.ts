@@ -2,7 +2,8 @@
 // Scalars are read as their literal text (the failsafe schema), so `filePermission: 0755` stays
 // "0755" and numbers are checked here, not guessed by the YAML parser.
 import { ProviderError } from '@secret-store-sync/proto';
-import { parse, YAMLParseError } from 'yaml';
+import { CST, Lexer, parse, YAMLParseError } from 'yaml';
+import { quote } from './log.js';
 
 export type ObjectType = 'secret' | 'key' | 'cert';
 export type ObjectEncoding = 'utf-8' | 'hex' | 'base64';
@@ -38,8 +39,99 @@ function yamlError(e: unknown): string {
   return e instanceof YAMLParseError ? e.message.split('\n')[0]! : String((e as Error).message ?? e);
 }
 
-/** Far above any real class (256 objects of a few lines each); parsing more would stall every tenant's Mounts. */
-const MAX_OBJECTS_TEXT = 256 * 1024;
+/**
+ * Bytes of `objects` text a class may spend per object it may list: real ones spend 60-150 (five
+ * fields, indented), so the default 256 objects allow 64 KiB. Parsing cost grows with the text, and
+ * every tenant's Mounts wait while the provider's one thread parses.
+ */
+export const OBJECTS_TEXT_BYTES_PER_OBJECT = 256;
+const MIN_OBJECTS_TEXT = 16 * 1024;
+/** An object is its `- |` line and up to eight fields; the rest leaves room for comments. */
+const LINES_PER_OBJECT = 16;
+
+// prettyErrors would quote the source around every error: an O(n) scan per error, so text full of
+// errors cost O(n²) (262 000 commas kept the event loop busy for minutes). logLevel error: errors
+// throw, and a tenant's warnings never reach the provider's stderr ('silent' would drop errors too).
+const YAML_OPTIONS = { schema: 'failsafe', uniqueKeys: true, prettyErrors: false, logLevel: 'error', maxAliasCount: 0 } as const;
+
+/**
+ * What a class never needs is refused from the lexer's tokens, which cost linear time, before the
+ * yaml library composes anything: composing flow collections, explicit keys, anchors, tags and
+ * multi-line quoted scalars, or one mapping of thousands of keys (uniqueKeys compares each with all
+ * before it), costs it superlinear time. Measured on 64 KiB with yaml 2.9.1 before this check (the
+ * worst shapes found, objects.unit.test.ts lists them): 430 ms for `[` and commas, 570 ms for one
+ * multi-line quoted scalar, 510 ms for 8 000 keys; after it, each is refused within the lexer's
+ * few milliseconds and the slowest accepted shape parses in about 60 ms.
+ */
+function refuseCostlyShapes(text: string, where: string, limits: ShapeLimits): void {
+  let keys = 0;
+  let items = 0;
+  let lines = 0;
+  let documents = 0;
+  for (const token of new Lexer().lex(text)) {
+    const type = CST.tokenType(token);
+    switch (type) {
+      case 'doc-mode':
+      case 'doc-start':
+        // The stream's start, and one `---` before the content.
+        if (++documents > 2) throw invalid(`${where} holds more than one YAML document`);
+        break;
+      case 'newline':
+        if (++lines > limits.lines) throw invalid(`${where} has more than ${limits.lines} lines`);
+        break;
+      case 'map-value-ind':
+        if (++keys > limits.keys) throw invalid(`${where} has more than ${limits.keys} mapping keys; a class needs at most ${FIELDS.length} per object`);
+        break;
+      case 'seq-item-ind':
+        if (++items > limits.items) throw invalid(limits.items === 0 ? `${where}: a field holds a list; each field takes a single value` : `${where} has more than ${limits.items} list entries (\`- \`), more than the objects this provider takes per Mount`);
+        break;
+      case 'single-quoted-scalar':
+      case 'double-quoted-scalar':
+        if (token.includes('\n')) throw invalid(`${where}: a quoted value spans lines; write each value on one line`);
+        break;
+      case 'flow-map-start':
+      case 'flow-seq-start':
+      case 'explicit-key-ind':
+      case 'anchor':
+      case 'alias':
+      case 'tag':
+      case 'directive-line':
+        throw invalid(`${where} uses YAML ${SHAPE_NAMES[type]}, which a SecretProviderClass never needs; write \`array:\` as a block list of \`- |\` entries, as in the example`);
+    }
+  }
+}
+
+const SHAPE_NAMES: Record<string, string> = {
+  'flow-map-start': 'flow mappings ({...})',
+  'flow-seq-start': 'flow lists ([...])',
+  'explicit-key-ind': 'explicit keys (?)',
+  anchor: 'anchors (&)',
+  alias: 'aliases (*)',
+  tag: 'tags (!)',
+  'directive-line': 'directives (%)',
+};
+
+interface ShapeLimits {
+  keys: number;
+  items: number;
+  lines: number;
+}
+
+function parseYaml(text: string, where: string, limits: ShapeLimits): unknown {
+  refuseCostlyShapes(text, where, limits);
+  // The library makes an Error for every problem it finds, and a stack trace for each costs more
+  // than the parsing (4 000 lines of errors: 125 ms, 33 ms without). Synchronous: nothing else
+  // runs while the limit is lowered.
+  const traces = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return parse(text, YAML_OPTIONS);
+  } catch (e) {
+    throw invalid(`${where} is not valid YAML: ${yamlError(e)}`);
+  } finally {
+    Error.stackTraceLimit = traces;
+  }
+}
 
 /**
  * Key Vault reads an object costs at most: one, or a version listing, a read of the current
@@ -49,15 +141,14 @@ export function readsOf(o: KeyVaultObject): number {
   return o.versionHistory > 1 ? 2 + o.versionHistory : 1;
 }
 
-export function parseObjects(text: string, maxObjects = Infinity): KeyVaultObject[] {
+export function parseObjects(text: string, maxObjects: number): KeyVaultObject[] {
   if (!text.trim()) throw invalid('objects is not set: list the Key Vault objects under `array:`');
-  if (text.length > MAX_OBJECTS_TEXT) throw invalid(`objects is ${text.length} characters long, over the ${MAX_OBJECTS_TEXT} this provider parses; split the objects over several SecretProviderClasses`);
-  let doc: unknown;
-  try {
-    doc = parse(text, { schema: 'failsafe', uniqueKeys: true });
-  } catch (e) {
-    throw invalid(`objects is not valid YAML: ${yamlError(e)}`);
+  const maxText = Math.max(MIN_OBJECTS_TEXT, OBJECTS_TEXT_BYTES_PER_OBJECT * maxObjects);
+  if (text.length > maxText) {
+    throw invalid(`objects is ${text.length} characters long, over the ${maxText} this provider parses (${OBJECTS_TEXT_BYTES_PER_OBJECT} per object it may list); split the objects over several SecretProviderClasses`);
   }
+  // `array:` and, for entries written as mappings rather than `- |` text, their fields.
+  const doc = parseYaml(text, 'objects', { keys: 1 + FIELDS.length * maxObjects, items: maxObjects + 1, lines: LINES_PER_OBJECT * (maxObjects + 1) });
   if (!doc || typeof doc !== 'object' || Array.isArray(doc) || !('array' in doc)) {
     throw invalid('objects must be a YAML mapping with an `array:` list of object descriptions (see the SecretProviderClass example)');
   }
@@ -78,19 +169,13 @@ export function parseObjects(text: string, maxObjects = Infinity): KeyVaultObjec
 function parseOne(entry: unknown, i: number): KeyVaultObject {
   const where = `objects[${i}]`;
   let raw: unknown = entry;
-  if (typeof entry === 'string') {
-    try {
-      raw = parse(entry, { schema: 'failsafe', uniqueKeys: true });
-    } catch (e) {
-      throw invalid(`${where} is not valid YAML: ${yamlError(e)}`);
-    }
-  }
+  if (typeof entry === 'string') raw = parseYaml(entry, where, { keys: FIELDS.length, items: 0, lines: LINES_PER_OBJECT });
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalid(`${where} must be a mapping with objectName and objectType`);
   const fields = raw as Record<string, unknown>;
   for (const [k, v] of Object.entries(fields)) {
     if (!(FIELDS as readonly string[]).includes(k)) {
       const near = FIELDS.find((f) => f.toLowerCase() === k.toLowerCase());
-      throw invalid(`${where}: unknown field '${k}'${near ? ` (did you mean '${near}'?)` : `; known fields: ${FIELDS.join(', ')}`}`);
+      throw invalid(`${where}: unknown field ${quote(k)}${near ? ` (did you mean '${near}'?)` : `; known fields: ${FIELDS.join(', ')}`}`);
     }
     if (typeof v !== 'string') throw invalid(`${where}: ${k} must be a single value, not a ${Array.isArray(v) ? 'list' : 'mapping'}`);
   }
@@ -98,47 +183,48 @@ function parseOne(entry: unknown, i: number): KeyVaultObject {
 
   const name = get('objectName');
   if (!name) throw invalid(`${where}: objectName is required`);
-  if (!NAME.test(name)) throw invalid(`${where}: objectName '${name}' is not a Key Vault object name (1-127 letters, digits and hyphens)`);
+  if (!NAME.test(name)) throw invalid(`${where}: objectName ${quote(name)} is not a Key Vault object name (1-127 letters, digits and hyphens)`);
   const w = `${where} (${name})`;
 
   const typeText = get('objectType');
   if (typeText !== 'secret' && typeText !== 'key' && typeText !== 'cert') {
-    throw invalid(`${w}: objectType '${typeText}' is not one of secret, key, cert${typeText ? '' : ' (it is required)'}`);
+    throw invalid(`${w}: objectType ${quote(typeText)} is not one of secret, key, cert${typeText ? '' : ' (it is required)'}`);
   }
   const type: ObjectType = typeText;
 
   let version = get('objectVersion');
   if (version.toLowerCase() === 'latest') version = '';
-  if (version && !VERSION.test(version)) throw invalid(`${w}: objectVersion '${version}' is not a Key Vault version id`);
+  if (version && !VERSION.test(version)) throw invalid(`${w}: objectVersion ${quote(version)} is not a Key Vault version id`);
 
   const historyText = get('objectVersionHistory');
   let versionHistory = 0;
   if (historyText) {
-    if (!/^\d+$/.test(historyText)) throw invalid(`${w}: objectVersionHistory must be a whole number from 1 to ${MAX_VERSION_HISTORY}, got '${historyText}'`);
+    if (!/^\d+$/.test(historyText)) throw invalid(`${w}: objectVersionHistory must be a whole number from 1 to ${MAX_VERSION_HISTORY}, got ${quote(historyText)}`);
     versionHistory = Number(historyText);
     if (versionHistory < 1 || versionHistory > MAX_VERSION_HISTORY) throw invalid(`${w}: objectVersionHistory must be from 1 to ${MAX_VERSION_HISTORY}, got ${historyText}`);
     if (versionHistory === 1) versionHistory = 0;
   }
 
   const fileName = get('objectAlias') || name;
-  if (fileName.startsWith('/') || /^[a-zA-Z]:/.test(fileName)) throw invalid(`${w}: objectAlias '${fileName}' must be a relative path`);
-  if (fileName.includes('..')) throw invalid(`${w}: objectAlias '${fileName}' must not contain '..'`);
+  if (fileName.length > 253) throw invalid(`${w}: objectAlias ${quote(fileName)} is ${fileName.length} characters long; a file name, and the Secret key it becomes, take at most 253`);
+  if (fileName.startsWith('/') || /^[a-zA-Z]:/.test(fileName)) throw invalid(`${w}: objectAlias ${quote(fileName)} must be a relative path`);
+  if (fileName.includes('..')) throw invalid(`${w}: objectAlias ${quote(fileName)} must not contain '..'`);
   if (!/^[0-9A-Za-z._\-/]+$/.test(fileName) || fileName.endsWith('/') || fileName.includes('//')) {
-    throw invalid(`${w}: objectAlias '${fileName}' may hold letters, digits, '.', '_', '-' and single '/' between names`);
+    throw invalid(`${w}: objectAlias ${quote(fileName)} may hold letters, digits, '.', '_', '-' and single '/' between names`);
   }
 
   const encText = get('objectEncoding').toLowerCase();
-  if (encText && encText !== 'utf-8' && encText !== 'hex' && encText !== 'base64') throw invalid(`${w}: objectEncoding '${get('objectEncoding')}' is not one of utf-8, hex, base64`);
+  if (encText && encText !== 'utf-8' && encText !== 'hex' && encText !== 'base64') throw invalid(`${w}: objectEncoding ${quote(get('objectEncoding'))} is not one of utf-8, hex, base64`);
   if (encText && encText !== 'utf-8' && type !== 'secret') throw invalid(`${w}: objectEncoding applies to objectType secret only`);
 
   const fmtText = get('objectFormat').toLowerCase();
-  if (fmtText && fmtText !== 'pem' && fmtText !== 'pfx') throw invalid(`${w}: objectFormat '${get('objectFormat')}' is not one of pem, pfx`);
+  if (fmtText && fmtText !== 'pem' && fmtText !== 'pfx') throw invalid(`${w}: objectFormat ${quote(get('objectFormat'))} is not one of pem, pfx`);
   if (fmtText === 'pfx' && type !== 'secret') throw invalid(`${w}: objectFormat pfx applies to objectType secret (the certificate's backing secret) only`);
 
   const modeText = get('filePermission');
   let mode: number | undefined;
   if (modeText) {
-    if (!/^0?[0-7]{3}$/.test(modeText)) throw invalid(`${w}: filePermission '${modeText}' must be an octal file mode such as 0644`);
+    if (!/^0?[0-7]{3}$/.test(modeText)) throw invalid(`${w}: filePermission ${quote(modeText)} must be an octal file mode such as 0644`);
     mode = parseInt(modeText, 8);
   }
 

@@ -4,6 +4,7 @@ import { ProviderError, type ParsedMountRequest } from '@secret-store-sync/proto
 import { decodeJwt } from 'jose';
 import { chooseCloud, type CloudChoice } from './cloud.js';
 import type { Config } from './config.js';
+import { quote } from './log.js';
 import { parseObjects, readsOf, type KeyVaultObject } from './objects.js';
 
 export const WORKLOAD_IDENTITY_AUDIENCE = 'api://AzureADTokenExchange';
@@ -42,7 +43,7 @@ function parseBool(attrs: Record<string, string>, key: string): boolean {
   if (v === '') return false;
   if (/^(1|t|true)$/i.test(v)) return true;
   if (/^(0|f|false)$/i.test(v)) return false;
-  throw invalid(`${key} must be true or false, got '${v}'`);
+  throw invalid(`${key} must be true or false, got ${quote(v)}`);
 }
 
 /** What the operator allows a Mount to ask for (the provider's flags). */
@@ -63,7 +64,7 @@ export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, n
   const vaultName = get('keyvaultName');
   if (!vaultName) throw invalid('keyvaultName is not set');
   if (!VAULT_NAME.test(vaultName) || vaultName.includes('--')) {
-    throw invalid(`keyvaultName '${vaultName}' is not a valid vault name: 3-24 letters, digits and single hyphens, starting with a letter and not ending with a hyphen`);
+    throw invalid(`keyvaultName ${quote(vaultName)} is not a valid vault name: 3-24 letters, digits and single hyphens, starting with a letter and not ending with a hyphen`);
   }
   const cloud = chooseCloud(get('cloudName'), get('cloudEnvFileName'), policy.defaultCloud, policy.cloudEnvDir);
   const tenantId = parseTenant(get('tenantID') || get('tenantId'), cloud);
@@ -100,9 +101,9 @@ function parseTenant(tenantId: string, cloud: CloudChoice): string {
   // Azure Stack Hub with AD FS names its one tenant `adfs`.
   if (cloud.name === 'AzureStackCloud' && tenantId.toLowerCase() === 'adfs') return 'adfs';
   if (DOMAIN.test(tenantId)) {
-    throw invalid(`tenantID '${tenantId}' is a domain; set the tenant's GUID instead (az account show --query tenantId -o tsv): Key Vault names the tenant by GUID and the Azure SDK accepts only that exact tenant`);
+    throw invalid(`tenantID ${quote(tenantId)} is a domain; set the tenant's GUID instead (az account show --query tenantId -o tsv): Key Vault names the tenant by GUID and the Azure SDK accepts only that exact tenant`);
   }
-  throw invalid(`tenantID '${tenantId}' is not a tenant id (a GUID such as 00000000-0000-0000-0000-000000000000)`);
+  throw invalid(`tenantID ${quote(tenantId)} is not a tenant id (a GUID such as 00000000-0000-0000-0000-000000000000)`);
 }
 
 function parseIdentity(a: Record<string, string>, secrets: Record<string, string>, now: number): Identity {

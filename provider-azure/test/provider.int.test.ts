@@ -406,6 +406,23 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     expect(await gets()).toBe(before);
   });
 
+  test.each([
+    // Before: 262 000 commas (inside the old 256 KiB limit) took one Mount 148 s of the provider's
+    // only thread; 64 000 took 17 s. Now the first refused, by size, and the second by shape.
+    ['262 000 commas after `array: [`', 'array: [' + ','.repeat(262_000), /characters long, over the 65536 this provider parses/],
+    ['64 000 commas after `array: [`', 'array: [' + ','.repeat(64_000), /uses YAML flow lists/],
+    // 430 ms-570 ms of one thread per Mount before (objects.unit.test.ts lists the shapes measured).
+    ['one quoted value of 4 000 lines', 'array: "' + ' a\n'.repeat(4_000) + '"', /a quoted value spans lines/],
+    ['8 000 keys in one mapping', 'array:\n' + Array.from({ length: 8_000 }, (_, i) => `k${i}: v\n`).join('').slice(0, 60_000), /more than 2049 mapping keys/],
+  ])('objects of %s is refused from its shape while another Mount of the provider is served', async (_what, objects, message) => {
+    await set('served-meanwhile', 'served-value');
+    const good = hostileMount([{ objectName: 'served-meanwhile', objectType: 'secret' }], {}, 10_000);
+    const bad = hostileMount([], { objects }, 10_000).then(() => undefined, (e: { code: number; details: string }) => e);
+    expect(text((await good).files)).toEqual({ 'served-meanwhile': 'served-value' });
+    expect(await bad).toMatchObject({ code: 3, details: expect.stringMatching(message) });
+    expect(await hostile.client.version(2_000)).toMatchObject({ version: 'v1alpha1' });
+  });
+
   test('a cancelled Mount lets go of the vault: its request is aborted and the next Mount gets the slot', async () => {
     const slowVault = `sv-${Date.now().toString(36)}`;
     await azure.createVault(slowVault);
