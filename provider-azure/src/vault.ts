@@ -11,7 +11,6 @@ import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
 import { toProviderError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectType } from './objects.js';
-import { VaultRequestMetrics } from './vault-labels.js';
 
 export interface SecretValue {
   value: string;
@@ -47,9 +46,9 @@ export interface AccessOptions {
   cacheMaxBytes: number;
   /** SDK client sets kept, one per (vault, identity); least recently used dropped first. */
   maxClients: number;
-  /** A cached value is served only if Key Vault accepted this identity for this kind of object this recently. */
+  /** A cached value is served only if Key Vault gave this identity that very version (or listed it enabled) this recently. */
   authWindowMs: number;
-  /** Distinct `vault` label values in the metrics, earned by an HTTP answer (vault-labels.ts); the rest are "other". */
+  /** Distinct `vault` label values in the metrics; further vaults are counted as "other". */
   maxVaultLabels: number;
   /**
    * Deadline of one read, retries included. A hung read would otherwise hold its budget slot and
@@ -93,6 +92,12 @@ interface CacheEntry {
   value: unknown;
   bytes: number;
   expires: number;
+  /**
+   * When Key Vault last gave this identity this version, or listed it as enabled. Kept per entry, not
+   * per vault or object: reads of other objects, or of the same object's current version, say nothing
+   * about whether this version is still readable (a role on one secret revoked, a version disabled).
+   */
+  authorizedAt: number;
 }
 
 interface InFlight {
@@ -120,11 +125,6 @@ export function operationOf(url: string): string {
   return third === 'versions' ? `${kind}/versions` : `${kind}/get`;
 }
 
-/** The Key Vault collection an object type is read from (and authorized on). */
-export function collectionOf(type: ObjectType): 'secrets' | 'keys' | 'certificates' {
-  return type === 'secret' ? 'secrets' : type === 'key' ? 'keys' : 'certificates';
-}
-
 /** `make` called once, at the first call; a failed load is tried again at the next. */
 function once<T>(make: () => Promise<T>): () => Promise<T> {
   let p: Promise<T> | undefined;
@@ -147,17 +147,13 @@ export class KeyVaultAccess {
   private readonly inflight = new Map<string, InFlight>();
   private readonly cache = new Map<string, CacheEntry>(); // insertion order = LRU order
   private cacheBytes = 0;
-  /** When Key Vault last answered 2xx to (vault, identity, collection). */
-  private readonly authorized = new Map<string, number>();
-  private readonly requestMetrics: VaultRequestMetrics;
+  private readonly vaultLabels = new Set<string>();
 
   constructor(
     private readonly opts: AccessOptions,
     private readonly budgets: Budgets,
     private readonly metrics: Metrics,
-  ) {
-    this.requestMetrics = new VaultRequestMetrics(metrics, opts.maxVaultLabels);
-  }
+  ) {}
 
   session(vaultUrl: string, vaultName: string, credential: TokenCredential, identityKey: string): VaultSession {
     const clientKey = `${vaultUrl}|${identityKey}`;
@@ -190,23 +186,16 @@ export class KeyVaultAccess {
     return this.clients.size;
   }
 
-  private authKey(vault: string, identityKey: string, collection: string): string {
-    return `${identityKey}|${vault}|${collection}`;
-  }
-
-  private markAuthorized(vault: string, identityKey: string, url: string): void {
-    const key = this.authKey(vault, identityKey, operationOf(url).split('/')[0]!);
-    this.authorized.delete(key);
-    makeRoom(this.authorized, this.opts.maxClients * 3);
-    this.authorized.set(key, Date.now());
-  }
-
-  recentlyAuthorized(vault: string, identityKey: string, type: ObjectType): boolean {
-    const at = this.authorized.get(this.authKey(vault, identityKey, collectionOf(type)));
-    return at !== undefined && Date.now() - at <= this.opts.authWindowMs;
+  private vaultLabel(vault: string): string {
+    if (this.vaultLabels.has(vault)) return vault;
+    if (this.vaultLabels.size >= this.opts.maxVaultLabels) return 'other';
+    this.vaultLabels.add(vault);
+    return vault;
   }
 
   private policyFor(vault: string, identityKey: string): Policy {
+    const { keyvaultRequests, keyvaultDuration } = this.metrics;
+    const label = this.vaultLabel(vault);
     return {
       name: 'secretStoreSyncBudget',
       sendRequest: async (request, next) => {
@@ -215,15 +204,16 @@ export class KeyVaultAccess {
         await budget.bucket.take(identityKey, request.abortSignal);
         const release = await budget.slots.acquire(identityKey, request.abortSignal);
         const operation = operationOf(request.url);
-        const started = performance.now();
-        let status: number | undefined;
+        const stop = keyvaultDuration.startTimer({ vault: label, operation });
         try {
           const res = await next(request as never);
-          status = res.status;
-          if (res.status >= 200 && res.status < 300) this.markAuthorized(vault, identityKey, request.url);
+          keyvaultRequests.inc({ vault: label, operation, status: String(res.status) });
           return res;
+        } catch (e) {
+          keyvaultRequests.inc({ vault: label, operation, status: 'error' });
+          throw e;
         } finally {
-          this.requestMetrics.record(vault, operation, status, (performance.now() - started) / 1000);
+          stop();
           release();
         }
       },
@@ -232,13 +222,14 @@ export class KeyVaultAccess {
 
   /**
    * Joins identical in-flight reads and answers explicit versions from the cache — the cache only
-   * while `authorized()` holds (Key Vault accepted this identity recently), so revoked access is
-   * not served from memory. The shared request is cancelled when every caller has gone.
+   * while Key Vault accepted this identity for that version within the window, so revoked access or
+   * a disabled version is not served from memory. The shared request is cancelled when every
+   * caller has gone.
    */
-  async read<T>(key: string, cacheable: boolean, authorized: () => boolean, fetch: (signal: AbortSignal) => Promise<T>, sizeOf: (v: T) => number, signal?: AbortSignal): Promise<T> {
+  async read<T>(key: string, cacheable: boolean, fetch: (signal: AbortSignal) => Promise<T>, sizeOf: (v: T) => number, signal?: AbortSignal): Promise<T> {
     if (cacheable) {
       const hit = this.cache.get(key);
-      if (hit && hit.expires > Date.now() && authorized()) {
+      if (hit && hit.expires > Date.now() && Date.now() - hit.authorizedAt <= this.opts.authWindowMs) {
         this.cache.delete(key);
         this.cache.set(key, hit);
         this.metrics.cacheLookups.inc({ result: 'hit' });
@@ -284,12 +275,18 @@ export class KeyVaultAccess {
     const cost = bytes + CACHE_ENTRY_OVERHEAD;
     if (this.opts.cacheTtlMs <= 0 || cost > this.opts.cacheMaxBytes) return;
     this.drop(key);
-    this.cache.set(key, { value, bytes: cost, expires: Date.now() + this.opts.cacheTtlMs });
+    this.cache.set(key, { value, bytes: cost, expires: Date.now() + this.opts.cacheTtlMs, authorizedAt: Date.now() });
     this.cacheBytes += cost;
     for (const k of this.cache.keys()) {
       if (this.cacheBytes <= this.opts.cacheMaxBytes) break;
       this.drop(k);
     }
+  }
+
+  /** Key Vault just listed this cached version as enabled to this identity: it may be served again. */
+  vouch(key: string): void {
+    const e = this.cache.get(key);
+    if (e) e.authorizedAt = Date.now();
   }
 
   private drop(key: string): void {
@@ -365,10 +362,6 @@ export class VaultSession {
     return `${this.identityKey}|${this.vault}|${type}|${name}|${version}`;
   }
 
-  private authorized(type: ObjectType): () => boolean {
-    return () => this.access.recentlyAuthorized(this.vault, this.identityKey, type);
-  }
-
   /** A read that timed out with the identity's token request still in flight waited on Entra. */
   private async blamed<T>(read: Promise<T>): Promise<T> {
     try {
@@ -398,7 +391,6 @@ export class VaultSession {
     const v = await this.blamed(this.access.read(
       this.cacheKey('secret', name, version),
       version !== '',
-      this.authorized('secret'),
       (abortSignal) =>
         this.guarded(this.describe('secret', name, version), abortSignal, async () => {
           const s = await this.clients.secrets.getSecret(name, version ? { version, abortSignal } : { abortSignal });
@@ -416,7 +408,6 @@ export class VaultSession {
     const k = await this.blamed(this.access.read(
       this.cacheKey('key', name, version),
       version !== '',
-      this.authorized('key'),
       (abortSignal) =>
         this.guarded(this.describe('key', name, version), abortSignal, async () => {
           const k = await (await this.clients.keys()).getKey(name, version ? { version, abortSignal } : { abortSignal });
@@ -434,7 +425,6 @@ export class VaultSession {
     const c = await this.blamed(this.access.read(
       this.cacheKey('cert', name, version),
       version !== '',
-      this.authorized('cert'),
       (abortSignal) =>
         this.guarded(this.describe('certificate', name, version), abortSignal, async () => {
           const certificates = await this.clients.certificates();
@@ -454,7 +444,6 @@ export class VaultSession {
     return this.blamed(this.access.read(
       this.cacheKey(type, name, '*versions'),
       false,
-      this.authorized(type),
       (abortSignal) =>
         this.guarded(`versions of ${type === 'cert' ? 'certificate' : type} '${name}'`, abortSignal, async () => {
           const out: VersionInfo[] = [];
@@ -467,6 +456,9 @@ export class VaultSession {
           for await (const p of pages) {
             out.push({ version: p.version ?? '', enabled: p.enabled !== false, created: p.createdOn?.getTime() ?? 0 });
           }
+          // A history Mount lists the versions first: the enabled ones it reads next are served from
+          // the cache, as a pinned read of each would have been (a disabled one never is).
+          for (const v of out) if (v.enabled) this.access.vouch(this.cacheKey(type, name, v.version));
           return out;
         }),
       () => 0,

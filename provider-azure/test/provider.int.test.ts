@@ -513,6 +513,45 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     await expect(pinnedMount()).rejects.toMatchObject({ code: 7, reason: 'ForbiddenByRbac' });
   });
 
+  test('a disabled pinned version stops being served from the cache after the window, while the identity keeps reading that vault and that object', async () => {
+    const pinVault = `pn-${Date.now().toString(36)}`;
+    await azure.createVault(pinVault);
+    await azure.assignRole('Key Vault Secrets User', clientId, pinVault);
+    const old = await azure.setSecret(pinVault, 'pinned', 'old-value');
+    await azure.setSecret(pinVault, 'pinned', 'new-value');
+    await azure.setSecret(pinVault, 'other', 'other-value');
+    secretValues.push('old-value', 'new-value', 'other-value');
+    const at = { keyvaultName: pinVault };
+    const pinnedOld = { objectName: 'pinned', objectType: 'secret', objectVersion: old, objectAlias: 'old' };
+    const current: Record<string, string>[] = [{ objectName: 'pinned', objectType: 'secret', objectAlias: 'new' }, { objectName: 'other', objectType: 'secret' }];
+    expect(text((await hostileMount([pinnedOld, ...current], at)).files)).toEqual({ old: 'old-value', new: 'new-value', other: 'other-value' });
+    await azure.disableSecretVersion(pinVault, 'pinned', old);
+    await new Promise((r) => setTimeout(r, 1_500)); // past the 1 s authorization window
+    // Before, any 2xx for the vault's secrets (this read of 'other', or of 'pinned''s current
+    // version) vouched for every cached secret of it: the disabled version was served for the
+    // cache's whole 900 s.
+    expect(text((await hostileMount(current, at)).files)).toEqual({ new: 'new-value', other: 'other-value' });
+    await expect(hostileMount([pinnedOld], at)).rejects.toMatchObject({ code: 9, reason: 'SecretDisabled', details: expect.stringContaining(`version '${old}'`) });
+    expect(text((await hostileMount(current, at)).files)).toEqual({ new: 'new-value', other: 'other-value' });
+  });
+
+  test('a history Mount after the window reads its versions from the cache: the version list vouches for the enabled ones', async () => {
+    const histVault = `hv-${Date.now().toString(36)}`;
+    await azure.createVault(histVault);
+    await azure.assignRole('Key Vault Secrets User', clientId, histVault);
+    for (const v of ['hist-value-1', 'hist-value-2', 'hist-value-3']) await azure.setSecret(histVault, 'hist', v);
+    secretValues.push('hist-value-1', 'hist-value-2', 'hist-value-3');
+    const history = [{ objectName: 'hist', objectType: 'secret', objectVersionHistory: 3 }];
+    const gets = async () => (await azure.stats()).vaultRequests[`${histVault} secrets/get 200`] ?? 0;
+    expect(Object.values(text((await hostileMount(history, { keyvaultName: histVault })).files)).sort()).toEqual(['hist-value-1', 'hist-value-2', 'hist-value-3']);
+    await new Promise((r) => setTimeout(r, 1_500)); // past the 1 s authorization window
+    const before = await gets();
+    expect(Object.values(text((await hostileMount(history, { keyvaultName: histVault })).files)).sort()).toEqual(['hist-value-1', 'hist-value-2', 'hist-value-3']);
+    // At most the read of the current version, when versions share their second; without the
+    // list vouching, each of the 3 versions was read again.
+    expect((await gets()) - before).toBeLessThanOrEqual(1);
+  });
+
   test('a Mount of many objects logs JSON lines only (no MaxListenersExceededWarning on stderr)', async () => {
     const names = Array.from({ length: 30 }, (_, i) => `many-${i}`);
     for (const n of names) await set(n, `value-${n}`);
