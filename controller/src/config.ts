@@ -1,4 +1,5 @@
 // The manager's command line, parsed once into a typed Config.
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 
 export interface Config {
@@ -22,7 +23,9 @@ export interface Config {
   allowedSecretTypes: string[];
   healthPort: number;
   metricsPort: number;
-  httpBindAddress: string;
+  /** Where /healthz and /readyz listen, and where /metrics does (IP literals). */
+  healthBindAddress: string;
+  metricsBindAddress: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   leaderElect: boolean;
   leaderElectionNamespace: string;
@@ -65,6 +68,10 @@ const OPTIONS = {
   'health-port': { type: 'string', default: '8081' },
   'metrics-port': { type: 'string', default: '8085' },
   'http-bind-address': { type: 'string', default: '0.0.0.0' },
+  // Each defaults to --http-bind-address: health can stay on loopback (host network) while
+  // metrics listen where Prometheus reaches them.
+  'health-bind-address': { type: 'string', default: '' },
+  'metrics-bind-address': { type: 'string', default: '' },
   'log-level': { type: 'string', default: 'info' },
   'leader-elect': { type: 'string', default: 'false' },
   'leader-election-namespace': { type: 'string', default: '' },
@@ -108,6 +115,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (forbidden.length) throw new ConfigError(`--allowed-secret-types must not list ${forbidden.join(', ')}: the manager never writes service-account tokens`, 'allowed-secret-types');
   const logLevel = str('log-level');
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
+  const address = (k: keyof typeof OPTIONS) => {
+    const flag = str(k) ? k : 'http-bind-address';
+    if (!isIP(str(flag))) throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`, flag);
+    return str(flag);
+  };
   const leader = str('leader-elect').toLowerCase();
   if (leader !== 'true' && leader !== 'false') throw new ConfigError(`--leader-elect must be true or false, got '${str('leader-elect')}'`);
   // Empty: no token is minted and the provider gets no serviceAccount.tokens (as upstream), for
@@ -133,7 +145,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     allowedSecretTypes,
     healthPort: int('health-port', 0, 65535),
     metricsPort: int('metrics-port', 0, 65535),
-    httpBindAddress: str('http-bind-address'),
+    healthBindAddress: address('health-bind-address'),
+    metricsBindAddress: address('metrics-bind-address'),
     logLevel: logLevel as Config['logLevel'],
     leaderElect: leader === 'true',
     leaderElectionNamespace: str('leader-election-namespace') || env.POD_NAMESPACE || 'default',

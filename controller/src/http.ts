@@ -2,14 +2,25 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
-export function startHttp(port: number, host: string, routes: Record<string, () => Promise<{ status: number; body: string; type?: string }>>): Promise<Server> {
+export interface Answer {
+  status: number;
+  body: string | Buffer;
+  type?: string;
+}
+
+/** A fixed answer, built once: probes answer from state, never from work done per request. */
+export function fixedAnswer(status: number, text: string): Answer {
+  return Object.freeze({ status, body: Buffer.from(text), type: 'text/plain' });
+}
+
+export function startHttp(port: number, host: string, routes: Record<string, () => Answer | Promise<Answer>>): Promise<Server> {
   const server = createServer((req, res) => {
     const route = routes[req.url?.split('?')[0] ?? ''];
     if (!route) return void res.writeHead(404).end();
-    route().then(
-      (r) => res.writeHead(r.status, { 'content-type': r.type ?? 'text/plain' }).end(r.body),
-      (e: Error) => res.writeHead(500).end(e.message),
-    );
+    const send = (r: Answer) => res.writeHead(r.status, { 'content-type': r.type ?? 'text/plain' }).end(r.body);
+    const answer = route();
+    if (answer instanceof Promise) answer.then(send, (e: Error) => res.writeHead(500).end(e.message));
+    else send(answer);
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -18,5 +29,5 @@ export function startHttp(port: number, host: string, routes: Record<string, () 
 }
 
 export function metricsRoute(registry: Registry) {
-  return async () => ({ status: 200, body: await registry.metrics(), type: registry.contentType });
+  return async (): Promise<Answer> => ({ status: 200, body: await registry.metrics(), type: registry.contentType });
 }

@@ -7,7 +7,7 @@ import { ConfigError, parseConfig, usage } from './config.js';
 import { Controller } from './controller.js';
 import { Hasher } from './hash.js';
 import { KubeClients } from './kube-client.js';
-import { metricsRoute, startHttp } from './http.js';
+import { fixedAnswer, metricsRoute, startHttp } from './http.js';
 import { LeaderElector, timings } from './leader.js';
 import { detectSchema } from './schema.js';
 import { createLogger } from './log.js';
@@ -51,14 +51,10 @@ async function main(): Promise<number> {
   let ready = false;
   const servers: Server[] = [];
   if (cfg.healthPort) {
-    servers.push(
-      await startHttp(cfg.healthPort, cfg.httpBindAddress, {
-        '/healthz': async () => ({ status: 200, body: 'ok' }),
-        '/readyz': async () => (ready ? { status: 200, body: 'ok' } : { status: 503, body: 'caches not synced' }),
-      }),
-    );
+    const [ok, notReady] = [fixedAnswer(200, 'ok'), fixedAnswer(503, 'caches not synced')];
+    servers.push(await startHttp(cfg.healthPort, cfg.healthBindAddress, { '/healthz': () => ok, '/readyz': () => (ready ? ok : notReady) }));
   }
-  if (cfg.metricsPort) servers.push(await startHttp(cfg.metricsPort, cfg.httpBindAddress, { '/metrics': metricsRoute(metrics.registry) }));
+  if (cfg.metricsPort) servers.push(await startHttp(cfg.metricsPort, cfg.metricsBindAddress, { '/metrics': metricsRoute(metrics.registry) }));
 
   await detectSchema(clients, log);
   await controller.watch();

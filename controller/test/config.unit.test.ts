@@ -20,3 +20,12 @@ test('service-account tokens are refused at start, whatever the flag lists', () 
     expect((err as ConfigError).flag).toBe('allowed-secret-types');
   }
 });
+
+test('health and metrics listen where their own flags say, else at --http-bind-address; only IP literals', () => {
+  expect(parse()).toMatchObject({ healthBindAddress: '0.0.0.0', metricsBindAddress: '0.0.0.0' });
+  expect(parse('--http-bind-address=::')).toMatchObject({ healthBindAddress: '::', metricsBindAddress: '::' });
+  // The chart with hostNetwork: health on the node's loopback, metrics on the node's address.
+  expect(parse('--health-bind-address=127.0.0.1', '--metrics-bind-address=10.1.2.3')).toMatchObject({ healthBindAddress: '127.0.0.1', metricsBindAddress: '10.1.2.3' });
+  expect(() => parse('--metrics-bind-address=localhost')).toThrow(/--metrics-bind-address must be an IP address/);
+  expect(() => parse('--http-bind-address=')).toThrow(/--http-bind-address must be an IP address/);
+});

@@ -1,4 +1,5 @@
 // The provider's command line, parsed once into a typed, validated Config.
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { CLOUD_NAMES, type CloudName } from './cloud.js';
 
@@ -7,8 +8,12 @@ export interface Config {
   /** 0 turns the listener off. */
   healthzPort: number;
   healthzPath: string;
+  /** How often the provider checks its own gRPC health over its socket; /healthz answers from the last check. */
+  healthzCheckIntervalSeconds: number;
   metricsPort: number;
-  httpBindAddress: string;
+  /** Where /healthz listens, and where /metrics does (IP literals). */
+  healthzBindAddress: string;
+  metricsBindAddress: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   defaultCloud: CloudName;
   constructPemChain: boolean;
@@ -52,7 +57,12 @@ const OPTIONS = {
   'healthz-port': { type: 'string', default: '8989' },
   'healthz-path': { type: 'string', default: '/healthz' },
   'metrics-port': { type: 'string', default: '8898' },
+  'healthz-check-interval-seconds': { type: 'string', default: '10' },
   'http-bind-address': { type: 'string', default: '0.0.0.0' },
+  // Each defaults to --http-bind-address: health can stay on loopback (host network) while
+  // metrics listen where Prometheus reaches them.
+  'healthz-bind-address': { type: 'string', default: '' },
+  'metrics-bind-address': { type: 'string', default: '' },
   'log-level': { type: 'string', default: 'info' },
   'cloud-name': { type: 'string', default: 'AzurePublicCloud' },
   'construct-pem-chain': { type: 'string', default: 'true' },
@@ -116,14 +126,21 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
   if (allowNodeIdentity && nodeIdentityNamespaces.length === 0) {
     throw new ConfigError('--allow-node-identity=true needs --node-identity-namespaces: the namespaces whose SecretProviderClasses may use the node\'s managed identity (it is shared by all of them)');
   }
+  const address = (k: keyof typeof OPTIONS) => {
+    const flag = str(k) ? k : 'http-bind-address';
+    if (!isIP(str(flag))) throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`);
+    return str(flag);
+  };
   const cloudEnvDir = str('cloud-env-dir');
   if (cloudEnvDir && !cloudEnvDir.startsWith('/')) throw new ConfigError(`--cloud-env-dir must be an absolute path, got '${cloudEnvDir}'`);
   return {
     endpoint: str('endpoint'),
     healthzPort: int('healthz-port', 0, 65535),
     healthzPath: str('healthz-path'),
+    healthzCheckIntervalSeconds: int('healthz-check-interval-seconds', 1, 3600),
     metricsPort: int('metrics-port', 0, 65535),
-    httpBindAddress: str('http-bind-address'),
+    healthzBindAddress: address('healthz-bind-address'),
+    metricsBindAddress: address('metrics-bind-address'),
     logLevel: logLevel as Config['logLevel'],
     defaultCloud: cloud,
     constructPemChain: bool('construct-pem-chain'),

@@ -1,5 +1,6 @@
-// HTTP side of the provider: /healthz asks the provider's own gRPC health service over its socket
-// (so it fails when the socket is gone or wedged), and /metrics serves Prometheus text.
+// HTTP side of the provider: /healthz answers from a self-check of the provider's own gRPC health
+// service over its socket (so it fails when the socket is gone or wedged), and /metrics serves
+// Prometheus text.
 import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { createServer, type Server } from 'node:http';
@@ -21,16 +22,74 @@ export function checkHealth(socket: string, timeoutMs: number): Promise<void> {
   });
 }
 
-export function startHealthz(port: number, host: string, path: string, socket: string): Promise<Server> {
+interface Answer {
+  status: number;
+  body: Buffer;
+}
+const answer = (status: number, text: string): Answer => ({ status, body: Buffer.from(text) });
+const OK = answer(200, 'ok');
+const STALE = answer(503, 'self-check stale');
+const CHECK_TIMEOUT_MS = 5_000;
+
+/**
+ * The provider's liveness, checked over its socket once per interval, never per request: each
+ * check costs a gRPC connection, and /healthz is reachable by whatever may reach its port, so a
+ * thousand probes a second once took the container's whole CPU limit.
+ */
+export class SelfCheck {
+  private current: Answer = answer(503, 'not checked yet');
+  private checkedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly socket: string,
+    private readonly intervalMs: number,
+    private readonly onCheck: (ok: boolean) => void = () => {},
+  ) {}
+
+  /** Checks once now, then every interval after each check ends (checks never overlap). */
+  async start(): Promise<void> {
+    await this.check();
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** The last check's answer; stale when no check has ended for three intervals (a stuck check is a failure too). */
+  answer(now = Date.now()): Answer {
+    return now - this.checkedAt > 3 * this.intervalMs + CHECK_TIMEOUT_MS ? STALE : this.current;
+  }
+
+  private async check(): Promise<void> {
+    try {
+      await checkHealth(this.socket, CHECK_TIMEOUT_MS);
+      this.current = OK;
+      this.onCheck(true);
+    } catch (e) {
+      this.current = answer(503, (e as Error).message);
+      this.onCheck(false);
+    }
+    this.checkedAt = Date.now();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.check().then(() => this.schedule()), this.intervalMs);
+    this.timer.unref();
+  }
+}
+export function startHealthz(port: number, host: string, path: string, health: SelfCheck): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url?.split('?')[0] !== path) {
       res.writeHead(404).end();
       return;
     }
-    checkHealth(socket, 5_000).then(
-      () => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'),
-      (e: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(e.message),
-    );
+    const a = health.answer();
+    res.writeHead(a.status, { 'content-type': 'text/plain' }).end(a.body);
   });
   return listen(server, port, host);
 }

@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import { Budgets } from './budget.js';
 import { ConfigError, parseConfig, usage } from './config.js';
 import { Credentials } from './credentials.js';
-import { startHealthz, startMetrics } from './http.js';
+import { SelfCheck, startHealthz, startMetrics } from './http.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { AzureProvider } from './mount.js';
@@ -51,6 +51,10 @@ async function main(): Promise<number> {
   );
   const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials(cfg.maxIdentities), (t) => metrics.objectExpiry.observe((t.getTime() - Date.now()) / 1000));
   log.info('starting', { version: VERSION, endpoint: cfg.endpoint, cloud: cfg.defaultCloud, budget: { rps: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, concurrency: cfg.vaultMaxConcurrency } });
+  const anyIdentity = [...cfg.nodeIdentities].filter(([, g]) => g.anyIdentity).map(([ns]) => ns);
+  if (cfg.allowNodeIdentity && anyIdentity.length > 0) {
+    log.warn("namespaces that may use every managed identity attached to the node (--node-identity-namespaces <namespace>=*): bind each to its identities' client IDs instead", { namespaces: anyIdentity });
+  }
 
   const running = await serve(provider, {
     endpoint: cfg.endpoint,
@@ -61,9 +65,13 @@ async function main(): Promise<number> {
     },
   });
   const servers: Server[] = [];
-  if (cfg.healthzPort) servers.push(await startHealthz(cfg.healthzPort, cfg.httpBindAddress, cfg.healthzPath, running.socket));
-  if (cfg.metricsPort) servers.push(await startMetrics(cfg.metricsPort, cfg.httpBindAddress, metrics.registry));
-  log.info('listening', { socket: running.socket, healthzPort: cfg.healthzPort, metricsPort: cfg.metricsPort });
+  const selfCheck = new SelfCheck(running.socket, cfg.healthzCheckIntervalSeconds * 1000, (ok) => metrics.selfChecks.inc({ result: ok ? 'ok' : 'failed' }));
+  if (cfg.healthzPort) {
+    await selfCheck.start();
+    servers.push(await startHealthz(cfg.healthzPort, cfg.healthzBindAddress, cfg.healthzPath, selfCheck));
+  }
+  if (cfg.metricsPort) servers.push(await startMetrics(cfg.metricsPort, cfg.metricsBindAddress, metrics.registry));
+  log.info('listening', { socket: running.socket, healthz: `${cfg.healthzBindAddress}:${cfg.healthzPort}`, metrics: `${cfg.metricsBindAddress}:${cfg.metricsPort}` });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -71,6 +79,7 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info('stopping', { signal, inFlight: running.inFlight() });
+      selfCheck.stop();
       void running.stop().then(() => {
         for (const s of servers) s.close();
         log.info('stopped');

@@ -40,6 +40,13 @@ export function createMetrics() {
       buckets: [-86_400, 0, 86_400, 7 * 86_400, 14 * 86_400, 30 * 86_400, 90 * 86_400, 365 * 86_400],
       registers: [registry],
     }),
+    // One check per --healthz-check-interval-seconds, however often /healthz is asked.
+    selfChecks: new Counter({
+      name: 'healthz_self_checks_total',
+      help: 'Checks of the provider\'s own gRPC health service over its socket, which /healthz answers from',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     mountDuration: new Histogram({
       name: 'mount_duration_seconds',
       help: 'Duration of Mount calls',
