@@ -1,5 +1,6 @@
 // Maps the provider's files onto the Secret's keys (sourcePath → targetKey). For
 // kubernetes.io/tls, tls.crt and tls.key are cut out of PEM or PKCS#12 content.
+import { Pkcs12CostError, withPkcs12Budget } from '@secret-store-sync/proto';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import type { SecretSync } from './api.js';
@@ -22,7 +23,7 @@ export function mapFiles(ss: SecretSync, files: { path: string; contents: Buffer
       const known = [...byPath.keys()].sort().slice(0, 20).join(', ');
       throw new SyncError('userInput', `sourcePath '${source}' is not among the files the provider returned (${known || 'none'}); check objectName/objectAlias and objectVersionHistory in the SecretProviderClass`, 'slow');
     }
-    data[key] = type === 'kubernetes.io/tls' ? tlsPart(contents, key) : contents;
+    data[key] = type === 'kubernetes.io/tls' ? tlsPart(contents, key, source) : contents;
   }
   if (type === 'kubernetes.io/tls' && (!data['tls.crt'] || !data['tls.key'])) {
     throw new SyncError('userInput', 'a kubernetes.io/tls Secret needs both tls.crt and tls.key in secretObject.data', 'slow');
@@ -37,14 +38,21 @@ export function mapFiles(ss: SecretSync, files: { path: string; contents: Buffer
 const CERT_RE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 const KEY_RE = /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[^-]+-----END (?:RSA |EC )?PRIVATE KEY-----/;
 
-function tlsPart(contents: Buffer, key: string): Buffer {
+function tlsPart(contents: Buffer, key: string, source: string): Buffer {
   if (key !== 'tls.crt' && key !== 'tls.key') {
     throw new SyncError('userInput', `targetKey '${key}' is not allowed in a kubernetes.io/tls Secret: use tls.crt and tls.key`, 'slow');
   }
   const text = contents.toString('utf8');
   let certs: string[] = text.match(CERT_RE) ?? [];
   let keyPem = KEY_RE.exec(text)?.[0];
-  if (certs.length === 0 && !keyPem) ({ certs, keyPem } = fromPfx(text.trim()));
+  if (certs.length === 0 && !keyPem) {
+    try {
+      ({ certs, keyPem } = fromPfx(text.trim()));
+    } catch (e) {
+      if (!(e instanceof Pkcs12CostError)) throw e;
+      throw new SyncError('userInput', `${key}: the provider's file '${source}' is refused: ${e.message}`, 'slow');
+    }
+  }
   try {
     if (key === 'tls.crt') {
       if (certs.length === 0) throw new Error('no certificate found');
@@ -60,7 +68,7 @@ function tlsPart(contents: Buffer, key: string): Buffer {
 
 function fromPfx(base64: string): { certs: string[]; keyPem?: string } {
   try {
-    const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64)), '');
+    const p12 = withPkcs12Budget(forge, () => forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64)), ''));
     const certs: string[] = [];
     let keyPem: string | undefined;
     const der = (a: forge.asn1.Asn1) => Buffer.from(forge.asn1.toDer(a).getBytes(), 'binary');
@@ -72,7 +80,8 @@ function fromPfx(base64: string): { certs: string[]; keyPem?: string } {
       }
     }
     return { certs, ...(keyPem ? { keyPem } : {}) };
-  } catch {
+  } catch (e) {
+    if (e instanceof Pkcs12CostError) throw e;
     return { certs: [] };
   }
 }

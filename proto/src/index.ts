@@ -18,6 +18,7 @@ export {
   type ServeOptions,
 } from './serve.js';
 export { ProviderClient, type ProviderCallError } from './client.js';
+export { PKCS12_ITERATION_BUDGET, Pkcs12CostError, withPkcs12Budget } from './pkcs12.js';
 export {
   buildMountRequest,
   DEFAULT_PERMISSION,
