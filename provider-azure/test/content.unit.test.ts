@@ -4,8 +4,10 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCa } from '../../test/env/pki.js';
-import { certificateSecret, decodeSecret, orderChain, publicKeyPem, readPfx } from '../src/content.js';
+import { jest } from '@jest/globals';
+import { createCa, type Ca } from '../../test/env/pki.js';
+import { opensslPfx, withMacIterations } from '../../test/helpers/pfx.js';
+import { certificateSecret, ContentError, decodeSecret, MAX_CHAIN_ORDERED, orderChain, publicKeyPem, readPfx } from '../src/content.js';
 
 const root = createCa('root');
 const intermediate = root.issueCa('intermediate');
@@ -68,4 +70,53 @@ test('encodings: base64 and hex decode, bad input is an error', () => {
   expect(decodeSecret('as is', 'utf-8').toString()).toBe('as is');
   expect(() => decodeSecret('not base64!', 'base64')).toThrow('not valid base64');
   expect(() => decodeSecret('xyz', 'hex')).toThrow('not valid hex');
+});
+
+test("a PKCS#12 asking for 2^31 - 1 MAC iterations is refused before deriving (an hour of the provider's thread before)", async () => {
+  const hostile = withMacIterations(opensslPfx(), 2 ** 31 - 1).toString('base64');
+  const err = await readPfx(hostile).then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ContentError);
+  expect((err as ContentError).message).toContain('asks for 2147483647 key-derivation iterations');
+});
+
+describe('chain ordering costs one signature check per certificate', () => {
+  let verifies: number;
+  const verify = X509Certificate.prototype.verify;
+  beforeEach(() => {
+    verifies = 0;
+    jest.spyOn(X509Certificate.prototype, 'verify').mockImplementation(function (this: X509Certificate, key) {
+      verifies++;
+      return verify.call(this, key);
+    });
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  /** A root and a line of intermediates under it, each signing the next: n certificates in all. */
+  function line(n: number): X509Certificate[] {
+    const cas: Ca[] = [createCa('line-0')];
+    while (cas.length < n) cas.push(cas.at(-1)!.issueCa(`line-${cas.length}`));
+    return cas.map((ca) => new X509Certificate(ca.cert)).reverse();
+  }
+  const shuffled = <T>(xs: T[]) => xs.map((x, i) => [((i * 7) % xs.length) + i / 1000, x] as const).sort((a, b) => a[0] - b[0]).map(([, x]) => x);
+
+  test(`a chain of ${MAX_CHAIN_ORDERED} in any order is ordered with ${MAX_CHAIN_ORDERED - 1} checks`, () => {
+    const chain = line(MAX_CHAIN_ORDERED);
+    const { ordered, complete } = orderChain(shuffled(chain));
+    expect(complete).toBe(true);
+    expect(ordered.map((c) => c.subject)).toEqual(chain.map((c) => c.subject));
+    expect(verifies).toBe(MAX_CHAIN_ORDERED - 1);
+  });
+
+  test(`more than ${MAX_CHAIN_ORDERED} certificates are kept as stored, unchecked`, () => {
+    const chain = shuffled(line(MAX_CHAIN_ORDERED + 1));
+    expect(orderChain(chain)).toEqual({ ordered: chain, complete: false });
+    expect(verifies).toBe(0);
+  });
+
+  test('same-named certificates are kept as stored, unchecked (every pair was checked before: 2 s for 45 P-384)', () => {
+    const ca = createCa('same-ca');
+    const bundle = Array.from({ length: 12 }, () => new X509Certificate(ca.issue({ commonName: 'same', usage: 'server' }).cert));
+    expect(orderChain([...bundle, new X509Certificate(ca.cert)])).toMatchObject({ complete: false });
+    expect(verifies).toBe(0);
+  });
 });
