@@ -1,5 +1,5 @@
 // A typed client for the provider API over a unix socket (the manager's side of the contract).
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, Metadata, status, type ClientUnaryCall, type Interceptor, type ServiceError } from '@grpc/grpc-js';
 import { socketPath } from './endpoint.js';
 import { REASON_METADATA_KEY } from './errors.js';
 import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProvider.js';
@@ -7,22 +7,33 @@ import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse__Output } from './generated/v1alpha1/MountResponse.js';
 import type { VersionResponse__Output } from './generated/v1alpha1/VersionResponse.js';
 import { api } from './load.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, decodeExpiry, type ObjectFailure } from './wire.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, TrailerError, decodeExpiry, decodeFailures, type ObjectFailure } from './wire.js';
 
 export interface ProviderCallError extends ServiceError {
   /** The upstream code the provider reported (AADSTS…, a Key Vault error code), if any. */
   reason?: string;
 }
 
-export class ProviderClient {
-  private readonly client: CSIDriverProviderClient;
+/**
+ * How long after the response message its trailers may take. A server sends them together; an
+ * HPACK field over 64 KiB makes Node's http2 client drop the connection's frames without failing
+ * its calls, so without this the Mount would wait for its whole deadline.
+ */
+const TRAILER_GRACE_MS = 5_000;
 
-  constructor(endpoint: string, opts: { maxMessageBytes?: number } = {}) {
+export class ProviderClient {
+  private client: CSIDriverProviderClient;
+  private readonly connect: () => CSIDriverProviderClient;
+  private readonly trailerGraceMs: number;
+
+  constructor(endpoint: string, opts: { maxMessageBytes?: number; trailerGraceMs?: number } = {}) {
     const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.client = new api.v1alpha1.CSIDriverProvider(`unix:${socketPath(endpoint)}`, credentials.createInsecure(), {
+    this.trailerGraceMs = opts.trailerGraceMs ?? TRAILER_GRACE_MS;
+    this.connect = () => new api.v1alpha1.CSIDriverProvider(`unix:${socketPath(endpoint)}`, credentials.createInsecure(), {
       'grpc.max_receive_message_length': max,
       'grpc.max_send_message_length': max,
     });
+    this.client = this.connect();
   }
 
   version(timeoutMs = 5_000): Promise<VersionResponse__Output> {
@@ -34,20 +45,48 @@ export class ProviderClient {
   /**
    * Mount; `failures` lists objects a partial sync left out; `expiry` is the provider's optional
    * expiry trailer (undefined when it sent none; `dropped` counts entries that were not valid).
+   * A trailer that is malformed, too large (MAX_TRAILER_BYTES) or never arrives fails the call
+   * with an INTERNAL ProviderCallError whose `reason` names the fault.
    */
   mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output & { failures: ObjectFailure[]; expiry?: { expiresOn: Record<string, Date>; dropped: number } }> {
     return new Promise((resolve, reject) => {
-      let failures: ObjectFailure[] = [];
-      let expiry: { expiresOn: Record<string, Date>; dropped: number } | undefined;
-      const call = this.client.Mount(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
-        // The trailer arrives in the 'status' event, emitted right after this callback.
-        setImmediate(() => (err ? reject(withReason(err)) : resolve({ ...res!, failures, ...(expiry ? { expiry } : {}) }))),
-      );
-      call.on('status', (s) => {
-        const raw = s.metadata.get(PARTIAL_FAILURES_METADATA_KEY)[0];
-        if (raw) failures = JSON.parse(String(raw)) as ObjectFailure[];
-        const exp = s.metadata.get(OBJECT_EXPIRY_METADATA_KEY)[0];
-        if (exp !== undefined) expiry = decodeExpiry(String(exp));
+      let trailers: Metadata | undefined;
+      let call: ClientUnaryCall | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
+      let lost = false;
+      // Sees the message and the trailers as they arrive, before the callback.
+      const watch: Interceptor = (options, nextCall) =>
+        new InterceptingCall(nextCall(options), {
+          start: (metadata, _listener, next) =>
+            next(metadata, {
+              onReceiveMessage: (message, nextMessage) => {
+                watchdog = setTimeout(() => ((lost = true), call?.cancel()), this.trailerGraceMs);
+                nextMessage(message);
+              },
+              onReceiveStatus: (s, nextStatus) => {
+                clearTimeout(watchdog);
+                trailers = s.metadata;
+                nextStatus(s);
+              },
+            }),
+        });
+      call = this.client.Mount(request, new Metadata(), { deadline: Date.now() + timeoutMs, interceptors: [watch] }, (err, res) => {
+        clearTimeout(watchdog);
+        if (lost) {
+          // That connection drops every later frame too: the next call gets a new one.
+          this.client.close();
+          this.client = this.connect();
+          return reject(trailerFailure(new TrailerError('', 'TrailerLost', `the provider's trailers did not arrive within ${this.trailerGraceMs / 1000} s of its answer (a trailer over 64 KiB is dropped by HTTP/2)`)));
+        }
+        if (err) return reject(withReason(err));
+        try {
+          const raw = trailers?.get(PARTIAL_FAILURES_METADATA_KEY)[0];
+          const failures = raw === undefined ? [] : decodeFailures(String(raw));
+          const exp = trailers?.get(OBJECT_EXPIRY_METADATA_KEY)[0];
+          resolve({ ...res!, failures, ...(exp !== undefined ? { expiry: decodeExpiry(String(exp)) } : {}) });
+        } catch (e) {
+          reject(e instanceof TrailerError ? trailerFailure(e) : e);
+        }
       });
     });
   }
@@ -60,4 +99,9 @@ export class ProviderClient {
 function withReason(err: ServiceError): ProviderCallError {
   const reason = err.metadata?.get(REASON_METADATA_KEY)[0];
   return Object.assign(err, reason ? { reason: String(reason) } : {});
+}
+
+/** A trailer the manager cannot take, as a failed call: INTERNAL, with the fault as its reason. */
+function trailerFailure(e: TrailerError): ProviderCallError {
+  return Object.assign(new Error(e.message, { cause: e }), { code: status.INTERNAL, details: e.message, metadata: new Metadata(), reason: e.reason });
 }

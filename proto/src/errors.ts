@@ -51,6 +51,10 @@ const GRPC_NAMES: Record<ProviderErrorCode, keyof typeof status> = {
   Internal: 'INTERNAL',
 };
 
+export function isProviderErrorCode(v: unknown): v is ProviderErrorCode {
+  return typeof v === 'string' && Object.hasOwn(GRPC_NAMES, v);
+}
+
 /** The name of a gRPC status code, e.g. 5 → "NOT_FOUND". */
 export function statusName(code: number): string {
   return (Object.entries(status).find(([, v]) => v === code)?.[0] as string | undefined) ?? String(code);

@@ -1,8 +1,8 @@
 // The provider API: the proto, a typed server helper and a typed client.
 export { PROTO_FILE, api, packageDefinition, providerService } from './load.js';
-export { ProviderError, REASON_METADATA_KEY, statusName, type ProviderErrorCode } from './errors.js';
+export { ProviderError, REASON_METADATA_KEY, isProviderErrorCode, statusName, type ProviderErrorCode } from './errors.js';
 export { socketPath } from './endpoint.js';
-export { API_VERSION, DEFAULT_MAX_MESSAGE_BYTES, PARTIAL_FAILURES_METADATA_KEY, OBJECT_EXPIRY_METADATA_KEY, decodeExpiry, encodeExpiry, type ObjectFailure } from './wire.js';
+export { API_VERSION, DEFAULT_MAX_MESSAGE_BYTES, MAX_TRAILER_BYTES, PARTIAL_FAILURES_METADATA_KEY, OBJECT_EXPIRY_METADATA_KEY, TrailerError, decodeExpiry, decodeFailures, encodeExpiry, encodeFailures, type ObjectFailure } from './wire.js';
 export {
   parseMountRequest,
   serve,

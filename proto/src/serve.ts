@@ -14,7 +14,7 @@ import type { MountResponse } from './generated/v1alpha1/MountResponse.js';
 import type { VersionRequest__Output } from './generated/v1alpha1/VersionRequest.js';
 import type { VersionResponse } from './generated/v1alpha1/VersionResponse.js';
 import { providerService } from './load.js';
-import { API_VERSION, DEFAULT_MAX_MESSAGE_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, encodeExpiry, type ObjectFailure } from './wire.js';
+import { API_VERSION, DEFAULT_MAX_MESSAGE_BYTES, MAX_TRAILER_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, encodeExpiry, encodeFailures, type ObjectFailure } from './wire.js';
 
 export interface ObjectVersionEntry {
   id: string;
@@ -202,8 +202,13 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
           const request = parseMountRequest(call.request);
           const result = await provider.mount(request, { requestId, signal: ctl.signal });
           const trailer = new Metadata();
-          if (result.failures?.length) trailer.set(PARTIAL_FAILURES_METADATA_KEY, JSON.stringify(result.failures));
-          if (result.expiresOn && Object.keys(result.expiresOn).length) trailer.set(OBJECT_EXPIRY_METADATA_KEY, encodeExpiry(result.expiresOn));
+          if (result.failures?.length) trailer.set(PARTIAL_FAILURES_METADATA_KEY, encodeFailures(result.failures));
+          if (result.expiresOn && Object.keys(result.expiresOn).length) {
+            const expiry = encodeExpiry(result.expiresOn);
+            // Said here, where the provider's author sees it, rather than refused by the manager.
+            if (expiry.length > MAX_TRAILER_BYTES) throw new ProviderError('Internal', `the expiry trailer would hold ${expiry.length} bytes, more than the ${MAX_TRAILER_BYTES} a manager accepts`, 'TrailerTooLarge');
+            trailer.set(OBJECT_EXPIRY_METADATA_KEY, expiry);
+          }
           callback(null, toMountResponse(result, request.permission), trailer);
           report('Mount', requestId, started);
         } catch (err) {
