@@ -17,6 +17,8 @@ export interface Config {
   /** An object expiring within this many seconds sets the Expiring condition (0 = only once expired). */
   expiryWarningSeconds: number;
   workers: number;
+  /** Workers one namespace may hold while another namespace has work waiting (fair share, queue.ts). */
+  workersPerNamespace: number;
   providerTimeoutSeconds: number;
   maxMessageBytes: number;
   hashKeyFile?: string;
@@ -61,6 +63,8 @@ const OPTIONS = {
   'rotation-share-seconds': { type: 'string', default: '' },
   'expiry-warning-days': { type: 'string', default: '30' },
   workers: { type: 'string', default: '10' },
+  // Default: half the workers (rounded up), so one namespace never holds them all against others.
+  'workers-per-namespace': { type: 'string', default: '' },
   'provider-timeout-seconds': { type: 'string', default: '30' },
   'max-message-bytes': { type: 'string', default: String(4 * 1024 * 1024) },
   'hash-key-file': { type: 'string' },
@@ -125,6 +129,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   // Empty: no token is minted and the provider gets no serviceAccount.tokens (as upstream), for
   // providers that authenticate otherwise.
   const audiences = list('token-audiences');
+  const workers = int('workers', 1, 512);
   const rotationIntervalSeconds = int('rotation-poll-interval-seconds', 0, 31 * 86_400);
   // Default: a tenth of the interval (inside the rotation's own ±10 % jitter), at most 5 minutes.
   const rotationShareSeconds = str('rotation-share-seconds') === '' ? Math.min(300, Math.floor(rotationIntervalSeconds / 10)) : int('rotation-share-seconds', 0, Math.max(0, rotationIntervalSeconds - 1));
@@ -138,7 +143,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     rotationIntervalSeconds,
     rotationShareSeconds,
     expiryWarningSeconds: int('expiry-warning-days', 0, 3650) * 86_400,
-    workers: int('workers', 1, 512),
+    workers,
+    workersPerNamespace: str('workers-per-namespace') === '' ? Math.ceil(workers / 2) : int('workers-per-namespace', 1, workers),
     providerTimeoutSeconds: int('provider-timeout-seconds', 1, 600),
     maxMessageBytes: int('max-message-bytes', 64 * 1024, 64 * 1024 * 1024),
     ...(str('hash-key-file') ? { hashKeyFile: str('hash-key-file') } : {}),

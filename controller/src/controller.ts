@@ -42,7 +42,7 @@ export class Controller {
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {
-    this.queue = new WorkQueue((lane, depth) => metrics.queueDepth.set({ lane }, depth));
+    this.queue = new WorkQueue((lane, depth) => metrics.queueDepth.set({ lane }, depth), cfg.workersPerNamespace);
     // Retries back off to 5 minutes — but never wait longer than a healthy SecretSync waits for its
     // next check: after an outage, failed ones recover within one rotation interval.
     this.backoff = new Backoff(1_000, cfg.rotationIntervalSeconds > 0 ? Math.min(5 * 60_000, Math.max(5_000, cfg.rotationIntervalSeconds * 1000)) : 5 * 60_000);

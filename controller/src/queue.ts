@@ -1,7 +1,17 @@
 // A deduplicating work queue with two lanes: `fast` for SecretSyncs that were created or edited
-// (and their retries), `slow` for scheduled rotations. Workers always drain the fast lane first, so
-// a new SecretSync syncs at once even while thousands of rotations wait. A key is handed to one
-// worker at a time; re-added while in flight, it runs again afterwards.
+// (and their retries), `slow` for scheduled rotations. Workers drain the fast lane first, so a new
+// SecretSync syncs at once even while thousands of rotations wait. A key is handed to one worker at
+// a time; re-added while in flight, it runs again afterwards.
+//
+// Fair share by namespace (the key's part before '/'): within a lane, namespaces take turns
+// (round-robin), and a namespace holding `perNamespace` workers gets no more while another
+// namespace has work waiting — whatever lane either is in. Without that, one tenant's hundred
+// SecretSyncs whose Mounts hang to the deadline hold every worker and all other namespaces wait.
+// The cap is work-conserving: a namespace alone with work uses every worker (the usual case, and
+// the bench's), so a newcomer waits at most for the first of its workers to finish.
+//
+// Cost: every operation is O(1) in the number of keys and namespaces, except a take while every
+// namespace with work is at its cap, which scans those namespaces: at most workers / perNamespace.
 export type Lane = 'fast' | 'slow';
 
 export interface QueueItem {
@@ -10,15 +20,38 @@ export interface QueueItem {
   waitedMs: number;
 }
 
+const LANES = ['fast', 'slow'] as const;
+
+/** One namespace's queued keys (with the time each was queued) per lane and its busy workers. */
+interface Tenant {
+  fast: Map<string, number>;
+  slow: Map<string, number>;
+  busy: number;
+}
+
+export function namespaceOf(key: string): string {
+  const i = key.indexOf('/');
+  return i < 0 ? '' : key.slice(0, i);
+}
+
 export class WorkQueue {
-  private readonly lanes: Record<Lane, Map<string, number>> = { fast: new Map(), slow: new Map() };
+  private readonly tenants = new Map<string, Tenant>();
+  /** Per lane, the namespaces below their cap with keys in that lane, in turn order. */
+  private readonly turns: Record<Lane, Set<string>> = { fast: new Set(), slow: new Set() };
+  /** Namespaces at their cap (they may still have keys queued). */
+  private readonly capped = new Set<string>();
+  private readonly sizes: Record<Lane, number> = { fast: 0, slow: 0 };
   private readonly processing = new Set<string>();
   private readonly dirty = new Map<string, Lane>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout; lane: Lane }>();
   private readonly waiters: ((item: QueueItem | undefined) => void)[] = [];
   private closed = false;
 
-  constructor(private readonly onDepth?: (lane: Lane, depth: number) => void) {}
+  /** `perNamespace`: workers one namespace may hold while another has work waiting (default: no cap). */
+  constructor(
+    private readonly onDepth?: (lane: Lane, depth: number) => void,
+    private readonly perNamespace = Infinity,
+  ) {}
 
   add(key: string, lane: Lane = 'fast'): void {
     if (this.closed) return;
@@ -26,12 +59,16 @@ export class WorkQueue {
       if (this.dirty.get(key) !== 'fast') this.dirty.set(key, lane);
       return;
     }
-    if (this.lanes.fast.has(key)) return;
-    if (this.lanes.slow.has(key)) {
+    const ns = namespaceOf(key);
+    const t = this.tenant(ns);
+    if (t.fast.has(key)) return;
+    if (t.slow.has(key)) {
       if (lane === 'slow') return;
-      this.lanes.slow.delete(key);
+      this.unqueue(ns, t, key, 'slow');
     }
-    this.lanes[lane].set(key, Date.now());
+    t[lane].set(key, Date.now());
+    this.sizes[lane]++;
+    if (!this.capped.has(ns)) this.turns[lane].add(ns);
     this.depthChanged();
     this.dispatch();
   }
@@ -56,8 +93,9 @@ export class WorkQueue {
     const t = this.timers.get(key);
     if (t) clearTimeout(t.timer);
     this.timers.delete(key);
-    this.lanes.fast.delete(key);
-    this.lanes.slow.delete(key);
+    const ns = namespaceOf(key);
+    const tenant = this.tenants.get(ns);
+    if (tenant) for (const lane of LANES) if (tenant[lane].has(key)) this.unqueue(ns, tenant, key, lane);
     this.dirty.delete(key);
     this.depthChanged();
   }
@@ -69,7 +107,16 @@ export class WorkQueue {
   }
 
   done(key: string): void {
-    this.processing.delete(key);
+    if (!this.processing.delete(key)) return;
+    const ns = namespaceOf(key);
+    const t = this.tenants.get(ns)!;
+    t.busy--;
+    if (this.capped.has(ns) && t.busy < this.perNamespace) {
+      // Below its cap again: back in line (at the end) for each lane it has keys in.
+      this.capped.delete(ns);
+      for (const lane of LANES) if (t[lane].size) this.turns[lane].add(ns);
+    }
+    this.dropIfIdle(ns, t);
     const lane = this.dirty.get(key);
     if (lane) {
       this.dirty.delete(key);
@@ -78,7 +125,7 @@ export class WorkQueue {
   }
 
   depth(lane: Lane): number {
-    return this.lanes[lane].size;
+    return this.sizes[lane];
   }
 
   scheduled(): number {
@@ -92,17 +139,63 @@ export class WorkQueue {
     for (const w of this.waiters.splice(0)) w(undefined);
   }
 
+  private tenant(ns: string): Tenant {
+    let t = this.tenants.get(ns);
+    if (!t) this.tenants.set(ns, (t = { fast: new Map(), slow: new Map(), busy: 0 }));
+    return t;
+  }
+
+  private unqueue(ns: string, t: Tenant, key: string, lane: Lane): void {
+    t[lane].delete(key);
+    this.sizes[lane]--;
+    if (t[lane].size === 0) this.turns[lane].delete(ns);
+    this.dropIfIdle(ns, t);
+  }
+
+  private dropIfIdle(ns: string, t: Tenant): void {
+    if (t.busy === 0 && t.fast.size === 0 && t.slow.size === 0) {
+      this.tenants.delete(ns);
+      this.capped.delete(ns);
+    }
+  }
+
   private take(): QueueItem | undefined {
-    for (const lane of ['fast', 'slow'] as const) {
-      const first = this.lanes[lane].entries().next();
-      if (first.done) continue;
-      const [key, at] = first.value;
-      this.lanes[lane].delete(key);
-      this.processing.add(key);
-      this.depthChanged();
-      return { key, lane, waitedMs: Date.now() - at };
+    for (const lane of LANES) {
+      const first = this.turns[lane].values().next();
+      if (!first.done) return this.takeFrom(first.value, lane);
+    }
+    // Every namespace with work is at its cap: nobody else waits, so the cap does not hold them
+    // back (the workers would idle) — they take turns among themselves, fast lane first.
+    if (this.capped.size === 0) return undefined;
+    for (const lane of LANES) {
+      for (const ns of this.capped) {
+        if (this.tenants.get(ns)![lane].size === 0) continue;
+        // To the back of the capped ones, so the next such take starts with another namespace.
+        this.capped.delete(ns);
+        this.capped.add(ns);
+        return this.takeFrom(ns, lane);
+      }
     }
     return undefined;
+  }
+
+  private takeFrom(ns: string, lane: Lane): QueueItem {
+    const t = this.tenants.get(ns)!;
+    const [key, at] = t[lane].entries().next().value!;
+    t[lane].delete(key);
+    this.sizes[lane]--;
+    this.processing.add(key);
+    t.busy++;
+    // Its turn is used: to the back of the line, or out of it when it has nothing left there.
+    this.turns[lane].delete(ns);
+    if (t.busy >= this.perNamespace) {
+      this.capped.add(ns);
+      for (const l of LANES) this.turns[l].delete(ns);
+    } else if (t[lane].size) {
+      this.turns[lane].add(ns);
+    }
+    this.depthChanged();
+    return { key, lane, waitedMs: Date.now() - at };
   }
 
   private dispatch(): void {
@@ -114,8 +207,8 @@ export class WorkQueue {
   }
 
   private depthChanged(): void {
-    this.onDepth?.('fast', this.lanes.fast.size);
-    this.onDepth?.('slow', this.lanes.slow.size);
+    this.onDepth?.('fast', this.sizes.fast);
+    this.onDepth?.('slow', this.sizes.slow);
   }
 }
 

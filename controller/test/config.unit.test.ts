@@ -29,3 +29,12 @@ test('health and metrics listen where their own flags say, else at --http-bind-a
   expect(() => parse('--metrics-bind-address=localhost')).toThrow(/--metrics-bind-address must be an IP address/);
   expect(() => parse('--http-bind-address=')).toThrow(/--http-bind-address must be an IP address/);
 });
+
+test('one namespace may hold half the workers (rounded up) by default, at most all of them', () => {
+  expect(parse().workersPerNamespace).toBe(5);
+  expect(parse('--workers=7').workersPerNamespace).toBe(4);
+  expect(parse('--workers=1').workersPerNamespace).toBe(1);
+  expect(parse('--workers=8', '--workers-per-namespace=8').workersPerNamespace).toBe(8);
+  expect(() => parse('--workers=8', '--workers-per-namespace=9')).toThrow(ConfigError);
+  expect(() => parse('--workers-per-namespace=0')).toThrow(ConfigError);
+});
