@@ -16,6 +16,9 @@ export interface Config {
   rotationShareSeconds: number;
   /** An object expiring within this many seconds sets the Expiring condition (0 = only once expired). */
   expiryWarningSeconds: number;
+  /** Caps of the object expiry series (expiry-series.ts): per SecretSync, and in all. */
+  maxExpirySeriesPerSecretSync: number;
+  maxExpirySeries: number;
   workers: number;
   /** Workers one namespace may hold while another namespace has work waiting (fair share, queue.ts). */
   workersPerNamespace: number;
@@ -62,6 +65,8 @@ const OPTIONS = {
   'rotation-poll-interval-seconds': { type: 'string', default: '3600' },
   'rotation-share-seconds': { type: 'string', default: '' },
   'expiry-warning-days': { type: 'string', default: '30' },
+  'max-expiry-series-per-secretsync': { type: 'string', default: '20' },
+  'max-expiry-series': { type: 'string', default: '10000' },
   workers: { type: 'string', default: '10' },
   // Default: half the workers (rounded up), so one namespace never holds them all against others.
   'workers-per-namespace': { type: 'string', default: '' },
@@ -143,6 +148,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     rotationIntervalSeconds,
     rotationShareSeconds,
     expiryWarningSeconds: int('expiry-warning-days', 0, 3650) * 86_400,
+    maxExpirySeriesPerSecretSync: int('max-expiry-series-per-secretsync', 0, 10_000),
+    maxExpirySeries: int('max-expiry-series', 0, 1_000_000),
     workers,
     workersPerNamespace: str('workers-per-namespace') === '' ? Math.ceil(workers / 2) : int('workers-per-namespace', 1, workers),
     providerTimeoutSeconds: int('provider-timeout-seconds', 1, 600),

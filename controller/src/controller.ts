@@ -4,6 +4,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, keyOf, type SecretProviderClass, type SecretSync } from './api.js';
 import type { Config } from './config.js';
 import { EventRecorder } from './events.js';
+import { ExpirySeries } from './expiry-series.js';
 import type { Hasher } from './hash.js';
 import { NotLeaderError, type KubeClients } from './kube-client.js';
 import { supervise, type Supervised } from './informers.js';
@@ -31,8 +32,7 @@ export class Controller {
   private readonly reporter: StatusReporter;
   private readonly custom: CustomObjectsApi;
   private pruneTimer?: NodeJS.Timeout;
-  /** The object labels of each SecretSync's expiry series, so stale ones can be removed. */
-  private readonly expirySeries = new Map<string, Set<string>>();
+  private readonly expirySeries: ExpirySeries;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -52,6 +52,7 @@ export class Controller {
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
+    this.expirySeries = new ExpirySeries(metrics.objectExpiry, metrics.expirySeriesDropped, { perSecretSync: cfg.maxExpirySeriesPerSecretSync, total: cfg.maxExpirySeries });
     this.reporter = new StatusReporter(this.custom, new EventRecorder(core, cfg.podName, log, () => metrics.eventsDropped.inc()), cfg.expiryWarningSeconds * 1000);
   }
 
@@ -144,15 +145,9 @@ export class Controller {
     return ahead.length ? Math.min(...ahead) - now + 1_000 : undefined;
   }
 
-  /** One series per synced object that reports an expiry; `undefined` removes the SecretSync's series. */
+  /** A series per synced object that reports an expiry, within the caps; `undefined` removes the SecretSync's series. */
   private setExpiryMetrics(ss: SecretSync, expiresOn: Record<string, Date> | undefined): void {
-    const key = keyOf(ss);
-    const labels = (object: string) => ({ namespace: ss.metadata.namespace, secretsync: ss.metadata.name, object });
-    const next = new Set(Object.keys(expiresOn ?? {}));
-    for (const object of this.expirySeries.get(key) ?? []) if (!next.has(object)) this.metrics.objectExpiry.remove(labels(object));
-    for (const [object, t] of Object.entries(expiresOn ?? {})) this.metrics.objectExpiry.set(labels(object), t.getTime() / 1000);
-    if (next.size) this.expirySeries.set(key, next);
-    else this.expirySeries.delete(key);
+    this.expirySeries.set(ss.metadata.namespace, ss.metadata.name, expiresOn);
   }
 
   private async work(): Promise<void> {

@@ -19,8 +19,15 @@ export function createMetrics() {
     secretWrites: new Counter({ name: 'secretsync_secret_writes_total', help: 'Secret writes by operation and result', labelNames: ['operation', 'result'] as const, registers: [registry] }),
     objectExpiry: new Gauge({
       name: 'secretsync_object_expiry_timestamp_seconds',
-      help: 'When a synced object expires (Unix time), as its provider reports it; one series per synced object, removed with its SecretSync',
+      help: 'When a synced object expires (Unix time), as its provider reports it; one series per synced object, removed with its SecretSync; the soonest within --max-expiry-series-per-secretsync and --max-expiry-series',
       labelNames: ['namespace', 'secretsync', 'object'] as const,
+      registers: [registry],
+    }),
+    // By reason only: object names are the tenant's, and the kept series already name the SecretSyncs at their cap.
+    expirySeriesDropped: new Counter({
+      name: 'secretsync_object_expiry_series_dropped_total',
+      help: 'Object expiries not exported as secretsync_object_expiry_timestamp_seconds, by the cap that left them out (per_secretsync, total), counted at each sync that reports them',
+      labelNames: ['reason'] as const,
       registers: [registry],
     }),
     eventsDropped: new Counter({ name: 'secretsync_events_dropped_total', help: 'Events not written because too many were already waiting for the apiserver (the status still holds the outcome)', registers: [registry] }),
