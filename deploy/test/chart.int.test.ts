@@ -100,7 +100,7 @@ test('events are core v1 (the upstream chart\'s RBAC); no token audiences: no to
   expect(tokenless.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers[0]!.args).toContain('--token-audiences=');
 });
 
-test('provider flags from the chart: node identity and service principals off by default; when on, only for listed namespaces; cloud files only from a ConfigMap', () => {
+test('provider flags from the chart: node identity and service principals off by default; when on, only for listed namespaces and the identities bound to them; cloud files only from a ConfigMap', () => {
   type Doc = { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string; configMap?: { name: string } }[] } } } };
   const pod = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as Doc).find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!;
   const providerOf = (p: ReturnType<typeof pod>) => p.containers.find((c) => c.name === 'provider-azure-installer')!;
@@ -111,6 +111,12 @@ test('provider flags from the chart: node identity and service principals off by
   expect(providerOf(on).args).toEqual(expect.arrayContaining(['--allow-node-identity=true', '--node-identity-namespaces=infra,monitoring', '--cloud-env-dir=/etc/secret-store-sync/clouds']));
   expect(providerOf(on).volumeMounts).toContainEqual(expect.objectContaining({ name: 'cloud-envs', mountPath: '/etc/secret-store-sync/clouds' }));
   expect(on.volumes).toContainEqual({ name: 'cloud-envs', configMap: { name: 'azure-stack-clouds' } });
+  // Each namespace gets only the node identities bound to it; a bare one, the default identity.
+  const [kubelet, addon] = ['6f1c2a3b-0000-4000-8000-00000000a001', '6f1c2a3b-0000-4000-8000-00000000a002'];
+  const bound = pod('--set', 'provider.allowNodeIdentity=true', '--set', 'provider.nodeIdentityNamespaces={infra}', '--set-json', `provider.nodeIdentityBindings={"infra":["${kubelet}"],"apps":["${addon}","default"],"ops":["*"]}`);
+  expect(providerOf(bound).args).toContain(`--node-identity-namespaces=infra,apps=${addon},apps=default,infra=${kubelet},ops=*`);
+  expect(providerOf(pod('--set', 'provider.allowNodeIdentity=true', '--set-json', `provider.nodeIdentityBindings={"infra":["${kubelet}"]}`)).args).toContain(`--node-identity-namespaces=infra=${kubelet}`);
+  expect(() => pod('--set', 'provider.allowNodeIdentity=true')).toThrow(/needs provider.nodeIdentityNamespaces or provider.nodeIdentityBindings/);
 });
 
 test('host network: the apiserver\'s address for the manager only, required; the provider\'s Entra host and extra CAs; hostAliases', () => {

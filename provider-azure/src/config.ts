@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { CLOUD_NAMES, type CloudName } from './cloud.js';
+import { parseNodeIdentities, type NodeIdentityGrants } from './node-identity.js';
 
 export interface Config {
   endpoint: string;
@@ -36,7 +37,8 @@ export interface Config {
    * namespace, so it is off unless an operator turns it on, and then only for the listed namespaces.
    */
   allowNodeIdentity: boolean;
-  nodeIdentityNamespaces: string[];
+  /** Namespace → the node identities it may use (--node-identity-namespaces). */
+  nodeIdentities: NodeIdentityGrants;
   /** nodePublishSecretRef service principals (the manager never sends one; the CSI driver may). */
   allowServicePrincipal: boolean;
   /** Where AzureStackCloud environment files may be read from ("" = nowhere: AzureStackCloud refused). */
@@ -122,8 +124,9 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
   if (!cloud) throw new ConfigError(`--cloud-name '${str('cloud-name')}' is not one of ${CLOUD_NAMES.join(', ')}`);
   if (!/^unix:\/\/.+/i.test(str('endpoint'))) throw new ConfigError(`--endpoint must be unix:///path/to.sock, got '${str('endpoint')}'`);
   const allowNodeIdentity = bool('allow-node-identity');
-  const nodeIdentityNamespaces = str('node-identity-namespaces').split(',').map((n) => n.trim()).filter(Boolean);
-  if (allowNodeIdentity && nodeIdentityNamespaces.length === 0) {
+  const nodeIdentities = parseNodeIdentities(str('node-identity-namespaces'));
+  if ('error' in nodeIdentities) throw new ConfigError(nodeIdentities.error);
+  if (allowNodeIdentity && nodeIdentities.grants.size === 0) {
     throw new ConfigError('--allow-node-identity=true needs --node-identity-namespaces: the namespaces whose SecretProviderClasses may use the node\'s managed identity (it is shared by all of them)');
   }
   const address = (k: keyof typeof OPTIONS) => {
@@ -155,7 +158,7 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
     maxMountBytes: int('max-mount-bytes', 1024, 64 * 1024 * 1024),
     shutdownGraceSeconds: int('shutdown-grace-seconds', 0, 600),
     allowNodeIdentity,
-    nodeIdentityNamespaces,
+    nodeIdentities: nodeIdentities.grants,
     allowServicePrincipal: bool('allow-service-principal'),
     cloudEnvDir,
     maxObjectsPerMount: int('max-objects-per-mount', 1, 10_000),

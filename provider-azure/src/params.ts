@@ -4,6 +4,7 @@ import { ProviderError, type ParsedMountRequest } from '@secret-store-sync/proto
 import { decodeJwt } from 'jose';
 import { chooseCloud, type CloudChoice } from './cloud.js';
 import type { Config } from './config.js';
+import { nodeIdentityRefusal } from './node-identity.js';
 import { quote } from './log.js';
 import { parseObjects, readsOf, type KeyVaultObject } from './objects.js';
 
@@ -47,7 +48,7 @@ function parseBool(attrs: Record<string, string>, key: string): boolean {
 }
 
 /** What the operator allows a Mount to ask for (the provider's flags). */
-export type MountPolicy = Pick<Config, 'defaultCloud' | 'cloudEnvDir' | 'allowNodeIdentity' | 'nodeIdentityNamespaces' | 'allowServicePrincipal' | 'maxObjectsPerMount' | 'maxReadsPerMount'>;
+export type MountPolicy = Pick<Config, 'defaultCloud' | 'cloudEnvDir' | 'allowNodeIdentity' | 'nodeIdentities' | 'allowServicePrincipal' | 'maxObjectsPerMount' | 'maxReadsPerMount'>;
 
 export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, now = Date.now()): MountParams {
   const a = req.attributes;
@@ -135,17 +136,17 @@ function parseIdentity(a: Record<string, string>, secrets: Record<string, string
 
 /**
  * Identities other than the caller's own workload identity are the operator's to grant: the node's
- * managed identity is shared by every namespace on the node, and a service principal's secret
+ * managed identities are shared by every namespace on the node (each namespace gets only those
+ * bound to it), and a service principal's secret
  * bypasses the ServiceAccount federation the Secret Store extension relies on.
  */
 function allowIdentity(identity: Identity, namespace: string, policy: MountPolicy): void {
   if (identity.mode === 'managedIdentity') {
     if (!policy.allowNodeIdentity) {
-      throw invalid("useVMManagedIdentity: the node's managed identity is disabled in this provider, because every namespace would share it; use workload identity (clientID), or ask an operator to enable it for this namespace (provider flags --allow-node-identity=true --node-identity-namespaces=<namespaces>; chart values provider.allowNodeIdentity, provider.nodeIdentityNamespaces)");
+      throw invalid("useVMManagedIdentity: the node's managed identity is disabled in this provider, because every namespace would share it; use workload identity (clientID), or ask an operator to enable it for this namespace (provider flags --allow-node-identity=true --node-identity-namespaces=<namespaces>; chart values provider.allowNodeIdentity, provider.nodeIdentityNamespaces, provider.nodeIdentityBindings)");
     }
-    if (!policy.nodeIdentityNamespaces.includes(namespace)) {
-      throw invalid(`useVMManagedIdentity: namespace '${namespace}' may not use the node's managed identity; an operator lists the namespaces that may in --node-identity-namespaces (chart value provider.nodeIdentityNamespaces)`);
-    }
+    const refusal = nodeIdentityRefusal(policy.nodeIdentities, namespace, identity.clientId);
+    if (refusal) throw invalid(refusal);
   }
   if (identity.mode === 'servicePrincipal' && !policy.allowServicePrincipal) {
     throw invalid('nodePublishSecretRef: service-principal credentials are disabled in this provider; use workload identity (clientID), or ask an operator to enable them (provider flag --allow-service-principal=true; chart value provider.allowServicePrincipal)');

@@ -24,9 +24,13 @@ const node = (name: string) => `${name}-${vault}`;
 
 const text = (files: { path: string; contents: Buffer }[]) => Object.fromEntries(files.map((f) => [f.path, f.contents.toString('utf8')]));
 
-/** The provider as on an AKS node: IMDS at `imdsHost`, no App Service variables, node identity allowed for the test namespace. */
-async function providerOn(imdsHost: string): Promise<RunningProviderProcess> {
-  const p = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=${ns.name}`], env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: imdsHost } });
+/**
+ * The provider as on an AKS node: IMDS at `imdsHost`, no App Service variables, the test namespace
+ * bound to the node's default identity and to the user-assigned ones given (`*`: every one).
+ */
+async function providerOn(imdsHost: string, userAssigned: string[] = [], extra = ''): Promise<RunningProviderProcess> {
+  const entries = [ns.name, ...userAssigned.map((id) => `${ns.name}=${id}`), ...(extra ? [extra] : [])];
+  const p = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=${entries.join(',')}`], env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: imdsHost } });
   providers.push(p);
   return p;
 }
@@ -95,7 +99,7 @@ describe("the node's managed identity over IMDS", () => {
     const user = await identity('node-user');
     const stray = await identity('node-stray');
     const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('main'), systemAssigned: system.clientId, attached: [user.clientId] });
-    const p = await providerOn(imdsHost);
+    const p = await providerOn(imdsHost, [user.clientId, stray.clientId]);
     expect(text((await mount(p)).files)).toEqual({ 'node-secret': 'node-identity-value' });
     expect(text((await mount(p, { userAssignedIdentityID: user.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
     await expect(mount(p, { userAssignedIdentityID: stray.clientId })).rejects.toMatchObject({
@@ -111,7 +115,7 @@ describe("the node's managed identity over IMDS", () => {
     const kubelet = await identity('kubelet');
     const addon = await identity('addon');
     const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('user-only'), attached: [kubelet.clientId, addon.clientId] });
-    const p = await providerOn(imdsHost);
+    const p = await providerOn(imdsHost, [kubelet.clientId]);
     const several = (await mount(p).catch((e: unknown) => e)) as { code: number; details: string; reason?: string };
     expect(several).toMatchObject({ code: 16, reason: 'MultipleUserAssignedIdentities' });
     expect(several.details).toContain('set userAssignedIdentityID to the client ID of the one to use');
@@ -129,11 +133,37 @@ describe("the node's managed identity over IMDS", () => {
   });
 });
 
+describe('node identities bound to namespaces', () => {
+  test('a namespace uses only the identities bound to it: another attached one, or the default, is refused before IMDS is asked; =* allows every one, with a warning', async () => {
+    const system = await identity('bound-system');
+    const kubelet = await identity('bound-kubelet');
+    const addon = await identity('bound-addon');
+    const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('bound'), systemAssigned: system.clientId, attached: [kubelet.clientId, addon.clientId] });
+    const asked = async () => (await azure.stats()).tokenRequests.filter((t) => t.endpoint === 'imds' && [system.clientId, addon.clientId].includes(t.clientId)).length;
+    // Bound to the kubelet identity only; the add-on's is another namespace's.
+    const p = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=${ns.name}=${kubelet.clientId},other-team=${addon.clientId}`], env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: imdsHost } });
+    providers.push(p);
+    expect(text((await mount(p, { userAssignedIdentityID: kubelet.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
+    const before = await asked();
+    // Before, any identity attached to the node was the namespace's for the naming.
+    await expect(mount(p, { userAssignedIdentityID: addon.clientId })).rejects.toMatchObject({ code: 3, details: expect.stringContaining(`namespace '${ns.name}' may not use the identity '${addon.clientId}' (userAssignedIdentityID): it may use '${kubelet.clientId}'`) });
+    await expect(mount(p)).rejects.toMatchObject({ code: 3, details: expect.stringContaining(`namespace '${ns.name}' may not use the node's default identity`) });
+    expect(await asked()).toBe(before);
+    expect(p.logs()).not.toContain('every managed identity attached to the node');
+
+    const any = await providerOn(imdsHost, ['*']);
+    expect(text((await mount(any, { userAssignedIdentityID: addon.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
+    expect(text((await mount(any)).files)).toEqual({ 'node-secret': 'node-identity-value' });
+    const warning = any.logs().split('\n').find((l) => l.includes('every managed identity attached to the node'));
+    expect(JSON.parse(warning!)).toMatchObject({ level: 'warn', namespaces: [ns.name] });
+  });
+});
+
 describe('IMDS not answering one request', () => {
   test('that Mount fails naming IMDS within 12 s; the hung request holds nothing, the next Mount gets a token at once', async () => {
     const user = await identity('node-hang');
     const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('hang'), attached: [user.clientId] });
-    const p = await providerOn(imdsHost);
+    const p = await providerOn(imdsHost, [user.clientId]);
     await azure.injectFault({ target: 'entra', pathPattern: '/metadata/identity/oauth2/token', clientId: user.clientId, status: 500, delayMs: 100_000, count: 1 });
     try {
       await expect(mount(p, { userAssignedIdentityID: user.clientId })).rejects.toMatchObject({ code: 14, reason: 'ManagedIdentityTimeout', details: expect.stringContaining(`IMDS (${imdsHost}) gave no token within 12 s`) });

@@ -6,6 +6,7 @@ import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveCloud } from '../src/cloud.js';
+import { ConfigError, parseConfig, type Config } from '../src/config.js';
 import { parseMountParams, type MountPolicy } from '../src/params.js';
 
 // Signed with node:crypto directly: only the claims matter here (Entra checks signatures).
@@ -23,7 +24,7 @@ const obj = (fields: string) => `array:\n  - |\n${fields.split('\n').map((l) => 
 const tokens = (t: string) => JSON.stringify({ 'api://AzureADTokenExchange': { token: t, expirationTimestamp: '' } });
 
 /** The provider's defaults: no node identity, no service principals, no cloud files, 256 objects, 1 000 reads. */
-const DEFAULTS: MountPolicy = { defaultCloud: 'AzurePublicCloud', cloudEnvDir: '', allowNodeIdentity: false, nodeIdentityNamespaces: [], allowServicePrincipal: false, maxObjectsPerMount: 256, maxReadsPerMount: 1000 };
+const DEFAULTS: MountPolicy = { defaultCloud: 'AzurePublicCloud', cloudEnvDir: '', allowNodeIdentity: false, nodeIdentities: new Map(), allowServicePrincipal: false, maxObjectsPerMount: 256, maxReadsPerMount: 1000 };
 
 function attempt(params: Record<string, string>, opts: { secrets?: Record<string, string>; raw?: string; token?: string | null; policy?: Partial<MountPolicy>; namespace?: string } = {}) {
   const token = opts.token === undefined ? goodToken : opts.token;
@@ -50,7 +51,13 @@ function expectError(f: () => unknown, code: string, message: string | RegExp) {
 
 const noClient = { clientID: '' };
 type Case = [string, Record<string, string>, string, string | RegExp, { secrets?: Record<string, string>; raw?: string; token?: string | null; policy?: Partial<MountPolicy>; namespace?: string }?];
-const nodeIdentityOn: Partial<MountPolicy> = { allowNodeIdentity: true, nodeIdentityNamespaces: ['infra'] };
+/** What --node-identity-namespaces parses into (the provider's own flag parser). */
+const grants = (flag: string) => (parseConfig([`--node-identity-namespaces=${flag}`]) as Config).nodeIdentities;
+const nodeIdentityOn: Partial<MountPolicy> = { allowNodeIdentity: true, nodeIdentities: grants('infra') };
+// Client IDs of identities attached to one node: AKS's kubelet identity and an add-on's.
+const KUBELET = '6f1c2a3b-0000-4000-8000-00000000a001';
+const ADDON = '6f1c2a3b-0000-4000-8000-00000000a002';
+const bound: Partial<MountPolicy> = { allowNodeIdentity: true, nodeIdentities: grants(`infra=${KUBELET},apps=${ADDON}`) };
 const manyObjects = (n: number, extra = '') => 'array:\n' + Array.from({ length: n }, (_, i) => `  - |\n    objectName: s${i}\n    objectType: secret\n${extra}`).join('');
 const cases: Case[] = [
   ['attributes that are not JSON', {}, 'InvalidArgument', 'attributes is not valid JSON', { raw: '{"keyvaultName": ' }],
@@ -73,6 +80,9 @@ const cases: Case[] = [
   ["the node's managed identity, off by default", { ...noClient, useVMManagedIdentity: 'true' }, 'InvalidArgument', /managed identity is disabled in this provider.*--allow-node-identity=true/],
   ["a user-assigned node identity, off by default", { ...noClient, useVMManagedIdentity: 'true', userAssignedIdentityID: 'kubelet-id' }, 'InvalidArgument', 'is disabled in this provider'],
   ["the node's identity from a namespace the operator did not list", { ...noClient, useVMManagedIdentity: 'true' }, 'InvalidArgument', "namespace 'team-a' may not use the node's managed identity", { policy: nodeIdentityOn }],
+  ['a user-assigned node identity from a namespace listed bare (before: any identity attached to the node)', { ...noClient, useVMManagedIdentity: 'true', userAssignedIdentityID: KUBELET }, 'InvalidArgument', `namespace 'infra' may not use the identity '${KUBELET}' (userAssignedIdentityID): it may use the node's default identity (no userAssignedIdentityID). Each namespace uses only the node identities an operator binds to it (--node-identity-namespaces=infra=<client id>`, { policy: nodeIdentityOn, namespace: 'infra' }],
+  ["another namespace's node identity", { ...noClient, useVMManagedIdentity: 'true', userAssignedIdentityID: KUBELET }, 'InvalidArgument', `namespace 'apps' may not use the identity '${KUBELET}' (userAssignedIdentityID): it may use '${ADDON}'.`, { policy: bound, namespace: 'apps' }],
+  ["the node's default identity from a namespace bound to a user-assigned one only", { ...noClient, useVMManagedIdentity: 'true' }, 'InvalidArgument', `namespace 'apps' may not use the node's default identity (no userAssignedIdentityID): it may use '${ADDON}'.`, { policy: bound, namespace: 'apps' }],
   ['a service principal, off by default', noClient, 'InvalidArgument', /service-principal credentials are disabled.*--allow-service-principal=true/, { secrets: { clientid: 'a', clientsecret: 'b' }, token: null }],
   ['more objects than a Mount may hold', { objects: manyObjects(257) }, 'InvalidArgument', "lists 257 objects, over this provider's limit of 256 per Mount"],
   ['10 000 objects', { objects: manyObjects(10_000) }, 'InvalidArgument', /objects is \d+ characters long|over this provider's limit/],
@@ -132,7 +142,26 @@ test('a service principal from the node-publish secret, when the operator allows
 });
 
 test("the node's managed identity, only for the namespaces the operator listed", () => {
-  expect(attempt({ ...noClient, useVMManagedIdentity: 'true', userAssignedIdentityID: 'kubelet-id' }, { policy: nodeIdentityOn, namespace: 'infra' }).identity).toEqual({ mode: 'managedIdentity', clientId: 'kubelet-id' });
+  expect(attempt({ ...noClient, useVMManagedIdentity: 'true' }, { policy: nodeIdentityOn, namespace: 'infra' }).identity).toEqual({ mode: 'managedIdentity' });
+});
+
+test('node identities bound to namespaces: the default one, user-assigned ones by client ID (any case), or every one with *', () => {
+  const policy = { allowNodeIdentity: true, nodeIdentities: grants(`infra=default, infra=${KUBELET},apps=${ADDON.toUpperCase()},ops=*`) };
+  const use = (namespace: string, id?: string) => attempt({ ...noClient, useVMManagedIdentity: 'true', ...(id ? { userAssignedIdentityID: id } : {}) }, { policy, namespace }).identity;
+  expect(use('infra')).toEqual({ mode: 'managedIdentity' });
+  expect(use('infra', KUBELET.toUpperCase())).toEqual({ mode: 'managedIdentity', clientId: KUBELET.toUpperCase() });
+  expect(use('apps', ADDON)).toEqual({ mode: 'managedIdentity', clientId: ADDON });
+  expect(() => use('infra', ADDON)).toThrow(`it may use the node's default identity (no userAssignedIdentityID), '${KUBELET}'.`);
+  expect([use('ops'), use('ops', KUBELET), use('ops', ADDON)]).toEqual([{ mode: 'managedIdentity' }, { mode: 'managedIdentity', clientId: KUBELET }, { mode: 'managedIdentity', clientId: ADDON }]);
+});
+
+test.each([
+  ['a client ID that is not one', 'infra=kubelet-id', "in 'infra=kubelet-id', 'kubelet-id' is not a client ID (a GUID), 'default'"],
+  ['a namespace name that is not one', 'Infra', "'Infra' is not a namespace name"],
+  ['an identity without its namespace', `=${KUBELET}`, "'' is not a namespace name"],
+])('--node-identity-namespaces with %s is refused at start', (_what, flag, message) => {
+  expect(() => grants(flag)).toThrow(ConfigError);
+  expect(() => grants(flag)).toThrow(message);
 });
 
 test('256 objects and 1 000 reads are allowed', () => {

@@ -319,7 +319,7 @@ describe('other identities', () => {
     const stray = await azure.createIdentity(`stray-${ns.name}`);
     for (const id of [system, user, stray]) await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
     const { endpoint } = await azure.configureManagedIdentity({ header: 'node-secret', systemAssigned: system.clientId, attached: [user.clientId] });
-    const node = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=other,${ns.name}`], env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
+    const node = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=other,${ns.name},${ns.name}=${user.clientId},${ns.name}=${stray.clientId}`], env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
     try {
       const base = { keyvaultName: vault, tenantID: azure.tenantId, objects, useVMManagedIdentity: 'true' };
       expect(text((await node.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).files)).toEqual({ 'id-secret': 'identity-value' });
