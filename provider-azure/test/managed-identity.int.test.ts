@@ -28,8 +28,8 @@ const text = (files: { path: string; contents: Buffer }[]) => Object.fromEntries
  * The provider as on an AKS node: IMDS at `imdsHost`, no App Service variables, the test namespace
  * bound to the node's default identity and to the user-assigned ones given (`*`: every one).
  */
-async function providerOn(imdsHost: string, userAssigned: string[] = [], extra = ''): Promise<RunningProviderProcess> {
-  const entries = [ns.name, ...userAssigned.map((id) => `${ns.name}=${id}`), ...(extra ? [extra] : [])];
+async function providerOn(imdsHost: string, userAssigned: string[] = []): Promise<RunningProviderProcess> {
+  const entries = [ns.name, ...userAssigned.map((id) => `${ns.name}=${id}`)];
   const p = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=${entries.join(',')}`], env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: imdsHost } });
   providers.push(p);
   return p;
