@@ -8,7 +8,8 @@
 //
 // Every call also gets a deadline (a request on a half-dead kept-alive connection would otherwise
 // hang its worker, or the lease renewal, forever), and every write first passes the fence: a
-// manager that is not sure it holds the lease sends nothing that changes the cluster. Retries are
+// manager that is not sure it holds the lease sends nothing that changes the cluster, and a write's
+// deadline ends where that certainty does. Retries are
 // the callers': reconciles requeue with backoff, informers relist, the elector ticks again.
 import { createConfiguration, HttpMethod, RequestContext, ServerConfiguration, type KubeConfig, type SecurityAuthentication } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
@@ -32,8 +33,12 @@ export class NotLeaderError extends Error {
 export interface CallPolicy {
   /** Deadline of every call. */
   timeoutMs: number;
-  /** Writes (anything but GET) are sent only while this says yes. */
-  mayWrite?: () => boolean;
+  /**
+   * For writes (anything but GET): how long from now one may take — until this manager could no
+   * longer be sure it holds the lease. Nothing is sent when it is 0 or less, and a write still in
+   * flight then is aborted, so none can land after a successor may have taken over.
+   */
+  writeBudgetMs?: () => number;
 }
 
 export class PooledAuthentication implements SecurityAuthentication {
@@ -55,10 +60,9 @@ export class PooledAuthentication implements SecurityAuthentication {
   }
 
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    if (context.getHttpMethod() !== HttpMethod.GET && this.policy.mayWrite && !this.policy.mayWrite()) {
-      throw new NotLeaderError(`not sent: this manager does not hold the lease (${context.getHttpMethod()} ${new URL(context.getUrl()).pathname})`);
-    }
-    context.setSignal(AbortSignal.timeout(this.policy.timeoutMs));
+    const budget = context.getHttpMethod() === HttpMethod.GET ? Infinity : (this.policy.writeBudgetMs?.() ?? Infinity);
+    if (budget <= 0) throw new NotLeaderError(`not sent: this manager does not hold the lease (${context.getHttpMethod()} ${new URL(context.getUrl()).pathname})`);
+    context.setSignal(AbortSignal.timeout(Math.ceil(Math.min(this.policy.timeoutMs, budget))));
     let auth = await this.current?.catch(() => undefined);
     if (!auth || this.now() - auth.at > REFRESH_MS || !this.cacheable) {
       const next = this.compute();

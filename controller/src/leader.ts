@@ -5,8 +5,9 @@
 // Lease stay unchanged for a whole lease duration, on its own monotonic clock (as client-go does:
 // no comparison of the holder's renewTime with the follower's wall clock, so skewed or jumping
 // clocks do not matter). A leader that cannot renew in time, or finds another holder, exits at
-// once; and every API write checks `canWrite()` first (kube-client.ts), so a leader frozen (SIGSTOP,
-// a long GC pause) and then resumed writes nothing before it notices.
+// once; and every API write checks `writeBudgetMs()` first and is aborted when it runs out
+// (kube-client.ts), so a leader frozen (SIGSTOP, a long GC pause) and then resumed writes nothing
+// before it notices, and a slow write cannot land after a successor took over.
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from './log.js';
@@ -59,7 +60,16 @@ export class LeaderElector {
 
   /** True while this manager surely holds the lease: the fence every API write passes. */
   canWrite(): boolean {
-    return this.leading && this.now() - this.renewedAt < this.t.renewDeadlineMs;
+    return this.writeBudgetMs() > 0;
+  }
+
+  /**
+   * How long from now this manager surely holds the lease (0 or less: not surely): until its last
+   * successful renewal was sent a renew deadline ago. A successor waits a whole lease duration
+   * after it saw that renewal, so a write that ends by then cannot land after a takeover.
+   */
+  writeBudgetMs(): number {
+    return this.leading ? this.renewedAt + this.t.renewDeadlineMs - this.now() : 0;
   }
 
   private schedule(): void {

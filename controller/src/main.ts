@@ -45,7 +45,7 @@ async function main(): Promise<number> {
 
   let elector: LeaderElector | undefined;
   // Without election the manager is the only writer; with it, writes pass the elector's fence.
-  const clients = new KubeClients(kc, { timeoutMs: cfg.apiTimeoutSeconds * 1000, mayWrite: () => !elector || elector.canWrite() });
+  const clients = new KubeClients(kc, { timeoutMs: cfg.apiTimeoutSeconds * 1000, writeBudgetMs: () => (elector ? elector.writeBudgetMs() : Infinity) });
   const controller = new Controller(kc, clients, cfg, hasher, log, metrics);
   log.info('starting', { version: VERSION, namespace: cfg.namespace || '(all)', controllerName: cfg.controllerName, workers: cfg.workers, rotationIntervalSeconds: cfg.rotationIntervalSeconds, providerDir: cfg.providerDir });
   let ready = false;
