@@ -140,6 +140,58 @@ test('host network: the apiserver\'s address for the manager only, required; the
   expect(on.volumes).toContainEqual(expect.objectContaining({ name: 'ca-bundle', configMap: expect.objectContaining({ name: 'corp-ca' }) }));
 });
 
+test('NetworkPolicy, on by default: ingress to the two metrics ports from the named peers only; [] admits no one; installed as rendered', () => {
+  type Policy = { kind: string; metadata: { name: string }; spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress?: { from: unknown[]; ports: { protocol: string; port: number }[] }[] } };
+  const policies = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as Policy).filter((d) => d?.kind === 'NetworkPolicy');
+  const [byDefault, ...more] = policies();
+  expect(more).toEqual([]);
+  expect(byDefault!.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'secret-store-sync', 'app.kubernetes.io/instance': RELEASE });
+  expect(byDefault!.spec.policyTypes).toEqual(['Ingress']);
+  // One rule: the metrics ports, from Prometheus pods in the namespace named monitoring. Health
+  // ports appear nowhere: only the node (the kubelet's probes) reaches them.
+  expect(byDefault!.spec.ingress).toEqual([
+    {
+      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }],
+      ports: [{ protocol: 'TCP', port: 8085 }, { protocol: 'TCP', port: 8898 }],
+    },
+  ]);
+  const named = policies('--set', 'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=observability', '--set', 'metrics.managerPort=9085')[0]!;
+  expect(named.spec.ingress).toEqual([{ from: [{ namespaceSelector: { matchLabels: { team: 'observability' } } }], ports: [{ protocol: 'TCP', port: 9085 }, { protocol: 'TCP', port: 8898 }] }]);
+  // No peers: an Ingress policy with no rule, which denies every connection.
+  const closed = policies('--set', 'networkPolicy.metricsFrom=null')[0]!;
+  expect(closed.spec).toEqual({ podSelector: byDefault!.spec.podSelector, policyTypes: ['Ingress'] });
+  expect(policies('--set', 'networkPolicy.enabled=false')).toEqual([]);
+  expect(() => policies('--set', 'networkPolicy.metricsFrom=null', '--set', 'monitoring.podMonitor.enabled=true')).toThrow(/monitoring.podMonitor.enabled needs networkPolicy.metricsFrom/);
+  // beforeAll's helm install: the apiserver took it as rendered.
+  const installed = JSON.parse(kubectl('get', 'networkpolicy', RELEASE, '-n', RELEASE_NS, '-o', 'json').stdout) as Policy;
+  expect(installed.spec).toEqual(byDefault!.spec);
+});
+
+test('health and metrics bind apart: the pod network on 0.0.0.0; with hostNetwork health on the node\'s 127.0.0.1 (probes follow), metrics on the node\'s address', () => {
+  type Probe = { httpGet: { path: string; port: string; host?: string } };
+  type Container = { name: string; args: string[]; env?: { name: string; valueFrom?: { fieldRef: { fieldPath: string } } }[]; livenessProbe: Probe; readinessProbe?: Probe };
+  const containers = (...set: string[]) => (parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: Container[] } } } }).find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers);
+  const binds = (c: Container) => c.args.filter((a) => /-bind-address=/.test(a));
+  const probeHosts = (c: Container) => [c.livenessProbe, c.readinessProbe].filter(Boolean).map((p) => p!.httpGet.host);
+  const hostIpEnv = (c: Container) => (c.env ?? []).filter((e) => e.name === 'HOST_IP').map((e) => e.valueFrom?.fieldRef.fieldPath);
+  const [manager, provider] = containers();
+  expect(binds(manager!)).toEqual(['--health-bind-address=0.0.0.0', '--metrics-bind-address=0.0.0.0']);
+  expect(binds(provider!)).toEqual(['--healthz-bind-address=0.0.0.0', '--metrics-bind-address=0.0.0.0']);
+  // The kubelet probes the pod IP.
+  for (const c of [manager!, provider!]) expect(probeHosts(c).every((h) => h === undefined)).toBe(true);
+  const hostNetwork = ['--set', 'hostNetwork=true', '--set', 'k8sServiceHost=10.1.2.3'];
+  const [hnManager, hnProvider] = containers(...hostNetwork);
+  expect(binds(hnManager!)).toEqual(['--health-bind-address=127.0.0.1', '--metrics-bind-address=$(HOST_IP)']);
+  expect(binds(hnProvider!)).toEqual(['--healthz-bind-address=127.0.0.1', '--metrics-bind-address=$(HOST_IP)']);
+  for (const c of [hnManager!, hnProvider!]) {
+    expect(probeHosts(c)).toEqual(c.name === 'manager' ? ['127.0.0.1', '127.0.0.1'] : ['127.0.0.1']);
+    expect(hostIpEnv(c)).toEqual(['status.hostIP']);
+  }
+  const [chosen] = containers(...hostNetwork, '--set', 'metrics.bindAddress=127.0.0.1');
+  expect(binds(chosen!)).toEqual(['--health-bind-address=127.0.0.1', '--metrics-bind-address=127.0.0.1']);
+  expect(hostIpEnv(chosen!)).toEqual([]);
+});
+
 test('docker-compose.yml runs the same two containers as the chart: socket path and arguments', () => {
   const compose = parseAllDocuments(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'))[0]!.toJSON() as { services: Record<string, { command: string[]; volumes: string[] }> };
   const rendered = parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3')).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[] } } } });
@@ -151,7 +203,7 @@ test('docker-compose.yml runs the same two containers as the chart: socket path 
   const byFlag = (args: string[]) => Object.fromEntries(args.map((a) => a.split('=', 2) as [string, string]));
   const composeFlags = byFlag(compose.services.manager!.command);
   const chartFlags = byFlag(manager.args);
-  for (const flag of ['--provider-dir', '--token-audiences', '--rotation-poll-interval-seconds', '--workers', '--log-level', '--health-port']) expect([flag, composeFlags[flag]]).toEqual([flag, chartFlags[flag]]);
+  for (const flag of ['--provider-dir', '--token-audiences', '--rotation-poll-interval-seconds', '--workers', '--log-level', '--health-port', '--health-bind-address', '--metrics-bind-address']) expect([flag, composeFlags[flag]]).toEqual([flag, chartFlags[flag]]);
   // Both containers share the socket folder at /provider, where the provider listens.
   for (const c of containers) expect(c.volumeMounts).toContainEqual({ name: 'provider-sockets', mountPath: '/provider' });
   for (const svc of Object.values(compose.services)) expect(svc.volumes).toContain('provider-sockets:/provider');

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { repoRoot } from '../../test/env/control-plane.js';
+import { getOnce } from '../../test/helpers/http.js';
 import { eventually } from '../../test/helpers/kube.js';
 
 /** The chart's default limits (the test installs without overriding them). */
@@ -127,14 +128,17 @@ test('security contexts in effect: user 65532, read-only root, no capabilities, 
   expect(provider).toMatchObject({ memoryLimit: String(mebibytes(chartLimits.provider.limits.memory)), cpuQuota: '100000' });
 }, 60_000);
 
-test('probes answer on their ports (the node\'s, with the host network)', async () => {
+test('host network: probes on the node\'s loopback only (the kubelet\'s, host 127.0.0.1, keep both ready), metrics on the node\'s address only', async () => {
   const pod = await thePod();
   const ip = pod.status!.podIP!;
   expect(ip).toBe(pod.status!.hostIP);
-  expect((await fetch(`http://${ip}:8081/readyz`)).status).toBe(200);
-  expect((await fetch(`http://${ip}:8081/healthz`)).status).toBe(200);
-  expect((await fetch(`http://${ip}:8989/healthz`)).status).toBe(200);
-  expect(await (await fetch(`http://${ip}:8085/metrics`)).text()).toContain('secretsync_reconciles_total');
+  for (const c of ['manager', 'provider-azure-installer']) expect(containerStatus(pod, c)).toMatchObject({ ready: true, restartCount: 0 });
+  for (const url of ['http://127.0.0.1:8081/readyz', 'http://127.0.0.1:8081/healthz', 'http://127.0.0.1:8989/healthz']) expect(await getOnce(url)).toEqual({ status: 200, body: 'ok' });
+  // Not on the node's network: before, any pod reaching the node could flood the provider's /healthz.
+  for (const port of [8081, 8989]) await expect(getOnce(`http://${ip}:${port}/healthz`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  expect((await getOnce(`http://${ip}:8085/metrics`)).body).toContain('secretsync_reconciles_total');
+  expect((await getOnce(`http://${ip}:8898/metrics`)).body).toContain('grpc_requests_total');
+  for (const port of [8085, 8898]) await expect(getOnce(`http://127.0.0.1:${port}/metrics`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
 });
 
 test('kubectl logs -c manager and -c provider-azure-installer: JSON lines as the README says, no value or token', async () => {
