@@ -16,6 +16,8 @@ export interface Config {
   rotationShareSeconds: number;
   /** An object expiring within this many seconds sets the Expiring condition (0 = only once expired). */
   expiryWarningSeconds: number;
+  /** Expiry-driven status checks of one SecretSync at most this often (expiry-checks.ts). */
+  expiryCheckMinIntervalSeconds: number;
   /** Caps of the object expiry series (expiry-series.ts): per SecretSync, and in all. */
   maxExpirySeriesPerSecretSync: number;
   maxExpirySeries: number;
@@ -65,6 +67,7 @@ const OPTIONS = {
   'rotation-poll-interval-seconds': { type: 'string', default: '3600' },
   'rotation-share-seconds': { type: 'string', default: '' },
   'expiry-warning-days': { type: 'string', default: '30' },
+  'expiry-check-min-interval-seconds': { type: 'string', default: '300' },
   'max-expiry-series-per-secretsync': { type: 'string', default: '20' },
   'max-expiry-series': { type: 'string', default: '10000' },
   workers: { type: 'string', default: '10' },
@@ -148,6 +151,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     rotationIntervalSeconds,
     rotationShareSeconds,
     expiryWarningSeconds: int('expiry-warning-days', 0, 3650) * 86_400,
+    expiryCheckMinIntervalSeconds: int('expiry-check-min-interval-seconds', 1, 86_400),
     maxExpirySeriesPerSecretSync: int('max-expiry-series-per-secretsync', 0, 10_000),
     maxExpirySeries: int('max-expiry-series', 0, 1_000_000),
     workers,

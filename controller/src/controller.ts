@@ -4,6 +4,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, keyOf, type SecretProviderClass, type SecretSync } from './api.js';
 import type { Config } from './config.js';
 import { EventRecorder } from './events.js';
+import { nextExpiryCheck } from './expiry-checks.js';
 import { ExpirySeries } from './expiry-series.js';
 import type { Hasher } from './hash.js';
 import { NotLeaderError, type KubeClients } from './kube-client.js';
@@ -15,7 +16,7 @@ import { Backoff, WorkQueue, type Lane } from './queue.js';
 import { reconcile } from './reconcile.js';
 import { SecretWriter } from './secret-writer.js';
 import { SharedMounts } from './shared-mounts.js';
-import { countByReadyReason, StatusReporter } from './status.js';
+import { countByReadyReason, StatusReporter, storedExpiry } from './status.js';
 import { TokenCache } from './tokens.js';
 
 export class Controller {
@@ -33,6 +34,8 @@ export class Controller {
   private readonly custom: CustomObjectsApi;
   private pruneTimer?: NodeJS.Timeout;
   private readonly expirySeries: ExpirySeries;
+  /** When each SecretSync's last expiry check ran: the floor of the next (expiry-checks.ts). */
+  private readonly lastExpiryCheck = new Map<string, number>();
 
   constructor(
     private readonly kc: KubeConfig,
@@ -77,6 +80,7 @@ export class Controller {
     ss.on('update', (o) => this.onSecretSync(o, false));
     ss.on('delete', (o) => {
       this.queue.forget(keyOf(o));
+      this.lastExpiryCheck.delete(keyOf(o));
       this.writer.forget(o.metadata.uid);
       this.setExpiryMetrics(o, undefined);
     });
@@ -102,8 +106,8 @@ export class Controller {
         // A time in the future (written by a manager whose clock ran ahead) counts as now: the
         // next check is at most one interval away, whatever clocks did.
         const last = Math.min(Date.now(), st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0);
-        const expiresOn: Record<string, Date> = Object.fromEntries((st?.syncedObjectVersions ?? []).flatMap((v) => (v.expiresOn ? [[v.id, new Date(v.expiresOn)]] : [])));
-        this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()), this.nextExpiryCheck(expiresOn));
+        const expiresOn = storedExpiry(ss);
+        this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()), this.nextExpiryCheck(key, expiresOn));
         this.setExpiryMetrics(ss, expiresOn);
       }
       return;
@@ -127,22 +131,57 @@ export class Controller {
 
   /**
    * `expiryCheckMs`: when an object enters the warning window or expires before the next rotation,
-   * the check runs then (exactly, no jitter), so the Expiring condition and its Event are not a
-   * rotation interval late.
+   * an expiry check (no Mount) runs then, so the Expiring condition and its Event are not a
+   * rotation interval late. With rotation off, expiry checks still run.
    */
   private scheduleRotation(key: string, delayMs?: number, expiryCheckMs?: number): void {
-    if (this.cfg.rotationIntervalSeconds <= 0) return;
     // ±10 % jitter spreads rotations created together over time instead of in one burst.
-    const base = Math.round((delayMs ?? this.intervalMs()) * (0.9 + Math.random() * 0.2));
-    this.queue.addAfter(key, expiryCheckMs !== undefined && expiryCheckMs < base ? expiryCheckMs : base, 'slow');
+    const base = this.cfg.rotationIntervalSeconds > 0 ? Math.round((delayMs ?? this.intervalMs()) * (0.9 + Math.random() * 0.2)) : Infinity;
+    const delay = expiryCheckMs !== undefined && expiryCheckMs < base ? expiryCheckMs : base;
+    if (delay !== Infinity) this.queue.addAfter(key, delay, 'slow');
   }
 
-  /** Milliseconds until the next expiry transition (window entry or expiry) of these objects, if any is ahead. */
-  private nextExpiryCheck(expiresOn: Record<string, Date> | undefined): number | undefined {
+  private nextExpiryCheck(key: string, expiresOn: Record<string, Date> | undefined): number | undefined {
+    const last = this.lastExpiryCheck.get(key);
+    const o = { now: Date.now(), warnMs: this.cfg.expiryWarningSeconds * 1000, floorMs: this.cfg.expiryCheckMinIntervalSeconds * 1000 };
+    return nextExpiryCheck(Object.values(expiresOn ?? {}), last === undefined ? o : { ...o, lastCheckAt: last });
+  }
+
+  /**
+   * Whether a slow-lane run of a healthy SecretSync is its rotation, not an expiry check: rotations
+   * are scheduled at least 90 % of the interval after the last sync (1 s of slack for rounding).
+   */
+  private rotationDue(ss: SecretSync): boolean {
+    if (this.cfg.rotationIntervalSeconds <= 0) return false;
+    const last = Date.parse(ss.status?.lastSuccessfulSyncTime ?? '');
+    return !(last + 0.9 * this.intervalMs() - 1_000 > Date.now());
+  }
+
+  /** Recomputes the Expiring condition from the stored expiry times: a status write when it changed, never a Mount. */
+  private async checkExpiry(key: string, ss: SecretSync): Promise<void> {
     const now = Date.now();
-    const warn = this.cfg.expiryWarningSeconds * 1000;
-    const ahead = Object.values(expiresOn ?? {}).flatMap((d) => [d.getTime() - warn, d.getTime()]).filter((t) => t > now);
-    return ahead.length ? Math.min(...ahead) - now + 1_000 : undefined;
+    this.lastExpiryCheck.set(key, now);
+    let wrote: boolean;
+    try {
+      wrote = await this.reporter.reportExpiry(ss, new Date(now));
+    } catch (e) {
+      // The cache was behind a newer status: check again once it has caught up.
+      if ((e as { code?: number }).code === 409) this.queue.addAfter(key, 5_000, 'slow');
+      else this.statusWriteFailed(key, e);
+      return;
+    }
+    this.log.debug('expiry check', { secretSync: key, wrote });
+    const last = Math.min(now, Date.parse(ss.status?.lastSuccessfulSyncTime ?? '') || now);
+    this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - now), this.nextExpiryCheck(key, storedExpiry(ss)));
+  }
+
+  private statusWriteFailed(key: string, e: unknown): void {
+    const code = (e as { code?: number }).code;
+    if (code === 404) return; // deleted meanwhile
+    // Not leading any more: nothing was written, and the elector is about to stop this process.
+    if (e instanceof NotLeaderError) return;
+    this.log.warn('status write failed', { secretSync: key, error: String((e as Error)?.message ?? e) });
+    this.queue.addAfter(key, this.backoff.next(key), 'fast');
   }
 
   /** A series per synced object that reports an expiry, within the caps; `undefined` removes the SecretSync's series. */
@@ -169,9 +208,11 @@ export class Controller {
     if (!ss || (ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
     // Being deleted: writing now would only make a Secret for the garbage collector.
     if (ss.metadata.deletionTimestamp) return;
-    const started = process.hrtime.bigint();
-    // The slow lane also carries retries; only a scheduled re-check of a healthy one is a rotation.
+    // The slow lane also carries retries; only a scheduled re-check of a healthy one is a rotation
+    // — or, before its rotation is due, an expiry check.
     const rotation = lane === 'slow' && isUpToDate(ss);
+    if (rotation && !this.rotationDue(ss)) return this.checkExpiry(key, ss);
+    const started = process.hrtime.bigint();
     const { outcome, retry } = await reconcile(ss, {
       cfg: this.cfg,
       spc: (ns, n) => this.spcs.get(ns, n),
@@ -188,12 +229,7 @@ export class Controller {
     try {
       await this.reporter.report(ss, outcome);
     } catch (e) {
-      const code = (e as { code?: number }).code;
-      if (code === 404) return; // deleted meanwhile
-      // Not leading any more: nothing was written, and the elector is about to stop this process.
-      if (e instanceof NotLeaderError) return;
-      this.log.warn('status write failed', { secretSync: key, error: String((e as Error)?.message ?? e) });
-      this.queue.addAfter(key, this.backoff.next(key), 'fast');
+      this.statusWriteFailed(key, e);
       return;
     }
     const fields = { secretSync: key, reason: outcome.reason, durationMs: Math.round(seconds * 1000), ...(outcome.ok ? { versions: outcome.versions, wrote: outcome.wrote } : { error: outcome.message }) };
@@ -203,7 +239,7 @@ export class Controller {
       else this.log.info('synced', fields);
       this.backoff.reset(key);
       this.setExpiryMetrics(ss, outcome.expiresOn);
-      this.scheduleRotation(key, undefined, this.nextExpiryCheck(outcome.expiresOn));
+      this.scheduleRotation(key, undefined, this.nextExpiryCheck(key, outcome.expiresOn));
     } else {
       this.log.warn('sync failed', fields);
       this.queue.addAfter(key, this.backoff.next(key, retry === 'slow' ? 5_000 : 1_000), 'slow');

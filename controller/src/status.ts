@@ -35,6 +35,15 @@ function expiryStatus(outcome: Extract<Outcome, { ok: true }>, conditions: Condi
   const exp = outcome.expiresOn;
   if (!exp) return { syncedObjectVersions: outcome.versions, expiresOn: null, conditions: conditions.filter((c) => c.type !== EXPIRING) };
   const dated = Object.entries(exp).sort((a, b) => a[1].getTime() - b[1].getTime());
+  return {
+    syncedObjectVersions: outcome.versions.map((v) => (exp[v.id] ? { ...v, expiresOn: rfc3339(exp[v.id]!) } : v)),
+    expiresOn: dated.length ? rfc3339(dated[0]![1]) : null,
+    conditions: setCondition(conditions, { type: EXPIRING, ...expiringCondition(dated, now, warnMs), observedGeneration: generation }, t),
+  };
+}
+
+/** The Expiring condition's status, reason and message for objects sorted by expiry. */
+function expiringCondition(dated: [string, Date][], now: Date, warnMs: number): Pick<Condition, 'status' | 'reason' | 'message'> {
   const list = (xs: [string, Date][]) => xs.slice(0, 5).map(([id, d]) => `${id} (${rfc3339(d)})`).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
   const expired = dated.filter(([, d]) => d.getTime() <= now.getTime());
   const soon = dated.filter(([, d]) => d.getTime() > now.getTime() && d.getTime() - now.getTime() <= warnMs);
@@ -43,11 +52,27 @@ function expiryStatus(outcome: Extract<Outcome, { ok: true }>, conditions: Condi
     : soon.length
       ? { status: 'True' as const, reason: 'ObjectExpiring', message: `Expiring within ${days(warnMs)} days: ${list(soon)}. Put a new version in the provider's store before then.` }
       : { status: 'False' as const, reason: 'NoObjectExpiring', message: dated.length ? `No object expires within ${days(warnMs)} days; the first is ${list(dated.slice(0, 1))}.` : 'No object reports an expiry.' };
-  return {
-    syncedObjectVersions: outcome.versions.map((v) => (exp[v.id] ? { ...v, expiresOn: rfc3339(exp[v.id]!) } : v)),
-    expiresOn: dated.length ? rfc3339(dated[0]![1]) : null,
-    conditions: setCondition(conditions, { type: EXPIRING, ...condition, observedGeneration: generation }, t),
-  };
+  return condition;
+}
+
+/** The expiry times the last successful sync stored, by object id. */
+export function storedExpiry(ss: SecretSync): Record<string, Date> {
+  return Object.fromEntries((ss.status?.syncedObjectVersions ?? []).flatMap((v) => (v.expiresOn ? [[v.id, new Date(v.expiresOn)]] : [])));
+}
+
+/**
+ * An expiry check between syncs: the conditions with the Expiring condition recomputed from the
+ * stored expiry times — no provider call — or undefined when it would not change (or the last
+ * sync stored no expiry, so there is no condition to move).
+ */
+export function recheckedExpiry(ss: SecretSync, now: Date, warnMs: number): Condition[] | undefined {
+  const conditions = ss.status?.conditions ?? [];
+  const prev = conditions.find((c) => c.type === EXPIRING);
+  const dated = Object.entries(storedExpiry(ss)).sort((a, b) => a[1].getTime() - b[1].getTime());
+  if (!prev || !dated.length) return undefined;
+  const next = expiringCondition(dated, now, warnMs);
+  if (next.status === prev.status && next.reason === prev.reason && next.message === prev.message) return undefined;
+  return setCondition(conditions, { type: EXPIRING, ...next, observedGeneration: prev.observedGeneration ?? ss.metadata.generation ?? 0 }, rfc3339(now));
 }
 
 /** Sets a condition, keeping lastTransitionTime when its status did not change. */
@@ -119,12 +144,7 @@ export class StatusReporter {
       { group: SYNC_GROUP, version: SYNC_VERSION, namespace: ss.metadata.namespace, plural: SYNC_PLURAL, name: ss.metadata.name, body: { status } },
       MERGE_PATCH,
     );
-    // Entering the warning window and expiring are news once each, not at every rotation.
-    const wasExpiring = ss.status?.conditions?.find((c) => c.type === EXPIRING);
-    const expiring = status.conditions?.find((c) => c.type === EXPIRING);
-    if (expiring?.status === 'True' && !(wasExpiring?.status === 'True' && wasExpiring.reason === expiring.reason)) {
-      this.events.record(ss, 'Warning', expiring.reason, expiring.message);
-    }
+    this.expiryEvent(ss, status.conditions ?? []);
     // A no-change check repeating the last outcome is not news: its trace is lastSuccessfulSyncTime.
     // (An Event every interval for every SecretSync would double the apiserver writes of a pass.)
     const previous = ss.status?.conditions?.find((c) => c.type === 'Ready');
@@ -133,5 +153,28 @@ export class StatusReporter {
       ? `${REASONS[outcome.reason]} Versions: ${outcome.versions.map((v) => `${v.id}=${v.version}`).join(', ') || 'none'}`
       : status.conditions!.find((c) => c.type === 'Ready')!.message;
     this.events.record(ss, outcome.ok ? 'Normal' : 'Warning', outcome.reason, note);
+  }
+
+  /** An expiry check (expiry-checks.ts): writes the Expiring condition only when it changed; true when it did. */
+  async reportExpiry(ss: SecretSync, now = new Date()): Promise<boolean> {
+    const conditions = recheckedExpiry(ss, now, this.expiryWarningMs);
+    if (!conditions) return false;
+    await this.custom.patchNamespacedCustomObjectStatus(
+      // The conditions are computed from the cached object: its resourceVersion makes the write
+      // fail (409) rather than put back conditions a newer write changed.
+      { group: SYNC_GROUP, version: SYNC_VERSION, namespace: ss.metadata.namespace, plural: SYNC_PLURAL, name: ss.metadata.name, body: { metadata: { resourceVersion: ss.metadata.resourceVersion }, status: { conditions } } },
+      MERGE_PATCH,
+    );
+    this.expiryEvent(ss, conditions);
+    return true;
+  }
+
+  /** Entering the warning window and expiring are news once each, not at every rotation. */
+  private expiryEvent(ss: SecretSync, conditions: Condition[]): void {
+    const wasExpiring = ss.status?.conditions?.find((c) => c.type === EXPIRING);
+    const expiring = conditions.find((c) => c.type === EXPIRING);
+    if (expiring?.status === 'True' && !(wasExpiring?.status === 'True' && wasExpiring.reason === expiring.reason)) {
+      this.events.record(ss, 'Warning', expiring.reason, expiring.message);
+    }
   }
 }

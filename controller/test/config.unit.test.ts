@@ -38,3 +38,9 @@ test('one namespace may hold half the workers (rounded up) by default, at most a
   expect(() => parse('--workers=8', '--workers-per-namespace=9')).toThrow(ConfigError);
   expect(() => parse('--workers-per-namespace=0')).toThrow(ConfigError);
 });
+
+test('expiry checks of one SecretSync: at most every 5 minutes by default, 1 s at the least', () => {
+  expect(parse().expiryCheckMinIntervalSeconds).toBe(300);
+  expect(parse('--expiry-check-min-interval-seconds=10').expiryCheckMinIntervalSeconds).toBe(10);
+  expect(() => parse('--expiry-check-min-interval-seconds=0')).toThrow(ConfigError);
+});

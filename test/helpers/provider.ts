@@ -87,7 +87,7 @@ export function objectsYaml(objects: Record<string, string | number>[]): string 
 export interface TestProvider {
   socketDir: string;
   name: string;
-  setState(state: { files: Record<string, string>; fail?: { code: string; message: string }; hangMs?: number }): void;
+  setState(state: { files: Record<string, string>; fail?: { code: string; message: string }; hangMs?: number; expiresOn?: Record<string, string> }): void;
   /** Every Mount it received, as recorded by test/helpers/strict-provider.ts (shapes, no values). */
   requests(): RecordedMount[];
   stop(signal?: NodeJS.Signals): Promise<void>;

@@ -9,10 +9,11 @@
 //   strict-provider --endpoint unix:///dir/test.sock --state test.json
 //     [--validate-tokens-audience aud1,aud2] [--requests requests.jsonl]
 //
-// state: { "files": {"<path>": "<utf-8>"}, "fail"?: {code, message}, "hangMs"?: N }
+// state: { "files": {"<path>": "<utf-8>"}, "fail"?: {code, message}, "hangMs"?: N,
+//          "expiresOn"?: {"<path>": "<RFC 3339>"} (sent in the optional expiry trailer) }
 // --requests: one JSON line per Mount with the request's shape (never a token or secret value).
-import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { API_VERSION, ProviderError, providerService, socketPath, toMountResponse, type MountRequest__Output, type MountResponse, type ProviderErrorCode } from '@secret-store-sync/proto';
+import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { API_VERSION, OBJECT_EXPIRY_METADATA_KEY, encodeExpiry, ProviderError, providerService, socketPath, toMountResponse, type MountRequest__Output, type MountResponse, type ProviderErrorCode } from '@secret-store-sync/proto';
 import { appendFileSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -20,6 +21,7 @@ interface State {
   files: Record<string, string>;
   fail?: { code: ProviderErrorCode; message: string };
   hangMs?: number;
+  expiresOn?: Record<string, string>;
 }
 
 /** What a test may check of each Mount: the request's shape, no values. */
@@ -129,7 +131,7 @@ function record(call: ServerUnaryCall<MountRequest__Output, MountResponse>): voi
   appendFileSync(values.requests, JSON.stringify(entry) + '\n');
 }
 
-async function mount(call: ServerUnaryCall<MountRequest__Output, MountResponse>, signal: AbortSignal): Promise<MountResponse> {
+async function mount(call: ServerUnaryCall<MountRequest__Output, MountResponse>, signal: AbortSignal): Promise<[MountResponse, Metadata?]> {
   check(call);
   const { attributes, permission } = parse(call.request);
   // This provider's own parameter; it refuses others, as a provider should.
@@ -145,7 +147,11 @@ async function mount(call: ServerUnaryCall<MountRequest__Output, MountResponse>,
   if (signal.aborted) throw new ProviderError('DeadlineExceeded', 'the caller went away');
   if (state.fail) throw new ProviderError(state.fail.code, state.fail.message, 'ExampleFailure');
   const chosen = Object.entries(state.files).filter(([path]) => path.startsWith(attributes.prefix ?? ''));
-  return toMountResponse({ files: chosen.map(([path, contents]) => ({ path, contents })), objectVersions: chosen.map(([path, contents]) => ({ id: `file/${path}`, version: String(contents.length) })) }, permission);
+  const res = toMountResponse({ files: chosen.map(([path, contents]) => ({ path, contents })), objectVersions: chosen.map(([path, contents]) => ({ id: `file/${path}`, version: String(contents.length) })) }, permission);
+  if (!state.expiresOn) return [res];
+  const trailer = new Metadata();
+  trailer.set(OBJECT_EXPIRY_METADATA_KEY, encodeExpiry(Object.fromEntries(Object.entries(state.expiresOn).map(([path, t]) => [`file/${path}`, new Date(t)]))));
+  return [res, trailer];
 }
 
 const server = new Server();
@@ -163,7 +169,7 @@ server.addService(providerService, {
     call.on('cancelled', () => ctl.abort());
     record(call);
     mount(call, ctl.signal).then(
-      (res) => callback(null, res),
+      ([res, trailer]) => callback(null, res, trailer),
       (e: unknown) => callback(e instanceof ProviderError ? e.toServiceError() : { code: status.UNKNOWN, details: (e as Error).message }),
     );
   },
