@@ -11,6 +11,7 @@ import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
 import { toProviderError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectType } from './objects.js';
+import { VaultRequestMetrics } from './vault-labels.js';
 
 export interface SecretValue {
   value: string;
@@ -48,7 +49,7 @@ export interface AccessOptions {
   maxClients: number;
   /** A cached value is served only if Key Vault gave this identity that very version (or listed it enabled) this recently. */
   authWindowMs: number;
-  /** Distinct `vault` label values in the metrics; further vaults are counted as "other". */
+  /** Distinct `vault` label values in the metrics, earned by an HTTP answer (vault-labels.ts); the rest are "other". */
   maxVaultLabels: number;
   /**
    * Deadline of one read, retries included. A hung read would otherwise hold its budget slot and
@@ -147,13 +148,15 @@ export class KeyVaultAccess {
   private readonly inflight = new Map<string, InFlight>();
   private readonly cache = new Map<string, CacheEntry>(); // insertion order = LRU order
   private cacheBytes = 0;
-  private readonly vaultLabels = new Set<string>();
+  private readonly requestMetrics: VaultRequestMetrics;
 
   constructor(
     private readonly opts: AccessOptions,
     private readonly budgets: Budgets,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.requestMetrics = new VaultRequestMetrics(metrics, opts.maxVaultLabels);
+  }
 
   session(vaultUrl: string, vaultName: string, credential: TokenCredential, identityKey: string): VaultSession {
     const clientKey = `${vaultUrl}|${identityKey}`;
@@ -186,16 +189,7 @@ export class KeyVaultAccess {
     return this.clients.size;
   }
 
-  private vaultLabel(vault: string): string {
-    if (this.vaultLabels.has(vault)) return vault;
-    if (this.vaultLabels.size >= this.opts.maxVaultLabels) return 'other';
-    this.vaultLabels.add(vault);
-    return vault;
-  }
-
   private policyFor(vault: string, identityKey: string): Policy {
-    const { keyvaultRequests, keyvaultDuration } = this.metrics;
-    const label = this.vaultLabel(vault);
     return {
       name: 'secretStoreSyncBudget',
       sendRequest: async (request, next) => {
@@ -204,16 +198,14 @@ export class KeyVaultAccess {
         await budget.bucket.take(identityKey, request.abortSignal);
         const release = await budget.slots.acquire(identityKey, request.abortSignal);
         const operation = operationOf(request.url);
-        const stop = keyvaultDuration.startTimer({ vault: label, operation });
+        const started = performance.now();
+        let status: number | undefined;
         try {
           const res = await next(request as never);
-          keyvaultRequests.inc({ vault: label, operation, status: String(res.status) });
+          status = res.status;
           return res;
-        } catch (e) {
-          keyvaultRequests.inc({ vault: label, operation, status: 'error' });
-          throw e;
         } finally {
-          stop();
+          this.requestMetrics.record(vault, operation, status, (performance.now() - started) / 1000);
           release();
         }
       },
