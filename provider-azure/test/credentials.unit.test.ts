@@ -58,8 +58,3 @@ describe('Key Vault clients follow their identity\'s credential and are bounded'
   });
 });
 
-test('metric labels name at most maxVaultLabels vaults; the rest are counted as "other"', () => {
-  const kv = new KeyVaultAccess({ maxRetries: 0, cacheTtlMs: 0, cacheMaxBytes: 0, maxClients: 3, authWindowMs: 0, maxVaultLabels: 2, requestTimeoutMs: 20_000 }, new Budgets({ ratePerSecond: 1, burst: 1, maxConcurrency: 1 }), createMetrics());
-  const label = (v: string) => (kv as unknown as { vaultLabel(v: string): string }).vaultLabel(v);
-  expect(['kv1', 'kv2', 'kv3', 'kv1', 'kv4'].map(label)).toEqual(['kv1', 'kv2', 'other', 'kv1', 'other']);
-});
