@@ -1,6 +1,6 @@
 // Turns Azure SDK and identity failures into ProviderErrors that say which vault, object and
 // version failed and carry Entra's or Key Vault's own error code.
-import { ProviderError } from '@secret-store-sync/proto';
+import { ProviderError, type ProviderErrorCode } from '@secret-store-sync/proto';
 import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
 import { redact } from './log.js';
 
@@ -57,6 +57,8 @@ export function disabledVersion(vault: string, what: string, kind: 'key' | 'cert
   return new ProviderError(DISABLED.code, `vault '${vault}': ${what}: ${DISABLED.says}`, kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled');
 }
 
+type Fail = (code: ProviderErrorCode, text: string, reason?: string) => ProviderError;
+
 /** `what` names the object, e.g. "secret 'db-password' (version 'abc')" or "versions of key 'k'". */
 export function toProviderError(err: unknown, vault: string, what: string): ProviderError {
   const where = `vault '${vault}': ${what}`;
@@ -65,50 +67,66 @@ export function toProviderError(err: unknown, vault: string, what: string): Prov
   const e = (err ?? {}) as AzureLikeError;
   const raw = String(e.message ?? '');
   const message = redact(String(e.message ?? err)).split(/\r?\n/)[0]!.slice(0, 600);
+  const fail: Fail = (code, text, reason) => new ProviderError(code, `${where}: ${text}`, reason, { cause: err });
+  return entraFailure(e, raw, message, fail) ?? networkFailure(e, raw, fail) ?? httpFailure(e, message, fail) ?? otherFailure(e, message, fail);
+}
 
+function entraFailure(e: AzureLikeError, raw: string, message: string, fail: Fail): ProviderError | undefined {
   const aadsts = /AADSTS\d+/.exec(raw)?.[0];
   if ((aadsts && ENTRA_TRANSIENT.has(aadsts)) || /^(temporarily_unavailable|server_error)\b/.test(raw)) {
     // Told as a refusal, a user would go and check a federation that is fine.
-    return new ProviderError('Unavailable', `${where}: Entra ID could not issue a token just now, which is not a refusal of the identity (${message}); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer`, aadsts ?? 'EntraUnavailable', { cause: err });
+    return fail('Unavailable', `Entra ID could not issue a token just now, which is not a refusal of the identity (${message}); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer`, aadsts ?? 'EntraUnavailable');
   }
   if (/^network_error\b/.test(raw)) {
     // MSAL's name for a token request that got no answer: refused connections, or every try past its deadline.
-    return new ProviderError('Unavailable', `${where}: Entra ID could not be reached, or did not answer a token request within ${ENTRA_TRY_TIMEOUT_MS / 1000} s, also when retried (${message})`, 'EntraUnreachable', { cause: err });
+    return fail('Unavailable', `Entra ID could not be reached, or did not answer a token request within ${ENTRA_TRY_TIMEOUT_MS / 1000} s, also when retried (${message})`, 'EntraUnreachable');
   }
   // Entra refused the identity: the AADSTS code says why (federation mismatch, unknown app, …).
   if (aadsts || e.name === 'AuthenticationError' || e.name === 'AuthenticationRequiredError' || e.name === 'CredentialUnavailableError') {
-    return new ProviderError('Unauthenticated', `${where}: Entra ID refused the identity: ${message}`, aadsts ?? e.name, { cause: err });
+    return fail('Unauthenticated', `Entra ID refused the identity: ${message}`, aadsts ?? e.name);
   }
+  return undefined;
+}
+
+function networkFailure(e: AzureLikeError, raw: string, fail: Fail): ProviderError | undefined {
   if (e.code === 'ENOTFOUND') {
     // How a misspelt vault name, or a vault of another cloud, fails on the real service.
     const host = /ENOTFOUND (\S+)/.exec(raw)?.[1] ?? 'the vault host';
-    return new ProviderError('Unavailable', `${where}: ${host} does not resolve (ENOTFOUND): there is no such vault in this cloud, or DNS is failing; check keyvaultName and cloudName`, 'VaultUnreachable', { cause: err });
+    return fail('Unavailable', `${host} does not resolve (ENOTFOUND): there is no such vault in this cloud, or DNS is failing; check keyvaultName and cloudName`, 'VaultUnreachable');
   }
   if (e.code && NETWORK_CODES.has(e.code)) {
-    return new ProviderError('Unavailable', `${where}: the vault could not be reached (${e.code}); check keyvaultName, cloudName and the network`, 'VaultUnreachable', { cause: err });
+    return fail('Unavailable', `the vault could not be reached (${e.code}); check keyvaultName, cloudName and the network`, 'VaultUnreachable');
   }
+  return undefined;
+}
+
+function httpFailure(e: AzureLikeError, message: string, fail: Fail): ProviderError | undefined {
   switch (e.statusCode) {
     case 401:
-      return new ProviderError('Unauthenticated', `${where}: Key Vault did not accept the access token: ${message}`, e.code ?? 'Unauthorized', { cause: err });
+      return fail('Unauthenticated', `Key Vault did not accept the access token: ${message}`, e.code ?? 'Unauthorized');
     case 403: {
       const inner = e.details?.error?.innerError?.code;
       const known = inner ? FORBIDDEN[inner] : undefined;
-      if (known) return new ProviderError(known.code, `${where}: ${known.says}: ${message}`, inner, { cause: err });
-      return new ProviderError('PermissionDenied', `${where}: Key Vault refused the read (${inner ?? e.code ?? 'Forbidden'}): ${message}`, inner ?? e.code ?? 'Forbidden', { cause: err });
+      if (known) return fail(known.code, `${known.says}: ${message}`, inner);
+      return fail('PermissionDenied', `Key Vault refused the read (${inner ?? e.code ?? 'Forbidden'}): ${message}`, inner ?? e.code ?? 'Forbidden');
     }
     case 404:
-      return new ProviderError('NotFound', `${where}: not found in the vault`, e.code ?? 'NotFound', { cause: err });
+      return fail('NotFound', 'not found in the vault', e.code ?? 'NotFound');
     case 429:
-      return new ProviderError('ResourceExhausted', `${where}: Key Vault is throttling requests and the retry budget is spent; try again later`, e.code ?? 'Throttled', { cause: err });
+      return fail('ResourceExhausted', 'Key Vault is throttling requests and the retry budget is spent; try again later', e.code ?? 'Throttled');
     case 400:
-      return new ProviderError('InvalidArgument', `${where}: Key Vault rejected the request: ${message}`, e.code ?? 'BadParameter', { cause: err });
+      return fail('InvalidArgument', `Key Vault rejected the request: ${message}`, e.code ?? 'BadParameter');
   }
   if (e.statusCode !== undefined && e.statusCode >= 500) {
-    return new ProviderError('Unavailable', `${where}: Key Vault answered ${e.statusCode}: ${message}`, e.code ?? `HTTP${e.statusCode}`, { cause: err });
+    return fail('Unavailable', `Key Vault answered ${e.statusCode}: ${message}`, e.code ?? `HTTP${e.statusCode}`);
   }
+  return undefined;
+}
+
+function otherFailure(e: AzureLikeError, message: string, fail: Fail): ProviderError {
   if (/challenge resource/i.test(message)) {
-    return new ProviderError('FailedPrecondition', `${where}: the vault's authentication challenge names another resource: ${message}`, 'ChallengeMismatch', { cause: err });
+    return fail('FailedPrecondition', `the vault's authentication challenge names another resource: ${message}`, 'ChallengeMismatch');
   }
-  if (e.name === 'AbortError') return new ProviderError('DeadlineExceeded', `${where}: the request was cancelled`, undefined, { cause: err });
-  return new ProviderError('Internal', `${where}: ${message}`, e.code, { cause: err });
+  if (e.name === 'AbortError') return fail('DeadlineExceeded', 'the request was cancelled');
+  return fail('Internal', message, e.code);
 }

@@ -119,7 +119,7 @@ export class AzureProvider implements Provider {
   }
 
   private async readVersions(session: VaultSession, o: KeyVaultObject, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
-    if (o.versionHistory <= 1) return this.readVersion(session, o, o.version, o.fileName, `${o.type}/${o.name}`, p, pacer);
+    if (o.versionHistory <= 1) return this.readVersion({ session, p, pacer }, o, { version: o.version, path: o.fileName, id: `${o.type}/${o.name}` });
     // `/0` is the version the vault calls current — what a read without a version returns — then
     // the rest newest first. Key Vault lists versions by id, not by age, and stamps `created` to the
     // second (lowkey-vault#428; azure-powershell PR #14823), so neither list position nor time
@@ -136,7 +136,7 @@ export class AzureProvider implements Provider {
     }
     const chosen = all.slice(start, start + o.versionHistory);
     if (chosen.length === 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`, 'NotFound');
-    const parts = await Promise.all(chosen.map((v, k) => this.readVersion(session, o, v.version, `${o.fileName}/${k}`, `${o.type}/${o.name}/${k}`, p, pacer)));
+    const parts = await Promise.all(chosen.map((v, k) => this.readVersion({ session, p, pacer }, o, { version: v.version, path: `${o.fileName}/${k}`, id: `${o.type}/${o.name}/${k}` })));
     return { files: parts.flatMap((x) => x.files), versions: parts.flatMap((x) => x.versions), read: parts.flatMap((x) => x.read), expiresOn: Object.assign({}, ...parts.map((x) => x.expiresOn)) as Record<string, Date> };
   }
 
@@ -165,7 +165,8 @@ export class AzureProvider implements Provider {
     }
   }
 
-  private async readVersion(session: VaultSession, o: KeyVaultObject, version: string, path: string, id: string, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
+  /** One version of an object, as the file `path` with the object-version id `id`. */
+  private async readVersion({ session, p, pacer }: { session: VaultSession; p: MountParams; pacer: Pacer }, o: KeyVaultObject, { version, path, id }: { version: string; path: string; id: string }): Promise<ObjectResult> {
     const mode = o.mode ?? p.defaultMode;
     const one = (contents: Buffer | string, got: string, expires: Date | undefined, extra: ProviderFile[] = []): ObjectResult => ({
       files: [...extra, { path, contents, mode }],

@@ -166,10 +166,12 @@ export function parseObjects(text: string, maxObjects: number): KeyVaultObject[]
   return objects;
 }
 
-function parseOne(entry: unknown, i: number): KeyVaultObject {
-  const where = `objects[${i}]`;
-  let raw: unknown = entry;
-  if (typeof entry === 'string') raw = parseYaml(entry, where, { keys: FIELDS.length, items: 0, lines: LINES_PER_OBJECT });
+type Field = (typeof FIELDS)[number];
+type Get = (k: Field) => string;
+
+/** One entry's fields: known names only, each a single value. */
+function fieldsOf(entry: unknown, where: string): Get {
+  const raw = typeof entry === 'string' ? parseYaml(entry, where, { keys: FIELDS.length, items: 0, lines: LINES_PER_OBJECT }) : entry;
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalid(`${where} must be a mapping with objectName and objectType`);
   const fields = raw as Record<string, unknown>;
   for (const [k, v] of Object.entries(fields)) {
@@ -179,8 +181,12 @@ function parseOne(entry: unknown, i: number): KeyVaultObject {
     }
     if (typeof v !== 'string') throw invalid(`${where}: ${k} must be a single value, not a ${Array.isArray(v) ? 'list' : 'mapping'}`);
   }
-  const get = (k: (typeof FIELDS)[number]) => String(fields[k] ?? '').trim();
+  return (k) => String(fields[k] ?? '').trim();
+}
 
+function parseOne(entry: unknown, i: number): KeyVaultObject {
+  const where = `objects[${i}]`;
+  const get = fieldsOf(entry, where);
   const name = get('objectName');
   if (!name) throw invalid(`${where}: objectName is required`);
   if (!NAME.test(name)) throw invalid(`${where}: objectName ${quote(name)} is not a Key Vault object name (1-127 letters, digits and hyphens)`);
@@ -191,51 +197,59 @@ function parseOne(entry: unknown, i: number): KeyVaultObject {
     throw invalid(`${w}: objectType ${quote(typeText)} is not one of secret, key, cert${typeText ? '' : ' (it is required)'}`);
   }
   const type: ObjectType = typeText;
+  // Checked in this order, so a class with several mistakes hears of the first one first.
+  const version = versionOf(get, w);
+  const versionHistory = versionHistoryOf(get, w);
+  const fileName = fileNameOf(get('objectAlias') || name, w);
+  const encoding = encodingOf(get, type, w);
+  const format = formatOf(get, type, w);
+  const mode = modeOf(get, w);
+  return { name, type, version, versionHistory, fileName, encoding, format, ...(mode !== undefined ? { mode, modeText: get('filePermission') } : {}) };
+}
 
-  let version = get('objectVersion');
-  if (version.toLowerCase() === 'latest') version = '';
+function versionOf(get: Get, w: string): string {
+  const version = get('objectVersion');
+  if (version.toLowerCase() === 'latest') return '';
   if (version && !VERSION.test(version)) throw invalid(`${w}: objectVersion ${quote(version)} is not a Key Vault version id`);
+  return version;
+}
 
-  const historyText = get('objectVersionHistory');
-  let versionHistory = 0;
-  if (historyText) {
-    if (!/^\d+$/.test(historyText)) throw invalid(`${w}: objectVersionHistory must be a whole number from 1 to ${MAX_VERSION_HISTORY}, got ${quote(historyText)}`);
-    versionHistory = Number(historyText);
-    if (versionHistory < 1 || versionHistory > MAX_VERSION_HISTORY) throw invalid(`${w}: objectVersionHistory must be from 1 to ${MAX_VERSION_HISTORY}, got ${historyText}`);
-    if (versionHistory === 1) versionHistory = 0;
-  }
+function versionHistoryOf(get: Get, w: string): number {
+  const text = get('objectVersionHistory');
+  if (!text) return 0;
+  if (!/^\d+$/.test(text)) throw invalid(`${w}: objectVersionHistory must be a whole number from 1 to ${MAX_VERSION_HISTORY}, got ${quote(text)}`);
+  const n = Number(text);
+  if (n < 1 || n > MAX_VERSION_HISTORY) throw invalid(`${w}: objectVersionHistory must be from 1 to ${MAX_VERSION_HISTORY}, got ${text}`);
+  return n === 1 ? 0 : n;
+}
 
-  const fileName = get('objectAlias') || name;
+function fileNameOf(fileName: string, w: string): string {
   if (fileName.length > 253) throw invalid(`${w}: objectAlias ${quote(fileName)} is ${fileName.length} characters long; a file name, and the Secret key it becomes, take at most 253`);
   if (fileName.startsWith('/') || /^[a-zA-Z]:/.test(fileName)) throw invalid(`${w}: objectAlias ${quote(fileName)} must be a relative path`);
   if (fileName.includes('..')) throw invalid(`${w}: objectAlias ${quote(fileName)} must not contain '..'`);
   if (!/^[0-9A-Za-z._\-/]+$/.test(fileName) || fileName.endsWith('/') || fileName.includes('//')) {
     throw invalid(`${w}: objectAlias ${quote(fileName)} may hold letters, digits, '.', '_', '-' and single '/' between names`);
   }
+  return fileName;
+}
 
-  const encText = get('objectEncoding').toLowerCase();
-  if (encText && encText !== 'utf-8' && encText !== 'hex' && encText !== 'base64') throw invalid(`${w}: objectEncoding ${quote(get('objectEncoding'))} is not one of utf-8, hex, base64`);
-  if (encText && encText !== 'utf-8' && type !== 'secret') throw invalid(`${w}: objectEncoding applies to objectType secret only`);
+function encodingOf(get: Get, type: ObjectType, w: string): ObjectEncoding {
+  const text = get('objectEncoding').toLowerCase();
+  if (text && text !== 'utf-8' && text !== 'hex' && text !== 'base64') throw invalid(`${w}: objectEncoding ${quote(get('objectEncoding'))} is not one of utf-8, hex, base64`);
+  if (text && text !== 'utf-8' && type !== 'secret') throw invalid(`${w}: objectEncoding applies to objectType secret only`);
+  return (text || 'utf-8') as ObjectEncoding;
+}
 
-  const fmtText = get('objectFormat').toLowerCase();
-  if (fmtText && fmtText !== 'pem' && fmtText !== 'pfx') throw invalid(`${w}: objectFormat ${quote(get('objectFormat'))} is not one of pem, pfx`);
-  if (fmtText === 'pfx' && type !== 'secret') throw invalid(`${w}: objectFormat pfx applies to objectType secret (the certificate's backing secret) only`);
+function formatOf(get: Get, type: ObjectType, w: string): ObjectFormat {
+  const text = get('objectFormat').toLowerCase();
+  if (text && text !== 'pem' && text !== 'pfx') throw invalid(`${w}: objectFormat ${quote(get('objectFormat'))} is not one of pem, pfx`);
+  if (text === 'pfx' && type !== 'secret') throw invalid(`${w}: objectFormat pfx applies to objectType secret (the certificate's backing secret) only`);
+  return (text || 'pem') as ObjectFormat;
+}
 
-  const modeText = get('filePermission');
-  let mode: number | undefined;
-  if (modeText) {
-    if (!/^0?[0-7]{3}$/.test(modeText)) throw invalid(`${w}: filePermission ${quote(modeText)} must be an octal file mode such as 0644`);
-    mode = parseInt(modeText, 8);
-  }
-
-  return {
-    name,
-    type,
-    version,
-    versionHistory,
-    fileName,
-    encoding: (encText || 'utf-8') as ObjectEncoding,
-    format: (fmtText || 'pem') as ObjectFormat,
-    ...(mode !== undefined ? { mode, modeText } : {}),
-  };
+function modeOf(get: Get, w: string): number | undefined {
+  const text = get('filePermission');
+  if (!text) return undefined;
+  if (!/^0?[0-7]{3}$/.test(text)) throw invalid(`${w}: filePermission ${quote(text)} must be an octal file mode such as 0644`);
+  return parseInt(text, 8);
 }
