@@ -51,7 +51,6 @@ export class ProviderClient {
   mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output & { failures: ObjectFailure[]; expiry?: { expiresOn: Record<string, Date>; dropped: number } }> {
     return new Promise((resolve, reject) => {
       let trailers: Metadata | undefined;
-      let call: ClientUnaryCall | undefined;
       let watchdog: NodeJS.Timeout | undefined;
       let lost = false;
       // Sees the message and the trailers as they arrive, before the callback.
@@ -60,7 +59,8 @@ export class ProviderClient {
           start: (metadata, _listener, next) =>
             next(metadata, {
               onReceiveMessage: (message, nextMessage) => {
-                watchdog = setTimeout(() => ((lost = true), call?.cancel()), this.trailerGraceMs);
+                // `call` is set by then: messages arrive after Mount() has returned it.
+                watchdog = setTimeout(() => ((lost = true), call.cancel()), this.trailerGraceMs);
                 nextMessage(message);
               },
               onReceiveStatus: (s, nextStatus) => {
@@ -70,7 +70,7 @@ export class ProviderClient {
               },
             }),
         });
-      call = this.client.Mount(request, new Metadata(), { deadline: Date.now() + timeoutMs, interceptors: [watch] }, (err, res) => {
+      const call: ClientUnaryCall = this.client.Mount(request, new Metadata(), { deadline: Date.now() + timeoutMs, interceptors: [watch] }, (err, res) => {
         clearTimeout(watchdog);
         if (lost) {
           // That connection drops every later frame too: the next call gets a new one.

@@ -9,7 +9,7 @@ import { report, runConformance } from '@secret-store-sync/proto';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
-import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
+import { kube, tempNamespace } from '../../test/helpers/kube.js';
 import { mountRequest, objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
 
 const info = loadStackInfo();

@@ -5,7 +5,6 @@ import { yamlFilesIn, repoRoot } from './control-plane.js';
 import { PRELOAD, startStack, toEnv, type Stack } from './stack.js';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __SSS_STACK__: Stack | undefined;
 }
 

@@ -95,7 +95,7 @@ function debianRootfs(log: (m: string) => void): string {
     try {
       run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', ...versions], debs);
     } catch (e) {
-      throw new Error(`apt-get download ${versions.join(' ')} failed (no package lists? run apt-get update): ${(e as { stderr?: string }).stderr ?? e}`);
+      throw new Error(`apt-get download ${versions.join(' ')} failed (no package lists? run apt-get update): ${(e as { stderr?: string }).stderr ?? e}`, { cause: e });
     }
     const rootfs = join(tmp, 'rootfs');
     for (const deb of readdirSync(debs).sort()) run('dpkg-deb', ['-x', join(debs, deb), rootfs]);

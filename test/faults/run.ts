@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { metricSum, pool, round } from '../../bench/lib.js';
+import { pool, round } from '../../bench/lib.js';
 import { AzureStack } from '../env/azure/client.js';
 import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../env/stack.js';
