@@ -6,12 +6,25 @@ import tseslint from 'typescript-eslint';
 
 const processOnly = (other) => ({
   patterns: [
-    { group: [`@secret-store-sync/${other}`, `**/${other}/src/**`], message: `a process imports only @secret-store-sync/proto, never ${other}` },
+    {
+      group: [`@secret-store-sync/${other}`, `**/${other}/src/**`],
+      message: `a process imports only @secret-store-sync/proto, never ${other}`,
+    },
   ],
 });
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', '**/bundle/**', '.stack/**', 'coverage/**', 'proto/src/generated/**', 'bench/results/**'] },
+  {
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      '**/bundle/**',
+      '.stack/**',
+      'coverage/**',
+      'proto/src/generated/**',
+      'bench/results/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -19,14 +32,38 @@ export default tseslint.config(
       // One program over sources, tests and scripts (tsconfig.eslint.json); the workspaces' own
       // tsconfigs cover only their sources.
       parserOptions: { project: './tsconfig.eslint.json', tsconfigRootDir: import.meta.dirname },
-      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', fetch: 'readonly', performance: 'readonly', structuredClone: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', queueMicrotask: 'readonly' },
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        fetch: 'readonly',
+        performance: 'readonly',
+        structuredClone: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        queueMicrotask: 'readonly',
+      },
     },
     rules: {
       // A promise nobody awaits loses its error (an unhandled rejection ends the process).
       '@typescript-eslint/no-floating-promises': 'error',
-      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
+      '@typescript-eslint/no-misused-promises': [
+        'error',
+        { checksVoidReturn: { arguments: false, attributes: false } },
+      ],
       '@typescript-eslint/await-thenable': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       'max-params': ['error', 6],
       complexity: ['error', 25],
       'max-depth': ['error', 5],
@@ -37,7 +74,22 @@ export default tseslint.config(
   {
     files: ['proto/src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@secret-store-sync/controller', '@secret-store-sync/provider-azure', '**/controller/src/**', '**/provider-azure/src/**'], message: 'proto is the contract: it imports neither process' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '@secret-store-sync/controller',
+                '@secret-store-sync/provider-azure',
+                '**/controller/src/**',
+                '**/provider-azure/src/**',
+              ],
+              message: 'proto is the contract: it imports neither process',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -42,7 +42,11 @@ export function metricSum(text: string, name: string, labels: Record<string, str
 /** V8's heap (committed, used) and external memory in MB, from a Node process's prom-client metrics. */
 export function v8HeapMb(text: string): { total: number; used: number; external: number } {
   const mb = (name: string) => round(metricSum(text, name) / 2 ** 20);
-  return { total: mb('nodejs_heap_size_total_bytes'), used: mb('nodejs_heap_size_used_bytes'), external: mb('nodejs_external_memory_bytes') };
+  return {
+    total: mb('nodejs_heap_size_total_bytes'),
+    used: mb('nodejs_heap_size_used_bytes'),
+    external: mb('nodejs_external_memory_bytes'),
+  };
 }
 
 /** The same, as the memory benches record it (heapTotal, heapUsed, external). */
@@ -62,7 +66,10 @@ export function processStats(pid: number): { rssMb: number; peakRssMb: number; c
   return { rssMb: round(kb('VmRSS') / 1024), peakRssMb: round(kb('VmHWM') / 1024), cpuSeconds: ticks / 100 };
 }
 
-type Obj = { metadata?: { name?: string; namespace?: string }; status?: { conditions?: { type: string; status: string; reason?: string }[] } };
+type Obj = {
+  metadata?: { name?: string; namespace?: string };
+  status?: { conditions?: { type: string; status: string; reason?: string }[] };
+};
 
 /**
  * Watches a collection and records, per namespace/name, the first moment `done(obj)` held. Waiters
@@ -130,11 +137,18 @@ export class Arrivals {
   }
 }
 
-export const readyWith = (reasons: string[]) => (o: Obj) => !!o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && reasons.includes(c.reason ?? ''));
+export const readyWith = (reasons: string[]) => (o: Obj) =>
+  !!o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && reasons.includes(c.reason ?? ''));
 
 export function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<T>(
+      (_, reject) =>
+        (timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -145,7 +159,10 @@ export function shippedNodeArgs(dockerfile: string): string[] {
   const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(dockerfile, 'utf8'))?.[1];
   if (!line) throw new Error(`no ENTRYPOINT in ${dockerfile}`);
   const argv = JSON.parse(line) as string[];
-  return argv.slice(1, argv.findIndex((a) => a.endsWith('.js')));
+  return argv.slice(
+    1,
+    argv.findIndex((a) => a.endsWith('.js')),
+  );
 }
 
 /** One class of stack B: the objects its Mounts read, with the identity of the namespace it lives in. */
@@ -162,17 +179,35 @@ export interface AzureClass {
  * classes round-robin over the namespaces, each with three secret versions in the vault (two of
  * `s<j>-a`, one of `s<j>-b`). The namespaces and service accounts must exist.
  */
-export async function seedAzureClasses(azure: AzureStack, vault: string, issuer: string, namespaces: string[], classes: number, identityPrefix: string): Promise<AzureClass[]> {
+export async function seedAzureClasses(
+  azure: AzureStack,
+  vault: string,
+  issuer: string,
+  namespaces: string[],
+  classes: number,
+  identityPrefix: string,
+): Promise<AzureClass[]> {
   const out: AzureClass[] = [];
   for (const [k, ns] of namespaces.entries()) {
     const id = await azure.createIdentity(`${identityPrefix}-${ns}`);
-    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer, subject: `system:serviceaccount:${ns}:app` });
+    await azure.addFederatedCredential(id.clientId, {
+      name: 'fic',
+      issuer,
+      subject: `system:serviceaccount:${ns}:app`,
+    });
     await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
     for (let j = k; j < classes; j += namespaces.length) {
       await azure.setSecret(vault, `s${j}-a`, `a-${j}-old`);
       await azure.setSecret(vault, `s${j}-a`, `a-${j}-new`);
       await azure.setSecret(vault, `s${j}-b`, `b-${j}`);
-      out[j] = { namespace: ns, clientId: id.clientId, objects: objectsYaml([{ objectName: `s${j}-a`, objectType: 'secret', objectVersionHistory: 2 }, { objectName: `s${j}-b`, objectType: 'secret' }]) };
+      out[j] = {
+        namespace: ns,
+        clientId: id.clientId,
+        objects: objectsYaml([
+          { objectName: `s${j}-a`, objectType: 'secret', objectVersionHistory: 2 },
+          { objectName: `s${j}-b`, objectType: 'secret' },
+        ]),
+      };
     }
   }
   return out;

@@ -18,17 +18,32 @@ import { startManager } from '../test/helpers/manager.js';
 import { startTestProvider } from '../test/helpers/provider.js';
 import { heapFields, metricSum, pool, processStats, round } from './lib.js';
 
-const { values: args } = parseArgs({ options: { n: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, configs: { type: 'string' }, interval: { type: 'string', default: '40' } } });
+const { values: args } = parseArgs({
+  options: {
+    n: { type: 'string', default: '5000' },
+    rounds: { type: 'string', default: '2' },
+    configs: { type: 'string' },
+    interval: { type: 'string', default: '40' },
+  },
+});
 const N = Number(args.n);
 const INTERVAL = Number(args.interval);
 /** snapshot: writes a heap snapshot after the pass (node flags must include --heapsnapshot-signal=SIGUSR2). */
-type Cfg = { name: string; nodeArgs?: string[]; env?: Record<string, string>; snapshot?: boolean; entry?: 'bundle' | 'dist' };
+type Cfg = {
+  name: string;
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+  snapshot?: boolean;
+  entry?: 'bundle' | 'dist';
+};
 const CONFIGS: Cfg[] = args.configs ? (JSON.parse(args.configs) as Cfg[]) : [{ name: 'default' }];
 
 const t0 = performance.now();
 const say = (m: string) => console.log(`[mem ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}`);
 
-const crds = ['secret-sync.x-k8s.io_secretsyncs.yaml', 'secrets-store.csi.x-k8s.io_secretproviderclasses.yaml'].map((f) => join(repoRoot, 'deploy', 'crds', f));
+const crds = ['secret-sync.x-k8s.io_secretsyncs.yaml', 'secrets-store.csi.x-k8s.io_secretproviderclasses.yaml'].map(
+  (f) => join(repoRoot, 'deploy', 'crds', f),
+);
 const stack = await startStack({ manifests: crds, log: () => undefined });
 Object.assign(process.env, toEnv(stack.info), { NODE_EXTRA_CA_CERTS: stack.info.caFile });
 const provider = await startTestProvider('test');
@@ -41,19 +56,65 @@ try {
   const custom = clients.make(CustomObjectsApi);
   await core.createNamespace({ body: { metadata: { name: 'mem' } } });
   await core.createNamespacedServiceAccount({ namespace: 'mem', body: { metadata: { name: 'app' } } });
-  await custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: 'mem', plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
-  await pool(Array.from({ length: N }, (_, i) => i), 32, async (i) => {
-    await custom.createNamespacedCustomObject({ group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL, namespace: 'mem', body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name: `m-${i}` }, spec: { serviceAccountName: 'app', secretProviderClassName: 'spc', secretObject: { type: 'Opaque', data: [{ sourcePath: 'foo', targetKey: 'key' }] } } } });
+  await custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: 'mem',
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider: 'test', parameters: { prefix: '' } },
+    },
   });
+  await pool(
+    Array.from({ length: N }, (_, i) => i),
+    32,
+    async (i) => {
+      await custom.createNamespacedCustomObject({
+        group: SYNC_GROUP,
+        version: SYNC_VERSION,
+        plural: SYNC_PLURAL,
+        namespace: 'mem',
+        body: {
+          apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+          kind: 'SecretSync',
+          metadata: { name: `m-${i}` },
+          spec: {
+            serviceAccountName: 'app',
+            secretProviderClassName: 'spc',
+            secretObject: { type: 'Opaque', data: [{ sourcePath: 'foo', targetKey: 'key' }] },
+          },
+        },
+      });
+    },
+  );
   say(`${N} SecretSyncs created`);
   const dir = mkdtempSync(join(tmpdir(), 'sss-mem-'));
   for (let r = 0; r < Number(args.rounds); r++) {
     for (const c of CONFIGS) {
-      const m = await startManager({ hashKey: randomBytes(32), namespace: '', providerDir: provider.socketDir, dir, args: ['--workers=16', '--log-level=info', `--rotation-poll-interval-seconds=${INTERVAL}`, `--rotation-share-seconds=${Math.floor(INTERVAL / 2)}`], nodeArgs: c.nodeArgs, env: c.env, entry: c.entry });
+      const m = await startManager({
+        hashKey: randomBytes(32),
+        namespace: '',
+        providerDir: provider.socketDir,
+        dir,
+        args: [
+          '--workers=16',
+          '--log-level=info',
+          `--rotation-poll-interval-seconds=${INTERVAL}`,
+          `--rotation-share-seconds=${Math.floor(INTERVAL / 2)}`,
+        ],
+        nodeArgs: c.nodeArgs,
+        env: c.env,
+        entry: c.entry,
+      });
       const pid = m.child.pid!;
       const count = async (reasons?: string[]) => {
         const t = await m.metrics();
-        return reasons ? reasons.reduce((a, reason) => a + metricSum(t, 'secretsync_reconciles_total', { reason }), 0) : metricSum(t, 'secretsync_reconciles_total');
+        return reasons
+          ? reasons.reduce((a, reason) => a + metricSum(t, 'secretsync_reconciles_total', { reason }), 0)
+          : metricSum(t, 'secretsync_reconciles_total');
       };
       const s0 = processStats(pid);
       const burstStart = performance.now();
@@ -61,7 +122,12 @@ try {
       const burstSeconds = round((performance.now() - burstStart) / 1000);
       const s1 = processStats(pid);
       const t1 = await m.metrics();
-      await eventually(async () => ((await count(['UpdateNoValueChangeSucceeded'])) >= N ? true : undefined), 10 * 60_000, 'the pass', 500);
+      await eventually(
+        async () => ((await count(['UpdateNoValueChangeSucceeded'])) >= N ? true : undefined),
+        10 * 60_000,
+        'the pass',
+        500,
+      );
       const s2 = processStats(pid);
       const t2 = await m.metrics();
       const line = {
@@ -76,7 +142,12 @@ try {
         afterPass: { rss: s2.rssMb, ...heapFields(t2) },
         peak: s2.peakRssMb,
         // V8's spaces after the pass: committed / used MB (where the heap's headroom sits).
-        spaces: Object.fromEntries(['new', 'old', 'code', 'large_object', 'trusted', 'shared_large_object'].map((space) => [space, `${round(metricSum(t2, 'nodejs_heap_space_size_total_bytes', { space }) / 2 ** 20)} / ${round(metricSum(t2, 'nodejs_heap_space_size_used_bytes', { space }) / 2 ** 20)}`])),
+        spaces: Object.fromEntries(
+          ['new', 'old', 'code', 'large_object', 'trusted', 'shared_large_object'].map((space) => [
+            space,
+            `${round(metricSum(t2, 'nodejs_heap_space_size_total_bytes', { space }) / 2 ** 20)} / ${round(metricSum(t2, 'nodejs_heap_space_size_used_bytes', { space }) / 2 ** 20)}`,
+          ]),
+        ),
       };
       console.log(JSON.stringify(line));
       if (c.snapshot) {

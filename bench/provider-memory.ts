@@ -14,9 +14,23 @@ import { startStack, toEnv } from '../test/env/stack.js';
 import { mountRequest, startProvider } from '../test/helpers/provider.js';
 import { heapFields, percentile, pool, processStats, round, seedAzureClasses } from './lib.js';
 
-const { values: args } = parseArgs({ options: { mounts: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '2' }, passes: { type: 'string', default: '3' }, 'pass-wait': { type: 'string', default: '10' }, configs: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: {
+    mounts: { type: 'string', default: '5000' },
+    rounds: { type: 'string', default: '2' },
+    passes: { type: 'string', default: '3' },
+    'pass-wait': { type: 'string', default: '10' },
+    configs: { type: 'string' },
+  },
+});
 const MOUNTS = Number(args.mounts);
-type Cfg = { name: string; nodeArgs?: string[]; args?: string[]; env?: Record<string, string>; entry?: 'bundle' | 'dist' };
+type Cfg = {
+  name: string;
+  nodeArgs?: string[];
+  args?: string[];
+  env?: Record<string, string>;
+  entry?: 'bundle' | 'dist';
+};
 const CONFIGS: Cfg[] = args.configs ? (JSON.parse(args.configs) as Cfg[]) : [{ name: 'default' }];
 const NAMESPACES = 5;
 const CLASSES = 50;
@@ -41,26 +55,50 @@ try {
   const classes = await seedAzureClasses(azure, vault, stack.info.k8s.issuer, namespaces, CLASSES, 'pmem');
   const tokens = new Map<string, string>();
   for (const ns of namespaces) {
-    tokens.set(ns, (await core.createNamespacedServiceAccountToken({ name: 'app', namespace: ns, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 3600 } } })).status!.token!);
+    tokens.set(
+      ns,
+      (
+        await core.createNamespacedServiceAccountToken({
+          name: 'app',
+          namespace: ns,
+          body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 3600 } },
+        })
+      ).status!.token!,
+    );
   }
   const request = (j: number) => {
     const c = classes[j % CLASSES]!;
-    return mountRequest({ parameters: { keyvaultName: vault, tenantID: azure.tenantId, clientID: c.clientId, objects: c.objects }, token: tokens.get(c.namespace)!, namespace: c.namespace, serviceAccount: 'app' });
+    return mountRequest({
+      parameters: { keyvaultName: vault, tenantID: azure.tenantId, clientID: c.clientId, objects: c.objects },
+      token: tokens.get(c.namespace)!,
+      namespace: c.namespace,
+      serviceAccount: 'app',
+    });
   };
   say(`${NAMESPACES} namespaces, ${CLASSES} classes ready`);
   for (let r = 0; r < Number(args.rounds); r++) {
     for (const c of CONFIGS) {
-      const provider = await startProvider({ socketDir: mkdtempSync(join(tmpdir(), 'sss-pmem-')), args: ['--log-level=info', ...(c.args ?? [])], nodeArgs: c.nodeArgs, env: c.env, entry: c.entry });
+      const provider = await startProvider({
+        socketDir: mkdtempSync(join(tmpdir(), 'sss-pmem-')),
+        args: ['--log-level=info', ...(c.args ?? [])],
+        nodeArgs: c.nodeArgs,
+        env: c.env,
+        entry: c.entry,
+      });
       const pid = provider.child.pid!;
       const heap = async () => heapFields(await provider.metrics());
       const s0 = processStats(pid);
       const atStart = { rss: s0.rssMb, ...(await heap()) };
       const latencies: number[] = [];
-      await pool(Array.from({ length: MOUNTS }, (_, i) => i), 16, async (i) => {
-        const t = performance.now();
-        await provider.client.mount(request(i));
-        latencies.push(performance.now() - t);
-      });
+      await pool(
+        Array.from({ length: MOUNTS }, (_, i) => i),
+        16,
+        async (i) => {
+          const t = performance.now();
+          await provider.client.mount(request(i));
+          latencies.push(performance.now() - t);
+        },
+      );
       const s1 = processStats(pid);
       const afterBurst = { rss: s1.rssMb, ...(await heap()) };
       const passes: { rss: number; heapUsed: number; heapTotal: number }[] = [];
@@ -77,7 +115,11 @@ try {
         cpuMsPerMount: round(((s1.cpuSeconds - s0.cpuSeconds) * 1000) / MOUNTS, 3),
         cpuMsPerPassMount: round(((s2.cpuSeconds - s1.cpuSeconds) * 1000) / (passes.length * CLASSES), 3),
         // Mount latency in the burst (16 at a time), client side: what fewer GC threads would cost.
-        burstLatencyMs: { p50: round(percentile(latencies, 50), 1), p99: round(percentile(latencies, 99), 1), max: round(Math.max(...latencies), 1) },
+        burstLatencyMs: {
+          p50: round(percentile(latencies, 50), 1),
+          p99: round(percentile(latencies, 99), 1),
+          max: round(Math.max(...latencies), 1),
+        },
         atStart,
         afterBurst,
         passes,

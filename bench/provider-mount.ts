@@ -25,20 +25,40 @@ async function main(): Promise<void> {
     await core.createNamespace({ body: { metadata: { name: 'bench' } } });
     await core.createNamespacedServiceAccount({ namespace: 'bench', body: { metadata: { name: 'sa' } } });
     const id = await azure.createIdentity('bench');
-    await azure.addFederatedCredential(id.clientId, { name: 'f', issuer: stack.info.k8s.issuer, subject: 'system:serviceaccount:bench:sa' });
+    await azure.addFederatedCredential(id.clientId, {
+      name: 'f',
+      issuer: stack.info.k8s.issuer,
+      subject: 'system:serviceaccount:bench:sa',
+    });
     await azure.createVault('bench-kv');
     await azure.assignRole('Key Vault Secrets User', id.clientId, 'bench-kv');
     const versions: string[] = [];
     for (let i = 0; i < 20; i++) versions.push(await azure.setSecret('bench-kv', `s${i}`, `value-${i}`));
-    const token = (await core.createNamespacedServiceAccountToken({ name: 'sa', namespace: 'bench', body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 3600 } } })).status!.token;
+    const token = (
+      await core.createNamespacedServiceAccountToken({
+        name: 'sa',
+        namespace: 'bench',
+        body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 3600 } },
+      })
+    ).status!.token;
     const provider = await startProvider();
     const req = (n: number, pinned: boolean) =>
       mountRequest({
         parameters: {
-          keyvaultName: 'bench-kv', tenantID: azure.tenantId, clientID: id.clientId,
-          objects: objectsYaml(Array.from({ length: n }, (_, i) => ({ objectName: `s${i}`, objectType: 'secret', ...(pinned ? { objectVersion: versions[i]! } : {}) }))),
+          keyvaultName: 'bench-kv',
+          tenantID: azure.tenantId,
+          clientID: id.clientId,
+          objects: objectsYaml(
+            Array.from({ length: n }, (_, i) => ({
+              objectName: `s${i}`,
+              objectType: 'secret',
+              ...(pinned ? { objectVersion: versions[i]! } : {}),
+            })),
+          ),
         },
-        token, namespace: 'bench', serviceAccount: 'sa',
+        token,
+        namespace: 'bench',
+        serviceAccount: 'sa',
       });
     const time = async (r: ReturnType<typeof req>) => {
       const t = process.hrtime.bigint();
@@ -50,13 +70,18 @@ async function main(): Promise<void> {
       for (const pinned of [false, true]) {
         const samples: number[] = [];
         for (let i = 0; i < RUNS; i++) samples.push(await time(req(n, pinned)));
-        results[`${n}objects_${pinned ? 'pinned' : 'latest'}`] = { p50Ms: round(percentile(samples, 50), 2), p99Ms: round(percentile(samples, 99), 2) };
+        results[`${n}objects_${pinned ? 'pinned' : 'latest'}`] = {
+          p50Ms: round(percentile(samples, 50), 2),
+          p99Ms: round(percentile(samples, 99), 2),
+        };
       }
     }
     const stats = await azure.stats();
     results.vaultRequests = stats.vaultRequests;
     const metrics = await provider.metrics();
-    results.cacheLookups = Object.fromEntries([...metrics.matchAll(/keyvault_cache_lookups_total\{result="(\w+)"\} (\d+)/g)].map((m) => [m[1], Number(m[2])]));
+    results.cacheLookups = Object.fromEntries(
+      [...metrics.matchAll(/keyvault_cache_lookups_total\{result="(\w+)"\} (\d+)/g)].map((m) => [m[1], Number(m[2])]),
+    );
     await provider.stop();
   } finally {
     await stack.stop();

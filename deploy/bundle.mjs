@@ -29,14 +29,25 @@ const NEXT_TO_BUNDLE = [
     module: /[\\/]grpc-health-check[\\/]build[\\/]src[\\/]health\.js$/,
     replace: [
       ['`${__dirname}/../../proto`', '__bundleDir'],
-      ["path.resolve(__dirname, '../../proto/health/v1/health.proto')", "path.resolve(__bundleDir, 'health/v1/health.proto')"],
+      [
+        "path.resolve(__dirname, '../../proto/health/v1/health.proto')",
+        "path.resolve(__bundleDir, 'health/v1/health.proto')",
+      ],
     ],
     copy: [['../../proto/health/v1/health.proto', 'health/v1/health.proto']],
   },
 ];
 /** The input files that made it into a build's output (esbuild also loads modules tree shaking drops). */
 function inputsInOutput(metafile) {
-  return [...new Set(Object.values(metafile.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, i]) => i.bytesInOutput > 0).map(([f]) => f)))];
+  return [
+    ...new Set(
+      Object.values(metafile.outputs).flatMap((o) =>
+        Object.entries(o.inputs)
+          .filter(([, i]) => i.bytesInOutput > 0)
+          .map(([f]) => f),
+      ),
+    ),
+  ];
 }
 
 function nextToBundle() {
@@ -48,7 +59,8 @@ function nextToBundle() {
         b.onLoad({ filter: rule.module }, (args) => {
           let source = readFileSync(args.path, 'utf8');
           for (const [from, to] of rule.replace) {
-            if (source.split(from).length !== 2) throw new Error(`${args.path} does not contain ${from} exactly once: update deploy/bundle.mjs`);
+            if (source.split(from).length !== 2)
+              throw new Error(`${args.path} does not contain ${from} exactly once: update deploy/bundle.mjs`);
             source = source.replace(from, to);
           }
           seen.get(rule).push(args.path);
@@ -61,7 +73,9 @@ function nextToBundle() {
   const applied = (metafile) => {
     const inOutput = new Set(inputsInOutput(metafile).map((f) => join(root, f)));
     const used = [...seen].filter(([, paths]) => paths.some((p) => inOutput.has(p)));
-    for (const [rule, paths] of used) if (paths.length !== 1) throw new Error(`${rule.module} matched ${paths.length} modules, expected one: ${paths.join(', ')}`);
+    for (const [rule, paths] of used)
+      if (paths.length !== 1)
+        throw new Error(`${rule.module} matched ${paths.length} modules, expected one: ${paths.join(', ')}`);
     return used.map(([rule, [path]]) => rule.copy.map(([from, to]) => ({ from: join(dirname(path), from), to })));
   };
   return { plugin, applied };
@@ -81,7 +95,9 @@ function thirdPartyNotices(metafile) {
     const abs = join(root, dir);
     const pkg = JSON.parse(readFileSync(join(abs, 'package.json'), 'utf8'));
     const file = readdirSync(abs).find((f) => /^(licen[cs]e|copying)(\..*)?$/i.test(f));
-    const text = file ? readFileSync(join(abs, file), 'utf8').trim() : `License: ${typeof pkg.license === 'string' ? pkg.license : JSON.stringify(pkg.license ?? 'see the package')}`;
+    const text = file
+      ? readFileSync(join(abs, file), 'utf8').trim()
+      : `License: ${typeof pkg.license === 'string' ? pkg.license : JSON.stringify(pkg.license ?? 'see the package')}`;
     return `${pkg.name} ${pkg.version}\n${'-'.repeat(72)}\n${text}\n`;
   });
   return `Third-party packages in this bundle (${sections.length}), with their licences.\n\n${sections.join('\n')}`;
@@ -122,7 +138,10 @@ for (const workspace of workspaces) {
     plugins: [files.plugin],
   });
   const applied = files.applied(metafile);
-  if (applied.length !== (REQUIRED[workspace] ?? 0)) throw new Error(`${workspace}: ${applied.length} of the files-next-to-bundle rewrites were applied, expected ${REQUIRED[workspace] ?? 0}`);
+  if (applied.length !== (REQUIRED[workspace] ?? 0))
+    throw new Error(
+      `${workspace}: ${applied.length} of the files-next-to-bundle rewrites were applied, expected ${REQUIRED[workspace] ?? 0}`,
+    );
   for (const { from, to } of applied.flat()) {
     mkdirSync(dirname(join(outdir, to)), { recursive: true });
     copyFileSync(from, join(outdir, to));

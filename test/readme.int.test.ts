@@ -9,7 +9,16 @@ import { createCa } from './env/pki.js';
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
 const blocks = [...readme.matchAll(/```bash\n([^]*?)```/g)].map((m) => m[1]!);
-const helmDir = join(execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!, '..');
+const helmDir = join(
+  execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split('\n')
+    .pop()!,
+  '..',
+);
 const block = (first: string) => {
   const b = blocks.find((x) => x.trimStart().startsWith(first));
   if (!b) throw new Error(`no README block starting with '${first}'`);
@@ -34,7 +43,9 @@ afterAll(async () => {
 });
 
 test('the README has the blocks this test runs, and every npm script it names exists', () => {
-  const scripts = Object.keys((JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts);
+  const scripts = Object.keys(
+    (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts,
+  );
   for (const m of readme.matchAll(/npm run ([\w:-]+)/g)) expect(scripts).toContain(m[1]);
   expect(blocks.length).toBe(7);
 });
@@ -74,15 +85,31 @@ test('"helm install" from the README installs the chart; its monitoring commands
   expect(get('validatingadmissionpolicies')).toContain('secret-store-sync-secret-writes');
   expect(get('crd')).toContain('secretsyncs.secret-sync.x-k8s.io');
 
-  const prepared = spawnSync('bash', ['-c', 'kubectl apply -f - && kubectl wait --for=condition=Established crd --all --timeout=60s && kubectl create namespace monitoring'], { input: operatorKinds(), encoding: 'utf8', env: { ...process.env, KUBECONFIG: cp.info.kubeconfig } });
+  const prepared = spawnSync(
+    'bash',
+    [
+      '-c',
+      'kubectl apply -f - && kubectl wait --for=condition=Established crd --all --timeout=60s && kubectl create namespace monitoring',
+    ],
+    { input: operatorKinds(), encoding: 'utf8', env: { ...process.env, KUBECONFIG: cp.info.kubeconfig } },
+  );
   expect(prepared.status).toBe(0);
-  for (const first of ['helm upgrade --install secret-store-sync deploy/chart/secret-store-sync -n azure-secret-store --reuse-values \\\n  --set monitoring.podMonitor', 'kubectl -n monitoring create configmap', 'helm upgrade --install secret-store-sync deploy/chart/secret-store-sync -n azure-secret-store --reuse-values \\\n  --set monitoring.prometheusRule']) {
+  for (const first of [
+    'helm upgrade --install secret-store-sync deploy/chart/secret-store-sync -n azure-secret-store --reuse-values \\\n  --set monitoring.podMonitor',
+    'kubectl -n monitoring create configmap',
+    'helm upgrade --install secret-store-sync deploy/chart/secret-store-sync -n azure-secret-store --reuse-values \\\n  --set monitoring.prometheusRule',
+  ]) {
     const m = run(block(first), cp.info.kubeconfig);
     expect({ block: first, status: m.status, stderr: m.stderr }).toMatchObject({ status: 0 });
   }
   expect(get('podmonitors -n azure-secret-store')).toContain('secret-store-sync');
   expect(get('prometheusrules -n azure-secret-store')).toContain('secret-store-sync');
-  expect(run('kubectl -n monitoring get configmap secret-store-sync-dashboard -o jsonpath={.metadata.labels.grafana_dashboard}', cp.info.kubeconfig).stdout).toBe('1');
+  expect(
+    run(
+      'kubectl -n monitoring get configmap secret-store-sync-dashboard -o jsonpath={.metadata.labels.grafana_dashboard}',
+      cp.info.kubeconfig,
+    ).stdout,
+  ).toBe('1');
 });
 
 test('the plain-manifest install from the README works', async () => {

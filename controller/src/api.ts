@@ -68,4 +68,5 @@ export interface SecretProviderClass {
   spec?: { provider?: string; parameters?: Record<string, string> };
 }
 
-export const keyOf = (o: { metadata: { namespace: string; name: string } }) => `${o.metadata.namespace}/${o.metadata.name}`;
+export const keyOf = (o: { metadata: { namespace: string; name: string } }) =>
+  `${o.metadata.namespace}/${o.metadata.name}`;

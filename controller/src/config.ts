@@ -48,7 +48,11 @@ export interface Config {
 // Not bootstrap.kubernetes.io/token: whoever may create SecretSyncs in kube-system could then write
 // node-join credentials from their own vault. An operator who needs it lists it.
 export const DEFAULT_ALLOWED_TYPES = [
-  'Opaque', 'kubernetes.io/basic-auth', 'kubernetes.io/tls', 'kubernetes.io/dockerconfigjson', 'kubernetes.io/dockercfg',
+  'Opaque',
+  'kubernetes.io/basic-auth',
+  'kubernetes.io/tls',
+  'kubernetes.io/dockerconfigjson',
+  'kubernetes.io/dockercfg',
   'kubernetes.io/ssh-auth',
 ];
 
@@ -97,13 +101,21 @@ const OPTIONS = {
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-  constructor(message: string, /** The flag at fault, when one is. */ readonly flag?: string) {
+  constructor(
+    message: string,
+    /** The flag at fault, when one is. */ readonly flag?: string,
+  ) {
     super(message);
   }
 }
 
 export function usage(): string {
-  return ['Usage: secret-store-sync-manager [flags]', ...Object.entries(OPTIONS).map(([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default || '""'})` : ''}`)].join('\n');
+  return [
+    'Usage: secret-store-sync-manager [flags]',
+    ...Object.entries(OPTIONS).map(
+      ([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default || '""'})` : ''}`,
+    ),
+  ].join('\n');
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'version' | 'help' {
@@ -118,29 +130,44 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const str = (k: keyof typeof OPTIONS) => (values[k] === undefined ? '' : String(values[k]));
   const int = (k: keyof typeof OPTIONS, min: number, max: number) => {
     const n = Number(str(k));
-    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${k} must be a whole number from ${min} to ${max}, got '${str(k)}'`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new ConfigError(`--${k} must be a whole number from ${min} to ${max}, got '${str(k)}'`);
     return n;
   };
-  const list = (k: keyof typeof OPTIONS) => str(k).split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (k: keyof typeof OPTIONS) =>
+    str(k)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   const allowedSecretTypes = list('allowed-secret-types');
   const forbidden = allowedSecretTypes.filter((t) => FORBIDDEN_SECRET_TYPES.includes(t));
-  if (forbidden.length) throw new ConfigError(`--allowed-secret-types must not list ${forbidden.join(', ')}: the manager never writes service-account tokens`, 'allowed-secret-types');
+  if (forbidden.length)
+    throw new ConfigError(
+      `--allowed-secret-types must not list ${forbidden.join(', ')}: the manager never writes service-account tokens`,
+      'allowed-secret-types',
+    );
   const logLevel = str('log-level');
-  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel))
+    throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
   const address = (k: keyof typeof OPTIONS) => {
     const flag = str(k) ? k : 'http-bind-address';
-    if (!isIP(str(flag))) throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`, flag);
+    if (!isIP(str(flag)))
+      throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`, flag);
     return str(flag);
   };
   const leader = str('leader-elect').toLowerCase();
-  if (leader !== 'true' && leader !== 'false') throw new ConfigError(`--leader-elect must be true or false, got '${str('leader-elect')}'`);
+  if (leader !== 'true' && leader !== 'false')
+    throw new ConfigError(`--leader-elect must be true or false, got '${str('leader-elect')}'`);
   // Empty: no token is minted and the provider gets no serviceAccount.tokens (as upstream), for
   // providers that authenticate otherwise.
   const audiences = list('token-audiences');
   const workers = int('workers', 1, 512);
   const rotationIntervalSeconds = int('rotation-poll-interval-seconds', 0, 31 * 86_400);
   // Default: a tenth of the interval (inside the rotation's own ±10 % jitter), at most 5 minutes.
-  const rotationShareSeconds = str('rotation-share-seconds') === '' ? Math.min(300, Math.floor(rotationIntervalSeconds / 10)) : int('rotation-share-seconds', 0, Math.max(0, rotationIntervalSeconds - 1));
+  const rotationShareSeconds =
+    str('rotation-share-seconds') === ''
+      ? Math.min(300, Math.floor(rotationIntervalSeconds / 10))
+      : int('rotation-share-seconds', 0, Math.max(0, rotationIntervalSeconds - 1));
   return {
     ...(str('kubeconfig') ? { kubeconfig: str('kubeconfig') } : {}),
     namespace: str('namespace'),
@@ -155,7 +182,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     maxExpirySeriesPerSecretSync: int('max-expiry-series-per-secretsync', 0, 10_000),
     maxExpirySeries: int('max-expiry-series', 0, 1_000_000),
     workers,
-    workersPerNamespace: str('workers-per-namespace') === '' ? Math.ceil(workers / 2) : int('workers-per-namespace', 1, workers),
+    workersPerNamespace:
+      str('workers-per-namespace') === '' ? Math.ceil(workers / 2) : int('workers-per-namespace', 1, workers),
     providerTimeoutSeconds: int('provider-timeout-seconds', 1, 600),
     maxMessageBytes: int('max-message-bytes', 64 * 1024, 64 * 1024 * 1024),
     ...(str('hash-key-file') ? { hashKeyFile: str('hash-key-file') } : {}),

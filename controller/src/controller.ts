@@ -1,7 +1,17 @@
 // The manager's loop: informers feed a two-lane queue, N workers reconcile, outcomes schedule the
 // next run — the rotation, spread over the interval, or a retry with backoff.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, keyOf, type SecretProviderClass, type SecretSync } from './api.js';
+import {
+  SPC_GROUP,
+  SPC_PLURAL,
+  SPC_VERSION,
+  SYNC_GROUP,
+  SYNC_PLURAL,
+  SYNC_VERSION,
+  keyOf,
+  type SecretProviderClass,
+  type SecretSync,
+} from './api.js';
 import type { Config } from './config.js';
 import { EventRecorder } from './events.js';
 import { nextExpiryCheck } from './expiry-checks.js';
@@ -48,28 +58,53 @@ export class Controller {
     this.queue = new WorkQueue((lane, depth) => metrics.queueDepth.set({ lane }, depth), cfg.workersPerNamespace);
     // Retries back off to 5 minutes — but never wait longer than a healthy SecretSync waits for its
     // next check: after an outage, failed ones recover within one rotation interval.
-    this.backoff = new Backoff(1_000, cfg.rotationIntervalSeconds > 0 ? Math.min(5 * 60_000, Math.max(5_000, cfg.rotationIntervalSeconds * 1000)) : 5 * 60_000);
+    this.backoff = new Backoff(
+      1_000,
+      cfg.rotationIntervalSeconds > 0
+        ? Math.min(5 * 60_000, Math.max(5_000, cfg.rotationIntervalSeconds * 1000))
+        : 5 * 60_000,
+    );
     const core = clients.make(CoreV1Api);
     this.custom = clients.make(CustomObjectsApi);
     this.tokens = new TokenCache(core, cfg.tokenExpirationSeconds, metrics);
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
-    this.expirySeries = new ExpirySeries(metrics.objectExpiry, metrics.expirySeriesDropped, { perSecretSync: cfg.maxExpirySeriesPerSecretSync, total: cfg.maxExpirySeries });
-    this.reporter = new StatusReporter(this.custom, new EventRecorder(core, cfg.podName, log, () => metrics.eventsDropped.inc()), cfg.expiryWarningSeconds * 1000);
+    this.expirySeries = new ExpirySeries(metrics.objectExpiry, metrics.expirySeriesDropped, {
+      perSecretSync: cfg.maxExpirySeriesPerSecretSync,
+      total: cfg.maxExpirySeries,
+    });
+    this.reporter = new StatusReporter(
+      this.custom,
+      new EventRecorder(core, cfg.podName, log, () => metrics.eventsDropped.inc()),
+      cfg.expiryWarningSeconds * 1000,
+    );
   }
 
   /** Starts watching (always: the cache also answers /readyz) — but works only after `lead()`. */
   watch(): Promise<void> {
     const ns = this.cfg.namespace;
-    const path = (group: string, version: string, plural: string) => `/apis/${group}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
+    const path = (group: string, version: string, plural: string) =>
+      `/apis/${group}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
     // Pages of 500: the informer slims each before reading the next (informers.ts).
     const lister = (group: string, version: string, plural: string) => (cont: string | undefined) =>
       (ns
         ? this.custom.listNamespacedCustomObject({ group, version, namespace: ns, plural, limit: 500, _continue: cont })
         : this.custom.listClusterCustomObject({ group, version, plural, limit: 500, _continue: cont })) as never;
-    this.secretSyncs = supervise<SecretSync>(this.kc, path(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL), lister(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL), this.log, 'secretsyncs');
-    this.spcs = supervise<SecretProviderClass>(this.kc, path(SPC_GROUP, SPC_VERSION, SPC_PLURAL), lister(SPC_GROUP, SPC_VERSION, SPC_PLURAL), this.log, 'secretproviderclasses');
+    this.secretSyncs = supervise<SecretSync>(
+      this.kc,
+      path(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL),
+      lister(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL),
+      this.log,
+      'secretsyncs',
+    );
+    this.spcs = supervise<SecretProviderClass>(
+      this.kc,
+      path(SPC_GROUP, SPC_VERSION, SPC_PLURAL),
+      lister(SPC_GROUP, SPC_VERSION, SPC_PLURAL),
+      this.log,
+      'secretproviderclasses',
+    );
     return Promise.all([this.secretSyncs.synced, this.spcs.synced]).then(() => undefined);
   }
 
@@ -107,7 +142,11 @@ export class Controller {
         // next check is at most one interval away, whatever clocks did.
         const last = Math.min(Date.now(), st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0);
         const expiresOn = storedExpiry(ss);
-        this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - Date.now()), this.nextExpiryCheck(key, expiresOn));
+        this.scheduleRotation(
+          key,
+          Math.max(0, last + this.intervalMs() - Date.now()),
+          this.nextExpiryCheck(key, expiresOn),
+        );
         this.setExpiryMetrics(ss, expiresOn);
       }
       return;
@@ -118,7 +157,10 @@ export class Controller {
 
   private onSpc(spc: SecretProviderClass): void {
     for (const ss of this.secretSyncs.list(spc.metadata.namespace)) {
-      if (ss.spec?.secretProviderClassName === spc.metadata.name && (ss.spec.secretSyncControllerName ?? '') === this.cfg.controllerName) {
+      if (
+        ss.spec?.secretProviderClassName === spc.metadata.name &&
+        (ss.spec.secretSyncControllerName ?? '') === this.cfg.controllerName
+      ) {
         // A class change may change what the Secret should hold: re-sync its users now.
         this.queue.add(keyOf(ss), 'fast');
       }
@@ -136,14 +178,21 @@ export class Controller {
    */
   private scheduleRotation(key: string, delayMs?: number, expiryCheckMs?: number): void {
     // ±10 % jitter spreads rotations created together over time instead of in one burst.
-    const base = this.cfg.rotationIntervalSeconds > 0 ? Math.round((delayMs ?? this.intervalMs()) * (0.9 + Math.random() * 0.2)) : Infinity;
+    const base =
+      this.cfg.rotationIntervalSeconds > 0
+        ? Math.round((delayMs ?? this.intervalMs()) * (0.9 + Math.random() * 0.2))
+        : Infinity;
     const delay = expiryCheckMs !== undefined && expiryCheckMs < base ? expiryCheckMs : base;
     if (delay !== Infinity) this.queue.addAfter(key, delay, 'slow');
   }
 
   private nextExpiryCheck(key: string, expiresOn: Record<string, Date> | undefined): number | undefined {
     const last = this.lastExpiryCheck.get(key);
-    const o = { now: Date.now(), warnMs: this.cfg.expiryWarningSeconds * 1000, floorMs: this.cfg.expiryCheckMinIntervalSeconds * 1000 };
+    const o = {
+      now: Date.now(),
+      warnMs: this.cfg.expiryWarningSeconds * 1000,
+      floorMs: this.cfg.expiryCheckMinIntervalSeconds * 1000,
+    };
     return nextExpiryCheck(Object.values(expiresOn ?? {}), last === undefined ? o : { ...o, lastCheckAt: last });
   }
 
@@ -172,7 +221,11 @@ export class Controller {
     }
     this.log.debug('expiry check', { secretSync: key, wrote });
     const last = Math.min(now, Date.parse(ss.status?.lastSuccessfulSyncTime ?? '') || now);
-    this.scheduleRotation(key, Math.max(0, last + this.intervalMs() - now), this.nextExpiryCheck(key, storedExpiry(ss)));
+    this.scheduleRotation(
+      key,
+      Math.max(0, last + this.intervalMs() - now),
+      this.nextExpiryCheck(key, storedExpiry(ss)),
+    );
   }
 
   private statusWriteFailed(key: string, e: unknown): void {
@@ -194,7 +247,9 @@ export class Controller {
       const item = await this.queue.get();
       if (!item) return;
       this.metrics.queueWait.observe({ lane: item.lane }, item.waitedMs / 1000);
-      const p = this.handle(item.key, item.lane).catch((e: unknown) => this.log.error('worker error', { key: item.key, error: String((e as Error)?.stack ?? e) }));
+      const p = this.handle(item.key, item.lane).catch((e: unknown) =>
+        this.log.error('worker error', { key: item.key, error: String((e as Error)?.stack ?? e) }),
+      );
       this.inFlight.add(p);
       await p;
       this.inFlight.delete(p);
@@ -213,16 +268,20 @@ export class Controller {
     const rotation = lane === 'slow' && isUpToDate(ss);
     if (rotation && !this.rotationDue(ss)) return this.checkExpiry(key, ss);
     const started = process.hrtime.bigint();
-    const { outcome, retry } = await reconcile(ss, {
-      cfg: this.cfg,
-      spc: (ns, n) => this.spcs.get(ns, n),
-      tokens: this.tokens,
-      providers: this.providers,
-      mounts: this.mounts,
-      hasher: this.hasher,
-      writer: this.writer,
-      log: this.log,
-    }, rotation);
+    const { outcome, retry } = await reconcile(
+      ss,
+      {
+        cfg: this.cfg,
+        spc: (ns, n) => this.spcs.get(ns, n),
+        tokens: this.tokens,
+        providers: this.providers,
+        mounts: this.mounts,
+        hasher: this.hasher,
+        writer: this.writer,
+        log: this.log,
+      },
+      rotation,
+    );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.reconciles.inc({ reason: outcome.reason });
     this.metrics.reconcileDuration.observe({ reason: outcome.reason }, seconds);
@@ -232,7 +291,12 @@ export class Controller {
       this.statusWriteFailed(key, e);
       return;
     }
-    const fields = { secretSync: key, reason: outcome.reason, durationMs: Math.round(seconds * 1000), ...(outcome.ok ? { versions: outcome.versions, wrote: outcome.wrote } : { error: outcome.message }) };
+    const fields = {
+      secretSync: key,
+      reason: outcome.reason,
+      durationMs: Math.round(seconds * 1000),
+      ...(outcome.ok ? { versions: outcome.versions, wrote: outcome.wrote } : { error: outcome.message }),
+    };
     if (outcome.ok) {
       // A rotation that found nothing new is routine: debug, like the Event rule in status.ts.
       if (outcome.reason === 'UpdateNoValueChangeSucceeded') this.log.debug('synced', fields);
@@ -272,5 +336,9 @@ function observedGeneration(ss: SecretSync): number | undefined {
 /** Last synced successfully at its current generation. */
 function isUpToDate(ss: SecretSync): boolean {
   const st = ss.status;
-  return !!st?.syncHash && observedGeneration(ss) === ss.metadata.generation && !!st.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  return (
+    !!st?.syncHash &&
+    observedGeneration(ss) === ss.metadata.generation &&
+    !!st.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+  );
 }

@@ -41,8 +41,18 @@ export class EventRecorder {
     const now = new Date();
     const body: EventBody = {
       // client-go's naming: <object>.<unique hex>; a generateName ending in '.' is not valid.
-      metadata: { name: `${ss.metadata.name.slice(0, 200)}.${now.getTime().toString(16)}${randomBytes(4).toString('hex')}`, namespace: ss.metadata.namespace },
-      involvedObject: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', name: ss.metadata.name, namespace: ss.metadata.namespace, uid: ss.metadata.uid, resourceVersion: ss.metadata.resourceVersion },
+      metadata: {
+        name: `${ss.metadata.name.slice(0, 200)}.${now.getTime().toString(16)}${randomBytes(4).toString('hex')}`,
+        namespace: ss.metadata.namespace,
+      },
+      involvedObject: {
+        apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+        kind: 'SecretSync',
+        name: ss.metadata.name,
+        namespace: ss.metadata.namespace,
+        uid: ss.metadata.uid,
+        resourceVersion: ss.metadata.resourceVersion,
+      },
       reason,
       message: message.slice(0, 1024),
       type,
@@ -63,7 +73,12 @@ export class EventRecorder {
     this.onDropped();
     if (!this.dropping) {
       this.dropping = true; // one line per episode, not one per Event
-      this.log.warn('dropping Events: the apiserver is not keeping up with them', { inFlight: this.inFlight, queued: this.waiting.length, secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`, reason });
+      this.log.warn('dropping Events: the apiserver is not keeping up with them', {
+        inFlight: this.inFlight,
+        queued: this.waiting.length,
+        secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`,
+        reason,
+      });
     }
   }
 
@@ -73,7 +88,11 @@ export class EventRecorder {
     Promise.resolve()
       .then(() => this.core.createNamespacedEvent(event))
       .catch((e: unknown) => {
-        this.log.warn('could not record event', { secretSync: `${event.namespace}/${event.body.involvedObject.name}`, reason: event.body.reason, error: String((e as Error).message ?? e) });
+        this.log.warn('could not record event', {
+          secretSync: `${event.namespace}/${event.body.involvedObject.name}`,
+          reason: event.body.reason,
+          error: String((e as Error).message ?? e),
+        });
       })
       .finally(() => {
         this.inFlight--;

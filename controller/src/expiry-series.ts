@@ -53,7 +53,8 @@ class Heap {
   }
 
   private swap(i: number, j: number): void {
-    const a = this.items[i]!, b = this.items[j]!;
+    const a = this.items[i]!,
+      b = this.items[j]!;
     this.items[i] = b;
     this.items[j] = a;
     b.at = i;
@@ -112,11 +113,14 @@ export class ExpirySeries {
     this.fill();
     const all = Object.entries(expiresOn ?? {}).map(([object, d]) => ({ object, seconds: d.getTime() / 1000 }));
     all.sort((a, b) => a.seconds - b.seconds);
-    const kept: Candidate[] = all.slice(0, this.limits.perSecretSync).map((e) => ({ namespace, secretsync, ...e, exposed: false, at: -1 }));
+    const kept: Candidate[] = all
+      .slice(0, this.limits.perSecretSync)
+      .map((e) => ({ namespace, secretsync, ...e, exposed: false, at: -1 }));
     for (const c of kept) this.add(c);
     if (kept.length) this.bySync.set(key, kept);
     const counts = { per_secretsync: all.length - kept.length, total: kept.filter((c) => !c.exposed).length };
-    for (const reason of ['per_secretsync', 'total'] as const) if (counts[reason]) this.dropped.inc({ reason }, counts[reason]);
+    for (const reason of ['per_secretsync', 'total'] as const)
+      if (counts[reason]) this.dropped.inc({ reason }, counts[reason]);
     return counts;
   }
 

@@ -13,7 +13,11 @@ export function fixedAnswer(status: number, text: string): Answer {
   return Object.freeze({ status, body: Buffer.from(text), type: 'text/plain' });
 }
 
-export function startHttp(port: number, host: string, routes: Record<string, () => Answer | Promise<Answer>>): Promise<Server> {
+export function startHttp(
+  port: number,
+  host: string,
+  routes: Record<string, () => Answer | Promise<Answer>>,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const route = routes[req.url?.split('?')[0] ?? ''];
     if (!route) return void res.writeHead(404).end();

@@ -4,7 +4,14 @@
 // managedFields and kubectl's last-applied copy: nothing here reads them, and they were half of a
 // cached SecretSync's heap (2.6 → 1.3 KB each, measured: see bench/README.md). Repeated string
 // values are held once across the cache (StringTable).
-import { ListWatch, Watch, type Informer, type KubeConfig, type KubernetesObject, type ListPromise } from '@kubernetes/client-node';
+import {
+  ListWatch,
+  Watch,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  type ListPromise,
+} from '@kubernetes/client-node';
 import type { Logger } from './log.js';
 
 export interface Supervised<T extends KubernetesObject> {
@@ -79,17 +86,29 @@ export function slim<T extends KubernetesObject>(o: T, table: StringTable = stri
 /** A Watch whose events carry slimmed objects (the informer caches what it is handed). */
 class SlimWatch extends Watch {
   override watch(...[path, params, callback, done]: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
-    return super.watch(path, params, (phase, obj, watchObj) => callback(phase, slim(obj as KubernetesObject), watchObj), done);
+    return super.watch(
+      path,
+      params,
+      (phase, obj, watchObj) => callback(phase, slim(obj as KubernetesObject), watchObj),
+      done,
+    );
   }
 }
 
 /** The continue token: `continue` in a custom-object list (plain JSON), `_continue` in a typed one. */
-const continueOf = (list: { metadata?: { _continue?: string } }): string | undefined => list.metadata?._continue ?? (list.metadata as { continue?: string } | undefined)?.continue;
+const continueOf = (list: { metadata?: { _continue?: string } }): string | undefined =>
+  list.metadata?._continue ?? (list.metadata as { continue?: string } | undefined)?.continue;
 
 /** One page of a list: `cont` is the previous page's continue token (undefined for the first). */
 export type PagedList<T extends KubernetesObject> = (cont: string | undefined) => ReturnType<ListPromise<T>>;
 
-export function supervise<T extends KubernetesObject>(kc: KubeConfig, path: string, listPage: PagedList<T>, log: Logger, what: string): Supervised<T> {
+export function supervise<T extends KubernetesObject>(
+  kc: KubeConfig,
+  path: string,
+  listPage: PagedList<T>,
+  log: Logger,
+  what: string,
+): Supervised<T> {
   let markSynced!: () => void;
   const synced = new Promise<void>((r) => (markSynced = r));
   // Synced means listed: the informer fills its cache right after this list returns, so the cache
@@ -101,7 +120,7 @@ export function supervise<T extends KubernetesObject>(kc: KubeConfig, path: stri
   const listed: ListPromise<T> = async () => {
     const first = await listPage(undefined);
     const items = first.items.map((o) => slim(o));
-    for (let cont = continueOf(first); cont; ) {
+    for (let cont = continueOf(first); cont;) {
       const page = await listPage(cont);
       for (const o of page.items) items.push(slim(o));
       cont = continueOf(page);

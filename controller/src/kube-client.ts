@@ -11,7 +11,14 @@
 // manager that is not sure it holds the lease sends nothing that changes the cluster, and a write's
 // deadline ends where that certainty does. Retries are
 // the callers': reconciles requeue with backoff, informers relist, the elector ticks again.
-import { createConfiguration, HttpMethod, RequestContext, ServerConfiguration, type KubeConfig, type SecurityAuthentication } from '@kubernetes/client-node';
+import {
+  createConfiguration,
+  HttpMethod,
+  RequestContext,
+  ServerConfiguration,
+  type KubeConfig,
+  type SecurityAuthentication,
+} from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:https';
 
@@ -61,7 +68,10 @@ export class PooledAuthentication implements SecurityAuthentication {
 
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
     const budget = context.getHttpMethod() === HttpMethod.GET ? Infinity : (this.policy.writeBudgetMs?.() ?? Infinity);
-    if (budget <= 0) throw new NotLeaderError(`not sent: this manager does not hold the lease (${context.getHttpMethod()} ${new URL(context.getUrl()).pathname})`);
+    if (budget <= 0)
+      throw new NotLeaderError(
+        `not sent: this manager does not hold the lease (${context.getHttpMethod()} ${new URL(context.getUrl()).pathname})`,
+      );
     context.setSignal(AbortSignal.timeout(Math.ceil(Math.min(this.policy.timeoutMs, budget))));
     let auth = await this.current?.catch(() => undefined);
     if (!auth || this.now() - auth.at > REFRESH_MS || !this.cacheable) {
@@ -88,7 +98,21 @@ export class PooledAuthentication implements SecurityAuthentication {
     if (!(oneOff instanceof Agent) || oneOff.constructor !== Agent) return oneOff;
     const o = oneOff.options;
     const key = createHash('sha256')
-      .update(JSON.stringify([String(o.ca ?? ''), String(o.cert ?? ''), String(o.key ?? ''), o.pfx ? createHash('sha256').update(o.pfx as Buffer).digest('hex') : '', o.passphrase ?? '', o.rejectUnauthorized, o.servername ?? '']))
+      .update(
+        JSON.stringify([
+          String(o.ca ?? ''),
+          String(o.cert ?? ''),
+          String(o.key ?? ''),
+          o.pfx
+            ? createHash('sha256')
+                .update(o.pfx as Buffer)
+                .digest('hex')
+            : '',
+          o.passphrase ?? '',
+          o.rejectUnauthorized,
+          o.servername ?? '',
+        ]),
+      )
       .digest('hex');
     let agent = this.agents.get(key);
     if (!agent) {
@@ -134,7 +158,12 @@ export class KubeClients {
 
   /** Like `kc.makeApiClient`, with pooled connections and authentication. */
   make<T>(api: ApiConstructor<T>): T {
-    return new api(createConfiguration({ baseServer: new ServerConfiguration(this.server, {}), authMethods: { default: this.auth } }));
+    return new api(
+      createConfiguration({
+        baseServer: new ServerConfiguration(this.server, {}),
+        authMethods: { default: this.auth },
+      }),
+    );
   }
 
   close(): void {

@@ -27,9 +27,17 @@ export interface LeaderOptions {
 }
 
 /** client-go's proportions (15 s lease, 10 s renew deadline, 2 s retry period). */
-export function timings(leaseDurationSeconds: number): { leaseMs: number; renewDeadlineMs: number; retryPeriodMs: number } {
+export function timings(leaseDurationSeconds: number): {
+  leaseMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+} {
   const leaseMs = leaseDurationSeconds * 1000;
-  return { leaseMs, renewDeadlineMs: Math.floor((leaseMs * 2) / 3), retryPeriodMs: Math.max(500, Math.floor(leaseMs / 7.5)) };
+  return {
+    leaseMs,
+    renewDeadlineMs: Math.floor((leaseMs * 2) / 3),
+    retryPeriodMs: Math.max(500, Math.floor(leaseMs / 7.5)),
+  };
 }
 
 export class LeaderElector {
@@ -87,7 +95,8 @@ export class LeaderElector {
     }
     if (this.leading && !this.stopped) {
       if (lost) return this.abdicate('another manager holds the lease');
-      if (this.now() - this.renewedAt >= this.t.renewDeadlineMs) return this.abdicate(`could not renew within ${this.t.renewDeadlineMs / 1000} s`);
+      if (this.now() - this.renewedAt >= this.t.renewDeadlineMs)
+        return this.abdicate(`could not renew within ${this.t.renewDeadlineMs / 1000} s`);
     }
     this.schedule();
   }
@@ -113,7 +122,16 @@ export class LeaderElector {
     if (!lease) {
       await this.api.createNamespacedLease({
         namespace,
-        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+        body: {
+          metadata: { name, namespace },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds,
+            acquireTime: now,
+            renewTime: now,
+            leaseTransitions: 0,
+          },
+        },
       });
       this.renewed(sentAt);
       return false;
@@ -174,10 +192,20 @@ export class LeaderElector {
       const lease = await this.api.readNamespacedLease({ name, namespace });
       if (lease.spec?.holderIdentity !== identity) return;
       const now = new MicroTime();
-      await this.api.replaceNamespacedLease({ name, namespace, body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now } } });
+      await this.api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: {
+          ...lease,
+          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
+        },
+      });
       this.log.info('released the lease', { lease: name });
     } catch (e) {
-      this.log.warn('could not release the lease; a successor takes over when it expires', { lease: name, error: String((e as Error)?.message ?? e) });
+      this.log.warn('could not release the lease; a successor takes over when it expires', {
+        lease: name,
+        error: String((e as Error)?.message ?? e),
+      });
     }
   }
 }

@@ -13,7 +13,8 @@ import { detectSchema } from './schema.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 async function main(): Promise<number> {
   let parsed;
@@ -41,20 +42,41 @@ async function main(): Promise<number> {
   if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
   else kc.loadFromDefault();
   const { hasher, generated } = Hasher.fromFile(cfg.hashKeyFile);
-  if (generated) log.warn('no --hash-key-file: using a key for this process only; every SecretSync is rewritten once after a restart');
+  if (generated)
+    log.warn(
+      'no --hash-key-file: using a key for this process only; every SecretSync is rewritten once after a restart',
+    );
 
   let elector: LeaderElector | undefined;
   // Without election the manager is the only writer; with it, writes pass the elector's fence.
-  const clients = new KubeClients(kc, { timeoutMs: cfg.apiTimeoutSeconds * 1000, writeBudgetMs: () => (elector ? elector.writeBudgetMs() : Infinity) });
+  const clients = new KubeClients(kc, {
+    timeoutMs: cfg.apiTimeoutSeconds * 1000,
+    writeBudgetMs: () => (elector ? elector.writeBudgetMs() : Infinity),
+  });
   const controller = new Controller(kc, clients, cfg, hasher, log, metrics);
-  log.info('starting', { version: VERSION, namespace: cfg.namespace || '(all)', controllerName: cfg.controllerName, workers: cfg.workers, rotationIntervalSeconds: cfg.rotationIntervalSeconds, providerDir: cfg.providerDir });
+  log.info('starting', {
+    version: VERSION,
+    namespace: cfg.namespace || '(all)',
+    controllerName: cfg.controllerName,
+    workers: cfg.workers,
+    rotationIntervalSeconds: cfg.rotationIntervalSeconds,
+    providerDir: cfg.providerDir,
+  });
   let ready = false;
   const servers: Server[] = [];
   if (cfg.healthPort) {
     const [ok, notReady] = [fixedAnswer(200, 'ok'), fixedAnswer(503, 'caches not synced')];
-    servers.push(await startHttp(cfg.healthPort, cfg.healthBindAddress, { '/healthz': () => ok, '/readyz': () => (ready ? ok : notReady) }));
+    servers.push(
+      await startHttp(cfg.healthPort, cfg.healthBindAddress, {
+        '/healthz': () => ok,
+        '/readyz': () => (ready ? ok : notReady),
+      }),
+    );
   }
-  if (cfg.metricsPort) servers.push(await startHttp(cfg.metricsPort, cfg.metricsBindAddress, { '/metrics': metricsRoute(metrics.registry) }));
+  if (cfg.metricsPort)
+    servers.push(
+      await startHttp(cfg.metricsPort, cfg.metricsBindAddress, { '/metrics': metricsRoute(metrics.registry) }),
+    );
 
   await detectSchema(clients, log);
   await controller.watch();
@@ -65,7 +87,12 @@ async function main(): Promise<number> {
     const leaseClients = new KubeClients(kc, { timeoutMs: timings(cfg.leaseDurationSeconds).retryPeriodMs * 2 });
     elector = new LeaderElector(
       leaseClients.make(CoordinationV1Api),
-      { namespace: cfg.leaderElectionNamespace, name: cfg.leaderElectionId, identity: `${cfg.podName}_${cfg.podUid || process.pid}`, leaseDurationSeconds: cfg.leaseDurationSeconds },
+      {
+        namespace: cfg.leaderElectionNamespace,
+        name: cfg.leaderElectionId,
+        identity: `${cfg.podName}_${cfg.podUid || process.pid}`,
+        leaseDurationSeconds: cfg.leaseDurationSeconds,
+      },
       log,
       (leading) => {
         metrics.leader.set(leading ? 1 : 0);
@@ -106,7 +133,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => setTimeout(() => process.exit(code), 50),
   (err: unknown) => {
-    console.error(JSON.stringify({ level: 'error', message: 'manager failed', error: String((err as Error)?.stack ?? err) }));
+    console.error(
+      JSON.stringify({ level: 'error', message: 'manager failed', error: String((err as Error)?.stack ?? err) }),
+    );
     process.exit(1);
   },
 );

@@ -21,16 +21,28 @@ export function mapFiles(ss: SecretSync, files: { path: string; contents: Buffer
     const contents = byPath.get(source);
     if (!contents) {
       const known = [...byPath.keys()].sort().slice(0, 20).join(', ');
-      throw new SyncError('userInput', `sourcePath '${source}' is not among the files the provider returned (${known || 'none'}); check objectName/objectAlias and objectVersionHistory in the SecretProviderClass`, 'slow');
+      throw new SyncError(
+        'userInput',
+        `sourcePath '${source}' is not among the files the provider returned (${known || 'none'}); check objectName/objectAlias and objectVersionHistory in the SecretProviderClass`,
+        'slow',
+      );
     }
     data[key] = type === 'kubernetes.io/tls' ? tlsPart(contents, key, source) : contents;
   }
   if (type === 'kubernetes.io/tls' && (!data['tls.crt'] || !data['tls.key'])) {
-    throw new SyncError('userInput', 'a kubernetes.io/tls Secret needs both tls.crt and tls.key in secretObject.data', 'slow');
+    throw new SyncError(
+      'userInput',
+      'a kubernetes.io/tls Secret needs both tls.crt and tls.key in secretObject.data',
+      'slow',
+    );
   }
   const total = Object.entries(data).reduce((n, [k, v]) => n + k.length + v.length, 0);
   if (total > MAX_SECRET_BYTES) {
-    throw new SyncError('userInput', `the Secret would hold ${total} bytes, over the 1 MiB a Secret can hold; map fewer files`, 'slow');
+    throw new SyncError(
+      'userInput',
+      `the Secret would hold ${total} bytes, over the 1 MiB a Secret can hold; map fewer files`,
+      'slow',
+    );
   }
   return data;
 }
@@ -40,7 +52,11 @@ const KEY_RE = /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[^-]+-----END (?:RSA |EC
 
 function tlsPart(contents: Buffer, key: string, source: string): Buffer {
   if (key !== 'tls.crt' && key !== 'tls.key') {
-    throw new SyncError('userInput', `targetKey '${key}' is not allowed in a kubernetes.io/tls Secret: use tls.crt and tls.key`, 'slow');
+    throw new SyncError(
+      'userInput',
+      `targetKey '${key}' is not allowed in a kubernetes.io/tls Secret: use tls.crt and tls.key`,
+      'slow',
+    );
   }
   const text = contents.toString('utf8');
   let certs: string[] = text.match(CERT_RE) ?? [];
@@ -60,23 +76,36 @@ function tlsPart(contents: Buffer, key: string, source: string): Buffer {
     }
     if (!keyPem) throw new Error('no private key found');
     const k = createPrivateKey(keyPem);
-    return Buffer.from(k.export({ format: 'pem', type: k.asymmetricKeyType === 'ec' ? 'sec1' : 'pkcs1' }).toString(), 'utf8');
+    return Buffer.from(
+      k.export({ format: 'pem', type: k.asymmetricKeyType === 'ec' ? 'sec1' : 'pkcs1' }).toString(),
+      'utf8',
+    );
   } catch (e) {
-    throw new SyncError('userInput', `${key}: the provider's file is not a usable PEM or PKCS#12 certificate and key (${(e as Error).message})`, 'slow');
+    throw new SyncError(
+      'userInput',
+      `${key}: the provider's file is not a usable PEM or PKCS#12 certificate and key (${(e as Error).message})`,
+      'slow',
+    );
   }
 }
 
 function fromPfx(base64: string): { certs: string[]; keyPem?: string } {
   try {
-    const p12 = withPkcs12Budget(forge, () => forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64)), ''));
+    const p12 = withPkcs12Budget(forge, () =>
+      forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64)), ''),
+    );
     const certs: string[] = [];
     let keyPem: string | undefined;
     const der = (a: forge.asn1.Asn1) => Buffer.from(forge.asn1.toDer(a).getBytes(), 'binary');
     for (const safe of p12.safeContents) {
       for (const bag of safe.safeBags) {
-        if (bag.type === forge.pki.oids.certBag) certs.push(bag.cert ? forge.pki.certificateToPem(bag.cert) : new X509Certificate(der(bag.asn1!)).toString());
+        if (bag.type === forge.pki.oids.certBag)
+          certs.push(bag.cert ? forge.pki.certificateToPem(bag.cert) : new X509Certificate(der(bag.asn1!)).toString());
         else if (bag.key) keyPem = forge.pki.privateKeyToPem(bag.key);
-        else if (bag.asn1) keyPem = createPrivateKey({ key: der(bag.asn1), format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString();
+        else if (bag.asn1)
+          keyPem = createPrivateKey({ key: der(bag.asn1), format: 'der', type: 'pkcs8' })
+            .export({ type: 'pkcs8', format: 'pem' })
+            .toString();
       }
     }
     return { certs, ...(keyPem ? { keyPem } : {}) };

@@ -9,14 +9,56 @@ export function createMetrics() {
   const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
   return {
     registry,
-    reconciles: new Counter({ name: 'secretsync_reconciles_total', help: 'Reconciles by outcome (the status type)', labelNames: ['reason'] as const, registers: [registry] }),
-    reconcileDuration: new Histogram({ name: 'secretsync_reconcile_duration_seconds', help: 'Duration of reconciles', labelNames: ['reason'] as const, buckets, registers: [registry] }),
-    queueDepth: new Gauge({ name: 'secretsync_queue_depth', help: 'SecretSyncs waiting, by lane', labelNames: ['lane'] as const, registers: [registry] }),
-    queueWait: new Histogram({ name: 'secretsync_queue_wait_seconds', help: 'Time from enqueue to reconcile start, by lane', labelNames: ['lane'] as const, buckets, registers: [registry] }),
-    providerCalls: new Histogram({ name: 'secretsync_provider_call_duration_seconds', help: 'Provider Mount calls by provider and gRPC code', labelNames: ['provider', 'code'] as const, buckets, registers: [registry] }),
-    sharedMounts: new Counter({ name: 'secretsync_shared_mounts_total', help: 'Rotations answered by an identical Mount shared within the window instead of a provider call', registers: [registry] }),
-    tokenRequests: new Counter({ name: 'secretsync_token_requests_total', help: 'TokenRequests sent (cache misses and refreshes), by result', labelNames: ['result'] as const, registers: [registry] }),
-    secretWrites: new Counter({ name: 'secretsync_secret_writes_total', help: 'Secret writes by operation and result', labelNames: ['operation', 'result'] as const, registers: [registry] }),
+    reconciles: new Counter({
+      name: 'secretsync_reconciles_total',
+      help: 'Reconciles by outcome (the status type)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    reconcileDuration: new Histogram({
+      name: 'secretsync_reconcile_duration_seconds',
+      help: 'Duration of reconciles',
+      labelNames: ['reason'] as const,
+      buckets,
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'secretsync_queue_depth',
+      help: 'SecretSyncs waiting, by lane',
+      labelNames: ['lane'] as const,
+      registers: [registry],
+    }),
+    queueWait: new Histogram({
+      name: 'secretsync_queue_wait_seconds',
+      help: 'Time from enqueue to reconcile start, by lane',
+      labelNames: ['lane'] as const,
+      buckets,
+      registers: [registry],
+    }),
+    providerCalls: new Histogram({
+      name: 'secretsync_provider_call_duration_seconds',
+      help: 'Provider Mount calls by provider and gRPC code',
+      labelNames: ['provider', 'code'] as const,
+      buckets,
+      registers: [registry],
+    }),
+    sharedMounts: new Counter({
+      name: 'secretsync_shared_mounts_total',
+      help: 'Rotations answered by an identical Mount shared within the window instead of a provider call',
+      registers: [registry],
+    }),
+    tokenRequests: new Counter({
+      name: 'secretsync_token_requests_total',
+      help: 'TokenRequests sent (cache misses and refreshes), by result',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    secretWrites: new Counter({
+      name: 'secretsync_secret_writes_total',
+      help: 'Secret writes by operation and result',
+      labelNames: ['operation', 'result'] as const,
+      registers: [registry],
+    }),
     objectExpiry: new Gauge({
       name: 'secretsync_object_expiry_timestamp_seconds',
       help: 'When a synced object expires (Unix time), as its provider reports it; one series per synced object, removed with its SecretSync; the soonest within --max-expiry-series-per-secretsync and --max-expiry-series',
@@ -30,8 +72,16 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
-    eventsDropped: new Counter({ name: 'secretsync_events_dropped_total', help: 'Events not written because too many were already waiting for the apiserver (the status still holds the outcome)', registers: [registry] }),
-    leader: new Gauge({ name: 'secretsync_leader', help: '1 while this manager holds the lease', registers: [registry] }),
+    eventsDropped: new Counter({
+      name: 'secretsync_events_dropped_total',
+      help: 'Events not written because too many were already waiting for the apiserver (the status still holds the outcome)',
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'secretsync_leader',
+      help: '1 while this manager holds the lease',
+      registers: [registry],
+    }),
     // Counted at scrape time from the informer cache, so it is the state kubectl shows, not a rate:
     // an alert can say how many SecretSyncs are failing now. Reported by the leader only.
     statuses: new Gauge({

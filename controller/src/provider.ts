@@ -1,7 +1,14 @@
 // Calls providers over <provider-dir>/<provider>.sock with a deadline, one client per provider.
 // A missing socket, a hung or crashed provider and an error reply all become a provider failure
 // with the provider's own message — never a stalled worker.
-import { buildMountRequest, ProviderClient, statusName, type MountRequestInput, type MountResponse__Output, type ProviderCallError } from '@secret-store-sync/proto';
+import {
+  buildMountRequest,
+  ProviderClient,
+  statusName,
+  type MountRequestInput,
+  type MountResponse__Output,
+  type ProviderCallError,
+} from '@secret-store-sync/proto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Metrics } from './metrics.js';
@@ -28,7 +35,12 @@ export class Providers {
   ) {}
 
   checkName(provider: string): void {
-    if (!PROVIDER_NAME.test(provider)) throw new SyncError('spc', `spec.provider '${provider}' is not a provider name (1-30 letters, digits, '-' or '_')`, 'slow');
+    if (!PROVIDER_NAME.test(provider))
+      throw new SyncError(
+        'spc',
+        `spec.provider '${provider}' is not a provider name (1-30 letters, digits, '-' or '_')`,
+        'slow',
+      );
   }
 
   async mount(input: MountInput): Promise<MountAnswer> {
@@ -37,7 +49,12 @@ export class Providers {
     // Every failure names the provider and its socket, so the status's advice points at the right one.
     const where = { provider: input.provider, socket };
     if (!existsSync(socket)) {
-      throw new SyncError('provider', `provider '${input.provider}' is not running: no socket at ${socket}`, 'backoff', where);
+      throw new SyncError(
+        'provider',
+        `provider '${input.provider}' is not running: no socket at ${socket}`,
+        'backoff',
+        where,
+      );
     }
     let client = this.clients.get(input.provider);
     if (!client) {
@@ -49,16 +66,31 @@ export class Providers {
       const res = await client.mount(buildMountRequest(input.request), this.timeoutMs);
       // An answer carrying an error code is a failure too, whatever the gRPC status said.
       stop({ code: res.error?.code ? 'ERROR_IN_RESPONSE' : 'OK' });
-      if (res.error?.code) throw new SyncError('provider', `provider '${input.provider}' reported error code '${res.error.code}'`, 'backoff', where);
-      if (res.objectVersion.length === 0) throw new SyncError('provider', `provider '${input.provider}' returned no object versions`, 'backoff', where);
+      if (res.error?.code)
+        throw new SyncError(
+          'provider',
+          `provider '${input.provider}' reported error code '${res.error.code}'`,
+          'backoff',
+          where,
+        );
+      if (res.objectVersion.length === 0)
+        throw new SyncError('provider', `provider '${input.provider}' returned no object versions`, 'backoff', where);
       return res;
     } catch (e) {
       if (e instanceof SyncError) throw e;
       const err = e as ProviderCallError;
       const code = typeof err.code === 'number' ? statusName(err.code) : 'UNKNOWN';
       stop({ code });
-      const detail = code === 'DEADLINE_EXCEEDED' ? `did not answer within ${this.timeoutMs / 1000} s` : (err.details || err.message).replace(/[.\s]+$/, '');
-      throw new SyncError('provider', `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`, 'backoff', { cause: e, ...where });
+      const detail =
+        code === 'DEADLINE_EXCEEDED'
+          ? `did not answer within ${this.timeoutMs / 1000} s`
+          : (err.details || err.message).replace(/[.\s]+$/, '');
+      throw new SyncError(
+        'provider',
+        `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`,
+        'backoff',
+        { cause: e, ...where },
+      );
     }
   }
 

@@ -80,10 +80,13 @@ export class WorkQueue {
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;
     if (existing) clearTimeout(existing.timer);
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      this.add(key, lane);
-    }, Math.max(0, delayMs));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(key);
+        this.add(key, lane);
+      },
+      Math.max(0, delayMs),
+    );
     timer.unref();
     this.timers.set(key, { at, timer, lane });
   }

@@ -4,8 +4,10 @@
 export const REASONS = {
   CreateSucceeded: 'The secret was created successfully.',
   CreateFailedProviderError: 'Secret creation failed due to an issue with the provider.',
-  CreateFailedInvalidLabel: 'Secret creation failed: a Secret of this name exists without the label the manager uses to manage its Secrets.',
-  CreateFailedInvalidAnnotation: 'Secret creation failed: a Secret of this name exists without the annotation the manager uses to manage its Secrets.',
+  CreateFailedInvalidLabel:
+    'Secret creation failed: a Secret of this name exists without the label the manager uses to manage its Secrets.',
+  CreateFailedInvalidAnnotation:
+    'Secret creation failed: a Secret of this name exists without the annotation the manager uses to manage its Secrets.',
   UpdateNoValueChangeSucceeded: 'The provider was checked and there were no changes to sync.',
   UpdateValueChangeOrForceUpdateSucceeded: 'The provider was checked and the Secret was updated.',
   UpdateFailedInvalidLabel: "Secret update failed: the Secret's management label was modified.",
@@ -20,7 +22,8 @@ export const REASONS = {
 export type Reason = keyof typeof REASONS;
 
 /** A failure stage; the phase (create or update) picks the exact reason for the two that differ. */
-export type FailureKind = 'provider' | 'invalidLabel' | 'invalidAnnotation' | 'userInput' | 'spc' | 'internal' | 'patch';
+export type FailureKind =
+  'provider' | 'invalidLabel' | 'invalidAnnotation' | 'userInput' | 'spc' | 'internal' | 'patch';
 
 export function failureReason(kind: FailureKind, phase: 'create' | 'update'): Reason {
   switch (kind) {
@@ -43,12 +46,15 @@ export function failureReason(kind: FailureKind, phase: 'create' | 'update'): Re
 
 /** What to do about it, appended to messages so `kubectl describe` tells the user the next step. */
 const ADVICE: Record<Exclude<FailureKind, 'provider'>, string> = {
-  invalidLabel: 'The Secret is not managed by this SecretSync; delete it (kubectl delete secret) to let the manager create it.',
-  invalidAnnotation: 'The Secret is not managed by this SecretSync; delete it (kubectl delete secret) to let the manager create it.',
+  invalidLabel:
+    'The Secret is not managed by this SecretSync; delete it (kubectl delete secret) to let the manager create it.',
+  invalidAnnotation:
+    'The Secret is not managed by this SecretSync; delete it (kubectl delete secret) to let the manager create it.',
   userInput: 'Correct the SecretSync and apply it again.',
   spc: 'Correct the SecretProviderClass and apply it again.',
   internal: 'Check the manager logs (container manager) and events.',
-  patch: 'Check the events and the message above; if the Secret was changed by someone else, delete it and let the manager recreate it.',
+  patch:
+    'Check the events and the message above; if the Secret was changed by someone else, delete it and let the manager recreate it.',
 };
 
 /** Where provider-azure runs in the chart's pod; other providers run wherever their operator put them. */
@@ -56,9 +62,12 @@ const AZURE_CONTAINER = 'provider-azure-installer';
 
 export function adviceFor(err: SyncError): string {
   if (err.kind !== 'provider') return ADVICE[err.kind];
-  const where = err.provider === 'azure'
-    ? `container ${AZURE_CONTAINER}`
-    : err.provider ? `the process serving provider '${err.provider}'${err.socket ? ` on ${err.socket}` : ''}` : 'the provider';
+  const where =
+    err.provider === 'azure'
+      ? `container ${AZURE_CONTAINER}`
+      : err.provider
+        ? `the process serving provider '${err.provider}'${err.socket ? ` on ${err.socket}` : ''}`
+        : 'the provider';
   return `Check the logs of ${where}, the identity's permissions and the SecretProviderClass.`;
 }
 

@@ -27,18 +27,43 @@ export interface ReconcileDeps {
 }
 
 /** `rotation`: a scheduled re-check of a healthy SecretSync, which may take a shared provider result. */
-export async function reconcile(ss: SecretSync, deps: ReconcileDeps, rotation = false): Promise<{ outcome: Outcome; retry?: 'backoff' | 'slow' }> {
+export async function reconcile(
+  ss: SecretSync,
+  deps: ReconcileDeps,
+  rotation = false,
+): Promise<{ outcome: Outcome; retry?: 'backoff' | 'slow' }> {
   const phase = ss.status?.syncHash ? 'update' : 'create';
   try {
     return { outcome: await sync(ss, phase, rotation, deps) };
   } catch (e) {
-    const err = e instanceof SyncError ? e : new SyncError('internal', `unexpected error: ${(e as Error)?.message ?? String(e)}`, 'backoff', { cause: e });
-    if (!(e instanceof SyncError)) deps.log.error('unexpected reconcile error', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`, error: String((e as Error)?.stack ?? e) });
-    return { outcome: { ok: false, kind: err.kind, reason: failureReason(err.kind, phase), message: err.message, advice: adviceFor(err) }, retry: err.retry };
+    const err =
+      e instanceof SyncError
+        ? e
+        : new SyncError('internal', `unexpected error: ${(e as Error)?.message ?? String(e)}`, 'backoff', { cause: e });
+    if (!(e instanceof SyncError))
+      deps.log.error('unexpected reconcile error', {
+        secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`,
+        error: String((e as Error)?.stack ?? e),
+      });
+    return {
+      outcome: {
+        ok: false,
+        kind: err.kind,
+        reason: failureReason(err.kind, phase),
+        message: err.message,
+        advice: adviceFor(err),
+      },
+      retry: err.retry,
+    };
   }
 }
 
-async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolean, deps: ReconcileDeps): Promise<Outcome> {
+async function sync(
+  ss: SecretSync,
+  phase: 'create' | 'update',
+  rotation: boolean,
+  deps: ReconcileDeps,
+): Promise<Outcome> {
   // Observe.
   validateSecretSync(ss, deps.cfg);
   const spc = secretProviderClass(ss, deps);
@@ -62,42 +87,76 @@ async function sync(ss: SecretSync, phase: 'create' | 'update', rotation: boolea
   const expiresOn = expiryOf(ss, response, versions, deps.log);
 
   // Decide.
-  const hash = deps.hasher.hash({ secretSyncUid: ss.metadata.uid, ...desired, forceSynchronization: ss.spec.forceSynchronization ?? '' });
+  const hash = deps.hasher.hash({
+    secretSyncUid: ss.metadata.uid,
+    ...desired,
+    forceSynchronization: ss.spec.forceSynchronization ?? '',
+  });
   if (phase === 'update' && hash === ss.status?.syncHash) {
     // Nothing new to write — but the Secret may have been deleted or edited by hand (the manager
     // may not read Secrets, so it cannot look): re-assert its data, a no-op when it is intact.
     const repaired = await deps.writer.write(ss, desired, 'reassert');
-    if (repaired === 'unchanged') return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false, ...expiresOn };
+    if (repaired === 'unchanged')
+      return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false, ...expiresOn };
     // The Secret's value did change (back to the source's): reported like any value change, so
     // that `kubectl describe` shows an Event.
-    deps.log.info(repaired === 'created' ? 'Secret was missing; created it again' : 'Secret differed from its source (changed by hand?); put its data back', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}` });
+    deps.log.info(
+      repaired === 'created'
+        ? 'Secret was missing; created it again'
+        : 'Secret differed from its source (changed by hand?); put its data back',
+      { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}` },
+    );
     return { ok: true, reason: 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true, ...expiresOn };
   }
 
   // Apply.
   await deps.writer.write(ss, desired, phase);
-  return { ok: true, reason: phase === 'create' ? 'CreateSucceeded' : 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true, ...expiresOn };
+  return {
+    ok: true,
+    reason: phase === 'create' ? 'CreateSucceeded' : 'UpdateValueChangeOrForceUpdateSucceeded',
+    hash,
+    versions,
+    wrote: true,
+    ...expiresOn,
+  };
 }
 
 /** The provider's expiry trailer, kept to the objects it returned; a bad entry is logged, never fatal. */
-function expiryOf(ss: SecretSync, response: MountAnswer, versions: { id: string }[], log: Logger): { expiresOn?: Record<string, Date> } {
+function expiryOf(
+  ss: SecretSync,
+  response: MountAnswer,
+  versions: { id: string }[],
+  log: Logger,
+): { expiresOn?: Record<string, Date> } {
   if (!response.expiry) return {};
   const ids = new Set(versions.map((v) => v.id));
   const kept = Object.entries(response.expiry.expiresOn).filter(([id]) => ids.has(id));
   const ignored = response.expiry.dropped + Object.keys(response.expiry.expiresOn).length - kept.length;
-  if (ignored > 0) log.warn('ignored entries of the provider\'s expiry trailer (not an object id it returned with an RFC 3339 time)', { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`, ignored });
+  if (ignored > 0)
+    log.warn("ignored entries of the provider's expiry trailer (not an object id it returned with an RFC 3339 time)", {
+      secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`,
+      ignored,
+    });
   return { expiresOn: Object.fromEntries(kept) };
 }
 
 function validateSecretSync(ss: SecretSync, cfg: Config): void {
   const obj = ss.spec.secretObject;
-  for (const [what, map] of [['label', obj.labels], ['annotation', obj.annotations]] as const) {
+  for (const [what, map] of [
+    ['label', obj.labels],
+    ['annotation', obj.annotations],
+  ] as const) {
     const reserved = Object.keys(map ?? {}).find((k) => k.startsWith(RESERVED_PREFIX));
-    if (reserved) throw new SyncError('userInput', `${what} ${reserved} in spec.secretObject is reserved for the manager`, 'slow');
+    if (reserved)
+      throw new SyncError('userInput', `${what} ${reserved} in spec.secretObject is reserved for the manager`, 'slow');
   }
   const type = obj.type || 'Opaque';
   if (!cfg.allowedSecretTypes.includes(type)) {
-    throw new SyncError('userInput', `spec.secretObject.type '${type}' is not allowed; allowed types: ${cfg.allowedSecretTypes.join(', ')}`, 'slow');
+    throw new SyncError(
+      'userInput',
+      `spec.secretObject.type '${type}' is not allowed; allowed types: ${cfg.allowedSecretTypes.join(', ')}`,
+      'slow',
+    );
   }
   if (!obj.data?.length) throw new SyncError('userInput', 'spec.secretObject.data lists no keys', 'slow');
 }
@@ -105,9 +164,15 @@ function validateSecretSync(ss: SecretSync, cfg: Config): void {
 function secretProviderClass(ss: SecretSync, deps: ReconcileDeps): SecretProviderClass {
   const name = ss.spec.secretProviderClassName;
   const spc = deps.spc(ss.metadata.namespace, name);
-  if (!spc) throw new SyncError('spc', `SecretProviderClass '${name}' was not found in namespace '${ss.metadata.namespace}'`, 'slow');
+  if (!spc)
+    throw new SyncError(
+      'spc',
+      `SecretProviderClass '${name}' was not found in namespace '${ss.metadata.namespace}'`,
+      'slow',
+    );
   if (!spc.spec?.provider) throw new SyncError('spc', `SecretProviderClass '${name}' has no spec.provider`, 'slow');
   deps.providers.checkName(spc.spec.provider);
-  if (!spc.spec.parameters || Object.keys(spc.spec.parameters).length === 0) throw new SyncError('spc', `SecretProviderClass '${name}' has no spec.parameters`, 'slow');
+  if (!spc.spec.parameters || Object.keys(spc.spec.parameters).length === 0)
+    throw new SyncError('spc', `SecretProviderClass '${name}' has no spec.parameters`, 'slow');
   return spc;
 }

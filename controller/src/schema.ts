@@ -18,13 +18,19 @@ export async function detectSchema(clients: KubeClients, log: Logger): Promise<S
     const status = version?.schema?.openAPIV3Schema?.properties?.status?.properties ?? {};
     const schema: Schema = 'observedGeneration' in status ? 'secret-store-sync' : 'upstream';
     if (schema === 'upstream') {
-      log.warn('the installed SecretSync CRD is the upstream schema: status.observedGeneration and status.syncedObjectVersions are dropped by the apiserver; the manager uses the conditions\' observedGeneration instead. Apply deploy/crds/ to get them.', { crd: name, schema });
+      log.warn(
+        "the installed SecretSync CRD is the upstream schema: status.observedGeneration and status.syncedObjectVersions are dropped by the apiserver; the manager uses the conditions' observedGeneration instead. Apply deploy/crds/ to get them.",
+        { crd: name, schema },
+      );
     } else {
       log.info('SecretSync CRD', { crd: name, schema });
     }
     return schema;
   } catch (e) {
-    log.info('could not read the SecretSync CRD to tell its schema; working with either', { crd: name, error: String((e as Error)?.message ?? e) });
+    log.info('could not read the SecretSync CRD to tell its schema; working with either', {
+      crd: name,
+      error: String((e as Error)?.message ?? e),
+    });
     return 'unknown';
   }
 }

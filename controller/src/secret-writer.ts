@@ -41,10 +41,19 @@ export class SecretWriter {
    * An identical patch changes nothing (the apiserver keeps the resourceVersion), and then this
    * returns 'unchanged' — known when the manager saw the Secret before (not right after a restart).
    */
-  async write(ss: SecretSync, desired: DesiredSecret, mode: 'create' | 'update' | 'reassert'): Promise<'created' | 'updated' | 'unchanged'> {
+  async write(
+    ss: SecretSync,
+    desired: DesiredSecret,
+    mode: 'create' | 'update' | 'reassert',
+  ): Promise<'created' | 'updated' | 'unchanged'> {
     const { name, namespace } = ss.metadata;
     // Config refuses these types at start; checked again here so no other path can write one.
-    if (FORBIDDEN_SECRET_TYPES.includes(desired.type)) throw new SyncError('userInput', `spec.secretObject.type '${desired.type}' is never written by the manager`, 'slow');
+    if (FORBIDDEN_SECRET_TYPES.includes(desired.type))
+      throw new SyncError(
+        'userInput',
+        `spec.secretObject.type '${desired.type}' is never written by the manager`,
+        'slow',
+      );
     const body = this.body(ss, desired);
     if (mode === 'create' && (await this.tryCreate(ss, body))) return 'created';
     const ops = this.ownershipTests(ss, desired).concat([
@@ -57,7 +66,10 @@ export class SecretWriter {
       { op: 'add', path: '/data', value: body.data },
     ]);
     try {
-      const patched = await this.core.patchNamespacedSecret({ name, namespace, body: ops, fieldManager: FIELD_MANAGER }, JSON_PATCH);
+      const patched = await this.core.patchNamespacedSecret(
+        { name, namespace, body: ops, fieldManager: FIELD_MANAGER },
+        JSON_PATCH,
+      );
       this.metrics.secretWrites.inc({ operation: 'patch', result: 'ok' });
       const before = this.lastSeen.get(ss.metadata.uid);
       const after = patched.metadata?.resourceVersion ?? '';
@@ -88,7 +100,15 @@ export class SecretWriter {
         namespace: ss.metadata.namespace,
         labels: { ...desired.labels, [MANAGED_LABEL]: '' },
         annotations: { ...desired.annotations, [OWNER_ANNOTATION]: ss.metadata.uid },
-        ownerReferences: [{ apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', name: ss.metadata.name, uid: ss.metadata.uid, controller: true }],
+        ownerReferences: [
+          {
+            apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+            kind: 'SecretSync',
+            name: ss.metadata.name,
+            uid: ss.metadata.uid,
+            controller: true,
+          },
+        ],
       },
       type: desired.type,
       data: Object.fromEntries(Object.entries(desired.data).map(([k, v]) => [k, v.toString('base64')])),
@@ -112,14 +132,20 @@ export class SecretWriter {
   /** Creates; false when the name is taken. */
   private async tryCreate(ss: SecretSync, body: V1Secret): Promise<boolean> {
     try {
-      const created = await this.core.createNamespacedSecret({ namespace: ss.metadata.namespace, body, fieldManager: FIELD_MANAGER });
+      const created = await this.core.createNamespacedSecret({
+        namespace: ss.metadata.namespace,
+        body,
+        fieldManager: FIELD_MANAGER,
+      });
       this.metrics.secretWrites.inc({ operation: 'create', result: 'ok' });
       this.lastSeen.set(ss.metadata.uid, created.metadata?.resourceVersion ?? '');
       return true;
     } catch (e) {
       this.metrics.secretWrites.inc({ operation: 'create', result: 'error' });
       if ((e as { code?: number }).code === 409) return false;
-      throw new SyncError('patch', `creating Secret '${body.metadata!.name}' failed: ${apiMessage(e)}`, 'backoff', { cause: e });
+      throw new SyncError('patch', `creating Secret '${body.metadata!.name}' failed: ${apiMessage(e)}`, 'backoff', {
+        cause: e,
+      });
     }
   }
 
@@ -129,17 +155,40 @@ export class SecretWriter {
     const name = ss.metadata.name;
     const fails = async (op: Op) => {
       try {
-        await this.core.patchNamespacedSecret({ name, namespace: ss.metadata.namespace, body: [op], dryRun: 'All', fieldManager: FIELD_MANAGER }, JSON_PATCH);
+        await this.core.patchNamespacedSecret(
+          { name, namespace: ss.metadata.namespace, body: [op], dryRun: 'All', fieldManager: FIELD_MANAGER },
+          JSON_PATCH,
+        );
         return false;
       } catch (e) {
         // A failed `test` is a 422 with a generic message; an admission denial names its policy.
         return (e as { code?: number }).code === 422 && !/admission/i.test(apiMessage(e));
       }
     };
-    if (await fails(label!)) return new SyncError('invalidLabel', `Secret '${name}' exists but does not carry the label ${MANAGED_LABEL}="" that marks Secrets this manager manages; it was left untouched`, 'slow');
-    if (await fails(annotation!)) return new SyncError('invalidAnnotation', `Secret '${name}' exists but its annotation ${OWNER_ANNOTATION} does not name this SecretSync (uid ${ss.metadata.uid}); it was left untouched`, 'slow');
-    if (await fails(owner!)) return new SyncError('patch', `Secret '${name}' no longer has this SecretSync as its owner reference; it was left untouched`, 'slow');
-    if (await fails(type!)) return new SyncError('userInput', `Secret '${name}' has another type than spec.secretObject.type '${desired.type}', and a Secret's type cannot change: delete the Secret to let the manager recreate it`, 'slow');
+    if (await fails(label!))
+      return new SyncError(
+        'invalidLabel',
+        `Secret '${name}' exists but does not carry the label ${MANAGED_LABEL}="" that marks Secrets this manager manages; it was left untouched`,
+        'slow',
+      );
+    if (await fails(annotation!))
+      return new SyncError(
+        'invalidAnnotation',
+        `Secret '${name}' exists but its annotation ${OWNER_ANNOTATION} does not name this SecretSync (uid ${ss.metadata.uid}); it was left untouched`,
+        'slow',
+      );
+    if (await fails(owner!))
+      return new SyncError(
+        'patch',
+        `Secret '${name}' no longer has this SecretSync as its owner reference; it was left untouched`,
+        'slow',
+      );
+    if (await fails(type!))
+      return new SyncError(
+        'userInput',
+        `Secret '${name}' has another type than spec.secretObject.type '${desired.type}', and a Secret's type cannot change: delete the Secret to let the manager recreate it`,
+        'slow',
+      );
     return undefined;
   }
 }

@@ -28,7 +28,11 @@ export class SharedMounts {
    * Mounts through `mount`, or answers with a result shared by an identical Mount: one in flight,
    * or (when `share` is set) one fetched within the window.
    */
-  async mount(input: MountInput, share: boolean, mount: (input: MountInput) => Promise<MountAnswer>): Promise<{ response: MountAnswer; shared: boolean }> {
+  async mount(
+    input: MountInput,
+    share: boolean,
+    mount: (input: MountInput) => Promise<MountAnswer>,
+  ): Promise<{ response: MountAnswer; shared: boolean }> {
     if (this.windowMs <= 0) return { response: await mount(input), shared: false };
     const key = keyOf(input);
     if (share) {
@@ -75,5 +79,11 @@ export class SharedMounts {
  */
 function keyOf({ provider, request }: MountInput): string {
   const parameters = Object.entries(request.parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([provider, parameters, request.pod, request.serviceAccountName, Object.keys(request.tokens ?? {}).sort()]);
+  return JSON.stringify([
+    provider,
+    parameters,
+    request.pod,
+    request.serviceAccountName,
+    Object.keys(request.tokens ?? {}).sort(),
+  ]);
 }

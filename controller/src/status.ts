@@ -11,7 +11,10 @@ const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export type Outcome =
   | {
       ok: true;
-      reason: Extract<Reason, 'CreateSucceeded' | 'UpdateNoValueChangeSucceeded' | 'UpdateValueChangeOrForceUpdateSucceeded'>;
+      reason: Extract<
+        Reason,
+        'CreateSucceeded' | 'UpdateNoValueChangeSucceeded' | 'UpdateValueChangeOrForceUpdateSucceeded'
+      >;
       hash: string;
       versions: { id: string; version: string }[];
       wrote: boolean;
@@ -31,33 +34,73 @@ const days = (ms: number) => (ms / 86_400_000).toFixed(ms < 86_400_000 ? 2 : 0);
  * False otherwise. A provider that reports no expiry leaves none of it (and clears what an earlier
  * answer left). An expired object is a warning: the Secret keeps serving the last values.
  */
-function expiryStatus(outcome: Extract<Outcome, { ok: true }>, conditions: Condition[], generation: number, t: string, now: Date, warnMs: number) {
+function expiryStatus(
+  outcome: Extract<Outcome, { ok: true }>,
+  conditions: Condition[],
+  generation: number,
+  t: string,
+  now: Date,
+  warnMs: number,
+) {
   const exp = outcome.expiresOn;
-  if (!exp) return { syncedObjectVersions: outcome.versions, expiresOn: null, conditions: conditions.filter((c) => c.type !== EXPIRING) };
+  if (!exp)
+    return {
+      syncedObjectVersions: outcome.versions,
+      expiresOn: null,
+      conditions: conditions.filter((c) => c.type !== EXPIRING),
+    };
   const dated = Object.entries(exp).sort((a, b) => a[1].getTime() - b[1].getTime());
   return {
     syncedObjectVersions: outcome.versions.map((v) => (exp[v.id] ? { ...v, expiresOn: rfc3339(exp[v.id]!) } : v)),
     expiresOn: dated.length ? rfc3339(dated[0]![1]) : null,
-    conditions: setCondition(conditions, { type: EXPIRING, ...expiringCondition(dated, now, warnMs), observedGeneration: generation }, t),
+    conditions: setCondition(
+      conditions,
+      { type: EXPIRING, ...expiringCondition(dated, now, warnMs), observedGeneration: generation },
+      t,
+    ),
   };
 }
 
 /** The Expiring condition's status, reason and message for objects sorted by expiry. */
-function expiringCondition(dated: [string, Date][], now: Date, warnMs: number): Pick<Condition, 'status' | 'reason' | 'message'> {
-  const list = (xs: [string, Date][]) => xs.slice(0, 5).map(([id, d]) => `${id} (${rfc3339(d)})`).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+function expiringCondition(
+  dated: [string, Date][],
+  now: Date,
+  warnMs: number,
+): Pick<Condition, 'status' | 'reason' | 'message'> {
+  const list = (xs: [string, Date][]) =>
+    xs
+      .slice(0, 5)
+      .map(([id, d]) => `${id} (${rfc3339(d)})`)
+      .join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
   const expired = dated.filter(([, d]) => d.getTime() <= now.getTime());
   const soon = dated.filter(([, d]) => d.getTime() > now.getTime() && d.getTime() - now.getTime() <= warnMs);
   const condition = expired.length
-    ? { status: 'True' as const, reason: 'ObjectExpired', message: `Expired: ${list(expired)}. The Secret still holds the last values; put a new version in the provider's store.` }
+    ? {
+        status: 'True' as const,
+        reason: 'ObjectExpired',
+        message: `Expired: ${list(expired)}. The Secret still holds the last values; put a new version in the provider's store.`,
+      }
     : soon.length
-      ? { status: 'True' as const, reason: 'ObjectExpiring', message: `Expiring within ${days(warnMs)} days: ${list(soon)}. Put a new version in the provider's store before then.` }
-      : { status: 'False' as const, reason: 'NoObjectExpiring', message: dated.length ? `No object expires within ${days(warnMs)} days; the first is ${list(dated.slice(0, 1))}.` : 'No object reports an expiry.' };
+      ? {
+          status: 'True' as const,
+          reason: 'ObjectExpiring',
+          message: `Expiring within ${days(warnMs)} days: ${list(soon)}. Put a new version in the provider's store before then.`,
+        }
+      : {
+          status: 'False' as const,
+          reason: 'NoObjectExpiring',
+          message: dated.length
+            ? `No object expires within ${days(warnMs)} days; the first is ${list(dated.slice(0, 1))}.`
+            : 'No object reports an expiry.',
+        };
   return condition;
 }
 
 /** The expiry times the last successful sync stored, by object id. */
 export function storedExpiry(ss: SecretSync): Record<string, Date> {
-  return Object.fromEntries((ss.status?.syncedObjectVersions ?? []).flatMap((v) => (v.expiresOn ? [[v.id, new Date(v.expiresOn)]] : [])));
+  return Object.fromEntries(
+    (ss.status?.syncedObjectVersions ?? []).flatMap((v) => (v.expiresOn ? [[v.id, new Date(v.expiresOn)]] : [])),
+  );
 }
 
 /**
@@ -72,17 +115,29 @@ export function recheckedExpiry(ss: SecretSync, now: Date, warnMs: number): Cond
   if (!prev || !dated.length) return undefined;
   const next = expiringCondition(dated, now, warnMs);
   if (next.status === prev.status && next.reason === prev.reason && next.message === prev.message) return undefined;
-  return setCondition(conditions, { type: EXPIRING, ...next, observedGeneration: prev.observedGeneration ?? ss.metadata.generation ?? 0 }, rfc3339(now));
+  return setCondition(
+    conditions,
+    { type: EXPIRING, ...next, observedGeneration: prev.observedGeneration ?? ss.metadata.generation ?? 0 },
+    rfc3339(now),
+  );
 }
 
 /** Sets a condition, keeping lastTransitionTime when its status did not change. */
 function setCondition(list: Condition[], c: Omit<Condition, 'lastTransitionTime'>, now: string): Condition[] {
   const prev = list.find((x) => x.type === c.type);
-  const next: Condition = { ...c, lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : now };
+  const next: Condition = {
+    ...c,
+    lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : now,
+  };
   return [...list.filter((x) => x.type !== c.type), next];
 }
 
-export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date(), expiryWarningMs = 30 * 86_400_000): NonNullable<SecretSync['status']> {
+export function nextStatus(
+  ss: SecretSync,
+  outcome: Outcome,
+  now = new Date(),
+  expiryWarningMs = 30 * 86_400_000,
+): NonNullable<SecretSync['status']> {
   const t = rfc3339(now);
   const generation = ss.metadata.generation ?? 0;
   let conditions = ss.status?.conditions ?? [];
@@ -90,15 +145,37 @@ export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date(), e
   if (outcome.ok) {
     const message = REASONS[outcome.reason];
     if (outcome.reason === 'CreateSucceeded') {
-      conditions = setCondition(conditions, { type: 'SecretCreated', status: 'True', reason: 'CreateSucceeded', message, observedGeneration: generation }, t);
+      conditions = setCondition(
+        conditions,
+        { type: 'SecretCreated', status: 'True', reason: 'CreateSucceeded', message, observedGeneration: generation },
+        t,
+      );
     } else {
       // A later success clears an earlier failure of either kind.
       if (!conditions.some((c) => c.type === 'SecretCreated' && c.status === 'True')) {
-        conditions = setCondition(conditions, { type: 'SecretCreated', status: 'True', reason: 'CreateSucceeded', message: REASONS.CreateSucceeded, observedGeneration: generation }, t);
+        conditions = setCondition(
+          conditions,
+          {
+            type: 'SecretCreated',
+            status: 'True',
+            reason: 'CreateSucceeded',
+            message: REASONS.CreateSucceeded,
+            observedGeneration: generation,
+          },
+          t,
+        );
       }
-      conditions = setCondition(conditions, { type: 'SecretUpdated', status: 'True', reason: outcome.reason, message, observedGeneration: generation }, t);
+      conditions = setCondition(
+        conditions,
+        { type: 'SecretUpdated', status: 'True', reason: outcome.reason, message, observedGeneration: generation },
+        t,
+      );
     }
-    conditions = setCondition(conditions, { type: 'Ready', status: 'True', reason: outcome.reason, message, observedGeneration: generation }, t);
+    conditions = setCondition(
+      conditions,
+      { type: 'Ready', status: 'True', reason: outcome.reason, message, observedGeneration: generation },
+      t,
+    );
     return {
       ...ss.status,
       syncHash: outcome.hash,
@@ -110,8 +187,16 @@ export function nextStatus(ss: SecretSync, outcome: Outcome, now = new Date(), e
   // Providers' own messages often end in a period already: one, not two.
   const message = `${outcome.message.replace(/[.\s]+$/, '')}. ${outcome.advice}`;
   const type = created ? 'SecretUpdated' : 'SecretCreated';
-  conditions = setCondition(conditions, { type, status: 'False', reason: outcome.reason, message, observedGeneration: generation }, t);
-  conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: outcome.reason, message, observedGeneration: generation }, t);
+  conditions = setCondition(
+    conditions,
+    { type, status: 'False', reason: outcome.reason, message, observedGeneration: generation },
+    t,
+  );
+  conditions = setCondition(
+    conditions,
+    { type: 'Ready', status: 'False', reason: outcome.reason, message, observedGeneration: generation },
+    t,
+  );
   return { ...ss.status, observedGeneration: generation, conditions };
 }
 
@@ -141,14 +226,26 @@ export class StatusReporter {
   async report(ss: SecretSync, outcome: Outcome): Promise<void> {
     const status = nextStatus(ss, outcome, new Date(), this.expiryWarningMs);
     await this.custom.patchNamespacedCustomObjectStatus(
-      { group: SYNC_GROUP, version: SYNC_VERSION, namespace: ss.metadata.namespace, plural: SYNC_PLURAL, name: ss.metadata.name, body: { status } },
+      {
+        group: SYNC_GROUP,
+        version: SYNC_VERSION,
+        namespace: ss.metadata.namespace,
+        plural: SYNC_PLURAL,
+        name: ss.metadata.name,
+        body: { status },
+      },
       MERGE_PATCH,
     );
     this.expiryEvent(ss, status.conditions ?? []);
     // A no-change check repeating the last outcome is not news: its trace is lastSuccessfulSyncTime.
     // (An Event every interval for every SecretSync would double the apiserver writes of a pass.)
     const previous = ss.status?.conditions?.find((c) => c.type === 'Ready');
-    if (outcome.reason === 'UpdateNoValueChangeSucceeded' && previous?.status === 'True' && previous.reason === outcome.reason) return;
+    if (
+      outcome.reason === 'UpdateNoValueChangeSucceeded' &&
+      previous?.status === 'True' &&
+      previous.reason === outcome.reason
+    )
+      return;
     const note = outcome.ok
       ? `${REASONS[outcome.reason]} Versions: ${outcome.versions.map((v) => `${v.id}=${v.version}`).join(', ') || 'none'}`
       : status.conditions!.find((c) => c.type === 'Ready')!.message;
@@ -162,7 +259,14 @@ export class StatusReporter {
     await this.custom.patchNamespacedCustomObjectStatus(
       // The conditions are computed from the cached object: its resourceVersion makes the write
       // fail (409) rather than put back conditions a newer write changed.
-      { group: SYNC_GROUP, version: SYNC_VERSION, namespace: ss.metadata.namespace, plural: SYNC_PLURAL, name: ss.metadata.name, body: { metadata: { resourceVersion: ss.metadata.resourceVersion }, status: { conditions } } },
+      {
+        group: SYNC_GROUP,
+        version: SYNC_VERSION,
+        namespace: ss.metadata.namespace,
+        plural: SYNC_PLURAL,
+        name: ss.metadata.name,
+        body: { metadata: { resourceVersion: ss.metadata.resourceVersion }, status: { conditions } },
+      },
       MERGE_PATCH,
     );
     this.expiryEvent(ss, conditions);

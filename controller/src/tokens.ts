@@ -25,9 +25,17 @@ export class TokenCache {
    * The tokens for `csi.storage.k8s.io/serviceAccount.tokens`, by audience. No audiences: none
    * minted (as upstream), for providers that authenticate otherwise.
    */
-  async tokensFor(namespace: string, serviceAccount: string, audiences: string[]): Promise<Record<string, ServiceAccountToken>> {
-    const entries = await Promise.all(audiences.map(async (aud) => [aud, await this.get(namespace, serviceAccount, aud)] as const));
-    return Object.fromEntries(entries.map(([aud, t]) => [aud, { token: t.token, expirationTimestamp: rfc3339(new Date(t.expires)) }]));
+  async tokensFor(
+    namespace: string,
+    serviceAccount: string,
+    audiences: string[],
+  ): Promise<Record<string, ServiceAccountToken>> {
+    const entries = await Promise.all(
+      audiences.map(async (aud) => [aud, await this.get(namespace, serviceAccount, aud)] as const),
+    );
+    return Object.fromEntries(
+      entries.map(([aud, t]) => [aud, { token: t.token, expirationTimestamp: rfc3339(new Date(t.expires)) }]),
+    );
   }
 
   private async get(namespace: string, serviceAccount: string, audience: string): Promise<Token> {
@@ -60,20 +68,44 @@ export class TokenCache {
       });
       this.metrics.tokenRequests.inc({ result: 'ok' });
       const issued = Date.now();
-      const expires = tr.status?.expirationTimestamp ? new Date(tr.status.expirationTimestamp).getTime() : issued + this.expirationSeconds * 1000;
+      const expires = tr.status?.expirationTimestamp
+        ? new Date(tr.status.expirationTimestamp).getTime()
+        : issued + this.expirationSeconds * 1000;
       return { token: tr.status?.token ?? '', expires, refreshAt: issued + 0.8 * (expires - issued) };
     } catch (e) {
       this.metrics.tokenRequests.inc({ result: 'error' });
       const code = (e as { code?: number }).code;
       const detail = apiMessage(e);
-      if (code === 404) throw new SyncError('userInput', `ServiceAccount '${serviceAccount}' was not found in namespace '${namespace}': create it, or fix spec.serviceAccountName`, 'slow', { cause: e });
+      if (code === 404)
+        throw new SyncError(
+          'userInput',
+          `ServiceAccount '${serviceAccount}' was not found in namespace '${namespace}': create it, or fix spec.serviceAccountName`,
+          'slow',
+          { cause: e },
+        );
       // An admission policy refusing the token is about this SecretSync's ServiceAccount (e.g. it
       // has not opted in); RBAC refusing it means the manager itself is misconfigured.
       if ((code === 403 || code === 422) && /admission|ValidatingAdmissionPolicy/i.test(detail)) {
-        throw new SyncError('userInput', `a token for ServiceAccount '${serviceAccount}' was refused: ${detail}`, 'slow', { cause: e });
+        throw new SyncError(
+          'userInput',
+          `a token for ServiceAccount '${serviceAccount}' was refused: ${detail}`,
+          'slow',
+          { cause: e },
+        );
       }
-      if (code === 403) throw new SyncError('internal', `the manager may not mint tokens for ServiceAccount '${serviceAccount}' (check its RBAC: serviceaccounts/token create): ${detail}`, 'backoff', { cause: e });
-      throw new SyncError('internal', `TokenRequest for ServiceAccount '${serviceAccount}' failed: ${detail}`, 'backoff', { cause: e });
+      if (code === 403)
+        throw new SyncError(
+          'internal',
+          `the manager may not mint tokens for ServiceAccount '${serviceAccount}' (check its RBAC: serviceaccounts/token create): ${detail}`,
+          'backoff',
+          { cause: e },
+        );
+      throw new SyncError(
+        'internal',
+        `TokenRequest for ServiceAccount '${serviceAccount}' failed: ${detail}`,
+        'backoff',
+        { cause: e },
+      );
     }
   }
 

@@ -5,11 +5,17 @@ const parse = (...argv: string[]) => parseConfig(argv, {}) as Config;
 
 test('the default allowed types are taken as they are', () => {
   expect(parse().allowedSecretTypes).toEqual(DEFAULT_ALLOWED_TYPES);
-  expect(parse('--allowed-secret-types=Opaque, bootstrap.kubernetes.io/token').allowedSecretTypes).toEqual(['Opaque', 'bootstrap.kubernetes.io/token']);
+  expect(parse('--allowed-secret-types=Opaque, bootstrap.kubernetes.io/token').allowedSecretTypes).toEqual([
+    'Opaque',
+    'bootstrap.kubernetes.io/token',
+  ]);
 });
 
 test('service-account tokens are refused at start, whatever the flag lists', () => {
-  for (const flag of ['--allowed-secret-types=kubernetes.io/service-account-token', '--allowed-secret-types=Opaque,kubernetes.io/service-account-token']) {
+  for (const flag of [
+    '--allowed-secret-types=kubernetes.io/service-account-token',
+    '--allowed-secret-types=Opaque,kubernetes.io/service-account-token',
+  ]) {
     let err: unknown;
     try {
       parse(flag);
@@ -25,7 +31,10 @@ test('health and metrics listen where their own flags say, else at --http-bind-a
   expect(parse()).toMatchObject({ healthBindAddress: '0.0.0.0', metricsBindAddress: '0.0.0.0' });
   expect(parse('--http-bind-address=::')).toMatchObject({ healthBindAddress: '::', metricsBindAddress: '::' });
   // The chart with hostNetwork: health on the node's loopback, metrics on the node's address.
-  expect(parse('--health-bind-address=127.0.0.1', '--metrics-bind-address=10.1.2.3')).toMatchObject({ healthBindAddress: '127.0.0.1', metricsBindAddress: '10.1.2.3' });
+  expect(parse('--health-bind-address=127.0.0.1', '--metrics-bind-address=10.1.2.3')).toMatchObject({
+    healthBindAddress: '127.0.0.1',
+    metricsBindAddress: '10.1.2.3',
+  });
   expect(() => parse('--metrics-bind-address=localhost')).toThrow(/--metrics-bind-address must be an IP address/);
   expect(() => parse('--http-bind-address=')).toThrow(/--http-bind-address must be an IP address/);
 });

@@ -20,8 +20,17 @@ afterAll(async () => {
 async function verdict(data: { sourcePath: string; targetKey: string }): Promise<string> {
   try {
     await k.custom.createNamespacedCustomObject({
-      group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL, namespace: ns.name, dryRun: 'All',
-      body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name: 'probe' }, spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [data] } } },
+      group: SYNC_GROUP,
+      version: SYNC_VERSION,
+      plural: SYNC_PLURAL,
+      namespace: ns.name,
+      dryRun: 'All',
+      body: {
+        apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+        kind: 'SecretSync',
+        metadata: { name: 'probe' },
+        spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [data] } },
+      },
     });
     return 'accepted';
   } catch (e) {
@@ -58,6 +67,8 @@ test.each([
 
 test('the chart ships the same CRDs as deploy/crds', () => {
   for (const f of ['secret-sync.x-k8s.io_secretsyncs.yaml', 'secrets-store.csi.x-k8s.io_secretproviderclasses.yaml']) {
-    expect(readFileSync(join(repoRoot, 'deploy', 'chart', 'secret-store-sync', 'crds', f), 'utf8')).toBe(readFileSync(join(repoRoot, 'deploy', 'crds', f), 'utf8'));
+    expect(readFileSync(join(repoRoot, 'deploy', 'chart', 'secret-store-sync', 'crds', f), 'utf8')).toBe(
+      readFileSync(join(repoRoot, 'deploy', 'crds', f), 'utf8'),
+    );
   }
 });

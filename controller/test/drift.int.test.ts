@@ -16,26 +16,69 @@ let manager: RunningManager;
 
 const secret = () => k.core.readNamespacedSecret({ name: 'drifting', namespace: ns.name });
 const value = async () => Buffer.from((await secret()).data?.key ?? '', 'base64').toString();
-const lastSync = async () => ((await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'drifting' })) as SecretSync).status?.lastSuccessfulSyncTime;
+const lastSync = async () =>
+  ((await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'drifting' })) as SecretSync).status
+    ?.lastSuccessfulSyncTime;
 const events = async (reason: string) =>
-  (await k.core.listNamespacedEvent({ namespace: ns.name, fieldSelector: `involvedObject.name=drifting,reason=${reason}` })).items.length;
-const readyReason = async () => ((await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'drifting' })) as SecretSync).status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+  (
+    await k.core.listNamespacedEvent({
+      namespace: ns.name,
+      fieldSelector: `involvedObject.name=drifting,reason=${reason}`,
+    })
+  ).items.length;
+const readyReason = async () =>
+  (
+    (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'drifting' })) as SecretSync
+  ).status?.conditions?.find((c) => c.type === 'Ready')?.reason;
 
 beforeAll(async () => {
   ns = await tempNamespace(k.core, 'drift');
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'from-the-vault' } });
-  await eventually(async () => ((await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
+  await eventually(
+    async () =>
+      (await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined))
+        ? true
+        : undefined,
+    30_000,
+    'the default ServiceAccount',
+  );
   await k.custom.createNamespacedCustomObject({
-    group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses',
-    body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } },
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider: 'test', parameters: { prefix: '' } },
+    },
   });
-  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, args: ['--rotation-poll-interval-seconds=2'] });
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: provider.socketDir,
+    args: ['--rotation-poll-interval-seconds=2'],
+  });
   await k.custom.createNamespacedCustomObject({
-    ...co, namespace: ns.name,
-    body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name: 'drifting' }, spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { type: 'Opaque', data: [{ sourcePath: 'foo', targetKey: 'key' }] } } },
+    ...co,
+    namespace: ns.name,
+    body: {
+      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+      kind: 'SecretSync',
+      metadata: { name: 'drifting' },
+      spec: {
+        serviceAccountName: 'default',
+        secretProviderClassName: 'spc',
+        secretObject: { type: 'Opaque', data: [{ sourcePath: 'foo', targetKey: 'key' }] },
+      },
+    },
   });
-  await eventually(async () => ((await value().catch(() => '')) === 'from-the-vault' ? true : undefined), 30_000, 'the Secret');
+  await eventually(
+    async () => ((await value().catch(() => '')) === 'from-the-vault' ? true : undefined),
+    30_000,
+    'the Secret',
+  );
 });
 
 afterAll(async () => {
@@ -45,7 +88,11 @@ afterAll(async () => {
 });
 
 test('an intact Secret is not rewritten by rotations', async () => {
-  await eventually(async () => ((await readyReason()) === 'UpdateNoValueChangeSucceeded' ? true : undefined), 30_000, 'a no-change rotation');
+  await eventually(
+    async () => ((await readyReason()) === 'UpdateNoValueChangeSucceeded' ? true : undefined),
+    30_000,
+    'a no-change rotation',
+  );
   const rv = (await secret()).metadata?.resourceVersion;
   const before = await lastSync();
   await eventually(async () => ((await lastSync()) !== before ? true : undefined), 30_000, 'another rotation');
@@ -57,7 +104,14 @@ test('an intact Secret is not rewritten by rotations', async () => {
 
 test('data edited by hand is put back at the next rotation; labels others added are kept', async () => {
   await k.core.patchNamespacedSecret(
-    { name: 'drifting', namespace: ns.name, body: { metadata: { labels: { 'team.example/owner': 'payments' } }, data: { key: Buffer.from('edited').toString('base64'), extra: Buffer.from('x').toString('base64') } } },
+    {
+      name: 'drifting',
+      namespace: ns.name,
+      body: {
+        metadata: { labels: { 'team.example/owner': 'payments' } },
+        data: { key: Buffer.from('edited').toString('base64'), extra: Buffer.from('x').toString('base64') },
+      },
+    },
     MERGE,
   );
   await eventually(async () => ((await value()) === 'from-the-vault' ? true : undefined), 30_000, 'the data put back');
@@ -65,16 +119,32 @@ test('data edited by hand is put back at the next rotation; labels others added 
   expect(Object.keys(s.data ?? {})).toEqual(['key']);
   expect(s.metadata?.labels).toMatchObject({ 'team.example/owner': 'payments', 'secrets-store.sync.x-k8s.io': '' });
   // The repair is a value change of the Secret: an Event and a log line say so.
-  await eventually(async () => ((await events('UpdateValueChangeOrForceUpdateSucceeded')) === 1 ? true : undefined), 10_000, 'the Event');
+  await eventually(
+    async () => ((await events('UpdateValueChangeOrForceUpdateSucceeded')) === 1 ? true : undefined),
+    10_000,
+    'the Event',
+  );
   expect(manager.logs()).toContain('put its data back');
 });
 
 test('a Secret deleted by hand is created again at the next rotation', async () => {
   await k.core.deleteNamespacedSecret({ name: 'drifting', namespace: ns.name });
-  await eventually(async () => ((await value().catch(() => '')) === 'from-the-vault' ? true : undefined), 30_000, 'the Secret back');
+  await eventually(
+    async () => ((await value().catch(() => '')) === 'from-the-vault' ? true : undefined),
+    30_000,
+    'the Secret back',
+  );
   const s = await secret();
   expect(s.metadata?.ownerReferences?.[0]?.name).toBe('drifting');
-  await eventually(async () => ((await events('UpdateValueChangeOrForceUpdateSucceeded')) === 2 ? true : undefined), 10_000, 'the Event');
+  await eventually(
+    async () => ((await events('UpdateValueChangeOrForceUpdateSucceeded')) === 2 ? true : undefined),
+    10_000,
+    'the Event',
+  );
   expect(manager.logs()).toContain('Secret was missing; created it again');
-  await eventually(async () => ((await readyReason()) === 'UpdateNoValueChangeSucceeded' ? true : undefined), 30_000, 'the next rotation finding it intact');
+  await eventually(
+    async () => ((await readyReason()) === 'UpdateNoValueChangeSucceeded' ? true : undefined),
+    30_000,
+    'the next rotation finding it intact',
+  );
 });

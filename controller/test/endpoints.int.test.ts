@@ -15,7 +15,11 @@ let manager: RunningManager;
 beforeAll(async () => {
   ns = await tempNamespace(k.core, 'endpoints');
   // The helper binds both at 127.0.0.1 (--http-bind-address) and waits for /readyz there.
-  manager = await startManager({ namespace: ns.name, providerDir: mkdtempSync(join(tmpdir(), 'sss-none-')), args: ['--metrics-bind-address=127.0.0.2'] });
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: mkdtempSync(join(tmpdir(), 'sss-none-')),
+    args: ['--metrics-bind-address=127.0.0.2'],
+  });
 });
 
 afterAll(async () => {

@@ -11,7 +11,9 @@ function slowApiserver() {
   const written: string[] = [];
   const core = {
     createNamespacedEvent: ({ body }: { body: { reason?: string; involvedObject: { name?: string } } }) =>
-      new Promise<void>((resolve) => pending.push({ body, done: () => (written.push(`${body.involvedObject.name}:${body.reason}`), resolve()) })),
+      new Promise<void>((resolve) =>
+        pending.push({ body, done: () => (written.push(`${body.involvedObject.name}:${body.reason}`), resolve()) }),
+      ),
   } as unknown as CoreV1Api;
   const answerOne = async () => {
     pending.shift()!.done();
@@ -24,7 +26,12 @@ const flush = async () => {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 };
 const warnings: string[] = [];
-const log = { warn: (m: string) => warnings.push(m), info: () => {}, debug: () => {}, error: () => {} } as unknown as Logger;
+const log = {
+  warn: (m: string) => warnings.push(m),
+  info: () => {},
+  debug: () => {},
+  error: () => {},
+} as unknown as Logger;
 const ss = (name: string) => ({ metadata: { name, namespace: 'n', uid: `u-${name}` } }) as SecretSync;
 
 test('at most inFlight Events go to the apiserver at once; the rest wait their turn, in order', async () => {
@@ -57,7 +64,12 @@ test('beyond the queue, Events are dropped and counted, with one warning per epi
 test('a failed Event frees its slot for the next one', async () => {
   const core = { createNamespacedEvent: () => Promise.reject(new Error('forbidden')) } as unknown as CoreV1Api;
   let sent = 0;
-  const counting = { createNamespacedEvent: (...a: unknown[]) => (sent++, (core.createNamespacedEvent as (...x: unknown[]) => Promise<unknown>)(...a)) } as unknown as CoreV1Api;
+  const counting = {
+    createNamespacedEvent: (...a: unknown[]) => (
+      sent++,
+      (core.createNamespacedEvent as (...x: unknown[]) => Promise<unknown>)(...a)
+    ),
+  } as unknown as CoreV1Api;
   const rec = new EventRecorder(counting, 'pod', log, () => {}, { inFlight: 1, queued: 5 });
   for (let i = 0; i < 4; i++) rec.record(ss(`s${i}`), 'Normal', 'CreateSucceeded', 'ok');
   await flush();

@@ -25,18 +25,73 @@ const sync = { group: 'secret-sync.x-k8s.io', version: 'v1alpha1', plural: 'secr
 
 /** A SecretSync of secrets named after their expiry in days from now. */
 async function create(name: string, days: number[]) {
-  for (const d of days) await azure.secrets(vault).setSecret(`in-${d}-days`, 'x', { expiresOn: new Date(Math.floor((Date.now() + d * DAY) / 1000) * 1000) });
+  for (const d of days)
+    await azure
+      .secrets(vault)
+      .setSecret(`in-${d}-days`, 'x', { expiresOn: new Date(Math.floor((Date.now() + d * DAY) / 1000) * 1000) });
   const objects = days.map((d) => ({ objectName: `in-${d}-days`, objectType: 'secret' }));
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name }, spec: { provider: 'azure', parameters: { keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml(objects) } } } });
-  await k.custom.createNamespacedCustomObject({ ...sync, namespace: ns.name, body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: 'workload', secretProviderClassName: name, secretObject: { type: 'Opaque', data: days.map((d) => ({ sourcePath: `in-${d}-days`, targetKey: `k${d}` })) } } } });
-  await eventually(async () => (((await k.custom.getNamespacedCustomObject({ ...sync, namespace: ns.name, name })) as SecretSync).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined), 30_000, `${name} synced`);
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name },
+      spec: {
+        provider: 'azure',
+        parameters: {
+          keyvaultName: vault,
+          tenantID: azure.tenantId,
+          clientID: clientId,
+          objects: objectsYaml(objects),
+        },
+      },
+    },
+  });
+  await k.custom.createNamespacedCustomObject({
+    ...sync,
+    namespace: ns.name,
+    body: {
+      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
+      kind: 'SecretSync',
+      metadata: { name },
+      spec: {
+        serviceAccountName: 'workload',
+        secretProviderClassName: name,
+        secretObject: { type: 'Opaque', data: days.map((d) => ({ sourcePath: `in-${d}-days`, targetKey: `k${d}` })) },
+      },
+    },
+  });
+  await eventually(
+    async () =>
+      (
+        (await k.custom.getNamespacedCustomObject({ ...sync, namespace: ns.name, name })) as SecretSync
+      ).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+        ? true
+        : undefined,
+    30_000,
+    `${name} synced`,
+  );
 }
 
 /** The exported series as "secretsync object", and the dropped counter by reason. */
 async function scrape() {
   const text = await manager.metrics();
-  const series = [...text.matchAll(/^secretsync_object_expiry_timestamp_seconds\{namespace="[^"]+",secretsync="([^"]+)",object="([^"]+)"\}/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
-  const dropped = Object.fromEntries([...text.matchAll(/^secretsync_object_expiry_series_dropped_total\{reason="([^"]+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+  const series = [
+    ...text.matchAll(
+      /^secretsync_object_expiry_timestamp_seconds\{namespace="[^"]+",secretsync="([^"]+)",object="([^"]+)"\}/gm,
+    ),
+  ]
+    .map((m) => `${m[1]} ${m[2]}`)
+    .sort();
+  const dropped = Object.fromEntries(
+    [...text.matchAll(/^secretsync_object_expiry_series_dropped_total\{reason="([^"]+)"\} (\d+)/gm)].map((m) => [
+      m[1]!,
+      Number(m[2]),
+    ]),
+  );
   return { series, dropped };
 }
 
@@ -46,11 +101,19 @@ beforeAll(async () => {
   await azure.createVault(vault);
   const id = await azure.createIdentity(`expcap-${ns.name}`);
   clientId = id.clientId;
-  await azure.addFederatedCredential(clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+  await azure.addFederatedCredential(clientId, {
+    name: 'fic',
+    issuer: info.k8s.issuer,
+    subject: `system:serviceaccount:${ns.name}:workload`,
+  });
   await azure.assignRole('Key Vault Secrets User', clientId, vault);
   const socketDir = mkdtempSync(join(tmpdir(), 'sss-expcap-'));
   provider = await startProvider({ socketDir });
-  manager = await startManager({ namespace: ns.name, providerDir: socketDir, args: ['--rotation-poll-interval-seconds=2', '--max-expiry-series-per-secretsync=2', '--max-expiry-series=3'] });
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: socketDir,
+    args: ['--rotation-poll-interval-seconds=2', '--max-expiry-series-per-secretsync=2', '--max-expiry-series=3'],
+  });
 });
 
 afterAll(async () => {
@@ -67,11 +130,23 @@ test('series are capped per SecretSync and in all, the soonest expiries kept and
 
   // Sooner expiries elsewhere take the total's places from the latest kept ones.
   await create('sooner', [2, 1]);
-  await eventually(async () => ((await scrape()).series.some((s) => s.startsWith('sooner')) ? true : undefined), 10_000, "sooner's series");
-  expect((await scrape()).series).toEqual(['many secret/in-10-days', 'sooner secret/in-1-days', 'sooner secret/in-2-days']);
+  await eventually(
+    async () => ((await scrape()).series.some((s) => s.startsWith('sooner')) ? true : undefined),
+    10_000,
+    "sooner's series",
+  );
+  expect((await scrape()).series).toEqual([
+    'many secret/in-10-days',
+    'sooner secret/in-1-days',
+    'sooner secret/in-2-days',
+  ]);
   // many's next rotation (every 2 s) reports the one the total left out.
   await eventually(async () => ((await scrape()).dropped.total ?? 0) >= 1 || undefined, 15_000, 'a drop for the total');
 
   await k.custom.deleteNamespacedCustomObject({ ...sync, namespace: ns.name, name: 'sooner' });
-  await eventually(async () => ((await scrape()).series.join() === 'many secret/in-10-days,many secret/in-20-days' ? true : undefined), 15_000, "many's second series back");
+  await eventually(
+    async () => ((await scrape()).series.join() === 'many secret/in-10-days,many secret/in-20-days' ? true : undefined),
+    15_000,
+    "many's second series back",
+  );
 });

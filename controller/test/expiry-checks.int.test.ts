@@ -18,10 +18,30 @@ beforeAll(async () => {
   ns = await tempNamespace(k.core, 'expchecks');
   await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'workload' } } });
   provider = await startTestProvider('expiring');
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'expiring', parameters: { prefix: '' } } } });
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider: 'expiring', parameters: { prefix: '' } },
+    },
+  });
   // No rotation within the test, no shared results (every reconcile would Mount), warnings only
   // once expired, and a 10 s floor instead of 5 minutes.
-  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, args: ['--rotation-poll-interval-seconds=3600', '--rotation-share-seconds=0', '--expiry-warning-days=0', '--expiry-check-min-interval-seconds=10'] });
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: provider.socketDir,
+    args: [
+      '--rotation-poll-interval-seconds=3600',
+      '--rotation-share-seconds=0',
+      '--expiry-warning-days=0',
+      '--expiry-check-min-interval-seconds=10',
+    ],
+  });
 });
 
 afterAll(async () => {
@@ -34,27 +54,55 @@ test('objects expiring a second apart: the condition follows with no Mount after
   const files = Object.fromEntries(Array.from({ length: OBJECTS }, (_, i) => [`o${i}`, `value-${i}`]));
   // A second apart, the first a few seconds after the sync below.
   const start = Date.now() + 6_000;
-  const expiresOn = Object.fromEntries(Object.keys(files).map((p, i) => [p, new Date(Math.ceil((start + i * 1_000) / 1000) * 1000).toISOString()]));
+  const expiresOn = Object.fromEntries(
+    Object.keys(files).map((p, i) => [p, new Date(Math.ceil((start + i * 1_000) / 1000) * 1000).toISOString()]),
+  );
   provider.setState({ files, expiresOn });
   await k.custom.createNamespacedCustomObject({
-    ...co, namespace: ns.name,
-    body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name: 'app' }, spec: { serviceAccountName: 'workload', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'o0', targetKey: 'o0' }] } } },
+    ...co,
+    namespace: ns.name,
+    body: {
+      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+      kind: 'SecretSync',
+      metadata: { name: 'app' },
+      spec: {
+        serviceAccountName: 'workload',
+        secretProviderClassName: 'spc',
+        secretObject: { data: [{ sourcePath: 'o0', targetKey: 'o0' }] },
+      },
+    },
   });
-  const get = async () => (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'app' })) as SecretSync;
+  const get = async () =>
+    (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'app' })) as SecretSync;
   const expiring = (ss: SecretSync) => ss.status?.conditions?.find((c) => c.type === 'Expiring');
 
   // Every object expired (the message names five and counts the rest).
-  const done = await eventually(async () => {
-    const ss = await get();
-    return expiring(ss)?.reason === 'ObjectExpired' && expiring(ss)!.message.includes(`and ${OBJECTS - 5} more`) ? ss : undefined;
-  }, 60_000, 'every object reported expired');
-  expect(done.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'CreateSucceeded' });
+  const done = await eventually(
+    async () => {
+      const ss = await get();
+      return expiring(ss)?.reason === 'ObjectExpired' && expiring(ss)!.message.includes(`and ${OBJECTS - 5} more`)
+        ? ss
+        : undefined;
+    },
+    60_000,
+    'every object reported expired',
+  );
+  expect(done.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+    status: 'True',
+    reason: 'CreateSucceeded',
+  });
   // One Mount: the create. Before, each transition was a reconcile, each a Mount here (8 more).
   expect(provider.requests().filter((r) => r.podNamespace === ns.name)).toHaveLength(1);
   // Eight transitions within 8 s, a 10 s floor: the first check, then one that sees the rest.
-  const checks = manager.logs().split('\n').filter((l) => l.includes('"message":"expiry check"') && l.includes(`${ns.name}/app`));
+  const checks = manager
+    .logs()
+    .split('\n')
+    .filter((l) => l.includes('"message":"expiry check"') && l.includes(`${ns.name}/app`));
   expect(checks.length).toBeGreaterThanOrEqual(1);
   expect(checks.length).toBeLessThanOrEqual(2);
-  const events = await k.core.listNamespacedEvent({ namespace: ns.name, fieldSelector: 'involvedObject.name=app,reason=ObjectExpired' });
+  const events = await k.core.listNamespacedEvent({
+    namespace: ns.name,
+    fieldSelector: 'involvedObject.name=app,reason=ObjectExpired',
+  });
   expect(events.items.filter((e) => e.type === 'Warning')).toHaveLength(1);
 });

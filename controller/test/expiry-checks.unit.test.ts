@@ -26,7 +26,13 @@ test('staggered expiry times a second apart cost one check per floor, not one pe
   let last: number | undefined;
   let checks = 0;
   for (;;) {
-    const d = nextExpiryCheck(objects, { now: t, warnMs: 0, floorMs, random: noJitter, ...(last === undefined ? {} : { lastCheckAt: last }) });
+    const d = nextExpiryCheck(objects, {
+      now: t,
+      warnMs: 0,
+      floorMs,
+      random: noJitter,
+      ...(last === undefined ? {} : { lastCheckAt: last }),
+    });
     if (d === undefined) break;
     t += d;
     last = t;
@@ -44,23 +50,45 @@ test('jitter delays a check by up to a tenth of the floor, never brings it forwa
   expect(nextExpiryCheck([at(MIN)], { ...o, lastCheckAt: now, random: () => 0.5 })).toBe(5 * MIN + 15_000);
 });
 
-const synced = (expiresOn: Record<string, Date>, expiring: { status: 'True' | 'False'; reason: string; message: string }): SecretSync =>
+const synced = (
+  expiresOn: Record<string, Date>,
+  expiring: { status: 'True' | 'False'; reason: string; message: string },
+): SecretSync =>
   ({
     metadata: { name: 'app', namespace: 'n', generation: 3, resourceVersion: '7' },
     spec: { serviceAccountName: 'sa', secretProviderClassName: 'spc', secretObject: { type: 'Opaque', data: [] } },
     status: {
-      syncedObjectVersions: Object.entries(expiresOn).map(([id, d]) => ({ id, version: '1', expiresOn: d.toISOString() })),
+      syncedObjectVersions: Object.entries(expiresOn).map(([id, d]) => ({
+        id,
+        version: '1',
+        expiresOn: d.toISOString(),
+      })),
       conditions: [
-        { type: 'Ready', status: 'True', reason: 'CreateSucceeded', message: '', observedGeneration: 3, lastTransitionTime: '2025-12-01T00:00:00Z' },
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'CreateSucceeded',
+          message: '',
+          observedGeneration: 3,
+          lastTransitionTime: '2025-12-01T00:00:00Z',
+        },
         { type: 'Expiring', ...expiring, observedGeneration: 3, lastTransitionTime: '2025-12-01T00:00:00Z' },
       ],
     },
   }) as unknown as SecretSync;
 
 test('a check moves the Expiring condition from the stored expiry times and leaves the rest alone', () => {
-  const ss = synced({ 'secret/a': at(-1_000) }, { status: 'True', reason: 'ObjectExpiring', message: 'Expiring within 30 days: secret/a' });
+  const ss = synced(
+    { 'secret/a': at(-1_000) },
+    { status: 'True', reason: 'ObjectExpiring', message: 'Expiring within 30 days: secret/a' },
+  );
   const conditions = recheckedExpiry(ss, new Date(now), 30 * DAY)!;
-  expect(conditions.find((c) => c.type === 'Expiring')).toMatchObject({ status: 'True', reason: 'ObjectExpired', message: expect.stringContaining('secret/a'), observedGeneration: 3 });
+  expect(conditions.find((c) => c.type === 'Expiring')).toMatchObject({
+    status: 'True',
+    reason: 'ObjectExpired',
+    message: expect.stringContaining('secret/a'),
+    observedGeneration: 3,
+  });
   expect(conditions.find((c) => c.type === 'Ready')).toEqual(ss.status!.conditions!.find((c) => c.type === 'Ready'));
 });
 
@@ -69,5 +97,7 @@ test('a check that would change nothing writes nothing; without stored expiry ti
   const first = recheckedExpiry(ss, new Date(now), 30 * DAY)!;
   const again = { ...ss, status: { ...ss.status, conditions: first } } as SecretSync;
   expect(recheckedExpiry(again, new Date(now), 30 * DAY)).toBeUndefined();
-  expect(recheckedExpiry(synced({}, { status: 'False', reason: 'NoObjectExpiring', message: 'x' }), new Date(now), 30 * DAY)).toBeUndefined();
+  expect(
+    recheckedExpiry(synced({}, { status: 'False', reason: 'NoObjectExpiring', message: 'x' }), new Date(now), 30 * DAY),
+  ).toBeUndefined();
 });

@@ -11,7 +11,13 @@ import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
-import { objectsYaml, startProvider, startTestProvider, type RunningProviderProcess, type TestProvider } from '../../test/helpers/provider.js';
+import {
+  objectsYaml,
+  startProvider,
+  startTestProvider,
+  type RunningProviderProcess,
+  type TestProvider,
+} from '../../test/helpers/provider.js';
 import type { SecretSync } from '../src/api.js';
 
 const info = loadStackInfo();
@@ -26,23 +32,74 @@ let manager: RunningManager;
 let clientId: string;
 
 const kubectl = (args: string[], input?: string) =>
-  execFileSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, ...args], { encoding: 'utf8', ...(input ? { input } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
+  execFileSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, ...args], {
+    encoding: 'utf8',
+    ...(input ? { input } : {}),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 
 async function secretSync(name: string): Promise<SecretSync> {
-  return (await k.custom.getNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', name })) as SecretSync;
+  return (await k.custom.getNamespacedCustomObject({
+    group: 'secret-sync.x-k8s.io',
+    version: 'v1alpha1',
+    namespace: ns.name,
+    plural: 'secretsyncs',
+    name,
+  })) as SecretSync;
 }
-const expiring = async (name: string) => (await secretSync(name)).status?.conditions?.find((c) => c.type === 'Expiring');
+const expiring = async (name: string) =>
+  (await secretSync(name)).status?.conditions?.find((c) => c.type === 'Expiring');
 
 async function warnings(name: string, reason: string): Promise<number> {
-  const list = await k.core.listNamespacedEvent({ namespace: ns.name, fieldSelector: `involvedObject.name=${name},reason=${reason}` });
+  const list = await k.core.listNamespacedEvent({
+    namespace: ns.name,
+    fieldSelector: `involvedObject.name=${name},reason=${reason}`,
+  });
   return list.items.filter((e) => e.type === 'Warning').length;
 }
 
-async function sync(name: string, providerName: string, objects: Record<string, string | number>[], data: { sourcePath: string; targetKey: string }[]) {
-  const parameters = providerName === 'azure' ? { keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml(objects) } : { prefix: 'value' };
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name }, spec: { provider: providerName, parameters } } });
-  await k.custom.createNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: 'workload', secretProviderClassName: name, secretObject: { type: 'Opaque', data } } } });
-  await eventually(async () => ((await secretSync(name)).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined), 30_000, `${name} synced`);
+async function sync(
+  name: string,
+  providerName: string,
+  objects: Record<string, string | number>[],
+  data: { sourcePath: string; targetKey: string }[],
+) {
+  const parameters =
+    providerName === 'azure'
+      ? { keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml(objects) }
+      : { prefix: 'value' };
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name },
+      spec: { provider: providerName, parameters },
+    },
+  });
+  await k.custom.createNamespacedCustomObject({
+    group: 'secret-sync.x-k8s.io',
+    version: 'v1alpha1',
+    namespace: ns.name,
+    plural: 'secretsyncs',
+    body: {
+      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
+      kind: 'SecretSync',
+      metadata: { name },
+      spec: { serviceAccountName: 'workload', secretProviderClassName: name, secretObject: { type: 'Opaque', data } },
+    },
+  });
+  await eventually(
+    async () =>
+      (await secretSync(name)).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+        ? true
+        : undefined,
+    30_000,
+    `${name} synced`,
+  );
 }
 
 beforeAll(async () => {
@@ -51,14 +108,22 @@ beforeAll(async () => {
   await azure.createVault(vault);
   const id = await azure.createIdentity(`expiry-${ns.name}`);
   clientId = id.clientId;
-  await azure.addFederatedCredential(clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+  await azure.addFederatedCredential(clientId, {
+    name: 'fic',
+    issuer: info.k8s.issuer,
+    subject: `system:serviceaccount:${ns.name}:workload`,
+  });
   await azure.assignRole('Key Vault Secrets User', clientId, vault);
   await azure.assignRole('Key Vault Reader', clientId, vault);
   const socketDir = mkdtempSync(join(tmpdir(), 'sss-expiry-'));
   provider = await startProvider({ socketDir });
   plain = await startTestProvider('plain', socketDir);
   plain.setState({ files: { value: 'no expiry here' } });
-  manager = await startManager({ namespace: ns.name, providerDir: socketDir, args: ['--rotation-poll-interval-seconds=2'] });
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: socketDir,
+    args: ['--rotation-poll-interval-seconds=2'],
+  });
 });
 
 afterAll(async () => {
@@ -71,27 +136,51 @@ afterAll(async () => {
 test('a secret expiring in 10 days: Expiring condition, one Warning Event, the column and the metric; a later version clears it', async () => {
   const exp = new Date(Math.floor((Date.now() + 10 * DAY) / 1000) * 1000);
   await azure.secrets(vault).setSecret('db-password', 'first', { expiresOn: exp });
-  await sync('db', 'azure', [{ objectName: 'db-password', objectType: 'secret' }], [{ sourcePath: 'db-password', targetKey: 'password' }]);
+  await sync(
+    'db',
+    'azure',
+    [{ objectName: 'db-password', objectType: 'secret' }],
+    [{ sourcePath: 'db-password', targetKey: 'password' }],
+  );
 
-  await eventually(async () => ((await expiring('db'))?.reason === 'ObjectExpiring' ? true : undefined), 30_000, 'the Expiring condition');
+  await eventually(
+    async () => ((await expiring('db'))?.reason === 'ObjectExpiring' ? true : undefined),
+    30_000,
+    'the Expiring condition',
+  );
   const st = (await secretSync('db')).status!;
   expect(st.expiresOn).toBe(exp.toISOString().replace('.000Z', 'Z'));
   expect(st.syncedObjectVersions?.[0]).toMatchObject({ id: 'secret/db-password', expiresOn: st.expiresOn });
-  expect((await expiring('db'))).toMatchObject({ status: 'True', message: expect.stringContaining('secret/db-password') });
+  expect(await expiring('db')).toMatchObject({
+    status: 'True',
+    message: expect.stringContaining('secret/db-password'),
+  });
   // Ready is about the sync, not the expiry.
   expect(st.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
-  expect(kubectl(['get', 'secretsync', 'db', '-n', ns.name])).toMatch(new RegExp(`EXPIRES[\\s\\S]*${st.expiresOn!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-  expect(await manager.metrics()).toContain(`secretsync_object_expiry_timestamp_seconds{namespace="${ns.name}",secretsync="db",object="secret/db-password"} ${exp.getTime() / 1000}`);
+  expect(kubectl(['get', 'secretsync', 'db', '-n', ns.name])).toMatch(
+    new RegExp(`EXPIRES[\\s\\S]*${st.expiresOn!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+  );
+  expect(await manager.metrics()).toContain(
+    `secretsync_object_expiry_timestamp_seconds{namespace="${ns.name}",secretsync="db",object="secret/db-password"} ${exp.getTime() / 1000}`,
+  );
 
   // Several rotations later (every 2 s), still one Warning Event for entering the window.
   const synced = st.lastSuccessfulSyncTime;
-  await eventually(async () => ((await secretSync('db')).status?.lastSuccessfulSyncTime !== synced ? true : undefined), 30_000, 'a rotation');
+  await eventually(
+    async () => ((await secretSync('db')).status?.lastSuccessfulSyncTime !== synced ? true : undefined),
+    30_000,
+    'a rotation',
+  );
   await new Promise((r) => setTimeout(r, 4_500));
   expect(await warnings('db', 'ObjectExpiring')).toBe(1);
 
   const later = new Date(Math.floor((Date.now() + 100 * DAY) / 1000) * 1000);
   await azure.secrets(vault).setSecret('db-password', 'second', { expiresOn: later });
-  await eventually(async () => ((await expiring('db'))?.reason === 'NoObjectExpiring' ? true : undefined), 30_000, 'the warning cleared');
+  await eventually(
+    async () => ((await expiring('db'))?.reason === 'NoObjectExpiring' ? true : undefined),
+    30_000,
+    'the warning cleared',
+  );
   expect((await expiring('db'))?.status).toBe('False');
   expect((await secretSync('db')).status?.expiresOn).toBe(later.toISOString().replace('.000Z', 'Z'));
   expect(await manager.metrics()).toContain(`object="secret/db-password"} ${later.getTime() / 1000}`);
@@ -99,11 +188,24 @@ test('a secret expiring in 10 days: Expiring condition, one Warning Event, the c
 
 test('an expired secret is still served (Key Vault returns it), with ObjectExpired and its own Warning Event', async () => {
   await azure.secrets(vault).setSecret('old-token', 'stale-but-served', { expiresOn: new Date(Date.now() - DAY) });
-  await sync('old', 'azure', [{ objectName: 'old-token', objectType: 'secret' }], [{ sourcePath: 'old-token', targetKey: 'token' }]);
-  await eventually(async () => ((await expiring('old'))?.reason === 'ObjectExpired' ? true : undefined), 30_000, 'ObjectExpired');
+  await sync(
+    'old',
+    'azure',
+    [{ objectName: 'old-token', objectType: 'secret' }],
+    [{ sourcePath: 'old-token', targetKey: 'token' }],
+  );
+  await eventually(
+    async () => ((await expiring('old'))?.reason === 'ObjectExpired' ? true : undefined),
+    30_000,
+    'ObjectExpired',
+  );
   const secret = await k.core.readNamespacedSecret({ name: 'old', namespace: ns.name });
   expect(Buffer.from(secret.data!.token!, 'base64').toString()).toBe('stale-but-served');
-  await eventually(async () => ((await warnings('old', 'ObjectExpired')) === 1 ? true : undefined), 10_000, 'one ObjectExpired Event');
+  await eventually(
+    async () => ((await warnings('old', 'ObjectExpired')) === 1 ? true : undefined),
+    10_000,
+    'one ObjectExpired Event',
+  );
 });
 
 test("a certificate's notAfter is reported", async () => {
@@ -111,7 +213,12 @@ test("a certificate's notAfter is reported", async () => {
   const leaf = ca.issue({ commonName: 'expiry.test', usage: 'server', days: 45 });
   await azure.importCertificate(vault, 'tls', { pem: leaf.key + leaf.cert });
   const notAfter = new Date(new (await import('node:crypto')).X509Certificate(leaf.cert).validTo);
-  await sync('tls', 'azure', [{ objectName: 'tls', objectType: 'cert' }], [{ sourcePath: 'tls', targetKey: 'tls.crt' }]);
+  await sync(
+    'tls',
+    'azure',
+    [{ objectName: 'tls', objectType: 'cert' }],
+    [{ sourcePath: 'tls', targetKey: 'tls.crt' }],
+  );
   await eventually(async () => ((await secretSync('tls')).status?.expiresOn ? true : undefined), 30_000, 'expiresOn');
   expect(new Date((await secretSync('tls')).status!.expiresOn!).getTime()).toBe(notAfter.getTime());
   expect(await expiring('tls')).toMatchObject({ status: 'False', reason: 'NoObjectExpiring' });

@@ -24,13 +24,35 @@ let manager: RunningManager;
 
 async function setUpNamespace(ns: string, provider: string): Promise<void> {
   await k.core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'workload' } } });
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider, parameters: { prefix: '' } } } });
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider, parameters: { prefix: '' } },
+    },
+  });
 }
 
 async function createSecretSync(ns: string, name: string): Promise<void> {
   await k.custom.createNamespacedCustomObject({
-    ...co, namespace: ns,
-    body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name }, spec: { secretSyncControllerName: CONTROLLER, serviceAccountName: 'workload', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'db-password', targetKey: 'password' }] } } },
+    ...co,
+    namespace: ns,
+    body: {
+      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+      kind: 'SecretSync',
+      metadata: { name },
+      spec: {
+        secretSyncControllerName: CONTROLLER,
+        serviceAccountName: 'workload',
+        secretProviderClassName: 'spc',
+        secretObject: { data: [{ sourcePath: 'db-password', targetKey: 'password' }] },
+      },
+    },
   });
 }
 
@@ -45,7 +67,11 @@ beforeAll(async () => {
   await setUpNamespace(flood.name, 'stuck');
   await setUpNamespace(quiet.name, 'answers');
   // Every namespace (--namespace=), few workers (share: 2) and a short provider deadline.
-  manager = await startManager({ namespace: '', providerDir: socketDir, args: [`--controller-name=${CONTROLLER}`, `--workers=${WORKERS}`, '--provider-timeout-seconds=5'] });
+  manager = await startManager({
+    namespace: '',
+    providerDir: socketDir,
+    args: [`--controller-name=${CONTROLLER}`, `--workers=${WORKERS}`, '--provider-timeout-seconds=5'],
+  });
 });
 
 afterAll(async () => {
@@ -57,15 +83,24 @@ afterAll(async () => {
 });
 
 test("a namespace whose hundred SecretSyncs hang holds at most the idle workers: another namespace's SecretSync syncs while most of them still wait", async () => {
-  for (let i = 0; i < FLOOD; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => createSecretSync(flood.name, `hang-${i + j}`)));
+  for (let i = 0; i < FLOOD; i += 20)
+    await Promise.all(Array.from({ length: 20 }, (_, j) => createSecretSync(flood.name, `hang-${i + j}`)));
   // Alone with work, the flooding namespace takes every worker, each Mount hanging.
-  await eventually(async () => (stuck.requests().length >= WORKERS ? true : undefined), 30_000, 'every worker in a hanging Mount');
+  await eventually(
+    async () => (stuck.requests().length >= WORKERS ? true : undefined),
+    30_000,
+    'every worker in a hanging Mount',
+  );
 
   await createSecretSync(quiet.name, 'app');
-  const ss = await eventually(async () => {
-    const s = (await k.custom.getNamespacedCustomObject({ ...co, namespace: quiet.name, name: 'app' })) as SecretSync;
-    return s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? s : undefined;
-  }, 60_000, 'the quiet namespace synced');
+  const ss = await eventually(
+    async () => {
+      const s = (await k.custom.getNamespacedCustomObject({ ...co, namespace: quiet.name, name: 'app' })) as SecretSync;
+      return s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? s : undefined;
+    },
+    60_000,
+    'the quiet namespace synced',
+  );
   expect(ss.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('CreateSucceeded');
   const secret = await k.core.readNamespacedSecret({ name: 'app', namespace: quiet.name });
   expect(Buffer.from(secret.data!.password!, 'base64').toString()).toBe('quiet-value');

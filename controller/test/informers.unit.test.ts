@@ -7,7 +7,11 @@ test('slim drops managedFields and the last-applied annotation, and keeps the re
     apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
     kind: 'SecretSync',
     metadata: {
-      name: 'a', namespace: 'n', uid: 'u', generation: 2, resourceVersion: '7',
+      name: 'a',
+      namespace: 'n',
+      uid: 'u',
+      generation: 2,
+      resourceVersion: '7',
       labels: { app: 'x' },
       annotations: { keep: 'me', 'kubectl.kubernetes.io/last-applied-configuration': '{"big":true}' },
       managedFields: [{ manager: 'kubectl', operation: 'Apply' }],
@@ -16,7 +20,18 @@ test('slim drops managedFields and the last-applied annotation, and keeps the re
     status: { syncHash: 'h' },
   };
   const s = slim(o);
-  expect(s).toEqual({ ...o, metadata: { name: 'a', namespace: 'n', uid: 'u', generation: 2, resourceVersion: '7', labels: { app: 'x' }, annotations: { keep: 'me' } } });
+  expect(s).toEqual({
+    ...o,
+    metadata: {
+      name: 'a',
+      namespace: 'n',
+      uid: 'u',
+      generation: 2,
+      resourceVersion: '7',
+      labels: { app: 'x' },
+      annotations: { keep: 'me' },
+    },
+  });
   // The input is not changed (a watch event's object may be shared).
   expect(o.metadata.managedFields).toHaveLength(1);
 });
@@ -32,7 +47,16 @@ test('slim keeps every value equal when it shares strings, and the string table 
     apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
     metadata: { name: `s-${i}`, namespace: 'n', uid: `uid-${i}`, resourceVersion: String(i) },
     spec: { secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'a', targetKey: `k-${i}` }] } },
-    status: { conditions: [{ type: 'Ready', reason: 'UpdateNoValueChangeSucceeded', message: 'x'.repeat(300), lastTransitionTime: `2026-12-02T00:00:${String(i % 60).padStart(2, '0')}Z` }] },
+    status: {
+      conditions: [
+        {
+          type: 'Ready',
+          reason: 'UpdateNoValueChangeSucceeded',
+          message: 'x'.repeat(300),
+          lastTransitionTime: `2026-12-02T00:00:${String(i % 60).padStart(2, '0')}Z`,
+        },
+      ],
+    },
   });
   for (let i = 0; i < 1000; i++) {
     const o = make(i);

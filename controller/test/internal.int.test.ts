@@ -31,16 +31,43 @@ beforeAll(async () => {
         { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'patch'] },
         { apiGroups: ['secret-sync.x-k8s.io'], resources: ['secretsyncs'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: ['secret-sync.x-k8s.io'], resources: ['secretsyncs/status'], verbs: ['patch'] },
-        { apiGroups: ['secrets-store.csi.x-k8s.io'], resources: ['secretproviderclasses'], verbs: ['get', 'list', 'watch'] },
+        {
+          apiGroups: ['secrets-store.csi.x-k8s.io'],
+          resources: ['secretproviderclasses'],
+          verbs: ['get', 'list', 'watch'],
+        },
         { apiGroups: [''], resources: ['events'], verbs: ['create'] },
       ],
     },
   });
-  await rbac.createNamespacedRoleBinding({ namespace: ns.name, body: { metadata: { name: 'crippled' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'crippled' }, subjects: [{ kind: 'ServiceAccount', name: 'crippled-manager', namespace: ns.name }] } });
-  const kubeconfig = await serviceAccountKubeconfig(loadStackInfo(), ns.name, 'crippled-manager', join(mkdtempSync(join(tmpdir(), 'crippled-')), 'kubeconfig'));
+  await rbac.createNamespacedRoleBinding({
+    namespace: ns.name,
+    body: {
+      metadata: { name: 'crippled' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'crippled' },
+      subjects: [{ kind: 'ServiceAccount', name: 'crippled-manager', namespace: ns.name }],
+    },
+  });
+  const kubeconfig = await serviceAccountKubeconfig(
+    loadStackInfo(),
+    ns.name,
+    'crippled-manager',
+    join(mkdtempSync(join(tmpdir(), 'crippled-')), 'kubeconfig'),
+  );
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'v' } });
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider: 'test', parameters: { prefix: '' } },
+    },
+  });
   manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig });
 });
 
@@ -52,13 +79,38 @@ afterAll(async () => {
 
 test('ControllerInternalError when the manager may not mint tokens', async () => {
   await k.custom.createNamespacedCustomObject({
-    ...co, namespace: ns.name,
-    body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name: 'ss' }, spec: { serviceAccountName: 'workload', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } },
+    ...co,
+    namespace: ns.name,
+    body: {
+      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+      kind: 'SecretSync',
+      metadata: { name: 'ss' },
+      spec: {
+        serviceAccountName: 'workload',
+        secretProviderClassName: 'spc',
+        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
+      },
+    },
   });
-  const ss = await eventually(async () => {
-    const o = (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'ss' })) as SecretSync;
-    return o.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'ControllerInternalError' ? o : undefined;
-  }, 30_000, 'ControllerInternalError');
+  const ss = await eventually(
+    async () => {
+      const o = (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'ss' })) as SecretSync;
+      return o.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'ControllerInternalError'
+        ? o
+        : undefined;
+    },
+    30_000,
+    'ControllerInternalError',
+  );
   expect(ss.status!.conditions!.find((c) => c.type === 'Ready')!.message).toContain('may not mint tokens');
-  await eventually(async () => ((await k.core.listNamespacedEvent({ namespace: ns.name })).items.some((e) => e.reason === 'ControllerInternalError' && e.type === 'Warning') ? true : undefined), 10_000, 'the event');
+  await eventually(
+    async () =>
+      (await k.core.listNamespacedEvent({ namespace: ns.name })).items.some(
+        (e) => e.reason === 'ControllerInternalError' && e.type === 'Warning',
+      )
+        ? true
+        : undefined,
+    10_000,
+    'the event',
+  );
 });

@@ -23,18 +23,33 @@ const relays: Relay[] = [];
 
 async function create(name: string) {
   await k.custom.createNamespacedCustomObject({
-    ...co, namespace: ns.name,
-    body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } },
+    ...co,
+    namespace: ns.name,
+    body: {
+      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+      kind: 'SecretSync',
+      metadata: { name },
+      spec: {
+        serviceAccountName: 'default',
+        secretProviderClassName: 'spc',
+        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
+      },
+    },
   });
 }
 const synced = (name: string, timeoutMs: number) =>
-  eventually(async () => {
-    const ss = (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name })) as SecretSync;
-    return ss.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? ss : undefined;
-  }, timeoutMs, `${name} to sync`);
+  eventually(
+    async () => {
+      const ss = (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name })) as SecretSync;
+      return ss.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? ss : undefined;
+    },
+    timeoutMs,
+    `${name} to sync`,
+  );
 const leading = async (m: RunningManager) => /^secretsync_leader 1$/m.test(await m.metrics().catch(() => ''));
 /** Events the manager of this pod name wrote (core Events carry it as reportingInstance). */
-const eventsBy = async (pod: string) => (await k.core.listNamespacedEvent({ namespace: ns.name })).items.filter((e) => e.reportingInstance === pod);
+const eventsBy = async (pod: string) =>
+  (await k.core.listNamespacedEvent({ namespace: ns.name })).items.filter((e) => e.reportingInstance === pod);
 
 /**
  * Starts a manager on the chart's Lease (its RBAC names that one Lease; each test starts from no
@@ -42,11 +57,19 @@ const eventsBy = async (pod: string) => (await k.core.listNamespacedEvent({ name
  */
 async function manager(id: string, leaseSeconds: number, relay?: Relay): Promise<RunningManager> {
   const dir = mkdtempSync(join(tmpdir(), `leader-${id}-`));
-  const kubeconfig = relay ? await managerKubeconfig(loadStackInfo(), dir, undefined, `https://${relay.address}`) : undefined;
+  const kubeconfig = relay
+    ? await managerKubeconfig(loadStackInfo(), dir, undefined, `https://${relay.address}`)
+    : undefined;
   const m = await startManager({
-    namespace: ns.name, providerDir: provider.socketDir, dir,
+    namespace: ns.name,
+    providerDir: provider.socketDir,
+    dir,
     ...(kubeconfig ? { kubeconfig } : {}),
-    args: ['--leader-elect=true', '--leader-election-namespace=azure-secret-store', `--lease-duration-seconds=${leaseSeconds}`],
+    args: [
+      '--leader-elect=true',
+      '--leader-election-namespace=azure-secret-store',
+      `--lease-duration-seconds=${leaseSeconds}`,
+    ],
     env: { POD_NAME: `manager-${id}` },
   });
   running.push(m);
@@ -57,12 +80,33 @@ beforeAll(async () => {
   ns = await tempNamespace(k.core, 'leader');
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'value' } });
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
-  await eventually(async () => ((await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider: 'test', parameters: { prefix: '' } },
+    },
+  });
+  await eventually(
+    async () =>
+      (await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined))
+        ? true
+        : undefined,
+    30_000,
+    'the default ServiceAccount',
+  );
 });
 
 beforeEach(async () => {
-  await k.kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: 'secret-store-sync-manager', namespace: 'azure-secret-store' }).catch(() => undefined);
+  await k.kc
+    .makeApiClient(CoordinationV1Api)
+    .deleteNamespacedLease({ name: 'secret-store-sync-manager', namespace: 'azure-secret-store' })
+    .catch(() => undefined);
 });
 
 afterAll(async () => {
@@ -119,11 +163,16 @@ test('a leader whose apiserver connection is blackholed stops before the other t
   const cutAt = Date.now();
   let exitedAt = 0;
   let tookOverAt = 0;
-  await eventually(async () => {
-    if (!exitedAt && one.child.exitCode !== null) exitedAt = Date.now();
-    if (!tookOverAt && (await leading(two))) tookOverAt = Date.now();
-    return exitedAt && tookOverAt ? true : undefined;
-  }, 30_000, 'the cut-off leader to exit and the other to take over', 100);
+  await eventually(
+    async () => {
+      if (!exitedAt && one.child.exitCode !== null) exitedAt = Date.now();
+      if (!tookOverAt && (await leading(two))) tookOverAt = Date.now();
+      return exitedAt && tookOverAt ? true : undefined;
+    },
+    30_000,
+    'the cut-off leader to exit and the other to take over',
+    100,
+  );
   expect(one.child.exitCode).toBe(1);
   expect(one.logs()).toContain('lost the lease; exiting');
   // One writer at a time: the old leader was gone before the new one started.
@@ -152,7 +201,8 @@ test('a leader frozen (SIGSTOP) while the other takes over writes nothing when i
   expect(one.child.exitCode).toBe(1);
   expect((await eventsBy('manager-d1')).length).toBe(eventsBefore);
   for (const n of ['during-1', 'during-2', 'during-3']) {
-    const events = (await k.core.listNamespacedEvent({ namespace: ns.name, fieldSelector: `involvedObject.name=${n}` })).items;
+    const events = (await k.core.listNamespacedEvent({ namespace: ns.name, fieldSelector: `involvedObject.name=${n}` }))
+      .items;
     expect(events.map((e) => e.reportingInstance)).not.toContain('manager-d1');
   }
   await two.stop('SIGKILL');

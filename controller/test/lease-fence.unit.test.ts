@@ -20,11 +20,19 @@ const now = () => performance.now() + offset;
 let creates = 0;
 const leases = {
   readNamespacedLease: async () => Promise.reject(Object.assign(new Error('not found'), { code: 404 })),
-  createNamespacedLease: async () => (creates++ === 0 ? {} : Promise.reject(Object.assign(new Error('timeout'), { code: 504 }))),
+  createNamespacedLease: async () =>
+    creates++ === 0 ? {} : Promise.reject(Object.assign(new Error('timeout'), { code: 504 })),
 } as unknown as CoordinationV1Api;
 // It abdicates once renewals stop getting through; exiting is left out, and so are its logs.
 const quiet = { error: () => undefined, warn: () => undefined, info: () => undefined } as unknown as Logger;
-const elector = new LeaderElector(leases, { namespace: 'n', name: 'lease', identity: 'me', leaseDurationSeconds: LEASE_SECONDS }, quiet, () => undefined, (() => undefined) as never, now);
+const elector = new LeaderElector(
+  leases,
+  { namespace: 'n', name: 'lease', identity: 'me', leaseDurationSeconds: LEASE_SECONDS },
+  quiet,
+  () => undefined,
+  (() => undefined) as never,
+  now,
+);
 
 /** When a successor could have taken over (monotonic, on `now`). */
 let takeoverAt = Infinity;
@@ -43,7 +51,13 @@ beforeAll(async () => {
       if (closed) outcome = 'aborted';
       else if (now() >= takeoverAt) {
         outcome = 'landed';
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: 'n', resourceVersion: '2' } }));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: { name: 's', namespace: 'n', resourceVersion: '2' },
+          }),
+        );
       } else return;
       clearInterval(poll);
     }, 10);
@@ -51,7 +65,9 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
+    clusters: [
+      { name: 'c', server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true },
+    ],
     users: [{ name: 'u' }],
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
@@ -74,7 +90,11 @@ test('a write sent just before the renew deadline is aborted, not landed, before
   takeoverAt = now() + 300 + (leaseMs - renewDeadlineMs);
   expect(elector.canWrite()).toBe(true);
   const core = clients.make(CoreV1Api);
-  const write = core.patchNamespacedSecret({ name: 's', namespace: 'n', body: [{ op: 'add', path: '/data', value: {} }] });
+  const write = core.patchNamespacedSecret({
+    name: 's',
+    namespace: 'n',
+    body: [{ op: 'add', path: '/data', value: {} }],
+  });
   await expect(write).rejects.toBeDefined();
   await eventually(async () => outcome, 10_000, 'the apiserver to see the write end');
   expect(outcome).toBe('aborted');

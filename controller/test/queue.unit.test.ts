@@ -90,7 +90,7 @@ test('alone, a namespace uses every worker; once another waits, it gets no worke
   expect((await q.get())?.key).toBe('hang/s-10');
 });
 
-test('the share holds across lanes: a namespace at its share of edits does not hold back another one\'s rotations', async () => {
+test("the share holds across lanes: a namespace at its share of edits does not hold back another one's rotations", async () => {
   const q = new WorkQueue(undefined, 5);
   for (let i = 0; i < 100; i++) q.add(`busy/s-${i}`, 'fast');
   for (let i = 0; i < 100; i++) q.add(`calm/s-${i}`, 'slow');

@@ -19,17 +19,44 @@ let manager: RunningManager;
 let custom: CustomObjectsApi;
 
 beforeAll(async () => {
-  cp = await startControlPlane({ stateDir: mkdtempSync(join(tmpdir(), 'sss-restart-')), ca: createCa(), manifests: yamlFilesIn(join(repoRoot, 'deploy', 'crds')) });
+  cp = await startControlPlane({
+    stateDir: mkdtempSync(join(tmpdir(), 'sss-restart-')),
+    ca: createCa(),
+    manifests: yamlFilesIn(join(repoRoot, 'deploy', 'crds')),
+  });
   const kc = new KubeConfig();
   kc.loadFromFile(cp.info.kubeconfig);
   custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: NS } } });
-  await eventually(async () => ((await core.readNamespacedServiceAccount({ name: 'default', namespace: NS }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
-  await custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: NS, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
+  await eventually(
+    async () =>
+      (await core.readNamespacedServiceAccount({ name: 'default', namespace: NS }).catch(() => undefined))
+        ? true
+        : undefined,
+    30_000,
+    'the default ServiceAccount',
+  );
+  await custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: NS,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider: 'test', parameters: { prefix: '' } },
+    },
+  });
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'v' } });
-  manager = await startManager({ namespace: NS, providerDir: provider.socketDir, kubeconfig: cp.info.kubeconfig, args: ['--workers=4'] });
+  manager = await startManager({
+    namespace: NS,
+    providerDir: provider.socketDir,
+    kubeconfig: cp.info.kubeconfig,
+    args: ['--workers=4'],
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -40,8 +67,18 @@ afterAll(async () => {
 
 const create = (name: string) =>
   custom.createNamespacedCustomObject({
-    ...co, namespace: NS,
-    body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } },
+    ...co,
+    namespace: NS,
+    body: {
+      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+      kind: 'SecretSync',
+      metadata: { name },
+      spec: {
+        serviceAccountName: 'default',
+        secretProviderClassName: 'spc',
+        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
+      },
+    },
   });
 
 test('SecretSyncs created around an apiserver restart all become Ready', async () => {
@@ -50,11 +87,19 @@ test('SecretSyncs created around an apiserver restart all become Ready', async (
   await cp.restartApiserver(3_000);
   const after = Array.from({ length: 5 }, (_, i) => `after-${i}`);
   await Promise.all(after.map(create));
-  await eventually(async () => {
-    const list = (await custom.listNamespacedCustomObject({ ...co, namespace: NS })) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] };
-    const ready = list.items.filter((o) => o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
-    return ready === 25 ? true : undefined;
-  }, 90_000, 'all 25 to be Ready');
+  await eventually(
+    async () => {
+      const list = (await custom.listNamespacedCustomObject({ ...co, namespace: NS })) as {
+        items: { status?: { conditions?: { type: string; status: string }[] } }[];
+      };
+      const ready = list.items.filter((o) =>
+        o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      ).length;
+      return ready === 25 ? true : undefined;
+    },
+    90_000,
+    'all 25 to be Ready',
+  );
   expect(manager.child.exitCode).toBeNull();
 });
 
@@ -63,7 +108,9 @@ test('SIGTERM lets an in-flight reconcile finish and report before the manager e
   await create('draining');
   await new Promise((r) => setTimeout(r, 700));
   expect(await manager.stop('SIGTERM')).toBe(0);
-  const ss = (await custom.getNamespacedCustomObject({ ...co, namespace: NS, name: 'draining' })) as { status?: { conditions?: { type: string; reason: string }[] } };
+  const ss = (await custom.getNamespacedCustomObject({ ...co, namespace: NS, name: 'draining' })) as {
+    status?: { conditions?: { type: string; reason: string }[] };
+  };
   expect(ss.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('CreateSucceeded');
   expect(manager.logs()).toMatch(/"message":"stopping".*\n.*"secretSync":"restart\/draining"/);
 });

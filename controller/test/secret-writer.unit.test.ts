@@ -10,13 +10,27 @@ const ss = { metadata: { name: 's', namespace: 'n', uid: 'u-s' }, spec: {} } as 
 test('a service-account token is never sent to the apiserver, in any write mode', async () => {
   const sent: string[] = [];
   const core = {
-    async createNamespacedSecret() { sent.push('create'); return { metadata: { resourceVersion: '1' } }; },
-    async patchNamespacedSecret() { sent.push('patch'); return { metadata: { resourceVersion: '2' } }; },
+    async createNamespacedSecret() {
+      sent.push('create');
+      return { metadata: { resourceVersion: '1' } };
+    },
+    async patchNamespacedSecret() {
+      sent.push('patch');
+      return { metadata: { resourceVersion: '2' } };
+    },
   } as unknown as CoreV1Api;
   const writer = new SecretWriter(core, createMetrics());
-  const desired = { type: 'kubernetes.io/service-account-token', data: { token: Buffer.from('x') }, labels: {}, annotations: {} };
+  const desired = {
+    type: 'kubernetes.io/service-account-token',
+    data: { token: Buffer.from('x') },
+    labels: {},
+    annotations: {},
+  };
   for (const mode of ['create', 'update', 'reassert'] as const) {
-    const err = await writer.write(ss, desired, mode).then(() => undefined, (e: unknown) => e);
+    const err = await writer.write(ss, desired, mode).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(SyncError);
     expect((err as SyncError).kind).toBe('userInput');
   }

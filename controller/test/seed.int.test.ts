@@ -20,7 +20,11 @@ let manager: RunningManager;
 let clientId: string;
 
 const kubectl = (args: string[], input?: string) =>
-  execFileSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, ...args], { encoding: 'utf8', ...(input ? { input } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
+  execFileSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, ...args], {
+    encoding: 'utf8',
+    ...(input ? { input } : {}),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 
 function spcYaml(): string {
   return `apiVersion: secrets-store.csi.x-k8s.io/v1
@@ -62,9 +66,19 @@ spec:
 `;
 }
 
-const readKey = (key: string) => kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', `jsonpath={.data.${key}}`]);
+const readKey = (key: string) =>
+  kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', `jsonpath={.data.${key}}`]);
 const decoded = (key: string) => Buffer.from(readKey(key), 'base64').toString('utf8');
-const readyReason = () => kubectl(['get', 'secretsync', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']);
+const readyReason = () =>
+  kubectl([
+    'get',
+    'secretsync',
+    'secret-sync-name',
+    '-n',
+    ns.name,
+    '-o',
+    'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+  ]);
 
 beforeAll(async () => {
   ns = await tempNamespace(k.core, 'seed');
@@ -77,11 +91,22 @@ beforeAll(async () => {
   // A second apart, as typed by hand: Key Vault orders versions of one second by id only.
   await new Promise((r) => setTimeout(r, 1_050));
   await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello2');
-  kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: my-service-account\n  namespace: ${ns.name}\n`);
-  await azure.addFederatedCredential(clientId, { name: 'my-credential', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:my-service-account` });
+  kubectl(
+    ['apply', '-f', '-'],
+    `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: my-service-account\n  namespace: ${ns.name}\n`,
+  );
+  await azure.addFederatedCredential(clientId, {
+    name: 'my-credential',
+    issuer: info.k8s.issuer,
+    subject: `system:serviceaccount:${ns.name}:my-service-account`,
+  });
   const socketDir = mkdtempSync(join(tmpdir(), 'sss-sockets-'));
   provider = await startProvider({ socketDir });
-  manager = await startManager({ namespace: ns.name, providerDir: socketDir, args: ['--rotation-poll-interval-seconds=2'] });
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: socketDir,
+    args: ['--rotation-poll-interval-seconds=2'],
+  });
 });
 
 afterAll(async () => {
@@ -103,44 +128,128 @@ test('the guide: two versions land in two keys and describe tells the story', as
 });
 
 test('rotation: a new Key Vault version shows up in the Secret; no change writes nothing', async () => {
-  await eventually(async () => (readyReason() === 'UpdateNoValueChangeSucceeded' ? true : undefined), 30_000, 'a no-change rotation');
-  const rv = kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.metadata.resourceVersion}']);
-  const lastSync = () => kubectl(['get', 'secretsync', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.status.lastSuccessfulSyncTime}']);
+  await eventually(
+    async () => (readyReason() === 'UpdateNoValueChangeSucceeded' ? true : undefined),
+    30_000,
+    'a no-change rotation',
+  );
+  const rv = kubectl([
+    'get',
+    'secret',
+    'secret-sync-name',
+    '-n',
+    ns.name,
+    '-o',
+    'jsonpath={.metadata.resourceVersion}',
+  ]);
+  const lastSync = () =>
+    kubectl([
+      'get',
+      'secretsync',
+      'secret-sync-name',
+      '-n',
+      ns.name,
+      '-o',
+      'jsonpath={.status.lastSuccessfulSyncTime}',
+    ]);
   const checked = lastSync();
   await eventually(async () => (lastSync() !== checked ? true : undefined), 30_000, 'another no-change rotation');
-  expect(kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.metadata.resourceVersion}'])).toBe(rv);
+  expect(
+    kubectl(['get', 'secret', 'secret-sync-name', '-n', ns.name, '-o', 'jsonpath={.metadata.resourceVersion}']),
+  ).toBe(rv);
   // The first no-change check is an Event; repeating it is not (its trace is lastSuccessfulSyncTime).
-  const noChangeEvents = kubectl(['get', 'events', '-n', ns.name, '-o', 'jsonpath={.items[*].reason}']).split(' ').filter((r) => r === 'UpdateNoValueChangeSucceeded');
+  const noChangeEvents = kubectl(['get', 'events', '-n', ns.name, '-o', 'jsonpath={.items[*].reason}'])
+    .split(' ')
+    .filter((r) => r === 'UpdateNoValueChangeSucceeded');
   expect(noChangeEvents).toEqual(['UpdateNoValueChangeSucceeded']);
   await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello3');
-  await eventually(async () => (decoded('my-secret-data-key0') === 'Hello3' ? true : undefined), 30_000, 'the rotated value');
+  await eventually(
+    async () => (decoded('my-secret-data-key0') === 'Hello3' ? true : undefined),
+    30_000,
+    'the rotated value',
+  );
   expect(decoded('my-secret-data-key1')).toBe('Hello2');
   const events = kubectl(['get', 'events', '-n', ns.name, '-o', 'jsonpath={.items[*].reason}']);
   expect(events).toContain('UpdateValueChangeOrForceUpdateSucceeded');
 });
 
-test('hostile classes in the same namespace get a clear provider error each; the guide\'s SecretSync keeps syncing', async () => {
+test("hostile classes in the same namespace get a clear provider error each; the guide's SecretSync keeps syncing", async () => {
   const hostile: Record<string, { parameters: Record<string, string>; says: string }> = {
-    'node-identity': { parameters: { useVMManagedIdentity: 'true' }, says: "useVMManagedIdentity: the node's managed identity is disabled in this provider" },
-    'node-and-client': { parameters: { useVMManagedIdentity: 'true', clientID: clientId }, says: 'only one identity may be configured' },
-    'read-a-file': { parameters: { clientID: clientId, cloudName: 'AzureStackCloud', cloudEnvFileName: '/etc/passwd' }, says: 'AzureStackCloud is not enabled in this provider' },
-    'ten-thousand': { parameters: { clientID: clientId, objects: 'array:\n' + Array.from({ length: 10_000 }, (_, i) => `  - |\n    objectName: o${i}\n    objectType: secret\n`).join('') }, says: 'objects' },
+    'node-identity': {
+      parameters: { useVMManagedIdentity: 'true' },
+      says: "useVMManagedIdentity: the node's managed identity is disabled in this provider",
+    },
+    'node-and-client': {
+      parameters: { useVMManagedIdentity: 'true', clientID: clientId },
+      says: 'only one identity may be configured',
+    },
+    'read-a-file': {
+      parameters: { clientID: clientId, cloudName: 'AzureStackCloud', cloudEnvFileName: '/etc/passwd' },
+      says: 'AzureStackCloud is not enabled in this provider',
+    },
+    'ten-thousand': {
+      parameters: {
+        clientID: clientId,
+        objects:
+          'array:\n' +
+          Array.from({ length: 10_000 }, (_, i) => `  - |\n    objectName: o${i}\n    objectType: secret\n`).join(''),
+      },
+      says: 'objects',
+    },
   };
   for (const [name, h] of Object.entries(hostile)) {
     await k.custom.createNamespacedCustomObject({
-      group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses',
-      body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name }, spec: { provider: 'azure', parameters: { keyvaultName: KEYVAULT_NAME, tenantID: azure.tenantId, objects: 'array:\n  - |\n    objectName: my-secret\n    objectType: secret\n', ...h.parameters } } },
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: ns.name,
+      plural: 'secretproviderclasses',
+      body: {
+        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+        kind: 'SecretProviderClass',
+        metadata: { name },
+        spec: {
+          provider: 'azure',
+          parameters: {
+            keyvaultName: KEYVAULT_NAME,
+            tenantID: azure.tenantId,
+            objects: 'array:\n  - |\n    objectName: my-secret\n    objectType: secret\n',
+            ...h.parameters,
+          },
+        },
+      },
     });
     await k.custom.createNamespacedCustomObject({
-      group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs',
-      body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: 'my-service-account', secretProviderClassName: name, secretObject: { data: [{ sourcePath: 'my-secret', targetKey: 'k' }] } } },
+      group: 'secret-sync.x-k8s.io',
+      version: 'v1alpha1',
+      namespace: ns.name,
+      plural: 'secretsyncs',
+      body: {
+        apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
+        kind: 'SecretSync',
+        metadata: { name },
+        spec: {
+          serviceAccountName: 'my-service-account',
+          secretProviderClassName: name,
+          secretObject: { data: [{ sourcePath: 'my-secret', targetKey: 'k' }] },
+        },
+      },
     });
   }
   for (const [name, h] of Object.entries(hostile)) {
-    const ready = await eventually(async () => {
-      const ss = (await k.custom.getNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', name })) as { status?: { conditions?: { type: string; reason: string; message: string }[] } };
-      return ss.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'CreateFailedProviderError');
-    }, 30_000, `${name} to fail`);
+    const ready = await eventually(
+      async () => {
+        const ss = (await k.custom.getNamespacedCustomObject({
+          group: 'secret-sync.x-k8s.io',
+          version: 'v1alpha1',
+          namespace: ns.name,
+          plural: 'secretsyncs',
+          name,
+        })) as { status?: { conditions?: { type: string; reason: string; message: string }[] } };
+        return ss.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'CreateFailedProviderError');
+      },
+      30_000,
+      `${name} to fail`,
+    );
     expect(ready.message).toContain("provider 'azure': INVALID_ARGUMENT: ");
     expect(ready.message).toContain(h.says);
     expect(ready.message).toContain('container provider-azure-installer');
@@ -148,6 +257,15 @@ test('hostile classes in the same namespace get a clear provider error each; the
   }
   // The provider is still there for everyone: the guide's SecretSync still rotates.
   await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello4');
-  await eventually(async () => (decoded('my-secret-data-key0') === 'Hello4' ? true : undefined), 30_000, 'the rotated value');
-  expect(provider.logs().split('\n').filter((l) => l.trim() && !l.startsWith('{'))).toEqual([]);
+  await eventually(
+    async () => (decoded('my-secret-data-key0') === 'Hello4' ? true : undefined),
+    30_000,
+    'the rotated value',
+  );
+  expect(
+    provider
+      .logs()
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('{')),
+  ).toEqual([]);
 });

@@ -32,7 +32,11 @@ function fakeProvider() {
         fail = false;
         throw new Error('provider down');
       }
-      return { objectVersion: [{ id: 'a', version: `v${n}` }], error: null, files: [{ path: 'a', contents: Buffer.from(`value-${n}`), mode: 420 }] };
+      return {
+        objectVersion: [{ id: 'a', version: `v${n}` }],
+        error: null,
+        files: [{ path: 'a', contents: Buffer.from(`value-${n}`), mode: 420 }],
+      };
     },
   };
 }
@@ -50,7 +54,12 @@ test('a rotation within the window takes the last result; after the window it as
   await m.mount(input(), true, p.mount);
   // Another token for the same ServiceAccount, another SecretSync's last-synced versions: the same read.
   const second = await m.mount(input({ token: 't2', synced: 'v9' }), true, p.mount);
-  expect([p.calls.length, second.shared, second.response.objectVersion[0]!.version, shared]).toEqual([1, true, 'v1', 1]);
+  expect([p.calls.length, second.shared, second.response.objectVersion[0]!.version, shared]).toEqual([
+    1,
+    true,
+    'v1',
+    1,
+  ]);
   c.advance(60_000);
   const third = await m.mount(input(), true, p.mount);
   expect([p.calls.length, third.shared, third.response.objectVersion[0]!.version]).toEqual([2, false, 'v2']);

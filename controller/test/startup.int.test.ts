@@ -16,9 +16,27 @@ import { startTestProvider, type TestProvider } from '../../test/helpers/provide
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
-const spcBody = (parameters: Record<string, string>) => ({ apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters } });
-const ssBody = (name: string) => ({ apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } });
-const reconciles = async (m: RunningManager) => [...(await m.metrics()).matchAll(/^secretsync_reconciles_total\{[^}]*\} (\d+)/gm)].reduce((n, x) => n + Number(x[1]), 0);
+const spcBody = (parameters: Record<string, string>) => ({
+  apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+  kind: 'SecretProviderClass',
+  metadata: { name: 'spc' },
+  spec: { provider: 'test', parameters },
+});
+const ssBody = (name: string) => ({
+  apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+  kind: 'SecretSync',
+  metadata: { name },
+  spec: {
+    serviceAccountName: 'default',
+    secretProviderClassName: 'spc',
+    secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
+  },
+});
+const reconciles = async (m: RunningManager) =>
+  [...(await m.metrics()).matchAll(/^secretsync_reconciles_total\{[^}]*\} (\d+)/gm)].reduce(
+    (n, x) => n + Number(x[1]),
+    0,
+  );
 
 describe('synced means listed', () => {
   let ns: Awaited<ReturnType<typeof tempNamespace>>;
@@ -42,24 +60,79 @@ describe('synced means listed', () => {
     ];
     // Everything but the SecretProviderClass list, as when that CRD is not established yet.
     await rbac.createNamespacedRole({ namespace: ns.name, body: { metadata: { name: 'manager' }, rules } });
-    await rbac.createNamespacedRoleBinding({ namespace: ns.name, body: { metadata: { name: 'manager' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'manager' }, subjects: [{ kind: 'ServiceAccount', name: 'manager', namespace: ns.name }] } });
-    await eventually(async () => ((await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns.name,
+      body: {
+        metadata: { name: 'manager' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'manager' },
+        subjects: [{ kind: 'ServiceAccount', name: 'manager', namespace: ns.name }],
+      },
+    });
+    await eventually(
+      async () =>
+        (await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined))
+          ? true
+          : undefined,
+      30_000,
+      'the default ServiceAccount',
+    );
     provider = await startTestProvider('test');
     provider.setState({ files: { foo: 'listed' } });
-    await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: spcBody({ prefix: '' }) });
+    await k.custom.createNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: ns.name,
+      plural: 'secretproviderclasses',
+      body: spcBody({ prefix: '' }),
+    });
     await k.custom.createNamespacedCustomObject({ ...co, namespace: ns.name, body: ssBody('waiting') });
-    const kubeconfig = await serviceAccountKubeconfig(loadStackInfo(), ns.name, 'manager', join(mkdtempSync(join(tmpdir(), 'unlisted-')), 'kubeconfig'));
+    const kubeconfig = await serviceAccountKubeconfig(
+      loadStackInfo(),
+      ns.name,
+      'manager',
+      join(mkdtempSync(join(tmpdir(), 'unlisted-')), 'kubeconfig'),
+    );
     manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig, waitReady: false });
     await new Promise((r) => setTimeout(r, 4_000));
     expect((await fetch(manager.readyUrl)).status).toBe(503);
-    const waiting = (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'waiting' })) as SecretSync;
+    const waiting = (await k.custom.getNamespacedCustomObject({
+      ...co,
+      namespace: ns.name,
+      name: 'waiting',
+    })) as SecretSync;
     expect(waiting.status?.conditions ?? []).toEqual([]);
-    await rbac.patchNamespacedRole({ namespace: ns.name, name: 'manager', body: [{ op: 'add', path: '/rules/-', value: { apiGroups: ['secrets-store.csi.x-k8s.io'], resources: ['secretproviderclasses'], verbs: ['get', 'list', 'watch'] } }] });
-    await eventually(async () => ((await fetch(manager!.readyUrl)).ok ? true : undefined), 60_000, 'ready after the list');
-    const synced = await eventually(async () => {
-      const ss = (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'waiting' })) as SecretSync;
-      return ss.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'CreateSucceeded' ? ss : undefined;
-    }, 30_000, 'the sync');
+    await rbac.patchNamespacedRole({
+      namespace: ns.name,
+      name: 'manager',
+      body: [
+        {
+          op: 'add',
+          path: '/rules/-',
+          value: {
+            apiGroups: ['secrets-store.csi.x-k8s.io'],
+            resources: ['secretproviderclasses'],
+            verbs: ['get', 'list', 'watch'],
+          },
+        },
+      ],
+    });
+    await eventually(
+      async () => ((await fetch(manager!.readyUrl)).ok ? true : undefined),
+      60_000,
+      'ready after the list',
+    );
+    const synced = await eventually(
+      async () => {
+        const ss = (await k.custom.getNamespacedCustomObject({
+          ...co,
+          namespace: ns.name,
+          name: 'waiting',
+        })) as SecretSync;
+        return ss.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'CreateSucceeded' ? ss : undefined;
+      },
+      30_000,
+      'the sync',
+    );
     expect(synced.status!.conditions!.map((c) => c.reason)).not.toContain('ControllerSpcError');
     const events = (await k.core.listNamespacedEvent({ namespace: ns.name })).items.map((e) => e.reason);
     expect(events).not.toContain('ControllerSpcError');
@@ -67,7 +140,7 @@ describe('synced means listed', () => {
 });
 
 describe.each([
-  ['this product\'s CRD', 'secret-store-sync'],
+  ["this product's CRD", 'secret-store-sync'],
   ['the upstream CRD left behind by the Secret Store extension', 'upstream'],
 ] as const)('on %s', (_name, schema) => {
   let cp: ControlPlane | undefined;
@@ -80,28 +153,57 @@ describe.each([
   beforeAll(async () => {
     let kubeconfig: string;
     if (schema === 'upstream') {
-      cp = await startControlPlane({ stateDir: mkdtempSync(join(tmpdir(), 'sss-upstream-')), ca: createCa(), manifests: yamlFilesIn(join(repoRoot, 'test', 'fixtures', 'upstream-crds')) });
+      cp = await startControlPlane({
+        stateDir: mkdtempSync(join(tmpdir(), 'sss-upstream-')),
+        ca: createCa(),
+        manifests: yamlFilesIn(join(repoRoot, 'test', 'fixtures', 'upstream-crds')),
+      });
       kubeconfig = cp.info.kubeconfig;
       namespace = 'upstream';
       const kc = new KubeConfig();
       kc.loadFromFile(kubeconfig);
       const core = kc.makeApiClient(CoreV1Api);
       await core.createNamespace({ body: { metadata: { name: namespace } } });
-      await eventually(async () => ((await core.readNamespacedServiceAccount({ name: 'default', namespace }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
+      await eventually(
+        async () =>
+          (await core.readNamespacedServiceAccount({ name: 'default', namespace }).catch(() => undefined))
+            ? true
+            : undefined,
+        30_000,
+        'the default ServiceAccount',
+      );
       custom = kc.makeApiClient(CustomObjectsApi);
     } else {
       kubeconfig = loadStackInfo().k8s.kubeconfig;
       const ns = await tempNamespace(k.core, 'ours');
       namespace = ns.name;
       dispose = ns.dispose;
-      await eventually(async () => ((await k.core.readNamespacedServiceAccount({ name: 'default', namespace }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
+      await eventually(
+        async () =>
+          (await k.core.readNamespacedServiceAccount({ name: 'default', namespace }).catch(() => undefined))
+            ? true
+            : undefined,
+        30_000,
+        'the default ServiceAccount',
+      );
       custom = k.custom;
     }
     provider = await startTestProvider('test');
     // A provider that takes 1.2 s: on the upstream schema this used to loop forever.
     provider.setState({ files: { foo: 'value' }, hangMs: 1_200 });
-    await custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace, plural: 'secretproviderclasses', body: spcBody({ prefix: '' }) });
-    manager = await startManager({ namespace, providerDir: provider.socketDir, kubeconfig, args: ['--rotation-poll-interval-seconds=3600'] });
+    await custom.createNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace,
+      plural: 'secretproviderclasses',
+      body: spcBody({ prefix: '' }),
+    });
+    manager = await startManager({
+      namespace,
+      providerDir: provider.socketDir,
+      kubeconfig,
+      args: ['--rotation-poll-interval-seconds=3600'],
+    });
   }, 180_000);
 
   afterAll(async () => {
@@ -113,10 +215,14 @@ describe.each([
 
   test('one SecretSync is reconciled once, not again and again by its own status writes; the schema is named at startup', async () => {
     await custom.createNamespacedCustomObject({ ...co, namespace, body: ssBody('once') });
-    const ss = await eventually(async () => {
-      const o = (await custom.getNamespacedCustomObject({ ...co, namespace, name: 'once' })) as SecretSync;
-      return o.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'CreateSucceeded' ? o : undefined;
-    }, 30_000, 'the first sync');
+    const ss = await eventually(
+      async () => {
+        const o = (await custom.getNamespacedCustomObject({ ...co, namespace, name: 'once' })) as SecretSync;
+        return o.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'CreateSucceeded' ? o : undefined;
+      },
+      30_000,
+      'the first sync',
+    );
     await new Promise((r) => setTimeout(r, 10_000));
     expect(await reconciles(manager)).toBe(1);
     expect(ss.status!.conditions!.find((c) => c.type === 'Ready')!.observedGeneration).toBe(ss.metadata.generation);

@@ -5,18 +5,42 @@ import { countByReadyReason } from '../src/status.js';
 const ss = (name: string, ready?: string, controller?: string): SecretSync =>
   ({
     metadata: { name, namespace: 'n' },
-    spec: { serviceAccountName: 'sa', secretProviderClassName: 'spc', secretObject: { type: 'Opaque', data: [] }, ...(controller ? { secretSyncControllerName: controller } : {}) },
-    ...(ready ? { status: { conditions: [{ type: 'SecretCreated', status: 'True', reason: 'CreateSucceeded', message: '' }, { type: 'Ready', status: 'False', reason: ready, message: '' }] } } : {}),
+    spec: {
+      serviceAccountName: 'sa',
+      secretProviderClassName: 'spc',
+      secretObject: { type: 'Opaque', data: [] },
+      ...(controller ? { secretSyncControllerName: controller } : {}),
+    },
+    ...(ready
+      ? {
+          status: {
+            conditions: [
+              { type: 'SecretCreated', status: 'True', reason: 'CreateSucceeded', message: '' },
+              { type: 'Ready', status: 'False', reason: ready, message: '' },
+            ],
+          },
+        }
+      : {}),
   }) as unknown as SecretSync;
 
 test('counts by the Ready reason; None before the first reconcile', () => {
-  const counts = countByReadyReason([ss('a', 'CreateSucceeded'), ss('b', 'CreateSucceeded'), ss('c', 'UpdateFailedProviderError'), ss('d')], '');
+  const counts = countByReadyReason(
+    [ss('a', 'CreateSucceeded'), ss('b', 'CreateSucceeded'), ss('c', 'UpdateFailedProviderError'), ss('d')],
+    '',
+  );
   expect(Object.fromEntries(counts)).toEqual({ CreateSucceeded: 2, UpdateFailedProviderError: 1, None: 1 });
 });
 
 test("counts only the SecretSyncs of this manager's controller name", () => {
-  const list = [ss('a', 'CreateSucceeded'), ss('b', 'ControllerSpcError', 'shard-1'), ss('c', 'CreateSucceeded', 'shard-1')];
-  expect(Object.fromEntries(countByReadyReason(list, 'shard-1'))).toEqual({ ControllerSpcError: 1, CreateSucceeded: 1 });
+  const list = [
+    ss('a', 'CreateSucceeded'),
+    ss('b', 'ControllerSpcError', 'shard-1'),
+    ss('c', 'CreateSucceeded', 'shard-1'),
+  ];
+  expect(Object.fromEntries(countByReadyReason(list, 'shard-1'))).toEqual({
+    ControllerSpcError: 1,
+    CreateSucceeded: 1,
+  });
   expect(Object.fromEntries(countByReadyReason(list, ''))).toEqual({ CreateSucceeded: 1 });
 });
 

@@ -33,37 +33,91 @@ interface Setup {
   manager: RunningManager;
 }
 
-async function setUp(prefix: string, opts: { managerArgs?: string[]; validateTokensAudience?: string[] } = {}): Promise<Setup> {
+async function setUp(
+  prefix: string,
+  opts: { managerArgs?: string[]; validateTokensAudience?: string[] } = {},
+): Promise<Setup> {
   const ns = await tempNamespace(k.core, prefix);
   const rbac = k.kc.makeApiClient(RbacAuthorizationV1Api);
   await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'upstream-manager' } } });
   await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'workload' } } });
-  await rbac.createNamespacedRole({ namespace: ns.name, body: { metadata: { name: 'upstream' }, rules: UPSTREAM_RULES } });
-  await rbac.createNamespacedRoleBinding({ namespace: ns.name, body: { metadata: { name: 'upstream' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'upstream' }, subjects: [{ kind: 'ServiceAccount', name: 'upstream-manager', namespace: ns.name }] } });
-  const kubeconfig = await serviceAccountKubeconfig(loadStackInfo(), ns.name, 'upstream-manager', join(mkdtempSync(join(tmpdir(), 'upstream-')), 'kubeconfig'));
-  const provider = await startTestProvider('vaultlike', undefined, opts.validateTokensAudience ? { validateTokensAudience: opts.validateTokensAudience } : {});
+  await rbac.createNamespacedRole({
+    namespace: ns.name,
+    body: { metadata: { name: 'upstream' }, rules: UPSTREAM_RULES },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace: ns.name,
+    body: {
+      metadata: { name: 'upstream' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'upstream' },
+      subjects: [{ kind: 'ServiceAccount', name: 'upstream-manager', namespace: ns.name }],
+    },
+  });
+  const kubeconfig = await serviceAccountKubeconfig(
+    loadStackInfo(),
+    ns.name,
+    'upstream-manager',
+    join(mkdtempSync(join(tmpdir(), 'upstream-')), 'kubeconfig'),
+  );
+  const provider = await startTestProvider(
+    'vaultlike',
+    undefined,
+    opts.validateTokensAudience ? { validateTokensAudience: opts.validateTokensAudience } : {},
+  );
   provider.setState({ files: { 'db-password': 'first-value' } });
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'vaultlike', parameters: { prefix: '' } } } });
-  const manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig, args: opts.managerArgs ?? [] });
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider: 'vaultlike', parameters: { prefix: '' } },
+    },
+  });
+  const manager = await startManager({
+    namespace: ns.name,
+    providerDir: provider.socketDir,
+    kubeconfig,
+    args: opts.managerArgs ?? [],
+  });
   return { ns, provider, manager };
 }
 
 async function createSecretSync(ns: string, name: string): Promise<void> {
   await k.custom.createNamespacedCustomObject({
-    ...co, namespace: ns,
-    body: { apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`, kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: 'workload', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'db-password', targetKey: 'password' }] } } },
+    ...co,
+    namespace: ns,
+    body: {
+      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+      kind: 'SecretSync',
+      metadata: { name },
+      spec: {
+        serviceAccountName: 'workload',
+        secretProviderClassName: 'spc',
+        secretObject: { data: [{ sourcePath: 'db-password', targetKey: 'password' }] },
+      },
+    },
   });
 }
 
-const get = async (ns: string, name: string) => (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns, name })) as SecretSync;
+const get = async (ns: string, name: string) =>
+  (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns, name })) as SecretSync;
 const ready = (ss: SecretSync) => ss.status?.conditions?.find((c) => c.type === 'Ready');
 async function reason(ns: string, name: string, expected: string): Promise<SecretSync> {
-  return eventually(async () => {
-    const ss = await get(ns, name);
-    return ready(ss)?.reason === expected ? ss : undefined;
-  }, 30_000, `${name} to report ${expected}`);
+  return eventually(
+    async () => {
+      const ss = await get(ns, name);
+      return ready(ss)?.reason === expected ? ss : undefined;
+    },
+    30_000,
+    `${name} to report ${expected}`,
+  );
 }
-const secretValue = async (ns: string, name: string) => Buffer.from((await k.core.readNamespacedSecret({ name, namespace: ns })).data?.password ?? '', 'base64').toString();
+const secretValue = async (ns: string, name: string) =>
+  Buffer.from((await k.core.readNamespacedSecret({ name, namespace: ns })).data?.password ?? '', 'base64').toString();
 
 describe('with tokens (the default audience), under the upstream RBAC', () => {
   let s: Setup;
@@ -91,7 +145,9 @@ describe('with tokens (the default audience), under the upstream RBAC', () => {
       tokenAudiences: ['api://AzureADTokenExchange'],
       currentObjectVersions: [],
     });
-    expect(first.attributeNames).toEqual(expect.arrayContaining(['csi.storage.k8s.io/pod.name', 'csi.storage.k8s.io/pod.uid', 'prefix']));
+    expect(first.attributeNames).toEqual(
+      expect.arrayContaining(['csi.storage.k8s.io/pod.name', 'csi.storage.k8s.io/pod.uid', 'prefix']),
+    );
   });
 
   test('a later Mount carries the object versions last synced (current_object_version)', async () => {
@@ -100,29 +156,51 @@ describe('with tokens (the default audience), under the upstream RBAC', () => {
     expect(synced).toEqual([{ id: 'file/db-password', version: String('first-value'.length) }]);
     const before = s.provider.requests().length;
     s.provider.setState({ files: { 'db-password': 'the-second-value' } });
-    await k.custom.patchNamespacedCustomObject({ ...co, namespace: s.ns.name, name: 'versions', body: { spec: { forceSynchronization: '1' } } }, MERGE);
+    await k.custom.patchNamespacedCustomObject(
+      { ...co, namespace: s.ns.name, name: 'versions', body: { spec: { forceSynchronization: '1' } } },
+      MERGE,
+    );
     await reason(s.ns.name, 'versions', 'UpdateValueChangeOrForceUpdateSucceeded');
     expect(await secretValue(s.ns.name, 'versions')).toBe('the-second-value');
-    const later = s.provider.requests().slice(before).filter((r) => r.podNamespace === s.ns.name);
+    const later = s.provider
+      .requests()
+      .slice(before)
+      .filter((r) => r.podNamespace === s.ns.name);
     expect(later.at(-1)!.currentObjectVersions).toEqual(synced);
   });
 
   test('Events are written with the core events RBAC alone, and none is refused', async () => {
     await createSecretSync(s.ns.name, 'evented');
     await reason(s.ns.name, 'evented', 'CreateSucceeded');
-    await eventually(async () => {
-      const list = await k.core.listNamespacedEvent({ namespace: s.ns.name, fieldSelector: 'involvedObject.name=evented' });
-      return list.items.some((e) => e.reason === 'CreateSucceeded' && e.type === 'Normal' && e.involvedObject.kind === 'SecretSync') ? true : undefined;
-    }, 10_000, 'the CreateSucceeded event');
+    await eventually(
+      async () => {
+        const list = await k.core.listNamespacedEvent({
+          namespace: s.ns.name,
+          fieldSelector: 'involvedObject.name=evented',
+        });
+        return list.items.some(
+          (e) => e.reason === 'CreateSucceeded' && e.type === 'Normal' && e.involvedObject.kind === 'SecretSync',
+        )
+          ? true
+          : undefined;
+      },
+      10_000,
+      'the CreateSucceeded event',
+    );
     expect(s.manager.logs()).not.toContain('could not record event');
   });
 
   test('a provider failure names that provider and its socket, with one period after its message', async () => {
-    s.provider.setState({ files: {}, fail: { code: 'PermissionDenied', message: 'permission denied on secret/data/db.' } });
+    s.provider.setState({
+      files: {},
+      fail: { code: 'PermissionDenied', message: 'permission denied on secret/data/db.' },
+    });
     try {
       await createSecretSync(s.ns.name, 'refused');
       const message = ready(await reason(s.ns.name, 'refused', 'CreateFailedProviderError'))!.message;
-      expect(message).toContain("provider 'vaultlike': PERMISSION_DENIED: permission denied on secret/data/db (ExampleFailure). Check the logs of the process serving provider 'vaultlike' on ");
+      expect(message).toContain(
+        "provider 'vaultlike': PERMISSION_DENIED: permission denied on secret/data/db (ExampleFailure). Check the logs of the process serving provider 'vaultlike' on ",
+      );
       expect(message).toContain('vaultlike.sock');
       expect(message).not.toContain('..');
       expect(message).not.toContain('provider-azure-installer');

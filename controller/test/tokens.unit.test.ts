@@ -7,10 +7,19 @@ import { TokenCache } from '../src/tokens.js';
 function fakeCore(fail?: { code: number; body: string }) {
   const calls: { name: string; namespace: string; audiences: string[] }[] = [];
   const api = {
-    async createNamespacedServiceAccountToken(req: { name: string; namespace: string; body: { spec: { audiences: string[]; expirationSeconds: number } } }) {
+    async createNamespacedServiceAccountToken(req: {
+      name: string;
+      namespace: string;
+      body: { spec: { audiences: string[]; expirationSeconds: number } };
+    }) {
       calls.push({ name: req.name, namespace: req.namespace, audiences: req.body.spec.audiences });
       if (fail) throw Object.assign(new Error('HTTP'), fail);
-      return { status: { token: `token-${calls.length}`, expirationTimestamp: new Date(Date.now() + req.body.spec.expirationSeconds * 1000) } };
+      return {
+        status: {
+          token: `token-${calls.length}`,
+          expirationTimestamp: new Date(Date.now() + req.body.spec.expirationSeconds * 1000),
+        },
+      };
     },
   };
   return { api: api as unknown as CoreV1Api, calls };
@@ -36,7 +45,11 @@ test('a token is reused until 80 % of its life, then refreshed', async () => {
 test('concurrent requests for one token share a TokenRequest; other ServiceAccounts get their own', async () => {
   const { api, calls } = fakeCore();
   const cache = new TokenCache(api, 600, createMetrics());
-  await Promise.all([cache.tokensFor('ns', 'sa', ['a']), cache.tokensFor('ns', 'sa', ['a']), cache.tokensFor('ns', 'other', ['a'])]);
+  await Promise.all([
+    cache.tokensFor('ns', 'sa', ['a']),
+    cache.tokensFor('ns', 'sa', ['a']),
+    cache.tokensFor('ns', 'other', ['a']),
+  ]);
   expect(calls.map((c) => c.name).sort()).toEqual(['other', 'sa']);
 });
 
@@ -49,9 +62,17 @@ test('no audiences: no TokenRequest and no tokens (for providers that authentica
 
 test.each([
   [404, '{"message":"serviceaccounts \\"ghost\\" not found"}', 'userInput', "ServiceAccount 'ghost' was not found"],
-  [403, '{"message":"admission webhook denied: ValidatingAdmissionPolicy x denied request"}', 'userInput', 'was refused'],
+  [
+    403,
+    '{"message":"admission webhook denied: ValidatingAdmissionPolicy x denied request"}',
+    'userInput',
+    'was refused',
+  ],
   [403, '{"message":"cannot create resource \\"serviceaccounts/token\\""}', 'internal', 'may not mint tokens'],
 ])('TokenRequest %i (%s) is a %s failure', async (code, body, kind, message) => {
   const cache = new TokenCache(fakeCore({ code, body }).api, 600, createMetrics());
-  await expect(cache.tokensFor('ns', 'ghost', ['a'])).rejects.toMatchObject({ kind, message: expect.stringContaining(message) });
+  await expect(cache.tokensFor('ns', 'ghost', ['a'])).rejects.toMatchObject({
+    kind,
+    message: expect.stringContaining(message),
+  });
 });

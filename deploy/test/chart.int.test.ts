@@ -20,9 +20,17 @@ const SA = 'secret-store-sync-manager';
 const MANAGER_USER = `system:serviceaccount:${RELEASE_NS}:${SA}`;
 const info = loadStackInfo();
 const k = kube();
-const helmBin = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
-const helm = (...args: string[]) => execFileSync(helmBin, [...args, '--kubeconfig', info.k8s.kubeconfig], { encoding: 'utf8' });
-const kubectl = (...args: string[]) => spawnSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, ...args], { encoding: 'utf8' });
+const helmBin = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'inherit'],
+})
+  .trim()
+  .split('\n')
+  .pop()!;
+const helm = (...args: string[]) =>
+  execFileSync(helmBin, [...args, '--kubeconfig', info.k8s.kubeconfig], { encoding: 'utf8' });
+const kubectl = (...args: string[]) =>
+  spawnSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, ...args], { encoding: 'utf8' });
 let ns: Awaited<ReturnType<typeof tempNamespace>>;
 let asManager: CoreV1Api;
 let provider: TestProvider;
@@ -40,22 +48,47 @@ async function refused(p: Promise<unknown>): Promise<{ code?: number; message: s
 }
 /** Bindings take effect asynchronously; retry until the policy answers. */
 async function refusedEventually(f: () => Promise<unknown>, text: string) {
-  return eventually(async () => {
-    const r = await refused(f());
-    return r.message.includes(text) ? r : undefined;
-  }, 30_000, `a denial saying "${text}"`);
+  return eventually(
+    async () => {
+      const r = await refused(f());
+      return r.message.includes(text) ? r : undefined;
+    },
+    30_000,
+    `a denial saying "${text}"`,
+  );
 }
 
 beforeAll(async () => {
   ns = await tempNamespace(k.core, 'chart');
-  helm('install', RELEASE, CHART, '--namespace', RELEASE_NS, '--create-namespace', '--set', 'rotationPollIntervalInSeconds=3600');
-  managerKubeconfig = await serviceAccountKubeconfig(info, RELEASE_NS, SA, join(mkdtempSync(join(tmpdir(), 'chart-')), 'kubeconfig'));
+  helm(
+    'install',
+    RELEASE,
+    CHART,
+    '--namespace',
+    RELEASE_NS,
+    '--create-namespace',
+    '--set',
+    'rotationPollIntervalInSeconds=3600',
+  );
+  managerKubeconfig = await serviceAccountKubeconfig(
+    info,
+    RELEASE_NS,
+    SA,
+    join(mkdtempSync(join(tmpdir(), 'chart-')), 'kubeconfig'),
+  );
   const kc = new KubeConfig();
   kc.loadFromFile(managerKubeconfig);
   asManager = kc.makeApiClient(CoreV1Api);
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'from-the-provider' } });
-  await eventually(async () => ((await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined)) ? true : undefined), 30_000, 'the default ServiceAccount');
+  await eventually(
+    async () =>
+      (await k.core.readNamespacedServiceAccount({ name: 'default', namespace: ns.name }).catch(() => undefined))
+        ? true
+        : undefined,
+    30_000,
+    'the default ServiceAccount',
+  );
 }, 300_000);
 
 afterAll(async () => {
@@ -67,17 +100,25 @@ afterAll(async () => {
 
 test('helm lint passes; the pod has the two named containers, an emptyDir socket, and hardening', () => {
   expect(helm('lint', CHART)).toContain('0 chart(s) failed');
-  const docs = parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3')).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: Record<string, unknown> } } });
+  const docs = parseAllDocuments(
+    helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3'),
+  ).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: Record<string, unknown> } } });
   const pod = docs.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec! as {
     automountServiceAccountToken: boolean;
     securityContext: { runAsNonRoot: boolean; seccompProfile: { type: string } };
-    containers: { name: string; args: string[]; securityContext: { readOnlyRootFilesystem: boolean; capabilities: { drop: string[] } }; volumeMounts: { name: string; mountPath: string }[] }[];
+    containers: {
+      name: string;
+      args: string[];
+      securityContext: { readOnlyRootFilesystem: boolean; capabilities: { drop: string[] } };
+      volumeMounts: { name: string; mountPath: string }[];
+    }[];
     volumes: { name: string; emptyDir?: object; hostPath?: object }[];
   };
   expect(pod.containers.map((c) => c.name)).toEqual(['manager', 'provider-azure-installer']);
   expect(pod.automountServiceAccountToken).toBe(false);
   expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-  for (const c of pod.containers) expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+  for (const c of pod.containers)
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
   expect(pod.volumes.find((v) => v.name === 'provider-sockets')).toEqual({ name: 'provider-sockets', emptyDir: {} });
   expect(pod.volumes.some((v) => v.hostPath)).toBe(false);
   // Only the manager gets the API token.
@@ -87,93 +128,244 @@ test('helm lint passes; the pod has the two named containers, an emptyDir socket
   expect(pod.containers[1]!.args).toContain('--endpoint=unix:///provider/azure.sock');
 });
 
-test('events are core v1 (the upstream chart\'s RBAC); no token audiences: no token flag value, no token permission', () => {
-  type Doc = { kind: string; rules?: { apiGroups: string[]; resources: string[] }[]; spec?: { template?: { spec?: { containers: { args: string[] }[] } } } };
-  const render = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as Doc);
-  const rules = (docs: Doc[]) => docs.find((d) => d?.kind === 'ClusterRole' && d.rules?.some((r) => r.resources.includes('secrets')))!.rules!;
+test("events are core v1 (the upstream chart's RBAC); no token audiences: no token flag value, no token permission", () => {
+  type Doc = {
+    kind: string;
+    rules?: { apiGroups: string[]; resources: string[] }[];
+    spec?: { template?: { spec?: { containers: { args: string[] }[] } } };
+  };
+  const render = (...set: string[]) =>
+    parseAllDocuments(
+      helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set),
+    ).map((d) => d.toJSON() as Doc);
+  const rules = (docs: Doc[]) =>
+    docs.find((d) => d?.kind === 'ClusterRole' && d.rules?.some((r) => r.resources.includes('secrets')))!.rules!;
   const defaults = render();
   expect(rules(defaults)).toContainEqual(expect.objectContaining({ apiGroups: [''], resources: ['events'] }));
   expect(rules(defaults).some((r) => r.apiGroups.includes('events.k8s.io'))).toBe(false);
   expect(rules(defaults).some((r) => r.resources.includes('serviceaccounts/token'))).toBe(true);
   const tokenless = render('--set', 'tokenAudiences=null');
   expect(rules(tokenless).some((r) => r.resources.includes('serviceaccounts/token'))).toBe(false);
-  expect(tokenless.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers[0]!.args).toContain('--token-audiences=');
+  expect(tokenless.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers[0]!.args).toContain(
+    '--token-audiences=',
+  );
 });
 
 test('provider flags from the chart: node identity and service principals off by default; when on, only for listed namespaces and the identities bound to them; cloud files only from a ConfigMap', () => {
-  type Doc = { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string; configMap?: { name: string } }[] } } } };
-  const pod = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as Doc).find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!;
+  type Doc = {
+    kind: string;
+    spec?: {
+      template?: {
+        spec?: {
+          containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[];
+          volumes: { name: string; configMap?: { name: string } }[];
+        };
+      };
+    };
+  };
+  const pod = (...set: string[]) =>
+    parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set))
+      .map((d) => d.toJSON() as Doc)
+      .find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!;
   const providerOf = (p: ReturnType<typeof pod>) => p.containers.find((c) => c.name === 'provider-azure-installer')!;
   const defaults = providerOf(pod());
-  expect(defaults.args).toEqual(expect.arrayContaining(['--allow-node-identity=false', '--allow-service-principal=false', '--max-objects-per-mount=256', '--max-reads-per-mount=1000']));
-  expect(defaults.args.some((a) => a.startsWith('--cloud-env-dir') || a.startsWith('--node-identity-namespaces'))).toBe(false);
-  const on = pod('--set', 'provider.allowNodeIdentity=true', '--set', 'provider.nodeIdentityNamespaces={infra,monitoring}', '--set', 'provider.cloudEnvConfigMap=azure-stack-clouds');
-  expect(providerOf(on).args).toEqual(expect.arrayContaining(['--allow-node-identity=true', '--node-identity-namespaces=infra,monitoring', '--cloud-env-dir=/etc/secret-store-sync/clouds']));
-  expect(providerOf(on).volumeMounts).toContainEqual(expect.objectContaining({ name: 'cloud-envs', mountPath: '/etc/secret-store-sync/clouds' }));
+  expect(defaults.args).toEqual(
+    expect.arrayContaining([
+      '--allow-node-identity=false',
+      '--allow-service-principal=false',
+      '--max-objects-per-mount=256',
+      '--max-reads-per-mount=1000',
+    ]),
+  );
+  expect(defaults.args.some((a) => a.startsWith('--cloud-env-dir') || a.startsWith('--node-identity-namespaces'))).toBe(
+    false,
+  );
+  const on = pod(
+    '--set',
+    'provider.allowNodeIdentity=true',
+    '--set',
+    'provider.nodeIdentityNamespaces={infra,monitoring}',
+    '--set',
+    'provider.cloudEnvConfigMap=azure-stack-clouds',
+  );
+  expect(providerOf(on).args).toEqual(
+    expect.arrayContaining([
+      '--allow-node-identity=true',
+      '--node-identity-namespaces=infra,monitoring',
+      '--cloud-env-dir=/etc/secret-store-sync/clouds',
+    ]),
+  );
+  expect(providerOf(on).volumeMounts).toContainEqual(
+    expect.objectContaining({ name: 'cloud-envs', mountPath: '/etc/secret-store-sync/clouds' }),
+  );
   expect(on.volumes).toContainEqual({ name: 'cloud-envs', configMap: { name: 'azure-stack-clouds' } });
   // Each namespace gets only the node identities bound to it; a bare one, the default identity.
   const [kubelet, addon] = ['6f1c2a3b-0000-4000-8000-00000000a001', '6f1c2a3b-0000-4000-8000-00000000a002'];
-  const bound = pod('--set', 'provider.allowNodeIdentity=true', '--set', 'provider.nodeIdentityNamespaces={infra}', '--set-json', `provider.nodeIdentityBindings={"infra":["${kubelet}"],"apps":["${addon}","default"],"ops":["*"]}`);
-  expect(providerOf(bound).args).toContain(`--node-identity-namespaces=infra,apps=${addon},apps=default,infra=${kubelet},ops=*`);
-  expect(providerOf(pod('--set', 'provider.allowNodeIdentity=true', '--set-json', `provider.nodeIdentityBindings={"infra":["${kubelet}"]}`)).args).toContain(`--node-identity-namespaces=infra=${kubelet}`);
-  expect(() => pod('--set', 'provider.allowNodeIdentity=true')).toThrow(/needs provider.nodeIdentityNamespaces or provider.nodeIdentityBindings/);
+  const bound = pod(
+    '--set',
+    'provider.allowNodeIdentity=true',
+    '--set',
+    'provider.nodeIdentityNamespaces={infra}',
+    '--set-json',
+    `provider.nodeIdentityBindings={"infra":["${kubelet}"],"apps":["${addon}","default"],"ops":["*"]}`,
+  );
+  expect(providerOf(bound).args).toContain(
+    `--node-identity-namespaces=infra,apps=${addon},apps=default,infra=${kubelet},ops=*`,
+  );
+  expect(
+    providerOf(
+      pod(
+        '--set',
+        'provider.allowNodeIdentity=true',
+        '--set-json',
+        `provider.nodeIdentityBindings={"infra":["${kubelet}"]}`,
+      ),
+    ).args,
+  ).toContain(`--node-identity-namespaces=infra=${kubelet}`);
+  expect(() => pod('--set', 'provider.allowNodeIdentity=true')).toThrow(
+    /needs provider.nodeIdentityNamespaces or provider.nodeIdentityBindings/,
+  );
 });
 
-test('host network: the apiserver\'s address for the manager only, required; the provider\'s Entra host and extra CAs; hostAliases', () => {
-  type Container = { name: string; env?: { name: string; value?: string }[]; volumeMounts: { name: string; mountPath: string }[] };
-  type Spec = { hostNetwork?: boolean; hostAliases?: unknown[]; containers: Container[]; volumes: { name: string; configMap?: { name: string } }[] };
-  const render = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: Spec } } }).find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!;
-  const envOf = (c: Container) => Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+test("host network: the apiserver's address for the manager only, required; the provider's Entra host and extra CAs; hostAliases", () => {
+  type Container = {
+    name: string;
+    env?: { name: string; value?: string }[];
+    volumeMounts: { name: string; mountPath: string }[];
+  };
+  type Spec = {
+    hostNetwork?: boolean;
+    hostAliases?: unknown[];
+    containers: Container[];
+    volumes: { name: string; configMap?: { name: string } }[];
+  };
+  const render = (...set: string[]) =>
+    parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set))
+      .map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: Spec } } })
+      .find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!;
+  const envOf = (c: Container) =>
+    Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
   const defaults = render();
   expect(defaults.hostNetwork).toBeUndefined();
   expect(defaults.hostAliases).toBeUndefined();
   for (const c of defaults.containers) expect(Object.keys(envOf(c))).toEqual([]);
   expect(() => render('--set', 'hostNetwork=true')).toThrow(/hostNetwork=true needs k8sServiceHost/);
-  const on = render('--set', 'hostNetwork=true', '--set', 'k8sServiceHost=10.1.2.3', '--set-string', 'k8sServicePort=6443', '--set', 'provider.authorityHost=https://login.example', '--set', 'provider.caBundleConfigMap=corp-ca', '--set', 'hostAliases[0].ip=10.9.9.9', '--set', 'hostAliases[0].hostnames[0]=my-kv.vault.azure.net');
+  const on = render(
+    '--set',
+    'hostNetwork=true',
+    '--set',
+    'k8sServiceHost=10.1.2.3',
+    '--set-string',
+    'k8sServicePort=6443',
+    '--set',
+    'provider.authorityHost=https://login.example',
+    '--set',
+    'provider.caBundleConfigMap=corp-ca',
+    '--set',
+    'hostAliases[0].ip=10.9.9.9',
+    '--set',
+    'hostAliases[0].hostnames[0]=my-kv.vault.azure.net',
+  );
   expect(on.hostNetwork).toBe(true);
   expect(on.hostAliases).toEqual([{ ip: '10.9.9.9', hostnames: ['my-kv.vault.azure.net'] }]);
   const [manager, provider] = on.containers;
   expect(envOf(manager!)).toEqual({ KUBERNETES_SERVICE_HOST: '10.1.2.3', KUBERNETES_SERVICE_PORT: '6443' });
-  expect(envOf(provider!)).toEqual({ AZURE_AUTHORITY_HOST: 'https://login.example', NODE_EXTRA_CA_CERTS: '/etc/secret-store-sync/ca/ca.crt' });
-  expect(provider!.volumeMounts).toContainEqual(expect.objectContaining({ name: 'ca-bundle', mountPath: '/etc/secret-store-sync/ca' }));
+  expect(envOf(provider!)).toEqual({
+    AZURE_AUTHORITY_HOST: 'https://login.example',
+    NODE_EXTRA_CA_CERTS: '/etc/secret-store-sync/ca/ca.crt',
+  });
+  expect(provider!.volumeMounts).toContainEqual(
+    expect.objectContaining({ name: 'ca-bundle', mountPath: '/etc/secret-store-sync/ca' }),
+  );
   expect(manager!.volumeMounts.some((m) => m.name === 'ca-bundle')).toBe(false);
-  expect(on.volumes).toContainEqual(expect.objectContaining({ name: 'ca-bundle', configMap: expect.objectContaining({ name: 'corp-ca' }) }));
+  expect(on.volumes).toContainEqual(
+    expect.objectContaining({ name: 'ca-bundle', configMap: expect.objectContaining({ name: 'corp-ca' }) }),
+  );
 });
 
 test('NetworkPolicy, on by default: ingress to the two metrics ports from the named peers only; [] admits no one; installed as rendered', () => {
-  type Policy = { kind: string; metadata: { name: string }; spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress?: { from: unknown[]; ports: { protocol: string; port: number }[] }[] } };
-  const policies = (...set: string[]) => parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as Policy).filter((d) => d?.kind === 'NetworkPolicy');
+  type Policy = {
+    kind: string;
+    metadata: { name: string };
+    spec: {
+      podSelector: { matchLabels: Record<string, string> };
+      policyTypes: string[];
+      ingress?: { from: unknown[]; ports: { protocol: string; port: number }[] }[];
+    };
+  };
+  const policies = (...set: string[]) =>
+    parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set))
+      .map((d) => d.toJSON() as Policy)
+      .filter((d) => d?.kind === 'NetworkPolicy');
   const [byDefault, ...more] = policies();
   expect(more).toEqual([]);
-  expect(byDefault!.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'secret-store-sync', 'app.kubernetes.io/instance': RELEASE });
+  expect(byDefault!.spec.podSelector.matchLabels).toEqual({
+    'app.kubernetes.io/name': 'secret-store-sync',
+    'app.kubernetes.io/instance': RELEASE,
+  });
   expect(byDefault!.spec.policyTypes).toEqual(['Ingress']);
   // One rule: the metrics ports, from Prometheus pods in the namespace named monitoring. Health
   // ports appear nowhere: only the node (the kubelet's probes) reaches them.
   expect(byDefault!.spec.ingress).toEqual([
     {
-      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }],
-      ports: [{ protocol: 'TCP', port: 8085 }, { protocol: 'TCP', port: 8898 }],
+      from: [
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+        },
+      ],
+      ports: [
+        { protocol: 'TCP', port: 8085 },
+        { protocol: 'TCP', port: 8898 },
+      ],
     },
   ]);
-  const named = policies('--set', 'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=observability', '--set', 'metrics.managerPort=9085')[0]!;
-  expect(named.spec.ingress).toEqual([{ from: [{ namespaceSelector: { matchLabels: { team: 'observability' } } }], ports: [{ protocol: 'TCP', port: 9085 }, { protocol: 'TCP', port: 8898 }] }]);
+  const named = policies(
+    '--set',
+    'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=observability',
+    '--set',
+    'metrics.managerPort=9085',
+  )[0]!;
+  expect(named.spec.ingress).toEqual([
+    {
+      from: [{ namespaceSelector: { matchLabels: { team: 'observability' } } }],
+      ports: [
+        { protocol: 'TCP', port: 9085 },
+        { protocol: 'TCP', port: 8898 },
+      ],
+    },
+  ]);
   // No peers: an Ingress policy with no rule, which denies every connection.
   const closed = policies('--set', 'networkPolicy.metricsFrom=null')[0]!;
   expect(closed.spec).toEqual({ podSelector: byDefault!.spec.podSelector, policyTypes: ['Ingress'] });
   expect(policies('--set', 'networkPolicy.enabled=false')).toEqual([]);
-  expect(() => policies('--set', 'networkPolicy.metricsFrom=null', '--set', 'monitoring.podMonitor.enabled=true')).toThrow(/monitoring.podMonitor.enabled needs networkPolicy.metricsFrom/);
+  expect(() =>
+    policies('--set', 'networkPolicy.metricsFrom=null', '--set', 'monitoring.podMonitor.enabled=true'),
+  ).toThrow(/monitoring.podMonitor.enabled needs networkPolicy.metricsFrom/);
   // beforeAll's helm install: the apiserver took it as rendered.
-  const installed = JSON.parse(kubectl('get', 'networkpolicy', RELEASE, '-n', RELEASE_NS, '-o', 'json').stdout) as Policy;
+  const installed = JSON.parse(
+    kubectl('get', 'networkpolicy', RELEASE, '-n', RELEASE_NS, '-o', 'json').stdout,
+  ) as Policy;
   expect(installed.spec).toEqual(byDefault!.spec);
 });
 
-test('health and metrics bind apart: the pod network on 0.0.0.0; with hostNetwork health on the node\'s 127.0.0.1 (probes follow), metrics on the node\'s address', () => {
+test("health and metrics bind apart: the pod network on 0.0.0.0; with hostNetwork health on the node's 127.0.0.1 (probes follow), metrics on the node's address", () => {
   type Probe = { httpGet: { path: string; port: string; host?: string } };
-  type Container = { name: string; args: string[]; env?: { name: string; valueFrom?: { fieldRef: { fieldPath: string } } }[]; livenessProbe: Probe; readinessProbe?: Probe };
-  const containers = (...set: string[]) => (parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set)).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: Container[] } } } }).find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers);
+  type Container = {
+    name: string;
+    args: string[];
+    env?: { name: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
+    livenessProbe: Probe;
+    readinessProbe?: Probe;
+  };
+  const containers = (...set: string[]) =>
+    parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set))
+      .map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: Container[] } } } })
+      .find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers;
   const binds = (c: Container) => c.args.filter((a) => /-bind-address=/.test(a));
   const probeHosts = (c: Container) => [c.livenessProbe, c.readinessProbe].filter(Boolean).map((p) => p!.httpGet.host);
-  const hostIpEnv = (c: Container) => (c.env ?? []).filter((e) => e.name === 'HOST_IP').map((e) => e.valueFrom?.fieldRef.fieldPath);
+  const hostIpEnv = (c: Container) =>
+    (c.env ?? []).filter((e) => e.name === 'HOST_IP').map((e) => e.valueFrom?.fieldRef.fieldPath);
   const [manager, provider] = containers();
   expect(binds(manager!)).toEqual(['--health-bind-address=0.0.0.0', '--metrics-bind-address=0.0.0.0']);
   expect(binds(provider!)).toEqual(['--healthz-bind-address=0.0.0.0', '--metrics-bind-address=0.0.0.0']);
@@ -193,8 +385,24 @@ test('health and metrics bind apart: the pod network on 0.0.0.0; with hostNetwor
 });
 
 test('docker-compose.yml runs the same two containers as the chart: socket path and arguments', () => {
-  const compose = parseAllDocuments(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'))[0]!.toJSON() as { services: Record<string, { command: string[]; volumes: string[] }> };
-  const rendered = parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3')).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec?: { containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[] } } } });
+  const compose = parseAllDocuments(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'))[0]!.toJSON() as {
+    services: Record<string, { command: string[]; volumes: string[] }>;
+  };
+  const rendered = parseAllDocuments(
+    helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3'),
+  ).map(
+    (d) =>
+      d.toJSON() as {
+        kind: string;
+        spec?: {
+          template?: {
+            spec?: {
+              containers: { name: string; args: string[]; volumeMounts: { name: string; mountPath: string }[] }[];
+            };
+          };
+        };
+      },
+  );
   const containers = rendered.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers;
   expect(Object.keys(compose.services).sort()).toEqual(containers.map((c) => c.name).sort());
   const provider = containers.find((c) => c.name === 'provider-azure-installer')!;
@@ -203,9 +411,20 @@ test('docker-compose.yml runs the same two containers as the chart: socket path 
   const byFlag = (args: string[]) => Object.fromEntries(args.map((a) => a.split('=', 2) as [string, string]));
   const composeFlags = byFlag(compose.services.manager!.command);
   const chartFlags = byFlag(manager.args);
-  for (const flag of ['--provider-dir', '--token-audiences', '--rotation-poll-interval-seconds', '--workers', '--log-level', '--health-port', '--health-bind-address', '--metrics-bind-address']) expect([flag, composeFlags[flag]]).toEqual([flag, chartFlags[flag]]);
+  for (const flag of [
+    '--provider-dir',
+    '--token-audiences',
+    '--rotation-poll-interval-seconds',
+    '--workers',
+    '--log-level',
+    '--health-port',
+    '--health-bind-address',
+    '--metrics-bind-address',
+  ])
+    expect([flag, composeFlags[flag]]).toEqual([flag, chartFlags[flag]]);
   // Both containers share the socket folder at /provider, where the provider listens.
-  for (const c of containers) expect(c.volumeMounts).toContainEqual({ name: 'provider-sockets', mountPath: '/provider' });
+  for (const c of containers)
+    expect(c.volumeMounts).toContainEqual({ name: 'provider-sockets', mountPath: '/provider' });
   for (const svc of Object.values(compose.services)) expect(svc.volumes).toContain('provider-sockets:/provider');
   expect(provider.args).toContain(`--endpoint=unix://${chartFlags['--provider-dir']}/azure.sock`);
 });
@@ -218,97 +437,337 @@ test('the committed plain manifests are what the chart renders', () => {
   expect(rendered).toBe(committed);
 });
 
-test('the manager, with the chart\'s ServiceAccount token, syncs a SecretSync', async () => {
-  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig: managerKubeconfig, hashKey: await chartHashKey() });
-  await k.custom.createNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'spc' }, spec: { provider: 'test', parameters: { prefix: '' } } } });
-  await k.custom.createNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name: 'synced' }, spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } } });
-  const s = await eventually(async () => k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name }).catch(() => undefined), 30_000, 'the Secret');
+test("the manager, with the chart's ServiceAccount token, syncs a SecretSync", async () => {
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: provider.socketDir,
+    kubeconfig: managerKubeconfig,
+    hashKey: await chartHashKey(),
+  });
+  await k.custom.createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'secretproviderclasses',
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'spc' },
+      spec: { provider: 'test', parameters: { prefix: '' } },
+    },
+  });
+  await k.custom.createNamespacedCustomObject({
+    group: 'secret-sync.x-k8s.io',
+    version: 'v1alpha1',
+    namespace: ns.name,
+    plural: 'secretsyncs',
+    body: {
+      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
+      kind: 'SecretSync',
+      metadata: { name: 'synced' },
+      spec: {
+        serviceAccountName: 'default',
+        secretProviderClassName: 'spc',
+        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
+      },
+    },
+  });
+  const s = await eventually(
+    async () => k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name }).catch(() => undefined),
+    30_000,
+    'the Secret',
+  );
   expect(Buffer.from(s.data!.key!, 'base64').toString()).toBe('from-the-provider');
 });
 
 test('RBAC: the manager may create and patch Secrets but not get, list, watch or delete them', async () => {
-  for (const verb of ['get', 'list', 'watch', 'delete']) expect(kubectl('auth', 'can-i', verb, 'secrets', '-n', ns.name, '--as', MANAGER_USER).stdout.trim()).toBe('no');
-  for (const verb of ['create', 'patch']) expect(kubectl('auth', 'can-i', verb, 'secrets', '-n', ns.name, '--as', MANAGER_USER).stdout.trim()).toBe('yes');
-  expect(await refused(asManager.readNamespacedSecret({ name: 'synced', namespace: ns.name }))).toMatchObject({ code: 403 });
-  expect(await refused(asManager.deleteNamespacedSecret({ name: 'synced', namespace: ns.name }))).toMatchObject({ code: 403 });
+  for (const verb of ['get', 'list', 'watch', 'delete'])
+    expect(kubectl('auth', 'can-i', verb, 'secrets', '-n', ns.name, '--as', MANAGER_USER).stdout.trim()).toBe('no');
+  for (const verb of ['create', 'patch'])
+    expect(kubectl('auth', 'can-i', verb, 'secrets', '-n', ns.name, '--as', MANAGER_USER).stdout.trim()).toBe('yes');
+  expect(await refused(asManager.readNamespacedSecret({ name: 'synced', namespace: ns.name }))).toMatchObject({
+    code: 403,
+  });
+  expect(await refused(asManager.deleteNamespacedSecret({ name: 'synced', namespace: ns.name }))).toMatchObject({
+    code: 403,
+  });
 });
 
 test('user roles aggregate into the built-in edit and view roles', async () => {
-  const can = (verb: string, user: string) => kubectl('auth', 'can-i', verb, 'secretsyncs.secret-sync.x-k8s.io', '-n', ns.name, '--as', user).stdout.trim();
+  const can = (verb: string, user: string) =>
+    kubectl('auth', 'can-i', verb, 'secretsyncs.secret-sync.x-k8s.io', '-n', ns.name, '--as', user).stdout.trim();
   const rbac = (await import('@kubernetes/client-node')).RbacAuthorizationV1Api;
   const api = k.kc.makeApiClient(rbac);
-  for (const [user, role] of [['alice', 'edit'], ['bob', 'view']]) {
-    await api.createNamespacedRoleBinding({ namespace: ns.name, body: { metadata: { name: `${user}-${role}` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role! }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user! }] } });
+  for (const [user, role] of [
+    ['alice', 'edit'],
+    ['bob', 'view'],
+  ]) {
+    await api.createNamespacedRoleBinding({
+      namespace: ns.name,
+      body: {
+        metadata: { name: `${user}-${role}` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role! },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user! }],
+      },
+    });
   }
-  await eventually(async () => (can('create', 'alice') === 'yes' ? true : undefined), 30_000, 'edit to include SecretSyncs');
-  await eventually(async () => (can('list', 'bob') === 'yes' ? true : undefined), 30_000, 'view to include SecretSyncs');
+  await eventually(
+    async () => (can('create', 'alice') === 'yes' ? true : undefined),
+    30_000,
+    'edit to include SecretSyncs',
+  );
+  await eventually(
+    async () => (can('list', 'bob') === 'yes' ? true : undefined),
+    30_000,
+    'view to include SecretSyncs',
+  );
   expect(can('create', 'bob')).toBe('no');
 });
 
 test('policies: no service-account token Secrets, no Secrets without one same-named SecretSync owner', async () => {
-  const r1 = await refusedEventually(() => asManager.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'sat', annotations: { 'kubernetes.io/service-account.name': 'default' } }, type: 'kubernetes.io/service-account-token' } }), 'may not write service-account token Secrets');
+  const r1 = await refusedEventually(
+    () =>
+      asManager.createNamespacedSecret({
+        namespace: ns.name,
+        body: {
+          metadata: { name: 'sat', annotations: { 'kubernetes.io/service-account.name': 'default' } },
+          type: 'kubernetes.io/service-account-token',
+        },
+      }),
+    'may not write service-account token Secrets',
+  );
   expect(r1.code).toBe(403);
-  const r2 = await refusedEventually(() => asManager.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'orphan' }, stringData: { a: 'b' } } }), 'owned by exactly one SecretSync of the same name');
+  const r2 = await refusedEventually(
+    () =>
+      asManager.createNamespacedSecret({
+        namespace: ns.name,
+        body: { metadata: { name: 'orphan' }, stringData: { a: 'b' } },
+      }),
+    'owned by exactly one SecretSync of the same name',
+  );
   expect(r2.code).toBe(403);
 });
 
-test('policies: no update of a Secret without the manager\'s label', async () => {
+test("policies: no update of a Secret without the manager's label", async () => {
   // A SecretSync that never syncs (its class does not exist) owns a Secret the user wrote.
-  const ss = await k.custom.createNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name: 'users' }, spec: { serviceAccountName: 'default', secretProviderClassName: 'missing', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'a' }] } } } });
-  await k.core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'users', ownerReferences: [{ apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', name: 'users', uid: ss.metadata.uid }] }, stringData: { a: 'mine' } } });
+  const ss = await k.custom.createNamespacedCustomObject({
+    group: 'secret-sync.x-k8s.io',
+    version: 'v1alpha1',
+    namespace: ns.name,
+    plural: 'secretsyncs',
+    body: {
+      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
+      kind: 'SecretSync',
+      metadata: { name: 'users' },
+      spec: {
+        serviceAccountName: 'default',
+        secretProviderClassName: 'missing',
+        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'a' }] },
+      },
+    },
+  });
+  await k.core.createNamespacedSecret({
+    namespace: ns.name,
+    body: {
+      metadata: {
+        name: 'users',
+        ownerReferences: [
+          { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', name: 'users', uid: ss.metadata.uid },
+        ],
+      },
+      stringData: { a: 'mine' },
+    },
+  });
   const r = await refusedEventually(
-    () => asManager.patchNamespacedSecret({ name: 'users', namespace: ns.name, body: { stringData: { a: 'taken' } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+    () =>
+      asManager.patchNamespacedSecret(
+        { name: 'users', namespace: ns.name, body: { stringData: { a: 'taken' } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
     'may only update Secrets that already carry its label',
   );
   expect(r.code).toBe(403);
-  expect((await k.core.readNamespacedSecret({ name: 'users', namespace: ns.name })).data?.a).toBe(Buffer.from('mine').toString('base64'));
+  expect((await k.core.readNamespacedSecret({ name: 'users', namespace: ns.name })).data?.a).toBe(
+    Buffer.from('mine').toString('base64'),
+  );
 });
 
 test('policies: tokens only for 600 s and the configured audience', async () => {
-  const mint = (audiences: string[], expirationSeconds: number) => asManager.createNamespacedServiceAccountToken({ name: 'default', namespace: ns.name, body: { spec: { audiences, expirationSeconds } } });
-  expect((await refusedEventually(() => mint(['api://AzureADTokenExchange'], 3600), 'only mint tokens that live 600 seconds')).code).toBe(403);
-  expect((await refusedEventually(() => mint(['https://kubernetes.default.svc'], 600), 'one of its configured audiences')).code).toBe(403);
+  const mint = (audiences: string[], expirationSeconds: number) =>
+    asManager.createNamespacedServiceAccountToken({
+      name: 'default',
+      namespace: ns.name,
+      body: { spec: { audiences, expirationSeconds } },
+    });
+  expect(
+    (
+      await refusedEventually(
+        () => mint(['api://AzureADTokenExchange'], 3600),
+        'only mint tokens that live 600 seconds',
+      )
+    ).code,
+  ).toBe(403);
+  expect(
+    (await refusedEventually(() => mint(['https://kubernetes.default.svc'], 600), 'one of its configured audiences'))
+      .code,
+  ).toBe(403);
   await expect(mint(['api://AzureADTokenExchange'], 600)).resolves.toBeDefined();
 });
 
 test('opt-in: with requireServiceAccountOptIn, only ServiceAccounts the namespace lists get tokens', async () => {
-  helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'admissionPolicies.requireServiceAccountOptIn=true');
+  helm(
+    'upgrade',
+    RELEASE,
+    CHART,
+    '--namespace',
+    RELEASE_NS,
+    '--reuse-values',
+    '--set',
+    'admissionPolicies.requireServiceAccountOptIn=true',
+  );
   try {
-    const mint = () => asManager.createNamespacedServiceAccountToken({ name: 'default', namespace: ns.name, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } } });
+    const mint = () =>
+      asManager.createNamespacedServiceAccountToken({
+        name: 'default',
+        namespace: ns.name,
+        body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } },
+      });
     const r = await refusedEventually(mint, 'ServiceAccount default has not opted in');
     expect(r.code).toBe(403);
     // The manager shows the refusal on the SecretSync, then syncs once the namespace opts the ServiceAccount in.
     await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'fresh' } } });
-    await k.custom.createNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name: 'needs-opt-in' }, spec: { serviceAccountName: 'fresh', secretProviderClassName: 'spc', secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] } } } });
-    const readyOf = async () => ((await k.custom.getNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', name: 'needs-opt-in' })) as { status?: { conditions?: { type: string; reason: string; message: string }[] } }).status?.conditions?.find((c) => c.type === 'Ready');
-    const refusedStatus = await eventually(async () => { const c = await readyOf(); return c?.reason === 'UserInputValidationFailed' ? c : undefined; }, 30_000, 'the refusal in status');
+    await k.custom.createNamespacedCustomObject({
+      group: 'secret-sync.x-k8s.io',
+      version: 'v1alpha1',
+      namespace: ns.name,
+      plural: 'secretsyncs',
+      body: {
+        apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
+        kind: 'SecretSync',
+        metadata: { name: 'needs-opt-in' },
+        spec: {
+          serviceAccountName: 'fresh',
+          secretProviderClassName: 'spc',
+          secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
+        },
+      },
+    });
+    const readyOf = async () =>
+      (
+        (await k.custom.getNamespacedCustomObject({
+          group: 'secret-sync.x-k8s.io',
+          version: 'v1alpha1',
+          namespace: ns.name,
+          plural: 'secretsyncs',
+          name: 'needs-opt-in',
+        })) as { status?: { conditions?: { type: string; reason: string; message: string }[] } }
+      ).status?.conditions?.find((c) => c.type === 'Ready');
+    const refusedStatus = await eventually(
+      async () => {
+        const c = await readyOf();
+        return c?.reason === 'UserInputValidationFailed' ? c : undefined;
+      },
+      30_000,
+      'the refusal in status',
+    );
     expect(refusedStatus.message).toContain('ServiceAccount fresh has not opted in');
-    await k.core.patchNamespace({ name: ns.name, body: { metadata: { annotations: { 'secret-store-sync.x-k8s.io/token-service-accounts': 'fresh, default' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-    await eventually(async () => ((await refused(mint())).code === 200 ? true : undefined), 30_000, 'the opted-in ServiceAccount to get a token');
-    await eventually(async () => ((await readyOf())?.reason === 'CreateSucceeded' ? true : undefined), 60_000, 'the opted-in SecretSync to sync');
+    await k.core.patchNamespace(
+      {
+        name: ns.name,
+        body: { metadata: { annotations: { 'secret-store-sync.x-k8s.io/token-service-accounts': 'fresh, default' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await eventually(
+      async () => ((await refused(mint())).code === 200 ? true : undefined),
+      30_000,
+      'the opted-in ServiceAccount to get a token',
+    );
+    await eventually(
+      async () => ((await readyOf())?.reason === 'CreateSucceeded' ? true : undefined),
+      60_000,
+      'the opted-in SecretSync to sync',
+    );
   } finally {
-    helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'admissionPolicies.requireServiceAccountOptIn=false');
+    helm(
+      'upgrade',
+      RELEASE,
+      CHART,
+      '--namespace',
+      RELEASE_NS,
+      '--reuse-values',
+      '--set',
+      'admissionPolicies.requireServiceAccountOptIn=false',
+    );
   }
 });
 
 test('upgrade keeps the hash key; uninstall keeps CRDs, SecretSyncs and Secrets', async () => {
-  const key = () => k.core.readNamespacedSecret({ name: 'secret-store-sync-hash-key', namespace: RELEASE_NS }).then((s) => s.data?.key);
+  const key = () =>
+    k.core.readNamespacedSecret({ name: 'secret-store-sync-hash-key', namespace: RELEASE_NS }).then((s) => s.data?.key);
   const before = await key();
   const rv = (await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name })).metadata?.resourceVersion;
   await manager?.stop();
-  helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'rotationPollIntervalInSeconds=600');
+  helm(
+    'upgrade',
+    RELEASE,
+    CHART,
+    '--namespace',
+    RELEASE_NS,
+    '--reuse-values',
+    '--set',
+    'rotationPollIntervalInSeconds=600',
+  );
   expect(await key()).toBe(before);
   // The upgraded manager (same key from the Secret) re-checks after a class edit and writes nothing.
-  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig: managerKubeconfig, hashKey: await chartHashKey(), args: ['--rotation-poll-interval-seconds=600'] });
-  await k.custom.patchNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: ns.name, plural: 'secretproviderclasses', name: 'spc', body: { metadata: { labels: { touched: 'yes' } }, spec: { parameters: { prefix: 'f' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-  await eventually(async () => (manager!.logs().includes('"reason":"UpdateNoValueChangeSucceeded","secretSync":"' + ns.name + '/synced"') ? true : undefined), 30_000, 'the no-change re-check');
-  expect((await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name })).metadata?.resourceVersion).toBe(rv);
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: provider.socketDir,
+    kubeconfig: managerKubeconfig,
+    hashKey: await chartHashKey(),
+    args: ['--rotation-poll-interval-seconds=600'],
+  });
+  await k.custom.patchNamespacedCustomObject(
+    {
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: ns.name,
+      plural: 'secretproviderclasses',
+      name: 'spc',
+      body: { metadata: { labels: { touched: 'yes' } }, spec: { parameters: { prefix: 'f' } } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  await eventually(
+    async () =>
+      manager!.logs().includes('"reason":"UpdateNoValueChangeSucceeded","secretSync":"' + ns.name + '/synced"')
+        ? true
+        : undefined,
+    30_000,
+    'the no-change re-check',
+  );
+  expect((await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name })).metadata?.resourceVersion).toBe(
+    rv,
+  );
   await manager.stop();
   manager = undefined;
   helm('uninstall', RELEASE, '--namespace', RELEASE_NS);
   expect(kubectl('get', 'crd', 'secretsyncs.secret-sync.x-k8s.io').status).toBe(0);
   expect((await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name })).data?.key).toBeDefined();
-  await k.custom.deleteNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: ns.name, plural: 'secretsyncs', name: 'synced' });
-  await eventually(async () => ((await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name }).then(() => 200, apiStatus)) === 404 ? true : undefined), 60_000, 'the Secret to be collected');
+  await k.custom.deleteNamespacedCustomObject({
+    group: 'secret-sync.x-k8s.io',
+    version: 'v1alpha1',
+    namespace: ns.name,
+    plural: 'secretsyncs',
+    name: 'synced',
+  });
+  await eventually(
+    async () =>
+      (await k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name }).then(() => 200, apiStatus)) === 404
+        ? true
+        : undefined,
+    60_000,
+    'the Secret to be collected',
+  );
   helm('install', RELEASE, CHART, '--namespace', RELEASE_NS);
 });

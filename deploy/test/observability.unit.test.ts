@@ -5,15 +5,26 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REASONS } from '../../controller/src/reasons.js';
-import { alertQueries, chartDir, dashboardQueries, loadAlerts, loadDashboard, observabilityDir } from './observability-files.js';
+import {
+  alertQueries,
+  chartDir,
+  dashboardQueries,
+  loadAlerts,
+  loadDashboard,
+  observabilityDir,
+} from './observability-files.js';
 import { checkExpr, parseExposition } from './promql-refs.js';
 
-const FAILURES = Object.keys(REASONS).filter((r) => !r.endsWith('Succeeded')).sort();
+const FAILURES = Object.keys(REASONS)
+  .filter((r) => !r.endsWith('Succeeded'))
+  .sort();
 const TARGET = new Set(['job', 'instance', 'container', 'pod']);
 const readme = readFileSync(join(observabilityDir, '..', '..', 'README.md'), 'utf8');
 
-test('the chart\'s copy of the rules is deploy/observability/alerts.yaml (run deploy/observability/sync-chart.sh after editing it)', () => {
-  expect(readFileSync(join(chartDir, 'files', 'alerts.yaml'), 'utf8')).toBe(readFileSync(join(observabilityDir, 'alerts.yaml'), 'utf8'));
+test("the chart's copy of the rules is deploy/observability/alerts.yaml (run deploy/observability/sync-chart.sh after editing it)", () => {
+  expect(readFileSync(join(chartDir, 'files', 'alerts.yaml'), 'utf8')).toBe(
+    readFileSync(join(observabilityDir, 'alerts.yaml'), 'utf8'),
+  );
 });
 
 test('every alert has a severity, a summary, a description that says what to do, and a runbook section in the README', () => {
@@ -30,7 +41,10 @@ test('every alert has a severity, a summary, a description that says what to do,
   for (const r of rules) {
     expect([r.alert, r.labels?.severity]).toEqual([r.alert, expect.stringMatching(/^(warning|critical)$/)]);
     expect([r.alert, r.annotations?.summary]).toEqual([r.alert, expect.any(String)]);
-    expect([r.alert, r.annotations?.description]).toEqual([r.alert, expect.stringContaining(`Runbook: README, "Alerts and runbooks", ${r.alert}.`)]);
+    expect([r.alert, r.annotations?.description]).toEqual([
+      r.alert,
+      expect.stringContaining(`Runbook: README, "Alerts and runbooks", ${r.alert}.`),
+    ]);
     expect([r.alert, readme.includes(`\n#### ${r.alert}\n`)]).toEqual([r.alert, true]);
   }
 });
@@ -43,7 +57,9 @@ test('"failing" means exactly the manager\'s failure reasons, in the alerts and 
   expect(/reason=~"([^"]+)"/.exec(panel.expr)![1]!.split('|').sort()).toEqual(FAILURES);
   // The provider-error alert names the two provider reasons.
   const provider = loadAlerts().groups[0]!.rules.find((r) => r.alert === 'SecretStoreProviderNoSuccessfulCalls')!;
-  expect(/reason=~"([^"]+)"/.exec(provider.expr)![1]!.split('|').sort()).toEqual(FAILURES.filter((r) => r.endsWith('ProviderError')));
+  expect(/reason=~"([^"]+)"/.exec(provider.expr)![1]!.split('|').sort()).toEqual(
+    FAILURES.filter((r) => r.endsWith('ProviderError')),
+  );
 });
 
 test('the dashboard is importable: unique panel ids, every query on the chosen data source, panels do not overlap, known variables only', () => {
@@ -72,7 +88,9 @@ test('the dashboard is importable: unique panel ids, every query on the chosen d
 });
 
 test('the dashboard covers what an operator asked for', () => {
-  const exprs = dashboardQueries().map((q) => q.expr).join('\n');
+  const exprs = dashboardQueries()
+    .map((q) => q.expr)
+    .join('\n');
   for (const metric of [
     'secretsync_reconciles_total',
     'secretsync_queue_depth',
@@ -85,7 +103,8 @@ test('the dashboard covers what an operator asked for', () => {
     'process_resident_memory_bytes',
     'process_cpu_seconds_total',
     'secretsync_leader',
-  ]) expect([metric, exprs.includes(metric)]).toEqual([metric, true]);
+  ])
+    expect([metric, exprs.includes(metric)]).toEqual([metric, true]);
   expect(exprs).toContain('status="429"');
 });
 
@@ -99,38 +118,55 @@ test('every query parses as PromQL', () => {
 });
 
 describe('the PromQL reference checker', () => {
-  const scrape = parseExposition([
-    '# HELP secretsync_reconciles_total x',
-    '# TYPE secretsync_reconciles_total counter',
-    'secretsync_reconciles_total{reason="CreateSucceeded"} 3',
-    'secretsync_reconciles_total{reason="ControllerSpcError"} 1',
-    'secretsync_queue_wait_seconds_bucket{le="0.1",lane="fast"} 2',
-    'secretsync_queue_wait_seconds_bucket{le="+Inf",lane="fast"} 2',
-    'secretsync_leader 1',
-    'odd{v="a \\"quoted\\" \\\\ value"} 1',
-  ].join('\n'));
-  const check = (expr: string, outputLabels: string[] = []) => checkExpr(expr, scrape, { targetLabels: TARGET, outputLabels }).problems;
+  const scrape = parseExposition(
+    [
+      '# HELP secretsync_reconciles_total x',
+      '# TYPE secretsync_reconciles_total counter',
+      'secretsync_reconciles_total{reason="CreateSucceeded"} 3',
+      'secretsync_reconciles_total{reason="ControllerSpcError"} 1',
+      'secretsync_queue_wait_seconds_bucket{le="0.1",lane="fast"} 2',
+      'secretsync_queue_wait_seconds_bucket{le="+Inf",lane="fast"} 2',
+      'secretsync_leader 1',
+      'odd{v="a \\"quoted\\" \\\\ value"} 1',
+    ].join('\n'),
+  );
+  const check = (expr: string, outputLabels: string[] = []) =>
+    checkExpr(expr, scrape, { targetLabels: TARGET, outputLabels }).problems;
 
   test('reads label values with escapes', () => {
     expect([...scrape.get('odd')!.get('v')!]).toEqual(['a "quoted" \\ value']);
   });
   test('passes a correct query', () => {
-    expect(check('sum by (reason) (rate(secretsync_reconciles_total{job=~".*", reason=~"Controller.*"}[5m]))', ['reason'])).toEqual([]);
-    expect(check('histogram_quantile(0.9, sum by (le, lane) (rate(secretsync_queue_wait_seconds_bucket[5m])))', ['lane'])).toEqual([]);
+    expect(
+      check('sum by (reason) (rate(secretsync_reconciles_total{job=~".*", reason=~"Controller.*"}[5m]))', ['reason']),
+    ).toEqual([]);
+    expect(
+      check('histogram_quantile(0.9, sum by (le, lane) (rate(secretsync_queue_wait_seconds_bucket[5m])))', ['lane']),
+    ).toEqual([]);
     expect(check('sum(secretsync_leader) == 0 or absent(secretsync_leader)')).toEqual([]);
   });
   test('a misspelt metric', () => {
-    expect(check('rate(secretsync_reconcile_total[5m])')).toEqual([expect.stringContaining("metric 'secretsync_reconcile_total' is not in the scrape")]);
+    expect(check('rate(secretsync_reconcile_total[5m])')).toEqual([
+      expect.stringContaining("metric 'secretsync_reconcile_total' is not in the scrape"),
+    ]);
   });
   test('a label the metric does not have, and a value it never takes', () => {
     expect(check('secretsync_reconciles_total{status="x"}')).toEqual([expect.stringContaining("label 'status'")]);
-    expect(check('secretsync_reconciles_total{reason="CreateFailed"}')).toEqual([expect.stringContaining('no such value')]);
-    expect(check('secretsync_reconciles_total{reason=~"Update.*"}')).toEqual([expect.stringContaining('matches no value')]);
+    expect(check('secretsync_reconciles_total{reason="CreateFailed"}')).toEqual([
+      expect.stringContaining('no such value'),
+    ]);
+    expect(check('secretsync_reconciles_total{reason=~"Update.*"}')).toEqual([
+      expect.stringContaining('matches no value'),
+    ]);
   });
   test('grouping by a label the input lacks, and printing one the aggregation dropped', () => {
     expect(check('sum by (lane) (secretsync_reconciles_total)')).toEqual([expect.stringContaining("label 'lane'")]);
-    expect(check('sum by (reason) (secretsync_reconciles_total)', ['pod'])).toEqual([expect.stringContaining("label 'pod' (printed from the result)")]);
-    expect(check('histogram_quantile(0.9, sum by (lane) (rate(secretsync_queue_wait_seconds_bucket[5m])))')).toEqual([expect.stringContaining("label 'le'")]);
+    expect(check('sum by (reason) (secretsync_reconciles_total)', ['pod'])).toEqual([
+      expect.stringContaining("label 'pod' (printed from the result)"),
+    ]);
+    expect(check('histogram_quantile(0.9, sum by (lane) (rate(secretsync_queue_wait_seconds_bucket[5m])))')).toEqual([
+      expect.stringContaining("label 'le'"),
+    ]);
     expect(check('secretsync_reconciles_total / on (lane) secretsync_leader')).toHaveLength(2);
   });
   test('target labels (job, container, …) are allowed on any metric; a syntax error is reported', () => {

@@ -17,7 +17,11 @@ import { getOnce } from '../../test/helpers/http.js';
 import { eventually } from '../../test/helpers/kube.js';
 
 /** The chart's default limits (the test installs without overriding them). */
-const chartLimits = (parseYaml(readFileSync(join(repoRoot, 'deploy', 'chart', 'secret-store-sync', 'values.yaml'), 'utf8')) as { resources: Record<'manager' | 'provider', { limits: { memory: string } }> }).resources;
+const chartLimits = (
+  parseYaml(readFileSync(join(repoRoot, 'deploy', 'chart', 'secret-store-sync', 'values.yaml'), 'utf8')) as {
+    resources: Record<'manager' | 'provider', { limits: { memory: string } }>;
+  }
+).resources;
 const mebibytes = (v: string) => {
   const m = /^(\d+)Mi$/.exec(v);
   if (!m) throw new Error(`limit '${v}' is not in Mi`);
@@ -35,15 +39,22 @@ let out = '';
 let core: CoreV1Api;
 const started = Date.now();
 
-const kubectl = (...args: string[]) => spawnSync('kubectl', args, { encoding: 'utf8', env: { ...env, KUBECONFIG: kubeconfig } });
+const kubectl = (...args: string[]) =>
+  spawnSync('kubectl', args, { encoding: 'utf8', env: { ...env, KUBECONFIG: kubeconfig } });
 const ok = (...args: string[]) => {
   const r = kubectl(...args);
   if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 };
-const secretValue = (key: string) => Buffer.from(JSON.parse(ok('get', 'secret', 'secret-sync-name', '-n', 'my-namespace', '-o', 'json')).data[key] as string, 'base64').toString();
+const secretValue = (key: string) =>
+  Buffer.from(
+    JSON.parse(ok('get', 'secret', 'secret-sync-name', '-n', 'my-namespace', '-o', 'json')).data[key] as string,
+    'base64',
+  ).toString();
 async function thePod(): Promise<V1Pod> {
-  const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${RELEASE}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+  const pods = (
+    await core.listNamespacedPod({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${RELEASE}` })
+  ).items.filter((p) => !p.metadata?.deletionTimestamp);
   if (pods.length !== 1) throw new Error(`expected one pod, found ${pods.length}`);
   return pods[0]!;
 }
@@ -69,17 +80,27 @@ function inside(pod: string, container: string): Record<string, unknown> {
 }
 
 beforeAll(async () => {
-  sandbox = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), '--pod'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  sandbox = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), '--pod'], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   sandbox.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   sandbox.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   exited = new Promise((r) => sandbox.once('exit', (code) => r(code)));
   // A first run on a machine also fetches node and the Debian packages for the images.
   const deadline = Date.now() + 420_000;
   while (!out.includes('The sandbox is running')) {
-    if (Date.now() > deadline || sandbox.exitCode !== null) throw new Error(`the sandbox with the pod did not come up:\n${out}`);
+    if (Date.now() > deadline || sandbox.exitCode !== null)
+      throw new Error(`the sandbox with the pod did not come up:\n${out}`);
     await new Promise((r) => setTimeout(r, 250));
   }
-  console.log(`sandbox --pod up in ${((Date.now() - started) / 1000).toFixed(1)} s\n${out.split('\n').filter((l) => /Ready in|imported|built |pod memory|stack ready/.test(l)).join('\n')}`);
+  console.log(
+    `sandbox --pod up in ${((Date.now() - started) / 1000).toFixed(1)} s\n${out
+      .split('\n')
+      .filter((l) => /Ready in|imported|built |pod memory|stack ready/.test(l))
+      .join('\n')}`,
+  );
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   core = kc.makeApiClient(CoreV1Api);
@@ -90,21 +111,26 @@ afterAll(async () => {
   sandbox.kill('SIGINT');
   expect(await exited).toBe(0);
   // Nothing it started is left: no process naming its folder, no mount under it.
-  const left = spawnSync('bash', ['-c', `ps -eo args | grep -F -- '${dir}' | grep -v grep || true`], { encoding: 'utf8' }).stdout.trim();
+  const left = spawnSync('bash', ['-c', `ps -eo args | grep -F -- '${dir}' | grep -v grep || true`], {
+    encoding: 'utf8',
+  }).stdout.trim();
   expect(left).toBe('');
   expect(readFileSync('/proc/self/mountinfo', 'utf8').includes(dir)).toBe(false);
   console.log(`pod test done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }, 120_000);
 
 test('helm installed the chart; the walkthrough synced Hello2 and Hello! through the pod', async () => {
-  expect(out).toMatch(/\$ helm install secret-store-sync deploy\/chart\/secret-store-sync --namespace azure-secret-store --create-namespace --set rotationPollIntervalInSeconds=10 --set hostNetwork=true /);
+  expect(out).toMatch(
+    /\$ helm install secret-store-sync deploy\/chart\/secret-store-sync --namespace azure-secret-store --create-namespace --set rotationPollIntervalInSeconds=10 --set hostNetwork=true /,
+  );
   expect(out).toMatch(/STATUS: deployed/);
   expect(out).toMatch(/key0}" \| base64 -d\nHello2\n/);
   expect(out).toMatch(/key1}" \| base64 -d\nHello!\n/);
   const pod = await thePod();
   expect(pod.spec!.nodeName).toBe('stack-node');
   expect(pod.status!.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
-  for (const c of ['manager', 'provider-azure-installer']) expect(containerStatus(pod, c)).toMatchObject({ ready: true, started: true, restartCount: 0 });
+  for (const c of ['manager', 'provider-azure-installer'])
+    expect(containerStatus(pod, c)).toMatchObject({ ready: true, started: true, restartCount: 0 });
   expect(Object.keys(containerStatus(pod, 'manager').state!)).toEqual(['running']);
 });
 
@@ -114,7 +140,15 @@ test('security contexts in effect: user 65532, read-only root, no capabilities, 
   const manager = inside(name, 'manager');
   const provider = inside(name, 'provider-azure-installer');
   for (const c of [manager, provider]) {
-    expect(c).toMatchObject({ uid: 65532, gid: 65532, rootWrite: 'EROFS', emptyDirWrite: 'written', CapEff: '0000000000000000', NoNewPrivs: '1', Seccomp: '2' });
+    expect(c).toMatchObject({
+      uid: 65532,
+      gid: 65532,
+      rootWrite: 'EROFS',
+      emptyDirWrite: 'written',
+      CapEff: '0000000000000000',
+      NoNewPrivs: '1',
+      Seccomp: '2',
+    });
     // The provider made the socket as 65532, in the emptyDir both containers mount.
     expect(c.socket).toEqual({ uid: 65532, gid: 65532, isSocket: true });
   }
@@ -124,21 +158,31 @@ test('security contexts in effect: user 65532, read-only root, no capabilities, 
   // The downward API names the manager's pod.
   expect(manager.env).toEqual({ POD_NAME: name, POD_UID: pod.metadata!.uid, POD_NAMESPACE: NS });
   // The chart's limits, as the containers' cgroups hold them.
-  expect(manager).toMatchObject({ memoryLimit: String(mebibytes(chartLimits.manager.limits.memory)), cpuQuota: '100000' });
-  expect(provider).toMatchObject({ memoryLimit: String(mebibytes(chartLimits.provider.limits.memory)), cpuQuota: '100000' });
+  expect(manager).toMatchObject({
+    memoryLimit: String(mebibytes(chartLimits.manager.limits.memory)),
+    cpuQuota: '100000',
+  });
+  expect(provider).toMatchObject({
+    memoryLimit: String(mebibytes(chartLimits.provider.limits.memory)),
+    cpuQuota: '100000',
+  });
 }, 60_000);
 
-test('host network: probes on the node\'s loopback only (the kubelet\'s, host 127.0.0.1, keep both ready), metrics on the node\'s address only', async () => {
+test("host network: probes on the node's loopback only (the kubelet's, host 127.0.0.1, keep both ready), metrics on the node's address only", async () => {
   const pod = await thePod();
   const ip = pod.status!.podIP!;
   expect(ip).toBe(pod.status!.hostIP);
-  for (const c of ['manager', 'provider-azure-installer']) expect(containerStatus(pod, c)).toMatchObject({ ready: true, restartCount: 0 });
-  for (const url of ['http://127.0.0.1:8081/readyz', 'http://127.0.0.1:8081/healthz', 'http://127.0.0.1:8989/healthz']) expect(await getOnce(url)).toEqual({ status: 200, body: 'ok' });
+  for (const c of ['manager', 'provider-azure-installer'])
+    expect(containerStatus(pod, c)).toMatchObject({ ready: true, restartCount: 0 });
+  for (const url of ['http://127.0.0.1:8081/readyz', 'http://127.0.0.1:8081/healthz', 'http://127.0.0.1:8989/healthz'])
+    expect(await getOnce(url)).toEqual({ status: 200, body: 'ok' });
   // Not on the node's network: before, any pod reaching the node could flood the provider's /healthz.
-  for (const port of [8081, 8989]) await expect(getOnce(`http://${ip}:${port}/healthz`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  for (const port of [8081, 8989])
+    await expect(getOnce(`http://${ip}:${port}/healthz`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   expect((await getOnce(`http://${ip}:8085/metrics`)).body).toContain('secretsync_reconciles_total');
   expect((await getOnce(`http://${ip}:8898/metrics`)).body).toContain('grpc_requests_total');
-  for (const port of [8085, 8898]) await expect(getOnce(`http://127.0.0.1:${port}/metrics`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  for (const port of [8085, 8898])
+    await expect(getOnce(`http://127.0.0.1:${port}/metrics`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
 });
 
 test('kubectl logs -c manager and -c provider-azure-installer: JSON lines as the README says, no value or token', async () => {
@@ -154,7 +198,11 @@ test('kubectl logs -c manager and -c provider-azure-installer: JSON lines as the
   expect(typeof synced.durationMs).toBe('number');
   expect((synced.versions as { id: string }[]).map((v) => v.id)).toEqual(['secret/my-secret/0', 'secret/my-secret/1']);
   const provider = lines('provider-azure-installer');
-  expect(provider.find((l) => l.message === 'mount')).toMatchObject({ component: 'provider-azure', identity: 'workloadIdentity', files: 2 });
+  expect(provider.find((l) => l.message === 'mount')).toMatchObject({
+    component: 'provider-azure',
+    identity: 'workloadIdentity',
+    files: 2,
+  });
   const all = JSON.stringify([...manager, ...provider]);
   for (const secret of ['Hello2', 'Hello!']) expect(all).not.toContain(secret);
   expect(all).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\./); // no JWT (service-account or Entra token)
@@ -163,27 +211,67 @@ test('kubectl logs -c manager and -c provider-azure-installer: JSON lines as the
 test('a killed provider container is restarted by the kubelet, and the next rotation syncs through it', async () => {
   const before = await thePod();
   const id = containerStatus(before, 'provider-azure-installer').containerID!.replace(/^containerd:\/\//, '');
-  execFileSync('ctr', ['--address', join(dir, 'node', 'containerd', 'containerd.sock'), '--namespace', 'k8s.io', 'tasks', 'kill', '--signal', 'SIGKILL', id]);
-  const after = await eventually(async () => {
-    const p = await thePod();
-    const c = containerStatus(p, 'provider-azure-installer');
-    return c.restartCount === 1 && c.ready ? p : undefined;
-  }, 60_000, 'the provider container to restart');
-  expect(containerStatus(after, 'provider-azure-installer').lastState?.terminated).toMatchObject({ exitCode: 137, reason: 'Error' });
+  execFileSync('ctr', [
+    '--address',
+    join(dir, 'node', 'containerd', 'containerd.sock'),
+    '--namespace',
+    'k8s.io',
+    'tasks',
+    'kill',
+    '--signal',
+    'SIGKILL',
+    id,
+  ]);
+  const after = await eventually(
+    async () => {
+      const p = await thePod();
+      const c = containerStatus(p, 'provider-azure-installer');
+      return c.restartCount === 1 && c.ready ? p : undefined;
+    },
+    60_000,
+    'the provider container to restart',
+  );
+  expect(containerStatus(after, 'provider-azure-installer').lastState?.terminated).toMatchObject({
+    exitCode: 137,
+    reason: 'Error',
+  });
   expect(containerStatus(after, 'manager').restartCount).toBe(0);
   // The killed container's log is still there.
-  expect(ok('-n', NS, 'logs', after.metadata!.name!, '-c', 'provider-azure-installer', '--previous')).toContain('"message":"mount"');
-  const rotate = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), 'rotate', 'Hello3'], { cwd: repoRoot, env, encoding: 'utf8' });
+  expect(ok('-n', NS, 'logs', after.metadata!.name!, '-c', 'provider-azure-installer', '--previous')).toContain(
+    '"message":"mount"',
+  );
+  const rotate = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), 'rotate', 'Hello3'],
+    { cwd: repoRoot, env, encoding: 'utf8' },
+  );
   expect(rotate.status).toBe(0);
-  await eventually(async () => (secretValue('my-secret-data-key0') === 'Hello3' ? true : undefined), 60_000, 'Hello3 through the restarted provider');
+  await eventually(
+    async () => (secretValue('my-secret-data-key0') === 'Hello3' ? true : undefined),
+    60_000,
+    'Hello3 through the restarted provider',
+  );
   expect(secretValue('my-secret-data-key1')).toBe('Hello2');
 }, 150_000);
 
 test('helm uninstall removes the pod and leaves the Secret and the CRDs', async () => {
-  const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
-  execFileSync(helm, ['uninstall', RELEASE, '--namespace', NS, '--wait', '--kubeconfig', kubeconfig], { encoding: 'utf8' });
-  await eventually(async () => ((await core.listNamespacedPod({ namespace: NS })).items.length === 0 ? true : undefined), 60_000, 'the pod to be gone');
+  const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split('\n')
+    .pop()!;
+  execFileSync(helm, ['uninstall', RELEASE, '--namespace', NS, '--wait', '--kubeconfig', kubeconfig], {
+    encoding: 'utf8',
+  });
+  await eventually(
+    async () => ((await core.listNamespacedPod({ namespace: NS })).items.length === 0 ? true : undefined),
+    60_000,
+    'the pod to be gone',
+  );
   expect(secretValue('my-secret-data-key0')).toBe('Hello3');
-  for (const crd of ['secretsyncs.secret-sync.x-k8s.io', 'secretproviderclasses.secrets-store.csi.x-k8s.io']) expect(kubectl('get', 'crd', crd).status).toBe(0);
+  for (const crd of ['secretsyncs.secret-sync.x-k8s.io', 'secretproviderclasses.secrets-store.csi.x-k8s.io'])
+    expect(kubectl('get', 'crd', crd).status).toBe(0);
   expect(kubectl('get', 'secretsync', 'secret-sync-name', '-n', 'my-namespace').status).toBe(0);
 }, 120_000);

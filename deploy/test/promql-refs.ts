@@ -24,7 +24,8 @@ export function parseExposition(text: string, into: Scrape = new Map()): Scrape 
     i++;
     while (line[i] !== '}') {
       const label = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(line.slice(i))?.[0];
-      if (!label || line[i + label.length] !== '=' || line[i + label.length + 1] !== '"') throw new Error(`bad label set in: ${line}`);
+      if (!label || line[i + label.length] !== '=' || line[i + label.length + 1] !== '"')
+        throw new Error(`bad label set in: ${line}`);
       i += label.length + 2;
       let value = '';
       for (; line[i] !== '"'; i++) {
@@ -70,7 +71,8 @@ export function checkExpr(expr: string, scrape: Scrape, opts: CheckOptions): Che
   const tree = parser.parse(expr);
   tree.iterate({
     enter(n) {
-      if (n.type.isError) problems.push(`syntax error at ${n.from}: …${expr.slice(Math.max(0, n.from - 20), n.from + 20)}…`);
+      if (n.type.isError)
+        problems.push(`syntax error at ${n.from}: …${expr.slice(Math.max(0, n.from - 20), n.from + 20)}…`);
     },
   });
   if (problems.length) return { problems, metrics, labels: undefined };
@@ -83,11 +85,24 @@ export function checkExpr(expr: string, scrape: Scrape, opts: CheckOptions): Che
   const unquote = (n: SyntaxNode): string => {
     const s = text(n);
     // Raw strings (`…`) are taken as written; quoted ones are JSON-compatible enough for PromQL's escapes.
-    return s.startsWith('`') ? s.slice(1, -1) : s.startsWith("'") ? JSON.parse(`"${s.slice(1, -1).replace(/"/g, '\\"')}"`) : JSON.parse(s);
+    return s.startsWith('`')
+      ? s.slice(1, -1)
+      : s.startsWith("'")
+        ? JSON.parse(`"${s.slice(1, -1).replace(/"/g, '\\"')}"`)
+        : JSON.parse(s);
   };
-  const groupingLabels = (n: SyntaxNode | undefined): string[] => (n ? children(n).filter((c) => c.name === 'LabelName').map(text) : []);
+  const groupingLabels = (n: SyntaxNode | undefined): string[] =>
+    n
+      ? children(n)
+          .filter((c) => c.name === 'LabelName')
+          .map(text)
+      : [];
   const requireLabels = (labels: string[], on: Set<string>, where: string) => {
-    for (const l of labels) if (!on.has(l)) problems.push(`label '${l}' (${where}) is on none of the series it applies to (they have: ${[...on].sort().join(', ') || 'no labels'})`);
+    for (const l of labels)
+      if (!on.has(l))
+        problems.push(
+          `label '${l}' (${where}) is on none of the series it applies to (they have: ${[...on].sort().join(', ') || 'no labels'})`,
+        );
   };
 
   const selector = (n: SyntaxNode): Value => {
@@ -113,7 +128,9 @@ export function checkExpr(expr: string, scrape: Scrape, opts: CheckOptions): Che
         continue;
       }
       const re = new RegExp(`^(?:${m.value})$`);
-      const match = [...scrape.keys()].filter((k) => (m.op === '=' ? k === m.value : m.op === '=~' ? re.test(k) : m.op === '!=' ? k !== m.value : !re.test(k)));
+      const match = [...scrape.keys()].filter((k) =>
+        m.op === '=' ? k === m.value : m.op === '=~' ? re.test(k) : m.op === '!=' ? k !== m.value : !re.test(k),
+      );
       names = name !== undefined ? names.filter((x) => match.includes(x)) : match;
       if (!match.length) problems.push(`no metric in the scrape has a name ${m.op} "${m.value}"`);
     }
@@ -130,12 +147,15 @@ export function checkExpr(expr: string, scrape: Scrape, opts: CheckOptions): Che
       for (const s of series) for (const v of s.labels?.get(m.label) ?? []) seen.add(v);
       const what = `${names.join('|') || '{…}'}{${m.label}${m.op}"${m.value}"}`;
       if (!series.some((s) => s.labels?.has(m.label))) {
-        if (series.every((s) => s.labels)) problems.push(`label '${m.label}' in ${what} is not on that metric in the scrape`);
+        if (series.every((s) => s.labels))
+          problems.push(`label '${m.label}' in ${what} is not on that metric in the scrape`);
         continue;
       }
       // A matcher that can select nothing the scenario produced is as suspect as a wrong name.
-      if (m.op === '=' && !seen.has(m.value)) problems.push(`${what}: no such value in the scrape (seen: ${[...seen].sort().join(', ')})`);
-      if (m.op === '=~' && ![...seen].some((v) => new RegExp(`^(?:${m.value})$`).test(v))) problems.push(`${what}: matches no value in the scrape (seen: ${[...seen].sort().join(', ')})`);
+      if (m.op === '=' && !seen.has(m.value))
+        problems.push(`${what}: no such value in the scrape (seen: ${[...seen].sort().join(', ')})`);
+      if (m.op === '=~' && ![...seen].some((v) => new RegExp(`^(?:${m.value})$`).test(v)))
+        problems.push(`${what}: matches no value in the scrape (seen: ${[...seen].sort().join(', ')})`);
     }
     return { kind: 'vector', labels };
   };
@@ -181,9 +201,12 @@ export function checkExpr(expr: string, scrape: Scrape, opts: CheckOptions): Che
     if (fn === 'absent' || fn === 'absent_over_time') {
       // absent() returns one series with the labels of the selector's equality matchers.
       const eq = new Set<string>();
-      args[0]?.getChildren('LabelMatchers')?.[0]?.getChildren('UnquotedLabelMatcher').forEach((m) => {
-        if (text(m.getChild('MatchOp')!) === '=') eq.add(text(m.getChild('LabelName')!));
-      });
+      args[0]
+        ?.getChildren('LabelMatchers')?.[0]
+        ?.getChildren('UnquotedLabelMatcher')
+        .forEach((m) => {
+          if (text(m.getChild('MatchOp')!) === '=') eq.add(text(m.getChild('LabelName')!));
+        });
       return { kind: 'vector', labels: eq };
     }
     const firstVector = values.find((v) => v.kind === 'vector');

@@ -29,7 +29,11 @@ const running = await serve(
     runtimeVersion: '0.1.0',
     async mount(req, ctx) {
       const unknown = Object.keys(req.attributes).filter((k) => k !== 'prefix' && !k.startsWith('csi.storage.k8s.io/'));
-      if (unknown.length) throw new ProviderError('InvalidArgument', `unknown parameter(s): ${unknown.join(', ')} (this provider takes only 'prefix')`);
+      if (unknown.length)
+        throw new ProviderError(
+          'InvalidArgument',
+          `unknown parameter(s): ${unknown.join(', ')} (this provider takes only 'prefix')`,
+        );
       const state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
       if (state.hangMs) {
         await new Promise<void>((resolve) => {
@@ -45,10 +49,14 @@ const running = await serve(
       const seen = Object.keys(req.attributes).sort().join(',');
       return {
         files: chosen.map(([path, contents]) => ({ path, contents })),
-        objectVersions: [...chosen.map(([path, contents]) => ({ id: `file/${path}`, version: String(contents.length) })), { id: 'attributes', version: seen }],
+        objectVersions: [
+          ...chosen.map(([path, contents]) => ({ id: `file/${path}`, version: String(contents.length) })),
+          { id: 'attributes', version: seen },
+        ],
       };
     },
   },
   { endpoint: values.endpoint, shutdownGraceMs: 2_000 },
 );
-for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void running.stop().then(() => process.exit(0)));
+for (const signal of ['SIGTERM', 'SIGINT'] as const)
+  process.on(signal, () => void running.stop().then(() => process.exit(0)));

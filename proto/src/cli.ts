@@ -13,9 +13,15 @@ if (sub !== 'conformance') {
 }
 const { values } = parseArgs({
   args: rest,
-  options: { socket: { type: 'string' }, command: { type: 'string' }, fixture: { type: 'string' }, 'timeout-ms': { type: 'string' }, 'max-message-bytes': { type: 'string' } },
+  options: {
+    socket: { type: 'string' },
+    command: { type: 'string' },
+    fixture: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    'max-message-bytes': { type: 'string' },
+  },
 });
-if (!values.fixture || (!values.socket === !values.command)) {
+if (!values.fixture || !values.socket === !values.command) {
   console.error(USAGE);
   process.exit(2);
 }

@@ -1,5 +1,13 @@
 // A typed client for the provider API over a unix socket (the manager's side of the contract).
-import { credentials, InterceptingCall, Metadata, status, type ClientUnaryCall, type Interceptor, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  InterceptingCall,
+  Metadata,
+  status,
+  type ClientUnaryCall,
+  type Interceptor,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { socketPath } from './endpoint.js';
 import { REASON_METADATA_KEY } from './errors.js';
 import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProvider.js';
@@ -7,7 +15,15 @@ import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse__Output } from './generated/v1alpha1/MountResponse.js';
 import type { VersionResponse__Output } from './generated/v1alpha1/VersionResponse.js';
 import { api } from './load.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, TrailerError, decodeExpiry, decodeFailures, type ObjectFailure } from './wire.js';
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  OBJECT_EXPIRY_METADATA_KEY,
+  PARTIAL_FAILURES_METADATA_KEY,
+  TrailerError,
+  decodeExpiry,
+  decodeFailures,
+  type ObjectFailure,
+} from './wire.js';
 
 export interface ProviderCallError extends ServiceError {
   /** The upstream code the provider reported (AADSTS…, a Key Vault error code), if any. */
@@ -29,16 +45,19 @@ export class ProviderClient {
   constructor(endpoint: string, opts: { maxMessageBytes?: number; trailerGraceMs?: number } = {}) {
     const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.trailerGraceMs = opts.trailerGraceMs ?? TRAILER_GRACE_MS;
-    this.connect = () => new api.v1alpha1.CSIDriverProvider(`unix:${socketPath(endpoint)}`, credentials.createInsecure(), {
-      'grpc.max_receive_message_length': max,
-      'grpc.max_send_message_length': max,
-    });
+    this.connect = () =>
+      new api.v1alpha1.CSIDriverProvider(`unix:${socketPath(endpoint)}`, credentials.createInsecure(), {
+        'grpc.max_receive_message_length': max,
+        'grpc.max_send_message_length': max,
+      });
     this.client = this.connect();
   }
 
   version(timeoutMs = 5_000): Promise<VersionResponse__Output> {
     return new Promise((resolve, reject) =>
-      this.client.Version({ version: 'v1alpha1' }, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(withReason(err)) : resolve(res!))),
+      this.client.Version({ version: 'v1alpha1' }, { deadline: Date.now() + timeoutMs }, (err, res) =>
+        err ? reject(withReason(err)) : resolve(res!),
+      ),
     );
   }
 
@@ -48,7 +67,12 @@ export class ProviderClient {
    * A trailer that is malformed, too large (MAX_TRAILER_BYTES) or never arrives fails the call
    * with an INTERNAL ProviderCallError whose `reason` names the fault.
    */
-  mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output & { failures: ObjectFailure[]; expiry?: { expiresOn: Record<string, Date>; dropped: number } }> {
+  mount(
+    request: MountRequest,
+    timeoutMs = 30_000,
+  ): Promise<
+    MountResponse__Output & { failures: ObjectFailure[]; expiry?: { expiresOn: Record<string, Date>; dropped: number } }
+  > {
     return new Promise((resolve, reject) => {
       let trailers: Metadata | undefined;
       let watchdog: NodeJS.Timeout | undefined;
@@ -70,24 +94,37 @@ export class ProviderClient {
               },
             }),
         });
-      const call: ClientUnaryCall = this.client.Mount(request, new Metadata(), { deadline: Date.now() + timeoutMs, interceptors: [watch] }, (err, res) => {
-        clearTimeout(watchdog);
-        if (lost) {
-          // That connection drops every later frame too: the next call gets a new one.
-          this.client.close();
-          this.client = this.connect();
-          return reject(trailerFailure(new TrailerError('', 'TrailerLost', `the provider's trailers did not arrive within ${this.trailerGraceMs / 1000} s of its answer (a trailer over 64 KiB is dropped by HTTP/2)`)));
-        }
-        if (err) return reject(withReason(err));
-        try {
-          const raw = trailers?.get(PARTIAL_FAILURES_METADATA_KEY)[0];
-          const failures = raw === undefined ? [] : decodeFailures(String(raw));
-          const exp = trailers?.get(OBJECT_EXPIRY_METADATA_KEY)[0];
-          resolve({ ...res!, failures, ...(exp !== undefined ? { expiry: decodeExpiry(String(exp)) } : {}) });
-        } catch (e) {
-          reject(e instanceof TrailerError ? trailerFailure(e) : e);
-        }
-      });
+      const call: ClientUnaryCall = this.client.Mount(
+        request,
+        new Metadata(),
+        { deadline: Date.now() + timeoutMs, interceptors: [watch] },
+        (err, res) => {
+          clearTimeout(watchdog);
+          if (lost) {
+            // That connection drops every later frame too: the next call gets a new one.
+            this.client.close();
+            this.client = this.connect();
+            return reject(
+              trailerFailure(
+                new TrailerError(
+                  '',
+                  'TrailerLost',
+                  `the provider's trailers did not arrive within ${this.trailerGraceMs / 1000} s of its answer (a trailer over 64 KiB is dropped by HTTP/2)`,
+                ),
+              ),
+            );
+          }
+          if (err) return reject(withReason(err));
+          try {
+            const raw = trailers?.get(PARTIAL_FAILURES_METADATA_KEY)[0];
+            const failures = raw === undefined ? [] : decodeFailures(String(raw));
+            const exp = trailers?.get(OBJECT_EXPIRY_METADATA_KEY)[0];
+            resolve({ ...res!, failures, ...(exp !== undefined ? { expiry: decodeExpiry(String(exp)) } : {}) });
+          } catch (e) {
+            reject(e instanceof TrailerError ? trailerFailure(e) : e);
+          }
+        },
+      );
     });
   }
 
@@ -103,5 +140,10 @@ function withReason(err: ServiceError): ProviderCallError {
 
 /** A trailer the manager cannot take, as a failed call: INTERNAL, with the fault as its reason. */
 function trailerFailure(e: TrailerError): ProviderCallError {
-  return Object.assign(new Error(e.message, { cause: e }), { code: status.INTERNAL, details: e.message, metadata: new Metadata(), reason: e.reason });
+  return Object.assign(new Error(e.message, { cause: e }), {
+    code: status.INTERNAL,
+    details: e.message,
+    metadata: new Metadata(),
+    reason: e.reason,
+  });
 }

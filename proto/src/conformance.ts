@@ -61,7 +61,12 @@ const toRequest = (c: MountCase): MountRequest =>
     parameters: c.attributes,
     pod: { name: 'provider-kit-conformance', uid: CONFORMANCE_POD_UID, namespace: c.namespace ?? 'default' },
     serviceAccountName: c.serviceAccountName ?? 'default',
-    tokens: Object.fromEntries(Object.entries(c.tokens ?? {}).map(([aud, token]) => [aud, { token, expirationTimestamp: rfc3339(new Date(Date.now() + 600_000)) }])),
+    tokens: Object.fromEntries(
+      Object.entries(c.tokens ?? {}).map(([aud, token]) => [
+        aud,
+        { token, expirationTimestamp: rfc3339(new Date(Date.now() + 600_000)) },
+      ]),
+    ),
     ...(c.secrets ? { secrets: c.secrets } : {}),
     ...(c.permission !== undefined ? { permission: c.permission } : {}),
   });
@@ -73,7 +78,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   let child: ChildProcess | undefined;
   const check = async (name: string, f: () => Promise<string>) => {
     if (child && child.exitCode !== null) {
-      results.push({ name, ok: false, detail: `the provider process had exited (code ${child.exitCode}) before this check` });
+      results.push({
+        name,
+        ok: false,
+        detail: `the provider process had exited (code ${child.exitCode}) before this check`,
+      });
       return;
     }
     try {
@@ -92,7 +101,10 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   const client = new ProviderClient(endpoint, { maxMessageBytes: opts.maxMessageBytes ?? 4 * 1024 * 1024 });
   const mount = (c: MountCase) => client.mount(toRequest(c), timeoutMs);
   const refused = async (c: MountCase) => {
-    const code = await mount(c).then(() => status.OK, (e: { code: number }) => e.code);
+    const code = await mount(c).then(
+      () => status.OK,
+      (e: { code: number }) => e.code,
+    );
     if (code === status.OK) throw new Error('the provider accepted it');
     if (code === status.DEADLINE_EXCEEDED) throw new Error(`no answer within ${timeoutMs} ms`);
     return statusName(code);
@@ -125,7 +137,10 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     await check('the optional expiry trailer, when sent, maps object version ids to RFC 3339 times', async () => {
       const res = await mount(opts.fixture.valid);
       if (!res.expiry) return 'not sent (optional)';
-      if (res.expiry.dropped > 0) throw new Error(`${res.expiry.dropped} entries of the ${OBJECT_EXPIRY_METADATA_KEY} trailer are not an object id with an RFC 3339 time`);
+      if (res.expiry.dropped > 0)
+        throw new Error(
+          `${res.expiry.dropped} entries of the ${OBJECT_EXPIRY_METADATA_KEY} trailer are not an object id with an RFC 3339 time`,
+        );
       const ids = new Set(res.objectVersion.map((o) => o.id));
       const stray = Object.keys(res.expiry.expiresOn).find((id) => !ids.has(id));
       if (stray) throw new Error(`the expiry trailer names '${stray}', which is not among the object versions`);
@@ -135,40 +150,67 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       const res = await mount(opts.fixture.valid);
       const seen = new Set<string>();
       for (const f of res.files) {
-        if (!f.path || f.path.startsWith('/') || f.path.includes('\\') || f.path.split('/').includes('..')) throw new Error(`unsafe path '${f.path}'`);
+        if (!f.path || f.path.startsWith('/') || f.path.includes('\\') || f.path.split('/').includes('..'))
+          throw new Error(`unsafe path '${f.path}'`);
         if (seen.has(f.path)) throw new Error(`path '${f.path}' returned twice`);
         seen.add(f.path);
         if (f.mode < 0 || f.mode > 0o7777) throw new Error(`path '${f.path}' has mode ${f.mode}`);
       }
-      if (JSON.stringify(res.objectVersion) !== firstVersions) throw new Error('a second Mount of unchanged objects returned other object versions');
+      if (JSON.stringify(res.objectVersion) !== firstVersions)
+        throw new Error('a second Mount of unchanged objects returned other object versions');
       return `${seen.size} paths; object versions stable across Mounts`;
     });
     await check('malformed attributes are refused with an error, not a crash or a hang', async () => {
-      const code = await client.mount({ ...toRequest(opts.fixture.valid), attributes: '{"not json' }, timeoutMs).then(() => status.OK, (e: { code: number }) => e.code);
+      const code = await client.mount({ ...toRequest(opts.fixture.valid), attributes: '{"not json' }, timeoutMs).then(
+        () => status.OK,
+        (e: { code: number }) => e.code,
+      );
       if (code === status.OK) throw new Error('the provider accepted malformed JSON');
-      if (code === status.DEADLINE_EXCEEDED || code === status.UNAVAILABLE) throw new Error(`the provider did not answer (${statusName(code)})`);
+      if (code === status.DEADLINE_EXCEEDED || code === status.UNAVAILABLE)
+        throw new Error(`the provider did not answer (${statusName(code)})`);
       await client.version(2_000);
       return `refused with ${statusName(code)}; still serving`;
     });
-    await check('an unknown parameter is refused', async () => refused(opts.fixture.unknownParameter ?? { ...opts.fixture.valid, attributes: { ...opts.fixture.valid.attributes, 'conformance-unknown-parameter': 'x' } }));
-    for (const c of opts.fixture.invalid ?? []) await check(`invalid input is refused: ${c.name}`, async () => refused(c));
+    await check('an unknown parameter is refused', async () =>
+      refused(
+        opts.fixture.unknownParameter ?? {
+          ...opts.fixture.valid,
+          attributes: { ...opts.fixture.valid.attributes, 'conformance-unknown-parameter': 'x' },
+        },
+      ),
+    );
+    for (const c of opts.fixture.invalid ?? [])
+      await check(`invalid input is refused: ${c.name}`, async () => refused(c));
     await check('10 concurrent Mounts all succeed alike', async () => {
       const all = await Promise.all(Array.from({ length: 10 }, () => mount(opts.fixture.valid)));
-      const shapes = new Set(all.map((r) => JSON.stringify(r.files.map((f) => [f.path, f.contents.toString('base64')]))));
+      const shapes = new Set(
+        all.map((r) => JSON.stringify(r.files.map((f) => [f.path, f.contents.toString('base64')]))),
+      );
       if (shapes.size !== 1) throw new Error('concurrent Mounts returned different files');
       return `10 × ${all[0]!.files.length} files`;
     });
     if (opts.fixture.large) {
       await check('a response over the size limit is reported', async () => {
-        const err = await mount(opts.fixture.large!).then(() => undefined, (e: { code: number; details: string }) => e);
+        const err = await mount(opts.fixture.large!).then(
+          () => undefined,
+          (e: { code: number; details: string }) => e,
+        );
         if (!err) throw new Error(`a response over ${opts.maxMessageBytes ?? 4 * 1024 * 1024} bytes was accepted`);
         return `${statusName(err.code)}: ${err.details}`;
       });
     } else {
-      results.push({ name: 'a response over the size limit is reported', ok: true, skipped: true, detail: 'skipped: the fixture has no `large` case' });
+      results.push({
+        name: 'a response over the size limit is reported',
+        ok: true,
+        skipped: true,
+        detail: 'skipped: the fixture has no `large` case',
+      });
     }
     await check('survives a client that disconnects mid-call', async () => {
-      const raw = new api.v1alpha1.CSIDriverProvider(`unix:${socketPath(endpoint)}`, credentials.createInsecure()) as unknown as CSIDriverProviderClient;
+      const raw = new api.v1alpha1.CSIDriverProvider(
+        `unix:${socketPath(endpoint)}`,
+        credentials.createInsecure(),
+      ) as unknown as CSIDriverProviderClient;
       await new Promise<void>((resolve) => {
         const call = raw.Mount(toRequest(opts.fixture.valid), new Metadata(), () => resolve());
         setTimeout(() => call.cancel(), 5);
@@ -183,14 +225,22 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
         const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
         process.kill(-child!.pid!, 'SIGTERM');
         let timer: NodeJS.Timeout | undefined;
-        const code = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)))]).finally(() => clearTimeout(timer));
+        const code = await Promise.race([
+          exited,
+          new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000))),
+        ]).finally(() => clearTimeout(timer));
         if (code === 'timeout') throw new Error('still running 15 s after SIGTERM');
         if (code !== 0) throw new Error(`exited with ${code}`);
         if (existsSync(socketPath(endpoint))) throw new Error('left its socket file behind');
         return 'exit 0, socket removed';
       });
     } else {
-      results.push({ name: 'SIGTERM: exits 0 and removes its socket', ok: true, skipped: true, detail: 'skipped: run with --command to check shutdown' });
+      results.push({
+        name: 'SIGTERM: exits 0 and removes its socket',
+        ok: true,
+        skipped: true,
+        detail: 'skipped: run with --command to check shutdown',
+      });
     }
   } finally {
     client.close();
@@ -208,6 +258,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
 export function report(results: CheckResult[], write: (line: string) => void = (l) => console.log(l)): boolean {
   for (const r of results) write(`${r.skipped ? 'skip' : r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`);
   const failed = results.filter((r) => !r.ok).length;
-  write(`${results.filter((r) => r.ok && !r.skipped).length} passed, ${failed} failed, ${results.filter((r) => r.skipped).length} skipped`);
+  write(
+    `${results.filter((r) => r.ok && !r.skipped).length} passed, ${failed} failed, ${results.filter((r) => r.skipped).length} skipped`,
+  );
   return failed === 0;
 }

@@ -5,6 +5,10 @@ import { ProviderError } from './errors.js';
 
 export function socketPath(endpoint: string): string {
   const m = /^unix:\/\/(.+)$/i.exec(endpoint.trim());
-  if (!m?.[1]) throw new ProviderError('InvalidArgument', `invalid endpoint '${endpoint}': expected unix:///path/to/provider.sock`);
+  if (!m?.[1])
+    throw new ProviderError(
+      'InvalidArgument',
+      `invalid endpoint '${endpoint}': expected unix:///path/to/provider.sock`,
+    );
   return '/' + m[1].replace(/^\/+/, '');
 }

@@ -1,8 +1,26 @@
 // The provider API: the proto, a typed server helper and a typed client.
 export { PROTO_FILE, api, packageDefinition, providerService } from './load.js';
-export { ProviderError, REASON_METADATA_KEY, isProviderErrorCode, statusName, type ProviderErrorCode } from './errors.js';
+export {
+  ProviderError,
+  REASON_METADATA_KEY,
+  isProviderErrorCode,
+  statusName,
+  type ProviderErrorCode,
+} from './errors.js';
 export { socketPath } from './endpoint.js';
-export { API_VERSION, DEFAULT_MAX_MESSAGE_BYTES, MAX_TRAILER_BYTES, PARTIAL_FAILURES_METADATA_KEY, OBJECT_EXPIRY_METADATA_KEY, TrailerError, decodeExpiry, decodeFailures, encodeExpiry, encodeFailures, type ObjectFailure } from './wire.js';
+export {
+  API_VERSION,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_TRAILER_BYTES,
+  PARTIAL_FAILURES_METADATA_KEY,
+  OBJECT_EXPIRY_METADATA_KEY,
+  TrailerError,
+  decodeExpiry,
+  decodeFailures,
+  encodeExpiry,
+  encodeFailures,
+  type ObjectFailure,
+} from './wire.js';
 export {
   parseMountRequest,
   serve,
@@ -38,4 +56,11 @@ export type { MountResponse, MountResponse__Output } from './generated/v1alpha1/
 export type { File } from './generated/v1alpha1/File.js';
 export type { ObjectVersion } from './generated/v1alpha1/ObjectVersion.js';
 export type { VersionResponse } from './generated/v1alpha1/VersionResponse.js';
-export { report, runConformance, type CheckResult, type ConformanceOptions, type Fixture, type MountCase } from './conformance.js';
+export {
+  report,
+  runConformance,
+  type CheckResult,
+  type ConformanceOptions,
+  type Fixture,
+  type MountCase,
+} from './conformance.js';

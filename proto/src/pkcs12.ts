@@ -21,7 +21,9 @@ export class Pkcs12CostError extends Error {
     readonly asked: number,
     readonly budget: number,
   ) {
-    super(`the PKCS#12 file asks for ${asked} key-derivation iterations, over the ${budget} this reader allows a file (OpenSSL writes 2048, Java's keytool 10000)`);
+    super(
+      `the PKCS#12 file asks for ${asked} key-derivation iterations, over the ${budget} this reader allows a file (OpenSSL writes 2048, Java's keytool 10000)`,
+    );
     this.name = 'Pkcs12CostError';
   }
 }
@@ -41,7 +43,11 @@ interface ForgeKdfs {
 function kdfsOf(forge: object): ForgeKdfs {
   const f = forge as Partial<ForgeKdfs>;
   // A node-forge without them would derive unguarded: refuse to read rather than stall.
-  if (typeof f.pkcs5?.pbkdf2 !== 'function' || typeof f.pkcs12?.generateKey !== 'function' || typeof f.pki?.pbe?.generatePkcs12Key !== 'function') {
+  if (
+    typeof f.pkcs5?.pbkdf2 !== 'function' ||
+    typeof f.pkcs12?.generateKey !== 'function' ||
+    typeof f.pki?.pbe?.generatePkcs12Key !== 'function'
+  ) {
     throw new Error('this node-forge has no key-derivation functions where expected; PKCS#12 is not read unbounded');
   }
   return f as ForgeKdfs;
@@ -58,10 +64,23 @@ let budget: { left: number } | undefined;
 const NATIVE_DIGESTS = new Set(['sha1', 'sha224', 'sha256', 'sha384', 'sha512']);
 function nativePbkdf2(original: Kdf): Kdf {
   return function (this: unknown, ...args: never[]) {
-    const [password, salt, iterations, keyLength, md] = args as unknown as [string, string, number, number, { algorithm?: string } | string | undefined];
+    const [password, salt, iterations, keyLength, md] = args as unknown as [
+      string,
+      string,
+      number,
+      number,
+      { algorithm?: string } | string | undefined,
+    ];
     const digest = typeof md === 'string' ? md : (md?.algorithm ?? 'sha1');
-    if (!NATIVE_DIGESTS.has(digest) || typeof password !== 'string' || typeof salt !== 'string' || args.length > 5) return original.apply(this, args);
-    return pbkdf2Sync(Buffer.from(password, 'binary'), Buffer.from(salt, 'binary'), iterations, keyLength, digest).toString('binary');
+    if (!NATIVE_DIGESTS.has(digest) || typeof password !== 'string' || typeof salt !== 'string' || args.length > 5)
+      return original.apply(this, args);
+    return pbkdf2Sync(
+      Buffer.from(password, 'binary'),
+      Buffer.from(salt, 'binary'),
+      iterations,
+      keyLength,
+      digest,
+    ).toString('binary');
   } as Kdf;
 }
 

@@ -54,7 +54,8 @@ export function mountAttributes(input: MountRequestInput): Record<string, string
   attributes[POD_UID_ATTRIBUTE] = input.pod.uid;
   attributes[POD_NAMESPACE_ATTRIBUTE] = input.pod.namespace;
   attributes[SERVICE_ACCOUNT_NAME_ATTRIBUTE] = input.serviceAccountName;
-  if (input.tokens && Object.keys(input.tokens).length > 0) attributes[SERVICE_ACCOUNT_TOKENS_ATTRIBUTE] = JSON.stringify(input.tokens);
+  if (input.tokens && Object.keys(input.tokens).length > 0)
+    attributes[SERVICE_ACCOUNT_TOKENS_ATTRIBUTE] = JSON.stringify(input.tokens);
   return Object.fromEntries(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 

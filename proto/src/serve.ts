@@ -1,7 +1,15 @@
 // One way to serve a provider: a typed Mount handler behind the proto, on a unix socket with sane
 // hygiene (a stale socket is removed, a live one is never stolen, mode 0600), the gRPC health
 // service, and a graceful stop that lets in-flight Mounts finish within a bound.
-import { Metadata, Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  status,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
@@ -14,7 +22,16 @@ import type { MountResponse } from './generated/v1alpha1/MountResponse.js';
 import type { VersionRequest__Output } from './generated/v1alpha1/VersionRequest.js';
 import type { VersionResponse } from './generated/v1alpha1/VersionResponse.js';
 import { providerService } from './load.js';
-import { API_VERSION, DEFAULT_MAX_MESSAGE_BYTES, MAX_TRAILER_BYTES, OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY, encodeExpiry, encodeFailures, type ObjectFailure } from './wire.js';
+import {
+  API_VERSION,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_TRAILER_BYTES,
+  OBJECT_EXPIRY_METADATA_KEY,
+  PARTIAL_FAILURES_METADATA_KEY,
+  encodeExpiry,
+  encodeFailures,
+  type ObjectFailure,
+} from './wire.js';
 
 export interface ObjectVersionEntry {
   id: string;
@@ -57,7 +74,6 @@ export interface MountResult {
    */
   expiresOn?: Record<string, Date>;
 }
-
 
 export interface CallContext {
   requestId: string;
@@ -103,7 +119,10 @@ export function parseMountRequest(req: MountRequest__Output): ParsedMountRequest
   if (req.permission.trim() !== '') {
     const n = Number(req.permission);
     if (!Number.isInteger(n) || n < 0 || n > 0o7777) {
-      throw new ProviderError('InvalidArgument', `permission must be a JSON number of a file mode in decimal (e.g. "420" for 0644), got '${req.permission.slice(0, 40)}'`);
+      throw new ProviderError(
+        'InvalidArgument',
+        `permission must be a JSON number of a file mode in decimal (e.g. "420" for 0644), got '${req.permission.slice(0, 40)}'`,
+      );
     }
     permission = n;
   }
@@ -125,9 +144,14 @@ function parseStringMap(field: string, text: string, allowEmpty: boolean): Recor
   } catch (e) {
     throw new ProviderError('InvalidArgument', `${field} is not valid JSON: ${(e as Error).message}`);
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ProviderError('InvalidArgument', `${field} must be a JSON object of strings`);
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new ProviderError('InvalidArgument', `${field} must be a JSON object of strings`);
   for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== 'string') throw new ProviderError('InvalidArgument', `${field}: the value of '${k}' must be a string, got ${v === null ? 'null' : typeof v}`);
+    if (typeof v !== 'string')
+      throw new ProviderError(
+        'InvalidArgument',
+        `${field}: the value of '${k}' must be a string, got ${v === null ? 'null' : typeof v}`,
+      );
   }
   return value as Record<string, string>;
 }
@@ -163,13 +187,19 @@ async function removeStaleSocket(path: string): Promise<void> {
     });
     s.once('error', () => resolve(false));
   });
-  if (live) throw new ProviderError('FailedPrecondition', `another server is listening on ${path}; refusing to take its socket`);
+  if (live)
+    throw new ProviderError(
+      'FailedPrecondition',
+      `another server is listening on ${path}; refusing to take its socket`,
+    );
   unlinkSync(path);
 }
 
 function toServiceError(err: unknown): ProviderError {
   if (err instanceof ProviderError) return err;
-  return new ProviderError('Internal', `provider failed: ${(err as Error)?.message ?? String(err)}`, undefined, { cause: err });
+  return new ProviderError('Internal', `provider failed: ${(err as Error)?.message ?? String(err)}`, undefined, {
+    cause: err,
+  });
 }
 
 export async function serve(provider: Provider, opts: ServeOptions): Promise<RunningProvider> {
@@ -183,12 +213,22 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
   const controllers = new Set<AbortController>();
 
   const report = (method: CallEvent['method'], requestId: string, started: number, error?: ProviderError) =>
-    opts.onCall?.({ method, requestId, code: error ? statusName(error.grpcCode) : 'OK', durationMs: Date.now() - started, ...(error ? { error } : {}) });
+    opts.onCall?.({
+      method,
+      requestId,
+      code: error ? statusName(error.grpcCode) : 'OK',
+      durationMs: Date.now() - started,
+      ...(error ? { error } : {}),
+    });
 
   server.addService(providerService, {
     Version(_call: ServerUnaryCall<VersionRequest__Output, VersionResponse>, callback: sendUnaryData<VersionResponse>) {
       const started = Date.now();
-      callback(null, { version: API_VERSION, runtimeName: provider.runtimeName, runtimeVersion: provider.runtimeVersion });
+      callback(null, {
+        version: API_VERSION,
+        runtimeName: provider.runtimeName,
+        runtimeVersion: provider.runtimeVersion,
+      });
       report('Version', '', started);
     },
     Mount(call: ServerUnaryCall<MountRequest__Output, MountResponse>, callback: sendUnaryData<MountResponse>) {
@@ -206,7 +246,12 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
           if (result.expiresOn && Object.keys(result.expiresOn).length) {
             const expiry = encodeExpiry(result.expiresOn);
             // Said here, where the provider's author sees it, rather than refused by the manager.
-            if (expiry.length > MAX_TRAILER_BYTES) throw new ProviderError('Internal', `the expiry trailer would hold ${expiry.length} bytes, more than the ${MAX_TRAILER_BYTES} a manager accepts`, 'TrailerTooLarge');
+            if (expiry.length > MAX_TRAILER_BYTES)
+              throw new ProviderError(
+                'Internal',
+                `the expiry trailer would hold ${expiry.length} bytes, more than the ${MAX_TRAILER_BYTES} a manager accepts`,
+                'TrailerTooLarge',
+              );
             trailer.set(OBJECT_EXPIRY_METADATA_KEY, expiry);
           }
           callback(null, toMountResponse(result, request.permission), trailer);
@@ -225,7 +270,9 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
   // The socket is created by bind; a tight umask makes it owner-only from its first moment.
   const oldMask = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${path}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix:${path}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
   } finally {
     process.umask(oldMask);
   }

@@ -68,14 +68,39 @@ export function decodeFailures(raw: string): ObjectFailure[] {
   } catch {
     parsed = undefined;
   }
-  const valid = Array.isArray(parsed) && parsed.every((f: Partial<Record<keyof ObjectFailure, unknown>> | null) =>
-    typeof f === 'object' && f !== null && typeof f.id === 'string' && f.id !== '' && isProviderErrorCode(f.code) && typeof f.message === 'string' && (f.reason === undefined || typeof f.reason === 'string'));
-  if (!valid) throw new TrailerError(PARTIAL_FAILURES_METADATA_KEY, 'MalformedTrailer', `the provider's ${PARTIAL_FAILURES_METADATA_KEY} trailer is not a JSON list of {id, code, message}`);
-  return (parsed as ObjectFailure[]).map((f) => ({ id: f.id, code: f.code, ...(f.reason !== undefined ? { reason: f.reason } : {}), message: f.message }));
+  const valid =
+    Array.isArray(parsed) &&
+    parsed.every(
+      (f: Partial<Record<keyof ObjectFailure, unknown>> | null) =>
+        typeof f === 'object' &&
+        f !== null &&
+        typeof f.id === 'string' &&
+        f.id !== '' &&
+        isProviderErrorCode(f.code) &&
+        typeof f.message === 'string' &&
+        (f.reason === undefined || typeof f.reason === 'string'),
+    );
+  if (!valid)
+    throw new TrailerError(
+      PARTIAL_FAILURES_METADATA_KEY,
+      'MalformedTrailer',
+      `the provider's ${PARTIAL_FAILURES_METADATA_KEY} trailer is not a JSON list of {id, code, message}`,
+    );
+  return (parsed as ObjectFailure[]).map((f) => ({
+    id: f.id,
+    code: f.code,
+    ...(f.reason !== undefined ? { reason: f.reason } : {}),
+    message: f.message,
+  }));
 }
 
 export function checkTrailerSize(key: string, raw: string): void {
-  if (raw.length > MAX_TRAILER_BYTES) throw new TrailerError(key, 'TrailerTooLarge', `the provider's ${key} trailer holds ${raw.length} bytes, more than the ${MAX_TRAILER_BYTES} the manager accepts`);
+  if (raw.length > MAX_TRAILER_BYTES)
+    throw new TrailerError(
+      key,
+      'TrailerTooLarge',
+      `the provider's ${key} trailer holds ${raw.length} bytes, more than the ${MAX_TRAILER_BYTES} the manager accepts`,
+    );
 }
 
 /** The expiry trailer's value: object id → RFC 3339 (UTC, whole seconds). */

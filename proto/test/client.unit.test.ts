@@ -36,7 +36,9 @@ beforeAll(async () => {
     },
   });
   const path = join(dir, 'hostile.sock');
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${path}`, ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${path}`, ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())),
+  );
   client = new ProviderClient(`unix://${path}`, { trailerGraceMs: 1_000 });
 });
 afterAll(() => {
@@ -50,24 +52,46 @@ async function mountWith(t: Record<string, string>) {
 }
 
 test('a partial-failures trailer that is not a list of failures fails the Mount as MalformedTrailer', async () => {
-  for (const raw of ['{not json', '{"a":1}', 'null', '[null]', '[{"id":"x"}]', '[{"id":"x","code":"Bogus","message":"m"}]', '[{"id":"","code":"NotFound","message":"m"}]', '[{"id":"x","code":"NotFound","message":"m","reason":7}]']) {
-    await expect(mountWith({ [PARTIAL_FAILURES_METADATA_KEY]: raw })).rejects.toMatchObject({ code: 13, reason: 'MalformedTrailer' });
+  for (const raw of [
+    '{not json',
+    '{"a":1}',
+    'null',
+    '[null]',
+    '[{"id":"x"}]',
+    '[{"id":"x","code":"Bogus","message":"m"}]',
+    '[{"id":"","code":"NotFound","message":"m"}]',
+    '[{"id":"x","code":"NotFound","message":"m","reason":7}]',
+  ]) {
+    await expect(mountWith({ [PARTIAL_FAILURES_METADATA_KEY]: raw })).rejects.toMatchObject({
+      code: 13,
+      reason: 'MalformedTrailer',
+    });
   }
-  const valid: ObjectFailure[] = [{ id: 'secret/b', code: 'NotFound', reason: 'SecretNotFound', message: 'no secret b' }];
+  const valid: ObjectFailure[] = [
+    { id: 'secret/b', code: 'NotFound', reason: 'SecretNotFound', message: 'no secret b' },
+  ];
   expect((await mountWith({ [PARTIAL_FAILURES_METADATA_KEY]: JSON.stringify(valid) })).failures).toEqual(valid);
 });
 
 test('a trailer over MAX_TRAILER_BYTES fails the Mount as TrailerTooLarge', async () => {
   const big = 'x'.repeat(MAX_TRAILER_BYTES);
-  await expect(mountWith({ [PARTIAL_FAILURES_METADATA_KEY]: JSON.stringify([{ id: 'a', code: 'NotFound', message: big }]) })).rejects.toMatchObject({ code: 13, reason: 'TrailerTooLarge' });
-  await expect(mountWith({ [OBJECT_EXPIRY_METADATA_KEY]: JSON.stringify({ a: big }) })).rejects.toMatchObject({ code: 13, reason: 'TrailerTooLarge' });
+  await expect(
+    mountWith({ [PARTIAL_FAILURES_METADATA_KEY]: JSON.stringify([{ id: 'a', code: 'NotFound', message: big }]) }),
+  ).rejects.toMatchObject({ code: 13, reason: 'TrailerTooLarge' });
+  await expect(mountWith({ [OBJECT_EXPIRY_METADATA_KEY]: JSON.stringify({ a: big }) })).rejects.toMatchObject({
+    code: 13,
+    reason: 'TrailerTooLarge',
+  });
 });
 
 test('a trailer HTTP/2 drops (over 64 KiB encoded) fails the Mount as TrailerLost, and the next Mount gets a working connection', async () => {
   // 100 KiB of base64 is ~75 KiB after HPACK's Huffman coding: on today's client the Mount waited
   // for its whole deadline (and so did the next one, on the same connection).
   for (const key of [OBJECT_EXPIRY_METADATA_KEY, PARTIAL_FAILURES_METADATA_KEY]) {
-    await expect(mountWith({ [key]: randomBytes(75 * 1024).toString('base64') })).rejects.toMatchObject({ code: 13, reason: 'TrailerLost' });
+    await expect(mountWith({ [key]: randomBytes(75 * 1024).toString('base64') })).rejects.toMatchObject({
+      code: 13,
+      reason: 'TrailerLost',
+    });
     expect((await mountWith({})).objectVersion).toEqual([{ id: 'a', version: '1' }]);
   }
 });
@@ -79,7 +103,19 @@ describe('the serve kit sends only trailers a client takes', () => {
   let expiresOn: Record<string, Date> = {};
   beforeAll(async () => {
     const endpoint = `unix://${join(dir, 'kit.sock')}`;
-    r = await serve({ runtimeName: 't', runtimeVersion: '1', mount: async () => ({ files: [{ path: 'a', contents: 'x' }], objectVersions: [{ id: 'a', version: '1' }], failures, expiresOn }) }, { endpoint });
+    r = await serve(
+      {
+        runtimeName: 't',
+        runtimeVersion: '1',
+        mount: async () => ({
+          files: [{ path: 'a', contents: 'x' }],
+          objectVersions: [{ id: 'a', version: '1' }],
+          failures,
+          expiresOn,
+        }),
+      },
+      { endpoint },
+    );
     kit = new ProviderClient(endpoint);
   });
   afterAll(async () => {
@@ -96,7 +132,11 @@ describe('the serve kit sends only trailers a client takes', () => {
   });
 
   test('many failures: the first that fit are sent, the Mount succeeds', async () => {
-    failures = Array.from({ length: 1_000 }, (_, i) => ({ id: `secret/s${i}`, code: 'NotFound' as const, message: `secret s${i} was not found: ${'m'.repeat(200)}` }));
+    failures = Array.from({ length: 1_000 }, (_, i) => ({
+      id: `secret/s${i}`,
+      code: 'NotFound' as const,
+      message: `secret s${i} was not found: ${'m'.repeat(200)}`,
+    }));
     expiresOn = {};
     const res = await kit.mount(request, DEADLINE_MS);
     expect(res.failures.length).toBeGreaterThan(0);
@@ -105,7 +145,9 @@ describe('the serve kit sends only trailers a client takes', () => {
 
   test('an expiry trailer too large to send fails the Mount at the provider, naming why', async () => {
     failures = [];
-    expiresOn = Object.fromEntries(Array.from({ length: 1_000 }, (_, i) => [`secret/${'n'.repeat(100)}${i}`, new Date('2030-01-01T00:00:00Z')]));
+    expiresOn = Object.fromEntries(
+      Array.from({ length: 1_000 }, (_, i) => [`secret/${'n'.repeat(100)}${i}`, new Date('2030-01-01T00:00:00Z')]),
+    );
     await expect(kit.mount(request, DEADLINE_MS)).rejects.toMatchObject({ code: 13, reason: 'TrailerTooLarge' });
   });
 });

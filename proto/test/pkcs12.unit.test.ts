@@ -6,8 +6,10 @@ import forge from 'node-forge';
 import { PKCS12_ITERATION_BUDGET, Pkcs12CostError, withPkcs12Budget } from '../src/pkcs12.js';
 import { opensslPfx, withKeyBagIterations, withKeyBagsRepeated, withMacIterations } from '../../test/helpers/pfx.js';
 
-const read = (pfx: Buffer) => withPkcs12Budget(forge, () => forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(pfx.toString('binary')), ''));
-const keyBags = (p12: forge.pkcs12.Pkcs12Pfx) => p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag! })[forge.pki.oids.pkcs8ShroudedKeyBag!]!;
+const read = (pfx: Buffer) =>
+  withPkcs12Budget(forge, () => forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(pfx.toString('binary')), ''));
+const keyBags = (p12: forge.pkcs12.Pkcs12Pfx) =>
+  p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag! })[forge.pki.oids.pkcs8ShroudedKeyBag!]!;
 
 function refusal(pfx: Buffer): Pkcs12CostError {
   try {
@@ -41,7 +43,9 @@ test('many derivations within the per-file budget add up: 60 key bags at 2 048 e
 
 test('outside a read, forge derives as before: tools that write PFX files are not limited', () => {
   read(opensslPfx());
-  expect(forge.pkcs12.generateKey('', forge.util.createBuffer('salt'), 3, PKCS12_ITERATION_BUDGET + 1, 20).length()).toBe(20);
+  expect(
+    forge.pkcs12.generateKey('', forge.util.createBuffer('salt'), 3, PKCS12_ITERATION_BUDGET + 1, 20).length(),
+  ).toBe(20);
 });
 
 test("PBKDF2, run natively in a read, derives RFC 7914's test vector from forge's arguments", () => {

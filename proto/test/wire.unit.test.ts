@@ -65,9 +65,13 @@ test('a response written by another implementation decodes field by field', () =
 });
 
 test('VersionRequest and VersionResponse encode as upstream', () => {
-  expect(Buffer.from(Version.requestSerialize({ version: 'v1alpha1' })).toString('hex')).toBe(ld(1, 'v1alpha1').toString('hex'));
+  expect(Buffer.from(Version.requestSerialize({ version: 'v1alpha1' })).toString('hex')).toBe(
+    ld(1, 'v1alpha1').toString('hex'),
+  );
   const res = Version.responseSerialize({ version: 'v1alpha1', runtimeName: 'n', runtimeVersion: '1.0' });
-  expect(Buffer.from(res).toString('hex')).toBe(Buffer.concat([ld(1, 'v1alpha1'), ld(2, 'n'), ld(3, '1.0')]).toString('hex'));
+  expect(Buffer.from(res).toString('hex')).toBe(
+    Buffer.concat([ld(1, 'v1alpha1'), ld(2, 'n'), ld(3, '1.0')]).toString('hex'),
+  );
 });
 
 test('the service is v1alpha1.CSIDriverProvider with the upstream method paths', () => {

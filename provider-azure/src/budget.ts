@@ -160,14 +160,19 @@ export interface VaultBudget {
  */
 export class Budgets {
   private readonly byVault = new Map<string, VaultBudget>();
-  constructor(private readonly opts: { ratePerSecond: number; burst: number; maxConcurrency: number; maxVaults?: number }) {}
+  constructor(
+    private readonly opts: { ratePerSecond: number; burst: number; maxConcurrency: number; maxVaults?: number },
+  ) {}
 
   for(vault: string): VaultBudget {
     let b = this.byVault.get(vault);
     if (b) {
       this.byVault.delete(vault);
     } else {
-      b = { bucket: new TokenBucket(this.opts.ratePerSecond, this.opts.burst), slots: new Semaphore(this.opts.maxConcurrency) };
+      b = {
+        bucket: new TokenBucket(this.opts.ratePerSecond, this.opts.burst),
+        slots: new Semaphore(this.opts.maxConcurrency),
+      };
       this.evict();
     }
     this.byVault.set(vault, b);

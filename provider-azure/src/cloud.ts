@@ -5,7 +5,13 @@ import { open, realpath } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { quote } from './log.js';
 
-export const CLOUD_NAMES = ['AzurePublicCloud', 'AzureUSGovernmentCloud', 'AzureChinaCloud', 'AzureGermanCloud', 'AzureStackCloud'] as const;
+export const CLOUD_NAMES = [
+  'AzurePublicCloud',
+  'AzureUSGovernmentCloud',
+  'AzureChinaCloud',
+  'AzureGermanCloud',
+  'AzureStackCloud',
+] as const;
 export type CloudName = (typeof CLOUD_NAMES)[number];
 
 export interface CloudEnvironment {
@@ -15,10 +21,26 @@ export interface CloudEnvironment {
 }
 
 const KNOWN: Record<Exclude<CloudName, 'AzureStackCloud'>, CloudEnvironment> = {
-  AzurePublicCloud: { name: 'AzurePublicCloud', keyVaultDnsSuffix: 'vault.azure.net', authorityHost: 'https://login.microsoftonline.com' },
-  AzureUSGovernmentCloud: { name: 'AzureUSGovernmentCloud', keyVaultDnsSuffix: 'vault.usgovcloudapi.net', authorityHost: 'https://login.microsoftonline.us' },
-  AzureChinaCloud: { name: 'AzureChinaCloud', keyVaultDnsSuffix: 'vault.azure.cn', authorityHost: 'https://login.chinacloudapi.cn' },
-  AzureGermanCloud: { name: 'AzureGermanCloud', keyVaultDnsSuffix: 'vault.microsoftazure.de', authorityHost: 'https://login.microsoftonline.de' },
+  AzurePublicCloud: {
+    name: 'AzurePublicCloud',
+    keyVaultDnsSuffix: 'vault.azure.net',
+    authorityHost: 'https://login.microsoftonline.com',
+  },
+  AzureUSGovernmentCloud: {
+    name: 'AzureUSGovernmentCloud',
+    keyVaultDnsSuffix: 'vault.usgovcloudapi.net',
+    authorityHost: 'https://login.microsoftonline.us',
+  },
+  AzureChinaCloud: {
+    name: 'AzureChinaCloud',
+    keyVaultDnsSuffix: 'vault.azure.cn',
+    authorityHost: 'https://login.chinacloudapi.cn',
+  },
+  AzureGermanCloud: {
+    name: 'AzureGermanCloud',
+    keyVaultDnsSuffix: 'vault.microsoftazure.de',
+    authorityHost: 'https://login.microsoftonline.de',
+  },
 };
 
 export const KNOWN_AUTHORITY_HOSTS = new Set(Object.values(KNOWN).map((c) => c.authorityHost));
@@ -44,11 +66,20 @@ export function chooseCloud(cloudName: string, envFile: string, fallback: CloudN
   const name = CLOUD_NAMES.find((c) => c.toLowerCase() === wanted.toLowerCase());
   if (!name) throw invalid(`cloudName ${quote(cloudName)} is not one of ${CLOUD_NAMES.join(', ')}`);
   if (name !== 'AzureStackCloud') return { name };
-  if (!envDir) throw invalid('cloudName AzureStackCloud is not enabled in this provider: an operator must provide the environment files in a folder (--cloud-env-dir; chart value provider.cloudEnvConfigMap)');
-  if (!envFile) throw invalid(`cloudName AzureStackCloud needs cloudEnvFileName: the name of a JSON file with keyVaultDNSSuffix and activeDirectoryEndpoint in ${envDir}`);
+  if (!envDir)
+    throw invalid(
+      'cloudName AzureStackCloud is not enabled in this provider: an operator must provide the environment files in a folder (--cloud-env-dir; chart value provider.cloudEnvConfigMap)',
+    );
+  if (!envFile)
+    throw invalid(
+      `cloudName AzureStackCloud needs cloudEnvFileName: the name of a JSON file with keyVaultDNSSuffix and activeDirectoryEndpoint in ${envDir}`,
+    );
   const dir = resolve(envDir);
   const file = resolve(dir, envFile);
-  if (!file.startsWith(dir + sep) || envFile.includes('\0')) throw invalid(`cloudEnvFileName ${quote(envFile)} is not a file in ${envDir}, the folder the operator set for cloud environment files`);
+  if (!file.startsWith(dir + sep) || envFile.includes('\0'))
+    throw invalid(
+      `cloudEnvFileName ${quote(envFile)} is not a file in ${envDir}, the folder the operator set for cloud environment files`,
+    );
   return { name, file };
 }
 
@@ -93,10 +124,20 @@ async function readEnvFile(file: string, envDir: string): Promise<CloudEnvironme
     // The parser's message quotes the file; the file is the operator's, not the tenant's to see.
     throw invalid(`${shown} is not valid JSON`);
   }
-  if (!raw || typeof raw.keyVaultDNSSuffix !== 'string' || typeof raw.activeDirectoryEndpoint !== 'string' || !raw.keyVaultDNSSuffix || !raw.activeDirectoryEndpoint) {
+  if (
+    !raw ||
+    typeof raw.keyVaultDNSSuffix !== 'string' ||
+    typeof raw.activeDirectoryEndpoint !== 'string' ||
+    !raw.keyVaultDNSSuffix ||
+    !raw.activeDirectoryEndpoint
+  ) {
     throw invalid(`${shown} must set keyVaultDNSSuffix and activeDirectoryEndpoint (strings)`);
   }
-  return { name: 'AzureStackCloud', keyVaultDnsSuffix: raw.keyVaultDNSSuffix.replace(/^\./, ''), authorityHost: raw.activeDirectoryEndpoint.replace(/\/+$/, '') };
+  return {
+    name: 'AzureStackCloud',
+    keyVaultDnsSuffix: raw.keyVaultDNSSuffix.replace(/^\./, ''),
+    authorityHost: raw.activeDirectoryEndpoint.replace(/\/+$/, ''),
+  };
 }
 
 export function vaultUrl(vaultName: string, cloud: CloudEnvironment): string {

@@ -95,7 +95,12 @@ const OPTIONS = {
 export class ConfigError extends Error {}
 
 export function usage(): string {
-  return ['Usage: provider-azure [flags]', ...Object.entries(OPTIONS).map(([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default})` : ''}`)].join('\n');
+  return [
+    'Usage: provider-azure [flags]',
+    ...Object.entries(OPTIONS).map(
+      ([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default})` : ''}`,
+    ),
+  ].join('\n');
 }
 
 export function parseConfig(argv: string[]): Config | 'version' | 'help' {
@@ -110,7 +115,8 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
   const str = (k: keyof typeof OPTIONS) => String(values[k]);
   const int = (k: keyof typeof OPTIONS, min: number, max: number) => {
     const n = Number(str(k));
-    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${k} must be a whole number from ${min} to ${max}, got '${str(k)}'`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new ConfigError(`--${k} must be a whole number from ${min} to ${max}, got '${str(k)}'`);
     return n;
   };
   const bool = (k: keyof typeof OPTIONS) => {
@@ -119,23 +125,29 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
     return v === 'true';
   };
   const logLevel = str('log-level');
-  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel))
+    throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
   const cloud = CLOUD_NAMES.find((c) => c.toLowerCase() === str('cloud-name').toLowerCase());
   if (!cloud) throw new ConfigError(`--cloud-name '${str('cloud-name')}' is not one of ${CLOUD_NAMES.join(', ')}`);
-  if (!/^unix:\/\/.+/i.test(str('endpoint'))) throw new ConfigError(`--endpoint must be unix:///path/to.sock, got '${str('endpoint')}'`);
+  if (!/^unix:\/\/.+/i.test(str('endpoint')))
+    throw new ConfigError(`--endpoint must be unix:///path/to.sock, got '${str('endpoint')}'`);
   const allowNodeIdentity = bool('allow-node-identity');
   const nodeIdentities = parseNodeIdentities(str('node-identity-namespaces'));
   if ('error' in nodeIdentities) throw new ConfigError(nodeIdentities.error);
   if (allowNodeIdentity && nodeIdentities.grants.size === 0) {
-    throw new ConfigError('--allow-node-identity=true needs --node-identity-namespaces: the namespaces whose SecretProviderClasses may use the node\'s managed identity (it is shared by all of them)');
+    throw new ConfigError(
+      "--allow-node-identity=true needs --node-identity-namespaces: the namespaces whose SecretProviderClasses may use the node's managed identity (it is shared by all of them)",
+    );
   }
   const address = (k: keyof typeof OPTIONS) => {
     const flag = str(k) ? k : 'http-bind-address';
-    if (!isIP(str(flag))) throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`);
+    if (!isIP(str(flag)))
+      throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`);
     return str(flag);
   };
   const cloudEnvDir = str('cloud-env-dir');
-  if (cloudEnvDir && !cloudEnvDir.startsWith('/')) throw new ConfigError(`--cloud-env-dir must be an absolute path, got '${cloudEnvDir}'`);
+  if (cloudEnvDir && !cloudEnvDir.startsWith('/'))
+    throw new ConfigError(`--cloud-env-dir must be an absolute path, got '${cloudEnvDir}'`);
   return {
     endpoint: str('endpoint'),
     healthzPort: int('healthz-port', 0, 65535),

@@ -26,10 +26,13 @@ export function publicKeyPem(jwk: JsonWebKey): string {
     key = createPublicKey({ key: { kty: 'RSA', n: b64url(jwk.n)!, e: b64url(jwk.e)! }, format: 'jwk' });
   } else if (kty === 'EC' || kty === 'EC-HSM') {
     const crv = jwk.crv ?? '';
-    if (!['P-256', 'P-384', 'P-521'].includes(crv)) throw new ContentError(`EC curve ${crv || '(none)'} is not supported; use P-256, P-384 or P-521`);
+    if (!['P-256', 'P-384', 'P-521'].includes(crv))
+      throw new ContentError(`EC curve ${crv || '(none)'} is not supported; use P-256, P-384 or P-521`);
     key = createPublicKey({ key: { kty: 'EC', crv, x: b64url(jwk.x)!, y: b64url(jwk.y)! }, format: 'jwk' });
   } else {
-    throw new ContentError(`key type ${kty || '(none)'} has no public key to export; only RSA and EC keys can be synced`);
+    throw new ContentError(
+      `key type ${kty || '(none)'} has no public key to export; only RSA and EC keys can be synced`,
+    );
   }
   return key.export({ type: 'spki', format: 'pem' }).toString();
 }
@@ -55,7 +58,9 @@ export async function readPfx(base64: string): Promise<PemParts> {
   const forge = await loadForge();
   let p12: forge.pkcs12.Pkcs12Pfx;
   try {
-    p12 = withPkcs12Budget(forge, () => forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64.replace(/\s+/g, ''))), ''));
+    p12 = withPkcs12Budget(forge, () =>
+      forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64.replace(/\s+/g, ''))), ''),
+    );
   } catch (e) {
     throw new ContentError(`the certificate's PKCS#12 content could not be read: ${(e as Error).message}`);
   }
@@ -68,7 +73,9 @@ export async function readPfx(base64: string): Promise<PemParts> {
       if (bag.type === forge.pki.oids.certBag) {
         certs.push(new X509Certificate(bag.cert ? forge.pki.certificateToPem(bag.cert) : der(bag.asn1!)));
       } else if (bag.type === forge.pki.oids.pkcs8ShroudedKeyBag || bag.type === forge.pki.oids.keyBag) {
-        const k = bag.key ? createPrivateKey(forge.pki.privateKeyToPem(bag.key)) : createPrivateKey({ key: der(bag.asn1!), format: 'der', type: 'pkcs8' });
+        const k = bag.key
+          ? createPrivateKey(forge.pki.privateKeyToPem(bag.key))
+          : createPrivateKey({ key: der(bag.asn1!), format: 'der', type: 'pkcs8' });
         keys.push(k.export({ type: 'pkcs8', format: 'pem' }).toString());
       }
     }
@@ -108,7 +115,8 @@ export function orderChain(certs: X509Certificate[]): { ordered: X509Certificate
   const leaves = certs.filter((c) => !issuers.has(c));
   if (leaves.length !== 1) return unordered;
   const ordered: X509Certificate[] = [leaves[0]!];
-  for (let parent = issuerOf.get(leaves[0]!); parent && !ordered.includes(parent); parent = issuerOf.get(parent)) ordered.push(parent);
+  for (let parent = issuerOf.get(leaves[0]!); parent && !ordered.includes(parent); parent = issuerOf.get(parent))
+    ordered.push(parent);
   return ordered.length === certs.length ? { ordered, complete: true } : unordered;
 }
 
@@ -133,30 +141,51 @@ function withNotAfter(files: CertSecretFiles, certs: X509Certificate[]): CertSec
 }
 
 /** The backing secret of a certificate, as the object's format asks. */
-export async function certificateSecret(value: string, contentType: string | undefined, format: ObjectFormat, opts: { constructChain: boolean; separate: boolean }): Promise<CertSecretFiles> {
+export async function certificateSecret(
+  value: string,
+  contentType: string | undefined,
+  format: ObjectFormat,
+  opts: { constructChain: boolean; separate: boolean },
+): Promise<CertSecretFiles> {
   if (contentType === PFX_CONTENT_TYPE) {
     const parts = await readPfx(value);
     if (format === 'pfx') return withNotAfter({ main: Buffer.from(value, 'utf8') }, parts.certs);
     return pemFiles(parts, opts);
   }
   if (contentType === PEM_CONTENT_TYPE) {
-    if (format === 'pfx') throw new ContentError('objectFormat pfx: this certificate was imported as PEM, and Key Vault keeps it as PEM; use objectFormat pem');
+    if (format === 'pfx')
+      throw new ContentError(
+        'objectFormat pfx: this certificate was imported as PEM, and Key Vault keeps it as PEM; use objectFormat pem',
+      );
     const keys = value.match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]+-----END [A-Z ]*PRIVATE KEY-----/g) ?? [];
-    const certs = (value.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c));
-    return pemFiles({ keys: keys.map((k) => createPrivateKey(k).export({ type: 'pkcs8', format: 'pem' }).toString()), certs }, opts);
+    const certs = (value.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map(
+      (c) => new X509Certificate(c),
+    );
+    return pemFiles(
+      { keys: keys.map((k) => createPrivateKey(k).export({ type: 'pkcs8', format: 'pem' }).toString()), certs },
+      opts,
+    );
   }
-  throw new ContentError(`the certificate's secret has content type '${contentType ?? '(none)'}'; expected ${PEM_CONTENT_TYPE} or ${PFX_CONTENT_TYPE}`);
+  throw new ContentError(
+    `the certificate's secret has content type '${contentType ?? '(none)'}'; expected ${PEM_CONTENT_TYPE} or ${PFX_CONTENT_TYPE}`,
+  );
 }
 
 function pemFiles(parts: PemParts, opts: { constructChain: boolean; separate: boolean }): CertSecretFiles {
-  const { ordered, complete } = opts.constructChain ? orderChain(parts.certs) : { ordered: parts.certs, complete: true };
+  const { ordered, complete } = opts.constructChain
+    ? orderChain(parts.certs)
+    : { ordered: parts.certs, complete: true };
   const crt = ordered.map((c) => c.toString()).join('');
   const key = parts.keys.join('');
   return withNotAfter(
     {
       main: Buffer.from(key + crt, 'utf8'),
       ...(opts.separate ? { crt: Buffer.from(crt, 'utf8'), key: Buffer.from(key, 'utf8') } : {}),
-      ...(complete ? {} : { warning: `the certificate chain is incomplete, has unrelated or same-named certificates, or more than ${MAX_CHAIN_ORDERED}; kept in the order Key Vault stores it` }),
+      ...(complete
+        ? {}
+        : {
+            warning: `the certificate chain is incomplete, has unrelated or same-named certificates, or more than ${MAX_CHAIN_ORDERED}; kept in the order Key Vault stores it`,
+          }),
     },
     parts.certs,
   );
@@ -169,12 +198,14 @@ export function decodeSecret(value: string, encoding: ObjectEncoding): Buffer {
       return Buffer.from(value, 'utf8');
     case 'base64': {
       const t = value.replace(/\s+/g, '');
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) throw new ContentError('objectEncoding base64: the secret value is not valid base64');
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0)
+        throw new ContentError('objectEncoding base64: the secret value is not valid base64');
       return Buffer.from(t, 'base64');
     }
     case 'hex': {
       const t = value.trim();
-      if (!/^([0-9a-fA-F]{2})*$/.test(t)) throw new ContentError('objectEncoding hex: the secret value is not valid hex');
+      if (!/^([0-9a-fA-F]{2})*$/.test(t))
+        throw new ContentError('objectEncoding hex: the secret value is not valid hex');
       return Buffer.from(t, 'hex');
     }
   }

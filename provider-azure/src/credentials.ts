@@ -2,7 +2,15 @@
 // that a token obtained for one workload is never used for another: a workload-identity credential
 // is keyed by the service account (issuer + subject) that presented the assertion, not just by
 // client id, because Entra decides per federated subject.
-import { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential, type AccessToken, type GetTokenOptions, type TokenCredential, type TokenCredentialOptions } from '@azure/identity';
+import {
+  ClientAssertionCredential,
+  ClientSecretCredential,
+  ManagedIdentityCredential,
+  type AccessToken,
+  type GetTokenOptions,
+  type TokenCredential,
+  type TokenCredentialOptions,
+} from '@azure/identity';
 import { ProviderError } from '@secret-store-sync/proto';
 import { createHash } from 'node:crypto';
 import { KNOWN_AUTHORITY_HOSTS, type CloudEnvironment } from './cloud.js';
@@ -50,7 +58,12 @@ export class Credentials {
     return this.entries.size;
   }
 
-  private create(identity: Identity, tenantId: string, cloud: CloudEnvironment, assertion: () => string): TokenCredential {
+  private create(
+    identity: Identity,
+    tenantId: string,
+    cloud: CloudEnvironment,
+    assertion: () => string,
+  ): TokenCredential {
     const common = {
       authorityHost: cloud.authorityHost,
       // Instance discovery asks login.microsoftonline.com about the authority; for any other host
@@ -95,7 +108,10 @@ const ENTRA_TRY_DEADLINE: PipelinePolicy = {
       if (!controller.signal.aborted || caller?.aborted) throw e;
       // A RestError (the retry policy rethrows anything else at once; isRestError goes by the name),
       // without the request: its body holds the client assertion, a service-account token.
-      throw Object.assign(new Error(`Entra ID did not answer within ${ENTRA_TRY_TIMEOUT_MS / 1000} s`), { name: 'RestError', code: 'ETIMEDOUT' });
+      throw Object.assign(new Error(`Entra ID did not answer within ${ENTRA_TRY_TIMEOUT_MS / 1000} s`), {
+        name: 'RestError',
+        code: 'ETIMEDOUT',
+      });
     } finally {
       clearTimeout(timer);
       caller?.removeEventListener('abort', onAbort);
@@ -115,7 +131,8 @@ const ENTRA_TRY_DEADLINE: PipelinePolicy = {
 export const MANAGED_IDENTITY_RETRIES = 2;
 export const MANAGED_IDENTITY_TIMEOUT_MS = 12_000;
 
-const ON_AKS = 'on AKS, e.g. the kubelet identity: az aks show -g <group> -n <cluster> --query identityProfile.kubeletidentity.clientId';
+const ON_AKS =
+  'on AKS, e.g. the kubelet identity: az aks show -g <group> -n <cluster> --query identityProfile.kubeletidentity.clientId';
 
 /**
  * The node's managed identity (useVMManagedIdentity), through the SDK's ManagedIdentityCredential
@@ -128,10 +145,15 @@ const ON_AKS = 'on AKS, e.g. the kubelet identity: az aks show -g <group> -n <cl
 class NodeManagedIdentity implements TokenCredential {
   private readonly sdk: ManagedIdentityCredential;
   /** Where tokens come from, for messages (MSAL reads the same variables). */
-  private readonly endpoint = process.env.IDENTITY_ENDPOINT ? "the node's identity endpoint (IDENTITY_ENDPOINT)" : `IMDS (${process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST || 'http://169.254.169.254'})`;
+  private readonly endpoint = process.env.IDENTITY_ENDPOINT
+    ? "the node's identity endpoint (IDENTITY_ENDPOINT)"
+    : `IMDS (${process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST || 'http://169.254.169.254'})`;
 
   constructor(private readonly clientId: string | undefined) {
-    this.sdk = new ManagedIdentityCredential({ ...(clientId ? { clientId } : {}), retryOptions: { maxRetries: MANAGED_IDENTITY_RETRIES } });
+    this.sdk = new ManagedIdentityCredential({
+      ...(clientId ? { clientId } : {}),
+      retryOptions: { maxRetries: MANAGED_IDENTITY_RETRIES },
+    });
   }
 
   async getToken(scopes: string | string[], options: GetTokenOptions = {}): Promise<AccessToken | null> {
@@ -142,7 +164,17 @@ class NodeManagedIdentity implements TokenCredential {
     let onAbort = () => {};
     // The SDK takes no abort signal here (MSAL's request goes on); the caller stops waiting for it.
     const bound = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ProviderError('Unavailable', `useVMManagedIdentity: ${this.endpoint} gave no token within ${MANAGED_IDENTITY_TIMEOUT_MS / 1000} s; try again later`, 'ManagedIdentityTimeout')), MANAGED_IDENTITY_TIMEOUT_MS);
+      timer = setTimeout(
+        () =>
+          reject(
+            new ProviderError(
+              'Unavailable',
+              `useVMManagedIdentity: ${this.endpoint} gave no token within ${MANAGED_IDENTITY_TIMEOUT_MS / 1000} s; try again later`,
+              'ManagedIdentityTimeout',
+            ),
+          ),
+        MANAGED_IDENTITY_TIMEOUT_MS,
+      );
       onAbort = () => reject(cancelled());
       caller?.addEventListener('abort', onAbort, { once: true });
     });
@@ -161,30 +193,67 @@ class NodeManagedIdentity implements TokenCredential {
 
   /** What the SDK's failure means for the user. IMDS's answers are in entra.ts (the stand-in), with their sources. */
   private failure(err: unknown): ProviderError {
-    const e = (err ?? {}) as { message?: string; cause?: { errorCode?: string; errorMessage?: string; status?: number } };
+    const e = (err ?? {}) as {
+      message?: string;
+      cause?: { errorCode?: string; errorMessage?: string; status?: number };
+    };
     const upstream = e.cause ?? {};
     const described = /Description: (.*?) - Correlation ID:/s.exec(upstream.errorMessage ?? e.message ?? '')?.[1];
-    const said = redact(described && described !== 'Not Available' ? described : String(e.message ?? err)).split(/\r?\n/)[0]!.slice(0, 400);
+    const said = redact(described && described !== 'Not Available' ? described : String(e.message ?? err))
+      .split(/\r?\n/)[0]!
+      .slice(0, 400);
     const status = upstream.status;
-    const what = this.clientId ? `the user-assigned identity '${this.clientId}' (userAssignedIdentityID)` : "the node's system-assigned identity";
+    const what = this.clientId
+      ? `the user-assigned identity '${this.clientId}' (userAssignedIdentityID)`
+      : "the node's system-assigned identity";
     const opts = { cause: err };
     if (/^Multiple user assigned identities exist/i.test(said)) {
-      return new ProviderError('Unauthenticated', `useVMManagedIdentity: the node has no system-assigned managed identity and several user-assigned ones, so the SecretProviderClass must name one: set userAssignedIdentityID to the client ID of the one to use (${ON_AKS}) (${this.endpoint}: "${said}")`, 'MultipleUserAssignedIdentities', opts);
+      return new ProviderError(
+        'Unauthenticated',
+        `useVMManagedIdentity: the node has no system-assigned managed identity and several user-assigned ones, so the SecretProviderClass must name one: set userAssignedIdentityID to the client ID of the one to use (${ON_AKS}) (${this.endpoint}: "${said}")`,
+        'MultipleUserAssignedIdentities',
+        opts,
+      );
     }
     if (/^Identity not found/i.test(said)) {
       return this.clientId
-        ? new ProviderError('Unauthenticated', `useVMManagedIdentity: no managed identity with client ID '${this.clientId}' (userAssignedIdentityID) is attached to this node (${this.endpoint}: "${said}"); attach it to the node pool's VM scale set, or set userAssignedIdentityID to the client ID of one that is (${ON_AKS})`, 'IdentityNotFound', opts)
-        : new ProviderError('Unauthenticated', `useVMManagedIdentity: the node has no system-assigned managed identity (${this.endpoint}: "${said}"); set userAssignedIdentityID to the client ID of a user-assigned identity attached to the node (${ON_AKS})`, 'IdentityNotFound', opts);
+        ? new ProviderError(
+            'Unauthenticated',
+            `useVMManagedIdentity: no managed identity with client ID '${this.clientId}' (userAssignedIdentityID) is attached to this node (${this.endpoint}: "${said}"); attach it to the node pool's VM scale set, or set userAssignedIdentityID to the client ID of one that is (${ON_AKS})`,
+            'IdentityNotFound',
+            opts,
+          )
+        : new ProviderError(
+            'Unauthenticated',
+            `useVMManagedIdentity: the node has no system-assigned managed identity (${this.endpoint}: "${said}"); set userAssignedIdentityID to the client ID of a user-assigned identity attached to the node (${ON_AKS})`,
+            'IdentityNotFound',
+            opts,
+          );
     }
     if (upstream.errorCode === 'network_error' || /Network unreachable/.test(e.message ?? '')) {
-      return new ProviderError('Unavailable', `useVMManagedIdentity: ${this.endpoint} could not be reached for ${what}; the node's managed identity is there only on an Azure VM or AKS node whose IMDS the provider can reach: ${said}`, 'ManagedIdentityUnreachable', opts);
+      return new ProviderError(
+        'Unavailable',
+        `useVMManagedIdentity: ${this.endpoint} could not be reached for ${what}; the node's managed identity is there only on an Azure VM or AKS node whose IMDS the provider can reach: ${said}`,
+        'ManagedIdentityUnreachable',
+        opts,
+      );
     }
     if (status !== undefined && (status >= 500 || status === 404 || status === 410 || status === 429)) {
       // Still failing after the SDK's retries: IMDS is being updated (404, 410), busy or broken.
-      return new ProviderError('Unavailable', `useVMManagedIdentity: ${this.endpoint} answered ${status} for ${what}, also when retried: ${said}; try again later`, `ManagedIdentity${status}`, opts);
+      return new ProviderError(
+        'Unavailable',
+        `useVMManagedIdentity: ${this.endpoint} answered ${status} for ${what}, also when retried: ${said}; try again later`,
+        `ManagedIdentity${status}`,
+        opts,
+      );
     }
     const aadsts = /AADSTS\d+/.exec(said)?.[0];
-    return new ProviderError('Unauthenticated', `useVMManagedIdentity: ${this.endpoint} gave no token for ${what}${status ? ` (HTTP ${status})` : ''}: ${said}`, aadsts ?? (upstream.errorCode || 'ManagedIdentityFailed'), opts);
+    return new ProviderError(
+      'Unauthenticated',
+      `useVMManagedIdentity: ${this.endpoint} gave no token for ${what}${status ? ` (HTTP ${status})` : ''}: ${said}`,
+      aadsts ?? (upstream.errorCode || 'ManagedIdentityFailed'),
+      opts,
+    );
   }
 }
 

@@ -22,15 +22,30 @@ interface AzureLikeError {
  * (microsoft/multimodal-ai#171), ForbiddenByFirewall (microsoft/AzureTRE#3789), ForbiddenByPolicy
  * (vaults using access policies).
  */
-const DISABLED = { code: 'FailedPrecondition', says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one' } as const;
+const DISABLED = {
+  code: 'FailedPrecondition',
+  says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one',
+} as const;
 const FORBIDDEN: Record<string, { code: 'FailedPrecondition' | 'PermissionDenied'; says: string }> = {
   SecretDisabled: DISABLED,
   KeyDisabled: DISABLED,
   CertificateDisabled: DISABLED,
-  ForbiddenByRbac: { code: 'PermissionDenied', says: 'the identity has no role that allows this read (assign it "Key Vault Secrets User", or "Key Vault Reader" for keys and certificates, on the vault; new assignments can take minutes to apply)' },
-  ForbiddenByPolicy: { code: 'PermissionDenied', says: "the vault uses access policies and none lets this identity read it (add an access policy with get permission, or switch the vault to Azure RBAC)" },
-  ForbiddenByConnection: { code: 'PermissionDenied', says: "the vault's public network access is disabled and this cluster does not reach it through a private endpoint (add a private endpoint in the cluster's network, or allow the cluster's network)" },
-  ForbiddenByFirewall: { code: 'PermissionDenied', says: "the vault's firewall does not allow this cluster's address (add the cluster's outbound IP or subnet to the vault's network rules)" },
+  ForbiddenByRbac: {
+    code: 'PermissionDenied',
+    says: 'the identity has no role that allows this read (assign it "Key Vault Secrets User", or "Key Vault Reader" for keys and certificates, on the vault; new assignments can take minutes to apply)',
+  },
+  ForbiddenByPolicy: {
+    code: 'PermissionDenied',
+    says: 'the vault uses access policies and none lets this identity read it (add an access policy with get permission, or switch the vault to Azure RBAC)',
+  },
+  ForbiddenByConnection: {
+    code: 'PermissionDenied',
+    says: "the vault's public network access is disabled and this cluster does not reach it through a private endpoint (add a private endpoint in the cluster's network, or allow the cluster's network)",
+  },
+  ForbiddenByFirewall: {
+    code: 'PermissionDenied',
+    says: "the vault's firewall does not allow this cluster's address (add the cluster's outbound IP or subnet to the vault's network rules)",
+  },
 };
 
 /**
@@ -46,7 +61,16 @@ const FORBIDDEN: Record<string, { code: 'FailedPrecondition' | 'PermissionDenied
  */
 const ENTRA_TRANSIENT = new Set(['AADSTS90033', 'AADSTS90024']);
 
-const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const NETWORK_CODES = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 /**
  * A key or certificate version marked disabled. Key Vault still returns these (with
@@ -54,7 +78,11 @@ const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ECONNR
  * disabled secret with 403 SecretDisabled: both are the same failure to a user.
  */
 export function disabledVersion(vault: string, what: string, kind: 'key' | 'certificate'): ProviderError {
-  return new ProviderError(DISABLED.code, `vault '${vault}': ${what}: ${DISABLED.says}`, kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled');
+  return new ProviderError(
+    DISABLED.code,
+    `vault '${vault}': ${what}: ${DISABLED.says}`,
+    kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled',
+  );
 }
 
 type Fail = (code: ProviderErrorCode, text: string, reason?: string) => ProviderError;
@@ -63,26 +91,49 @@ type Fail = (code: ProviderErrorCode, text: string, reason?: string) => Provider
 export function toProviderError(err: unknown, vault: string, what: string): ProviderError {
   const where = `vault '${vault}': ${what}`;
   // Raised below the SDK (the node's managed identity): add which vault and object it was for.
-  if (err instanceof ProviderError) return err.message.startsWith(`vault '${vault}'`) ? err : new ProviderError(err.code, `${where}: ${err.message}`, err.reason, { cause: err });
+  if (err instanceof ProviderError)
+    return err.message.startsWith(`vault '${vault}'`)
+      ? err
+      : new ProviderError(err.code, `${where}: ${err.message}`, err.reason, { cause: err });
   const e = (err ?? {}) as AzureLikeError;
   const raw = String(e.message ?? '');
-  const message = redact(String(e.message ?? err)).split(/\r?\n/)[0]!.slice(0, 600);
+  const message = redact(String(e.message ?? err))
+    .split(/\r?\n/)[0]!
+    .slice(0, 600);
   const fail: Fail = (code, text, reason) => new ProviderError(code, `${where}: ${text}`, reason, { cause: err });
-  return entraFailure(e, raw, message, fail) ?? networkFailure(e, raw, fail) ?? httpFailure(e, message, fail) ?? otherFailure(e, message, fail);
+  return (
+    entraFailure(e, raw, message, fail) ??
+    networkFailure(e, raw, fail) ??
+    httpFailure(e, message, fail) ??
+    otherFailure(e, message, fail)
+  );
 }
 
 function entraFailure(e: AzureLikeError, raw: string, message: string, fail: Fail): ProviderError | undefined {
   const aadsts = /AADSTS\d+/.exec(raw)?.[0];
   if ((aadsts && ENTRA_TRANSIENT.has(aadsts)) || /^(temporarily_unavailable|server_error)\b/.test(raw)) {
     // Told as a refusal, a user would go and check a federation that is fine.
-    return fail('Unavailable', `Entra ID could not issue a token just now, which is not a refusal of the identity (${message}); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer`, aadsts ?? 'EntraUnavailable');
+    return fail(
+      'Unavailable',
+      `Entra ID could not issue a token just now, which is not a refusal of the identity (${message}); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer`,
+      aadsts ?? 'EntraUnavailable',
+    );
   }
   if (/^network_error\b/.test(raw)) {
     // MSAL's name for a token request that got no answer: refused connections, or every try past its deadline.
-    return fail('Unavailable', `Entra ID could not be reached, or did not answer a token request within ${ENTRA_TRY_TIMEOUT_MS / 1000} s, also when retried (${message})`, 'EntraUnreachable');
+    return fail(
+      'Unavailable',
+      `Entra ID could not be reached, or did not answer a token request within ${ENTRA_TRY_TIMEOUT_MS / 1000} s, also when retried (${message})`,
+      'EntraUnreachable',
+    );
   }
   // Entra refused the identity: the AADSTS code says why (federation mismatch, unknown app, …).
-  if (aadsts || e.name === 'AuthenticationError' || e.name === 'AuthenticationRequiredError' || e.name === 'CredentialUnavailableError') {
+  if (
+    aadsts ||
+    e.name === 'AuthenticationError' ||
+    e.name === 'AuthenticationRequiredError' ||
+    e.name === 'CredentialUnavailableError'
+  ) {
     return fail('Unauthenticated', `Entra ID refused the identity: ${message}`, aadsts ?? e.name);
   }
   return undefined;
@@ -92,10 +143,18 @@ function networkFailure(e: AzureLikeError, raw: string, fail: Fail): ProviderErr
   if (e.code === 'ENOTFOUND') {
     // How a misspelt vault name, or a vault of another cloud, fails on the real service.
     const host = /ENOTFOUND (\S+)/.exec(raw)?.[1] ?? 'the vault host';
-    return fail('Unavailable', `${host} does not resolve (ENOTFOUND): there is no such vault in this cloud, or DNS is failing; check keyvaultName and cloudName`, 'VaultUnreachable');
+    return fail(
+      'Unavailable',
+      `${host} does not resolve (ENOTFOUND): there is no such vault in this cloud, or DNS is failing; check keyvaultName and cloudName`,
+      'VaultUnreachable',
+    );
   }
   if (e.code && NETWORK_CODES.has(e.code)) {
-    return fail('Unavailable', `the vault could not be reached (${e.code}); check keyvaultName, cloudName and the network`, 'VaultUnreachable');
+    return fail(
+      'Unavailable',
+      `the vault could not be reached (${e.code}); check keyvaultName, cloudName and the network`,
+      'VaultUnreachable',
+    );
   }
   return undefined;
 }
@@ -108,12 +167,20 @@ function httpFailure(e: AzureLikeError, message: string, fail: Fail): ProviderEr
       const inner = e.details?.error?.innerError?.code;
       const known = inner ? FORBIDDEN[inner] : undefined;
       if (known) return fail(known.code, `${known.says}: ${message}`, inner);
-      return fail('PermissionDenied', `Key Vault refused the read (${inner ?? e.code ?? 'Forbidden'}): ${message}`, inner ?? e.code ?? 'Forbidden');
+      return fail(
+        'PermissionDenied',
+        `Key Vault refused the read (${inner ?? e.code ?? 'Forbidden'}): ${message}`,
+        inner ?? e.code ?? 'Forbidden',
+      );
     }
     case 404:
       return fail('NotFound', 'not found in the vault', e.code ?? 'NotFound');
     case 429:
-      return fail('ResourceExhausted', 'Key Vault is throttling requests and the retry budget is spent; try again later', e.code ?? 'Throttled');
+      return fail(
+        'ResourceExhausted',
+        'Key Vault is throttling requests and the retry budget is spent; try again later',
+        e.code ?? 'Throttled',
+      );
     case 400:
       return fail('InvalidArgument', `Key Vault rejected the request: ${message}`, e.code ?? 'BadParameter');
   }
@@ -125,7 +192,11 @@ function httpFailure(e: AzureLikeError, message: string, fail: Fail): ProviderEr
 
 function otherFailure(e: AzureLikeError, message: string, fail: Fail): ProviderError {
   if (/challenge resource/i.test(message)) {
-    return fail('FailedPrecondition', `the vault's authentication challenge names another resource: ${message}`, 'ChallengeMismatch');
+    return fail(
+      'FailedPrecondition',
+      `the vault's authentication challenge names another resource: ${message}`,
+      'ChallengeMismatch',
+    );
   }
   if (e.name === 'AbortError') return fail('DeadlineExceeded', 'the request was cancelled');
   return fail('Internal', message, e.code);

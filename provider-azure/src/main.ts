@@ -12,7 +12,8 @@ import { createMetrics } from './metrics.js';
 import { AzureProvider } from './mount.js';
 import { KeyVaultAccess } from './vault.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 async function main(): Promise<number> {
   let parsed;
@@ -46,14 +47,29 @@ async function main(): Promise<number> {
       maxVaultLabels: cfg.maxVaults,
       requestTimeoutMs: cfg.vaultRequestTimeoutSeconds * 1000,
     },
-    new Budgets({ ratePerSecond: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, maxConcurrency: cfg.vaultMaxConcurrency, maxVaults: cfg.maxVaults }),
+    new Budgets({
+      ratePerSecond: cfg.vaultRequestsPerSecond,
+      burst: cfg.vaultBurst,
+      maxConcurrency: cfg.vaultMaxConcurrency,
+      maxVaults: cfg.maxVaults,
+    }),
     metrics,
   );
-  const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials(cfg.maxIdentities), (t) => metrics.objectExpiry.observe((t.getTime() - Date.now()) / 1000));
-  log.info('starting', { version: VERSION, endpoint: cfg.endpoint, cloud: cfg.defaultCloud, budget: { rps: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, concurrency: cfg.vaultMaxConcurrency } });
+  const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials(cfg.maxIdentities), (t) =>
+    metrics.objectExpiry.observe((t.getTime() - Date.now()) / 1000),
+  );
+  log.info('starting', {
+    version: VERSION,
+    endpoint: cfg.endpoint,
+    cloud: cfg.defaultCloud,
+    budget: { rps: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, concurrency: cfg.vaultMaxConcurrency },
+  });
   const anyIdentity = [...cfg.nodeIdentities].filter(([, g]) => g.anyIdentity).map(([ns]) => ns);
   if (cfg.allowNodeIdentity && anyIdentity.length > 0) {
-    log.warn("namespaces that may use every managed identity attached to the node (--node-identity-namespaces <namespace>=*): bind each to its identities' client IDs instead", { namespaces: anyIdentity });
+    log.warn(
+      "namespaces that may use every managed identity attached to the node (--node-identity-namespaces <namespace>=*): bind each to its identities' client IDs instead",
+      { namespaces: anyIdentity },
+    );
   }
 
   const running = await serve(provider, {
@@ -65,13 +81,19 @@ async function main(): Promise<number> {
     },
   });
   const servers: Server[] = [];
-  const selfCheck = new SelfCheck(running.socket, cfg.healthzCheckIntervalSeconds * 1000, (ok) => metrics.selfChecks.inc({ result: ok ? 'ok' : 'failed' }));
+  const selfCheck = new SelfCheck(running.socket, cfg.healthzCheckIntervalSeconds * 1000, (ok) =>
+    metrics.selfChecks.inc({ result: ok ? 'ok' : 'failed' }),
+  );
   if (cfg.healthzPort) {
     await selfCheck.start();
     servers.push(await startHealthz(cfg.healthzPort, cfg.healthzBindAddress, cfg.healthzPath, selfCheck));
   }
   if (cfg.metricsPort) servers.push(await startMetrics(cfg.metricsPort, cfg.metricsBindAddress, metrics.registry));
-  log.info('listening', { socket: running.socket, healthz: `${cfg.healthzBindAddress}:${cfg.healthzPort}`, metrics: `${cfg.metricsBindAddress}:${cfg.metricsPort}` });
+  log.info('listening', {
+    socket: running.socket,
+    healthz: `${cfg.healthzBindAddress}:${cfg.healthzPort}`,
+    metrics: `${cfg.metricsBindAddress}:${cfg.metricsPort}`,
+  });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -97,7 +119,13 @@ main().then(
     setTimeout(() => process.exit(code), 50);
   },
   (err: unknown) => {
-    console.error(JSON.stringify({ level: 'error', message: 'provider failed to start', error: String((err as Error)?.message ?? err) }));
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        message: 'provider failed to start',
+        error: String((err as Error)?.message ?? err),
+      }),
+    );
     process.exit(1);
   },
 );

@@ -43,7 +43,7 @@ export function createMetrics() {
     // One check per --healthz-check-interval-seconds, however often /healthz is asked.
     selfChecks: new Counter({
       name: 'healthz_self_checks_total',
-      help: 'Checks of the provider\'s own gRPC health service over its socket, which /healthz answers from',
+      help: "Checks of the provider's own gRPC health service over its socket, which /healthz answers from",
       labelNames: ['result'] as const,
       registers: [registry],
     }),

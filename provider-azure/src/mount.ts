@@ -1,7 +1,16 @@
 // Mount: validate everything → pick the identity → read each object (in parallel, under the
 // vault's budget) → convert to files. One failing object fails the Mount unless the class asks for
 // a partial sync, in which case the rest are returned and the failures listed.
-import { ProviderError, type CallContext, type MountResult, type ObjectFailure, type ObjectVersionEntry, type ParsedMountRequest, type Provider, type ProviderFile } from '@secret-store-sync/proto';
+import {
+  ProviderError,
+  type CallContext,
+  type MountResult,
+  type ObjectFailure,
+  type ObjectVersionEntry,
+  type ParsedMountRequest,
+  type Provider,
+  type ProviderFile,
+} from '@secret-store-sync/proto';
 import { resolveCloud, vaultUrl } from './cloud.js';
 import type { Config } from './config.js';
 import { disabledVersion } from './errors.js';
@@ -69,17 +78,30 @@ export class AzureProvider implements Provider {
           Object.assign(expiresOn, s.value.expiresOn);
         } else {
           const e = s.reason instanceof ProviderError ? s.reason : new ProviderError('Internal', String(s.reason));
-          failures.push({ id: `${o.type}/${o.name}`, code: e.code, ...(e.reason ? { reason: e.reason } : {}), message: e.message });
+          failures.push({
+            id: `${o.type}/${o.name}`,
+            code: e.code,
+            ...(e.reason ? { reason: e.reason } : {}),
+            message: e.message,
+          });
         }
       });
       if (failures.length > 0 && (!p.partial || failures.length === p.objects.length)) {
         const first = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')!.reason as ProviderError;
-        const more = failures.length > 1 ? ` (and ${failures.length - 1} more of ${p.objects.length} objects failed)` : '';
+        const more =
+          failures.length > 1 ? ` (and ${failures.length - 1} more of ${p.objects.length} objects failed)` : '';
         throw new ProviderError(first.code ?? 'Internal', `${first.message}${more}`, first.reason);
       }
-      const total = files.reduce((n, f) => n + (typeof f.contents === 'string' ? Buffer.byteLength(f.contents) : f.contents.length), 0);
+      const total = files.reduce(
+        (n, f) => n + (typeof f.contents === 'string' ? Buffer.byteLength(f.contents) : f.contents.length),
+        0,
+      );
       if (total > this.cfg.maxMountBytes) {
-        throw new ProviderError('ResourceExhausted', `vault '${p.vaultName}': the ${files.length} files add up to ${total} bytes, over the ${this.cfg.maxMountBytes}-byte limit (a Kubernetes Secret holds at most 1 MiB); sync fewer versions or objects per SecretSync`, 'TooLarge');
+        throw new ProviderError(
+          'ResourceExhausted',
+          `vault '${p.vaultName}': the ${files.length} files add up to ${total} bytes, over the ${this.cfg.maxMountBytes}-byte limit (a Kubernetes Secret holds at most 1 MiB); sync fewer versions or objects per SecretSync`,
+          'TooLarge',
+        );
       }
       this.log.info('mount', {
         requestId: ctx.requestId,
@@ -89,16 +111,30 @@ export class AzureProvider implements Provider {
         objects: p.objects.map((o) => ({ type: o.type, name: o.name, ...(o.version ? { version: o.version } : {}) })),
         versions: objectVersions,
         files: files.length,
-        ...(failures.length ? { partialFailures: failures.map((f) => ({ id: f.id, code: f.code, reason: f.reason })) } : {}),
+        ...(failures.length
+          ? { partialFailures: failures.map((f) => ({ id: f.id, code: f.code, reason: f.reason })) }
+          : {}),
         durationMs: Date.now() - started,
       });
       for (const t of Object.values(expiresOn)) this.observeExpiry?.(t);
-      return { files, objectVersions, ...(failures.length ? { failures } : {}), ...(Object.keys(expiresOn).length ? { expiresOn } : {}) };
+      return {
+        files,
+        objectVersions,
+        ...(failures.length ? { failures } : {}),
+        ...(Object.keys(expiresOn).length ? { expiresOn } : {}),
+      };
     } catch (err) {
-      const e = err instanceof ProviderError ? err : new ProviderError('Internal', String((err as Error)?.message ?? err));
+      const e =
+        err instanceof ProviderError ? err : new ProviderError('Internal', String((err as Error)?.message ?? err));
       this.log.warn('mount failed', {
         requestId: ctx.requestId,
-        ...(params ? { pod: `${params.pod.namespace}/${params.pod.name}`, vault: params.vaultName, objects: params.objects.map((o) => `${o.type}/${o.name}`) } : {}),
+        ...(params
+          ? {
+              pod: `${params.pod.namespace}/${params.pod.name}`,
+              vault: params.vaultName,
+              objects: params.objects.map((o) => `${o.type}/${o.name}`),
+            }
+          : {}),
         code: e.code,
         reason: e.reason,
         error: e.message,
@@ -108,18 +144,34 @@ export class AzureProvider implements Provider {
     }
   }
 
-  private async readObject(session: VaultSession, o: KeyVaultObject, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
+  private async readObject(
+    session: VaultSession,
+    o: KeyVaultObject,
+    p: MountParams,
+    pacer: Pacer,
+  ): Promise<ObjectResult> {
     try {
       return await this.readVersions(session, o, p, pacer);
     } catch (e) {
       // Conversion errors are raised without context; name the vault and object here.
-      if (e instanceof ContentError) throw new ProviderError(e.code, `vault '${p.vaultName}': ${o.type} '${o.name}': ${e.message}`, e.reason);
+      if (e instanceof ContentError)
+        throw new ProviderError(e.code, `vault '${p.vaultName}': ${o.type} '${o.name}': ${e.message}`, e.reason);
       throw e;
     }
   }
 
-  private async readVersions(session: VaultSession, o: KeyVaultObject, p: MountParams, pacer: Pacer): Promise<ObjectResult> {
-    if (o.versionHistory <= 1) return this.readVersion({ session, p, pacer }, o, { version: o.version, path: o.fileName, id: `${o.type}/${o.name}` });
+  private async readVersions(
+    session: VaultSession,
+    o: KeyVaultObject,
+    p: MountParams,
+    pacer: Pacer,
+  ): Promise<ObjectResult> {
+    if (o.versionHistory <= 1)
+      return this.readVersion({ session, p, pacer }, o, {
+        version: o.version,
+        path: o.fileName,
+        id: `${o.type}/${o.name}`,
+      });
     // `/0` is the version the vault calls current — what a read without a version returns — then
     // the rest newest first. Key Vault lists versions by id, not by age, and stamps `created` to the
     // second (lowkey-vault#428; azure-powershell PR #14823), so neither list position nor time
@@ -128,23 +180,56 @@ export class AzureProvider implements Provider {
     const current = await this.currentOf(listed, session, o, pacer);
     const all = listed
       .filter((v) => v.enabled)
-      .sort((a, b) => Number(b.version === current) - Number(a.version === current) || b.created - a.created || (a.version < b.version ? 1 : a.version > b.version ? -1 : 0));
+      .sort(
+        (a, b) =>
+          Number(b.version === current) - Number(a.version === current) ||
+          b.created - a.created ||
+          (a.version < b.version ? 1 : a.version > b.version ? -1 : 0),
+      );
     let start = 0;
     if (o.version) {
       start = all.findIndex((v) => v.version === o.version);
-      if (start < 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled version '${o.version}' to start the history at`, 'VersionNotFound');
+      if (start < 0)
+        throw new ProviderError(
+          'NotFound',
+          `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled version '${o.version}' to start the history at`,
+          'VersionNotFound',
+        );
     }
     const chosen = all.slice(start, start + o.versionHistory);
-    if (chosen.length === 0) throw new ProviderError('NotFound', `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`, 'NotFound');
-    const parts = await Promise.all(chosen.map((v, k) => this.readVersion({ session, p, pacer }, o, { version: v.version, path: `${o.fileName}/${k}`, id: `${o.type}/${o.name}/${k}` })));
-    return { files: parts.flatMap((x) => x.files), versions: parts.flatMap((x) => x.versions), read: parts.flatMap((x) => x.read), expiresOn: Object.assign({}, ...parts.map((x) => x.expiresOn)) as Record<string, Date> };
+    if (chosen.length === 0)
+      throw new ProviderError(
+        'NotFound',
+        `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`,
+        'NotFound',
+      );
+    const parts = await Promise.all(
+      chosen.map((v, k) =>
+        this.readVersion({ session, p, pacer }, o, {
+          version: v.version,
+          path: `${o.fileName}/${k}`,
+          id: `${o.type}/${o.name}/${k}`,
+        }),
+      ),
+    );
+    return {
+      files: parts.flatMap((x) => x.files),
+      versions: parts.flatMap((x) => x.versions),
+      read: parts.flatMap((x) => x.read),
+      expiresOn: Object.assign({}, ...parts.map((x) => x.expiresOn)) as Record<string, Date>,
+    };
   }
 
   /**
    * The current version is the newest. Only when several share the newest second does it take a
    * read without a version to tell which (a request per Mount spared in the common case).
    */
-  private async currentOf(listed: { version: string; enabled: boolean; created: number }[], session: VaultSession, o: KeyVaultObject, pacer: Pacer): Promise<string | undefined> {
+  private async currentOf(
+    listed: { version: string; enabled: boolean; created: number }[],
+    session: VaultSession,
+    o: KeyVaultObject,
+    pacer: Pacer,
+  ): Promise<string | undefined> {
     const newest = Math.max(...listed.map((v) => v.created));
     const top = listed.filter((v) => v.created === newest);
     if (top.length === 1) return top[0]!.enabled ? top[0]!.version : undefined;
@@ -156,7 +241,11 @@ export class AzureProvider implements Provider {
     try {
       // The value is kept by version id, so reading it again below costs no request.
       const read = await pacer.run<{ version: string; enabled?: boolean }>((signal) =>
-        o.type === 'secret' ? session.secret(o.name, '', signal) : o.type === 'key' ? session.key(o.name, '', signal) : session.certificate(o.name, '', signal),
+        o.type === 'secret'
+          ? session.secret(o.name, '', signal)
+          : o.type === 'key'
+            ? session.key(o.name, '', signal)
+            : session.certificate(o.name, '', signal),
       );
       return read.enabled === false ? undefined : read.version;
     } catch (e) {
@@ -166,9 +255,18 @@ export class AzureProvider implements Provider {
   }
 
   /** One version of an object, as the file `path` with the object-version id `id`. */
-  private async readVersion({ session, p, pacer }: { session: VaultSession; p: MountParams; pacer: Pacer }, o: KeyVaultObject, { version, path, id }: { version: string; path: string; id: string }): Promise<ObjectResult> {
+  private async readVersion(
+    { session, p, pacer }: { session: VaultSession; p: MountParams; pacer: Pacer },
+    o: KeyVaultObject,
+    { version, path, id }: { version: string; path: string; id: string },
+  ): Promise<ObjectResult> {
     const mode = o.mode ?? p.defaultMode;
-    const one = (contents: Buffer | string, got: string, expires: Date | undefined, extra: ProviderFile[] = []): ObjectResult => ({
+    const one = (
+      contents: Buffer | string,
+      got: string,
+      expires: Date | undefined,
+      extra: ProviderFile[] = [],
+    ): ObjectResult => ({
       files: [...extra, { path, contents, mode }],
       versions: [{ id, version: got }],
       read: [got],
@@ -178,9 +276,18 @@ export class AzureProvider implements Provider {
       case 'secret': {
         const s = await pacer.run((signal) => session.secret(o.name, version, signal));
         if (!s.keyId) return one(decodeSecret(s.value, o.encoding), s.version, s.expiresOn);
-        const parts = await certificateSecret(s.value, s.contentType, o.format, { constructChain: this.cfg.constructPemChain, separate: this.cfg.writeCertAndKeyInSeparateFiles });
+        const parts = await certificateSecret(s.value, s.contentType, o.format, {
+          constructChain: this.cfg.constructPemChain,
+          separate: this.cfg.writeCertAndKeyInSeparateFiles,
+        });
         if (parts.warning) this.log.warn(parts.warning, { vault: p.vaultName, object: o.name, version: s.version });
-        const extra = parts.crt && parts.key ? [{ path: `${path}.crt`, contents: parts.crt, mode }, { path: `${path}.key`, contents: parts.key, mode }] : [];
+        const extra =
+          parts.crt && parts.key
+            ? [
+                { path: `${path}.crt`, contents: parts.crt, mode },
+                { path: `${path}.key`, contents: parts.key, mode },
+              ]
+            : [];
         const main = o.encoding === 'utf-8' ? parts.main : decodeSecret(parts.main.toString('utf8'), o.encoding);
         return one(main, s.version, earliest(s.expiresOn, parts.notAfter), extra);
       }
@@ -191,7 +298,8 @@ export class AzureProvider implements Provider {
       }
       case 'cert': {
         const c = await pacer.run((signal) => session.certificate(o.name, version, signal));
-        if (!c.enabled) throw disabledVersion(p.vaultName, `certificate '${o.name}' version '${c.version}'`, 'certificate');
+        if (!c.enabled)
+          throw disabledVersion(p.vaultName, `certificate '${o.name}' version '${c.version}'`, 'certificate');
         const { pem, notAfter } = certificateFile(c.cer);
         return one(pem, c.version, earliest(c.expiresOn, notAfter));
       }
@@ -211,9 +319,13 @@ class Pacer {
     private readonly limit: number,
     private readonly signal: AbortSignal,
   ) {
-    signal.addEventListener('abort', () => {
-      for (const w of this.queue.splice(0)) w.fail(signal.reason);
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const w of this.queue.splice(0)) w.fail(signal.reason);
+      },
+      { once: true },
+    );
   }
 
   async run<T>(read: (signal: AbortSignal) => Promise<T>): Promise<T> {

@@ -29,9 +29,12 @@ export function parseNodeIdentities(text: string): { grants: NodeIdentityGrants 
     const eq = entry.indexOf('=');
     const namespace = eq < 0 ? entry : entry.slice(0, eq).trim();
     const identity = eq < 0 ? 'default' : entry.slice(eq + 1).trim();
-    if (!NAMESPACE.test(namespace)) return { error: `--node-identity-namespaces: '${namespace}' is not a namespace name` };
+    if (!NAMESPACE.test(namespace))
+      return { error: `--node-identity-namespaces: '${namespace}' is not a namespace name` };
     if (identity !== 'default' && identity !== '*' && !CLIENT_ID.test(identity)) {
-      return { error: `--node-identity-namespaces: in '${entry}', '${identity}' is not a client ID (a GUID), 'default' (the node's default identity) or '*' (any identity attached to the node)` };
+      return {
+        error: `--node-identity-namespaces: in '${entry}', '${identity}' is not a client ID (a GUID), 'default' (the node's default identity) or '*' (any identity attached to the node)`,
+      };
     }
     const grant = grants.get(namespace) ?? { defaultIdentity: false, anyIdentity: false, clientIds: new Set<string>() };
     if (identity === 'default') grant.defaultIdentity = true;
@@ -43,13 +46,27 @@ export function parseNodeIdentities(text: string): { grants: NodeIdentityGrants 
 }
 
 /** Why `namespace` may not use the node identity it asked for (`clientId` undefined: the default one); undefined when it may. */
-export function nodeIdentityRefusal(grants: NodeIdentityGrants, namespace: string, clientId: string | undefined): string | undefined {
+export function nodeIdentityRefusal(
+  grants: NodeIdentityGrants,
+  namespace: string,
+  clientId: string | undefined,
+): string | undefined {
   const grant = grants.get(namespace);
   if (!grant) {
     return `useVMManagedIdentity: namespace '${namespace}' may not use the node's managed identity; an operator lists the namespaces that may in --node-identity-namespaces (chart values provider.nodeIdentityNamespaces, provider.nodeIdentityBindings)`;
   }
-  if (grant.anyIdentity || (clientId === undefined ? grant.defaultIdentity : grant.clientIds.has(clientId.toLowerCase()))) return undefined;
-  const asked = clientId === undefined ? "the node's default identity (no userAssignedIdentityID)" : `the identity '${clientId}' (userAssignedIdentityID)`;
-  const allowed = [...(grant.defaultIdentity ? ["the node's default identity (no userAssignedIdentityID)"] : []), ...[...grant.clientIds].map((id) => `'${id}'`)].join(', ');
+  if (
+    grant.anyIdentity ||
+    (clientId === undefined ? grant.defaultIdentity : grant.clientIds.has(clientId.toLowerCase()))
+  )
+    return undefined;
+  const asked =
+    clientId === undefined
+      ? "the node's default identity (no userAssignedIdentityID)"
+      : `the identity '${clientId}' (userAssignedIdentityID)`;
+  const allowed = [
+    ...(grant.defaultIdentity ? ["the node's default identity (no userAssignedIdentityID)"] : []),
+    ...[...grant.clientIds].map((id) => `'${id}'`),
+  ].join(', ');
   return `useVMManagedIdentity: namespace '${namespace}' may not use ${asked}: it may use ${allowed}. Each namespace uses only the node identities an operator binds to it (--node-identity-namespaces=${namespace}=<client id>; chart value provider.nodeIdentityBindings)`;
 }

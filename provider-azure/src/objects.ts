@@ -27,7 +27,16 @@ export interface KeyVaultObject {
 }
 
 export const MAX_VERSION_HISTORY = 100;
-const FIELDS = ['objectName', 'objectType', 'objectVersion', 'objectVersionHistory', 'objectAlias', 'objectEncoding', 'objectFormat', 'filePermission'] as const;
+const FIELDS = [
+  'objectName',
+  'objectType',
+  'objectVersion',
+  'objectVersionHistory',
+  'objectAlias',
+  'objectEncoding',
+  'objectFormat',
+  'filePermission',
+] as const;
 const NAME = /^[0-9a-zA-Z-]{1,127}$/;
 const VERSION = /^[0-9a-zA-Z]{1,64}$/;
 
@@ -52,7 +61,13 @@ const LINES_PER_OBJECT = 16;
 // prettyErrors would quote the source around every error: an O(n) scan per error, so text full of
 // errors cost O(n²) (262 000 commas kept the event loop busy for minutes). logLevel error: errors
 // throw, and a tenant's warnings never reach the provider's stderr ('silent' would drop errors too).
-const YAML_OPTIONS = { schema: 'failsafe', uniqueKeys: true, prettyErrors: false, logLevel: 'error', maxAliasCount: 0 } as const;
+const YAML_OPTIONS = {
+  schema: 'failsafe',
+  uniqueKeys: true,
+  prettyErrors: false,
+  logLevel: 'error',
+  maxAliasCount: 0,
+} as const;
 
 /**
  * What a class never needs is refused from the lexer's tokens, which cost linear time, before the
@@ -80,10 +95,18 @@ function refuseCostlyShapes(text: string, where: string, limits: ShapeLimits): v
         if (++lines > limits.lines) throw invalid(`${where} has more than ${limits.lines} lines`);
         break;
       case 'map-value-ind':
-        if (++keys > limits.keys) throw invalid(`${where} has more than ${limits.keys} mapping keys; a class needs at most ${FIELDS.length} per object`);
+        if (++keys > limits.keys)
+          throw invalid(
+            `${where} has more than ${limits.keys} mapping keys; a class needs at most ${FIELDS.length} per object`,
+          );
         break;
       case 'seq-item-ind':
-        if (++items > limits.items) throw invalid(limits.items === 0 ? `${where}: a field holds a list; each field takes a single value` : `${where} has more than ${limits.items} list entries (\`- \`), more than the objects this provider takes per Mount`);
+        if (++items > limits.items)
+          throw invalid(
+            limits.items === 0
+              ? `${where}: a field holds a list; each field takes a single value`
+              : `${where} has more than ${limits.items} list entries (\`- \`), more than the objects this provider takes per Mount`,
+          );
         break;
       case 'single-quoted-scalar':
       case 'double-quoted-scalar':
@@ -96,7 +119,9 @@ function refuseCostlyShapes(text: string, where: string, limits: ShapeLimits): v
       case 'alias':
       case 'tag':
       case 'directive-line':
-        throw invalid(`${where} uses YAML ${SHAPE_NAMES[type]}, which a SecretProviderClass never needs; write \`array:\` as a block list of \`- |\` entries, as in the example`);
+        throw invalid(
+          `${where} uses YAML ${SHAPE_NAMES[type]}, which a SecretProviderClass never needs; write \`array:\` as a block list of \`- |\` entries, as in the example`,
+        );
     }
   }
 }
@@ -145,22 +170,37 @@ export function parseObjects(text: string, maxObjects: number): KeyVaultObject[]
   if (!text.trim()) throw invalid('objects is not set: list the Key Vault objects under `array:`');
   const maxText = Math.max(MIN_OBJECTS_TEXT, OBJECTS_TEXT_BYTES_PER_OBJECT * maxObjects);
   if (text.length > maxText) {
-    throw invalid(`objects is ${text.length} characters long, over the ${maxText} this provider parses (${OBJECTS_TEXT_BYTES_PER_OBJECT} per object it may list); split the objects over several SecretProviderClasses`);
+    throw invalid(
+      `objects is ${text.length} characters long, over the ${maxText} this provider parses (${OBJECTS_TEXT_BYTES_PER_OBJECT} per object it may list); split the objects over several SecretProviderClasses`,
+    );
   }
   // `array:` and, for entries written as mappings rather than `- |` text, their fields.
-  const doc = parseYaml(text, 'objects', { keys: 1 + FIELDS.length * maxObjects, items: maxObjects + 1, lines: LINES_PER_OBJECT * (maxObjects + 1) });
+  const doc = parseYaml(text, 'objects', {
+    keys: 1 + FIELDS.length * maxObjects,
+    items: maxObjects + 1,
+    lines: LINES_PER_OBJECT * (maxObjects + 1),
+  });
   if (!doc || typeof doc !== 'object' || Array.isArray(doc) || !('array' in doc)) {
-    throw invalid('objects must be a YAML mapping with an `array:` list of object descriptions (see the SecretProviderClass example)');
+    throw invalid(
+      'objects must be a YAML mapping with an `array:` list of object descriptions (see the SecretProviderClass example)',
+    );
   }
   const list = (doc as { array: unknown }).array;
-  if (!Array.isArray(list)) throw invalid('objects: `array:` must be a list of YAML strings, one per object (write each as `- |`)');
+  if (!Array.isArray(list))
+    throw invalid('objects: `array:` must be a list of YAML strings, one per object (write each as `- |`)');
   if (list.length === 0) throw invalid('objects: `array:` lists no objects');
-  if (list.length > maxObjects) throw invalid(`objects: \`array:\` lists ${list.length} objects, over this provider's limit of ${maxObjects} per Mount; split them over several SecretProviderClasses`);
+  if (list.length > maxObjects)
+    throw invalid(
+      `objects: \`array:\` lists ${list.length} objects, over this provider's limit of ${maxObjects} per Mount; split them over several SecretProviderClasses`,
+    );
   const objects = list.map((entry, i) => parseOne(entry, i));
   const files = new Map<string, number>();
   objects.forEach((o, i) => {
     const prev = files.get(o.fileName);
-    if (prev !== undefined) throw invalid(`objects[${i}] (${o.name}) writes the file '${o.fileName}', as objects[${prev}] does: give one of them an objectAlias`);
+    if (prev !== undefined)
+      throw invalid(
+        `objects[${i}] (${o.name}) writes the file '${o.fileName}', as objects[${prev}] does: give one of them an objectAlias`,
+      );
     files.set(o.fileName, i);
   });
   return objects;
@@ -171,15 +211,22 @@ type Get = (k: Field) => string;
 
 /** One entry's fields: known names only, each a single value. */
 function fieldsOf(entry: unknown, where: string): Get {
-  const raw = typeof entry === 'string' ? parseYaml(entry, where, { keys: FIELDS.length, items: 0, lines: LINES_PER_OBJECT }) : entry;
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalid(`${where} must be a mapping with objectName and objectType`);
+  const raw =
+    typeof entry === 'string'
+      ? parseYaml(entry, where, { keys: FIELDS.length, items: 0, lines: LINES_PER_OBJECT })
+      : entry;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw invalid(`${where} must be a mapping with objectName and objectType`);
   const fields = raw as Record<string, unknown>;
   for (const [k, v] of Object.entries(fields)) {
     if (!(FIELDS as readonly string[]).includes(k)) {
       const near = FIELDS.find((f) => f.toLowerCase() === k.toLowerCase());
-      throw invalid(`${where}: unknown field ${quote(k)}${near ? ` (did you mean '${near}'?)` : `; known fields: ${FIELDS.join(', ')}`}`);
+      throw invalid(
+        `${where}: unknown field ${quote(k)}${near ? ` (did you mean '${near}'?)` : `; known fields: ${FIELDS.join(', ')}`}`,
+      );
     }
-    if (typeof v !== 'string') throw invalid(`${where}: ${k} must be a single value, not a ${Array.isArray(v) ? 'list' : 'mapping'}`);
+    if (typeof v !== 'string')
+      throw invalid(`${where}: ${k} must be a single value, not a ${Array.isArray(v) ? 'list' : 'mapping'}`);
   }
   return (k) => String(fields[k] ?? '').trim();
 }
@@ -189,12 +236,17 @@ function parseOne(entry: unknown, i: number): KeyVaultObject {
   const get = fieldsOf(entry, where);
   const name = get('objectName');
   if (!name) throw invalid(`${where}: objectName is required`);
-  if (!NAME.test(name)) throw invalid(`${where}: objectName ${quote(name)} is not a Key Vault object name (1-127 letters, digits and hyphens)`);
+  if (!NAME.test(name))
+    throw invalid(
+      `${where}: objectName ${quote(name)} is not a Key Vault object name (1-127 letters, digits and hyphens)`,
+    );
   const w = `${where} (${name})`;
 
   const typeText = get('objectType');
   if (typeText !== 'secret' && typeText !== 'key' && typeText !== 'cert') {
-    throw invalid(`${w}: objectType ${quote(typeText)} is not one of secret, key, cert${typeText ? '' : ' (it is required)'}`);
+    throw invalid(
+      `${w}: objectType ${quote(typeText)} is not one of secret, key, cert${typeText ? '' : ' (it is required)'}`,
+    );
   }
   const type: ObjectType = typeText;
   // Checked in this order, so a class with several mistakes hears of the first one first.
@@ -204,52 +256,77 @@ function parseOne(entry: unknown, i: number): KeyVaultObject {
   const encoding = encodingOf(get, type, w);
   const format = formatOf(get, type, w);
   const mode = modeOf(get, w);
-  return { name, type, version, versionHistory, fileName, encoding, format, ...(mode !== undefined ? { mode, modeText: get('filePermission') } : {}) };
+  return {
+    name,
+    type,
+    version,
+    versionHistory,
+    fileName,
+    encoding,
+    format,
+    ...(mode !== undefined ? { mode, modeText: get('filePermission') } : {}),
+  };
 }
 
 function versionOf(get: Get, w: string): string {
   const version = get('objectVersion');
   if (version.toLowerCase() === 'latest') return '';
-  if (version && !VERSION.test(version)) throw invalid(`${w}: objectVersion ${quote(version)} is not a Key Vault version id`);
+  if (version && !VERSION.test(version))
+    throw invalid(`${w}: objectVersion ${quote(version)} is not a Key Vault version id`);
   return version;
 }
 
 function versionHistoryOf(get: Get, w: string): number {
   const text = get('objectVersionHistory');
   if (!text) return 0;
-  if (!/^\d+$/.test(text)) throw invalid(`${w}: objectVersionHistory must be a whole number from 1 to ${MAX_VERSION_HISTORY}, got ${quote(text)}`);
+  if (!/^\d+$/.test(text))
+    throw invalid(
+      `${w}: objectVersionHistory must be a whole number from 1 to ${MAX_VERSION_HISTORY}, got ${quote(text)}`,
+    );
   const n = Number(text);
-  if (n < 1 || n > MAX_VERSION_HISTORY) throw invalid(`${w}: objectVersionHistory must be from 1 to ${MAX_VERSION_HISTORY}, got ${text}`);
+  if (n < 1 || n > MAX_VERSION_HISTORY)
+    throw invalid(`${w}: objectVersionHistory must be from 1 to ${MAX_VERSION_HISTORY}, got ${text}`);
   return n === 1 ? 0 : n;
 }
 
 function fileNameOf(fileName: string, w: string): string {
-  if (fileName.length > 253) throw invalid(`${w}: objectAlias ${quote(fileName)} is ${fileName.length} characters long; a file name, and the Secret key it becomes, take at most 253`);
-  if (fileName.startsWith('/') || /^[a-zA-Z]:/.test(fileName)) throw invalid(`${w}: objectAlias ${quote(fileName)} must be a relative path`);
+  if (fileName.length > 253)
+    throw invalid(
+      `${w}: objectAlias ${quote(fileName)} is ${fileName.length} characters long; a file name, and the Secret key it becomes, take at most 253`,
+    );
+  if (fileName.startsWith('/') || /^[a-zA-Z]:/.test(fileName))
+    throw invalid(`${w}: objectAlias ${quote(fileName)} must be a relative path`);
   if (fileName.includes('..')) throw invalid(`${w}: objectAlias ${quote(fileName)} must not contain '..'`);
   if (!/^[0-9A-Za-z._\-/]+$/.test(fileName) || fileName.endsWith('/') || fileName.includes('//')) {
-    throw invalid(`${w}: objectAlias ${quote(fileName)} may hold letters, digits, '.', '_', '-' and single '/' between names`);
+    throw invalid(
+      `${w}: objectAlias ${quote(fileName)} may hold letters, digits, '.', '_', '-' and single '/' between names`,
+    );
   }
   return fileName;
 }
 
 function encodingOf(get: Get, type: ObjectType, w: string): ObjectEncoding {
   const text = get('objectEncoding').toLowerCase();
-  if (text && text !== 'utf-8' && text !== 'hex' && text !== 'base64') throw invalid(`${w}: objectEncoding ${quote(get('objectEncoding'))} is not one of utf-8, hex, base64`);
-  if (text && text !== 'utf-8' && type !== 'secret') throw invalid(`${w}: objectEncoding applies to objectType secret only`);
+  if (text && text !== 'utf-8' && text !== 'hex' && text !== 'base64')
+    throw invalid(`${w}: objectEncoding ${quote(get('objectEncoding'))} is not one of utf-8, hex, base64`);
+  if (text && text !== 'utf-8' && type !== 'secret')
+    throw invalid(`${w}: objectEncoding applies to objectType secret only`);
   return (text || 'utf-8') as ObjectEncoding;
 }
 
 function formatOf(get: Get, type: ObjectType, w: string): ObjectFormat {
   const text = get('objectFormat').toLowerCase();
-  if (text && text !== 'pem' && text !== 'pfx') throw invalid(`${w}: objectFormat ${quote(get('objectFormat'))} is not one of pem, pfx`);
-  if (text === 'pfx' && type !== 'secret') throw invalid(`${w}: objectFormat pfx applies to objectType secret (the certificate's backing secret) only`);
+  if (text && text !== 'pem' && text !== 'pfx')
+    throw invalid(`${w}: objectFormat ${quote(get('objectFormat'))} is not one of pem, pfx`);
+  if (text === 'pfx' && type !== 'secret')
+    throw invalid(`${w}: objectFormat pfx applies to objectType secret (the certificate's backing secret) only`);
   return (text || 'pem') as ObjectFormat;
 }
 
 function modeOf(get: Get, w: string): number | undefined {
   const text = get('filePermission');
   if (!text) return undefined;
-  if (!/^0?[0-7]{3}$/.test(text)) throw invalid(`${w}: filePermission ${quote(text)} must be an octal file mode such as 0644`);
+  if (!/^0?[0-7]{3}$/.test(text))
+    throw invalid(`${w}: filePermission ${quote(text)} must be an octal file mode such as 0644`);
   return parseInt(text, 8);
 }

@@ -28,8 +28,18 @@ export interface MountParams {
 }
 
 const KNOWN_PARAMETERS = [
-  'keyvaultName', 'tenantID', 'tenantId', 'clientID', 'cloudName', 'cloudEnvFileName', 'usePodIdentity', 'useVMManagedIdentity',
-  'userAssignedIdentityID', 'useAzureTokenProxy', 'objects', 'enablePartialSecretSync',
+  'keyvaultName',
+  'tenantID',
+  'tenantId',
+  'clientID',
+  'cloudName',
+  'cloudEnvFileName',
+  'usePodIdentity',
+  'useVMManagedIdentity',
+  'userAssignedIdentityID',
+  'useAzureTokenProxy',
+  'objects',
+  'enablePartialSecretSync',
 ];
 const VAULT_NAME = /^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/;
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -48,7 +58,16 @@ function parseBool(attrs: Record<string, string>, key: string): boolean {
 }
 
 /** What the operator allows a Mount to ask for (the provider's flags). */
-export type MountPolicy = Pick<Config, 'defaultCloud' | 'cloudEnvDir' | 'allowNodeIdentity' | 'nodeIdentities' | 'allowServicePrincipal' | 'maxObjectsPerMount' | 'maxReadsPerMount'>;
+export type MountPolicy = Pick<
+  Config,
+  | 'defaultCloud'
+  | 'cloudEnvDir'
+  | 'allowNodeIdentity'
+  | 'nodeIdentities'
+  | 'allowServicePrincipal'
+  | 'maxObjectsPerMount'
+  | 'maxReadsPerMount'
+>;
 
 export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, now = Date.now()): MountParams {
   const a = req.attributes;
@@ -65,7 +84,9 @@ export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, n
   const vaultName = get('keyvaultName');
   if (!vaultName) throw invalid('keyvaultName is not set');
   if (!VAULT_NAME.test(vaultName) || vaultName.includes('--')) {
-    throw invalid(`keyvaultName ${quote(vaultName)} is not a valid vault name: 3-24 letters, digits and single hyphens, starting with a letter and not ending with a hyphen`);
+    throw invalid(
+      `keyvaultName ${quote(vaultName)} is not a valid vault name: 3-24 letters, digits and single hyphens, starting with a letter and not ending with a hyphen`,
+    );
   }
   const cloud = chooseCloud(get('cloudName'), get('cloudEnvFileName'), policy.defaultCloud, policy.cloudEnvDir);
   const tenantId = parseTenant(get('tenantID') || get('tenantId'), cloud);
@@ -76,7 +97,9 @@ export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, n
   // Every read is a request against a vault others share: a Mount's total is capped up front.
   const reads = objects.reduce((n, o) => n + readsOf(o), 0);
   if (reads > policy.maxReadsPerMount) {
-    throw invalid(`objects: the ${objects.length} objects (with their objectVersionHistory) need ${reads} Key Vault reads, over this provider's limit of ${policy.maxReadsPerMount} per Mount; split them over several SecretProviderClasses or ask for fewer versions`);
+    throw invalid(
+      `objects: the ${objects.length} objects (with their objectVersionHistory) need ${reads} Key Vault reads, over this provider's limit of ${policy.maxReadsPerMount} per Mount; split them over several SecretProviderClasses or ask for fewer versions`,
+    );
   }
   return {
     vaultName: vaultName.toLowerCase(),
@@ -85,7 +108,11 @@ export function parseMountParams(req: ParsedMountRequest, policy: MountPolicy, n
     identity,
     objects,
     partial: parseBool(a, 'enablePartialSecretSync'),
-    pod: { namespace, name: get('csi.storage.k8s.io/pod.name'), serviceAccount: get('csi.storage.k8s.io/serviceAccount.name') },
+    pod: {
+      namespace,
+      name: get('csi.storage.k8s.io/pod.name'),
+      serviceAccount: get('csi.storage.k8s.io/serviceAccount.name'),
+    },
     defaultMode: req.permission,
   };
 }
@@ -102,7 +129,9 @@ function parseTenant(tenantId: string, cloud: CloudChoice): string {
   // Azure Stack Hub with AD FS names its one tenant `adfs`.
   if (cloud.name === 'AzureStackCloud' && tenantId.toLowerCase() === 'adfs') return 'adfs';
   if (DOMAIN.test(tenantId)) {
-    throw invalid(`tenantID ${quote(tenantId)} is a domain; set the tenant's GUID instead (az account show --query tenantId -o tsv): Key Vault names the tenant by GUID and the Azure SDK accepts only that exact tenant`);
+    throw invalid(
+      `tenantID ${quote(tenantId)} is a domain; set the tenant's GUID instead (az account show --query tenantId -o tsv): Key Vault names the tenant by GUID and the Azure SDK accepts only that exact tenant`,
+    );
   }
   throw invalid(`tenantID ${quote(tenantId)} is not a tenant id (a GUID such as 00000000-0000-0000-0000-000000000000)`);
 }
@@ -113,14 +142,30 @@ function parseIdentity(a: Record<string, string>, secrets: Record<string, string
   const vmIdentity = parseBool(a, 'useVMManagedIdentity');
   const tokenProxy = parseBool(a, 'useAzureTokenProxy');
   const clientId = get('clientID');
-  const secretKey = (name: string) => Object.entries(secrets).find(([k]) => k.toLowerCase() === name)?.[1]?.trim() ?? '';
+  const secretKey = (name: string) =>
+    Object.entries(secrets)
+      .find(([k]) => k.toLowerCase() === name)?.[1]
+      ?.trim() ?? '';
   const spId = secretKey('clientid');
   const spSecret = secretKey('clientsecret');
 
-  const modes = [podIdentity && 'usePodIdentity', vmIdentity && 'useVMManagedIdentity', tokenProxy && 'useAzureTokenProxy', clientId && 'clientID (workload identity)', (spId || spSecret) && 'a nodePublishSecretRef with clientid/clientsecret'].filter(Boolean);
-  if (modes.length > 1) throw invalid(`only one identity may be configured, found: ${modes.join(', ')} (the node's managed identity takes its id from userAssignedIdentityID, not clientID)`);
-  if (podIdentity) throw invalid('usePodIdentity: aad-pod-identity is retired and not supported; use workload identity (set clientID and federate the ServiceAccount)');
-  if (tokenProxy) throw invalid('useAzureTokenProxy (AKS identity binding) is not supported; use workload identity (set clientID)');
+  const modes = [
+    podIdentity && 'usePodIdentity',
+    vmIdentity && 'useVMManagedIdentity',
+    tokenProxy && 'useAzureTokenProxy',
+    clientId && 'clientID (workload identity)',
+    (spId || spSecret) && 'a nodePublishSecretRef with clientid/clientsecret',
+  ].filter(Boolean);
+  if (modes.length > 1)
+    throw invalid(
+      `only one identity may be configured, found: ${modes.join(', ')} (the node's managed identity takes its id from userAssignedIdentityID, not clientID)`,
+    );
+  if (podIdentity)
+    throw invalid(
+      'usePodIdentity: aad-pod-identity is retired and not supported; use workload identity (set clientID and federate the ServiceAccount)',
+    );
+  if (tokenProxy)
+    throw invalid('useAzureTokenProxy (AKS identity binding) is not supported; use workload identity (set clientID)');
   if (vmIdentity) {
     const uami = get('userAssignedIdentityID');
     return uami ? { mode: 'managedIdentity', clientId: uami } : { mode: 'managedIdentity' };
@@ -131,7 +176,9 @@ function parseIdentity(a: Record<string, string>, secrets: Record<string, string
     if (!spSecret) throw invalid('the nodePublishSecretRef secret has clientid but no clientsecret');
     return { mode: 'servicePrincipal', clientId: spId, clientSecret: spSecret };
   }
-  throw invalid('no identity is configured: set clientID (workload identity), useVMManagedIdentity, or a nodePublishSecretRef with clientid and clientsecret');
+  throw invalid(
+    'no identity is configured: set clientID (workload identity), useVMManagedIdentity, or a nodePublishSecretRef with clientid and clientsecret',
+  );
 }
 
 /**
@@ -143,19 +190,27 @@ function parseIdentity(a: Record<string, string>, secrets: Record<string, string
 function allowIdentity(identity: Identity, namespace: string, policy: MountPolicy): void {
   if (identity.mode === 'managedIdentity') {
     if (!policy.allowNodeIdentity) {
-      throw invalid("useVMManagedIdentity: the node's managed identity is disabled in this provider, because every namespace would share it; use workload identity (clientID), or ask an operator to enable it for this namespace (provider flags --allow-node-identity=true --node-identity-namespaces=<namespaces>; chart values provider.allowNodeIdentity, provider.nodeIdentityNamespaces, provider.nodeIdentityBindings)");
+      throw invalid(
+        "useVMManagedIdentity: the node's managed identity is disabled in this provider, because every namespace would share it; use workload identity (clientID), or ask an operator to enable it for this namespace (provider flags --allow-node-identity=true --node-identity-namespaces=<namespaces>; chart values provider.allowNodeIdentity, provider.nodeIdentityNamespaces, provider.nodeIdentityBindings)",
+      );
     }
     const refusal = nodeIdentityRefusal(policy.nodeIdentities, namespace, identity.clientId);
     if (refusal) throw invalid(refusal);
   }
   if (identity.mode === 'servicePrincipal' && !policy.allowServicePrincipal) {
-    throw invalid('nodePublishSecretRef: service-principal credentials are disabled in this provider; use workload identity (clientID), or ask an operator to enable them (provider flag --allow-service-principal=true; chart value provider.allowServicePrincipal)');
+    throw invalid(
+      'nodePublishSecretRef: service-principal credentials are disabled in this provider; use workload identity (clientID), or ask an operator to enable them (provider flag --allow-service-principal=true; chart value provider.allowServicePrincipal)',
+    );
   }
 }
 
 /** The service-account token for the workload-identity audience, checked for shape and expiry. */
 function workloadToken(json: string, now: number): { token: string; tokenIssuer: string; tokenSubject: string } {
-  if (!json.trim()) throw new ProviderError('Unauthenticated', `no service-account token was passed (${TOKENS_KEY} is empty); the caller must request one for audience ${WORKLOAD_IDENTITY_AUDIENCE}`);
+  if (!json.trim())
+    throw new ProviderError(
+      'Unauthenticated',
+      `no service-account token was passed (${TOKENS_KEY} is empty); the caller must request one for audience ${WORKLOAD_IDENTITY_AUDIENCE}`,
+    );
   let tokens: unknown;
   try {
     tokens = JSON.parse(json);
@@ -164,16 +219,26 @@ function workloadToken(json: string, now: number): { token: string; tokenIssuer:
   }
   const entry = (tokens as Record<string, { token?: unknown }> | null)?.[WORKLOAD_IDENTITY_AUDIENCE];
   if (!entry || typeof entry.token !== 'string' || !entry.token) {
-    throw new ProviderError('Unauthenticated', `no service-account token for audience ${WORKLOAD_IDENTITY_AUDIENCE} among the passed tokens (${Object.keys((tokens as object) ?? {}).join(', ') || 'none'})`);
+    throw new ProviderError(
+      'Unauthenticated',
+      `no service-account token for audience ${WORKLOAD_IDENTITY_AUDIENCE} among the passed tokens (${Object.keys((tokens as object) ?? {}).join(', ') || 'none'})`,
+    );
   }
   let claims: ReturnType<typeof decodeJwt>;
   try {
     claims = decodeJwt(entry.token);
   } catch {
-    throw new ProviderError('Unauthenticated', `the service-account token for ${WORKLOAD_IDENTITY_AUDIENCE} is not a JWT`);
+    throw new ProviderError(
+      'Unauthenticated',
+      `the service-account token for ${WORKLOAD_IDENTITY_AUDIENCE} is not a JWT`,
+    );
   }
   if (claims.exp !== undefined && claims.exp * 1000 <= now) {
-    throw new ProviderError('Unauthenticated', `the service-account token for ${WORKLOAD_IDENTITY_AUDIENCE} expired at ${new Date(claims.exp * 1000).toISOString()}`, 'TokenExpired');
+    throw new ProviderError(
+      'Unauthenticated',
+      `the service-account token for ${WORKLOAD_IDENTITY_AUDIENCE} expired at ${new Date(claims.exp * 1000).toISOString()}`,
+      'TokenExpired',
+    );
   }
   return { token: entry.token, tokenIssuer: claims.iss ?? '', tokenSubject: claims.sub ?? '' };
 }

@@ -112,7 +112,10 @@ interface InFlight {
 /** The per-attempt policy: budget, metrics. Structurally an @azure/core-rest-pipeline PipelinePolicy. */
 interface Policy {
   name: string;
-  sendRequest(request: { url: string; abortSignal?: AbortSignal }, next: (request: never) => Promise<{ status: number }>): Promise<{ status: number }>;
+  sendRequest(
+    request: { url: string; abortSignal?: AbortSignal },
+    next: (request: never) => Promise<{ status: number }>,
+  ): Promise<{ status: number }>;
 }
 
 /** Bookkeeping per entry in the cache, so a flood of tiny values is bounded by count too. */
@@ -129,10 +132,11 @@ export function operationOf(url: string): string {
 /** `make` called once, at the first call; a failed load is tried again at the next. */
 function once<T>(make: () => Promise<T>): () => Promise<T> {
   let p: Promise<T> | undefined;
-  return () => (p ??= make().catch((e: unknown) => {
-    p = undefined;
-    throw e;
-  }));
+  return () =>
+    (p ??= make().catch((e: unknown) => {
+      p = undefined;
+      throw e;
+    }));
 }
 
 /** Deletes the least recently used entries of an insertion-ordered map until it has room for one more. */
@@ -175,7 +179,9 @@ export class KeyVaultAccess {
       clients = {
         secrets: new SecretClient(vaultUrl, tokens, options),
         keys: once(async () => new (await import('@azure/keyvault-keys')).KeyClient(vaultUrl, tokens, options)),
-        certificates: once(async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, tokens, options)),
+        certificates: once(
+          async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, tokens, options),
+        ),
         credential,
         tokens,
       };
@@ -218,7 +224,13 @@ export class KeyVaultAccess {
    * a disabled version is not served from memory. The shared request is cancelled when every
    * caller has gone.
    */
-  async read<T>(key: string, cacheable: boolean, fetch: (signal: AbortSignal) => Promise<T>, sizeOf: (v: T) => number, signal?: AbortSignal): Promise<T> {
+  async read<T>(
+    key: string,
+    cacheable: boolean,
+    fetch: (signal: AbortSignal) => Promise<T>,
+    sizeOf: (v: T) => number,
+    signal?: AbortSignal,
+  ): Promise<T> {
     if (cacheable) {
       const hit = this.cache.get(key);
       if (hit && hit.expires > Date.now() && Date.now() - hit.authorizedAt <= this.opts.authWindowMs) {
@@ -240,7 +252,11 @@ export class KeyVaultAccess {
       created.promise = fetch(AbortSignal.any([controller.signal, timeout]))
         .catch((e: unknown) => {
           if (!timeout.aborted || controller.signal.aborted || !(e instanceof ProviderError)) throw e;
-          throw new ProviderError('Unavailable', `${e.message.replace(/: the request was cancelled$/, '')}: Key Vault did not answer within ${this.opts.requestTimeoutMs / 1000} s`, 'VaultTimeout');
+          throw new ProviderError(
+            'Unavailable',
+            `${e.message.replace(/: the request was cancelled$/, '')}: Key Vault did not answer within ${this.opts.requestTimeoutMs / 1000} s`,
+            'VaultTimeout',
+          );
         })
         .finally(() => {
           created.settled = true;
@@ -303,7 +319,8 @@ const RETRY_AFTER_HEADERS = ['retry-after', 'retry-after-ms', 'x-ms-retry-after-
  * wait ends with the request's abort signal (the Mount's deadline).
  */
 export function throttleRetryPolicy(maxRetries: number, baseMs = 500): Policy {
-  const throttledWithoutHint = (status: number | undefined, headers: Headers | undefined) => status === 429 && !RETRY_AFTER_HEADERS.some((h) => headers?.get(h));
+  const throttledWithoutHint = (status: number | undefined, headers: Headers | undefined) =>
+    status === 429 && !RETRY_AFTER_HEADERS.some((h) => headers?.get(h));
   return {
     name: 'secretStoreSyncThrottleRetry',
     async sendRequest(request, next) {
@@ -360,7 +377,10 @@ export class VaultSession {
       return await read;
     } catch (e) {
       if (!(e instanceof ProviderError) || e.reason !== 'VaultTimeout' || this.clients.tokens.pending === 0) throw e;
-      const said = e.message.replace(/Key Vault did not answer within (\d+) s$/, `Entra ID gave no token within $1 s (each token request is given ${ENTRA_TRY_TIMEOUT_MS / 1000} s, then retried)`);
+      const said = e.message.replace(
+        /Key Vault did not answer within (\d+) s$/,
+        `Entra ID gave no token within $1 s (each token request is given ${ENTRA_TRY_TIMEOUT_MS / 1000} s, then retried)`,
+      );
       throw new ProviderError('Unavailable', said, 'EntraTimeout', { cause: e });
     }
   }
@@ -371,7 +391,11 @@ export class VaultSession {
       // signal, so without the race a read's deadline did not end a read stuck behind Entra.
       return await raceAbort(f(), signal);
     } catch (e) {
-      throw toProviderError(signal.aborted ? Object.assign(new Error('the request was cancelled'), { name: 'AbortError' }) : e, this.vault, what);
+      throw toProviderError(
+        signal.aborted ? Object.assign(new Error('the request was cancelled'), { name: 'AbortError' }) : e,
+        this.vault,
+        what,
+      );
     }
   }
 
@@ -380,81 +404,113 @@ export class VaultSession {
   }
 
   async secret(name: string, version: string, signal?: AbortSignal): Promise<SecretValue> {
-    const v = await this.blamed(this.access.read(
-      this.cacheKey('secret', name, version),
-      version !== '',
-      (abortSignal) =>
-        this.guarded(this.describe('secret', name, version), abortSignal, async () => {
-          const s = await this.clients.secrets.getSecret(name, version ? { version, abortSignal } : { abortSignal });
-          if (s.value === undefined) throw new Error('Key Vault returned the secret without a value');
-          return { value: s.value, version: s.properties.version ?? '', ...(s.properties.contentType ? { contentType: s.properties.contentType } : {}), ...(s.properties.certificateKeyId ? { keyId: s.properties.certificateKeyId } : {}), ...(s.properties.expiresOn ? { expiresOn: s.properties.expiresOn } : {}) };
-        }),
-      (s) => s.value.length * 2,
-      signal,
-    ));
+    const v = await this.blamed(
+      this.access.read(
+        this.cacheKey('secret', name, version),
+        version !== '',
+        (abortSignal) =>
+          this.guarded(this.describe('secret', name, version), abortSignal, async () => {
+            const s = await this.clients.secrets.getSecret(name, version ? { version, abortSignal } : { abortSignal });
+            if (s.value === undefined) throw new Error('Key Vault returned the secret without a value');
+            return {
+              value: s.value,
+              version: s.properties.version ?? '',
+              ...(s.properties.contentType ? { contentType: s.properties.contentType } : {}),
+              ...(s.properties.certificateKeyId ? { keyId: s.properties.certificateKeyId } : {}),
+              ...(s.properties.expiresOn ? { expiresOn: s.properties.expiresOn } : {}),
+            };
+          }),
+        (s) => s.value.length * 2,
+        signal,
+      ),
+    );
     if (!version) this.access.remember(this.cacheKey('secret', name, v.version), v, v.value.length * 2);
     return v;
   }
 
   async key(name: string, version: string, signal?: AbortSignal): Promise<KeyValue> {
-    const k = await this.blamed(this.access.read(
-      this.cacheKey('key', name, version),
-      version !== '',
-      (abortSignal) =>
-        this.guarded(this.describe('key', name, version), abortSignal, async () => {
-          const k = await (await this.clients.keys()).getKey(name, version ? { version, abortSignal } : { abortSignal });
-          if (!k.key) throw new Error('Key Vault returned the key without its JSON Web Key');
-          return { jwk: k.key, version: k.properties.version ?? '', enabled: k.properties.enabled !== false, ...(k.properties.expiresOn ? { expiresOn: k.properties.expiresOn } : {}) };
-        }),
-      () => 2048,
-      signal,
-    ));
+    const k = await this.blamed(
+      this.access.read(
+        this.cacheKey('key', name, version),
+        version !== '',
+        (abortSignal) =>
+          this.guarded(this.describe('key', name, version), abortSignal, async () => {
+            const k = await (
+              await this.clients.keys()
+            ).getKey(name, version ? { version, abortSignal } : { abortSignal });
+            if (!k.key) throw new Error('Key Vault returned the key without its JSON Web Key');
+            return {
+              jwk: k.key,
+              version: k.properties.version ?? '',
+              enabled: k.properties.enabled !== false,
+              ...(k.properties.expiresOn ? { expiresOn: k.properties.expiresOn } : {}),
+            };
+          }),
+        () => 2048,
+        signal,
+      ),
+    );
     if (!version) this.access.remember(this.cacheKey('key', name, k.version), k, 2048);
     return k;
   }
 
   async certificate(name: string, version: string, signal?: AbortSignal): Promise<CertificateValue> {
-    const c = await this.blamed(this.access.read(
-      this.cacheKey('cert', name, version),
-      version !== '',
-      (abortSignal) =>
-        this.guarded(this.describe('certificate', name, version), abortSignal, async () => {
-          const certificates = await this.clients.certificates();
-          const c = version ? await certificates.getCertificateVersion(name, version, { abortSignal }) : await certificates.getCertificate(name, { abortSignal });
-          if (!c.cer) throw new Error('Key Vault returned the certificate without its body');
-          return { cer: c.cer, version: c.properties.version ?? '', enabled: c.properties.enabled !== false, ...(c.properties.expiresOn ? { expiresOn: c.properties.expiresOn } : {}) };
-        }),
-      (c) => c.cer.length,
-      signal,
-    ));
+    const c = await this.blamed(
+      this.access.read(
+        this.cacheKey('cert', name, version),
+        version !== '',
+        (abortSignal) =>
+          this.guarded(this.describe('certificate', name, version), abortSignal, async () => {
+            const certificates = await this.clients.certificates();
+            const c = version
+              ? await certificates.getCertificateVersion(name, version, { abortSignal })
+              : await certificates.getCertificate(name, { abortSignal });
+            if (!c.cer) throw new Error('Key Vault returned the certificate without its body');
+            return {
+              cer: c.cer,
+              version: c.properties.version ?? '',
+              enabled: c.properties.enabled !== false,
+              ...(c.properties.expiresOn ? { expiresOn: c.properties.expiresOn } : {}),
+            };
+          }),
+        (c) => c.cer.length,
+        signal,
+      ),
+    );
     if (!version) this.access.remember(this.cacheKey('cert', name, c.version), c, c.cer.length);
     return c;
   }
 
   /** All versions of an object (never cached: new versions appear), joined when identical. */
   async versions(type: ObjectType, name: string, signal?: AbortSignal): Promise<VersionInfo[]> {
-    return this.blamed(this.access.read(
-      this.cacheKey(type, name, '*versions'),
-      false,
-      (abortSignal) =>
-        this.guarded(`versions of ${type === 'cert' ? 'certificate' : type} '${name}'`, abortSignal, async () => {
-          const out: VersionInfo[] = [];
-          const pages =
-            type === 'secret'
-              ? this.clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })
-              : type === 'key'
-                ? (await this.clients.keys()).listPropertiesOfKeyVersions(name, { abortSignal })
-                : (await this.clients.certificates()).listPropertiesOfCertificateVersions(name, { abortSignal });
-          for await (const p of pages) {
-            out.push({ version: p.version ?? '', enabled: p.enabled !== false, created: p.createdOn?.getTime() ?? 0 });
-          }
-          // A history Mount lists the versions first: the enabled ones it reads next are served from
-          // the cache, as a pinned read of each would have been (a disabled one never is).
-          for (const v of out) if (v.enabled) this.access.vouch(this.cacheKey(type, name, v.version));
-          return out;
-        }),
-      () => 0,
-      signal,
-    ));
+    return this.blamed(
+      this.access.read(
+        this.cacheKey(type, name, '*versions'),
+        false,
+        (abortSignal) =>
+          this.guarded(`versions of ${type === 'cert' ? 'certificate' : type} '${name}'`, abortSignal, async () => {
+            const out: VersionInfo[] = [];
+            const pages =
+              type === 'secret'
+                ? this.clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })
+                : type === 'key'
+                  ? (await this.clients.keys()).listPropertiesOfKeyVersions(name, { abortSignal })
+                  : (await this.clients.certificates()).listPropertiesOfCertificateVersions(name, { abortSignal });
+            for await (const p of pages) {
+              out.push({
+                version: p.version ?? '',
+                enabled: p.enabled !== false,
+                created: p.createdOn?.getTime() ?? 0,
+              });
+            }
+            // A history Mount lists the versions first: the enabled ones it reads next are served from
+            // the cache, as a pinned read of each would have been (a disabled one never is).
+            for (const v of out) if (v.enabled) this.access.vouch(this.cacheKey(type, name, v.version));
+            return out;
+          }),
+        () => 0,
+        signal,
+      ),
+    );
   }
 }

@@ -7,21 +7,39 @@ import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { createCa, type Ca } from '../../test/env/pki.js';
 import { opensslPfx, withMacIterations } from '../../test/helpers/pfx.js';
-import { certificateSecret, ContentError, decodeSecret, MAX_CHAIN_ORDERED, orderChain, publicKeyPem, readPfx } from '../src/content.js';
+import {
+  certificateSecret,
+  ContentError,
+  decodeSecret,
+  MAX_CHAIN_ORDERED,
+  orderChain,
+  publicKeyPem,
+  readPfx,
+} from '../src/content.js';
 
 const root = createCa('root');
 const intermediate = root.issueCa('intermediate');
 const leaf = intermediate.issue({ commonName: 'leaf', usage: 'server' });
-const certs = { root: new X509Certificate(root.cert), intermediate: new X509Certificate(intermediate.cert), leaf: new X509Certificate(leaf.cert) };
+const certs = {
+  root: new X509Certificate(root.cert),
+  intermediate: new X509Certificate(intermediate.cert),
+  leaf: new X509Certificate(leaf.cert),
+};
 const names = (list: X509Certificate[]) => list.map((c) => c.subject.replace('CN=', ''));
 
-const permutations = <T>(xs: T[]): T[][] => (xs.length <= 1 ? [xs] : xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p])));
+const permutations = <T>(xs: T[]): T[][] =>
+  xs.length <= 1
+    ? [xs]
+    : xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p]));
 
-test.each(permutations(['root', 'intermediate', 'leaf'] as const))('chain %s, %s, %s is ordered leaf → intermediate → root', (...order) => {
-  const { ordered, complete } = orderChain(order.map((n) => certs[n]));
-  expect(complete).toBe(true);
-  expect(names(ordered)).toEqual(['leaf', 'intermediate', 'root']);
-});
+test.each(permutations(['root', 'intermediate', 'leaf'] as const))(
+  'chain %s, %s, %s is ordered leaf → intermediate → root',
+  (...order) => {
+    const { ordered, complete } = orderChain(order.map((n) => certs[n]));
+    expect(complete).toBe(true);
+    expect(names(ordered)).toEqual(['leaf', 'intermediate', 'root']);
+  },
+);
 
 test('a chain with a missing intermediate keeps its order and says it is incomplete', () => {
   const { ordered, complete } = orderChain([certs.root, certs.leaf]);
@@ -32,16 +50,77 @@ test('a chain with a missing intermediate keeps its order and says it is incompl
 test('an EC PKCS#12 (made by openssl) becomes PKCS#8 key first, then leaf → root', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ecpfx-'));
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=ec-root', '-days', '2');
-  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=ec-leaf');
-  run('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2');
-  run('pkcs12', '-export', '-inkey', 'leaf.key', '-in', 'leaf.pem', '-certfile', 'ca.pem', '-passout', 'pass:', '-out', 'bundle.p12');
+  run(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-subj',
+    '/CN=ec-root',
+    '-days',
+    '2',
+  );
+  run(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'leaf.key',
+    '-out',
+    'leaf.csr',
+    '-subj',
+    '/CN=ec-leaf',
+  );
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'leaf.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'leaf.pem',
+    '-days',
+    '2',
+  );
+  run(
+    'pkcs12',
+    '-export',
+    '-inkey',
+    'leaf.key',
+    '-in',
+    'leaf.pem',
+    '-certfile',
+    'ca.pem',
+    '-passout',
+    'pass:',
+    '-out',
+    'bundle.p12',
+  );
   const base64 = readFileSync(join(dir, 'bundle.p12')).toString('base64');
-  const files = await certificateSecret(base64, 'application/x-pkcs12', 'pem', { constructChain: true, separate: true });
+  const files = await certificateSecret(base64, 'application/x-pkcs12', 'pem', {
+    constructChain: true,
+    separate: true,
+  });
   const pem = files.main.toString();
   expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
   expect(createPrivateKey(pem).asymmetricKeyType).toBe('ec');
-  const chain = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!.map((c) => new X509Certificate(c));
+  const chain = pem
+    .match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!
+    .map((c) => new X509Certificate(c));
   expect(names(chain)).toEqual(['ec-leaf', 'ec-root']);
   expect(files.crt?.toString()).toBe(chain.map((c) => c.toString()).join(''));
   expect(files.key?.toString()).toMatch(/^-----BEGIN PRIVATE KEY-----[^]*-----END PRIVATE KEY-----\n$/);
@@ -49,18 +128,24 @@ test('an EC PKCS#12 (made by openssl) becomes PKCS#8 key first, then leaf → ro
 });
 
 test('a PEM-imported certificate cannot be served as PFX', async () => {
-  await expect(certificateSecret(leaf.key + leaf.cert, 'application/x-pem-file', 'pfx', { constructChain: true, separate: false })).rejects.toThrow(/imported as PEM/);
+  await expect(
+    certificateSecret(leaf.key + leaf.cert, 'application/x-pem-file', 'pfx', { constructChain: true, separate: false }),
+  ).rejects.toThrow(/imported as PEM/);
 });
 
 test('an unknown content type on a certificate secret is an error, not a guess', async () => {
-  await expect(certificateSecret('x', 'text/plain', 'pem', { constructChain: true, separate: false })).rejects.toThrow(/content type 'text\/plain'/);
+  await expect(certificateSecret('x', 'text/plain', 'pem', { constructChain: true, separate: false })).rejects.toThrow(
+    /content type 'text\/plain'/,
+  );
 });
 
 test('public keys: RSA and EC P-256/384/521 export; P-256K and oct are refused', () => {
   const b = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
   const rsa = createPrivateKey(root.key).export({ format: 'jwk' });
   expect(publicKeyPem({ kty: 'RSA', n: b(rsa.n!), e: b(rsa.e!) })).toMatch(/^-----BEGIN PUBLIC KEY-----/);
-  expect(() => publicKeyPem({ kty: 'EC', crv: 'P-256K', x: new Uint8Array(32), y: new Uint8Array(32) })).toThrow('EC curve P-256K is not supported');
+  expect(() => publicKeyPem({ kty: 'EC', crv: 'P-256K', x: new Uint8Array(32), y: new Uint8Array(32) })).toThrow(
+    'EC curve P-256K is not supported',
+  );
   expect(() => publicKeyPem({ kty: 'oct' })).toThrow('key type oct has no public key');
 });
 
@@ -74,7 +159,10 @@ test('encodings: base64 and hex decode, bad input is an error', () => {
 
 test("a PKCS#12 asking for 2^31 - 1 MAC iterations is refused before deriving (an hour of the provider's thread before)", async () => {
   const hostile = withMacIterations(opensslPfx(), 2 ** 31 - 1).toString('base64');
-  const err = await readPfx(hostile).then(() => undefined, (e: unknown) => e);
+  const err = await readPfx(hostile).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ContentError);
   expect((err as ContentError).message).toContain('asks for 2147483647 key-derivation iterations');
 });
@@ -97,7 +185,11 @@ describe('chain ordering costs one signature check per certificate', () => {
     while (cas.length < n) cas.push(cas.at(-1)!.issueCa(`line-${cas.length}`));
     return cas.map((ca) => new X509Certificate(ca.cert)).reverse();
   }
-  const shuffled = <T>(xs: T[]) => xs.map((x, i) => [((i * 7) % xs.length) + i / 1000, x] as const).sort((a, b) => a[0] - b[0]).map(([, x]) => x);
+  const shuffled = <T>(xs: T[]) =>
+    xs
+      .map((x, i) => [((i * 7) % xs.length) + i / 1000, x] as const)
+      .sort((a, b) => a[0] - b[0])
+      .map(([, x]) => x);
 
   test(`a chain of ${MAX_CHAIN_ORDERED} in any order is ordered with ${MAX_CHAIN_ORDERED - 1} checks`, () => {
     const chain = line(MAX_CHAIN_ORDERED);
@@ -115,7 +207,10 @@ describe('chain ordering costs one signature check per certificate', () => {
 
   test('same-named certificates are kept as stored, unchecked (every pair was checked before: 2 s for 45 P-384)', () => {
     const ca = createCa('same-ca');
-    const bundle = Array.from({ length: 12 }, () => new X509Certificate(ca.issue({ commonName: 'same', usage: 'server' }).cert));
+    const bundle = Array.from(
+      { length: 12 },
+      () => new X509Certificate(ca.issue({ commonName: 'same', usage: 'server' }).cert),
+    );
     expect(orderChain([...bundle, new X509Certificate(ca.cert)])).toMatchObject({ complete: false });
     expect(verifies).toBe(0);
   });

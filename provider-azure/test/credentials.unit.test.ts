@@ -8,8 +8,18 @@ import { createMetrics } from '../src/metrics.js';
 import type { Identity } from '../src/params.js';
 import { KeyVaultAccess } from '../src/vault.js';
 
-const cloud: CloudEnvironment = { name: 'AzurePublicCloud', keyVaultDnsSuffix: 'vault.azure.net', authorityHost: 'https://login.microsoftonline.com' };
-const wi = (clientId: string, token = 'header.payload.sig'): Identity => ({ mode: 'workloadIdentity', clientId, token, tokenIssuer: 'https://issuer', tokenSubject: `system:serviceaccount:ns:${clientId}` });
+const cloud: CloudEnvironment = {
+  name: 'AzurePublicCloud',
+  keyVaultDnsSuffix: 'vault.azure.net',
+  authorityHost: 'https://login.microsoftonline.com',
+};
+const wi = (clientId: string, token = 'header.payload.sig'): Identity => ({
+  mode: 'workloadIdentity',
+  clientId,
+  token,
+  tokenIssuer: 'https://issuer',
+  tokenSubject: `system:serviceaccount:ns:${clientId}`,
+});
 
 test('with a bound of 2, a third identity evicts the least recently used one, never itself', () => {
   const creds = new Credentials(2);
@@ -32,19 +42,36 @@ test('5 000 identities in a row keep every newcomer usable and the map at its bo
   expect(creds.size).toBe(100);
 });
 
-describe('Key Vault clients follow their identity\'s credential and are bounded', () => {
-  const access = () => new KeyVaultAccess({ maxRetries: 0, cacheTtlMs: 0, cacheMaxBytes: 0, maxClients: 3, authWindowMs: 60_000, maxVaultLabels: 10, requestTimeoutMs: 20_000 }, new Budgets({ ratePerSecond: 10, burst: 10, maxConcurrency: 1 }), createMetrics());
+describe("Key Vault clients follow their identity's credential and are bounded", () => {
+  const access = () =>
+    new KeyVaultAccess(
+      {
+        maxRetries: 0,
+        cacheTtlMs: 0,
+        cacheMaxBytes: 0,
+        maxClients: 3,
+        authWindowMs: 60_000,
+        maxVaultLabels: 10,
+        requestTimeoutMs: 20_000,
+      },
+      new Budgets({ ratePerSecond: 10, burst: 10, maxConcurrency: 1 }),
+      createMetrics(),
+    );
   const credentialOf = (session: unknown) => (session as { clients: { credential: unknown } }).clients.credential;
 
   test('a new credential for the same identity (after eviction) gets new clients, not the old frozen one', () => {
     const kv = access();
     const creds = new Credentials(1);
     const first = creds.get(wi('a', 'token-1'), 't', cloud);
-    expect(credentialOf(kv.session('https://kv.vault.azure.net/', 'kv', first.credential, first.key))).toBe(first.credential);
+    expect(credentialOf(kv.session('https://kv.vault.azure.net/', 'kv', first.credential, first.key))).toBe(
+      first.credential,
+    );
     creds.get(wi('b'), 't', cloud); // evicts a
     const again = creds.get(wi('a', 'token-2'), 't', cloud);
     expect(again.credential).not.toBe(first.credential);
-    expect(credentialOf(kv.session('https://kv.vault.azure.net/', 'kv', again.credential, again.key))).toBe(again.credential);
+    expect(credentialOf(kv.session('https://kv.vault.azure.net/', 'kv', again.credential, again.key))).toBe(
+      again.credential,
+    );
   });
 
   test('at most maxClients client sets are kept', () => {
@@ -57,4 +84,3 @@ describe('Key Vault clients follow their identity\'s credential and are bounded'
     expect(kv.clientCount).toBe(3);
   });
 });
-

@@ -19,18 +19,29 @@ let clientId: string;
 
 /** The provider's metrics, read where --metrics-bind-address put them (127.0.0.2, not the helper's 127.0.0.1). */
 const metricsAt2 = () => getOnce(onHost(provider.metricsUrl, '127.0.0.2'));
-const selfChecks = async () => (await metricsAt2()).body.split('\n').filter((l) => l.startsWith('healthz_self_checks_total'));
+const selfChecks = async () =>
+  (await metricsAt2()).body.split('\n').filter((l) => l.startsWith('healthz_self_checks_total'));
 
 beforeAll(async () => {
   ns = await tempNamespace(k.core, 'endpoints');
   await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'workload' } } });
   await azure.createVault(vault);
   clientId = (await azure.createIdentity(`endpoints-${ns.name}`)).clientId;
-  await azure.addFederatedCredential(clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+  await azure.addFederatedCredential(clientId, {
+    name: 'fic',
+    issuer: info.k8s.issuer,
+    subject: `system:serviceaccount:${ns.name}:workload`,
+  });
   await azure.assignRole('Key Vault Secrets User', clientId, vault);
   await azure.setSecret(vault, 'app', 'value');
   // An hour between self-checks: any check during the test would be one a request caused.
-  provider = await startProvider({ args: ['--healthz-check-interval-seconds=3600', '--healthz-bind-address=127.0.0.1', '--metrics-bind-address=127.0.0.2'] });
+  provider = await startProvider({
+    args: [
+      '--healthz-check-interval-seconds=3600',
+      '--healthz-bind-address=127.0.0.1',
+      '--metrics-bind-address=127.0.0.2',
+    ],
+  });
 });
 
 afterAll(async () => {
@@ -40,8 +51,17 @@ afterAll(async () => {
 
 test('2 000 /healthz requests, a connection each, cause no self-check and get the same 200 ok; a Mount among them completes', async () => {
   expect(await selfChecks()).toEqual(['healthz_self_checks_total{result="ok"} 1']);
-  const tr = await k.core.createNamespacedServiceAccountToken({ name: 'workload', namespace: ns.name, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } } });
-  const parameters = { keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml([{ objectName: 'app', objectType: 'secret' }]) };
+  const tr = await k.core.createNamespacedServiceAccountToken({
+    name: 'workload',
+    namespace: ns.name,
+    body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } },
+  });
+  const parameters = {
+    keyvaultName: vault,
+    tenantID: azure.tenantId,
+    clientID: clientId,
+    objects: objectsYaml([{ objectName: 'app', objectType: 'secret' }]),
+  };
   const answers = new Map<string, number>();
   const lanes = Array.from({ length: 40 }, async () => {
     for (let i = 0; i < 50; i++) {
@@ -49,7 +69,9 @@ test('2 000 /healthz requests, a connection each, cause no self-check and get th
       answers.set(`${r.status} ${r.body}`, (answers.get(`${r.status} ${r.body}`) ?? 0) + 1);
     }
   });
-  const mounted = provider.client.mount(mountRequest({ parameters, token: tr.status!.token, namespace: ns.name, serviceAccount: 'workload' }));
+  const mounted = provider.client.mount(
+    mountRequest({ parameters, token: tr.status!.token, namespace: ns.name, serviceAccount: 'workload' }),
+  );
   await Promise.all(lanes);
   expect(Object.fromEntries(answers)).toEqual({ '200 ok': 2000 });
   expect((await mounted).files.map((f) => f.contents.toString())).toEqual(['value']);
@@ -69,10 +91,14 @@ test('/healthz still fails when the socket is gone: the next self-check finds it
   try {
     expect(await getOnce(p.healthzUrl)).toEqual({ status: 200, body: 'ok' });
     unlinkSync(p.endpoint.slice('unix://'.length));
-    const failed = await eventually(async () => {
-      const r = await getOnce(p.healthzUrl);
-      return r.status === 503 ? r : undefined;
-    }, 30_000, '/healthz to fail');
+    const failed = await eventually(
+      async () => {
+        const r = await getOnce(p.healthzUrl);
+        return r.status === 503 ? r : undefined;
+      },
+      30_000,
+      '/healthz to fail',
+    );
     expect(failed.body).toMatch(/UNAVAILABLE|No connection/i);
     expect(await p.metrics()).toMatch(/^healthz_self_checks_total\{result="failed"\} [1-9]/m);
   } finally {

@@ -22,7 +22,8 @@ const providers: RunningProviderProcess[] = [];
 /** A node of its own (its own IMDS port), so test files running at once never share one. */
 const node = (name: string) => `${name}-${vault}`;
 
-const text = (files: { path: string; contents: Buffer }[]) => Object.fromEntries(files.map((f) => [f.path, f.contents.toString('utf8')]));
+const text = (files: { path: string; contents: Buffer }[]) =>
+  Object.fromEntries(files.map((f) => [f.path, f.contents.toString('utf8')]));
 
 /**
  * The provider as on an AKS node: IMDS at `imdsHost`, no App Service variables, the test namespace
@@ -30,13 +31,21 @@ const text = (files: { path: string; contents: Buffer }[]) => Object.fromEntries
  */
 async function providerOn(imdsHost: string, userAssigned: string[] = []): Promise<RunningProviderProcess> {
   const entries = [ns.name, ...userAssigned.map((id) => `${ns.name}=${id}`)];
-  const p = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=${entries.join(',')}`], env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: imdsHost } });
+  const p = await startProvider({
+    args: ['--allow-node-identity=true', `--node-identity-namespaces=${entries.join(',')}`],
+    env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: imdsHost },
+  });
   providers.push(p);
   return p;
 }
 
 function mount(p: RunningProviderProcess, extra: Record<string, string> = {}) {
-  return p.client.mount(mountRequest({ parameters: { keyvaultName: vault, tenantID: azure.tenantId, objects, useVMManagedIdentity: 'true', ...extra }, namespace: ns.name }));
+  return p.client.mount(
+    mountRequest({
+      parameters: { keyvaultName: vault, tenantID: azure.tenantId, objects, useVMManagedIdentity: 'true', ...extra },
+      namespace: ns.name,
+    }),
+  );
 }
 
 /** An identity with read access to the test vault. */
@@ -46,7 +55,10 @@ async function identity(name: string) {
   return id;
 }
 
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { headers }, (res) => {
       let text = '';
@@ -76,57 +88,96 @@ describe("the node's managed identity over IMDS", () => {
     const system = await identity('imds-system');
     const user = await identity('imds-user');
     const stray = await identity('imds-stray');
-    const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('shape'), systemAssigned: system.clientId, attached: [user.clientId] });
+    const { imdsHost } = await azure.configureManagedIdentity({
+      header: '',
+      node: node('shape'),
+      systemAssigned: system.clientId,
+      attached: [user.clientId],
+    });
     const token = `${imdsHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent('https://vault.azure.net')}`;
     const meta = { Metadata: 'true' };
-    expect(await get(token)).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'Required metadata header not specified' } });
+    expect(await get(token)).toEqual({
+      status: 400,
+      body: { error: 'invalid_request', error_description: 'Required metadata header not specified' },
+    });
     // @azure/identity's availability probe: the path alone, no query, no header.
     expect((await get(`${imdsHost}/metadata/identity/oauth2/token`)).status).toBe(400);
     const ok = await get(token, meta);
     expect(ok.status).toBe(200);
-    expect(ok.body).toMatchObject({ token_type: 'Bearer', resource: 'https://vault.azure.net', client_id: system.clientId });
-    for (const field of ['access_token', 'expires_in', 'expires_on', 'not_before']) expect(typeof ok.body[field]).toBe('string'); // strings, as IMDS sends them
+    expect(ok.body).toMatchObject({
+      token_type: 'Bearer',
+      resource: 'https://vault.azure.net',
+      client_id: system.clientId,
+    });
+    for (const field of ['access_token', 'expires_in', 'expires_on', 'not_before'])
+      expect(typeof ok.body[field]).toBe('string'); // strings, as IMDS sends them
     expect(Number(ok.body.expires_on) - Number(ok.body.not_before)).toBe(Number(ok.body.expires_in));
     expect((await get(`${token}&client_id=${user.clientId}`, meta)).body).toMatchObject({ client_id: user.clientId });
-    expect((await get(`${token}&object_id=${user.principalId}`, meta)).body).toMatchObject({ client_id: user.clientId });
+    expect((await get(`${token}&object_id=${user.principalId}`, meta)).body).toMatchObject({
+      client_id: user.clientId,
+    });
     const armId = `/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/MC_rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${user.name}`;
-    expect((await get(`${token}&msi_res_id=${encodeURIComponent(armId)}`, meta)).body).toMatchObject({ client_id: user.clientId });
-    expect(await get(`${token}&client_id=${stray.clientId}`, meta)).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'Identity not found' } });
+    expect((await get(`${token}&msi_res_id=${encodeURIComponent(armId)}`, meta)).body).toMatchObject({
+      client_id: user.clientId,
+    });
+    expect(await get(`${token}&client_id=${stray.clientId}`, meta)).toEqual({
+      status: 400,
+      body: { error: 'invalid_request', error_description: 'Identity not found' },
+    });
   });
 
   test('system-assigned works, a user-assigned one via userAssignedIdentityID works, one not attached is UNAUTHENTICATED naming it', async () => {
     const system = await identity('node-system');
     const user = await identity('node-user');
     const stray = await identity('node-stray');
-    const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('main'), systemAssigned: system.clientId, attached: [user.clientId] });
+    const { imdsHost } = await azure.configureManagedIdentity({
+      header: '',
+      node: node('main'),
+      systemAssigned: system.clientId,
+      attached: [user.clientId],
+    });
     const p = await providerOn(imdsHost, [user.clientId, stray.clientId]);
     expect(text((await mount(p)).files)).toEqual({ 'node-secret': 'node-identity-value' });
-    expect(text((await mount(p, { userAssignedIdentityID: user.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
+    expect(text((await mount(p, { userAssignedIdentityID: user.clientId })).files)).toEqual({
+      'node-secret': 'node-identity-value',
+    });
     await expect(mount(p, { userAssignedIdentityID: stray.clientId })).rejects.toMatchObject({
       code: 16,
       reason: 'IdentityNotFound',
-      details: expect.stringContaining(`no managed identity with client ID '${stray.clientId}' (userAssignedIdentityID) is attached to this node`),
+      details: expect.stringContaining(
+        `no managed identity with client ID '${stray.clientId}' (userAssignedIdentityID) is attached to this node`,
+      ),
     });
     const imds = (await azure.stats()).tokenRequests.filter((t) => t.endpoint === 'imds');
-    expect(imds.filter((t) => t.outcome === 'ok').map((t) => t.clientId)).toEqual(expect.arrayContaining([system.clientId, user.clientId]));
+    expect(imds.filter((t) => t.outcome === 'ok').map((t) => t.clientId)).toEqual(
+      expect.arrayContaining([system.clientId, user.clientId]),
+    );
   });
 
   test('a node with only user-assigned identities: without userAssignedIdentityID the user is told to set it', async () => {
     const kubelet = await identity('kubelet');
     const addon = await identity('addon');
-    const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('user-only'), attached: [kubelet.clientId, addon.clientId] });
+    const { imdsHost } = await azure.configureManagedIdentity({
+      header: '',
+      node: node('user-only'),
+      attached: [kubelet.clientId, addon.clientId],
+    });
     const p = await providerOn(imdsHost, [kubelet.clientId]);
     const several = (await mount(p).catch((e: unknown) => e)) as { code: number; details: string; reason?: string };
     expect(several).toMatchObject({ code: 16, reason: 'MultipleUserAssignedIdentities' });
     expect(several.details).toContain('set userAssignedIdentityID to the client ID of the one to use');
     expect(several.details).toContain('Multiple user assigned identities exist'); // what IMDS said, for searching
-    expect(text((await mount(p, { userAssignedIdentityID: kubelet.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
+    expect(text((await mount(p, { userAssignedIdentityID: kubelet.clientId })).files)).toEqual({
+      'node-secret': 'node-identity-value',
+    });
     // The same node with no identity at all: IMDS has nothing to give for the system-assigned one.
     await azure.configureManagedIdentity({ header: '', node: node('user-only'), attached: [] });
     const none = (await mount(p).catch((e: unknown) => e)) as { code: number; details: string; reason?: string };
     expect(none).toMatchObject({ code: 16, reason: 'IdentityNotFound' });
     expect(none.details).toContain('the node has no system-assigned managed identity');
-    expect(none.details).toContain('set userAssignedIdentityID to the client ID of a user-assigned identity attached to the node');
+    expect(none.details).toContain(
+      'set userAssignedIdentityID to the client ID of a user-assigned identity attached to the node',
+    );
     // With exactly one user-assigned identity IMDS uses it when none is named (managed identities FAQ).
     await azure.configureManagedIdentity({ header: '', node: node('user-only'), attached: [kubelet.clientId] });
     expect(text((await mount(p)).files)).toEqual({ 'node-secret': 'node-identity-value' });
@@ -138,23 +189,52 @@ describe('node identities bound to namespaces', () => {
     const system = await identity('bound-system');
     const kubelet = await identity('bound-kubelet');
     const addon = await identity('bound-addon');
-    const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('bound'), systemAssigned: system.clientId, attached: [kubelet.clientId, addon.clientId] });
-    const asked = async () => (await azure.stats()).tokenRequests.filter((t) => t.endpoint === 'imds' && [system.clientId, addon.clientId].includes(t.clientId)).length;
+    const { imdsHost } = await azure.configureManagedIdentity({
+      header: '',
+      node: node('bound'),
+      systemAssigned: system.clientId,
+      attached: [kubelet.clientId, addon.clientId],
+    });
+    const asked = async () =>
+      (await azure.stats()).tokenRequests.filter(
+        (t) => t.endpoint === 'imds' && [system.clientId, addon.clientId].includes(t.clientId),
+      ).length;
     // Bound to the kubelet identity only; the add-on's is another namespace's.
-    const p = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=${ns.name}=${kubelet.clientId},other-team=${addon.clientId}`], env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: imdsHost } });
+    const p = await startProvider({
+      args: [
+        '--allow-node-identity=true',
+        `--node-identity-namespaces=${ns.name}=${kubelet.clientId},other-team=${addon.clientId}`,
+      ],
+      env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: imdsHost },
+    });
     providers.push(p);
-    expect(text((await mount(p, { userAssignedIdentityID: kubelet.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
+    expect(text((await mount(p, { userAssignedIdentityID: kubelet.clientId })).files)).toEqual({
+      'node-secret': 'node-identity-value',
+    });
     const before = await asked();
     // Before, any identity attached to the node was the namespace's for the naming.
-    await expect(mount(p, { userAssignedIdentityID: addon.clientId })).rejects.toMatchObject({ code: 3, details: expect.stringContaining(`namespace '${ns.name}' may not use the identity '${addon.clientId}' (userAssignedIdentityID): it may use '${kubelet.clientId}'`) });
-    await expect(mount(p)).rejects.toMatchObject({ code: 3, details: expect.stringContaining(`namespace '${ns.name}' may not use the node's default identity`) });
+    await expect(mount(p, { userAssignedIdentityID: addon.clientId })).rejects.toMatchObject({
+      code: 3,
+      details: expect.stringContaining(
+        `namespace '${ns.name}' may not use the identity '${addon.clientId}' (userAssignedIdentityID): it may use '${kubelet.clientId}'`,
+      ),
+    });
+    await expect(mount(p)).rejects.toMatchObject({
+      code: 3,
+      details: expect.stringContaining(`namespace '${ns.name}' may not use the node's default identity`),
+    });
     expect(await asked()).toBe(before);
     expect(p.logs()).not.toContain('every managed identity attached to the node');
 
     const any = await providerOn(imdsHost, ['*']);
-    expect(text((await mount(any, { userAssignedIdentityID: addon.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
+    expect(text((await mount(any, { userAssignedIdentityID: addon.clientId })).files)).toEqual({
+      'node-secret': 'node-identity-value',
+    });
     expect(text((await mount(any)).files)).toEqual({ 'node-secret': 'node-identity-value' });
-    const warning = any.logs().split('\n').find((l) => l.includes('every managed identity attached to the node'));
+    const warning = any
+      .logs()
+      .split('\n')
+      .find((l) => l.includes('every managed identity attached to the node'));
     expect(JSON.parse(warning!)).toMatchObject({ level: 'warn', namespaces: [ns.name] });
   });
 });
@@ -162,13 +242,30 @@ describe('node identities bound to namespaces', () => {
 describe('IMDS not answering one request', () => {
   test('that Mount fails naming IMDS within 12 s; the hung request holds nothing, the next Mount gets a token at once', async () => {
     const user = await identity('node-hang');
-    const { imdsHost } = await azure.configureManagedIdentity({ header: '', node: node('hang'), attached: [user.clientId] });
+    const { imdsHost } = await azure.configureManagedIdentity({
+      header: '',
+      node: node('hang'),
+      attached: [user.clientId],
+    });
     const p = await providerOn(imdsHost, [user.clientId]);
-    await azure.injectFault({ target: 'entra', pathPattern: '/metadata/identity/oauth2/token', clientId: user.clientId, status: 500, delayMs: 100_000, count: 1 });
+    await azure.injectFault({
+      target: 'entra',
+      pathPattern: '/metadata/identity/oauth2/token',
+      clientId: user.clientId,
+      status: 500,
+      delayMs: 100_000,
+      count: 1,
+    });
     try {
-      await expect(mount(p, { userAssignedIdentityID: user.clientId })).rejects.toMatchObject({ code: 14, reason: 'ManagedIdentityTimeout', details: expect.stringContaining(`IMDS (${imdsHost}) gave no token within 12 s`) });
+      await expect(mount(p, { userAssignedIdentityID: user.clientId })).rejects.toMatchObject({
+        code: 14,
+        reason: 'ManagedIdentityTimeout',
+        details: expect.stringContaining(`IMDS (${imdsHost}) gave no token within 12 s`),
+      });
       const started = Date.now();
-      expect(text((await mount(p, { userAssignedIdentityID: user.clientId })).files)).toEqual({ 'node-secret': 'node-identity-value' });
+      expect(text((await mount(p, { userAssignedIdentityID: user.clientId })).files)).toEqual({
+        'node-secret': 'node-identity-value',
+      });
       expect(Date.now() - started).toBeLessThan(5_000); // not waiting on the hung request (100 s)
     } finally {
       await azure.clearFaults();
@@ -207,7 +304,11 @@ describe('IMDS failing: every Mount ends within its deadline', () => {
     const host = `http://127.0.0.1:${(imds.address() as AddressInfo).port}`;
     const p = await providerOn(host);
     const started = Date.now();
-    await expect(mount(p)).rejects.toMatchObject({ code: 14, reason, details: expect.stringContaining(`IMDS (${host}) ${says}`) });
+    await expect(mount(p)).rejects.toMatchObject({
+      code: 14,
+      reason,
+      details: expect.stringContaining(`IMDS (${host}) ${says}`),
+    });
     expect(Date.now() - started).toBeLessThan(20_000);
     if (m === 'gone') expect(requests).toBe(3); // two retries, not five over 70 s
   });
@@ -219,12 +320,18 @@ describe('other Entra clients', () => {
     return new Promise((resolve, reject) => {
       const req = httpsRequest(
         `${info.azure.authorityHost}/${azure.tenantId}/oauth2/v2.0/token`,
-        { method: 'POST', ca: readFileSync(info.caFile, 'utf8'), headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
+        {
+          method: 'POST',
+          ca: readFileSync(info.caFile, 'utf8'),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (c) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
+          );
         },
       );
       req.on('error', reject);
@@ -237,14 +344,35 @@ describe('other Entra clients', () => {
     const sp = await azure.createIdentity(`go-client-${vault}`, secret);
     await azure.assignRole('Key Vault Secrets User', sp.clientId, vault);
     // As MSAL Go's FromClientSecret sends it (addScopeQueryParam appends the OIDC scopes).
-    const res = await postToken({ grant_type: 'client_credentials', client_secret: secret, client_id: sp.clientId, scope: 'https://vault.azure.net/.default openid offline_access profile' });
+    const res = await postToken({
+      grant_type: 'client_credentials',
+      client_secret: secret,
+      client_id: sp.clientId,
+      scope: 'https://vault.azure.net/.default openid offline_access profile',
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ token_type: 'Bearer' });
     const accessToken = String(res.body.access_token);
-    const client = new SecretClient(vaultUrl(vault), { getToken: async () => ({ token: accessToken, expiresOnTimestamp: Date.now() + 600_000 }) });
+    const client = new SecretClient(vaultUrl(vault), {
+      getToken: async () => ({ token: accessToken, expiresOnTimestamp: Date.now() + 600_000 }),
+    });
     expect((await client.getSecret('node-secret')).value).toBe('node-identity-value');
     // Two resources in one request, or no .default at all, are refused as Entra refuses them.
-    await expect(postToken({ grant_type: 'client_credentials', client_secret: secret, client_id: sp.clientId, scope: 'https://vault.azure.net/.default https://storage.azure.com/.default openid' })).resolves.toMatchObject({ status: 400, body: { error: 'invalid_scope', error_codes: [70011] } });
-    await expect(postToken({ grant_type: 'client_credentials', client_secret: secret, client_id: sp.clientId, scope: 'openid profile offline_access' })).resolves.toMatchObject({ status: 400, body: { error: 'invalid_scope', error_codes: [1002012] } });
+    await expect(
+      postToken({
+        grant_type: 'client_credentials',
+        client_secret: secret,
+        client_id: sp.clientId,
+        scope: 'https://vault.azure.net/.default https://storage.azure.com/.default openid',
+      }),
+    ).resolves.toMatchObject({ status: 400, body: { error: 'invalid_scope', error_codes: [70011] } });
+    await expect(
+      postToken({
+        grant_type: 'client_credentials',
+        client_secret: secret,
+        client_id: sp.clientId,
+        scope: 'openid profile offline_access',
+      }),
+    ).resolves.toMatchObject({ status: 400, body: { error: 'invalid_scope', error_codes: [1002012] } });
   });
 });

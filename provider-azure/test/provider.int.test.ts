@@ -25,7 +25,11 @@ const secretValues: string[] = [];
 const tokens: string[] = [];
 
 async function token(sa = 'workload'): Promise<string> {
-  const tr = await k.core.createNamespacedServiceAccountToken({ name: sa, namespace: ns.name, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } } });
+  const tr = await k.core.createNamespacedServiceAccountToken({
+    name: sa,
+    namespace: ns.name,
+    body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } },
+  });
   tokens.push(tr.status!.token);
   return tr.status!.token;
 }
@@ -40,22 +44,42 @@ function params(objects: Record<string, string | number>[], extra: Record<string
 }
 
 async function mount(objects: Record<string, string | number>[], extra: Record<string, string> = {}, sa = 'workload') {
-  return provider.client.mount(mountRequest({ parameters: params(objects, extra), token: await token(sa), namespace: ns.name, serviceAccount: sa }));
+  return provider.client.mount(
+    mountRequest({
+      parameters: params(objects, extra),
+      token: await token(sa),
+      namespace: ns.name,
+      serviceAccount: sa,
+    }),
+  );
 }
 
-const text = (files: { path: string; contents: Buffer }[]) => Object.fromEntries(files.map((f) => [f.path, f.contents.toString('utf8')]));
+const text = (files: { path: string; contents: Buffer }[]) =>
+  Object.fromEntries(files.map((f) => [f.path, f.contents.toString('utf8')]));
 
 beforeAll(async () => {
   ns = await tempNamespace(k.core, 'prov');
-  for (const name of ['workload', 'stranger']) await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name } } });
+  for (const name of ['workload', 'stranger'])
+    await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name } } });
   await azure.createVault(vault);
   const id = await azure.createIdentity(`prov-${ns.name}`);
   clientId = id.clientId;
-  await azure.addFederatedCredential(clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+  await azure.addFederatedCredential(clientId, {
+    name: 'fic',
+    issuer: info.k8s.issuer,
+    subject: `system:serviceaccount:${ns.name}:workload`,
+  });
   await azure.assignRole('Key Vault Secrets User', clientId, vault);
   await azure.assignRole('Key Vault Reader', clientId, vault);
   cloudDir = mkdtempSync(join(tmpdir(), 'clouds-'));
-  writeFileSync(join(cloudDir, 'nowhere.json'), JSON.stringify({ name: 'AzureStackCloud', keyVaultDNSSuffix: 'vault.nowhere.invalid', activeDirectoryEndpoint: info.azure.authorityHost }));
+  writeFileSync(
+    join(cloudDir, 'nowhere.json'),
+    JSON.stringify({
+      name: 'AzureStackCloud',
+      keyVaultDNSSuffix: 'vault.nowhere.invalid',
+      activeDirectoryEndpoint: info.azure.authorityHost,
+    }),
+  );
   provider = await startProvider({ args: [`--cloud-env-dir=${cloudDir}`] });
 });
 
@@ -70,7 +94,10 @@ describe('the seed walkthrough, provider side', () => {
     const v2 = await set('my-secret', 'Hello2');
     const res = await mount([{ objectName: 'my-secret', objectType: 'secret', objectVersionHistory: 2 }]);
     expect(text(res.files)).toEqual({ 'my-secret/0': 'Hello2', 'my-secret/1': 'Hello!' });
-    expect(res.objectVersion).toEqual([{ id: 'secret/my-secret/0', version: v2 }, { id: 'secret/my-secret/1', version: v1 }]);
+    expect(res.objectVersion).toEqual([
+      { id: 'secret/my-secret/0', version: v2 },
+      { id: 'secret/my-secret/1', version: v1 },
+    ]);
     expect(res.files.every((f) => f.mode === 420)).toBe(true);
   });
 });
@@ -86,7 +113,9 @@ describe('secrets', () => {
     await azure.disableSecretVersion(vault, 'hist', versions[3]!); // value-d
     const res = await mount([{ objectName: 'hist', objectType: 'secret', objectVersionHistory: 3 }]);
     expect(text(res.files)).toEqual({ 'hist/0': 'value-e', 'hist/1': 'value-c', 'hist/2': 'value-b' });
-    const fromB = await mount([{ objectName: 'hist', objectType: 'secret', objectVersionHistory: 5, objectVersion: versions[1]! }]);
+    const fromB = await mount([
+      { objectName: 'hist', objectType: 'secret', objectVersionHistory: 5, objectVersion: versions[1]! },
+    ]);
     expect(text(fromB.files)).toEqual({ 'hist/0': 'value-b', 'hist/1': 'value-a' });
   });
 
@@ -96,7 +125,13 @@ describe('secrets', () => {
     await set('b64', Buffer.from('binary\u0000bytes').toString('base64'));
     await set('hex', Buffer.from('hex!').toString('hex'));
     const res = await mount([
-      { objectName: 'pinned', objectType: 'secret', objectVersion: old, objectAlias: 'dir/pinned.txt', filePermission: '0600' },
+      {
+        objectName: 'pinned',
+        objectType: 'secret',
+        objectVersion: old,
+        objectAlias: 'dir/pinned.txt',
+        filePermission: '0600',
+      },
       { objectName: 'b64', objectType: 'secret', objectEncoding: 'base64' },
       { objectName: 'hex', objectType: 'secret', objectEncoding: 'HEX' },
     ]);
@@ -118,7 +153,10 @@ describe('keys and certificates', () => {
   test('RSA and EC keys come out as PUBLIC KEY PEM matching Key Vault', async () => {
     await azure.createKey(vault, 'rsa', { kty: 'RSA' });
     await azure.createKey(vault, 'ec', { kty: 'EC', curve: 'P-384' });
-    const res = await mount([{ objectName: 'rsa', objectType: 'key' }, { objectName: 'ec', objectType: 'key' }]);
+    const res = await mount([
+      { objectName: 'rsa', objectType: 'key' },
+      { objectName: 'ec', objectType: 'key' },
+    ]);
     const files = text(res.files);
     for (const name of ['rsa', 'ec']) {
       expect(files[name]).toMatch(/^-----BEGIN PUBLIC KEY-----\n/);
@@ -139,7 +177,9 @@ describe('keys and certificates', () => {
     expect(new X509Certificate(files['pemcert']!).subject).toContain('CN=app.test');
     const bundle = files['pemcert-bundle']!;
     expect(bundle.indexOf('PRIVATE KEY')).toBeLessThan(bundle.indexOf('CERTIFICATE'));
-    const certs = bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!.map((c) => new X509Certificate(c));
+    const certs = bundle
+      .match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!
+      .map((c) => new X509Certificate(c));
     expect(certs.map((c) => c.subject)).toEqual(['CN=app.test', 'CN=test root']);
     expect(certs[0]!.checkPrivateKey(createPrivateKey(bundle))).toBe(true);
   });
@@ -156,7 +196,13 @@ describe('keys and certificates', () => {
     const res = await mount([
       { objectName: 'pfxcert', objectType: 'secret' },
       { objectName: 'pfxcert', objectType: 'secret', objectFormat: 'pfx', objectAlias: 'as-pfx' },
-      { objectName: 'pfxcert', objectType: 'secret', objectFormat: 'PFX', objectEncoding: 'base64', objectAlias: 'as-binary.pfx' },
+      {
+        objectName: 'pfxcert',
+        objectType: 'secret',
+        objectFormat: 'PFX',
+        objectEncoding: 'base64',
+        objectAlias: 'as-binary.pfx',
+      },
     ]);
     const files = Object.fromEntries(res.files.map((f) => [f.path, f.contents]));
     const pem = files['pfxcert']!.toString();
@@ -172,8 +218,20 @@ describe('keys and certificates', () => {
 
 describe('errors name the cause and carry the upstream code', () => {
   test.each([
-    ['a missing secret', [{ objectName: 'does-not-exist', objectType: 'secret' }], 5, 'SecretNotFound', /secret 'does-not-exist'/],
-    ['a pinned version that does not exist', [{ objectName: 'my-secret', objectType: 'secret', objectVersion: '0123456789abcdef0123456789abcdef' }], 5, 'SecretNotFound', /version '0123456789abcdef0123456789abcdef'/],
+    [
+      'a missing secret',
+      [{ objectName: 'does-not-exist', objectType: 'secret' }],
+      5,
+      'SecretNotFound',
+      /secret 'does-not-exist'/,
+    ],
+    [
+      'a pinned version that does not exist',
+      [{ objectName: 'my-secret', objectType: 'secret', objectVersion: '0123456789abcdef0123456789abcdef' }],
+      5,
+      'SecretNotFound',
+      /version '0123456789abcdef0123456789abcdef'/,
+    ],
   ])('%s → NOT_FOUND', async (_what, objects, code, reason, message) => {
     await expect(mount(objects)).rejects.toMatchObject({ code, reason, details: expect.stringMatching(message) });
   });
@@ -182,22 +240,45 @@ describe('errors name the cause and carry the upstream code', () => {
     const v = await set('disabled', 'gone');
     await set('disabled', 'current');
     await azure.disableSecretVersion(vault, 'disabled', v);
-    await expect(mount([{ objectName: 'disabled', objectType: 'secret', objectVersion: v }])).rejects.toMatchObject({ code: 9, reason: 'SecretDisabled' });
+    await expect(mount([{ objectName: 'disabled', objectType: 'secret', objectVersion: v }])).rejects.toMatchObject({
+      code: 9,
+      reason: 'SecretDisabled',
+    });
   });
 
   test('a service account without a federated credential → UNAUTHENTICATED with AADSTS700213', async () => {
-    await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }], {}, 'stranger')).rejects.toMatchObject({ code: 16, reason: 'AADSTS700213' });
+    await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }], {}, 'stranger')).rejects.toMatchObject({
+      code: 16,
+      reason: 'AADSTS700213',
+    });
   });
 
   test('Entra unavailable → UNAVAILABLE with its AADSTS code, not a refusal; the identity is then held 60 s without asking Entra', async () => {
     // An identity of its own: the SDK's hold on it touches no other test.
     const id = await azure.createIdentity(`blip-${ns.name}`);
-    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+    await azure.addFederatedCredential(id.clientId, {
+      name: 'fic',
+      issuer: info.k8s.issuer,
+      subject: `system:serviceaccount:${ns.name}:workload`,
+    });
     await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
     const asked = async () => (await azure.stats()).tokenRequests.filter((t) => t.clientId === id.clientId).length;
     const tryMount = () => mount([{ objectName: 'my-secret', objectType: 'secret' }], { clientID: id.clientId });
-    const unavailable = { code: 14, reason: 'AADSTS90033', details: expect.stringMatching(/Entra ID could not issue a token just now, which is not a refusal of the identity \(.*AADSTS90033: A transient error has occurred.*\); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer$/) };
-    await azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token$', clientId: id.clientId, status: 503, retryAfterSeconds: 1, count: 1_000 });
+    const unavailable = {
+      code: 14,
+      reason: 'AADSTS90033',
+      details: expect.stringMatching(
+        /Entra ID could not issue a token just now, which is not a refusal of the identity \(.*AADSTS90033: A transient error has occurred.*\); the Azure SDK does not ask Entra again for this identity until 60 s after such an answer$/,
+      ),
+    };
+    await azure.injectFault({
+      target: 'entra',
+      pathPattern: '/oauth2/v2.0/token$',
+      clientId: id.clientId,
+      status: 503,
+      retryAfterSeconds: 1,
+      count: 1_000,
+    });
     try {
       await expect(tryMount()).rejects.toMatchObject(unavailable); // fresh from Entra, after the SDK's own retries
       const afterFirst = await asked();
@@ -213,10 +294,21 @@ describe('errors name the cause and carry the upstream code', () => {
 
   test('a token request Entra never answers is given up after 10 s and Entra asked afresh; the identity is not held', async () => {
     const id = await azure.createIdentity(`hang-${ns.name}`);
-    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+    await azure.addFederatedCredential(id.clientId, {
+      name: 'fic',
+      issuer: info.k8s.issuer,
+      subject: `system:serviceaccount:${ns.name}:workload`,
+    });
     await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
     // One request hangs for two minutes; Entra answers every other at once.
-    await azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token$', clientId: id.clientId, status: 503, delayMs: 120_000, count: 1 });
+    await azure.injectFault({
+      target: 'entra',
+      pathPattern: '/oauth2/v2.0/token$',
+      clientId: id.clientId,
+      status: 503,
+      delayMs: 120_000,
+      count: 1,
+    });
     const started = Date.now();
     const res = await mount([{ objectName: 'my-secret', objectType: 'secret' }], { clientID: id.clientId });
     expect(text(res.files)).toEqual({ 'my-secret': 'Hello2' });
@@ -227,13 +319,35 @@ describe('errors name the cause and carry the upstream code', () => {
 
   test('Entra answering no token request: the read deadline names Entra, not Key Vault', async () => {
     const id = await azure.createIdentity(`silent-${ns.name}`);
-    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+    await azure.addFederatedCredential(id.clientId, {
+      name: 'fic',
+      issuer: info.k8s.issuer,
+      subject: `system:serviceaccount:${ns.name}:workload`,
+    });
     await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
     const quick = await startProvider({ args: ['--vault-request-timeout-seconds=3'] });
-    await azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token$', clientId: id.clientId, status: 503, delayMs: 120_000, count: 1_000 });
+    await azure.injectFault({
+      target: 'entra',
+      pathPattern: '/oauth2/v2.0/token$',
+      clientId: id.clientId,
+      status: 503,
+      delayMs: 120_000,
+      count: 1_000,
+    });
     try {
-      const req = mountRequest({ parameters: params([{ objectName: 'my-secret', objectType: 'secret' }], { clientID: id.clientId }), token: await token(), namespace: ns.name, serviceAccount: 'workload' });
-      await expect(quick.client.mount(req)).rejects.toMatchObject({ code: 14, reason: 'EntraTimeout', details: expect.stringMatching(/^vault '.*': secret 'my-secret': Entra ID gave no token within 3 s \(each token request is given 10 s, then retried\)$/) });
+      const req = mountRequest({
+        parameters: params([{ objectName: 'my-secret', objectType: 'secret' }], { clientID: id.clientId }),
+        token: await token(),
+        namespace: ns.name,
+        serviceAccount: 'workload',
+      });
+      await expect(quick.client.mount(req)).rejects.toMatchObject({
+        code: 14,
+        reason: 'EntraTimeout',
+        details: expect.stringMatching(
+          /^vault '.*': secret 'my-secret': Entra ID gave no token within 3 s \(each token request is given 10 s, then retried\)$/,
+        ),
+      });
     } finally {
       await azure.clearFaults();
       await quick.stop();
@@ -241,31 +355,56 @@ describe('errors name the cause and carry the upstream code', () => {
   });
 
   test('no token for the workload-identity audience → UNAUTHENTICATED before any call', async () => {
-    const req = mountRequest({ parameters: params([{ objectName: 'my-secret', objectType: 'secret' }]), namespace: ns.name });
-    await expect(provider.client.mount(req)).rejects.toMatchObject({ code: 16, details: expect.stringContaining('no service-account token') });
+    const req = mountRequest({
+      parameters: params([{ objectName: 'my-secret', objectType: 'secret' }]),
+      namespace: ns.name,
+    });
+    await expect(provider.client.mount(req)).rejects.toMatchObject({
+      code: 16,
+      details: expect.stringContaining('no service-account token'),
+    });
   });
 
   test('an identity without a role assignment → PERMISSION_DENIED with ForbiddenByRbac', async () => {
     const other = `pd-${Date.now().toString(36)}`;
     await azure.createVault(other);
     await azure.setSecret(other, 'x', 'y');
-    await expect(mount([{ objectName: 'x', objectType: 'secret' }], { keyvaultName: other })).rejects.toMatchObject({ code: 7, reason: 'ForbiddenByRbac' });
+    await expect(mount([{ objectName: 'x', objectType: 'secret' }], { keyvaultName: other })).rejects.toMatchObject({
+      code: 7,
+      reason: 'ForbiddenByRbac',
+    });
   });
 
   test('a vault that cannot be reached → UNAVAILABLE', async () => {
-    await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }], { cloudName: 'AzureStackCloud', cloudEnvFileName: 'nowhere.json' })).rejects.toMatchObject({ code: 14, reason: 'VaultUnreachable' });
+    await expect(
+      mount([{ objectName: 'my-secret', objectType: 'secret' }], {
+        cloudName: 'AzureStackCloud',
+        cloudEnvFileName: 'nowhere.json',
+      }),
+    ).rejects.toMatchObject({ code: 14, reason: 'VaultUnreachable' });
   });
 
   test('files over the Secret size limit → RESOURCE_EXHAUSTED', async () => {
     const big = 'x'.repeat(24 * 1024);
     for (let i = 0; i < 45; i++) await azure.setSecret(vault, 'big', `${i}${big}`);
-    await expect(mount([{ objectName: 'big', objectType: 'secret', objectVersionHistory: 45 }])).rejects.toMatchObject({ code: 8, reason: 'TooLarge' });
+    await expect(mount([{ objectName: 'big', objectType: 'secret', objectVersionHistory: 45 }])).rejects.toMatchObject({
+      code: 8,
+      reason: 'TooLarge',
+    });
   });
 
   test('with enablePartialSecretSync the good objects come back and the failures are listed', async () => {
-    const res = await mount([{ objectName: 'my-secret', objectType: 'secret' }, { objectName: 'missing-one', objectType: 'secret' }], { enablePartialSecretSync: 'true' });
+    const res = await mount(
+      [
+        { objectName: 'my-secret', objectType: 'secret' },
+        { objectName: 'missing-one', objectType: 'secret' },
+      ],
+      { enablePartialSecretSync: 'true' },
+    );
     expect(text(res.files)).toEqual({ 'my-secret': 'Hello2' });
-    expect(res.failures).toEqual([expect.objectContaining({ id: 'secret/missing-one', code: 'NotFound', reason: 'SecretNotFound' })]);
+    expect(res.failures).toEqual([
+      expect.objectContaining({ id: 'secret/missing-one', code: 'NotFound', reason: 'SecretNotFound' }),
+    ]);
   });
 });
 
@@ -281,31 +420,54 @@ describe('other identities', () => {
     await azure.assignRole('Key Vault Secrets User', sp.clientId, vault);
     const parameters = { keyvaultName: vault, tenantID: azure.tenantId, objects };
     const before = (await azure.stats()).tokenRequests.length;
-    await expect(provider.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: secret }, namespace: ns.name }))).rejects.toMatchObject({ code: 3, details: expect.stringContaining('--allow-service-principal=true') });
+    await expect(
+      provider.client.mount(
+        mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: secret }, namespace: ns.name }),
+      ),
+    ).rejects.toMatchObject({ code: 3, details: expect.stringContaining('--allow-service-principal=true') });
     expect((await azure.stats()).tokenRequests.length).toBe(before);
     const allowing = await startProvider({ args: ['--allow-service-principal=true'] });
     try {
-      const ok = await allowing.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: secret }, namespace: ns.name }));
+      const ok = await allowing.client.mount(
+        mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: secret }, namespace: ns.name }),
+      );
       expect(text(ok.files)).toEqual({ 'id-secret': 'identity-value' });
-      await expect(allowing.client.mount(mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: 'wrong' }, namespace: ns.name }))).rejects.toMatchObject({ code: 16, reason: 'AADSTS7000215' });
+      await expect(
+        allowing.client.mount(
+          mountRequest({ parameters, secrets: { clientid: sp.clientId, clientsecret: 'wrong' }, namespace: ns.name }),
+        ),
+      ).rejects.toMatchObject({ code: 16, reason: 'AADSTS7000215' });
     } finally {
       await allowing.stop();
     }
   });
 
-  test('the node\'s managed identity: refused by default and for namespaces the operator did not list, before any token request', async () => {
+  test("the node's managed identity: refused by default and for namespaces the operator did not list, before any token request", async () => {
     const system = await azure.createIdentity(`node-refused-${ns.name}`);
     await azure.assignRole('Key Vault Secrets User', system.clientId, vault);
-    const { endpoint } = await azure.configureManagedIdentity({ header: 'node-secret', systemAssigned: system.clientId, attached: [] });
+    const { endpoint } = await azure.configureManagedIdentity({
+      header: 'node-secret',
+      systemAssigned: system.clientId,
+      attached: [],
+    });
     const base = { keyvaultName: vault, tenantID: azure.tenantId, objects, useVMManagedIdentity: 'true' };
     const grants = async () => (await azure.stats()).tokenRequests.filter((t) => t.grant === 'managed_identity').length;
     const before = await grants();
     // The shared provider as it ships: even the default ServiceAccount of any namespace was enough before.
     const shipped = await startProvider({ env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
-    const listed = await startProvider({ args: ['--allow-node-identity=true', '--node-identity-namespaces=infra-only'], env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
+    const listed = await startProvider({
+      args: ['--allow-node-identity=true', '--node-identity-namespaces=infra-only'],
+      env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' },
+    });
     try {
-      await expect(shipped.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).rejects.toMatchObject({ code: 3, details: expect.stringContaining("the node's managed identity is disabled in this provider") });
-      await expect(listed.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).rejects.toMatchObject({ code: 3, details: expect.stringContaining(`namespace '${ns.name}' may not use the node's managed identity`) });
+      await expect(shipped.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).rejects.toMatchObject({
+        code: 3,
+        details: expect.stringContaining("the node's managed identity is disabled in this provider"),
+      });
+      await expect(listed.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).rejects.toMatchObject({
+        code: 3,
+        details: expect.stringContaining(`namespace '${ns.name}' may not use the node's managed identity`),
+      });
       expect(await grants()).toBe(before);
     } finally {
       await shipped.stop();
@@ -313,19 +475,45 @@ describe('other identities', () => {
     }
   });
 
-  test('the node\'s managed identity, for a listed namespace: system-assigned, a user-assigned one, and one not attached', async () => {
+  test("the node's managed identity, for a listed namespace: system-assigned, a user-assigned one, and one not attached", async () => {
     const system = await azure.createIdentity(`node-system-${ns.name}`);
     const user = await azure.createIdentity(`node-user-${ns.name}`);
     const stray = await azure.createIdentity(`stray-${ns.name}`);
     for (const id of [system, user, stray]) await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
-    const { endpoint } = await azure.configureManagedIdentity({ header: 'node-secret', systemAssigned: system.clientId, attached: [user.clientId] });
-    const node = await startProvider({ args: ['--allow-node-identity=true', `--node-identity-namespaces=other,${ns.name},${ns.name}=${user.clientId},${ns.name}=${stray.clientId}`], env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' } });
+    const { endpoint } = await azure.configureManagedIdentity({
+      header: 'node-secret',
+      systemAssigned: system.clientId,
+      attached: [user.clientId],
+    });
+    const node = await startProvider({
+      args: [
+        '--allow-node-identity=true',
+        `--node-identity-namespaces=other,${ns.name},${ns.name}=${user.clientId},${ns.name}=${stray.clientId}`,
+      ],
+      env: { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: 'node-secret' },
+    });
     try {
       const base = { keyvaultName: vault, tenantID: azure.tenantId, objects, useVMManagedIdentity: 'true' };
-      expect(text((await node.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).files)).toEqual({ 'id-secret': 'identity-value' });
-      expect(text((await node.client.mount(mountRequest({ parameters: { ...base, userAssignedIdentityID: user.clientId }, namespace: ns.name }))).files)).toEqual({ 'id-secret': 'identity-value' });
-      await expect(node.client.mount(mountRequest({ parameters: { ...base, userAssignedIdentityID: stray.clientId }, namespace: ns.name }))).rejects.toMatchObject({ code: 16 });
-      const grants = (await azure.stats()).tokenRequests.filter((t) => t.grant === 'managed_identity').map((t) => t.clientId);
+      expect(text((await node.client.mount(mountRequest({ parameters: base, namespace: ns.name }))).files)).toEqual({
+        'id-secret': 'identity-value',
+      });
+      expect(
+        text(
+          (
+            await node.client.mount(
+              mountRequest({ parameters: { ...base, userAssignedIdentityID: user.clientId }, namespace: ns.name }),
+            )
+          ).files,
+        ),
+      ).toEqual({ 'id-secret': 'identity-value' });
+      await expect(
+        node.client.mount(
+          mountRequest({ parameters: { ...base, userAssignedIdentityID: stray.clientId }, namespace: ns.name }),
+        ),
+      ).rejects.toMatchObject({ code: 16 });
+      const grants = (await azure.stats()).tokenRequests
+        .filter((t) => t.grant === 'managed_identity')
+        .map((t) => t.clientId);
       expect(grants).toEqual(expect.arrayContaining([system.clientId, user.clientId]));
     } finally {
       await node.stop();
@@ -341,21 +529,41 @@ describe('the Key Vault budget', () => {
     const versions = await Promise.all(['one', 'two', 'three'].map((n) => azure.setSecret(budgetVault, n, `v-${n}`)));
     const objects = ['one', 'two', 'three'].map((n) => ({ objectName: n, objectType: 'secret' }));
     const t = await token();
-    const req = mountRequest({ parameters: { ...params(objects), keyvaultName: budgetVault }, token: t, namespace: ns.name, serviceAccount: 'workload' });
+    const req = mountRequest({
+      parameters: { ...params(objects), keyvaultName: budgetVault },
+      token: t,
+      namespace: ns.name,
+      serviceAccount: 'workload',
+    });
     const gets = async () => (await azure.stats()).vaultRequests[`${budgetVault} secrets/get 200`] ?? 0;
     const results = await Promise.all(Array.from({ length: 10 }, () => provider.client.mount(req)));
     expect(results.every((r) => r.files.length === 3)).toBe(true);
     expect(await gets()).toBe(3);
     // Pinned versions are immutable: a second wave reads nothing.
-    const pinned = ['one', 'two', 'three'].map((n, i) => ({ objectName: n, objectType: 'secret', objectVersion: versions[i]! }));
-    const pinnedReq = mountRequest({ parameters: { ...params(pinned), keyvaultName: budgetVault }, token: t, namespace: ns.name, serviceAccount: 'workload' });
+    const pinned = ['one', 'two', 'three'].map((n, i) => ({
+      objectName: n,
+      objectType: 'secret',
+      objectVersion: versions[i]!,
+    }));
+    const pinnedReq = mountRequest({
+      parameters: { ...params(pinned), keyvaultName: budgetVault },
+      token: t,
+      namespace: ns.name,
+      serviceAccount: 'workload',
+    });
     await Promise.all(Array.from({ length: 10 }, () => provider.client.mount(pinnedReq)));
     expect(await gets()).toBe(3);
     expect(await provider.metrics()).toMatch(/keyvault_cache_lookups_total\{result="hit"\} [1-9]/);
   });
 
   test('429s with Retry-After are waited out, 429s without are backed off; a storm past the retry budget is RESOURCE_EXHAUSTED', async () => {
-    await azure.injectFault({ target: 'vault', pathPattern: '/secrets/my-secret', status: 429, retryAfterSeconds: 1, count: 2 });
+    await azure.injectFault({
+      target: 'vault',
+      pathPattern: '/secrets/my-secret',
+      status: 429,
+      retryAfterSeconds: 1,
+      count: 2,
+    });
     const started = Date.now();
     const res = await mount([{ objectName: 'my-secret', objectType: 'secret' }]);
     expect(text(res.files)['my-secret']).toBe('Hello2');
@@ -363,7 +571,13 @@ describe('the Key Vault budget', () => {
     // Real Key Vault often throttles without Retry-After; the SDK alone would fail at once.
     await azure.injectFault({ target: 'vault', pathPattern: '/secrets/my-secret', status: 429, count: 2 });
     expect(text((await mount([{ objectName: 'my-secret', objectType: 'secret' }])).files)['my-secret']).toBe('Hello2');
-    await azure.injectFault({ target: 'vault', pathPattern: '/secrets/my-secret', status: 429, retryAfterSeconds: 1, count: 100 });
+    await azure.injectFault({
+      target: 'vault',
+      pathPattern: '/secrets/my-secret',
+      status: 429,
+      retryAfterSeconds: 1,
+      count: 100,
+    });
     try {
       await expect(mount([{ objectName: 'my-secret', objectType: 'secret' }])).rejects.toMatchObject({ code: 8 });
     } finally {
@@ -376,52 +590,103 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
   let hostile: RunningProviderProcess;
   beforeAll(async () => {
     // One slot per vault and a 1 s authorization window make starvation and stale cache visible quickly.
-    hostile = await startProvider({ args: [`--cloud-env-dir=${cloudDir}`, '--vault-max-concurrency=1', '--cache-auth-window-seconds=1'] });
+    hostile = await startProvider({
+      args: [`--cloud-env-dir=${cloudDir}`, '--vault-max-concurrency=1', '--cache-auth-window-seconds=1'],
+    });
   });
   afterAll(async () => {
     await hostile?.stop();
   });
-  const hostileMount = async (objects: Record<string, string | number>[], extra: Record<string, string> = {}, deadlineMs = 30_000) =>
-    hostile.client.mount(mountRequest({ parameters: params(objects, extra), token: await token(), namespace: ns.name, serviceAccount: 'workload' }), deadlineMs);
+  const hostileMount = async (
+    objects: Record<string, string | number>[],
+    extra: Record<string, string> = {},
+    deadlineMs = 30_000,
+  ) =>
+    hostile.client.mount(
+      mountRequest({
+        parameters: params(objects, extra),
+        token: await token(),
+        namespace: ns.name,
+        serviceAccount: 'workload',
+      }),
+      deadlineMs,
+    );
 
   test.each([
     ['/dev/zero (froze the event loop until OOM)', '/dev/zero'],
     ['/etc/passwd (its first bytes were echoed into the status)', '/etc/passwd'],
-    ['/proc/self/environ (the provider\'s environment)', '/proc/self/environ'],
+    ["/proc/self/environ (the provider's environment)", '/proc/self/environ'],
     ['a path climbing out of the folder', '../../../etc/passwd'],
-  ])('cloudEnvFileName %s is refused at once, naming the folder, quoting nothing; the provider keeps serving', async (_what, file) => {
-    const err = await hostileMount([{ objectName: 'my-secret', objectType: 'secret' }], { cloudName: 'AzureStackCloud', cloudEnvFileName: file }, 5_000).then(() => undefined, (e: { code: number; details: string }) => e);
-    expect(err).toMatchObject({ code: 3, details: expect.stringContaining(`is not a file in ${cloudDir}`) });
-    expect(err!.details).not.toMatch(/root:|PATH=|HOME=/);
-    expect(await hostile.client.version(2_000)).toMatchObject({ version: 'v1alpha1' });
-  });
+  ])(
+    'cloudEnvFileName %s is refused at once, naming the folder, quoting nothing; the provider keeps serving',
+    async (_what, file) => {
+      const err = await hostileMount(
+        [{ objectName: 'my-secret', objectType: 'secret' }],
+        { cloudName: 'AzureStackCloud', cloudEnvFileName: file },
+        5_000,
+      ).then(
+        () => undefined,
+        (e: { code: number; details: string }) => e,
+      );
+      expect(err).toMatchObject({ code: 3, details: expect.stringContaining(`is not a file in ${cloudDir}`) });
+      expect(err!.details).not.toMatch(/root:|PATH=|HOME=/);
+      expect(await hostile.client.version(2_000)).toMatchObject({ version: 'v1alpha1' });
+    },
+  );
 
   test('a Mount of 10 000 objects is refused before any network call, not left to time out', async () => {
     const gets = async () => Object.values((await azure.stats()).vaultRequests).reduce((a, b) => a + b, 0);
     const before = await gets();
     const many = Array.from({ length: 10_000 }, (_, i) => ({ objectName: `o${i}`, objectType: 'secret' }));
-    await expect(hostileMount(many, {}, 10_000)).rejects.toMatchObject({ code: 3, details: expect.stringMatching(/over this provider's limit|characters long/) });
-    const history = Array.from({ length: 20 }, (_, i) => ({ objectName: `h${i}`, objectType: 'secret', objectVersionHistory: 100 }));
-    await expect(hostileMount(history, {}, 10_000)).rejects.toMatchObject({ code: 3, details: expect.stringContaining('need 2040 Key Vault reads') });
+    await expect(hostileMount(many, {}, 10_000)).rejects.toMatchObject({
+      code: 3,
+      details: expect.stringMatching(/over this provider's limit|characters long/),
+    });
+    const history = Array.from({ length: 20 }, (_, i) => ({
+      objectName: `h${i}`,
+      objectType: 'secret',
+      objectVersionHistory: 100,
+    }));
+    await expect(hostileMount(history, {}, 10_000)).rejects.toMatchObject({
+      code: 3,
+      details: expect.stringContaining('need 2040 Key Vault reads'),
+    });
     expect(await gets()).toBe(before);
   });
 
   test.each([
     // Before: 262 000 commas (inside the old 256 KiB limit) took one Mount 148 s of the provider's
     // only thread; 64 000 took 17 s. Now the first refused, by size, and the second by shape.
-    ['262 000 commas after `array: [`', 'array: [' + ','.repeat(262_000), /characters long, over the 65536 this provider parses/],
+    [
+      '262 000 commas after `array: [`',
+      'array: [' + ','.repeat(262_000),
+      /characters long, over the 65536 this provider parses/,
+    ],
     ['64 000 commas after `array: [`', 'array: [' + ','.repeat(64_000), /uses YAML flow lists/],
     // 430 ms-570 ms of one thread per Mount before (objects.unit.test.ts lists the shapes measured).
     ['one quoted value of 4 000 lines', 'array: "' + ' a\n'.repeat(4_000) + '"', /a quoted value spans lines/],
-    ['8 000 keys in one mapping', 'array:\n' + Array.from({ length: 8_000 }, (_, i) => `k${i}: v\n`).join('').slice(0, 60_000), /more than 2049 mapping keys/],
-  ])('objects of %s is refused from its shape while another Mount of the provider is served', async (_what, objects, message) => {
-    await set('served-meanwhile', 'served-value');
-    const good = hostileMount([{ objectName: 'served-meanwhile', objectType: 'secret' }], {}, 10_000);
-    const bad = hostileMount([], { objects }, 10_000).then(() => undefined, (e: { code: number; details: string }) => e);
-    expect(text((await good).files)).toEqual({ 'served-meanwhile': 'served-value' });
-    expect(await bad).toMatchObject({ code: 3, details: expect.stringMatching(message) });
-    expect(await hostile.client.version(2_000)).toMatchObject({ version: 'v1alpha1' });
-  });
+    [
+      '8 000 keys in one mapping',
+      'array:\n' +
+        Array.from({ length: 8_000 }, (_, i) => `k${i}: v\n`)
+          .join('')
+          .slice(0, 60_000),
+      /more than 2049 mapping keys/,
+    ],
+  ])(
+    'objects of %s is refused from its shape while another Mount of the provider is served',
+    async (_what, objects, message) => {
+      await set('served-meanwhile', 'served-value');
+      const good = hostileMount([{ objectName: 'served-meanwhile', objectType: 'secret' }], {}, 10_000);
+      const bad = hostileMount([], { objects }, 10_000).then(
+        () => undefined,
+        (e: { code: number; details: string }) => e,
+      );
+      expect(text((await good).files)).toEqual({ 'served-meanwhile': 'served-value' });
+      expect(await bad).toMatchObject({ code: 3, details: expect.stringMatching(message) });
+      expect(await hostile.client.version(2_000)).toMatchObject({ version: 'v1alpha1' });
+    },
+  );
 
   test('a cancelled Mount lets go of the vault: its request is aborted and the next Mount gets the slot', async () => {
     const slowVault = `sv-${Date.now().toString(36)}`;
@@ -433,9 +698,15 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     await hostileMount([{ objectName: 'quick', objectType: 'secret' }], { keyvaultName: slowVault });
     await azure.injectFault({ target: 'vault', pathPattern: '/secrets/slow', status: 503, delayMs: 15_000, count: 1 });
     try {
-      await expect(hostileMount([{ objectName: 'slow', objectType: 'secret' }], { keyvaultName: slowVault }, 1_500)).rejects.toMatchObject({ code: 4 });
+      await expect(
+        hostileMount([{ objectName: 'slow', objectType: 'secret' }], { keyvaultName: slowVault }, 1_500),
+      ).rejects.toMatchObject({ code: 4 });
       // One slot per vault: before, the abandoned read held it for 15 s and this Mount timed out too.
-      const res = await hostileMount([{ objectName: 'quick', objectType: 'secret' }], { keyvaultName: slowVault }, 5_000);
+      const res = await hostileMount(
+        [{ objectName: 'quick', objectType: 'secret' }],
+        { keyvaultName: slowVault },
+        5_000,
+      );
       expect(text(res.files)).toEqual({ quick: 'quick-value' });
     } finally {
       await azure.clearFaults();
@@ -446,7 +717,11 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     const sharedVault = `fv-${Date.now().toString(36)}`;
     await azure.createVault(sharedVault);
     const other = await azure.createIdentity(`fair-${ns.name}`);
-    await azure.addFederatedCredential(other.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:stranger` });
+    await azure.addFederatedCredential(other.clientId, {
+      name: 'fic',
+      issuer: info.k8s.issuer,
+      subject: `system:serviceaccount:${ns.name}:stranger`,
+    });
     for (const id of [clientId, other.clientId]) await azure.assignRole('Key Vault Secrets User', id, sharedVault);
     const names = Array.from({ length: 200 }, (_, i) => `flood-${i}`);
     await Promise.all([...names, 'victim'].map((n) => azure.setSecret(sharedVault, n, `value-of-${n}`)));
@@ -454,11 +729,26 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     const slow = await startProvider({ args: ['--vault-requests-per-second=5', '--vault-burst=1'] });
     try {
       const as = async (sa: string, id: string, objects: string[], deadlineMs: number) =>
-        slow.client.mount(mountRequest({ parameters: { keyvaultName: sharedVault, tenantID: azure.tenantId, clientID: id, objects: objectsYaml(objects.map((n) => ({ objectName: n, objectType: 'secret' }))) }, token: await token(sa), namespace: ns.name, serviceAccount: sa }), deadlineMs);
+        slow.client.mount(
+          mountRequest({
+            parameters: {
+              keyvaultName: sharedVault,
+              tenantID: azure.tenantId,
+              clientID: id,
+              objects: objectsYaml(objects.map((n) => ({ objectName: n, objectType: 'secret' }))),
+            },
+            token: await token(sa),
+            namespace: ns.name,
+            serviceAccount: sa,
+          }),
+          deadlineMs,
+        );
       // Both identities authenticated first (challenge and token), so what follows is reads only.
       await as('workload', clientId, ['flood-0'], 30_000);
       await as('stranger', other.clientId, ['victim'], 30_000);
-      const flood = [0, 1, 2, 3, 4].map((k) => as('workload', clientId, names.slice(k * 40, k * 40 + 40), 8_000).catch((e: { code: number }) => e.code));
+      const flood = [0, 1, 2, 3, 4].map((k) =>
+        as('workload', clientId, names.slice(k * 40, k * 40 + 40), 8_000).catch((e: { code: number }) => e.code),
+      );
       await new Promise((r) => setTimeout(r, 500)); // the flood is queued
       // Before: one first-come queue, the victim's read waited behind the whole flood.
       const victim = await as('stranger', other.clientId, ['victim'], 4_000);
@@ -476,17 +766,34 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     const accounts = ['turn-a', 'turn-b', 'turn-c'];
     for (const sa of accounts) {
       await k.core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
-      await azure.addFederatedCredential(id.clientId, { name: sa, issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:${sa}` });
+      await azure.addFederatedCredential(id.clientId, {
+        name: sa,
+        issuer: info.k8s.issuer,
+        subject: `system:serviceaccount:${ns.name}:${sa}`,
+      });
     }
     await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
     // Entra tokens for this identity expire at once, so every read asks Entra with the current assertion.
     await azure.setAccessTokenLifetime(id.clientId, 1);
-    const jti = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    const jti = (jwt: string) =>
+      (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
     try {
       for (let round = 0; round < 2; round++) {
         for (const sa of accounts) {
           const t = await token(sa);
-          const res = await small.client.mount(mountRequest({ parameters: { keyvaultName: vault, tenantID: azure.tenantId, clientID: id.clientId, objects: objectsYaml([{ objectName: 'turn-secret', objectType: 'secret' }]) }, token: t, namespace: ns.name, serviceAccount: sa }));
+          const res = await small.client.mount(
+            mountRequest({
+              parameters: {
+                keyvaultName: vault,
+                tenantID: azure.tenantId,
+                clientID: id.clientId,
+                objects: objectsYaml([{ objectName: 'turn-secret', objectType: 'secret' }]),
+              },
+              token: t,
+              namespace: ns.name,
+              serviceAccount: sa,
+            }),
+          );
           expect(text(res.files)).toEqual({ 'turn-secret': 'turn-value' });
           const presented = (await azure.stats()).tokenRequests.filter((r) => r.clientId === id.clientId).at(-1)!;
           expect([round, sa, presented.assertionJti]).toEqual([round, sa, jti(t)]);
@@ -501,12 +808,28 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     const revokedVault = `rv-${Date.now().toString(36)}`;
     await azure.createVault(revokedVault);
     const id = await azure.createIdentity(`revoked-${ns.name}`);
-    await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:stranger` });
+    await azure.addFederatedCredential(id.clientId, {
+      name: 'fic',
+      issuer: info.k8s.issuer,
+      subject: `system:serviceaccount:${ns.name}:stranger`,
+    });
     await azure.assignRole('Key Vault Secrets User', id.clientId, revokedVault);
     const version = await azure.setSecret(revokedVault, 'pinned', 'pinned-value');
     secretValues.push('pinned-value');
     const pinnedMount = async () =>
-      hostile.client.mount(mountRequest({ parameters: { keyvaultName: revokedVault, tenantID: azure.tenantId, clientID: id.clientId, objects: objectsYaml([{ objectName: 'pinned', objectType: 'secret', objectVersion: version }]) }, token: await token('stranger'), namespace: ns.name, serviceAccount: 'stranger' }));
+      hostile.client.mount(
+        mountRequest({
+          parameters: {
+            keyvaultName: revokedVault,
+            tenantID: azure.tenantId,
+            clientID: id.clientId,
+            objects: objectsYaml([{ objectName: 'pinned', objectType: 'secret', objectVersion: version }]),
+          },
+          token: await token('stranger'),
+          namespace: ns.name,
+          serviceAccount: 'stranger',
+        }),
+      );
     expect(text((await pinnedMount()).files)).toEqual({ pinned: 'pinned-value' });
     await azure.removeRoleAssignments(id.clientId);
     await new Promise((r) => setTimeout(r, 1_500)); // past the 1 s authorization window
@@ -523,15 +846,26 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     secretValues.push('old-value', 'new-value', 'other-value');
     const at = { keyvaultName: pinVault };
     const pinnedOld = { objectName: 'pinned', objectType: 'secret', objectVersion: old, objectAlias: 'old' };
-    const current: Record<string, string>[] = [{ objectName: 'pinned', objectType: 'secret', objectAlias: 'new' }, { objectName: 'other', objectType: 'secret' }];
-    expect(text((await hostileMount([pinnedOld, ...current], at)).files)).toEqual({ old: 'old-value', new: 'new-value', other: 'other-value' });
+    const current: Record<string, string>[] = [
+      { objectName: 'pinned', objectType: 'secret', objectAlias: 'new' },
+      { objectName: 'other', objectType: 'secret' },
+    ];
+    expect(text((await hostileMount([pinnedOld, ...current], at)).files)).toEqual({
+      old: 'old-value',
+      new: 'new-value',
+      other: 'other-value',
+    });
     await azure.disableSecretVersion(pinVault, 'pinned', old);
     await new Promise((r) => setTimeout(r, 1_500)); // past the 1 s authorization window
     // Before, any 2xx for the vault's secrets (this read of 'other', or of 'pinned''s current
     // version) vouched for every cached secret of it: the disabled version was served for the
     // cache's whole 900 s.
     expect(text((await hostileMount(current, at)).files)).toEqual({ new: 'new-value', other: 'other-value' });
-    await expect(hostileMount([pinnedOld], at)).rejects.toMatchObject({ code: 9, reason: 'SecretDisabled', details: expect.stringContaining(`version '${old}'`) });
+    await expect(hostileMount([pinnedOld], at)).rejects.toMatchObject({
+      code: 9,
+      reason: 'SecretDisabled',
+      details: expect.stringContaining(`version '${old}'`),
+    });
     expect(text((await hostileMount(current, at)).files)).toEqual({ new: 'new-value', other: 'other-value' });
   });
 
@@ -543,10 +877,18 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     secretValues.push('hist-value-1', 'hist-value-2', 'hist-value-3');
     const history = [{ objectName: 'hist', objectType: 'secret', objectVersionHistory: 3 }];
     const gets = async () => (await azure.stats()).vaultRequests[`${histVault} secrets/get 200`] ?? 0;
-    expect(Object.values(text((await hostileMount(history, { keyvaultName: histVault })).files)).sort()).toEqual(['hist-value-1', 'hist-value-2', 'hist-value-3']);
+    expect(Object.values(text((await hostileMount(history, { keyvaultName: histVault })).files)).sort()).toEqual([
+      'hist-value-1',
+      'hist-value-2',
+      'hist-value-3',
+    ]);
     await new Promise((r) => setTimeout(r, 1_500)); // past the 1 s authorization window
     const before = await gets();
-    expect(Object.values(text((await hostileMount(history, { keyvaultName: histVault })).files)).sort()).toEqual(['hist-value-1', 'hist-value-2', 'hist-value-3']);
+    expect(Object.values(text((await hostileMount(history, { keyvaultName: histVault })).files)).sort()).toEqual([
+      'hist-value-1',
+      'hist-value-2',
+      'hist-value-3',
+    ]);
     // At most the read of the current version, when versions share their second; without the
     // list vouching, each of the 3 versions was read again.
     expect((await gets()) - before).toBeLessThanOrEqual(1);
@@ -557,19 +899,27 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
     for (const n of names) await set(n, `value-${n}`);
     const res = await hostileMount(names.map((n) => ({ objectName: n, objectType: 'secret' })));
     expect(res.files).toHaveLength(30);
-    const notJson = hostile.logs().split('\n').filter((l) => l.trim() && !l.startsWith('{'));
+    const notJson = hostile
+      .logs()
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('{'));
     expect(notJson).toEqual([]);
   });
 });
 
 describe('the process', () => {
   test('Version, /healthz and /metrics answer', async () => {
-    expect(await provider.client.version()).toMatchObject({ version: 'v1alpha1', runtimeName: 'secret-store-sync-provider-azure' });
+    expect(await provider.client.version()).toMatchObject({
+      version: 'v1alpha1',
+      runtimeName: 'secret-store-sync-provider-azure',
+    });
     const health = await fetch(provider.healthzUrl);
     expect(health.status).toBe(200);
     expect(await health.text()).toBe('ok');
     const metrics = await provider.metrics();
-    expect(metrics).toMatch(new RegExp(`keyvault_requests_total\\{vault="${vault}",operation="secrets/get",status="200"\\} \\d+`));
+    expect(metrics).toMatch(
+      new RegExp(`keyvault_requests_total\\{vault="${vault}",operation="secrets/get",status="200"\\} \\d+`),
+    );
     expect(metrics).toMatch(/grpc_requests_total\{method="Mount",code="OK"\} \d+/);
   });
 
@@ -587,14 +937,23 @@ describe('the process', () => {
   test('passes the provider conformance suite', async () => {
     await set('conf-secret', 'conformance');
     await token();
-    const mountCase = (objects: Record<string, string>[], extra: Record<string, string> = {}) =>
-      ({ attributes: params(objects, extra), namespace: ns.name, serviceAccountName: 'workload', tokens: { 'api://AzureADTokenExchange': tokens.at(-1)! } });
+    const mountCase = (objects: Record<string, string>[], extra: Record<string, string> = {}) => ({
+      attributes: params(objects, extra),
+      namespace: ns.name,
+      serviceAccountName: 'workload',
+      tokens: { 'api://AzureADTokenExchange': tokens.at(-1)! },
+    });
     const results = await runConformance({
       endpoint: provider.endpoint,
       fixture: {
         valid: mountCase([{ objectName: 'conf-secret', objectType: 'secret' }]),
         unknownParameter: mountCase([{ objectName: 'conf-secret', objectType: 'secret', objectNmae: 'typo' }]),
-        invalid: [{ name: 'a vault name that cannot exist', ...mountCase([{ objectName: 'conf-secret', objectType: 'secret' }], { keyvaultName: 'x' }) }],
+        invalid: [
+          {
+            name: 'a vault name that cannot exist',
+            ...mountCase([{ objectName: 'conf-secret', objectType: 'secret' }], { keyvaultName: 'x' }),
+          },
+        ],
       },
     });
     const lines: string[] = [];

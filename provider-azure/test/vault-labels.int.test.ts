@@ -19,9 +19,22 @@ let provider: RunningProviderProcess;
 let clientId: string;
 
 async function mount(keyvaultName: string, extra: Record<string, string> = {}) {
-  const tr = await k.core.createNamespacedServiceAccountToken({ name: 'workload', namespace: ns.name, body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } } });
-  const parameters = { keyvaultName, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml([{ objectName: 'app', objectType: 'secret' }]), ...extra };
-  return provider.client.mount(mountRequest({ parameters, token: tr.status!.token, namespace: ns.name, serviceAccount: 'workload' }), 20_000);
+  const tr = await k.core.createNamespacedServiceAccountToken({
+    name: 'workload',
+    namespace: ns.name,
+    body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 600 } },
+  });
+  const parameters = {
+    keyvaultName,
+    tenantID: azure.tenantId,
+    clientID: clientId,
+    objects: objectsYaml([{ objectName: 'app', objectType: 'secret' }]),
+    ...extra,
+  };
+  return provider.client.mount(
+    mountRequest({ parameters, token: tr.status!.token, namespace: ns.name, serviceAccount: 'workload' }),
+    20_000,
+  );
 }
 
 async function labelledVaults(): Promise<string[]> {
@@ -35,12 +48,23 @@ beforeAll(async () => {
   await azure.createVault(vault);
   const id = await azure.createIdentity(`vlabels-${ns.name}`);
   clientId = id.clientId;
-  await azure.addFederatedCredential(clientId, { name: 'fic', issuer: info.k8s.issuer, subject: `system:serviceaccount:${ns.name}:workload` });
+  await azure.addFederatedCredential(clientId, {
+    name: 'fic',
+    issuer: info.k8s.issuer,
+    subject: `system:serviceaccount:${ns.name}:workload`,
+  });
   await azure.assignRole('Key Vault Secrets User', clientId, vault);
   await azure.setSecret(vault, 'app', 'value');
   // A cloud whose vault names never resolve: the tenant's junk vaults, with no network answer at all.
   const cloudDir = mkdtempSync(join(tmpdir(), 'clouds-'));
-  writeFileSync(join(cloudDir, 'nowhere.json'), JSON.stringify({ name: 'AzureStackCloud', keyVaultDNSSuffix: 'vault.nowhere.invalid', activeDirectoryEndpoint: info.azure.authorityHost }));
+  writeFileSync(
+    join(cloudDir, 'nowhere.json'),
+    JSON.stringify({
+      name: 'AzureStackCloud',
+      keyVaultDNSSuffix: 'vault.nowhere.invalid',
+      activeDirectoryEndpoint: info.azure.authorityHost,
+    }),
+  );
   provider = await startProvider({ args: [`--cloud-env-dir=${cloudDir}`, '--max-vaults=2', '--vault-max-retries=0'] });
 });
 
@@ -51,7 +75,9 @@ afterAll(async () => {
 
 test('vaults that never answer take no label; answering vaults do, the least recently answered evicted with its series', async () => {
   for (let i = 0; i < 3; i++) {
-    await expect(mount(`junk-${i}-${stamp}`, { cloudName: 'AzureStackCloud', cloudEnvFileName: 'nowhere.json' })).rejects.toMatchObject({ code: 14, reason: 'VaultUnreachable' });
+    await expect(
+      mount(`junk-${i}-${stamp}`, { cloudName: 'AzureStackCloud', cloudEnvFileName: 'nowhere.json' }),
+    ).rejects.toMatchObject({ code: 14, reason: 'VaultUnreachable' });
   }
   expect(await labelledVaults()).toEqual(['other']);
 
@@ -66,5 +92,7 @@ test('vaults that never answer take no label; answering vaults do, the least rec
     await expect(mount(v)).rejects.toMatchObject({ code: 7, reason: 'ForbiddenByRbac' });
   }
   expect(await labelledVaults()).toEqual(['other', second, third].sort());
-  expect(await provider.metrics()).not.toMatch(new RegExp(`^keyvault_request_duration_seconds_count\\{[^}]*vault="${vault}"`, 'm'));
+  expect(await provider.metrics()).not.toMatch(
+    new RegExp(`^keyvault_request_duration_seconds_count\\{[^}]*vault="${vault}"`, 'm'),
+  );
 });

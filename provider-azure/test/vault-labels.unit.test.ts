@@ -3,8 +3,12 @@ import { createMetrics } from '../src/metrics.js';
 import { OTHER_VAULT, VaultRequestMetrics } from '../src/vault-labels.js';
 
 async function series(m: ReturnType<typeof createMetrics>) {
-  const requests = (await m.keyvaultRequests.get()).values.map((v) => `${v.labels.vault} ${v.labels.operation} ${v.labels.status} ${v.value}`);
-  const durations = new Set((await m.keyvaultDuration.get()).values.map((v) => `${v.labels.vault} ${v.labels.operation}`));
+  const requests = (await m.keyvaultRequests.get()).values.map(
+    (v) => `${v.labels.vault} ${v.labels.operation} ${v.labels.status} ${v.value}`,
+  );
+  const durations = new Set(
+    (await m.keyvaultDuration.get()).values.map((v) => `${v.labels.vault} ${v.labels.operation}`),
+  );
   return { requests: requests.sort(), durations: [...durations].sort() };
 }
 
@@ -15,7 +19,11 @@ test('a tenant naming 1 000 vaults that never answer takes no label: the real va
   labels.record('real', 'secrets/get', 401, 0.01);
   labels.record('real', 'secrets/get', 200, 0.01);
   expect(labels.vaults()).toEqual(['real']);
-  expect((await series(m)).requests).toEqual(['other secrets/get error 1000', 'real secrets/get 200 1', 'real secrets/get 401 1']);
+  expect((await series(m)).requests).toEqual([
+    'other secrets/get error 1000',
+    'real secrets/get 200 1',
+    'real secrets/get 401 1',
+  ]);
   // A labelled vault that stops answering keeps its label: it earned it.
   labels.record('real', 'secrets/get', undefined, 0.01);
   expect((await series(m)).requests).toContain('real secrets/get error 1');

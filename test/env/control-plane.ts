@@ -57,11 +57,15 @@ export async function ensureBinaries(log: (m: string) => void = (m) => console.e
   const started = Date.now();
   const beat = setInterval(() => {
     const s = Math.round((Date.now() - started) / 1000);
-    log(`[control-plane] still building (${Math.floor(s / 60)} min ${s % 60} s so far; a first build takes 10-25 min, later runs use the cache)`);
+    log(
+      `[control-plane] still building (${Math.floor(s / 60)} min ${s % 60} s so far; a first build takes 10-25 min, later runs use the cache)`,
+    );
   }, 30_000);
   try {
     // 'close', not 'exit': only then has all of stdout (the folder, on its last line) been read.
-    const code = await new Promise<number | null>((resolve, reject) => child.once('error', reject).once('close', resolve));
+    const code = await new Promise<number | null>((resolve, reject) =>
+      child.once('error', reject).once('close', resolve),
+    );
     if (code !== 0) throw new Error(`build-control-plane.sh failed (exit ${code})`);
   } finally {
     clearInterval(beat);
@@ -71,7 +75,10 @@ export async function ensureBinaries(log: (m: string) => void = (m) => console.e
   return dir;
 }
 
-function httpsGet(url: string, tls: { ca: string; cert?: string; key?: string }): Promise<{ status: number; body: string }> {
+function httpsGet(
+  url: string,
+  tls: { ca: string; cert?: string; key?: string },
+): Promise<{ status: number; body: string }> {
   return new Promise((res, rej) => {
     const req = request(url, { ...tls, timeout: 5_000 }, (r) => {
       let body = '';
@@ -98,7 +105,11 @@ function httpOk(url: string): Promise<boolean> {
 }
 
 /** Server-side applies every object of the given YAML files (CRDs, RBAC, policies). */
-export async function applyManifests(kc: KubeConfig, files: string[], fieldManager = 'secret-store-sync-tests'): Promise<KubernetesObject[]> {
+export async function applyManifests(
+  kc: KubeConfig,
+  files: string[],
+  fieldManager = 'secret-store-sync-tests',
+): Promise<KubernetesObject[]> {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const applied: KubernetesObject[] = [];
   for (const file of files) {
@@ -117,7 +128,11 @@ export async function waitForCrds(kc: KubeConfig, names: string[], timeoutMs = 6
     await waitUntil(
       `CRD ${name} to be Established`,
       async () => {
-        const crd = (await api.read({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name } })) as {
+        const crd = (await api.read({
+          apiVersion: 'apiextensions.k8s.io/v1',
+          kind: 'CustomResourceDefinition',
+          metadata: { name },
+        })) as {
           status?: { conditions?: { type: string; status: string }[] };
         };
         return !!crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
@@ -169,9 +184,18 @@ export async function startControlPlane(opts: {
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const server = `https://127.0.0.1:${apiPort}`;
   const caFile = file('ca.crt', opts.ca.cert);
-  const apiCert = opts.ca.issue({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes.default.svc'], ips: ['127.0.0.1'], usage: 'server' });
+  const apiCert = opts.ca.issue({
+    commonName: 'kube-apiserver',
+    dnsNames: ['localhost', 'kubernetes.default.svc'],
+    ips: ['127.0.0.1'],
+    usage: 'server',
+  });
   const admin = opts.ca.issue({ commonName: 'stack-admin', organization: 'system:masters', usage: 'client' });
-  const kubeletClient = opts.ca.issue({ commonName: 'kube-apiserver-kubelet-client', organization: 'system:masters', usage: 'client' });
+  const kubeletClient = opts.ca.issue({
+    commonName: 'kube-apiserver-kubelet-client',
+    organization: 'system:masters',
+    usage: 'client',
+  });
   const node = opts.ca.issue({ commonName: `system:node:${NODE_NAME}`, organization: 'system:nodes', usage: 'client' });
   const sa = signingKey();
   const adminCertFile = file('admin.crt', admin.cert);
@@ -198,49 +222,61 @@ export async function startControlPlane(opts: {
         ],
       });
       processes.push(etcd);
-      await waitUntil('etcd /health', () => httpOk(`http://127.0.0.1:${etcdPort}/health`), { timeoutMs: 30_000, process: etcd });
+      await waitUntil('etcd /health', () => httpOk(`http://127.0.0.1:${etcdPort}/health`), {
+        timeoutMs: 30_000,
+        process: etcd,
+      });
       return etcd;
     };
     let etcd = await startEtcd();
     log(`etcd ready on 127.0.0.1:${etcdPort}`);
 
     const apiserverArgs = [
-        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${join(dir, 'apiserver-certs')}`,
-        `--tls-cert-file=${file('apiserver.crt', apiCert.cert)}`,
-        `--tls-private-key-file=${file('apiserver.key', apiCert.key)}`,
-        `--client-ca-file=${caFile}`,
-        // Node: what a kubelet may read (its pods' Secrets, tokens), when test/env/node.ts runs one.
-        '--authorization-mode=Node,RBAC',
-        // To a kubelet (logs, exec): its InternalIP (127.0.0.1), with a client certificate it checks.
-        '--kubelet-preferred-address-types=InternalIP',
-        `--kubelet-client-certificate=${file('kubelet-client.crt', kubeletClient.cert)}`,
-        `--kubelet-client-key=${file('kubelet-client.key', kubeletClient.key)}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
-        // https issuer: without it the OIDC discovery endpoints are silently not served.
-        `--service-account-issuer=${server}`,
-        `--service-account-jwks-uri=${server}/openid/v1/jwks`,
-        `--service-account-key-file=${file('sa.pub', sa.pub)}`,
-        `--service-account-signing-key-file=${file('sa.key', sa.key)}`,
-        `--api-audiences=${server}`,
-        '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
-        '--endpoint-reconciler-type=none',
-        '--profiling=false',
-        '--allow-privileged=true',
-      ];
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${join(dir, 'apiserver-certs')}`,
+      `--tls-cert-file=${file('apiserver.crt', apiCert.cert)}`,
+      `--tls-private-key-file=${file('apiserver.key', apiCert.key)}`,
+      `--client-ca-file=${caFile}`,
+      // Node: what a kubelet may read (its pods' Secrets, tokens), when test/env/node.ts runs one.
+      '--authorization-mode=Node,RBAC',
+      // To a kubelet (logs, exec): its InternalIP (127.0.0.1), with a client certificate it checks.
+      '--kubelet-preferred-address-types=InternalIP',
+      `--kubelet-client-certificate=${file('kubelet-client.crt', kubeletClient.cert)}`,
+      `--kubelet-client-key=${file('kubelet-client.key', kubeletClient.key)}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      // https issuer: without it the OIDC discovery endpoints are silently not served.
+      `--service-account-issuer=${server}`,
+      `--service-account-jwks-uri=${server}/openid/v1/jwks`,
+      `--service-account-key-file=${file('sa.pub', sa.pub)}`,
+      `--service-account-signing-key-file=${file('sa.key', sa.key)}`,
+      `--api-audiences=${server}`,
+      '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
+      '--endpoint-reconciler-type=none',
+      '--profiling=false',
+      '--allow-privileged=true',
+    ];
     const adminTls = { ca: opts.ca.cert, cert: admin.cert, key: admin.key };
     const startApiserver = async () => {
-      const apiserver = startProcess({ name: 'kube-apiserver', command: join(binDir, 'kube-apiserver'), stateDir: opts.stateDir, args: apiserverArgs });
+      const apiserver = startProcess({
+        name: 'kube-apiserver',
+        command: join(binDir, 'kube-apiserver'),
+        stateDir: opts.stateDir,
+        args: apiserverArgs,
+      });
       processes.push(apiserver);
       // With the admin cert: anonymous /readyz is refused until the RBAC bootstrap hook has run.
-      await waitUntil('kube-apiserver /readyz', async () => (await httpsGet(`${server}/readyz`, adminTls)).status === 200, {
-        timeoutMs: 90_000,
-        process: apiserver,
-        intervalMs: 500,
-      });
+      await waitUntil(
+        'kube-apiserver /readyz',
+        async () => (await httpsGet(`${server}/readyz`, adminTls)).status === 200,
+        {
+          timeoutMs: 90_000,
+          process: apiserver,
+          intervalMs: 500,
+        },
+      );
       return apiserver;
     };
     let apiserver = await startApiserver();
@@ -294,15 +330,24 @@ export async function startControlPlane(opts: {
     // Ready once the serviceaccount controller has made `default` in kube-system.
     await waitUntil(
       'kube-controller-manager (default ServiceAccount)',
-      async () => (await httpsGet(`${server}/api/v1/namespaces/kube-system/serviceaccounts/default`, adminTls)).status === 200,
+      async () =>
+        (await httpsGet(`${server}/api/v1/namespaces/kube-system/serviceaccounts/default`, adminTls)).status === 200,
       { timeoutMs: 60_000, process: kcm, intervalMs: 500 },
     );
     log('kube-controller-manager running');
 
     return {
       info: {
-        server, issuer: server, caFile, kubeconfig, adminCertFile, adminKeyFile, etcd: `http://127.0.0.1:${etcdPort}`, binDir,
-        nodeCertFile: file('node.crt', node.cert), nodeKeyFile: file('node.key', node.key),
+        server,
+        issuer: server,
+        caFile,
+        kubeconfig,
+        adminCertFile,
+        adminKeyFile,
+        etcd: `http://127.0.0.1:${etcdPort}`,
+        binDir,
+        nodeCertFile: file('node.crt', node.cert),
+        nodeKeyFile: file('node.key', node.key),
       },
       processes,
       stop,

@@ -10,10 +10,15 @@ declare global {
 
 export async function globalSetup(): Promise<void> {
   if (!process.env.NODE_OPTIONS?.includes('preload.mjs')) {
-    throw new Error('integration tests need the test preload: run them through `npm test` (it passes --import test/env/preload.mjs)');
+    throw new Error(
+      'integration tests need the test preload: run them through `npm test` (it passes --import test/env/preload.mjs)',
+    );
   }
   const stack = await startStack({
-    manifests: [...yamlFilesIn(join(repoRoot, 'deploy', 'crds')), ...yamlFilesIn(join(repoRoot, 'test', 'env', 'manifests', 'crds'))],
+    manifests: [
+      ...yamlFilesIn(join(repoRoot, 'deploy', 'crds')),
+      ...yamlFilesIn(join(repoRoot, 'test', 'env', 'manifests', 'crds')),
+    ],
     log: (m) => process.stderr.write(`[stack] ${m}\n`),
   });
   globalThis.__SSS_STACK__ = stack;

@@ -14,16 +14,35 @@ export const MANAGER_SERVICE_ACCOUNT = 'secret-store-sync-manager';
  * writes a kubeconfig for the manager's ServiceAccount into `dir`: the manager then runs exactly
  * as in the pod, under the chart's permissions and policies.
  */
-export async function managerKubeconfig(info: StackInfo, dir: string, expirationSeconds = 24 * 3600, server = info.k8s.server): Promise<string> {
+export async function managerKubeconfig(
+  info: StackInfo,
+  dir: string,
+  expirationSeconds = 24 * 3600,
+  server = info.k8s.server,
+): Promise<string> {
   const admin = new KubeConfig();
   admin.loadFromFile(info.k8s.kubeconfig);
   await applyManifests(admin, yamlFilesIn(join(repoRoot, 'deploy', 'manifests')));
-  return serviceAccountKubeconfig(info, MANAGER_NAMESPACE, MANAGER_SERVICE_ACCOUNT, join(dir, 'manager.kubeconfig'), expirationSeconds, server);
+  return serviceAccountKubeconfig(
+    info,
+    MANAGER_NAMESPACE,
+    MANAGER_SERVICE_ACCOUNT,
+    join(dir, 'manager.kubeconfig'),
+    expirationSeconds,
+    server,
+  );
 }
 
 /** A kubeconfig that authenticates as the ServiceAccount with a token minted for it. */
 /** `server`: where the kubeconfig points (another address of the same apiserver, e.g. a relay a test can cut). */
-export async function serviceAccountKubeconfig(info: StackInfo, namespace: string, serviceAccount: string, file: string, expirationSeconds = 24 * 3600, server = info.k8s.server): Promise<string> {
+export async function serviceAccountKubeconfig(
+  info: StackInfo,
+  namespace: string,
+  serviceAccount: string,
+  file: string,
+  expirationSeconds = 24 * 3600,
+  server = info.k8s.server,
+): Promise<string> {
   const admin = new KubeConfig();
   admin.loadFromFile(info.k8s.kubeconfig);
   const tr = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({

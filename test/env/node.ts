@@ -23,7 +23,15 @@ import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
 import { NODE_NAME } from './control-plane.js';
 import { buildImages, PAUSE_IMAGE, type BuiltImages } from './images.js';
 import { freePort } from './ports.js';
-import { killRecordedOnExit, sleep, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
+import {
+  killRecordedOnExit,
+  sleep,
+  startProcess,
+  stopProcess,
+  stopRecorded,
+  waitUntil,
+  type Managed,
+} from './processes.js';
 import type { StackInfo } from './stack.js';
 
 const run = promisify(execFile);
@@ -55,7 +63,8 @@ const KERNEL_TUNABLES = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_o
 
 const nodeDir = (stackDir: string) => join(stackDir, 'node');
 /** The node's cgroup root: one per stack folder, so two stacks on a machine never share pods' cgroups. */
-const cgroupRoot = (stackDir: string) => `/sss-${createHash('sha256').update(nodeDir(stackDir)).digest('hex').slice(0, 10)}`;
+const cgroupRoot = (stackDir: string) =>
+  `/sss-${createHash('sha256').update(nodeDir(stackDir)).digest('hex').slice(0, 10)}`;
 
 /** The cgroup hierarchies mounted here (v1 controllers, the named systemd one, the unified one). */
 function cgroupMounts(): string[] {
@@ -70,12 +79,16 @@ function hostIp(): string {
   for (const addrs of Object.values(networkInterfaces())) {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
-  throw new Error('the node needs a non-loopback IPv4 address on this host (the kubelet refuses 127.0.0.1 as its node IP), and none was found');
+  throw new Error(
+    'the node needs a non-loopback IPv4 address on this host (the kubelet refuses 127.0.0.1 as its node IP), and none was found',
+  );
 }
 
 function requireTools(): void {
   if (process.getuid?.() !== 0) throw new Error('the node (kubelet, containerd) runs as root; run the tests as root');
-  const missing = ['containerd', 'containerd-shim-runc-v2', 'runc', 'ctr'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  const missing = ['containerd', 'containerd-shim-runc-v2', 'runc', 'ctr'].filter(
+    (t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0,
+  );
   if (missing.length) throw new Error(`the node needs ${missing.join(', ')}: apt-get install -y containerd runc`);
 }
 
@@ -113,7 +126,15 @@ state = "${dir}/containerd/state"
 `;
 }
 
-function kubeletConfig(o: { dir: string; ip: string; port: number; healthzPort: number; caFile: string; cgroupRoot: string; socket: string }): string {
+function kubeletConfig(o: {
+  dir: string;
+  ip: string;
+  port: number;
+  healthzPort: number;
+  caFile: string;
+  cgroupRoot: string;
+  socket: string;
+}): string {
   return `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: ${o.ip}
@@ -212,19 +233,26 @@ async function nodeReady(api: CoreV1Api): Promise<boolean> {
   return !!node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
-export async function startNode(o: { stack: StackInfo; log?: (m: string) => void; handleSignals?: boolean; images?: BuiltImages }): Promise<StackNode> {
+export async function startNode(o: {
+  stack: StackInfo;
+  log?: (m: string) => void;
+  handleSignals?: boolean;
+  images?: BuiltImages;
+}): Promise<StackNode> {
   const log = o.log ?? ((m: string) => console.error(`[node] ${m}`));
   requireTools();
   const started = Date.now();
   const info = o.stack;
   const dir = nodeDir(info.dir);
   await cleanupNode(info.dir); // what a crashed run left here
-  for (const d of ['containerd', 'cni/bin', 'cni/conf', 'kubelet', 'images']) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ['containerd', 'cni/bin', 'cni/conf', 'kubelet', 'images'])
+    mkdirSync(join(dir, d), { recursive: true });
   // Its own pid file: stopping what a test worker started never touches the stack's own processes.
   killRecordedOnExit(dir, o.handleSignals ?? false);
   const binDir = info.k8s.binDir;
   for (const b of ['kubelet', 'kube-scheduler']) {
-    if (!existsSync(join(binDir, b))) throw new Error(`${b} is not in ${binDir}: run bash test/env/build-control-plane.sh`);
+    if (!existsSync(join(binDir, b)))
+      throw new Error(`${b} is not in ${binDir}: run bash test/env/build-control-plane.sh`);
   }
   const processes: Managed[] = [];
   let relay: Awaited<ReturnType<typeof startVaultRelay>> | undefined;
@@ -238,7 +266,9 @@ export async function startNode(o: { stack: StackInfo; log?: (m: string) => void
     const ip = hostIp();
     const root = cgroupRoot(info.dir);
     for (const m of cgroupMounts()) mkdirSync(join(m, root), { recursive: true });
-    const tunables = Object.fromEntries(KERNEL_TUNABLES.map((t) => [t, readFileSync(join('/proc/sys', t), 'utf8').trim()]));
+    const tunables = Object.fromEntries(
+      KERNEL_TUNABLES.map((t) => [t, readFileSync(join('/proc/sys', t), 'utf8').trim()]),
+    );
     writeFileSync(join(dir, 'kernel-tunables.json'), JSON.stringify(tunables));
 
     // containerd, then the images: both builds share the two cores, and the build is the longer.
@@ -246,11 +276,28 @@ export async function startNode(o: { stack: StackInfo; log?: (m: string) => void
     writeFileSync(join(dir, 'containerd', 'config.toml'), containerdConfig(dir));
     // Loaded so the runtime reports its network ready; never run, as every pod here uses the host
     // network (a pod that does not fails at sandbox creation: there is no plugin binary).
-    writeFileSync(join(dir, 'cni', 'conf', '10-host-network-only.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'host-network-only', plugins: [{ type: 'loopback' }] }));
-    const containerd = startProcess({ name: 'containerd', command: 'containerd', args: ['--config', join(dir, 'containerd', 'config.toml')], stateDir: dir });
+    writeFileSync(
+      join(dir, 'cni', 'conf', '10-host-network-only.conflist'),
+      JSON.stringify({ cniVersion: '1.0.0', name: 'host-network-only', plugins: [{ type: 'loopback' }] }),
+    );
+    const containerd = startProcess({
+      name: 'containerd',
+      command: 'containerd',
+      args: ['--config', join(dir, 'containerd', 'config.toml')],
+      stateDir: dir,
+    });
     processes.push(containerd);
     const images = o.images ?? (await buildImages(join(dir, 'images'), (m) => log(`images: ${m}`)));
-    await waitUntil('containerd', async () => existsSync(socket) && (await ctr(socket, 'version').then(() => true, () => false)), { timeoutMs: 30_000, process: containerd });
+    await waitUntil(
+      'containerd',
+      async () =>
+        existsSync(socket) &&
+        (await ctr(socket, 'version').then(
+          () => true,
+          () => false,
+        )),
+      { timeoutMs: 30_000, process: containerd },
+    );
     const importStart = Date.now();
     for (const archive of Object.values(images.archives)) {
       await ctr(socket, 'images', 'import', archive);
@@ -261,8 +308,13 @@ export async function startNode(o: { stack: StackInfo; log?: (m: string) => void
 
     const [port, healthzPort] = [await freePort(), await freePort()];
     const kubeletDir = join(dir, 'kubelet');
-    writeFileSync(join(kubeletDir, 'config.yaml'), kubeletConfig({ dir, ip, port, healthzPort, caFile: info.k8s.caFile, cgroupRoot: root, socket }));
-    writeFileSync(join(kubeletDir, 'kubeconfig'), kubeconfigFor(info, info.k8s.nodeCertFile, info.k8s.nodeKeyFile), { mode: 0o600 });
+    writeFileSync(
+      join(kubeletDir, 'config.yaml'),
+      kubeletConfig({ dir, ip, port, healthzPort, caFile: info.k8s.caFile, cgroupRoot: root, socket }),
+    );
+    writeFileSync(join(kubeletDir, 'kubeconfig'), kubeconfigFor(info, info.k8s.nodeCertFile, info.k8s.nodeKeyFile), {
+      mode: 0o600,
+    });
     // A Node left by an earlier run would look Ready at once: this kubelet registers afresh.
     const api = adminApi(info);
     await api.deleteNode({ name: NODE_NAME }).catch(() => undefined);
@@ -286,7 +338,12 @@ export async function startNode(o: { stack: StackInfo; log?: (m: string) => void
     // kube-controller-manager runs only what the tests without a node need).
     const admin = info.k8s.kubeconfig;
     processes.push(
-      startProcess({ name: 'kube-scheduler', command: join(binDir, 'kube-scheduler'), args: [`--kubeconfig=${admin}`, '--leader-elect=false', '--secure-port=0'], stateDir: dir }),
+      startProcess({
+        name: 'kube-scheduler',
+        command: join(binDir, 'kube-scheduler'),
+        args: [`--kubeconfig=${admin}`, '--leader-elect=false', '--secure-port=0'],
+        stateDir: dir,
+      }),
       startProcess({
         name: 'kube-controller-manager-workloads',
         command: join(binDir, 'kube-controller-manager'),
@@ -302,13 +359,27 @@ export async function startNode(o: { stack: StackInfo; log?: (m: string) => void
         stateDir: dir,
       }),
     );
-    await waitUntil(`Node ${NODE_NAME} to be Ready`, () => nodeReady(api), { timeoutMs: 90_000, process: kubelet, intervalMs: 250 });
+    await waitUntil(`Node ${NODE_NAME} to be Ready`, () => nodeReady(api), {
+      timeoutMs: 90_000,
+      process: kubelet,
+      intervalMs: 250,
+    });
     const ready = (Date.now() - kubeletStart) / 1000;
     relay = await startVaultRelay(info.dir, info.azure.keyvaultAddr);
     const total = (Date.now() - started) / 1000;
-    log(`node ${NODE_NAME} Ready in ${ready.toFixed(1)} s after the kubelet started (${total.toFixed(1)} s in all; kubelet on ${ip}:${port})`);
+    log(
+      `node ${NODE_NAME} Ready in ${ready.toFixed(1)} s after the kubelet started (${total.toFixed(1)} s in all; kubelet on ${ip}:${port})`,
+    );
     return {
-      info: { name: NODE_NAME, ip, kubeletPort: port, containerdSocket: socket, images: { manager: images.manager, provider: images.provider, pause: images.pause }, vaultIp: relay.ip, dir },
+      info: {
+        name: NODE_NAME,
+        ip,
+        kubeletPort: port,
+        containerdSocket: socket,
+        images: { manager: images.manager, provider: images.provider, pause: images.pause },
+        vaultIp: relay.ip,
+        dir,
+      },
       timings: { imagesBuilt: images.seconds, imagesImported: imported, nodeReady: ready, total },
       stop,
     };
@@ -321,12 +392,20 @@ export async function startNode(o: { stack: StackInfo; log?: (m: string) => void
 /** Deletes the node's pods so the kubelet stops their containers and unmounts their volumes. */
 async function drainNode(info: StackInfo): Promise<void> {
   const api = adminApi(info);
-  const pods = async () => (await api.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${NODE_NAME}` }).catch(() => ({ items: [] }))).items;
-  for (const p of await pods()) await api.deleteNamespacedPod({ name: p.metadata!.name!, namespace: p.metadata!.namespace!, gracePeriodSeconds: 5 }).catch(() => undefined);
+  const pods = async () =>
+    (await api.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${NODE_NAME}` }).catch(() => ({ items: [] })))
+      .items;
+  for (const p of await pods())
+    await api
+      .deleteNamespacedPod({ name: p.metadata!.name!, namespace: p.metadata!.namespace!, gracePeriodSeconds: 5 })
+      .catch(() => undefined);
   const deadline = Date.now() + 30_000;
   while ((await pods()).length && Date.now() < deadline) await sleep(500);
   // Whatever is left (a kubelet already gone): removed from the API; cleanupNode kills its processes.
-  for (const p of await pods()) await api.deleteNamespacedPod({ name: p.metadata!.name!, namespace: p.metadata!.namespace!, gracePeriodSeconds: 0 }).catch(() => undefined);
+  for (const p of await pods())
+    await api
+      .deleteNamespacedPod({ name: p.metadata!.name!, namespace: p.metadata!.namespace!, gracePeriodSeconds: 0 })
+      .catch(() => undefined);
 }
 
 /**
@@ -370,7 +449,15 @@ export async function cleanupNode(stackDir: string): Promise<void> {
       // A killed shim leaves its socket where containerd 1.6 always puts it (shim.SocketAddress).
       const ns = args[args.indexOf('-namespace') + 1] ?? '';
       const id = args[args.indexOf('-id') + 1] ?? '';
-      rmSync(join('/run/containerd/s', createHash('sha256').update(join(socket, ns, id)).digest('hex')), { force: true });
+      rmSync(
+        join(
+          '/run/containerd/s',
+          createHash('sha256')
+            .update(join(socket, ns, id))
+            .digest('hex'),
+        ),
+        { force: true },
+      );
     }
   }
   // Mounts under the folder (pods' volumes, containers' root filesystems), deepest first.
@@ -450,9 +537,20 @@ export interface ContainerMemory {
 }
 
 /** Memory of each container of a pod on the node, from the kubelet's stats (once it has any). */
-export async function podMemory(info: StackInfo, namespace: string, pod: string, containers: string[], timeoutMs = 60_000): Promise<Record<string, ContainerMemory>> {
+export async function podMemory(
+  info: StackInfo,
+  namespace: string,
+  pod: string,
+  containers: string[],
+  timeoutMs = 60_000,
+): Promise<Record<string, ContainerMemory>> {
   const api = adminApi(info);
-  type Summary = { pods?: { podRef: { name: string; namespace: string }; containers?: { name: string; memory?: { rssBytes?: number; workingSetBytes?: number } }[] }[] };
+  type Summary = {
+    pods?: {
+      podRef: { name: string; namespace: string };
+      containers?: { name: string; memory?: { rssBytes?: number; workingSetBytes?: number } }[];
+    }[];
+  };
   let found: Record<string, ContainerMemory> = {};
   await waitUntil(
     `the kubelet's memory figures of ${namespace}/${pod}`,
@@ -461,7 +559,11 @@ export async function podMemory(info: StackInfo, namespace: string, pod: string,
       const raw: unknown = await api.connectGetNodeProxyWithPath({ name: NODE_NAME, path: 'stats/summary' });
       const summary = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Summary;
       const p = summary.pods?.find((x) => x.podRef.name === pod && x.podRef.namespace === namespace);
-      found = Object.fromEntries((p?.containers ?? []).filter((c) => c.memory?.rssBytes !== undefined).map((c) => [c.name, { rssBytes: c.memory!.rssBytes!, workingSetBytes: c.memory!.workingSetBytes ?? 0 }]));
+      found = Object.fromEntries(
+        (p?.containers ?? [])
+          .filter((c) => c.memory?.rssBytes !== undefined)
+          .map((c) => [c.name, { rssBytes: c.memory!.rssBytes!, workingSetBytes: c.memory!.workingSetBytes ?? 0 }]),
+      );
       return containers.every((c) => c in found);
     },
     { timeoutMs, intervalMs: 1_000 },

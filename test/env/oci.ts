@@ -38,7 +38,11 @@ export interface Blob {
 const EPOCH = new Date(0);
 
 /** Every entry under a host folder, as entries under `into` (sorted; symlinks kept as symlinks). */
-export function treeEntries(hostDir: string, into: string, opts: { skip?: (relPath: string) => boolean } = {}): LayerEntry[] {
+export function treeEntries(
+  hostDir: string,
+  into: string,
+  opts: { skip?: (relPath: string) => boolean } = {},
+): LayerEntry[] {
   const out: LayerEntry[] = [{ path: into, type: 'directory' }];
   const walk = (rel: string) => {
     for (const name of readdirSync(join(hostDir, rel)).sort()) {
@@ -73,7 +77,9 @@ function withParents(entries: LayerEntry[]): LayerEntry[] {
     }
   }
   // Sorted by path: a parent comes before what it holds, and the order does not depend on the caller.
-  return [...parents, ...entries].sort((a, b) => (norm(a.path) < norm(b.path) ? -1 : norm(a.path) > norm(b.path) ? 1 : 0));
+  return [...parents, ...entries].sort((a, b) =>
+    norm(a.path) < norm(b.path) ? -1 : norm(a.path) > norm(b.path) ? 1 : 0,
+  );
 }
 const norm = (p: string) => p.replace(/^\/+|\/+$/g, '');
 
@@ -99,14 +105,25 @@ export async function writeLayer(entries: LayerEntry[], file: string): Promise<{
   for (const e of withParents(entries)) {
     const name = norm(e.path);
     if (!name) continue;
-    const owner = { uid: 'uid' in e ? (e.uid ?? 0) : 0, gid: 'gid' in e ? (e.gid ?? 0) : 0, uname: '', gname: '', mtime: EPOCH };
+    const owner = {
+      uid: 'uid' in e ? (e.uid ?? 0) : 0,
+      gid: 'gid' in e ? (e.gid ?? 0) : 0,
+      uname: '',
+      gname: '',
+      mtime: EPOCH,
+    };
     if (e.type === 'directory') await entryDone(p, { name, type: 'directory', mode: e.mode ?? 0o755, ...owner });
-    else if (e.type === 'symlink') await entryDone(p, { name, type: 'symlink', linkname: e.target, mode: 0o777, ...owner });
-    else if ('content' in e) await entryDone(p, { name, type: 'file', mode: e.mode ?? 0o644, ...owner }, Buffer.from(e.content));
+    else if (e.type === 'symlink')
+      await entryDone(p, { name, type: 'symlink', linkname: e.target, mode: 0o777, ...owner });
+    else if ('content' in e)
+      await entryDone(p, { name, type: 'file', mode: e.mode ?? 0o644, ...owner }, Buffer.from(e.content));
     else {
       const st = statSync(e.source);
       await new Promise<void>((resolve, reject) => {
-        const entry = p.entry({ name, type: 'file', mode: e.mode ?? 0o644, size: st.size, ...owner } as Header, (err) => (err ? reject(err) : resolve()));
+        const entry = p.entry(
+          { name, type: 'file', mode: e.mode ?? 0o644, size: st.size, ...owner } as Header,
+          (err) => (err ? reject(err) : resolve()),
+        );
         createReadStream(e.source).on('error', reject).pipe(entry);
       });
     }
@@ -127,12 +144,24 @@ export const LAYER_MEDIA_TYPE = 'application/vnd.oci.image.layer.v1.tar';
  * Writes an OCI image layout as one tar archive: `oci-layout`, `index.json` naming the image, and
  * the blobs (config, manifest, the given layer files). Returns the manifest's digest.
  */
-export async function writeImageArchive(o: { file: string; name: string; layers: { file: string; digest: string; size: number }[]; config: ImageConfig }): Promise<string> {
+export async function writeImageArchive(o: {
+  file: string;
+  name: string;
+  layers: { file: string; digest: string; size: number }[];
+  config: ImageConfig;
+}): Promise<string> {
   const config = jsonBlob({
     architecture: 'amd64',
     os: 'linux',
     created: EPOCH.toISOString(),
-    config: { Entrypoint: o.config.entrypoint, Cmd: o.config.cmd, Env: o.config.env, WorkingDir: o.config.workingDir, User: o.config.user, Labels: o.config.labels },
+    config: {
+      Entrypoint: o.config.entrypoint,
+      Cmd: o.config.cmd,
+      Env: o.config.env,
+      WorkingDir: o.config.workingDir,
+      User: o.config.user,
+      Labels: o.config.labels,
+    },
     rootfs: { type: 'layers', diff_ids: o.layers.map((l) => l.digest) },
     history: o.layers.map(() => ({ created: EPOCH.toISOString(), created_by: 'test/env/images.ts' })),
   });
@@ -171,7 +200,9 @@ export async function writeImageArchive(o: { file: string; name: string; layers:
     if (added.has(l.digest)) continue;
     added.add(l.digest);
     await new Promise<void>((resolve, reject) => {
-      const entry = p.entry({ name: blobPath(l.digest), size: l.size, ...meta } as Header, (err) => (err ? reject(err) : resolve()));
+      const entry = p.entry({ name: blobPath(l.digest), size: l.size, ...meta } as Header, (err) =>
+        err ? reject(err) : resolve(),
+      );
       createReadStream(l.file).on('error', reject).pipe(entry);
     });
   }

@@ -42,7 +42,11 @@ function baseCert(publicPem: string, days: number): forge.pki.Certificate {
   return cert;
 }
 
-export function createCa(commonName = 'secret-store-sync test CA', days = 30, parent?: { cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey }): Ca {
+export function createCa(
+  commonName = 'secret-store-sync test CA',
+  days = 30,
+  parent?: { cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey },
+): Ca {
   const k = rsaKey();
   const cert = baseCert(k.publicPem, days);
   const subject = [{ name: 'commonName', value: commonName }];
@@ -52,7 +56,9 @@ export function createCa(commonName = 'secret-store-sync test CA', days = 30, pa
     { name: 'basicConstraints', cA: true, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
-    ...(parent ? [{ name: 'authorityKeyIdentifier', keyIdentifier: parent.cert.generateSubjectKeyIdentifier().getBytes() }] : []),
+    ...(parent
+      ? [{ name: 'authorityKeyIdentifier', keyIdentifier: parent.cert.generateSubjectKeyIdentifier().getBytes() }]
+      : []),
   ]);
   const caKey = forge.pki.privateKeyFromPem(k.privatePem);
   cert.sign(parent?.key ?? caKey, forge.md.sha256.create());

@@ -34,7 +34,12 @@ function knownVaultHosts() {
 
 /** A lookup that fails the way getaddrinfo does for a name that does not exist. */
 function notFound(hostname, _options, callback) {
-  const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', errno: -3008, syscall: 'getaddrinfo', hostname });
+  const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), {
+    code: 'ENOTFOUND',
+    errno: -3008,
+    syscall: 'getaddrinfo',
+    hostname,
+  });
   process.nextTick(callback, err);
 }
 
@@ -64,7 +69,12 @@ tls.connect = function connect(...args) {
     const known = typeof host === 'string' && VAULT_HOST.test(host) ? knownVaultHosts() : undefined;
     if (known && !known.has(host.toLowerCase().replace(/\.$/, ''))) {
       opts.lookup = notFound;
-    } else if (addr && typeof host === 'string' && VAULT_HOST.test(host) && (opts.port === undefined || Number(opts.port) === 443)) {
+    } else if (
+      addr &&
+      typeof host === 'string' &&
+      VAULT_HOST.test(host) &&
+      (opts.port === undefined || Number(opts.port) === 443)
+    ) {
       const [ip, port] = addr.split(':');
       opts.servername ??= host;
       opts.host = ip;

@@ -134,7 +134,11 @@ export function killRecordedOnExit(stateDir: string, handleSignals = true): void
   guarded.add(stateDir);
   if (!handleSignals || signalsHandled) return;
   signalsHandled = true;
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
     process.once(signal, () => {
       killGuarded();
       // Exit on the next turn: other copies of this module (Jest loads one per test file) have
@@ -164,7 +168,9 @@ export async function waitUntil(
   void opts.process?.exited.then((c) => (died = c));
   for (;;) {
     if (died !== undefined && opts.process) {
-      throw new Error(`${what}: ${opts.process.name} exited (${died}) before it was ready. Log tail:\n${tailLog(opts.process.logFile)}`);
+      throw new Error(
+        `${what}: ${opts.process.name} exited (${died}) before it was ready. Log tail:\n${tailLog(opts.process.logFile)}`,
+      );
     }
     if (await check().catch(() => false)) return;
     if (Date.now() > deadline) {

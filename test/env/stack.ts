@@ -5,7 +5,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBinaries, repoRoot, startControlPlane, type ControlPlane, type ControlPlaneInfo } from './control-plane.js';
+import {
+  ensureBinaries,
+  repoRoot,
+  startControlPlane,
+  type ControlPlane,
+  type ControlPlaneInfo,
+} from './control-plane.js';
 import { cleanupNode } from './node.js';
 import { createCa } from './pki.js';
 import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
@@ -71,7 +77,13 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
     await ensureBinaries(log);
     const started = Date.now();
     const azureStart = startAzure({ dir, ca, caFile, tenantId: opts.tenantId ?? randomUUID(), log });
-    controlPlane = await startControlPlane({ stateDir: dir, ca, manifests: opts.manifests ?? [], log, handleSignals: opts.handleSignals ?? true });
+    controlPlane = await startControlPlane({
+      stateDir: dir,
+      ca,
+      manifests: opts.manifests ?? [],
+      log,
+      handleSignals: opts.handleSignals ?? true,
+    });
     const azure = await azureStart;
     processes.push(azure.process);
     log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (state in ${dir})`);
@@ -84,10 +96,22 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
   }
 }
 
-async function startAzure(o: { dir: string; ca: ReturnType<typeof createCa>; caFile: string; tenantId: string; log: (m: string) => void }) {
+async function startAzure(o: {
+  dir: string;
+  ca: ReturnType<typeof createCa>;
+  caFile: string;
+  tenantId: string;
+  log: (m: string) => void;
+}) {
   const leaf = o.ca.issue({
     commonName: 'azure stand-in',
-    dnsNames: ['localhost', '*.vault.azure.net', '*.vault.azure.cn', '*.vault.usgovcloudapi.net', '*.vault.microsoftazure.de'],
+    dnsNames: [
+      'localhost',
+      '*.vault.azure.net',
+      '*.vault.azure.cn',
+      '*.vault.usgovcloudapi.net',
+      '*.vault.microsoftazure.de',
+    ],
     ips: ['127.0.0.1'],
     usage: 'server',
   });
@@ -101,7 +125,15 @@ async function startAzure(o: { dir: string; ca: ReturnType<typeof createCa>; caF
   const configFile = join(azureDir, 'config.json');
   writeFileSync(
     configFile,
-    JSON.stringify({ tlsCertFile: join(azureDir, 'tls.crt'), tlsKeyFile: join(azureDir, 'tls.key'), issuerCaFile: o.caFile, tenantId: o.tenantId, adminKey, readyFile, vaultHostsFile: vaultHostsFile(o.dir) }),
+    JSON.stringify({
+      tlsCertFile: join(azureDir, 'tls.crt'),
+      tlsKeyFile: join(azureDir, 'tls.key'),
+      issuerCaFile: o.caFile,
+      tenantId: o.tenantId,
+      adminKey,
+      readyFile,
+      vaultHostsFile: vaultHostsFile(o.dir),
+    }),
     { mode: 0o600 },
   );
   const proc = startProcess({
@@ -112,36 +144,74 @@ async function startAzure(o: { dir: string; ca: ReturnType<typeof createCa>; caF
     stateDir: o.dir,
     env: { ...process.env, NODE_OPTIONS: '' },
   });
-  await waitUntil('Azure stand-in', async () => existsSync(readyFile), { timeoutMs: 30_000, process: proc, intervalMs: 100 });
-  const { entraPort, vaultPort, imdsPort } = JSON.parse(readFileSync(readyFile, 'utf8')) as { entraPort: number; vaultPort: number; imdsPort: number };
+  await waitUntil('Azure stand-in', async () => existsSync(readyFile), {
+    timeoutMs: 30_000,
+    process: proc,
+    intervalMs: 100,
+  });
+  const { entraPort, vaultPort, imdsPort } = JSON.parse(readFileSync(readyFile, 'utf8')) as {
+    entraPort: number;
+    vaultPort: number;
+    imdsPort: number;
+  };
   const authorityHost = `https://127.0.0.1:${entraPort}`;
   const adminUrl = `${authorityHost}/_stack`;
   // An operator service principal that may do anything in any vault: the tests' and the sandbox's
   // `az keyvault secret set` etc. go through the real SDK with it.
   const clientSecret = randomBytes(24).toString('base64url');
-  const operator = (await adminCall(adminUrl, adminKey, o.ca.cert, 'POST', '/identities', { name: 'stack-operator', clientSecret })) as { clientId: string };
-  await adminCall(adminUrl, adminKey, o.ca.cert, 'POST', '/role-assignments', { role: 'Key Vault Administrator', assignee: operator.clientId, scope: '/' });
+  const operator = (await adminCall(adminUrl, adminKey, o.ca.cert, 'POST', '/identities', {
+    name: 'stack-operator',
+    clientSecret,
+  })) as { clientId: string };
+  await adminCall(adminUrl, adminKey, o.ca.cert, 'POST', '/role-assignments', {
+    role: 'Key Vault Administrator',
+    assignee: operator.clientId,
+    scope: '/',
+  });
   o.log(`Azure stand-ins ready: Entra ${authorityHost}, Key Vault 127.0.0.1:${vaultPort}`);
   return {
     process: proc,
-    info: { tenantId: o.tenantId, authorityHost, keyvaultAddr: `127.0.0.1:${vaultPort}`, imdsHost: `http://127.0.0.1:${imdsPort}`, adminUrl, adminKey, operator: { clientId: operator.clientId, clientSecret } },
+    info: {
+      tenantId: o.tenantId,
+      authorityHost,
+      keyvaultAddr: `127.0.0.1:${vaultPort}`,
+      imdsHost: `http://127.0.0.1:${imdsPort}`,
+      adminUrl,
+      adminKey,
+      operator: { clientId: operator.clientId, clientSecret },
+    },
   };
 }
 
-export async function adminCall(adminUrl: string, adminKey: string, ca: string, method: string, path: string, body?: unknown): Promise<unknown> {
+export async function adminCall(
+  adminUrl: string,
+  adminKey: string,
+  ca: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const { request } = await import('node:https');
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(`${adminUrl}${path}`, { method, ca, headers: { authorization: `Bearer ${adminKey}`, ...(data ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        const parsed = text ? (JSON.parse(text) as unknown) : {};
-        if ((res.statusCode ?? 500) >= 400) reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`));
-        else resolve(parsed);
-      });
-    });
+    const req = request(
+      `${adminUrl}${path}`,
+      {
+        method,
+        ca,
+        headers: { authorization: `Bearer ${adminKey}`, ...(data ? { 'content-type': 'application/json' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          const parsed = text ? (JSON.parse(text) as unknown) : {};
+          if ((res.statusCode ?? 500) >= 400) reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`));
+          else resolve(parsed);
+        });
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });

@@ -10,23 +10,42 @@ import { repoRoot } from '../env/control-plane.js';
 
 interface Results {
   secretSyncs: number;
-  results: { fault: string; convergeSeconds: number; failedReconciles: number; statusDuringFault: Record<string, number> }[];
+  results: {
+    fault: string;
+    convergeSeconds: number;
+    failedReconciles: number;
+    statusDuringFault: Record<string, number>;
+  }[];
   violations: string[];
   readyAtEnd: Record<string, number>;
 }
 
-test('every fault of the matrix ends in convergence, with nothing deleted, emptied or clobbered', () => {
-  const out = join(mkdtempSync(join(tmpdir(), 'sss-faults-')), 'faults.json');
-  const run = spawnSync('npm', ['run', 'faults', '--', `--out=${out}`], { cwd: repoRoot, encoding: 'utf8', timeout: 15 * 60_000 });
-  expect({ status: run.status, tail: run.status === 0 ? '' : `${run.stdout}\n${run.stderr}`.slice(-4000) }).toEqual({ status: 0, tail: '' });
-  const r = JSON.parse(readFileSync(out, 'utf8')) as Results;
-  expect(r.violations).toEqual([]);
-  expect(r.results.map((x) => x.fault)).toHaveLength(14);
-  for (const x of r.results) expect([x.fault, Number.isFinite(x.convergeSeconds)]).toEqual([x.fault, true]);
-  // Faults of the provider path show as provider errors on the SecretSyncs while they last.
-  for (const name of ['provider SIGKILLed mid-Mount, restarted after 10 s', 'Key Vault 429 storm without Retry-After']) {
-    expect(r.results.find((x) => x.fault === name)!.statusDuringFault.UpdateFailedProviderError).toBeGreaterThan(0);
-  }
-  // Afterwards, every SecretSync (the foreign-named ones aside) is healthy again.
-  expect(Object.keys(r.readyAtEnd).filter((reason) => !reason.endsWith('Succeeded'))).toEqual([]);
-}, 16 * 60_000);
+test(
+  'every fault of the matrix ends in convergence, with nothing deleted, emptied or clobbered',
+  () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'sss-faults-')), 'faults.json');
+    const run = spawnSync('npm', ['run', 'faults', '--', `--out=${out}`], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 15 * 60_000,
+    });
+    expect({ status: run.status, tail: run.status === 0 ? '' : `${run.stdout}\n${run.stderr}`.slice(-4000) }).toEqual({
+      status: 0,
+      tail: '',
+    });
+    const r = JSON.parse(readFileSync(out, 'utf8')) as Results;
+    expect(r.violations).toEqual([]);
+    expect(r.results.map((x) => x.fault)).toHaveLength(14);
+    for (const x of r.results) expect([x.fault, Number.isFinite(x.convergeSeconds)]).toEqual([x.fault, true]);
+    // Faults of the provider path show as provider errors on the SecretSyncs while they last.
+    for (const name of [
+      'provider SIGKILLed mid-Mount, restarted after 10 s',
+      'Key Vault 429 storm without Retry-After',
+    ]) {
+      expect(r.results.find((x) => x.fault === name)!.statusDuringFault.UpdateFailedProviderError).toBeGreaterThan(0);
+    }
+    // Afterwards, every SecretSync (the foreign-named ones aside) is healthy again.
+    expect(Object.keys(r.readyAtEnd).filter((reason) => !reason.endsWith('Succeeded'))).toEqual([]);
+  },
+  16 * 60_000,
+);

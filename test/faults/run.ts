@@ -25,7 +25,8 @@ import { managerKubeconfig } from '../env/manager-identity.js';
 
 const args = process.argv.slice(2);
 const LONG = args.includes('--long');
-const OUT = args.find((a) => a.startsWith('--out='))?.slice('--out='.length) ?? join(repoRoot, 'bench', 'results', 'faults.json');
+const OUT =
+  args.find((a) => a.startsWith('--out='))?.slice('--out='.length) ?? join(repoRoot, 'bench', 'results', 'faults.json');
 const FAULT_MS = (LONG ? 60 : 8) * 1000;
 const CLASSES = 10;
 const PER_CLASS = LONG ? 50 : 20;
@@ -79,33 +80,45 @@ class SecretWatch {
   private req?: { abort(): void };
   private stopped = false;
 
-  constructor(private readonly k: Kube, private readonly foreign: Map<string, string>) {}
+  constructor(
+    private readonly k: Kube,
+    private readonly foreign: Map<string, string>,
+  ) {}
 
   async start(): Promise<void> {
     if (this.stopped) return;
     const w = new Watch(this.k.kc);
-    this.req = await w.watch(`/api/v1/namespaces/${NS}/secrets`, {}, (type, s: V1Secret) => this.on(type, s), () => {
-      // Ends on apiserver restarts: start again (a gap of seconds; the end state is checked anyway).
-      if (!this.stopped) setTimeout(() => void this.start().catch(() => setTimeout(() => void this.start(), 1_000)), 500);
-    });
+    this.req = await w.watch(
+      `/api/v1/namespaces/${NS}/secrets`,
+      {},
+      (type, s: V1Secret) => this.on(type, s),
+      () => {
+        // Ends on apiserver restarts: start again (a gap of seconds; the end state is checked anyway).
+        if (!this.stopped)
+          setTimeout(() => void this.start().catch(() => setTimeout(() => void this.start(), 1_000)), 500);
+      },
+    );
   }
 
   private on(type: string, s: V1Secret): void {
     const name = s.metadata?.name ?? '';
     if (this.foreign.has(name)) {
-      if (type !== 'ADDED' || s.metadata?.resourceVersion !== this.foreign.get(name)) this.violations.push(`foreign Secret ${name}: ${type}`);
+      if (type !== 'ADDED' || s.metadata?.resourceVersion !== this.foreign.get(name))
+        this.violations.push(`foreign Secret ${name}: ${type}`);
       return;
     }
     if (s.metadata?.labels?.[MANAGED_LABEL] === undefined) return;
     if (type === 'DELETED') this.violations.push(`managed Secret ${name} was deleted`);
     const keys = Object.keys(s.data ?? {});
-    if (type !== 'DELETED' && keys.length < 2) this.violations.push(`managed Secret ${name} held ${keys.length} keys (${type})`);
+    if (type !== 'DELETED' && keys.length < 2)
+      this.violations.push(`managed Secret ${name} held ${keys.length} keys (${type})`);
     const data = s.data ?? {};
     const last = this.lastData.get(name);
     if (last) {
       const changed = [...new Set([...Object.keys(last), ...keys])].filter((key) => last[key] !== data[key]);
       if (changed.length) this.dataChanges.set(name, (this.dataChanges.get(name) ?? 0) + 1);
-      for (const key of changed) this.keyChanges.set(`${name}/${key}`, (this.keyChanges.get(`${name}/${key}`) ?? 0) + 1);
+      for (const key of changed)
+        this.keyChanges.set(`${name}/${key}`, (this.keyChanges.get(`${name}/${key}`) ?? 0) + 1);
     }
     this.lastData.set(name, data);
   }
@@ -118,11 +131,19 @@ class SecretWatch {
 
 async function failedReconciles(m: RunningManager): Promise<number> {
   const text = await m.metrics().catch(() => '');
-  return text.split('\n').filter((l) => l.startsWith('secretsync_reconciles_total{') && /reason="[^"]*(Failed|Error)[^"]*"/.test(l)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('secretsync_reconciles_total{') && /reason="[^"]*(Failed|Error)[^"]*"/.test(l))
+    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
 }
 
 async function readyReasons(k: Kube): Promise<Record<string, number>> {
-  const list = (await k.custom.listNamespacedCustomObject({ group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: NS, plural: 'secretsyncs' })) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; reason: string }[] } }[] };
+  const list = (await k.custom.listNamespacedCustomObject({
+    group: 'secret-sync.x-k8s.io',
+    version: 'v1alpha1',
+    namespace: NS,
+    plural: 'secretsyncs',
+  })) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; reason: string }[] } }[] };
   const out: Record<string, number> = {};
   for (const ss of list.items) {
     if (ss.metadata.name.startsWith('foreign-')) continue;
@@ -151,14 +172,24 @@ async function converged(ctx: Ctx): Promise<boolean> {
  */
 async function eventsSettled(ctx: Ctx): Promise<void> {
   const n = CLASSES * PER_CLASS;
-  await eventually(async () => ((await readyReasons(ctx.k)).UpdateNoValueChangeSucceeded === n ? true : undefined), 60_000, 'every SecretSync to report a no-change check', 250);
+  await eventually(
+    async () => ((await readyReasons(ctx.k)).UpdateNoValueChangeSucceeded === n ? true : undefined),
+    60_000,
+    'every SecretSync to report a no-change check',
+    250,
+  );
   let last = -1;
-  await eventually(async () => {
-    const now = (await ctx.k.core.listNamespacedEvent({ namespace: NS })).items.length;
-    const still = now === last;
-    last = now;
-    return still ? true : undefined;
-  }, 30_000, 'the Events to settle', 1_000);
+  await eventually(
+    async () => {
+      const now = (await ctx.k.core.listNamespacedEvent({ namespace: NS })).items.length;
+      const still = now === last;
+      last = now;
+      return still ? true : undefined;
+    },
+    30_000,
+    'the Events to settle',
+    1_000,
+  );
 }
 
 /**
@@ -168,19 +199,30 @@ async function eventsSettled(ctx: Ctx): Promise<void> {
  * Events than that in all is a storm. (Warnings are failed reconciles, which the matrix counts.)
  */
 async function eventStorm(ctx: Ctx, before: Set<string>, changes: Map<string, number>): Promise<string[]> {
-  const events = (await ctx.k.core.listNamespacedEvent({ namespace: NS })).items.filter((e) => !before.has(e.metadata!.name!));
+  const events = (await ctx.k.core.listNamespacedEvent({ namespace: NS })).items.filter(
+    (e) => !before.has(e.metadata!.name!),
+  );
   const announced = new Map<string, number>();
   const byReason: Record<string, number> = {};
   for (const e of events) {
     byReason[e.reason ?? ''] = (byReason[e.reason ?? ''] ?? 0) + 1;
-    if (e.reason === 'UpdateValueChangeOrForceUpdateSucceeded') announced.set(e.involvedObject.name!, (announced.get(e.involvedObject.name!) ?? 0) + 1);
+    if (e.reason === 'UpdateValueChangeOrForceUpdateSucceeded')
+      announced.set(e.involvedObject.name!, (announced.get(e.involvedObject.name!) ?? 0) + 1);
   }
   const out: string[] = [];
-  const over = [...announced].filter(([name, n]) => n > (changes.get(name) ?? 0)).map(([name, n]) => `${name}: ${n} for ${changes.get(name) ?? 0}`);
-  if (over.length) out.push(`${over.length} SecretSyncs announced more changes than their Secrets saw across the manager restart (${over.slice(0, 3).join(', ')})`);
+  const over = [...announced]
+    .filter(([name, n]) => n > (changes.get(name) ?? 0))
+    .map(([name, n]) => `${name}: ${n} for ${changes.get(name) ?? 0}`);
+  if (over.length)
+    out.push(
+      `${over.length} SecretSyncs announced more changes than their Secrets saw across the manager restart (${over.slice(0, 3).join(', ')})`,
+    );
   const real = [...changes.values()].reduce((a, b) => a + b, 0);
   const normal = events.filter((e) => e.type === 'Normal').length;
-  if (normal > real + CLASSES * PER_CLASS) out.push(`${normal} Normal Events for ${real} Secret changes of ${CLASSES * PER_CLASS} SecretSyncs across the manager restart: ${JSON.stringify(byReason)}`);
+  if (normal > real + CLASSES * PER_CLASS)
+    out.push(
+      `${normal} Normal Events for ${real} Secret changes of ${CLASSES * PER_CLASS} SecretSyncs across the manager restart: ${JSON.stringify(byReason)}`,
+    );
   return out;
 }
 
@@ -191,22 +233,50 @@ async function bumpValues(ctx: Ctx): Promise<void> {
   });
 }
 
-const managerArgs = ['--rotation-poll-interval-seconds=' + ROTATION_S, '--rotation-share-seconds=0', '--workers=8', '--log-level=info', '--provider-timeout-seconds=5'];
-async function startTheManager(ctx: Pick<Ctx, 'providerDir' | 'dir'>, extra: { env?: Record<string, string>; nodeArgs?: string[] } = {}): Promise<RunningManager> {
-  return startManager({ namespace: NS, providerDir: ctx.providerDir, dir: ctx.dir, hashKey: HASH_KEY, args: managerArgs, ...extra });
+const managerArgs = [
+  '--rotation-poll-interval-seconds=' + ROTATION_S,
+  '--rotation-share-seconds=0',
+  '--workers=8',
+  '--log-level=info',
+  '--provider-timeout-seconds=5',
+];
+async function startTheManager(
+  ctx: Pick<Ctx, 'providerDir' | 'dir'>,
+  extra: { env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<RunningManager> {
+  return startManager({
+    namespace: NS,
+    providerDir: ctx.providerDir,
+    dir: ctx.dir,
+    hashKey: HASH_KEY,
+    args: managerArgs,
+    ...extra,
+  });
 }
 // Its reads give up before the manager's 5 s deadline does, as the defaults (20 s, 30 s) do.
-const startTheProvider = (ctx: Pick<Ctx, 'providerDir'>) => startProvider({ socketDir: ctx.providerDir, args: ['--log-level=info', '--vault-request-timeout-seconds=4'] });
+const startTheProvider = (ctx: Pick<Ctx, 'providerDir'>) =>
+  startProvider({ socketDir: ctx.providerDir, args: ['--log-level=info', '--vault-request-timeout-seconds=4'] });
 
 /** A manager in a pair sharing the chart's Lease; `relayed` puts its apiserver connection through a relay. */
 async function electedManager(ctx: Ctx, pod: string, relay?: { address: string }): Promise<RunningManager> {
   const dir = join(ctx.dir, pod);
   mkdirSync(dir, { recursive: true });
-  const kubeconfig = relay ? await managerKubeconfig(ctx.stack.info, dir, undefined, `https://${relay.address}`) : undefined;
+  const kubeconfig = relay
+    ? await managerKubeconfig(ctx.stack.info, dir, undefined, `https://${relay.address}`)
+    : undefined;
   return startManager({
-    namespace: NS, providerDir: ctx.providerDir, dir, hashKey: HASH_KEY, env: { POD_NAME: pod },
+    namespace: NS,
+    providerDir: ctx.providerDir,
+    dir,
+    hashKey: HASH_KEY,
+    env: { POD_NAME: pod },
     ...(kubeconfig ? { kubeconfig } : {}),
-    args: [...managerArgs, '--leader-elect=true', '--leader-election-namespace=azure-secret-store', `--lease-duration-seconds=${LEASE_S}`],
+    args: [
+      ...managerArgs,
+      '--leader-elect=true',
+      '--leader-election-namespace=azure-secret-store',
+      `--lease-duration-seconds=${LEASE_S}`,
+    ],
   });
 }
 const LEASE_S = 6;
@@ -215,19 +285,32 @@ const leads = async (m: RunningManager) => /^secretsync_leader 1$/m.test(await m
 /** Events a manager (by pod name) wrote at or after `since`: a deposed leader must have written none. */
 async function eventsAfter(ctx: Ctx, pod: string, since: number): Promise<number> {
   const events = (await ctx.k.core.listNamespacedEvent({ namespace: NS })).items;
-  return events.filter((e) => e.reportingInstance === pod && new Date(e.firstTimestamp ?? e.eventTime ?? 0).getTime() >= since).length;
+  return events.filter(
+    (e) => e.reportingInstance === pod && new Date(e.firstTimestamp ?? e.eventTime ?? 0).getTime() >= since,
+  ).length;
 }
 
 /** Waits until `old` has exited and `next` leads; one writer at a time means the exit came first. */
-async function handOver(ctx: Ctx, old: RunningManager, next: RunningManager, what: string): Promise<{ exitedAt: number; tookOverAt: number }> {
+async function handOver(
+  ctx: Ctx,
+  old: RunningManager,
+  next: RunningManager,
+  what: string,
+): Promise<{ exitedAt: number; tookOverAt: number }> {
   let exitedAt = 0;
   let tookOverAt = 0;
-  await eventually(async () => {
-    if (!exitedAt && old.child.exitCode !== null) exitedAt = Date.now();
-    if (!tookOverAt && (await leads(next))) tookOverAt = Date.now();
-    return tookOverAt && exitedAt ? true : undefined;
-  }, 60_000, `the hand-over (${what})`, 100);
-  if (exitedAt && exitedAt > tookOverAt) ctx.violations.push(`${what}: the old leader exited ${exitedAt - tookOverAt} ms after the new one took over`);
+  await eventually(
+    async () => {
+      if (!exitedAt && old.child.exitCode !== null) exitedAt = Date.now();
+      if (!tookOverAt && (await leads(next))) tookOverAt = Date.now();
+      return tookOverAt && exitedAt ? true : undefined;
+    },
+    60_000,
+    `the hand-over (${what})`,
+    100,
+  );
+  if (exitedAt && exitedAt > tookOverAt)
+    ctx.violations.push(`${what}: the old leader exited ${exitedAt - tookOverAt} ms after the new one took over`);
   return { exitedAt, tookOverAt };
 }
 
@@ -264,14 +347,61 @@ const FAULTS: Fault[] = [
       ctx.provider = await startTheProvider(ctx);
     },
   },
-  { name: 'Key Vault not answering', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 503, delayMs: 30_000, count: 1_000_000 })) },
-  { name: 'Key Vault answering 503', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 503, count: 1_000_000 })) },
-  { name: 'Key Vault 429 storm with Retry-After', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 429, retryAfterSeconds: 1, count: 1_000_000 })) },
-  { name: 'Key Vault 429 storm without Retry-After', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 429, count: 1_000_000 })) },
-  { name: 'Entra ID refusing (AADSTS90033), then recovering', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token', status: 503, count: 1_000_000 })) },
-  { name: 'Entra ID not answering', run: (ctx) => held(ctx, () => ctx.azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token', status: 503, delayMs: 30_000, count: 1_000_000 })) },
+  {
+    name: 'Key Vault not answering',
+    run: (ctx) =>
+      held(ctx, () =>
+        ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 503, delayMs: 30_000, count: 1_000_000 }),
+      ),
+  },
+  {
+    name: 'Key Vault answering 503',
+    run: (ctx) =>
+      held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 503, count: 1_000_000 })),
+  },
+  {
+    name: 'Key Vault 429 storm with Retry-After',
+    run: (ctx) =>
+      held(ctx, () =>
+        ctx.azure.injectFault({
+          target: 'vault',
+          pathPattern: '.*',
+          status: 429,
+          retryAfterSeconds: 1,
+          count: 1_000_000,
+        }),
+      ),
+  },
+  {
+    name: 'Key Vault 429 storm without Retry-After',
+    run: (ctx) =>
+      held(ctx, () => ctx.azure.injectFault({ target: 'vault', pathPattern: '.*', status: 429, count: 1_000_000 })),
+  },
+  {
+    name: 'Entra ID refusing (AADSTS90033), then recovering',
+    run: (ctx) =>
+      held(ctx, () =>
+        ctx.azure.injectFault({ target: 'entra', pathPattern: '/oauth2/v2.0/token', status: 503, count: 1_000_000 }),
+      ),
+  },
+  {
+    name: 'Entra ID not answering',
+    run: (ctx) =>
+      held(ctx, () =>
+        ctx.azure.injectFault({
+          target: 'entra',
+          pathPattern: '/oauth2/v2.0/token',
+          status: 503,
+          delayMs: 30_000,
+          count: 1_000_000,
+        }),
+      ),
+  },
   { name: 'kube-apiserver restarted', run: (ctx) => ctx.stack.controlPlane.restartApiserver(FAULT_MS) },
-  { name: 'etcd restarted (apiserver up, no storage)', run: (ctx) => ctx.stack.controlPlane.restartEtcd(LONG ? 20_000 : FAULT_MS) },
+  {
+    name: 'etcd restarted (apiserver up, no storage)',
+    run: (ctx) => ctx.stack.controlPlane.restartEtcd(LONG ? 20_000 : FAULT_MS),
+  },
   {
     name: 'manager SIGKILLed in a burst of writes, restarted',
     countsEvents: true,
@@ -286,7 +416,10 @@ const FAULTS: Fault[] = [
     name: "manager's clock 30 s ahead of the apiserver's",
     async run(ctx) {
       await ctx.manager.stop('SIGTERM');
-      ctx.manager = await startTheManager(ctx, { env: { SSS_CLOCK_SKEW_MS: '30000' }, nodeArgs: ['--import', join(repoRoot, 'test', 'faults', 'clock-skew.mjs')] });
+      ctx.manager = await startTheManager(ctx, {
+        env: { SSS_CLOCK_SKEW_MS: '30000' },
+        nodeArgs: ['--import', join(repoRoot, 'test', 'faults', 'clock-skew.mjs')],
+      });
       await sleep(FAULT_MS);
     },
   },
@@ -294,7 +427,10 @@ const FAULTS: Fault[] = [
     name: "two managers: the leader's apiserver connection blackholed past the lease",
     async run(ctx) {
       await ctx.manager.stop('SIGTERM');
-      await ctx.k.kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: 'secret-store-sync-manager', namespace: 'azure-secret-store' }).catch(() => undefined);
+      await ctx.k.kc
+        .makeApiClient(CoordinationV1Api)
+        .deleteNamespacedLease({ name: 'secret-store-sync-manager', namespace: 'azure-secret-store' })
+        .catch(() => undefined);
       const relay = await startRelay({ host: '127.0.0.1', port: Number(new URL(ctx.stack.info.k8s.server).port) });
       const a = await electedManager(ctx, 'manager-a', relay);
       await eventually(async () => ((await leads(a)) ? true : undefined), 30_000, 'manager-a to lead');
@@ -302,7 +438,8 @@ const FAULTS: Fault[] = [
       await sleep(1_000); // manager-a is working through the new values
       relay.blackhole();
       const { tookOverAt } = await handOver(ctx, a, b, 'blackholed leader');
-      if ((await eventsAfter(ctx, 'manager-a', tookOverAt)) > 0) ctx.violations.push('the blackholed leader wrote Events after the other took over');
+      if ((await eventsAfter(ctx, 'manager-a', tookOverAt)) > 0)
+        ctx.violations.push('the blackholed leader wrote Events after the other took over');
       await sleep(Math.max(0, FAULT_MS - LEASE_S * 1000));
       relay.restore();
       await relay.close();
@@ -322,7 +459,8 @@ const FAULTS: Fault[] = [
       b.child.kill('SIGCONT');
       await eventually(async () => (b.child.exitCode !== null ? true : undefined), 30_000, 'the stale leader to exit');
       if (b.child.exitCode !== 1) ctx.violations.push(`the stale leader exited with ${b.child.exitCode}, not 1`);
-      if ((await eventsAfter(ctx, 'manager-b', continuedAt)) > 0) ctx.violations.push('the stale leader wrote Events after it resumed');
+      if ((await eventsAfter(ctx, 'manager-b', continuedAt)) > 0)
+        ctx.violations.push('the stale leader wrote Events after it resumed');
       ctx.manager = c;
     },
   },
@@ -338,7 +476,11 @@ async function setUp(stack: Stack): Promise<Ctx> {
   await azure.createVault(vault);
   const id = await azure.createIdentity('faults');
   await azure.assignRole('Key Vault Secrets User', id.clientId, vault);
-  await azure.addFederatedCredential(id.clientId, { name: 'fic', issuer: stack.info.k8s.issuer, subject: `system:serviceaccount:${NS}:${SA}` });
+  await azure.addFederatedCredential(id.clientId, {
+    name: 'fic',
+    issuer: stack.info.k8s.issuer,
+    subject: `system:serviceaccount:${NS}:${SA}`,
+  });
   // Entra tokens that expire at once: every Mount asks Entra, so Entra's faults bite.
   await azure.setAccessTokenLifetime(id.clientId, 1);
   await k.core.createNamespace({ body: { metadata: { name: NS } } });
@@ -347,8 +489,27 @@ async function setUp(stack: Stack): Promise<Ctx> {
   await bumpValues(ctx);
   for (let c = 0; c < CLASSES; c++) {
     await k.custom.createNamespacedCustomObject({
-      group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: NS, plural: 'secretproviderclasses',
-      body: { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: `class-${c}` }, spec: { provider: 'azure', parameters: { keyvaultName: vault, tenantID: azure.tenantId, clientID: id.clientId, objects: objectsYaml([{ objectName: secretName(c), objectType: 'secret' }, { objectName: 'shared', objectType: 'secret' }]) } } },
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: NS,
+      plural: 'secretproviderclasses',
+      body: {
+        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+        kind: 'SecretProviderClass',
+        metadata: { name: `class-${c}` },
+        spec: {
+          provider: 'azure',
+          parameters: {
+            keyvaultName: vault,
+            tenantID: azure.tenantId,
+            clientID: id.clientId,
+            objects: objectsYaml([
+              { objectName: secretName(c), objectType: 'secret' },
+              { objectName: 'shared', objectType: 'secret' },
+            ]),
+          },
+        },
+      },
     });
   }
   ctx.provider = await startTheProvider(ctx);
@@ -369,16 +530,41 @@ async function main(): Promise<void> {
     // Secrets of others, named like SecretSyncs: the manager must leave them exactly as they are.
     const foreign = new Map<string, string>();
     for (let f = 0; f < FOREIGN; f++) {
-      const s = await ctx.k.core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: `foreign-${f}` }, stringData: { theirs: 'untouched' } } });
+      const s = await ctx.k.core.createNamespacedSecret({
+        namespace: NS,
+        body: { metadata: { name: `foreign-${f}` }, stringData: { theirs: 'untouched' } },
+      });
       foreign.set(`foreign-${f}`, s.metadata!.resourceVersion!);
     }
     watch = new SecretWatch(ctx.k, foreign);
     await watch.start();
-    const syncs = [...Array.from({ length: CLASSES * PER_CLASS }, (_, i) => [Math.floor(i / PER_CLASS), i % PER_CLASS] as const).map(([c, j]) => ({ name: syncName(c, j), cls: c })), ...Array.from({ length: FOREIGN }, (_, f) => ({ name: `foreign-${f}`, cls: 0 }))];
+    const syncs = [
+      ...Array.from({ length: CLASSES * PER_CLASS }, (_, i) => [Math.floor(i / PER_CLASS), i % PER_CLASS] as const).map(
+        ([c, j]) => ({ name: syncName(c, j), cls: c }),
+      ),
+      ...Array.from({ length: FOREIGN }, (_, f) => ({ name: `foreign-${f}`, cls: 0 })),
+    ];
     await pool(syncs, 8, async ({ name, cls }) => {
       await ctx!.k.custom.createNamespacedCustomObject({
-        group: 'secret-sync.x-k8s.io', version: 'v1alpha1', namespace: NS, plural: 'secretsyncs',
-        body: { apiVersion: 'secret-sync.x-k8s.io/v1alpha1', kind: 'SecretSync', metadata: { name }, spec: { serviceAccountName: SA, secretProviderClassName: `class-${cls}`, secretObject: { data: [{ sourcePath: secretName(cls), targetKey: 'own' }, { sourcePath: 'shared', targetKey: 'shared' }] } } },
+        group: 'secret-sync.x-k8s.io',
+        version: 'v1alpha1',
+        namespace: NS,
+        plural: 'secretsyncs',
+        body: {
+          apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
+          kind: 'SecretSync',
+          metadata: { name },
+          spec: {
+            serviceAccountName: SA,
+            secretProviderClassName: `class-${cls}`,
+            secretObject: {
+              data: [
+                { sourcePath: secretName(cls), targetKey: 'own' },
+                { sourcePath: 'shared', targetKey: 'shared' },
+              ],
+            },
+          },
+        },
       });
     });
     await eventually(async () => ((await converged(ctx!)) ? true : undefined), 120_000, 'the initial sync', 1_000);
@@ -391,7 +577,9 @@ async function main(): Promise<void> {
       // Before the new values: a change they cause, and its Event, falls inside what is counted.
       const changesBefore = new Map(watch.dataChanges);
       const keyChangesBefore = new Map(watch.keyChanges);
-      const eventsBefore = new Set((await c.k.core.listNamespacedEvent({ namespace: NS })).items.map((e) => e.metadata!.name!));
+      const eventsBefore = new Set(
+        (await c.k.core.listNamespacedEvent({ namespace: NS })).items.map((e) => e.metadata!.name!),
+      );
       await bumpValues(c); // new values while the fault lasts: they must land once it is over
       const failedBefore = await failedReconciles(c.manager);
       const statusDuringFault: Record<string, number> = {};
@@ -400,7 +588,8 @@ async function main(): Promise<void> {
         while (sampling) {
           await sleep(Math.min(3_000, FAULT_MS / 2));
           if (!sampling) break;
-          for (const [r, n] of Object.entries(await readyReasons(c.k).catch(() => ({})))) statusDuringFault[r] = Math.max(statusDuringFault[r] ?? 0, n);
+          for (const [r, n] of Object.entries(await readyReasons(c.k).catch(() => ({}))))
+            statusDuringFault[r] = Math.max(statusDuringFault[r] ?? 0, n);
         }
       })();
       const faultStart = Date.now();
@@ -408,30 +597,68 @@ async function main(): Promise<void> {
       const faultEnd = Date.now();
       sampling = false;
       await sampler;
-      await eventually(async () => ((await converged(c)) ? true : undefined), 180_000, `convergence after "${fault.name}"`, 250);
+      await eventually(
+        async () => ((await converged(c)) ? true : undefined),
+        180_000,
+        `convergence after "${fault.name}"`,
+        250,
+      );
       const convergeSeconds = round((Date.now() - faultEnd) / 1000);
-      const failed = (await failedReconciles(c.manager)) - (fault.name.startsWith('manager SIGKILLed') ? 0 : failedBefore);
+      const failed =
+        (await failedReconciles(c.manager)) - (fault.name.startsWith('manager SIGKILLed') ? 0 : failedBefore);
       if (fault.countsEvents) {
         await sleep(1_000); // the watch's last changes and the last Events are in
         // One new value: each key changes once — a restart must not write a value twice (or undo one).
-        for (const [key, n] of watch.keyChanges) if (n - (keyChangesBefore.get(key) ?? 0) > 1) watch.violations.push(`${key} changed ${n - (keyChangesBefore.get(key) ?? 0)} times for one new value across the manager restart`);
+        for (const [key, n] of watch.keyChanges)
+          if (n - (keyChangesBefore.get(key) ?? 0) > 1)
+            watch.violations.push(
+              `${key} changed ${n - (keyChangesBefore.get(key) ?? 0)} times for one new value across the manager restart`,
+            );
         const changes = new Map([...watch.dataChanges].map(([name, n]) => [name, n - (changesBefore.get(name) ?? 0)]));
         watch.violations.push(...(await eventStorm(c, eventsBefore, changes)));
       }
       watch.violations.push(...c.violations.splice(0));
-      const r: FaultResult = { fault: fault.name, faultSeconds: round((faultEnd - faultStart) / 1000), convergeSeconds, failedReconciles: Math.max(0, failed), statusDuringFault };
+      const r: FaultResult = {
+        fault: fault.name,
+        faultSeconds: round((faultEnd - faultStart) / 1000),
+        convergeSeconds,
+        failedReconciles: Math.max(0, failed),
+        statusDuringFault,
+      };
       results.push(r);
-      log(`fault: ${r.fault} — lasted ${r.faultSeconds} s; converged ${r.convergeSeconds} s after; failed reconciles ${r.failedReconciles}; Ready during: ${JSON.stringify(statusDuringFault)}`);
+      log(
+        `fault: ${r.fault} — lasted ${r.faultSeconds} s; converged ${r.convergeSeconds} s after; failed reconciles ${r.failedReconciles}; Ready during: ${JSON.stringify(statusDuringFault)}`,
+      );
     }
     // Foreign Secrets: still exactly as their owner wrote them.
     for (const [name, rv] of foreign) {
       const s = await ctx.k.core.readNamespacedSecret({ namespace: NS, name });
-      if (s.metadata?.resourceVersion !== rv || s.metadata?.labels?.[MANAGED_LABEL] !== undefined) watch.violations.push(`foreign Secret ${name} changed`);
+      if (s.metadata?.resourceVersion !== rv || s.metadata?.labels?.[MANAGED_LABEL] !== undefined)
+        watch.violations.push(`foreign Secret ${name} changed`);
     }
     const readyAtEnd = await readyReasons(ctx.k);
-    log(`invariants: ${watch.violations.length} violations${watch.violations.length ? `: ${watch.violations.slice(0, 10).join('; ')}` : ''}`);
+    log(
+      `invariants: ${watch.violations.length} violations${watch.violations.length ? `: ${watch.violations.slice(0, 10).join('; ')}` : ''}`,
+    );
     mkdirSync(join(OUT, '..'), { recursive: true });
-    writeFileSync(OUT, JSON.stringify({ long: LONG, secretSyncs: CLASSES * PER_CLASS, foreignSecrets: FOREIGN, faultSeconds: FAULT_MS / 1000, rotationSeconds: ROTATION_S, results, violations: watch.violations, readyAtEnd, totalSeconds: round((Date.now() - started) / 1000) }, null, 2) + '\n');
+    writeFileSync(
+      OUT,
+      JSON.stringify(
+        {
+          long: LONG,
+          secretSyncs: CLASSES * PER_CLASS,
+          foreignSecrets: FOREIGN,
+          faultSeconds: FAULT_MS / 1000,
+          rotationSeconds: ROTATION_S,
+          results,
+          violations: watch.violations,
+          readyAtEnd,
+          totalSeconds: round((Date.now() - started) / 1000),
+        },
+        null,
+        2,
+      ) + '\n',
+    );
     log(`figures in ${OUT}`);
     if (watch.violations.length) process.exitCode = 1;
   } finally {

@@ -17,18 +17,35 @@ export interface Kube {
 }
 
 export function kube(kc = adminKubeConfig()): Kube {
-  return { kc, core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi), objects: KubernetesObjectApi.makeApiClient(kc) };
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    objects: KubernetesObjectApi.makeApiClient(kc),
+  };
 }
 
 /** A namespace of its own for one test file; deleted (not awaited) afterwards. */
-export async function tempNamespace(core: CoreV1Api, prefix = 't'): Promise<{ name: string; dispose: () => Promise<void> }> {
+export async function tempNamespace(
+  core: CoreV1Api,
+  prefix = 't',
+): Promise<{ name: string; dispose: () => Promise<void> }> {
   const name = `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`.slice(0, 63);
   await core.createNamespace({ body: { metadata: { name, labels: { 'secret-store-sync.test/temp': 'true' } } } });
-  return { name, dispose: async () => void (await core.deleteNamespace({ name, propagationPolicy: 'Background' }).catch(() => undefined)) };
+  return {
+    name,
+    dispose: async () =>
+      void (await core.deleteNamespace({ name, propagationPolicy: 'Background' }).catch(() => undefined)),
+  };
 }
 
 /** Polls until `check` returns a value (not undefined) or the timeout passes. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30_000, what = 'condition', everyMs = 250): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+  what = 'condition',
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -38,7 +55,8 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -25,7 +25,19 @@ export interface RunningManager {
  * Starts the manager. By default it authenticates as its own ServiceAccount with the RBAC from
  * deploy/manifests (RBAC and admission policies, as in the pod); `asAdmin` uses the admin kubeconfig.
  */
-export async function startManager(opts: { namespace: string; providerDir: string; args?: string[]; asAdmin?: boolean; kubeconfig?: string; env?: Record<string, string>; dir?: string; hashKey?: Buffer; nodeArgs?: string[]; waitReady?: boolean; entry?: 'bundle' | 'dist' }): Promise<RunningManager> {
+export async function startManager(opts: {
+  namespace: string;
+  providerDir: string;
+  args?: string[];
+  asAdmin?: boolean;
+  kubeconfig?: string;
+  env?: Record<string, string>;
+  dir?: string;
+  hashKey?: Buffer;
+  nodeArgs?: string[];
+  waitReady?: boolean;
+  entry?: 'bundle' | 'dist';
+}): Promise<RunningManager> {
   const info = loadStackInfo();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sss-manager-'));
   const kubeconfig = opts.kubeconfig ?? (opts.asAdmin ? info.k8s.kubeconfig : await managerKubeconfig(info, dir));
@@ -56,8 +68,12 @@ export async function startManager(opts: { namespace: string; providerDir: strin
   // Not waiting for ready: waiting for the health port, so the caller can watch readiness itself.
   const probe = opts.waitReady === false ? 'healthz' : 'readyz';
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`manager exited (${child.exitCode}):\n${readFileSync(logFile, 'utf8')}`);
-    const ok = await fetch(`http://127.0.0.1:${health}/${probe}`).then((r) => r.ok, () => false);
+    if (child.exitCode !== null)
+      throw new Error(`manager exited (${child.exitCode}):\n${readFileSync(logFile, 'utf8')}`);
+    const ok = await fetch(`http://127.0.0.1:${health}/${probe}`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`manager did not become ready:\n${readFileSync(logFile, 'utf8')}`);
     await new Promise((r) => setTimeout(r, 100));

@@ -14,8 +14,37 @@ export function opensslPfx(opts: { iter?: number; noMac?: boolean; certs?: numbe
   const dir = mkdtempSync(join(tmpdir(), 'pfx-'));
   try {
     const run = (...a: string[]) => execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
-    run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-subj', '/CN=pfx', '-days', '2');
-    run('pkcs12', '-export', '-inkey', 'k.pem', '-in', 'c.pem', '-passout', 'pass:', '-out', 'b.p12', ...(opts.iter ? ['-iter', String(opts.iter)] : []), ...(opts.noMac ? ['-nomac'] : []));
+    run(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'k.pem',
+      '-out',
+      'c.pem',
+      '-subj',
+      '/CN=pfx',
+      '-days',
+      '2',
+    );
+    run(
+      'pkcs12',
+      '-export',
+      '-inkey',
+      'k.pem',
+      '-in',
+      'c.pem',
+      '-passout',
+      'pass:',
+      '-out',
+      'b.p12',
+      ...(opts.iter ? ['-iter', String(opts.iter)] : []),
+      ...(opts.noMac ? ['-nomac'] : []),
+    );
     return readFileSync(join(dir, 'b.p12'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -70,7 +99,9 @@ export function withKeyBagIterations(pfx: Buffer, iterations: number): Buffer {
 /** The shrouded key bags repeated `times` times: each is one more derivation at the file's count. */
 export function withKeyBagsRepeated(pfx: Buffer, times: number): Buffer {
   return editPlainSafes(pfx, (safeContents) => {
-    const bags = children(safeContents).filter((bag) => asn1.derToOid(children(bag)[0]!.value as string) === forge.pki.oids.pkcs8ShroudedKeyBag!);
+    const bags = children(safeContents).filter(
+      (bag) => asn1.derToOid(children(bag)[0]!.value as string) === forge.pki.oids.pkcs8ShroudedKeyBag!,
+    );
     for (let i = 1; i < times; i++) children(safeContents).push(...bags);
   });
 }

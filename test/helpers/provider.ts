@@ -22,7 +22,15 @@ export interface RunningProviderProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startProvider(opts: { args?: string[]; env?: Record<string, string>; socketDir?: string; nodeArgs?: string[]; entry?: 'bundle' | 'dist' } = {}): Promise<RunningProviderProcess> {
+export async function startProvider(
+  opts: {
+    args?: string[];
+    env?: Record<string, string>;
+    socketDir?: string;
+    nodeArgs?: string[];
+    entry?: 'bundle' | 'dist';
+  } = {},
+): Promise<RunningProviderProcess> {
   const info = loadStackInfo();
   const dir = opts.socketDir ?? mkdtempSync(join(tmpdir(), 'sss-provider-'));
   const endpoint = `unix://${join(dir, 'azure.sock')}`;
@@ -31,15 +39,40 @@ export async function startProvider(opts: { args?: string[]; env?: Record<string
   const fd = openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
-    [...(opts.nodeArgs ?? []), join(repoRoot, 'provider-azure', opts.entry ?? 'bundle', 'main.js'), `--endpoint=${endpoint}`, `--healthz-port=${healthz}`, `--metrics-port=${metrics}`, '--http-bind-address=127.0.0.1', '--log-level=debug', ...(opts.args ?? [])],
-    { stdio: ['ignore', fd, fd], env: { ...process.env, NODE_EXTRA_CA_CERTS: info.caFile, AZURE_AUTHORITY_HOST: info.azure.authorityHost, ...opts.env } },
+    [
+      ...(opts.nodeArgs ?? []),
+      join(repoRoot, 'provider-azure', opts.entry ?? 'bundle', 'main.js'),
+      `--endpoint=${endpoint}`,
+      `--healthz-port=${healthz}`,
+      `--metrics-port=${metrics}`,
+      '--http-bind-address=127.0.0.1',
+      '--log-level=debug',
+      ...(opts.args ?? []),
+    ],
+    {
+      stdio: ['ignore', fd, fd],
+      env: {
+        ...process.env,
+        NODE_EXTRA_CA_CERTS: info.caFile,
+        AZURE_AUTHORITY_HOST: info.azure.authorityHost,
+        ...opts.env,
+      },
+    },
   );
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const client = new ProviderClient(endpoint);
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`provider exited (${child.exitCode}):\n${readFileSync(logFile, 'utf8')}`);
-    if (existsSync(endpoint.slice('unix://'.length)) && (await client.version(1_000).then(() => true, () => false))) break;
+    if (child.exitCode !== null)
+      throw new Error(`provider exited (${child.exitCode}):\n${readFileSync(logFile, 'utf8')}`);
+    if (
+      existsSync(endpoint.slice('unix://'.length)) &&
+      (await client.version(1_000).then(
+        () => true,
+        () => false,
+      ))
+    )
+      break;
     if (Date.now() > deadline) throw new Error(`provider did not start:\n${readFileSync(logFile, 'utf8')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -73,7 +106,16 @@ export function mountRequest(opts: {
     parameters: opts.parameters,
     pod: { name: 'secret-sync', uid: '', namespace: opts.namespace ?? 'default' },
     serviceAccountName: opts.serviceAccount ?? 'default',
-    ...(opts.token !== undefined ? { tokens: { 'api://AzureADTokenExchange': { token: opts.token, expirationTimestamp: new Date(Date.now() + 600_000).toISOString() } } } : {}),
+    ...(opts.token !== undefined
+      ? {
+          tokens: {
+            'api://AzureADTokenExchange': {
+              token: opts.token,
+              expirationTimestamp: new Date(Date.now() + 600_000).toISOString(),
+            },
+          },
+        }
+      : {}),
     ...(opts.secrets ? { secrets: opts.secrets } : {}),
     ...(opts.permission !== undefined ? { permission: opts.permission } : {}),
   });
@@ -81,13 +123,29 @@ export function mountRequest(opts: {
 
 /** The `objects` parameter from a list of object descriptions, in the YAML shape users write. */
 export function objectsYaml(objects: Record<string, string | number>[]): string {
-  return ['array:', ...objects.map((o) => '  - |\n' + Object.entries(o).map(([k, v]) => `    ${k}: ${v}`).join('\n'))].join('\n') + '\n';
+  return (
+    [
+      'array:',
+      ...objects.map(
+        (o) =>
+          '  - |\n' +
+          Object.entries(o)
+            .map(([k, v]) => `    ${k}: ${v}`)
+            .join('\n'),
+      ),
+    ].join('\n') + '\n'
+  );
 }
 
 export interface TestProvider {
   socketDir: string;
   name: string;
-  setState(state: { files: Record<string, string>; fail?: { code: string; message: string }; hangMs?: number; expiresOn?: Record<string, string> }): void;
+  setState(state: {
+    files: Record<string, string>;
+    fail?: { code: string; message: string };
+    hangMs?: number;
+    expiresOn?: Record<string, string>;
+  }): void;
   /** Every Mount it received, as recorded by test/helpers/strict-provider.ts (shapes, no values). */
   requests(): RecordedMount[];
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -99,7 +157,11 @@ export interface TestProvider {
  * provider) refuse. `validateTokensAudience`: the audiences whose tokens it requires, as the e2e
  * provider's VALIDATE_TOKENS_AUDIENCE (default the manager's default audience; [] for none).
  */
-export async function startTestProvider(name = 'test', socketDir = mkdtempSync(join(tmpdir(), 'sss-tp-')), opts: { validateTokensAudience?: string[] } = {}): Promise<TestProvider> {
+export async function startTestProvider(
+  name = 'test',
+  socketDir = mkdtempSync(join(tmpdir(), 'sss-tp-')),
+  opts: { validateTokensAudience?: string[] } = {},
+): Promise<TestProvider> {
   const stateFile = join(socketDir, `${name}.json`);
   if (!existsSync(stateFile)) writeFileSync(stateFile, JSON.stringify({ files: {} }));
   const requestsFile = join(socketDir, `${name}.requests.jsonl`);
@@ -108,14 +170,29 @@ export async function startTestProvider(name = 'test', socketDir = mkdtempSync(j
   const audiences = opts.validateTokensAudience ?? ['api://AzureADTokenExchange'];
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'test', 'helpers', 'strict-provider.ts'), `--endpoint=unix://${socket}`, `--state=${stateFile}`, `--requests=${requestsFile}`, `--validate-tokens-audience=${audiences.join(',')}`],
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'test', 'helpers', 'strict-provider.ts'),
+      `--endpoint=unix://${socket}`,
+      `--state=${stateFile}`,
+      `--requests=${requestsFile}`,
+      `--validate-tokens-audience=${audiences.join(',')}`,
+    ],
     { cwd: repoRoot, stdio: ['ignore', logFd, logFd], env: { ...process.env, NODE_OPTIONS: '' } },
   );
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const client = new ProviderClient(`unix://${socket}`);
   const deadline = Date.now() + 20_000;
-  while (!(existsSync(socket) && (await client.version(1_000).then(() => true, () => false)))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`test provider did not start: ${readFileSync(join(socketDir, `${name}.log`), 'utf8')}`);
+  while (!(
+    existsSync(socket) &&
+    (await client.version(1_000).then(
+      () => true,
+      () => false,
+    ))
+  )) {
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`test provider did not start: ${readFileSync(join(socketDir, `${name}.log`), 'utf8')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   client.close();
@@ -123,7 +200,13 @@ export async function startTestProvider(name = 'test', socketDir = mkdtempSync(j
     socketDir,
     name,
     setState: (state) => writeFileSync(stateFile, JSON.stringify(state)),
-    requests: () => (existsSync(requestsFile) ? readFileSync(requestsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RecordedMount) : []),
+    requests: () =>
+      existsSync(requestsFile)
+        ? readFileSync(requestsFile, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as RecordedMount)
+        : [],
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal);
       await exited;

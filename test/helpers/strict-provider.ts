@@ -13,7 +13,18 @@
 //          "expiresOn"?: {"<path>": "<RFC 3339>"} (sent in the optional expiry trailer) }
 // --requests: one JSON line per Mount with the request's shape (never a token or secret value).
 import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { API_VERSION, OBJECT_EXPIRY_METADATA_KEY, encodeExpiry, ProviderError, providerService, socketPath, toMountResponse, type MountRequest__Output, type MountResponse, type ProviderErrorCode } from '@secret-store-sync/proto';
+import {
+  API_VERSION,
+  OBJECT_EXPIRY_METADATA_KEY,
+  encodeExpiry,
+  ProviderError,
+  providerService,
+  socketPath,
+  toMountResponse,
+  type MountRequest__Output,
+  type MountResponse,
+  type ProviderErrorCode,
+} from '@secret-store-sync/proto';
 import { appendFileSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -37,9 +48,18 @@ export interface RecordedMount {
   tokenAudiences?: string[];
 }
 
-const { values } = parseArgs({ options: { endpoint: { type: 'string' }, state: { type: 'string' }, 'validate-tokens-audience': { type: 'string' }, requests: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    endpoint: { type: 'string' },
+    state: { type: 'string' },
+    'validate-tokens-audience': { type: 'string' },
+    requests: { type: 'string' },
+  },
+});
 if (!values.endpoint || !values.state) {
-  console.error('usage: strict-provider --endpoint unix:///path.sock --state files.json [--validate-tokens-audience a,b] [--requests file]');
+  console.error(
+    'usage: strict-provider --endpoint unix:///path.sock --state files.json [--validate-tokens-audience a,b] [--requests file]',
+  );
   process.exit(2);
 }
 const stateFile = values.state;
@@ -57,7 +77,10 @@ function goStringMap(what: string, text: string): Record<string, string> {
     throw new Refused(`failed to unmarshal ${what}, error: ${(e as Error).message}`);
   }
   if (v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) throw new Refused(`failed to unmarshal ${what}, error: json: cannot unmarshal into Go value of type map[string]string`);
+  if (typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string'))
+    throw new Refused(
+      `failed to unmarshal ${what}, error: json: cannot unmarshal into Go value of type map[string]string`,
+    );
   return v as Record<string, string>;
 }
 
@@ -73,7 +96,9 @@ function parse(req: MountRequest__Output): { attributes: Record<string, string>;
   goStringMap('secrets', req.secrets);
   const permission = Number(req.permission);
   if (req.permission.trim() === '' || !/^\s*\d+\s*$/.test(req.permission) || permission > 0xffffffff) {
-    throw new Refused(`failed to unmarshal file permission, error: ${req.permission.trim() === '' ? 'unexpected end of JSON input' : `json: cannot unmarshal ${req.permission} into Go value of type fs.FileMode`}`);
+    throw new Refused(
+      `failed to unmarshal file permission, error: ${req.permission.trim() === '' ? 'unexpected end of JSON input' : `json: cannot unmarshal ${req.permission} into Go value of type fs.FileMode`}`,
+    );
   }
   // e2eprovider server.go:147-149 ("missing target path"); vault-csi-provider config.go:199-200
   // ("missing target path field"). Neither writes there: only its presence is checked.
@@ -91,12 +116,15 @@ function parse(req: MountRequest__Output): { attributes: Record<string, string>;
   // e2eprovider server.go:192-197, 262-276 (when VALIDATE_TOKENS_AUDIENCE is set).
   if (audiences.length) {
     if (!rawTokens) throw new Refused('failed to validate token, error: service account tokens is not set');
-    for (const a of audiences) if (typeof tokens?.[a]?.token !== 'string' || !tokens[a].token) throw new Refused(`failed to validate token, error: service account token for audience ${a} is not set`);
+    for (const a of audiences)
+      if (typeof tokens?.[a]?.token !== 'string' || !tokens[a].token)
+        throw new Refused(`failed to validate token, error: service account token for audience ${a} is not set`);
   }
   // vault-csi-provider internal/auth/kubernetes_jwt.go:64-94: without a token it calls
   // TokenRequest itself in pod.namespace for serviceAccount.name — both must be there.
   for (const k of ['csi.storage.k8s.io/pod.namespace', 'csi.storage.k8s.io/serviceAccount.name']) {
-    if (!attributes[k]) throw new Refused(`failed to create a service account token for requesting pod: attribute ${k} is empty`);
+    if (!attributes[k])
+      throw new Refused(`failed to create a service account token for requesting pod: attribute ${k} is empty`);
   }
   return { attributes, permission };
 }
@@ -131,12 +159,19 @@ function record(call: ServerUnaryCall<MountRequest__Output, MountResponse>): voi
   appendFileSync(values.requests, JSON.stringify(entry) + '\n');
 }
 
-async function mount(call: ServerUnaryCall<MountRequest__Output, MountResponse>, signal: AbortSignal): Promise<[MountResponse, Metadata?]> {
+async function mount(
+  call: ServerUnaryCall<MountRequest__Output, MountResponse>,
+  signal: AbortSignal,
+): Promise<[MountResponse, Metadata?]> {
   check(call);
   const { attributes, permission } = parse(call.request);
   // This provider's own parameter; it refuses others, as a provider should.
   const unknown = Object.keys(attributes).filter((k) => k !== 'prefix' && !k.startsWith('csi.storage.k8s.io/'));
-  if (unknown.length) throw new ProviderError('InvalidArgument', `unknown parameter(s): ${unknown.join(', ')} (this provider takes only 'prefix')`);
+  if (unknown.length)
+    throw new ProviderError(
+      'InvalidArgument',
+      `unknown parameter(s): ${unknown.join(', ')} (this provider takes only 'prefix')`,
+    );
   const state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
   if (state.hangMs) {
     await new Promise<void>((resolve) => {
@@ -147,10 +182,19 @@ async function mount(call: ServerUnaryCall<MountRequest__Output, MountResponse>,
   if (signal.aborted) throw new ProviderError('DeadlineExceeded', 'the caller went away');
   if (state.fail) throw new ProviderError(state.fail.code, state.fail.message, 'ExampleFailure');
   const chosen = Object.entries(state.files).filter(([path]) => path.startsWith(attributes.prefix ?? ''));
-  const res = toMountResponse({ files: chosen.map(([path, contents]) => ({ path, contents })), objectVersions: chosen.map(([path, contents]) => ({ id: `file/${path}`, version: String(contents.length) })) }, permission);
+  const res = toMountResponse(
+    {
+      files: chosen.map(([path, contents]) => ({ path, contents })),
+      objectVersions: chosen.map(([path, contents]) => ({ id: `file/${path}`, version: String(contents.length) })),
+    },
+    permission,
+  );
   if (!state.expiresOn) return [res];
   const trailer = new Metadata();
-  trailer.set(OBJECT_EXPIRY_METADATA_KEY, encodeExpiry(Object.fromEntries(Object.entries(state.expiresOn).map(([path, t]) => [`file/${path}`, new Date(t)]))));
+  trailer.set(
+    OBJECT_EXPIRY_METADATA_KEY,
+    encodeExpiry(Object.fromEntries(Object.entries(state.expiresOn).map(([path, t]) => [`file/${path}`, new Date(t)]))),
+  );
   return [res, trailer];
 }
 
@@ -159,7 +203,11 @@ server.addService(providerService, {
   Version(call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) {
     try {
       check(call);
-      callback(null, { version: API_VERSION, runtimeName: 'secret-store-sync-strict-provider', runtimeVersion: '0.1.0' });
+      callback(null, {
+        version: API_VERSION,
+        runtimeName: 'secret-store-sync-strict-provider',
+        runtimeVersion: '0.1.0',
+      });
     } catch (e) {
       callback({ code: status.UNKNOWN, details: (e as Error).message });
     }
@@ -170,16 +218,23 @@ server.addService(providerService, {
     record(call);
     mount(call, ctl.signal).then(
       ([res, trailer]) => callback(null, res, trailer),
-      (e: unknown) => callback(e instanceof ProviderError ? e.toServiceError() : { code: status.UNKNOWN, details: (e as Error).message }),
+      (e: unknown) =>
+        callback(
+          e instanceof ProviderError ? e.toServiceError() : { code: status.UNKNOWN, details: (e as Error).message },
+        ),
     );
   },
 });
 const path = socketPath(values.endpoint);
 if (existsSync(path)) unlinkSync(path);
-await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${path}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+await new Promise<void>((resolve, reject) =>
+  server.bindAsync(`unix:${path}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+);
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => server.tryShutdown(() => {
-    if (existsSync(path)) unlinkSync(path);
-    process.exit(0);
-  }));
+  process.on(signal, () =>
+    server.tryShutdown(() => {
+      if (existsSync(path)) unlinkSync(path);
+      process.exit(0);
+    }),
+  );
 }

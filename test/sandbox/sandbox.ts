@@ -41,7 +41,11 @@ class StepFailed extends Error {}
 
 function kubectl(info: StackInfo, args: string[], input?: string): string {
   show(`kubectl ${args.join(' ')}`);
-  const r = spawnSync('kubectl', args, { encoding: 'utf8', input, env: { ...process.env, KUBECONFIG: info.k8s.kubeconfig } });
+  const r = spawnSync('kubectl', args, {
+    encoding: 'utf8',
+    input,
+    env: { ...process.env, KUBECONFIG: info.k8s.kubeconfig },
+  });
   if (r.error) throw new StepFailed(`kubectl could not run (${r.error.message}): install kubectl and put it on PATH`);
   if (r.status !== 0) throw new StepFailed(`kubectl ${args.join(' ')} failed:\n${r.stderr}`);
   process.stdout.write(r.stdout);
@@ -50,16 +54,23 @@ function kubectl(info: StackInfo, args: string[], input?: string): string {
 
 function shell(info: StackInfo, command: string): string {
   show(command);
-  const out = execFileSync('bash', ['-c', command], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: info.k8s.kubeconfig } });
+  const out = execFileSync('bash', ['-c', command], {
+    encoding: 'utf8',
+    env: { ...process.env, KUBECONFIG: info.k8s.kubeconfig },
+  });
   process.stdout.write(out.endsWith('\n') ? out : `${out}\n`);
   return out;
 }
 
 function checkPrerequisites(): void {
   const missing: string[] = [];
-  if (spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).error) missing.push('kubectl (any recent client) on PATH');
-  const cached = existsSync(join(process.env.SSS_CACHE_DIR ?? join(process.env.HOME ?? '', '.cache', 'secret-store-sync'), 'control-plane'));
-  if (!cached && spawnSync('go', ['version'], { encoding: 'utf8' }).error) missing.push('Go >= 1.24 on PATH (to build kube-apiserver and etcd the first time)');
+  if (spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).error)
+    missing.push('kubectl (any recent client) on PATH');
+  const cached = existsSync(
+    join(process.env.SSS_CACHE_DIR ?? join(process.env.HOME ?? '', '.cache', 'secret-store-sync'), 'control-plane'),
+  );
+  if (!cached && spawnSync('go', ['version'], { encoding: 'utf8' }).error)
+    missing.push('Go >= 1.24 on PATH (to build kube-apiserver and etcd the first time)');
   if (missing.length) {
     console.error(`The sandbox needs:\n  - ${missing.join('\n  - ')}`);
     process.exit(1);
@@ -73,47 +84,100 @@ async function rotate(value: string | undefined): Promise<void> {
   Object.assign(process.env, toEnv(info));
   const azure = new AzureStack(info);
   const v = value ?? `Hello-${new Date().toISOString().slice(11, 19)}`;
-  show(`az keyvault secret set --vault-name "${env.KEYVAULT_NAME}" --name "${env.KEYVAULT_SECRET_NAME}" --value '${v}'`);
+  show(
+    `az keyvault secret set --vault-name "${env.KEYVAULT_NAME}" --name "${env.KEYVAULT_SECRET_NAME}" --value '${v}'`,
+  );
   const version = await azure.setSecret(env.KEYVAULT_NAME, env.KEYVAULT_SECRET_NAME, v);
-  console.log(`new version ${version}; the manager picks it up within ${ROTATION_SECONDS} s (the sandbox's rotation interval).`);
-  console.log(`watch it: kubectl get secret secret-sync-name -n ${env.KUBERNETES_NAMESPACE} -o jsonpath="{.data.${env.KEYVAULT_SECRET_NAME}-data-key0}" | base64 -d`);
+  console.log(
+    `new version ${version}; the manager picks it up within ${ROTATION_SECONDS} s (the sandbox's rotation interval).`,
+  );
+  console.log(
+    `watch it: kubectl get secret secret-sync-name -n ${env.KUBERNETES_NAMESPACE} -o jsonpath="{.data.${env.KEYVAULT_SECRET_NAME}-data-key0}" | base64 -d`,
+  );
 }
 
 /** The chart's release, as the README installs it; in the pod mode only. */
 export const RELEASE = { name: 'secret-store-sync', namespace: 'azure-secret-store', caConfigMap: 'local-stack-ca' };
 
 async function installChart(info: StackInfo, node: StackNode): Promise<void> {
-  const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
+  const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split('\n')
+    .pop()!;
   // The stack's CA, for the provider to trust the Entra and Key Vault stand-ins.
   kubectl(info, ['create', 'namespace', RELEASE.namespace]);
-  kubectl(info, ['-n', RELEASE.namespace, 'create', 'configmap', RELEASE.caConfigMap, `--from-file=ca.crt=${info.caFile}`]);
+  kubectl(info, [
+    '-n',
+    RELEASE.namespace,
+    'create',
+    'configmap',
+    RELEASE.caConfigMap,
+    `--from-file=ca.crt=${info.caFile}`,
+  ]);
   const apiPort = new URL(info.k8s.server).port;
   const args = [
-    'install', RELEASE.name, 'deploy/chart/secret-store-sync', '--namespace', RELEASE.namespace, '--create-namespace',
+    'install',
+    RELEASE.name,
+    'deploy/chart/secret-store-sync',
+    '--namespace',
+    RELEASE.namespace,
+    '--create-namespace',
     // What a user sets (the README's install command) …
-    '--set', `rotationPollIntervalInSeconds=${ROTATION_SECONDS}`,
+    '--set',
+    `rotationPollIntervalInSeconds=${ROTATION_SECONDS}`,
     // … and what this node and the stand-ins need: the node's network, the apiserver's and Entra's
     // addresses, the stack's CA, and the vault's host name on the node's relay to the emulator.
-    '--set', 'hostNetwork=true',
-    '--set', 'k8sServiceHost=127.0.0.1', '--set-string', `k8sServicePort=${apiPort}`,
-    '--set', `provider.authorityHost=${info.azure.authorityHost}`,
-    '--set', `provider.caBundleConfigMap=${RELEASE.caConfigMap}`,
-    '--set', `hostAliases[0].ip=${node.info.vaultIp}`, '--set', `hostAliases[0].hostnames[0]=${env.KEYVAULT_NAME}.vault.azure.net`,
-    '--wait', '--timeout', '3m',
+    '--set',
+    'hostNetwork=true',
+    '--set',
+    'k8sServiceHost=127.0.0.1',
+    '--set-string',
+    `k8sServicePort=${apiPort}`,
+    '--set',
+    `provider.authorityHost=${info.azure.authorityHost}`,
+    '--set',
+    `provider.caBundleConfigMap=${RELEASE.caConfigMap}`,
+    '--set',
+    `hostAliases[0].ip=${node.info.vaultIp}`,
+    '--set',
+    `hostAliases[0].hostnames[0]=${env.KEYVAULT_NAME}.vault.azure.net`,
+    '--wait',
+    '--timeout',
+    '3m',
   ];
   show(`helm ${args.join(' ')}`);
   const r = spawnSync(helm, [...args, '--kubeconfig', info.k8s.kubeconfig], { cwd: repoRoot, encoding: 'utf8' });
-  if (r.status !== 0) throw new StepFailed(`helm install failed:\n${r.stderr}${r.stdout}\n${kubectlQuiet(info, ['-n', RELEASE.namespace, 'describe', 'pods'])}`);
+  if (r.status !== 0)
+    throw new StepFailed(
+      `helm install failed:\n${r.stderr}${r.stdout}\n${kubectlQuiet(info, ['-n', RELEASE.namespace, 'describe', 'pods'])}`,
+    );
   process.stdout.write(r.stdout);
   kubectl(info, ['-n', RELEASE.namespace, 'get', 'pods', '-o', 'wide']);
 }
 
 /** The pod's containers' memory as the kubelet measures it (README: the pod's figures). */
 async function printPodMemory(info: StackInfo, when: string): Promise<void> {
-  const pod = kubectlQuiet(info, ['-n', RELEASE.namespace, 'get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE.name}`, '-o', 'jsonpath={.items[0].metadata.name}']).trim();
+  const pod = kubectlQuiet(info, [
+    '-n',
+    RELEASE.namespace,
+    'get',
+    'pods',
+    '-l',
+    `app.kubernetes.io/instance=${RELEASE.name}`,
+    '-o',
+    'jsonpath={.items[0].metadata.name}',
+  ]).trim();
   const mem = await podMemory(info, RELEASE.namespace, pod, ['manager', 'provider-azure-installer']);
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-  console.log(`  pod memory ${when} (kubelet stats, RSS / working set): ${Object.entries(mem).sort().map(([c, m]) => `${c} ${mib(m.rssBytes)} / ${mib(m.workingSetBytes)}`).join(', ')}`);
+  console.log(
+    `  pod memory ${when} (kubelet stats, RSS / working set): ${Object.entries(mem)
+      .sort()
+      .map(([c, m]) => `${c} ${mib(m.rssBytes)} / ${mib(m.workingSetBytes)}`)
+      .join(', ')}`,
+  );
 }
 
 function kubectlQuiet(info: StackInfo, args: string[]): string {
@@ -144,24 +208,40 @@ async function walkthrough(once: boolean, pod: boolean): Promise<void> {
   process.on('SIGTERM', () => void teardown().then(() => process.exit(0)));
 
   try {
-    step('Start the local stack (kube-apiserver, etcd, kube-controller-manager, Entra ID stand-in, Key Vault emulator)');
+    step(
+      'Start the local stack (kube-apiserver, etcd, kube-controller-manager, Entra ID stand-in, Key Vault emulator)',
+    );
     // With the pod, helm installs the CRDs from the chart, as for a user.
-    stack = await startStack({ dir: SANDBOX_DIR, manifests: pod ? [] : yamlFilesIn(join(repoRoot, 'deploy', 'crds')), log: (m) => console.log(`  ${m}`), handleSignals: false });
+    stack = await startStack({
+      dir: SANDBOX_DIR,
+      manifests: pod ? [] : yamlFilesIn(join(repoRoot, 'deploy', 'crds')),
+      log: (m) => console.log(`  ${m}`),
+      handleSignals: false,
+    });
     const info = stack.info;
-    Object.assign(process.env, toEnv(info), { NODE_EXTRA_CA_CERTS: info.caFile, AZURE_AUTHORITY_HOST: info.azure.authorityHost });
+    Object.assign(process.env, toEnv(info), {
+      NODE_EXTRA_CA_CERTS: info.caFile,
+      AZURE_AUTHORITY_HOST: info.azure.authorityHost,
+    });
     const azure = new AzureStack(info);
     const SERVICE_ACCOUNT_ISSUER = info.k8s.issuer;
     const AZURE_TENANT_ID = azure.tenantId;
 
     step('Create an Azure Key Vault and a secret with two versions');
-    show(`az keyvault create --resource-group "${env.RESOURCE_GROUP}" --name "${env.KEYVAULT_NAME}" --enable-rbac-authorization`);
+    show(
+      `az keyvault create --resource-group "${env.RESOURCE_GROUP}" --name "${env.KEYVAULT_NAME}" --enable-rbac-authorization`,
+    );
     await azure.createVault(env.KEYVAULT_NAME);
-    show(`az keyvault secret set --vault-name "${env.KEYVAULT_NAME}" --name "${env.KEYVAULT_SECRET_NAME}" --value 'Hello!'`);
+    show(
+      `az keyvault secret set --vault-name "${env.KEYVAULT_NAME}" --name "${env.KEYVAULT_SECRET_NAME}" --value 'Hello!'`,
+    );
     await azure.setSecret(env.KEYVAULT_NAME, env.KEYVAULT_SECRET_NAME, 'Hello!');
     // As when typed by hand: Key Vault stamps versions to the second, and versions of one second
     // have no order but their ids — a later rotation's history would then be a coin toss.
     await new Promise((r) => setTimeout(r, 1_050));
-    show(`az keyvault secret set --vault-name "${env.KEYVAULT_NAME}" --name "${env.KEYVAULT_SECRET_NAME}" --value 'Hello2'`);
+    show(
+      `az keyvault secret set --vault-name "${env.KEYVAULT_NAME}" --name "${env.KEYVAULT_SECRET_NAME}" --value 'Hello2'`,
+    );
     await azure.setSecret(env.KEYVAULT_NAME, env.KEYVAULT_SECRET_NAME, 'Hello2');
 
     step('Create a user-assigned managed identity with Key Vault Reader and Key Vault Secrets User');
@@ -170,16 +250,24 @@ async function walkthrough(once: boolean, pod: boolean): Promise<void> {
     const USER_ASSIGNED_CLIENT_ID = identity.clientId;
     console.log(`USER_ASSIGNED_CLIENT_ID=${USER_ASSIGNED_CLIENT_ID}`);
     for (const role of ['Key Vault Reader', 'Key Vault Secrets User'] as const) {
-      show(`az role assignment create --role "${role}" --assignee "${USER_ASSIGNED_CLIENT_ID}" --scope …/providers/Microsoft.KeyVault/vaults/${env.KEYVAULT_NAME}`);
+      show(
+        `az role assignment create --role "${role}" --assignee "${USER_ASSIGNED_CLIENT_ID}" --scope …/providers/Microsoft.KeyVault/vaults/${env.KEYVAULT_NAME}`,
+      );
       await azure.assignRole(role, USER_ASSIGNED_CLIENT_ID, env.KEYVAULT_NAME);
     }
 
     step('Create the Kubernetes namespace and ServiceAccount');
     kubectl(info, ['create', 'ns', env.KUBERNETES_NAMESPACE]);
-    kubectl(info, ['apply', '-f', '-'], `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${env.SERVICE_ACCOUNT_NAME}\n  namespace: ${env.KUBERNETES_NAMESPACE}\n`);
+    kubectl(
+      info,
+      ['apply', '-f', '-'],
+      `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${env.SERVICE_ACCOUNT_NAME}\n  namespace: ${env.KUBERNETES_NAMESPACE}\n`,
+    );
 
     step('Create a federated identity credential');
-    show(`az identity federated-credential create --name ${env.FEDERATED_IDENTITY_CREDENTIAL_NAME} --identity-name ${env.USER_ASSIGNED_IDENTITY_NAME} --issuer ${SERVICE_ACCOUNT_ISSUER} --subject system:serviceaccount:${env.KUBERNETES_NAMESPACE}:${env.SERVICE_ACCOUNT_NAME}`);
+    show(
+      `az identity federated-credential create --name ${env.FEDERATED_IDENTITY_CREDENTIAL_NAME} --identity-name ${env.USER_ASSIGNED_IDENTITY_NAME} --issuer ${SERVICE_ACCOUNT_ISSUER} --subject system:serviceaccount:${env.KUBERNETES_NAMESPACE}:${env.SERVICE_ACCOUNT_NAME}`,
+    );
     await azure.addFederatedCredential(USER_ASSIGNED_CLIENT_ID, {
       name: env.FEDERATED_IDENTITY_CREDENTIAL_NAME,
       issuer: SERVICE_ACCOUNT_ISSUER,
@@ -193,15 +281,22 @@ async function walkthrough(once: boolean, pod: boolean): Promise<void> {
       await installChart(info, node);
       await printPodMemory(info, 'at idle');
     } else {
-      step('Install the SSE: CRDs, RBAC, and the pod\'s two containers (manager, provider-azure-installer)');
+      step("Install the SSE: CRDs, RBAC, and the pod's two containers (manager, provider-azure-installer)");
       const sockets = join(SANDBOX_DIR, 'provider');
       mkdirSync(sockets, { recursive: true });
       provider = await startProvider({ socketDir: sockets });
       const managerDir = join(SANDBOX_DIR, 'manager');
       mkdirSync(managerDir, { recursive: true });
-      manager = await startManager({ namespace: '', providerDir: sockets, dir: managerDir, args: [`--rotation-poll-interval-seconds=${ROTATION_SECONDS}`, '--log-level=info'] });
+      manager = await startManager({
+        namespace: '',
+        providerDir: sockets,
+        dir: managerDir,
+        args: [`--rotation-poll-interval-seconds=${ROTATION_SECONDS}`, '--log-level=info'],
+      });
       console.log(`  provider-azure-installer: socket ${provider.endpoint}, log ${provider.logFile}`);
-      console.log(`  manager: as system:serviceaccount:azure-secret-store:secret-store-sync-manager, log ${manager.logFile}`);
+      console.log(
+        `  manager: as system:serviceaccount:azure-secret-store:secret-store-sync-manager, log ${manager.logFile}`,
+      );
     }
 
     step('Create a SecretProviderClass resource (spc.yaml) and a SecretSync object (ss.yaml), and apply them');
@@ -217,24 +312,53 @@ async function walkthrough(once: boolean, pod: boolean): Promise<void> {
     step('Observe secrets synchronizing to the cluster');
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const r = spawnSync('kubectl', ['get', 'secretsync', 'secret-sync-name', '-n', env.KUBERNETES_NAMESPACE, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: info.k8s.kubeconfig } });
+      const r = spawnSync(
+        'kubectl',
+        [
+          'get',
+          'secretsync',
+          'secret-sync-name',
+          '-n',
+          env.KUBERNETES_NAMESPACE,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ],
+        { encoding: 'utf8', env: { ...process.env, KUBECONFIG: info.k8s.kubeconfig } },
+      );
       if (r.stdout === 'True') break;
-      if (Date.now() > deadline) throw new StepFailed(`the SecretSync did not become Ready within 60 s; manager log: ${manager?.logFile ?? `kubectl -n ${RELEASE.namespace} logs deploy/${RELEASE.name} -c manager`}`);
+      if (Date.now() > deadline)
+        throw new StepFailed(
+          `the SecretSync did not become Ready within 60 s; manager log: ${manager?.logFile ?? `kubectl -n ${RELEASE.namespace} logs deploy/${RELEASE.name} -c manager`}`,
+        );
       await new Promise((res) => setTimeout(res, 250));
     }
     kubectl(info, ['get', 'secrets', '-n', env.KUBERNETES_NAMESPACE]);
     step('View last sync status');
     kubectl(info, ['describe', 'secretsync', 'secret-sync-name', '-n', env.KUBERNETES_NAMESPACE]);
     step('View secrets values');
-    const v0 = shell(info, `kubectl get secret secret-sync-name -n ${env.KUBERNETES_NAMESPACE} -o jsonpath="{.data.${env.KEYVAULT_SECRET_NAME}-data-key0}" | base64 -d`);
-    const v1 = shell(info, `kubectl get secret secret-sync-name -n ${env.KUBERNETES_NAMESPACE} -o jsonpath="{.data.${env.KEYVAULT_SECRET_NAME}-data-key1}" | base64 -d`);
+    const v0 = shell(
+      info,
+      `kubectl get secret secret-sync-name -n ${env.KUBERNETES_NAMESPACE} -o jsonpath="{.data.${env.KEYVAULT_SECRET_NAME}-data-key0}" | base64 -d`,
+    );
+    const v1 = shell(
+      info,
+      `kubectl get secret secret-sync-name -n ${env.KUBERNETES_NAMESPACE} -o jsonpath="{.data.${env.KEYVAULT_SECRET_NAME}-data-key1}" | base64 -d`,
+    );
     if (v0 !== 'Hello2' || v1 !== 'Hello!') throw new StepFailed(`expected Hello2 and Hello!, got '${v0}' and '${v1}'`);
 
     if (pod) {
       await printPodMemory(info, 'after the walkthrough');
-      step('The pod\'s logs, one container at a time');
+      step("The pod's logs, one container at a time");
       kubectl(info, ['-n', RELEASE.namespace, 'logs', `deploy/${RELEASE.name}`, '-c', 'manager', '--tail=3']);
-      kubectl(info, ['-n', RELEASE.namespace, 'logs', `deploy/${RELEASE.name}`, '-c', 'provider-azure-installer', '--tail=3']);
+      kubectl(info, [
+        '-n',
+        RELEASE.namespace,
+        'logs',
+        `deploy/${RELEASE.name}`,
+        '-c',
+        'provider-azure-installer',
+        '--tail=3',
+      ]);
     }
     if (once) {
       console.log(`\n${bold('The walkthrough succeeded: my-secret-data-key0 = Hello2, my-secret-data-key1 = Hello!')}`);
@@ -264,7 +388,8 @@ Ctrl-C stops everything.`);
 
 const args = process.argv.slice(2);
 if (args[0] === 'rotate') await rotate(args[1]);
-else if (args.every((a) => a === '--once' || a === '--pod')) await walkthrough(args.includes('--once'), args.includes('--pod'));
+else if (args.every((a) => a === '--once' || a === '--pod'))
+  await walkthrough(args.includes('--once'), args.includes('--pod'));
 else {
   console.error('usage: npm run sandbox [-- [--pod] [--once] | -- rotate [value]]');
   process.exit(2);

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { adminCall, type StackInfo } from '../stack.js';
 import type { FederatedCredential, Identity, KeyVaultRole, RoleAssignment } from './directory.js';
 
-export const KEYVAULT_SCOPE_PREFIX = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local-stack/providers/Microsoft.KeyVault/vaults/';
+export const KEYVAULT_SCOPE_PREFIX =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local-stack/providers/Microsoft.KeyVault/vaults/';
 
 export function vaultUrl(name: string, dnsSuffix = 'vault.azure.net'): string {
   return `https://${name}.${dnsSuffix}/`;
@@ -30,10 +31,15 @@ export class AzureStack {
 
   constructor(readonly info: StackInfo) {
     this.ca = readFileSync(info.caFile, 'utf8');
-    this.operator = new ClientSecretCredential(info.azure.tenantId, info.azure.operator.clientId, info.azure.operator.clientSecret, {
-      authorityHost: info.azure.authorityHost,
-      disableInstanceDiscovery: true,
-    });
+    this.operator = new ClientSecretCredential(
+      info.azure.tenantId,
+      info.azure.operator.clientId,
+      info.azure.operator.clientSecret,
+      {
+        authorityHost: info.azure.authorityHost,
+        disableInstanceDiscovery: true,
+      },
+    );
   }
 
   get tenantId(): string {
@@ -67,19 +73,35 @@ export class AzureStack {
    * uses; for AZURE_POD_IDENTITY_AUTHORITY_HOST, as 169.254.169.254 is out of reach here). `node`
    * names the node (its own IMDS port); test files that run at once each use their own.
    */
-  async configureManagedIdentity(opts: { header: string; systemAssigned?: string; attached?: string[]; node?: string }): Promise<{ endpoint: string; imdsHost: string }> {
+  async configureManagedIdentity(opts: {
+    header: string;
+    systemAssigned?: string;
+    attached?: string[];
+    node?: string;
+  }): Promise<{ endpoint: string; imdsHost: string }> {
     const { imdsPort } = (await this.admin('PUT', '/msi', opts)) as { imdsPort: number };
     return { endpoint: `${this.info.azure.authorityHost}/msi/token`, imdsHost: `http://127.0.0.1:${imdsPort}` };
   }
 
   /** `az identity federated-credential create` */
-  addFederatedCredential(identity: string, fic: { name: string; issuer: string; subject: string; audiences?: string[] }): Promise<FederatedCredential> {
-    return this.admin('POST', `/identities/${encodeURIComponent(identity)}/federated-credentials`, fic) as Promise<FederatedCredential>;
+  addFederatedCredential(
+    identity: string,
+    fic: { name: string; issuer: string; subject: string; audiences?: string[] },
+  ): Promise<FederatedCredential> {
+    return this.admin(
+      'POST',
+      `/identities/${encodeURIComponent(identity)}/federated-credentials`,
+      fic,
+    ) as Promise<FederatedCredential>;
   }
 
   /** `az role assignment create --role … --assignee … --scope <vault>` */
   assignRole(role: KeyVaultRole, assignee: string, vaultName: string): Promise<RoleAssignment> {
-    return this.admin('POST', '/role-assignments', { role, assignee, scope: KEYVAULT_SCOPE_PREFIX + vaultName }) as Promise<RoleAssignment>;
+    return this.admin('POST', '/role-assignments', {
+      role,
+      assignee,
+      scope: KEYVAULT_SCOPE_PREFIX + vaultName,
+    }) as Promise<RoleAssignment>;
   }
 
   /** Test knob: how long Entra's access tokens for this client id live (real Entra: about an hour). */
@@ -91,11 +113,28 @@ export class AzureStack {
     return this.admin('DELETE', `/role-assignments?assignee=${encodeURIComponent(assignee)}`);
   }
 
-  stats(): Promise<{ vaultRequests: Record<string, number>; tokenRequests: { clientId: string; outcome: string; grant: string; assertionJti?: string; endpoint?: 'appService' | 'imds' }[] }> {
+  stats(): Promise<{
+    vaultRequests: Record<string, number>;
+    tokenRequests: {
+      clientId: string;
+      outcome: string;
+      grant: string;
+      assertionJti?: string;
+      endpoint?: 'appService' | 'imds';
+    }[];
+  }> {
     return this.admin('GET', '/stats') as Promise<never>;
   }
 
-  injectFault(f: { target: 'vault' | 'entra'; pathPattern: string; status: number; count?: number; retryAfterSeconds?: number; delayMs?: number; clientId?: string }): Promise<unknown> {
+  injectFault(f: {
+    target: 'vault' | 'entra';
+    pathPattern: string;
+    status: number;
+    count?: number;
+    retryAfterSeconds?: number;
+    delayMs?: number;
+    clientId?: string;
+  }): Promise<unknown> {
     return this.admin('POST', '/faults', f);
   }
 
@@ -127,19 +166,35 @@ export class AzureStack {
   }
 
   /** `az keyvault certificate import`: PEM text (key + chain) or PKCS#12 bytes. */
-  async importCertificate(vault: string, name: string, cert: { pem: string } | { pfx: Buffer; password?: string }): Promise<{ version: string }> {
+  async importCertificate(
+    vault: string,
+    name: string,
+    cert: { pem: string } | { pfx: Buffer; password?: string },
+  ): Promise<{ version: string }> {
     const client = this.certificates(vault);
     const result =
       'pem' in cert
-        ? await client.importCertificate(name, Buffer.from(cert.pem), { policy: { contentType: 'application/x-pem-file', issuerName: 'Unknown', subject: 'CN=imported' } })
-        : await client.importCertificate(name, cert.pfx, { ...(cert.password ? { password: cert.password } : {}), policy: { contentType: 'application/x-pkcs12', issuerName: 'Unknown', subject: 'CN=imported' } });
+        ? await client.importCertificate(name, Buffer.from(cert.pem), {
+            policy: { contentType: 'application/x-pem-file', issuerName: 'Unknown', subject: 'CN=imported' },
+          })
+        : await client.importCertificate(name, cert.pfx, {
+            ...(cert.password ? { password: cert.password } : {}),
+            policy: { contentType: 'application/x-pkcs12', issuerName: 'Unknown', subject: 'CN=imported' },
+          });
     return { version: result.properties.version ?? '' };
   }
 
   /** `az keyvault key create --kty RSA|EC` */
-  async createKey(vault: string, name: string, kind: { kty: 'RSA'; size?: 2048 | 3072 | 4096 } | { kty: 'EC'; curve?: 'P-256' | 'P-384' | 'P-521' }): Promise<string> {
+  async createKey(
+    vault: string,
+    name: string,
+    kind: { kty: 'RSA'; size?: 2048 | 3072 | 4096 } | { kty: 'EC'; curve?: 'P-256' | 'P-384' | 'P-521' },
+  ): Promise<string> {
     const client = this.keys(vault);
-    const key = kind.kty === 'RSA' ? await client.createRsaKey(name, { keySize: kind.size ?? 2048 }) : await client.createEcKey(name, { curve: kind.curve ?? 'P-256' });
+    const key =
+      kind.kty === 'RSA'
+        ? await client.createRsaKey(name, { keySize: kind.size ?? 2048 })
+        : await client.createEcKey(name, { curve: kind.curve ?? 'P-256' });
     return key.properties.version ?? '';
   }
 }

@@ -34,10 +34,26 @@ export const ROLE_ACTIONS = {
   'Key Vault Reader': ['*/read', 'secrets/readMetadata/action'],
   'Key Vault Secrets User': ['secrets/getSecret/action', 'secrets/readMetadata/action'],
   'Key Vault Secrets Officer': ['secrets/*'],
-  'Key Vault Certificates Officer': ['certificates/*', 'keys/read', 'secrets/getSecret/action', 'secrets/readMetadata/action'],
-  'Key Vault Certificate User': ['certificates/read', 'secrets/getSecret/action', 'secrets/readMetadata/action', 'keys/read'],
+  'Key Vault Certificates Officer': [
+    'certificates/*',
+    'keys/read',
+    'secrets/getSecret/action',
+    'secrets/readMetadata/action',
+  ],
+  'Key Vault Certificate User': [
+    'certificates/read',
+    'secrets/getSecret/action',
+    'secrets/readMetadata/action',
+    'keys/read',
+  ],
   'Key Vault Crypto Officer': ['keys/*'],
-  'Key Vault Crypto User': ['keys/read', 'keys/encrypt/action', 'keys/decrypt/action', 'keys/sign/action', 'keys/verify/action'],
+  'Key Vault Crypto User': [
+    'keys/read',
+    'keys/encrypt/action',
+    'keys/decrypt/action',
+    'keys/sign/action',
+    'keys/verify/action',
+  ],
 } as const satisfies Record<string, readonly string[]>;
 export type KeyVaultRole = keyof typeof ROLE_ACTIONS;
 
@@ -47,7 +63,14 @@ export function isRole(name: string): name is KeyVaultRole {
 
 function actionMatches(pattern: string, action: string): boolean {
   if (pattern === '*') return true;
-  const re = new RegExp('^' + pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')).join('[^]*') + '$');
+  const re = new RegExp(
+    '^' +
+      pattern
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
+        .join('[^]*') +
+      '$',
+  );
   return re.test(action);
 }
 
@@ -66,8 +89,16 @@ export class Directory {
 
   constructor(readonly defaultTenant: string) {}
 
-  createIdentity(opts: { name: string; kind?: Identity['kind']; tenantId?: string; clientSecret?: string; clientId?: string }): Identity {
-    const existing = [...this.identities.values()].find((i) => i.name === opts.name && i.tenantId === (opts.tenantId ?? this.defaultTenant));
+  createIdentity(opts: {
+    name: string;
+    kind?: Identity['kind'];
+    tenantId?: string;
+    clientSecret?: string;
+    clientId?: string;
+  }): Identity {
+    const existing = [...this.identities.values()].find(
+      (i) => i.name === opts.name && i.tenantId === (opts.tenantId ?? this.defaultTenant),
+    );
     if (existing) return existing; // `az identity create` is idempotent by name
     const identity: Identity = {
       name: opts.name,
@@ -83,7 +114,9 @@ export class Directory {
   }
 
   findIdentity(ref: string): Identity | undefined {
-    return this.identities.get(ref) ?? [...this.identities.values()].find((i) => i.principalId === ref || i.name === ref);
+    return (
+      this.identities.get(ref) ?? [...this.identities.values()].find((i) => i.principalId === ref || i.name === ref)
+    );
   }
 
   addFederatedCredential(identityRef: string, fic: FederatedCredential): FederatedCredential {
@@ -98,10 +131,16 @@ export class Directory {
   }
 
   assignRole(opts: { role: string; assignee: string; scope: string }): RoleAssignment {
-    if (!isRole(opts.role)) throw new DirectoryError(400, `unknown role '${opts.role}'; known: ${Object.keys(ROLE_ACTIONS).join(', ')}`);
+    if (!isRole(opts.role))
+      throw new DirectoryError(400, `unknown role '${opts.role}'; known: ${Object.keys(ROLE_ACTIONS).join(', ')}`);
     const identity = this.findIdentity(opts.assignee);
     if (!identity) throw new DirectoryError(400, `assignee '${opts.assignee}' not found`);
-    const ra: RoleAssignment = { id: randomUUID(), role: opts.role, principalId: identity.principalId, scope: opts.scope };
+    const ra: RoleAssignment = {
+      id: randomUUID(),
+      role: opts.role,
+      principalId: identity.principalId,
+      scope: opts.scope,
+    };
     this.roleAssignments.push(ra);
     return ra;
   }
@@ -111,7 +150,11 @@ export class Directory {
     const before = this.roleAssignments.length;
     for (let i = this.roleAssignments.length - 1; i >= 0; i--) {
       const ra = this.roleAssignments[i]!;
-      if ((principal === undefined || ra.principalId === principal) && (!filter.scope || ra.scope === filter.scope) && (!filter.role || ra.role === filter.role)) {
+      if (
+        (principal === undefined || ra.principalId === principal) &&
+        (!filter.scope || ra.scope === filter.scope) &&
+        (!filter.role || ra.role === filter.role)
+      ) {
         this.roleAssignments.splice(i, 1);
       }
     }
@@ -121,7 +164,10 @@ export class Directory {
   /** Whether the principal may perform `action` (e.g. `secrets/getSecret/action`) on the vault. */
   allowed(principalId: string, vaultName: string, action: string): boolean {
     return this.roleAssignments.some(
-      (ra) => ra.principalId === principalId && scopeCovers(ra.scope, vaultName) && ROLE_ACTIONS[ra.role].some((p) => actionMatches(p, action)),
+      (ra) =>
+        ra.principalId === principalId &&
+        scopeCovers(ra.scope, vaultName) &&
+        ROLE_ACTIONS[ra.role].some((p) => actionMatches(p, action)),
     );
   }
 

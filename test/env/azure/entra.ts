@@ -7,7 +7,17 @@
 // its HTTPS port and over IMDS's (what an AKS node uses) on a plain-HTTP port: handleImds.
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { SignJWT, createLocalJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type JWK, type JSONWebKeySet } from 'jose';
+import {
+  SignJWT,
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  jwtVerify,
+  type JWK,
+  type JSONWebKeySet,
+} from 'jose';
 import type { Directory, Identity } from './directory.js';
 import { Faults, HttpError, httpsGetJson, readBody, sendJson } from './http.js';
 
@@ -79,15 +89,25 @@ export class EntraStandIn {
     const tenant = parts[0] ?? '';
     const rest = parts.slice(1).join('/');
     try {
-      const form = req.method === 'POST' && rest === 'oauth2/v2.0/token' ? new URLSearchParams(await readBody(req)) : undefined;
+      const form =
+        req.method === 'POST' && rest === 'oauth2/v2.0/token' ? new URLSearchParams(await readBody(req)) : undefined;
       const fault = this.faults.take(url.pathname, form?.get('client_id') ?? undefined);
       if (fault) {
         if (form) this.tokenRequests.push(tokenRecord(tenant, form, `fault ${fault.status}`));
         if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
-        const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
-        return sendJson(res, fault.status, aadError('temporarily_unavailable', 'AADSTS90033', 'A transient error has occurred. Please try again.'), headers);
+        const headers: Record<string, string> =
+          fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
+        return sendJson(
+          res,
+          fault.status,
+          aadError('temporarily_unavailable', 'AADSTS90033', 'A transient error has occurred. Please try again.'),
+          headers,
+        );
       }
-      if (req.method === 'GET' && (rest === 'v2.0/.well-known/openid-configuration' || rest === '.well-known/openid-configuration')) {
+      if (
+        req.method === 'GET' &&
+        (rest === 'v2.0/.well-known/openid-configuration' || rest === '.well-known/openid-configuration')
+      ) {
         return sendJson(res, 200, this.openidConfiguration(tenant));
       }
       if (req.method === 'GET' && rest === 'discovery/v2.0/keys') return sendJson(res, 200, this.jwks);
@@ -95,7 +115,8 @@ export class EntraStandIn {
       if (form) return await this.token(tenant, form, res);
       throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}`);
     } catch (err) {
-      if (err instanceof HttpError) return sendJson(res, err.status, aadError(err.code, String(err.extra.aadsts ?? ''), err.message));
+      if (err instanceof HttpError)
+        return sendJson(res, err.status, aadError(err.code, String(err.extra.aadsts ?? ''), err.message));
       return sendJson(res, 500, aadError('server_error', 'AADSTS90000', String(err)));
     }
   }
@@ -121,20 +142,40 @@ export class EntraStandIn {
     this.tokenRequests.push(record);
     try {
       if (form.get('grant_type') !== 'client_credentials') {
-        throw new HttpError(400, 'unsupported_grant_type', `AADSTS70003: The app requested an unsupported grant type '${form.get('grant_type')}'.`, { aadsts: 'AADSTS70003' });
+        throw new HttpError(
+          400,
+          'unsupported_grant_type',
+          `AADSTS70003: The app requested an unsupported grant type '${form.get('grant_type')}'.`,
+          { aadsts: 'AADSTS70003' },
+        );
       }
       const resource = clientCredentialsResource(form.get('scope') ?? '');
       const identity = this.opts.directory.identities.get(clientId);
       if (!identity || identity.tenantId !== tenant) {
-        throw new HttpError(400, 'unauthorized_client', `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`, { aadsts: 'AADSTS700016' });
+        throw new HttpError(
+          400,
+          'unauthorized_client',
+          `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
+          { aadsts: 'AADSTS700016' },
+        );
       }
       if (form.has('client_secret')) {
         if (!this.opts.directory.checkSecret(identity, form.get('client_secret') ?? '')) {
-          throw new HttpError(401, 'invalid_client', `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`, { aadsts: 'AADSTS7000215' });
+          throw new HttpError(
+            401,
+            'invalid_client',
+            `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+            { aadsts: 'AADSTS7000215' },
+          );
         }
       } else {
         if (form.get('client_assertion_type') !== ASSERTION_TYPE || !form.get('client_assertion')) {
-          throw new HttpError(401, 'invalid_client', "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", { aadsts: 'AADSTS7000218' });
+          throw new HttpError(
+            401,
+            'invalid_client',
+            "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            { aadsts: 'AADSTS7000218' },
+          );
         }
         await this.checkAssertion(identity, form.get('client_assertion')!);
         const jti = decodeJwt(form.get('client_assertion')!).jti;
@@ -159,12 +200,29 @@ export class EntraStandIn {
     const clientId = url.searchParams.get('client_id') ?? url.searchParams.get('mi_res_id') ?? msi.systemAssigned ?? '';
     const identity = this.opts.directory.findIdentity(clientId);
     if (!identity || !msi.attached.includes(identity.clientId)) {
-      return sendJson(res, 400, { statusCode: 400, message: `No managed identity with client id '${clientId}' is assigned to this resource.`, correlationId: randomUUID() });
+      return sendJson(res, 400, {
+        statusCode: 400,
+        message: `No managed identity with client id '${clientId}' is assigned to this resource.`,
+        correlationId: randomUUID(),
+      });
     }
     const resource = (url.searchParams.get('resource') ?? '').replace(/\/\.default$/, '').replace(/\/$/, '');
     const { token, expiresOn } = await this.accessToken(identity, identity.tenantId, resource);
-    this.tokenRequests.push({ at: Date.now(), tenant: identity.tenantId, clientId: identity.clientId, grant: 'managed_identity', endpoint: 'appService', outcome: 'ok' });
-    sendJson(res, 200, { access_token: token, expires_on: String(expiresOn), resource, token_type: 'Bearer', client_id: identity.clientId });
+    this.tokenRequests.push({
+      at: Date.now(),
+      tenant: identity.tenantId,
+      clientId: identity.clientId,
+      grant: 'managed_identity',
+      endpoint: 'appService',
+      outcome: 'ok',
+    });
+    sendJson(res, 200, {
+      access_token: token,
+      expires_on: String(expiresOn),
+      resource,
+      token_type: 'Bearer',
+      client_id: identity.clientId,
+    });
   }
 
   /**
@@ -181,21 +239,31 @@ export class EntraStandIn {
       const fault = this.faults.take(url.pathname, url.searchParams.get('client_id') ?? undefined);
       if (fault) {
         if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
-        const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
+        const headers: Record<string, string> =
+          fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
         return sendJson(res, fault.status, imdsFaultBody(fault.status), headers);
       }
       // The header comes first: IMDS refuses anything without it (an SSRF guard; the SDK's
       // availability probe counts on this 400). IMDS docs FAQ: "400 Bad Request, Required metadata
       // header not specified"; the body as the Azure SDK for .NET's IMDS tests mock it
       // (sdk/identity/Azure.Identity/tests/ManagedIdentityCredentialTests.cs).
-      if (req.headers.metadata !== 'true') return sendJson(res, 400, imdsError('invalid_request', 'Required metadata header not specified'));
+      if (req.headers.metadata !== 'true')
+        return sendJson(res, 400, imdsError('invalid_request', 'Required metadata header not specified'));
       // 404 and 405: the spec's example bodies. The trailing slash: msal-node canonicalises
       // AZURE_POD_IDENTITY_AUTHORITY_HOST + the path (msal-common UrlString.canonicalizeUri), so it
       // asks for `…/token/`.
-      if (url.pathname.replace(/\/$/, '') !== IMDS_TOKEN_PATH) return sendJson(res, 404, imdsError('not_found', 'Not found'));
+      if (url.pathname.replace(/\/$/, '') !== IMDS_TOKEN_PATH)
+        return sendJson(res, 404, imdsError('not_found', 'Not found'));
       if (req.method !== 'GET') return sendJson(res, 405, imdsError('method_not_allowed', 'Not allowed'));
       const q = url.searchParams;
-      const record: TokenRecord = { at: Date.now(), tenant: '', clientId: q.get('client_id') ?? q.get('object_id') ?? q.get('msi_res_id') ?? '', grant: 'managed_identity', endpoint: 'imds', outcome: 'ok' };
+      const record: TokenRecord = {
+        at: Date.now(),
+        tenant: '',
+        clientId: q.get('client_id') ?? q.get('object_id') ?? q.get('msi_res_id') ?? '',
+        grant: 'managed_identity',
+        endpoint: 'imds',
+        outcome: 'ok',
+      };
       this.tokenRequests.push(record);
       const chosen = this.imdsIdentity(q, this.nodes.get(node));
       if (typeof chosen === 'string') {
@@ -228,14 +296,26 @@ export class EntraStandIn {
     // "Multiple user assigned identities exist, …" (Hexadite/acs-keyvault-agent#43, a full IMDS reply;
     // Azure/azure-sdk-for-rust#748).
     const NOT_FOUND = 'Identity not found';
-    const attached = (msi?.attached ?? []).map((id) => this.opts.directory.identities.get(id)).filter((i): i is Identity => i !== undefined);
+    const attached = (msi?.attached ?? [])
+      .map((id) => this.opts.directory.identities.get(id))
+      .filter((i): i is Identity => i !== undefined);
     const byClientId = q.get('client_id');
     const byObjectId = q.get('object_id');
     const byResourceId = q.get('msi_res_id');
     if (byClientId || byObjectId || byResourceId) {
       // The spec calls the three mutually exclusive; MSAL sends one.
-      const name = byResourceId ? /\/providers\/microsoft\.managedidentity\/userassignedidentities\/([^/]+)$/i.exec(byResourceId)?.[1]?.toLowerCase() : undefined;
-      const found = attached.find((i) => (byClientId ? i.clientId === byClientId : byObjectId ? i.principalId === byObjectId : i.name.toLowerCase() === name));
+      const name = byResourceId
+        ? /\/providers\/microsoft\.managedidentity\/userassignedidentities\/([^/]+)$/i
+            .exec(byResourceId)?.[1]
+            ?.toLowerCase()
+        : undefined;
+      const found = attached.find((i) =>
+        byClientId
+          ? i.clientId === byClientId
+          : byObjectId
+            ? i.principalId === byObjectId
+            : i.name.toLowerCase() === name,
+      );
       return found ?? NOT_FOUND;
     }
     // No identity named: the managed identities FAQ ("What identity will IMDS default to if don't
@@ -245,7 +325,8 @@ export class EntraStandIn {
     if (system) return system;
     const user = attached.filter((i) => i.clientId !== msi?.systemAssigned);
     if (user.length === 1) return user[0]!;
-    if (user.length > 1) return 'Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request';
+    if (user.length > 1)
+      return 'Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request';
     return NOT_FOUND;
   }
 
@@ -253,10 +334,21 @@ export class EntraStandIn {
     return this.accessTokenLifetimes.get(identity.clientId) ?? this.accessTokenLifetimeS;
   }
 
-  private async accessToken(identity: Identity, tenant: string, resource: string): Promise<{ token: string; expiresOn: number }> {
+  private async accessToken(
+    identity: Identity,
+    tenant: string,
+    resource: string,
+  ): Promise<{ token: string; expiresOn: number }> {
     const now = Math.floor(Date.now() / 1000);
     const lifetime = this.lifetimeOf(identity);
-    const token = await new SignJWT({ tid: tenant, oid: identity.principalId, appid: identity.clientId, azp: identity.clientId, idtyp: 'app', ver: '1.0' })
+    const token = await new SignJWT({
+      tid: tenant,
+      oid: identity.principalId,
+      appid: identity.clientId,
+      azp: identity.clientId,
+      idtyp: 'app',
+      ver: '1.0',
+    })
       .setProtectedHeader({ alg: 'RS256', kid: this.kid, typ: 'JWT' })
       .setIssuer(`https://sts.windows.net/${tenant}/`)
       .setAudience(resource)
@@ -275,40 +367,77 @@ export class EntraStandIn {
       decodeProtectedHeader(assertion);
       claims = decodeJwt(assertion);
     } catch {
-      throw new HttpError(400, 'invalid_client', 'AADSTS50027: JWT token is invalid or malformed.', { aadsts: 'AADSTS50027' });
+      throw new HttpError(400, 'invalid_client', 'AADSTS50027: JWT token is invalid or malformed.', {
+        aadsts: 'AADSTS50027',
+      });
     }
     const fics = identity.federatedCredentials;
     if (fics.length === 0) {
-      throw new HttpError(400, 'invalid_client', `AADSTS70025: The client '${identity.clientId}'(${identity.name}) has no configured federated identity credentials.`, { aadsts: 'AADSTS70025' });
+      throw new HttpError(
+        400,
+        'invalid_client',
+        `AADSTS70025: The client '${identity.clientId}'(${identity.name}) has no configured federated identity credentials.`,
+        { aadsts: 'AADSTS70025' },
+      );
     }
     const iss = claims.iss ?? '';
     const sub = claims.sub ?? '';
     const auds = typeof claims.aud === 'string' ? [claims.aud] : (claims.aud ?? []);
     const byIssuer = fics.filter((f) => f.issuer === iss);
     if (byIssuer.length === 0) {
-      throw new HttpError(400, 'invalid_client', `AADSTS700211: No matching federated identity record found for presented assertion issuer '${iss}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`, { aadsts: 'AADSTS700211' });
+      throw new HttpError(
+        400,
+        'invalid_client',
+        `AADSTS700211: No matching federated identity record found for presented assertion issuer '${iss}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`,
+        { aadsts: 'AADSTS700211' },
+      );
     }
     const bySubject = byIssuer.filter((f) => f.subject === sub);
     if (bySubject.length === 0) {
       if (byIssuer.some((f) => f.subject.toLowerCase() === sub.toLowerCase())) {
-        throw new HttpError(400, 'invalid_client', `AADSTS7002138: No matching federated identity record found for presented assertion subject '${sub}'. The subject matches a federated identity credential only when compared case-insensitively; subjects are case-sensitive.`, { aadsts: 'AADSTS7002138' });
+        throw new HttpError(
+          400,
+          'invalid_client',
+          `AADSTS7002138: No matching federated identity record found for presented assertion subject '${sub}'. The subject matches a federated identity credential only when compared case-insensitively; subjects are case-sensitive.`,
+          { aadsts: 'AADSTS7002138' },
+        );
       }
-      throw new HttpError(400, 'invalid_client', `AADSTS700213: No matching federated identity record found for presented assertion subject '${sub}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`, { aadsts: 'AADSTS700213' });
+      throw new HttpError(
+        400,
+        'invalid_client',
+        `AADSTS700213: No matching federated identity record found for presented assertion subject '${sub}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`,
+        { aadsts: 'AADSTS700213' },
+      );
     }
     if (!bySubject.some((f) => f.audiences.some((a) => auds.includes(a)))) {
-      throw new HttpError(400, 'invalid_client', `AADSTS700212: No matching federated identity record found for presented assertion audience '${auds.join(',')}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`, { aadsts: 'AADSTS700212' });
+      throw new HttpError(
+        400,
+        'invalid_client',
+        `AADSTS700212: No matching federated identity record found for presented assertion audience '${auds.join(',')}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`,
+        { aadsts: 'AADSTS700212' },
+      );
     }
     const jwks = await this.issuerJwks(iss);
     try {
       // Time is checked separately below so an expired token gets Entra's own message.
       await jwtVerify(assertion, jwks, { currentDate: new Date(((claims.iat ?? claims.nbf ?? 0) + 1) * 1000) });
     } catch {
-      throw new HttpError(401, 'invalid_client', 'AADSTS700027: Client assertion contains an invalid signature.', { aadsts: 'AADSTS700027' });
+      throw new HttpError(401, 'invalid_client', 'AADSTS700027: Client assertion contains an invalid signature.', {
+        aadsts: 'AADSTS700027',
+      });
     }
     const now = Math.floor(Date.now() / 1000);
-    if ((claims.exp !== undefined && claims.exp + CLOCK_SKEW_S < now) || (claims.nbf !== undefined && claims.nbf - CLOCK_SKEW_S > now)) {
+    if (
+      (claims.exp !== undefined && claims.exp + CLOCK_SKEW_S < now) ||
+      (claims.nbf !== undefined && claims.nbf - CLOCK_SKEW_S > now)
+    ) {
       const iso = (s: number | undefined) => (s === undefined ? 'n/a' : new Date(s * 1000).toISOString());
-      throw new HttpError(400, 'invalid_client', `AADSTS700024: Client assertion is not within its valid time range. Current time: ${iso(now)}, assertion valid from ${iso(claims.nbf ?? claims.iat)}, expiry time of assertion ${iso(claims.exp)}.`, { aadsts: 'AADSTS700024' });
+      throw new HttpError(
+        400,
+        'invalid_client',
+        `AADSTS700024: Client assertion is not within its valid time range. Current time: ${iso(now)}, assertion valid from ${iso(claims.nbf ?? claims.iat)}, expiry time of assertion ${iso(claims.exp)}.`,
+        { aadsts: 'AADSTS700024' },
+      );
     }
   }
 
@@ -317,13 +446,22 @@ export class EntraStandIn {
     const cached = this.issuerKeys.get(issuer);
     if (cached && Date.now() - cached.fetched < 60_000) return cached.jwks;
     try {
-      const config = (await httpsGetJson(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, this.opts.issuerCa)) as { issuer?: string; jwks_uri?: string };
-      if (config.issuer !== issuer || !config.jwks_uri) throw new Error(`discovery document names issuer '${config.issuer}'`);
+      const config = (await httpsGetJson(
+        `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`,
+        this.opts.issuerCa,
+      )) as { issuer?: string; jwks_uri?: string };
+      if (config.issuer !== issuer || !config.jwks_uri)
+        throw new Error(`discovery document names issuer '${config.issuer}'`);
       const jwks = createLocalJWKSet((await httpsGetJson(config.jwks_uri, this.opts.issuerCa)) as JSONWebKeySet);
       this.issuerKeys.set(issuer, { jwks, fetched: Date.now() });
       return jwks;
     } catch (err) {
-      throw new HttpError(400, 'invalid_client', `AADSTS50166: Request to External OIDC endpoint failed. (${(err as Error).message})`, { aadsts: 'AADSTS50166' });
+      throw new HttpError(
+        400,
+        'invalid_client',
+        `AADSTS50166: Request to External OIDC endpoint failed. (${(err as Error).message})`,
+        { aadsts: 'AADSTS50166' },
+      );
     }
   }
 }
@@ -339,7 +477,16 @@ function imdsError(error: string, description: string) {
  * retried, see @azure/identity's imdsRetryPolicy); the spec's error codes name them.
  */
 function imdsFaultBody(status: number) {
-  const error = status === 404 ? 'not_found' : status === 429 ? 'too_many_requests' : status === 410 || status === 503 ? 'service_unavailable' : status >= 500 ? 'server_error' : 'bad_request';
+  const error =
+    status === 404
+      ? 'not_found'
+      : status === 429
+        ? 'too_many_requests'
+        : status === 410 || status === 503
+          ? 'service_unavailable'
+          : status >= 500
+            ? 'server_error'
+            : 'bad_request';
   return imdsError(error, STATUS_CODES[status] ?? String(status));
 }
 
@@ -359,20 +506,36 @@ function clientCredentialsResource(scope: string): string {
   if (defaults.length > 1) {
     // Two resources in one request: the body real Entra sends (Azure/azure-sdk-for-net#9076,
     // AzureAD/microsoft-authentication-library-for-js#6069).
-    throw new HttpError(400, 'invalid_scope', `AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope ${scope} is not valid.`, { aadsts: 'AADSTS70011' });
+    throw new HttpError(
+      400,
+      'invalid_scope',
+      `AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope ${scope} is not valid.`,
+      { aadsts: 'AADSTS70011' },
+    );
   }
   if (defaults.length === 0 || scopes.some((s) => !s.endsWith('/.default') && !OIDC_SCOPES.has(s))) {
     // No `.default` (even "openid" alone) is AADSTS1002012 (MicrosoftDocs/azure-docs#99862,
     // ctron/oidc-cli#7). For a delegated scope beside a `.default` no real response was found, so it
     // gets the same refusal rather than an invented one.
-    throw new HttpError(400, 'invalid_scope', `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`, { aadsts: 'AADSTS1002012' });
+    throw new HttpError(
+      400,
+      'invalid_scope',
+      `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
+      { aadsts: 'AADSTS1002012' },
+    );
   }
   return defaults[0]!.slice(0, -'/.default'.length);
 }
 
 /** A client-credentials token request, as the stats record it. */
 function tokenRecord(tenant: string, form: URLSearchParams, outcome: string): TokenRecord {
-  return { at: Date.now(), tenant, clientId: form.get('client_id') ?? '', grant: form.has('client_secret') ? 'client_secret' : 'client_assertion', outcome };
+  return {
+    at: Date.now(),
+    tenant,
+    clientId: form.get('client_id') ?? '',
+    grant: form.has('client_secret') ? 'client_secret' : 'client_assertion',
+    outcome,
+  };
 }
 
 /**
@@ -383,7 +546,10 @@ function tokenRecord(tenant: string, form: URLSearchParams, outcome: string): To
  */
 function aadError(error: string, code: string, description: string) {
   const numeric = Number(/AADSTS(\d+)/.exec(code || description)?.[1] ?? 0);
-  const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const timestamp = new Date()
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
   const [traceId, correlationId] = [randomUUID(), randomUUID()];
   const text = code && !description.startsWith(code) ? `${code}: ${description}` : description;
   return {

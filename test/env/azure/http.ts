@@ -13,9 +13,18 @@ export async function readBody(req: IncomingMessage, limit = 4 * 1024 * 1024): P
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -71,7 +80,10 @@ export class Faults {
     this.faults = [];
   }
   take(path: string, clientId?: string): Fault | undefined {
-    const f = this.faults.find((x) => x.count > 0 && new RegExp(x.pathPattern).test(path) && (x.clientId === undefined || x.clientId === clientId));
+    const f = this.faults.find(
+      (x) =>
+        x.count > 0 && new RegExp(x.pathPattern).test(path) && (x.clientId === undefined || x.clientId === clientId),
+    );
     if (f) f.count--;
     return f;
   }

@@ -40,7 +40,12 @@ async function main(): Promise<void> {
     ...(config.issuerCaFile ? { issuerCa: readFileSync(config.issuerCaFile, 'utf8') } : {}),
   });
   await entra.init();
-  const keyvault = new KeyVaultEmulator({ directory, authorityHost, accessTokenKeys: () => entra.jwks, ...(config.vaultHostsFile ? { hostsFile: config.vaultHostsFile } : {}) });
+  const keyvault = new KeyVaultEmulator({
+    directory,
+    authorityHost,
+    accessTokenKeys: () => entra.jwks,
+    ...(config.vaultHostsFile ? { hostsFile: config.vaultHostsFile } : {}),
+  });
   // Each node has its own IMDS: the default node's on the ready file's port, any other's on a port
   // made when PUT /_stack/msi first names it (so test files running at once do not share a node).
   const imdsServers = new Map<string, { server: ReturnType<typeof createHttpServer>; port: Promise<number> }>();
@@ -91,15 +96,25 @@ function listen(server: Server, port: number): Promise<number> {
   });
 }
 
-function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: KeyVaultEmulator; adminKey: string; imdsPortOf: (node: string) => Promise<number> }) {
+function adminApi(deps: {
+  directory: Directory;
+  entra: EntraStandIn;
+  keyvault: KeyVaultEmulator;
+  adminKey: string;
+  imdsPortOf: (node: string) => Promise<number>;
+}) {
   const { directory, entra, keyvault } = deps;
   const expected = Buffer.from(`Bearer ${deps.adminKey}`);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const given = Buffer.from(req.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return sendJson(res, 401, { error: 'admin key required' });
+    if (given.length !== expected.length || !timingSafeEqual(given, expected))
+      return sendJson(res, 401, { error: 'admin key required' });
     const url = new URL(req.url ?? '/', 'https://admin');
     const path = url.pathname.replace(/^\/_stack/, '');
-    const body = req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH' ? (JSON.parse((await readBody(req)) || '{}') as Record<string, unknown>) : {};
+    const body =
+      req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH'
+        ? (JSON.parse((await readBody(req)) || '{}') as Record<string, unknown>)
+        : {};
     const str = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : undefined);
     try {
       let m: RegExpExecArray | null;
@@ -111,13 +126,18 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
         // `az keyvault update`: network rules, and the shape of its own throttling.
         const v = keyvault.vaults.get(decodeURIComponent(m[1]!).toLowerCase());
         if (!v) return sendJson(res, 404, { error: `no vault '${m[1]}'` });
-        if (body.network === 'open' || body.network === 'privateLinkOnly' || body.network === 'firewall') v.settings.network = body.network;
+        if (body.network === 'open' || body.network === 'privateLinkOnly' || body.network === 'firewall')
+          v.settings.network = body.network;
         if (typeof body.throttleRetryAfter === 'boolean') v.settings.throttleRetryAfter = body.throttleRetryAfter;
         if (typeof body.throttleLimit === 'number') v.settings.throttleLimit = body.throttleLimit;
         return sendJson(res, 200, v.settings);
       }
       if (req.method === 'POST' && path === '/identities') {
-        const id = directory.createIdentity({ name: str('name') ?? '', ...(str('tenantId') ? { tenantId: str('tenantId')! } : {}), ...(str('clientSecret') ? { clientSecret: str('clientSecret')! } : {}) });
+        const id = directory.createIdentity({
+          name: str('name') ?? '',
+          ...(str('tenantId') ? { tenantId: str('tenantId')! } : {}),
+          ...(str('clientSecret') ? { clientSecret: str('clientSecret')! } : {}),
+        });
         const { clientSecret: _s, ...shown } = id;
         return sendJson(res, 200, shown);
       }
@@ -131,7 +151,11 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
         return sendJson(res, 200, fic);
       }
       if (req.method === 'POST' && path === '/role-assignments') {
-        return sendJson(res, 200, directory.assignRole({ role: str('role') ?? '', assignee: str('assignee') ?? '', scope: str('scope') ?? '' }));
+        return sendJson(
+          res,
+          200,
+          directory.assignRole({ role: str('role') ?? '', assignee: str('assignee') ?? '', scope: str('scope') ?? '' }),
+        );
       }
       if (req.method === 'DELETE' && path === '/role-assignments') {
         const removed = directory.removeRoleAssignments({
@@ -143,7 +167,14 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
       }
       if (req.method === 'POST' && path === '/faults') {
         const target = str('target') === 'vault' ? keyvault.faults : entra.faults;
-        target.add({ pathPattern: str('pathPattern') ?? '.*', status: Number(body.status ?? 500), count: Number(body.count ?? 1), ...(body.retryAfterSeconds !== undefined ? { retryAfterSeconds: Number(body.retryAfterSeconds) } : {}), ...(body.delayMs !== undefined ? { delayMs: Number(body.delayMs) } : {}), ...(str('clientId') ? { clientId: str('clientId')! } : {}) } satisfies Fault);
+        target.add({
+          pathPattern: str('pathPattern') ?? '.*',
+          status: Number(body.status ?? 500),
+          count: Number(body.count ?? 1),
+          ...(body.retryAfterSeconds !== undefined ? { retryAfterSeconds: Number(body.retryAfterSeconds) } : {}),
+          ...(body.delayMs !== undefined ? { delayMs: Number(body.delayMs) } : {}),
+          ...(str('clientId') ? { clientId: str('clientId')! } : {}),
+        } satisfies Fault);
         return sendJson(res, 200, {});
       }
       if (req.method === 'DELETE' && path === '/faults') {
@@ -157,7 +188,10 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
         const msi = {
           header: str('header') ?? '',
           ...(str('systemAssigned') ? { systemAssigned: ref(str('systemAssigned')) } : {}),
-          attached: [...(Array.isArray(body.attached) ? body.attached.map(ref) : []), ...(str('systemAssigned') ? [ref(str('systemAssigned'))] : [])],
+          attached: [
+            ...(Array.isArray(body.attached) ? body.attached.map(ref) : []),
+            ...(str('systemAssigned') ? [ref(str('systemAssigned'))] : []),
+          ],
         };
         entra.nodes.set(node, msi);
         return sendJson(res, 200, { ...msi, imdsPort: await deps.imdsPortOf(node) });
@@ -169,7 +203,10 @@ function adminApi(deps: { directory: Directory; entra: EntraStandIn; keyvault: K
         return sendJson(res, 200, {});
       }
       if (req.method === 'GET' && path === '/stats') {
-        return sendJson(res, 200, { vaultRequests: Object.fromEntries(keyvault.counts), tokenRequests: entra.tokenRequests });
+        return sendJson(res, 200, {
+          vaultRequests: Object.fromEntries(keyvault.counts),
+          tokenRequests: entra.tokenRequests,
+        });
       }
       return sendJson(res, 404, { error: `no admin route ${req.method} ${path}` });
     } catch (e) {

@@ -24,9 +24,14 @@ export interface ParsedCertificate {
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
-const PEM_KEY = /-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----[^-]+-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----/;
+const PEM_KEY =
+  /-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----[^-]+-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----/;
 
-export function parseImport(value: string, contentType: string | undefined, password: string | undefined): ParsedCertificate {
+export function parseImport(
+  value: string,
+  contentType: string | undefined,
+  password: string | undefined,
+): ParsedCertificate {
   const looksPem = value.includes('-----BEGIN');
   if (contentType === PEM_TYPE || (contentType === undefined && looksPem)) return parsePem(value, password);
   return parsePfx(value, password ?? '');
@@ -43,7 +48,10 @@ function parsePem(text: string, password: string | undefined): ParsedCertificate
   } catch (e) {
     throw bad(`The private key could not be read: ${(e as Error).message}`);
   }
-  return withLeaf(key, certs.map((c) => new X509Certificate(c)));
+  return withLeaf(
+    key,
+    certs.map((c) => new X509Certificate(c)),
+  );
 }
 
 function parsePfx(base64: string, password: string): ParsedCertificate {
@@ -70,9 +78,15 @@ function parsePfx(base64: string, password: string): ParsedCertificate {
 function parsePfxWithOpenssl(base64: string, password: string): ParsedCertificate {
   let pem: string;
   try {
-    pem = openssl(['pkcs12', '-in', 'in.p12', '-nodes', '-passin', 'env:PFX_PASSWORD'], { 'in.p12': Buffer.from(base64, 'base64') }, { PFX_PASSWORD: password });
+    pem = openssl(
+      ['pkcs12', '-in', 'in.p12', '-nodes', '-passin', 'env:PFX_PASSWORD'],
+      { 'in.p12': Buffer.from(base64, 'base64') },
+      { PFX_PASSWORD: password },
+    );
   } catch (e) {
-    throw bad(`The PKCS#12 content could not be read (wrong password, or not PKCS#12): ${(e as Error).message.split('\n')[0]}`);
+    throw bad(
+      `The PKCS#12 content could not be read (wrong password, or not PKCS#12): ${(e as Error).message.split('\n')[0]}`,
+    );
   }
   return parsePem(pem, undefined);
 }
@@ -84,13 +98,28 @@ function withLeaf(key: KeyObject, chain: X509Certificate[]): ParsedCertificate {
 }
 
 /** Runs openssl on files in a private temporary folder; returns its standard output, or the named output file. */
-function openssl(args: string[], files: Record<string, Buffer | string>, env: Record<string, string>, outFile: string): Buffer;
+function openssl(
+  args: string[],
+  files: Record<string, Buffer | string>,
+  env: Record<string, string>,
+  outFile: string,
+): Buffer;
 function openssl(args: string[], files: Record<string, Buffer | string>, env?: Record<string, string>): string;
-function openssl(args: string[], files: Record<string, Buffer | string>, env: Record<string, string> = {}, outFile?: string): Buffer | string {
+function openssl(
+  args: string[],
+  files: Record<string, Buffer | string>,
+  env: Record<string, string> = {},
+  outFile?: string,
+): Buffer | string {
   const dir = mkdtempSync(join(tmpdir(), 'kv-openssl-'));
   try {
     for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content, { mode: 0o600 });
-    const stdout = execFileSync('openssl', args, { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+    const stdout = execFileSync('openssl', args, {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 10_000,
+    });
     return outFile ? readFileSync(join(dir, outFile)) : stdout.toString('utf8');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -118,7 +147,24 @@ export function backingSecretValue(p: ParsedCertificate, contentType: string): s
 
 function execPfxExport(keyPem: string, chain: X509Certificate[]): Buffer {
   return openssl(
-    ['pkcs12', '-export', '-inkey', 'key.pem', '-in', 'chain.pem', '-passout', 'pass:', '-keypbe', 'PBE-SHA1-3DES', '-certpbe', 'PBE-SHA1-3DES', '-macalg', 'sha1', '-out', 'out.p12'],
+    [
+      'pkcs12',
+      '-export',
+      '-inkey',
+      'key.pem',
+      '-in',
+      'chain.pem',
+      '-passout',
+      'pass:',
+      '-keypbe',
+      'PBE-SHA1-3DES',
+      '-certpbe',
+      'PBE-SHA1-3DES',
+      '-macalg',
+      'sha1',
+      '-out',
+      'out.p12',
+    ],
     { 'key.pem': keyPem, 'chain.pem': chain.map((c) => c.toString()).join('') },
     {},
     'out.p12',

@@ -33,14 +33,28 @@ export class Collection<T> {
 
   constructor(readonly kind: Kind) {}
 
-  add(name: string, data: T, opts: { enabled?: boolean; nbf?: number; exp?: number; tags?: Record<string, string>; version?: string } = {}): Version<T> {
+  add(
+    name: string,
+    data: T,
+    opts: { enabled?: boolean; nbf?: number; exp?: number; tags?: Record<string, string>; version?: string } = {},
+  ): Version<T> {
     if (this.deleted.has(name)) {
-      throw new KvError(409, 'Conflict', `${singular(this.kind)} ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the ${singular(this.kind)} can only be recovered or purged.`);
+      throw new KvError(
+        409,
+        'Conflict',
+        `${singular(this.kind)} ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the ${singular(this.kind)} can only be recovered or purged.`,
+      );
     }
     const now = nowS();
     const v: Version<T> = {
       version: opts.version ?? newVersionId(),
-      attributes: { enabled: opts.enabled ?? true, created: now, updated: now, ...(opts.nbf ? { nbf: opts.nbf } : {}), ...(opts.exp ? { exp: opts.exp } : {}) },
+      attributes: {
+        enabled: opts.enabled ?? true,
+        created: now,
+        updated: now,
+        ...(opts.nbf ? { nbf: opts.nbf } : {}),
+        ...(opts.exp ? { exp: opts.exp } : {}),
+      },
       ...(opts.tags ? { tags: opts.tags } : {}),
       data,
     };
@@ -88,7 +102,12 @@ export class Collection<T> {
 
   getDeleted(name: string): Entry<T> {
     const e = this.deleted.get(name);
-    if (!e) throw new KvError(404, `${capital(singular(this.kind))}NotFound`, `Deleted ${singular(this.kind)} not found: ${name}`);
+    if (!e)
+      throw new KvError(
+        404,
+        `${capital(singular(this.kind))}NotFound`,
+        `Deleted ${singular(this.kind)} not found: ${name}`,
+      );
     return e;
   }
 
@@ -202,5 +221,9 @@ function capital(s: string): string {
 function notFound(kind: Kind, name: string, version?: string): KvError {
   const what = singular(kind);
   const id = version ? `${name}/${version}` : name;
-  return new KvError(404, `${capital(what)}NotFound`, `A ${what} with (name/id) ${id} was not found in this key vault. If you recently deleted this ${what} you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`);
+  return new KvError(
+    404,
+    `${capital(what)}NotFound`,
+    `A ${what} with (name/id) ${id} was not found in this key vault. If you recently deleted this ${what} you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`,
+  );
 }
