@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProviderClient } from './client.js';
 import { socketPath } from './endpoint.js';
-import { statusName } from './errors.js';
+import { errorMessage, statusName } from './errors.js';
 import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProvider.js';
 import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import { api } from './load.js';
@@ -88,7 +88,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     try {
       results.push({ name, ok: true, detail: await f() });
     } catch (e) {
-      results.push({ name, ok: false, detail: (e as Error).message });
+      results.push({ name, ok: false, detail: errorMessage(e) });
     }
   };
   let endpoint = opts.endpoint ?? '';
@@ -112,17 +112,20 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   try {
     await check('starts and answers Version with v1alpha1', async () => {
       const deadline = Date.now() + 20_000;
-      for (;;) {
-        try {
-          const v = await client.version(2_000);
-          if (v.version !== 'v1alpha1') throw new Error(`Version answered '${v.version}'`);
-          if (!v.runtimeName) throw new Error('Version has no runtime_name');
-          return `${v.runtimeName} ${v.runtimeVersion}`;
-        } catch (e) {
-          if ((e as Error).message.startsWith('Version') || Date.now() > deadline || child?.exitCode != null) throw e;
-          await new Promise((r) => setTimeout(r, 200));
+      const v = await (async () => {
+        for (;;) {
+          try {
+            return await client.version(2_000);
+          } catch (e) {
+            if (Date.now() > deadline || child?.exitCode != null) throw e;
+            await new Promise((r) => setTimeout(r, 200));
+          }
         }
-      }
+      })();
+      // Checked outside the retries: a wrong answer is final, only no answer is waited out.
+      if (v.version !== 'v1alpha1') throw new Error(`Version answered '${v.version}'`);
+      if (!v.runtimeName) throw new Error('Version has no runtime_name');
+      return `${v.runtimeName} ${v.runtimeVersion}`;
     });
     let firstVersions = '';
     await check('a valid Mount returns files and object versions', async () => {

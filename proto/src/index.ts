@@ -3,8 +3,12 @@ export { PROTO_FILE, api, packageDefinition, providerService } from './load.js';
 export {
   ProviderError,
   REASON_METADATA_KEY,
+  errorCode,
+  errorMessage,
+  errorStack,
   isProviderErrorCode,
   statusName,
+  type ErrorContext,
   type ProviderErrorCode,
 } from './errors.js';
 export { socketPath } from './endpoint.js';

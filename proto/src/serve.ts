@@ -16,7 +16,7 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { socketPath } from './endpoint.js';
-import { ProviderError, statusName } from './errors.js';
+import { errorMessage, ProviderError, statusName } from './errors.js';
 import type { MountRequest__Output } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse } from './generated/v1alpha1/MountResponse.js';
 import type { VersionRequest__Output } from './generated/v1alpha1/VersionRequest.js';
@@ -142,7 +142,7 @@ function parseStringMap(field: string, text: string, allowEmpty: boolean): Recor
   try {
     value = JSON.parse(t);
   } catch (e) {
-    throw new ProviderError('InvalidArgument', `${field} is not valid JSON: ${(e as Error).message}`);
+    throw new ProviderError('InvalidArgument', `${field} is not valid JSON: ${errorMessage(e)}`);
   }
   if (!value || typeof value !== 'object' || Array.isArray(value))
     throw new ProviderError('InvalidArgument', `${field} must be a JSON object of strings`);
@@ -197,7 +197,7 @@ async function removeStaleSocket(path: string): Promise<void> {
 
 function toServiceError(err: unknown): ProviderError {
   if (err instanceof ProviderError) return err;
-  return new ProviderError('Internal', `provider failed: ${(err as Error)?.message ?? String(err)}`, undefined, {
+  return new ProviderError('Internal', `provider failed: ${errorMessage(err)}`, undefined, {
     cause: err,
   });
 }
