@@ -2,17 +2,18 @@
 // from the Go module proxy by build-control-plane.sh. Writes an admin kubeconfig for client-node and
 // for the real kubectl.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { request as httpRequest } from 'node:http';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { Apiserver } from './apiserver.js';
+import { writeControlPlaneCerts, type ControlPlaneCerts } from './control-plane-certs.js';
+import { ControllerManager } from './controller-manager.js';
+import { Etcd } from './etcd.js';
 import type { Ca } from './pki.js';
-import { signingKey } from './pki.js';
 import { freePort } from './ports.js';
-import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
+import { killRecordedOnExit, stopRecorded, waitUntil, type Managed } from './processes.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const repoRoot = resolve(here, '../..');
@@ -36,7 +37,8 @@ export const NODE_NAME = 'stack-node';
 
 export interface ControlPlane {
   info: ControlPlaneInfo;
-  processes: Managed[];
+  /** The running processes, in the order they start. */
+  readonly processes: Managed[];
   stop(): Promise<void>;
   /** Stops kube-apiserver for `downMs`, then starts it again on the same port (resilience tests). */
   restartApiserver(downMs?: number): Promise<void>;
@@ -73,35 +75,6 @@ export async function ensureBinaries(log: (m: string) => void = (m) => console.e
   const dir = out.trim().split('\n').pop();
   if (!dir) throw new Error('build-control-plane.sh printed no folder');
   return dir;
-}
-
-function httpsGet(
-  url: string,
-  tls: { ca: string; cert?: string; key?: string },
-): Promise<{ status: number; body: string }> {
-  return new Promise((res, rej) => {
-    const req = request(url, { ...tls, timeout: 5_000 }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (c) => (body += c));
-      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-    req.end();
-  });
-}
-
-function httpOk(url: string): Promise<boolean> {
-  return new Promise((res) => {
-    const req = httpRequest(url, { timeout: 2_000 }, (r) => {
-      r.resume();
-      res(r.statusCode === 200);
-    });
-    req.on('error', () => res(false));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
 }
 
 /** Server-side applies every object of the given YAML files (CRDs, RBAC, policies). */
@@ -165,212 +138,114 @@ export async function startControlPlane(opts: {
   const binDir = await ensureBinaries(log);
   killRecordedOnExit(opts.stateDir, opts.handleSignals ?? true);
   const dir = join(opts.stateDir, 'control-plane');
-  const pki = join(dir, 'pki');
-  mkdirSync(pki, { recursive: true });
-  const file = (name: string, content: string) => {
-    const p = join(pki, name);
-    writeFileSync(p, content, { mode: 0o600 });
-    return p;
-  };
-  const processes: Managed[] = [];
+  const certs = writeControlPlaneCerts(join(dir, 'pki'), opts.ca, NODE_NAME);
+  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcd = new Etcd({
+    binDir,
+    stateDir: opts.stateDir,
+    clientPort: etcdPort,
+    peerPort,
+    // On tmpfs when there is one: the control plane's writes then cost no disk syncs.
+    dataDir: join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`),
+  });
+  const apiserver = new Apiserver({
+    binDir,
+    stateDir: opts.stateDir,
+    port: apiPort,
+    etcdUrl: etcd.url,
+    certs,
+    certDir: join(dir, 'apiserver-certs'),
+  });
+  const kubeconfig = writeAdminKubeconfig(join(dir, 'kubeconfig'), apiserver.url, certs);
+  const kcm = new ControllerManager({ binDir, stateDir: opts.stateDir, kubeconfig, apiserver });
   const stop = async () => {
-    for (const p of [...processes].reverse()) await stopProcess(p);
-    processes.length = 0;
-    rmSync(etcdData, { recursive: true, force: true });
+    // Each after everything that uses it.
+    for (const p of [kcm, apiserver, etcd]) await p.stop();
+    etcd.removeData();
     // Forget the stopped pids, so no later clean-up signals a pid the system has reused.
     await stopRecorded(opts.stateDir);
   };
 
-  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const server = `https://127.0.0.1:${apiPort}`;
-  const caFile = file('ca.crt', opts.ca.cert);
-  const apiCert = opts.ca.issue({
-    commonName: 'kube-apiserver',
-    dnsNames: ['localhost', 'kubernetes.default.svc'],
-    ips: ['127.0.0.1'],
-    usage: 'server',
-  });
-  const admin = opts.ca.issue({ commonName: 'stack-admin', organization: 'system:masters', usage: 'client' });
-  const kubeletClient = opts.ca.issue({
-    commonName: 'kube-apiserver-kubelet-client',
-    organization: 'system:masters',
-    usage: 'client',
-  });
-  const node = opts.ca.issue({ commonName: `system:node:${NODE_NAME}`, organization: 'system:nodes', usage: 'client' });
-  const sa = signingKey();
-  const adminCertFile = file('admin.crt', admin.cert);
-  const adminKeyFile = file('admin.key', admin.key);
-  // etcd on tmpfs when there is one: the control plane's writes then cost no disk syncs.
-  const etcdData = join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`);
-
   try {
-    const startEtcd = async () => {
-      const etcd = startProcess({
-        name: 'etcd',
-        command: join(binDir, 'etcd'),
-        stateDir: opts.stateDir,
-        args: [
-          '--name=stack',
-          `--data-dir=${etcdData}`,
-          `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-          `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-          `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-          `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-          `--initial-cluster=stack=http://127.0.0.1:${peerPort}`,
-          '--unsafe-no-fsync',
-          '--log-level=warn',
-        ],
-      });
-      processes.push(etcd);
-      await waitUntil('etcd /health', () => httpOk(`http://127.0.0.1:${etcdPort}/health`), {
-        timeoutMs: 30_000,
-        process: etcd,
-      });
-      return etcd;
-    };
-    let etcd = await startEtcd();
-    log(`etcd ready on 127.0.0.1:${etcdPort}`);
-
-    const apiserverArgs = [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${apiPort}`,
-      `--cert-dir=${join(dir, 'apiserver-certs')}`,
-      `--tls-cert-file=${file('apiserver.crt', apiCert.cert)}`,
-      `--tls-private-key-file=${file('apiserver.key', apiCert.key)}`,
-      `--client-ca-file=${caFile}`,
-      // Node: what a kubelet may read (its pods' Secrets, tokens), when test/env/node.ts runs one.
-      '--authorization-mode=Node,RBAC',
-      // To a kubelet (logs, exec): its InternalIP (127.0.0.1), with a client certificate it checks.
-      '--kubelet-preferred-address-types=InternalIP',
-      `--kubelet-client-certificate=${file('kubelet-client.crt', kubeletClient.cert)}`,
-      `--kubelet-client-key=${file('kubelet-client.key', kubeletClient.key)}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      // https issuer: without it the OIDC discovery endpoints are silently not served.
-      `--service-account-issuer=${server}`,
-      `--service-account-jwks-uri=${server}/openid/v1/jwks`,
-      `--service-account-key-file=${file('sa.pub', sa.pub)}`,
-      `--service-account-signing-key-file=${file('sa.key', sa.key)}`,
-      `--api-audiences=${server}`,
-      '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
-      '--endpoint-reconciler-type=none',
-      '--profiling=false',
-      '--allow-privileged=true',
-    ];
-    const adminTls = { ca: opts.ca.cert, cert: admin.cert, key: admin.key };
-    const startApiserver = async () => {
-      const apiserver = startProcess({
-        name: 'kube-apiserver',
-        command: join(binDir, 'kube-apiserver'),
-        stateDir: opts.stateDir,
-        args: apiserverArgs,
-      });
-      processes.push(apiserver);
-      // With the admin cert: anonymous /readyz is refused until the RBAC bootstrap hook has run.
-      await waitUntil(
-        'kube-apiserver /readyz',
-        async () => (await httpsGet(`${server}/readyz`, adminTls)).status === 200,
-        {
-          timeoutMs: 90_000,
-          process: apiserver,
-          intervalMs: 500,
-        },
-      );
-      return apiserver;
-    };
-    let apiserver = await startApiserver();
-    log(`kube-apiserver ready at ${server}`);
-
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters:',
-        `- name: local-stack`,
-        `  cluster: {server: "${server}", certificate-authority: "${caFile}"}`,
-        'users:',
-        `- name: admin`,
-        `  user: {client-certificate: "${adminCertFile}", client-key: "${adminKeyFile}"}`,
-        'contexts:',
-        '- name: local-stack',
-        '  context: {cluster: local-stack, user: admin}',
-        'current-context: local-stack',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
-    const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfig);
-    await applyManifests(kc, [join(here, 'manifests', 'bootstrap.yaml')]);
-    if (opts.manifests?.length) {
-      const applied = await applyManifests(kc, opts.manifests);
-      const crds = applied.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata?.name ?? '');
-      await waitForCrds(kc, crds);
-    }
-
-    const kcm = startProcess({
-      name: 'kube-controller-manager',
-      command: join(binDir, 'kube-controller-manager'),
-      stateDir: opts.stateDir,
-      args: [
-        `--kubeconfig=${kubeconfig}`,
-        // GC (owner references), namespace deletion, the default ServiceAccount, and aggregated roles.
-        '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,clusterrole-aggregation-controller',
-        '--leader-elect=false',
-        '--secure-port=0',
-        '--kube-api-qps=200',
-        '--kube-api-burst=400',
-        '--concurrent-gc-syncs=10',
-      ],
-    });
-    processes.push(kcm);
-    // Ready once the serviceaccount controller has made `default` in kube-system.
-    await waitUntil(
-      'kube-controller-manager (default ServiceAccount)',
-      async () =>
-        (await httpsGet(`${server}/api/v1/namespaces/kube-system/serviceaccounts/default`, adminTls)).status === 200,
-      { timeoutMs: 60_000, process: kcm, intervalMs: 500 },
-    );
+    await etcd.start();
+    log(`etcd ready at ${etcd.url}`);
+    await apiserver.start();
+    log(`kube-apiserver ready at ${apiserver.url}`);
+    await applyStartupManifests(kubeconfig, opts.manifests ?? []);
+    await kcm.start();
     log('kube-controller-manager running');
-
-    return {
-      info: {
-        server,
-        issuer: server,
-        caFile,
-        kubeconfig,
-        adminCertFile,
-        adminKeyFile,
-        etcd: `http://127.0.0.1:${etcdPort}`,
-        binDir,
-        nodeCertFile: file('node.crt', node.cert),
-        nodeKeyFile: file('node.key', node.key),
-      },
-      processes,
-      stop,
-      async restartApiserver(downMs = 2_000) {
-        await stopProcess(apiserver);
-        processes.splice(processes.indexOf(apiserver), 1);
-        await new Promise((r) => setTimeout(r, downMs));
-        apiserver = await startApiserver();
-        log('kube-apiserver restarted');
-      },
-      async restartEtcd(downMs = 2_000) {
-        await stopProcess(etcd);
-        processes.splice(processes.indexOf(etcd), 1);
-        await new Promise((r) => setTimeout(r, downMs));
-        etcd = await startEtcd();
-        // Keep the order processes stop in: etcd after everything that uses it.
-        processes.splice(processes.indexOf(etcd), 1);
-        processes.unshift(etcd);
-        log('etcd restarted');
-      },
-    };
   } catch (err) {
     await stop();
     throw err;
   }
+  return {
+    info: {
+      server: apiserver.url,
+      issuer: apiserver.url,
+      caFile: certs.caFile,
+      kubeconfig,
+      adminCertFile: certs.admin.certFile,
+      adminKeyFile: certs.admin.keyFile,
+      etcd: etcd.url,
+      binDir,
+      nodeCertFile: certs.node.certFile,
+      nodeKeyFile: certs.node.keyFile,
+    },
+    get processes() {
+      return [etcd, apiserver, kcm].flatMap((c) => (c.process ? [c.process] : []));
+    },
+    stop,
+    async restartApiserver(downMs = 2_000) {
+      await apiserver.stop();
+      await outage(downMs);
+      await apiserver.start();
+      log('kube-apiserver restarted');
+    },
+    async restartEtcd(downMs = 2_000) {
+      await etcd.stop();
+      await outage(downMs);
+      await etcd.start();
+      log('etcd restarted');
+    },
+  };
+}
+
+/** A fixed wait that is the fault itself: the component stays down this long. */
+function outage(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The admin's kubeconfig, for client-node and the real kubectl. */
+function writeAdminKubeconfig(file: string, server: string, certs: ControlPlaneCerts): string {
+  writeFileSync(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      `- name: local-stack`,
+      `  cluster: {server: "${server}", certificate-authority: "${certs.caFile}"}`,
+      'users:',
+      `- name: admin`,
+      `  user: {client-certificate: "${certs.admin.certFile}", client-key: "${certs.admin.keyFile}"}`,
+      'contexts:',
+      '- name: local-stack',
+      '  context: {cluster: local-stack, user: admin}',
+      'current-context: local-stack',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+/** The stack's bootstrap objects, then the caller's manifests, waiting until their CRDs are Established. */
+async function applyStartupManifests(kubeconfig: string, manifests: string[]): Promise<void> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  await applyManifests(kc, [join(here, 'manifests', 'bootstrap.yaml')]);
+  if (!manifests.length) return;
+  const applied = await applyManifests(kc, manifests);
+  const crds = applied.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata?.name ?? '');
+  await waitForCrds(kc, crds);
 }

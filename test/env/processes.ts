@@ -81,6 +81,19 @@ export async function stopProcess(p: Managed, graceMs?: number): Promise<void> {
   await Promise.race([p.exited, new Promise((r) => (timer = setTimeout(r, 2_000)))]).finally(() => clearTimeout(timer));
 }
 
+/** One process of the stack that can be stopped and started again on the same ports and data. */
+export abstract class Component {
+  process: Managed | undefined;
+
+  /** Starts the process and returns once it is ready. */
+  abstract start(): Promise<void>;
+
+  async stop(): Promise<void> {
+    if (this.process) await stopProcess(this.process);
+    this.process = undefined;
+  }
+}
+
 /** The process groups recorded in a state folder, oldest first. */
 function recorded(stateDir: string): { pid: number; name: string }[] {
   const file = pidFile(stateDir);
