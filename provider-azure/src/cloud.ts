@@ -1,5 +1,5 @@
 // Azure clouds: where Key Vault lives (DNS suffix) and where Entra ID answers (authority host).
-import { ProviderError } from '@secret-store-sync/proto';
+import { errorCode, ProviderError } from '@secret-store-sync/proto';
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
@@ -115,7 +115,7 @@ async function readEnvFile(file: string, envDir: string): Promise<CloudEnvironme
     }
   } catch (e) {
     if (e instanceof ProviderError) throw e;
-    throw invalid(`${shown} could not be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw invalid(`${shown} could not be read (${errorCode(e) ?? 'error'})`);
   }
   let raw: { keyVaultDNSSuffix?: unknown; activeDirectoryEndpoint?: unknown };
   try {

@@ -1,4 +1,5 @@
 // The provider's command line, parsed once into a typed, validated Config.
+import { errorMessage } from '@secret-store-sync/proto';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { CLOUD_NAMES, type CloudName } from './cloud.js';
@@ -108,7 +109,7 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
   try {
     ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (e) {
-    throw new ConfigError(`${(e as Error).message}\n${usage()}`);
+    throw new ConfigError(`${errorMessage(e)}\n${usage()}`);
   }
   if (values.version) return 'version';
   if (values.help) return 'help';

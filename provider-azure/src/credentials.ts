@@ -171,6 +171,7 @@ class NodeManagedIdentity implements TokenCredential {
               'Unavailable',
               `useVMManagedIdentity: ${this.endpoint} gave no token within ${MANAGED_IDENTITY_TIMEOUT_MS / 1000} s; try again later`,
               'ManagedIdentityTimeout',
+              { context: { timedOut: this.endpoint } },
             ),
           ),
         MANAGED_IDENTITY_TIMEOUT_MS,

@@ -26,6 +26,8 @@ const DISABLED = {
   code: 'FailedPrecondition',
   says: 'the version is disabled in Key Vault; enable it or point objectVersion at an enabled one',
 } as const;
+/** The reasons that mean "this version is disabled", whether Key Vault refused it or the provider did. */
+const DISABLED_REASONS: ReadonlySet<string> = new Set(['SecretDisabled', 'KeyDisabled', 'CertificateDisabled']);
 const FORBIDDEN: Record<string, { code: 'FailedPrecondition' | 'PermissionDenied'; says: string }> = {
   SecretDisabled: DISABLED,
   KeyDisabled: DISABLED,
@@ -77,12 +79,24 @@ const NETWORK_CODES = new Set([
  * `enabled: false`; notaryproject/ratify#1474, #1874 check the flag themselves) while it refuses a
  * disabled secret with 403 SecretDisabled: both are the same failure to a user.
  */
-export function disabledVersion(vault: string, what: string, kind: 'key' | 'certificate'): ProviderError {
+export function disabledVersion(
+  vault: string,
+  kind: 'key' | 'certificate',
+  name: string,
+  version: string,
+): ProviderError {
+  const object = `${kind} '${name}'`;
   return new ProviderError(
     DISABLED.code,
-    `vault '${vault}': ${what}: ${DISABLED.says}`,
+    `vault '${vault}': ${object} version '${version}': ${DISABLED.says}`,
     kind === 'key' ? 'KeyDisabled' : 'CertificateDisabled',
+    { context: { vault, object, version } },
   );
+}
+
+/** Whether the failure is a disabled version (refused by Key Vault, or by the provider for keys and certificates). */
+export function isDisabled(e: unknown): boolean {
+  return e instanceof ProviderError && e.reason !== undefined && DISABLED_REASONS.has(e.reason);
 }
 
 type Fail = (code: ProviderErrorCode, text: string, reason?: string) => ProviderError;
@@ -90,17 +104,22 @@ type Fail = (code: ProviderErrorCode, text: string, reason?: string) => Provider
 /** `what` names the object, e.g. "secret 'db-password' (version 'abc')" or "versions of key 'k'". */
 export function toProviderError(err: unknown, vault: string, what: string): ProviderError {
   const where = `vault '${vault}': ${what}`;
+  const context = { vault, object: what };
   // Raised below the SDK (the node's managed identity): add which vault and object it was for.
   if (err instanceof ProviderError)
-    return err.message.startsWith(`vault '${vault}'`)
+    return err.context.vault === vault
       ? err
-      : new ProviderError(err.code, `${where}: ${err.message}`, err.reason, { cause: err });
+      : new ProviderError(err.code, `${where}: ${err.message}`, err.reason, {
+          cause: err,
+          context: { ...err.context, ...context },
+        });
   const e = (err ?? {}) as AzureLikeError;
   const raw = String(e.message ?? '');
   const message = redact(String(e.message ?? err))
     .split(/\r?\n/)[0]!
     .slice(0, 600);
-  const fail: Fail = (code, text, reason) => new ProviderError(code, `${where}: ${text}`, reason, { cause: err });
+  const fail: Fail = (code, text, reason) =>
+    new ProviderError(code, `${where}: ${text}`, reason, { cause: err, context });
   return (
     entraFailure(e, raw, message, fail) ??
     networkFailure(e, raw, fail) ??

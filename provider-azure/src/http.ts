@@ -2,6 +2,7 @@
 // service over its socket (so it fails when the socket is gone or wedged), and /metrics serves
 // Prometheus text.
 import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { errorMessage } from '@secret-store-sync/proto';
 import { service as healthService } from 'grpc-health-check';
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -70,7 +71,7 @@ export class SelfCheck {
       this.current = OK;
       this.onCheck(true);
     } catch (e) {
-      this.current = answer(503, (e as Error).message);
+      this.current = answer(503, errorMessage(e));
       this.onCheck(false);
     }
     this.checkedAt = Date.now();

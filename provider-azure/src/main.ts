@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // provider-azure: serves the Secrets Store CSI provider API for Azure Key Vault on a unix socket.
-import { serve } from '@secret-store-sync/proto';
+import { errorMessage, serve } from '@secret-store-sync/proto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Budgets } from './budget.js';
@@ -123,7 +123,7 @@ main().then(
       JSON.stringify({
         level: 'error',
         message: 'provider failed to start',
-        error: String((err as Error)?.message ?? err),
+        error: errorMessage(err),
       }),
     );
     process.exit(1);

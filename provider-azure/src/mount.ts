@@ -2,6 +2,7 @@
 // vault's budget) → convert to files. One failing object fails the Mount unless the class asks for
 // a partial sync, in which case the rest are returned and the failures listed.
 import {
+  errorMessage,
   ProviderError,
   type CallContext,
   type MountResult,
@@ -13,7 +14,7 @@ import {
 } from '@secret-store-sync/proto';
 import { resolveCloud, vaultUrl } from './cloud.js';
 import type { Config } from './config.js';
-import { disabledVersion } from './errors.js';
+import { disabledVersion, isDisabled } from './errors.js';
 import { ContentError, certificateFile, certificateSecret, decodeSecret, publicKeyPem } from './content.js';
 import type { Credentials } from './credentials.js';
 import type { Logger } from './log.js';
@@ -87,10 +88,10 @@ export class AzureProvider implements Provider {
         }
       });
       if (failures.length > 0 && (!p.partial || failures.length === p.objects.length)) {
-        const first = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')!.reason as ProviderError;
+        const first = asProviderError(settled.find((s) => s.status === 'rejected')!.reason);
         const more =
           failures.length > 1 ? ` (and ${failures.length - 1} more of ${p.objects.length} objects failed)` : '';
-        throw new ProviderError(first.code ?? 'Internal', `${first.message}${more}`, first.reason);
+        throw new ProviderError(first.code, `${first.message}${more}`, first.reason, { context: first.context });
       }
       const total = files.reduce(
         (n, f) => n + (typeof f.contents === 'string' ? Buffer.byteLength(f.contents) : f.contents.length),
@@ -101,6 +102,7 @@ export class AzureProvider implements Provider {
           'ResourceExhausted',
           `vault '${p.vaultName}': the ${files.length} files add up to ${total} bytes, over the ${this.cfg.maxMountBytes}-byte limit (a Kubernetes Secret holds at most 1 MiB); sync fewer versions or objects per SecretSync`,
           'TooLarge',
+          { context: { vault: p.vaultName } },
         );
       }
       this.log.info('mount', {
@@ -124,8 +126,7 @@ export class AzureProvider implements Provider {
         ...(Object.keys(expiresOn).length ? { expiresOn } : {}),
       };
     } catch (err) {
-      const e =
-        err instanceof ProviderError ? err : new ProviderError('Internal', String((err as Error)?.message ?? err));
+      const e = asProviderError(err);
       this.log.warn('mount failed', {
         requestId: ctx.requestId,
         ...(params
@@ -137,6 +138,7 @@ export class AzureProvider implements Provider {
           : {}),
         code: e.code,
         reason: e.reason,
+        ...(Object.keys(e.context).length ? { where: e.context } : {}),
         error: e.message,
         durationMs: Date.now() - started,
       });
@@ -155,7 +157,9 @@ export class AzureProvider implements Provider {
     } catch (e) {
       // Conversion errors are raised without context; name the vault and object here.
       if (e instanceof ContentError)
-        throw new ProviderError(e.code, `vault '${p.vaultName}': ${o.type} '${o.name}': ${e.message}`, e.reason);
+        throw new ProviderError(e.code, `vault '${p.vaultName}': ${o.type} '${o.name}': ${e.message}`, e.reason, {
+          context: { vault: p.vaultName, object: `${o.type} '${o.name}'` },
+        });
       throw e;
     }
   }
@@ -194,6 +198,7 @@ export class AzureProvider implements Provider {
           'NotFound',
           `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled version '${o.version}' to start the history at`,
           'VersionNotFound',
+          { context: { vault: p.vaultName, object: `${o.type} '${o.name}'`, version: o.version } },
         );
     }
     const chosen = all.slice(start, start + o.versionHistory);
@@ -202,6 +207,7 @@ export class AzureProvider implements Provider {
         'NotFound',
         `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`,
         'NotFound',
+        { context: { vault: p.vaultName, object: `${o.type} '${o.name}'` } },
       );
     const parts = await Promise.all(
       chosen.map((v, k) =>
@@ -241,15 +247,11 @@ export class AzureProvider implements Provider {
     try {
       // The value is kept by version id, so reading it again below costs no request.
       const read = await pacer.run<{ version: string; enabled?: boolean }>((signal) =>
-        o.type === 'secret'
-          ? session.secret(o.name, '', signal)
-          : o.type === 'key'
-            ? session.key(o.name, '', signal)
-            : session.certificate(o.name, '', signal),
+        session.read(o.type, o.name, '', signal),
       );
       return read.enabled === false ? undefined : read.version;
     } catch (e) {
-      if (e instanceof ProviderError && /Disabled$/.test(e.reason ?? '')) return undefined;
+      if (isDisabled(e)) return undefined;
       throw e;
     }
   }
@@ -274,7 +276,7 @@ export class AzureProvider implements Provider {
     });
     switch (o.type) {
       case 'secret': {
-        const s = await pacer.run((signal) => session.secret(o.name, version, signal));
+        const s = await pacer.run((signal) => session.read('secret', o.name, version, signal));
         if (!s.keyId) return one(decodeSecret(s.value, o.encoding), s.version, s.expiresOn);
         const parts = await certificateSecret(s.value, s.contentType, o.format, {
           constructChain: this.cfg.constructPemChain,
@@ -292,19 +294,23 @@ export class AzureProvider implements Provider {
         return one(main, s.version, earliest(s.expiresOn, parts.notAfter), extra);
       }
       case 'key': {
-        const k = await pacer.run((signal) => session.key(o.name, version, signal));
-        if (!k.enabled) throw disabledVersion(p.vaultName, `key '${o.name}' version '${k.version}'`, 'key');
+        const k = await pacer.run((signal) => session.read('key', o.name, version, signal));
+        if (!k.enabled) throw disabledVersion(p.vaultName, 'key', o.name, k.version);
         return one(publicKeyPem(k.jwk), k.version, k.expiresOn);
       }
       case 'cert': {
-        const c = await pacer.run((signal) => session.certificate(o.name, version, signal));
-        if (!c.enabled)
-          throw disabledVersion(p.vaultName, `certificate '${o.name}' version '${c.version}'`, 'certificate');
+        const c = await pacer.run((signal) => session.read('cert', o.name, version, signal));
+        if (!c.enabled) throw disabledVersion(p.vaultName, 'certificate', o.name, c.version);
         const { pem, notAfter } = certificateFile(c.cer);
         return one(pem, c.version, earliest(c.expiresOn, notAfter));
       }
     }
   }
+}
+
+/** A failure as the Mount reports it: a ProviderError as raised, anything else as Internal with its message. */
+function asProviderError(err: unknown): ProviderError {
+  return err instanceof ProviderError ? err : new ProviderError('Internal', errorMessage(err));
 }
 
 /**

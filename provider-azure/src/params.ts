@@ -1,6 +1,6 @@
 // A Mount's attributes (SecretProviderClass parameters plus the csi.storage.k8s.io/* keys) and
 // node-publish secrets, validated into typed MountParams before any network call.
-import { ProviderError, type ParsedMountRequest } from '@secret-store-sync/proto';
+import { errorMessage, ProviderError, type ParsedMountRequest } from '@secret-store-sync/proto';
 import { decodeJwt } from 'jose';
 import { chooseCloud, type CloudChoice } from './cloud.js';
 import type { Config } from './config.js';
@@ -215,7 +215,7 @@ function workloadToken(json: string, now: number): { token: string; tokenIssuer:
   try {
     tokens = JSON.parse(json);
   } catch (e) {
-    throw invalid(`${TOKENS_KEY} is not valid JSON: ${(e as Error).message}`);
+    throw invalid(`${TOKENS_KEY} is not valid JSON: ${errorMessage(e)}`);
   }
   const entry = (tokens as Record<string, { token?: unknown }> | null)?.[WORKLOAD_IDENTITY_AUDIENCE];
   if (!entry || typeof entry.token !== 'string' || !entry.token) {
