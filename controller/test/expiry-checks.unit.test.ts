@@ -3,6 +3,7 @@
 import type { SecretSync } from '../src/api.js';
 import { nextExpiryCheck } from '../src/expiry-checks.js';
 import { recheckedExpiry } from '../src/status.js';
+import { secretSync } from '../../test/helpers/fixtures.js';
 
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -54,9 +55,15 @@ const synced = (
   expiresOn: Record<string, Date>,
   expiring: { status: 'True' | 'False'; reason: string; message: string },
 ): SecretSync =>
-  ({
-    metadata: { name: 'app', namespace: 'n', generation: 3, resourceVersion: '7' },
-    spec: { serviceAccountName: 'sa', secretProviderClassName: 'spc', secretObject: { type: 'Opaque', data: [] } },
+  secretSync({
+    name: 'app',
+    namespace: 'n',
+    generation: 3,
+    resourceVersion: '7',
+    sa: 'sa',
+    spc: 'spc',
+    type: 'Opaque',
+    data: [],
     status: {
       syncedObjectVersions: Object.entries(expiresOn).map(([id, d]) => ({
         id,
@@ -75,7 +82,7 @@ const synced = (
         { type: 'Expiring', ...expiring, observedGeneration: 3, lastTransitionTime: '2025-12-01T00:00:00Z' },
       ],
     },
-  }) as unknown as SecretSync;
+  });
 
 test('a check moves the Expiring condition from the stored expiry times and leaves the rest alone', () => {
   const ss = synced(

@@ -9,11 +9,10 @@ import { Hasher, type HashInput } from '../src/hash.js';
 import { mapFiles } from '../src/mapping.js';
 import { SyncError } from '../src/reasons.js';
 import { createCa } from '../../test/env/pki.js';
+import { secretSync } from '../../test/helpers/fixtures.js';
 
-const ss = (data: { sourcePath: string; targetKey: string }[], type = 'Opaque'): SecretSync => ({
-  metadata: { name: 'n', namespace: 'ns', uid: 'u' },
-  spec: { secretProviderClassName: 'c', serviceAccountName: 'sa', secretObject: { type, data } },
-});
+const ss = (data: { sourcePath: string; targetKey: string }[], type = 'Opaque'): SecretSync =>
+  secretSync({ name: 'n', namespace: 'ns', uid: 'u', spc: 'c', sa: 'sa', type, data });
 const files = (o: Record<string, string>) => Object.entries(o).map(([path, c]) => ({ path, contents: Buffer.from(c) }));
 
 test('sourcePath → targetKey, trimmed', () => {

@@ -1,27 +1,21 @@
 // The secretsync_status gauge's counting: SecretSyncs of this manager by their Ready reason.
 import type { SecretSync } from '../src/api.js';
 import { countByReadyReason } from '../src/status.js';
+import { condition, secretSync } from '../../test/helpers/fixtures.js';
 
 const ss = (name: string, ready?: string, controller?: string): SecretSync =>
-  ({
-    metadata: { name, namespace: 'n' },
-    spec: {
-      serviceAccountName: 'sa',
-      secretProviderClassName: 'spc',
-      secretObject: { type: 'Opaque', data: [] },
-      ...(controller ? { secretSyncControllerName: controller } : {}),
-    },
-    ...(ready
-      ? {
-          status: {
-            conditions: [
-              { type: 'SecretCreated', status: 'True', reason: 'CreateSucceeded', message: '' },
-              { type: 'Ready', status: 'False', reason: ready, message: '' },
-            ],
-          },
-        }
-      : {}),
-  }) as unknown as SecretSync;
+  secretSync({
+    name,
+    namespace: 'n',
+    sa: 'sa',
+    spc: 'spc',
+    type: 'Opaque',
+    data: [],
+    controllerName: controller || undefined,
+    status: ready
+      ? { conditions: [condition('SecretCreated', 'True', 'CreateSucceeded'), condition('Ready', 'False', ready)] }
+      : undefined,
+  });
 
 test('counts by the Ready reason; None before the first reconcile', () => {
   const counts = countByReadyReason(
