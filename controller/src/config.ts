@@ -1,4 +1,5 @@
 // The manager's command line, parsed once into a typed Config.
+import { errorMessage } from '@secret-store-sync/proto';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 
@@ -123,7 +124,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   try {
     ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (e) {
-    throw new ConfigError(`${(e as Error).message}\n${usage()}`);
+    throw new ConfigError(`${errorMessage(e)}\n${usage()}`);
   }
   if (values.version) return 'version';
   if (values.help) return 'help';

@@ -1,6 +1,7 @@
 // Events on the SecretSync, so `kubectl describe secretsync` tells the story. Core (v1) Events,
 // as most controllers write them: the RBAC the upstream sync controller's chart grants (core
 // `events` create/patch) is enough, and `kubectl describe` shows them like events.k8s.io ones.
+import { errorMessage } from '@secret-store-sync/proto';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import type { SecretSync } from './api.js';
@@ -91,7 +92,7 @@ export class EventRecorder {
         this.log.warn('could not record event', {
           secretSync: `${event.namespace}/${event.body.involvedObject.name}`,
           reason: event.body.reason,
-          error: String((e as Error).message ?? e),
+          error: errorMessage(e),
         });
       })
       .finally(() => {

@@ -4,6 +4,7 @@
 // managedFields and kubectl's last-applied copy: nothing here reads them, and they were half of a
 // cached SecretSync's heap (2.6 → 1.3 KB each, measured: see bench/README.md). Repeated string
 // values are held once across the cache (StringTable).
+import { errorMessage } from '@secret-store-sync/proto';
 import {
   ListWatch,
   Watch,
@@ -138,7 +139,7 @@ export function supervise<T extends KubernetesObject>(
     if (stopped) return; // stop() itself reports an abort
     const wait = delay;
     delay = Math.min(delay * 2, 30_000);
-    log.warn('watch failed; restarting', { what, retryInMs: wait, error: String((err as Error)?.message ?? err) });
+    log.warn('watch failed; restarting', { what, retryInMs: wait, error: errorMessage(err) });
     setTimeout(() => {
       if (!stopped) void start();
     }, wait).unref();
@@ -148,7 +149,7 @@ export function supervise<T extends KubernetesObject>(
       // Resolves even when the list failed (the 'error' handler above then retries).
       await informer.start();
     } catch (e) {
-      log.warn('watch start failed', { what, error: String((e as Error)?.message ?? e) });
+      log.warn('watch start failed', { what, error: errorMessage(e) });
     }
   };
   void start();

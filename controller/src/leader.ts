@@ -8,6 +8,7 @@
 // once; and every API write checks `writeBudgetMs()` first and is aborted when it runs out
 // (kube-client.ts), so a leader frozen (SIGSTOP, a long GC pause) and then resumed writes nothing
 // before it notices, and a slow write cannot land after a successor took over.
+import { errorCode, errorMessage } from '@secret-store-sync/proto';
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from './log.js';
@@ -91,7 +92,7 @@ export class LeaderElector {
     try {
       lost = await this.tryAcquireOrRenew(sentAt);
     } catch (e) {
-      this.log.warn('lease update failed', { lease: this.opts.name, error: String((e as Error)?.message ?? e) });
+      this.log.warn('lease update failed', { lease: this.opts.name, error: errorMessage(e) });
     }
     if (this.leading && !this.stopped) {
       if (lost) return this.abdicate('another manager holds the lease');
@@ -117,7 +118,7 @@ export class LeaderElector {
     try {
       lease = await this.api.readNamespacedLease({ name, namespace });
     } catch (e) {
-      if ((e as { code?: number }).code !== 404) throw e;
+      if (errorCode(e) !== 404) throw e;
     }
     if (!lease) {
       await this.api.createNamespacedLease({
@@ -204,7 +205,7 @@ export class LeaderElector {
     } catch (e) {
       this.log.warn('could not release the lease; a successor takes over when it expires', {
         lease: name,
-        error: String((e as Error)?.message ?? e),
+        error: errorMessage(e),
       });
     }
   }

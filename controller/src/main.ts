@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The manager: syncs SecretSync objects into Secrets through providers on unix sockets.
+import { errorStack } from '@secret-store-sync/proto';
 import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -133,9 +134,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => setTimeout(() => process.exit(code), 50),
   (err: unknown) => {
-    console.error(
-      JSON.stringify({ level: 'error', message: 'manager failed', error: String((err as Error)?.stack ?? err) }),
-    );
+    console.error(JSON.stringify({ level: 'error', message: 'manager failed', error: errorStack(err) }));
     process.exit(1);
   },
 );

@@ -1,6 +1,6 @@
 // Maps the provider's files onto the Secret's keys (sourcePath → targetKey). For
 // kubernetes.io/tls, tls.crt and tls.key are cut out of PEM or PKCS#12 content.
-import { Pkcs12CostError, withPkcs12Budget } from '@secret-store-sync/proto';
+import { errorMessage, Pkcs12CostError, withPkcs12Budget } from '@secret-store-sync/proto';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import type { SecretSync } from './api.js';
@@ -83,7 +83,7 @@ function tlsPart(contents: Buffer, key: string, source: string): Buffer {
   } catch (e) {
     throw new SyncError(
       'userInput',
-      `${key}: the provider's file is not a usable PEM or PKCS#12 certificate and key (${(e as Error).message})`,
+      `${key}: the provider's file is not a usable PEM or PKCS#12 certificate and key (${errorMessage(e)})`,
       'slow',
     );
   }

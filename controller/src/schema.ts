@@ -3,6 +3,7 @@
 // status.observedGeneration or status.syncedObjectVersions, which the apiserver then drops. The
 // manager works on both (it reads the Ready condition's observedGeneration); this says which one
 // is there, so an operator knows why those fields are missing.
+import { errorMessage } from '@secret-store-sync/proto';
 import { ApiextensionsV1Api } from '@kubernetes/client-node';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION } from './api.js';
 import type { KubeClients } from './kube-client.js';
@@ -29,7 +30,7 @@ export async function detectSchema(clients: KubeClients, log: Logger): Promise<S
   } catch (e) {
     log.info('could not read the SecretSync CRD to tell its schema; working with either', {
       crd: name,
-      error: String((e as Error)?.message ?? e),
+      error: errorMessage(e),
     });
     return 'unknown';
   }

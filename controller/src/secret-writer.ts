@@ -5,6 +5,7 @@
 //     annotation holding this SecretSync's UID, the ownerReference to it, and the same type,
 //     before any `add` replaces data, labels and annotations. A failed test changes nothing;
 //     dry-run patches with one test each then tell which mark is missing, for the status reason.
+import { errorCode } from '@secret-store-sync/proto';
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { FORBIDDEN_SECRET_TYPES } from './config.js';
 import { MANAGED_LABEL, OWNER_ANNOTATION, SYNC_GROUP, SYNC_VERSION, type SecretSync } from './api.js';
@@ -77,7 +78,7 @@ export class SecretWriter {
       return mode === 'reassert' && (before === undefined || before === after) ? 'unchanged' : 'updated';
     } catch (e) {
       this.metrics.secretWrites.inc({ operation: 'patch', result: 'error' });
-      const code = (e as { code?: number }).code;
+      const code = errorCode(e);
       if (code === 404) {
         // Deleted behind our back (or never made): create it again.
         if (await this.tryCreate(ss, body)) return 'created';
@@ -142,7 +143,7 @@ export class SecretWriter {
       return true;
     } catch (e) {
       this.metrics.secretWrites.inc({ operation: 'create', result: 'error' });
-      if ((e as { code?: number }).code === 409) return false;
+      if (errorCode(e) === 409) return false;
       throw new SyncError('patch', `creating Secret '${body.metadata!.name}' failed: ${apiMessage(e)}`, 'backoff', {
         cause: e,
       });
@@ -162,7 +163,7 @@ export class SecretWriter {
         return false;
       } catch (e) {
         // A failed `test` is a 422 with a generic message; an admission denial names its policy.
-        return (e as { code?: number }).code === 422 && !/admission/i.test(apiMessage(e));
+        return errorCode(e) === 422 && !/admission/i.test(apiMessage(e));
       }
     };
     if (await fails(label!))

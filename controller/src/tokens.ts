@@ -1,7 +1,7 @@
 // Short-lived service-account tokens for the provider, minted with TokenRequest and reused until
 // 80 % of their life has passed. Concurrent requests for the same token share one call.
 import type { CoreV1Api } from '@kubernetes/client-node';
-import { rfc3339, type ServiceAccountToken } from '@secret-store-sync/proto';
+import { errorCode, errorMessage, rfc3339, type ServiceAccountToken } from '@secret-store-sync/proto';
 import type { Metrics } from './metrics.js';
 import { SyncError } from './reasons.js';
 
@@ -74,7 +74,7 @@ export class TokenCache {
       return { token: tr.status?.token ?? '', expires, refreshAt: issued + 0.8 * (expires - issued) };
     } catch (e) {
       this.metrics.tokenRequests.inc({ result: 'error' });
-      const code = (e as { code?: number }).code;
+      const code = errorCode(e);
       const detail = apiMessage(e);
       if (code === 404)
         throw new SyncError(
@@ -118,7 +118,7 @@ export class TokenCache {
 
 /** The apiserver's message from a client-node ApiException (its body is a JSON string). */
 export function apiMessage(e: unknown): string {
-  const body = (e as { body?: unknown }).body;
+  const body = typeof e === 'object' && e !== null && 'body' in e ? e.body : undefined;
   if (typeof body === 'string') {
     try {
       const parsed = JSON.parse(body) as { message?: string };
@@ -128,5 +128,5 @@ export function apiMessage(e: unknown): string {
     }
     if (body) return body.slice(0, 1000);
   }
-  return (e as Error)?.message ?? String(e);
+  return errorMessage(e);
 }
