@@ -1,0 +1,320 @@
+// reconcile as a table: each row a situation a user would notice — what the provider answers, what
+// Secret is already there, what the SecretSync asks — and the decision: the status reason, whether
+// and how the Secret was written, what it holds afterwards, and how soon to try again. The hash,
+// the shared-mount layer, the token cache and the provider-name check are the real ones; the
+// provider's answer and the Secret store are fakes that record what they were asked.
+import type { CoreV1Api } from '@kubernetes/client-node';
+import type { SecretProviderClass, SecretSync } from '../src/api.js';
+import type { Config } from '../src/config.js';
+import { Hasher } from '../src/hash.js';
+import type { Logger } from '../src/log.js';
+import { createMetrics } from '../src/metrics.js';
+import { Providers, type MountAnswer, type MountInput } from '../src/provider.js';
+import { SyncError } from '../src/reasons.js';
+import { reconcile, type ReconcileDeps } from '../src/reconcile.js';
+import type { DesiredSecret, SecretWriter } from '../src/secret-writer.js';
+import { SharedMounts } from '../src/shared-mounts.js';
+import { nextStatus } from '../src/status.js';
+import { TokenCache } from '../src/tokens.js';
+import { secretProviderClass, secretSync, type SecretSyncOptions } from '../../test/helpers/fixtures.js';
+
+const metrics = createMetrics();
+const UID = 'u-app';
+
+/** What the provider answers: file contents by path, or a failure. */
+type Answer = { files: Record<string, string>; expiry?: Record<string, Date> } | Error;
+
+/** A provider whose Mount answers from `answer`, with the real provider-name check. */
+class FakeProviders extends Providers {
+  calls = 0;
+  constructor(public answer: Answer) {
+    super('/nonexistent', 1_000, 1 << 20, metrics);
+  }
+  override async mount(input: MountInput): Promise<MountAnswer> {
+    this.checkName(input.provider);
+    this.calls++;
+    if (this.answer instanceof Error) throw this.answer;
+    const files = Object.entries(this.answer.files).map(([path, c]) => ({
+      path,
+      mode: 0o644,
+      contents: Buffer.from(c),
+    }));
+    return {
+      files,
+      objectVersion: files.map((f) => ({ id: `secret/${f.path}`, version: String(f.contents.length) })),
+      error: null,
+      ...(this.answer.expiry ? { expiry: { expiresOn: this.answer.expiry, dropped: 0 } } : {}),
+    };
+  }
+}
+
+/** The one Secret of the namespace, as the apiserver's ownership tests would treat it. */
+interface StoredSecret {
+  owner: string;
+  data: Record<string, string>;
+}
+
+/** Records each write's mode; refuses a Secret another owner holds, as the JSON-patch tests do. */
+class FakeWriter {
+  modes: string[] = [];
+  constructor(
+    public secret: StoredSecret | undefined,
+    private readonly fail?: Error,
+  ) {}
+  async write(ss: SecretSync, desired: DesiredSecret, mode: 'create' | 'update' | 'reassert') {
+    this.modes.push(mode);
+    if (this.fail) throw this.fail;
+    const data = Object.fromEntries(Object.entries(desired.data).map(([k, v]) => [k, v.toString()]));
+    if (this.secret && this.secret.owner !== ss.metadata.uid)
+      throw new SyncError('invalidLabel', `Secret '${ss.metadata.name}' exists but is not ours`, 'slow');
+    if (!this.secret) {
+      this.secret = { owner: ss.metadata.uid, data };
+      return 'created' as const;
+    }
+    const same = JSON.stringify(this.secret.data) === JSON.stringify(data);
+    this.secret = { owner: ss.metadata.uid, data };
+    return mode === 'reassert' && same ? ('unchanged' as const) : ('updated' as const);
+  }
+}
+
+interface World {
+  providers: FakeProviders;
+  writer: FakeWriter;
+  warnings: string[];
+  deps: ReconcileDeps;
+}
+
+function world(answer: Answer, opts: { secret?: StoredSecret; writeFails?: Error; spc?: SecretProviderClass | null }) {
+  const spc = opts.spc === null ? undefined : (opts.spc ?? spcOf('test', { a: '1' }));
+  const providers = new FakeProviders(answer);
+  const writer = new FakeWriter(opts.secret, opts.writeFails);
+  const warnings: string[] = [];
+  const note = () => undefined;
+  const log = { info: note, error: note, warn: (m: string) => warnings.push(m) } as unknown as Logger;
+  const cfg = {
+    podName: 'manager-0',
+    podUid: 'u-manager',
+    tokenAudiences: [],
+    allowedSecretTypes: ['Opaque', 'kubernetes.io/tls'],
+  } as unknown as Config;
+  const deps: ReconcileDeps = {
+    cfg,
+    spc: (ns, name) => (spc && spc.metadata.namespace === ns && spc.metadata.name === name ? spc : undefined),
+    tokens: new TokenCache({} as CoreV1Api, 3_600, metrics),
+    providers,
+    mounts: new SharedMounts(0),
+    hasher: new Hasher(Buffer.alloc(32, 7)),
+    writer: writer as unknown as SecretWriter,
+    log,
+  };
+  return { providers, writer, warnings, deps } satisfies World;
+}
+
+const app = (o: Partial<SecretSyncOptions> = {}) => secretSync({ name: 'app', namespace: 'n', uid: UID, ...o });
+const ours = (data: Record<string, string>): StoredSecret => ({ owner: UID, data });
+const spcOf = (provider: string, parameters?: Record<string, string>) =>
+  secretProviderClass({ name: 'good', namespace: 'n', provider, parameters });
+
+/** The situation: all optional; by default app(), class 'good', no Secret yet, the provider returns foo = v1. */
+interface Given {
+  ss?: SecretSync;
+  /** A sync that already succeeded before this one (files default foo = v1, SecretSync default app()). */
+  earlier?: { files?: Record<string, string>; ss?: SecretSync };
+  /** What happened to the Secret between the earlier sync and this one. */
+  meanwhile?: 'deleted' | 'edited';
+  /** A Secret already there before the first sync. */
+  secret?: StoredSecret;
+  /** The class the SecretSync names; null: there is none. */
+  spc?: SecretProviderClass | null;
+  answer?: Answer;
+  writeFails?: Error;
+}
+
+/** The decision: the status reason, how soon to retry, the writes (default none), the Secret after (default none). */
+interface Then {
+  reason: string;
+  retry?: 'backoff' | 'slow';
+  writes?: string[];
+  after?: StoredSecret;
+  /** Whether the provider was asked; default yes. */
+  asked?: boolean;
+}
+
+const CHANGED = 'UpdateValueChangeOrForceUpdateSucceeded';
+const UNCHANGED = 'UpdateNoValueChangeSucceeded';
+const V1 = ours({ key: 'v1' });
+const providerDown = new SyncError('provider', "provider 'test' failed: vault unreachable", 'backoff', {
+  provider: 'test',
+});
+
+const rows: [string, Given, Then][] = [
+  ['first sync creates the Secret', {}, { reason: 'CreateSucceeded', writes: ['create'], after: V1 }],
+  [
+    'an unchanged value writes nothing (a no-op re-assert)',
+    { earlier: {} },
+    { reason: UNCHANGED, writes: ['reassert'], after: V1 },
+  ],
+  [
+    'a changed value updates the Secret',
+    { earlier: {}, answer: { files: { foo: 'v2' } } },
+    { reason: CHANGED, writes: ['update'], after: ours({ key: 'v2' }) },
+  ],
+  [
+    'a Secret deleted by hand is created again',
+    { earlier: {}, meanwhile: 'deleted' },
+    { reason: CHANGED, writes: ['reassert'], after: V1 },
+  ],
+  [
+    "a Secret edited by hand gets its source's value back",
+    { earlier: {}, meanwhile: 'edited' },
+    { reason: CHANGED, writes: ['reassert'], after: V1 },
+  ],
+  [
+    'a new forceSynchronization value writes the Secret although nothing else changed',
+    { earlier: { ss: app({ forceSynchronization: 'one' }) }, ss: app({ forceSynchronization: 'two' }) },
+    { reason: CHANGED, writes: ['update'], after: V1 },
+  ],
+  [
+    'the same forceSynchronization value again writes nothing',
+    { earlier: { ss: app({ forceSynchronization: 'one' }) }, ss: app({ forceSynchronization: 'one' }) },
+    { reason: UNCHANGED, writes: ['reassert'], after: V1 },
+  ],
+  [
+    'a new key mapped in the SecretSync updates the Secret',
+    {
+      earlier: { files: { foo: 'v1', bar: 'b' } },
+      ss: app({ data: { key: 'foo', other: 'bar' } }),
+      answer: { files: { foo: 'v1', bar: 'b' } },
+    },
+    { reason: CHANGED, writes: ['update'], after: ours({ key: 'v1', other: 'b' }) },
+  ],
+  [
+    'a provider failure keeps the Secret, retried with backoff',
+    { earlier: {}, answer: providerDown },
+    { reason: 'UpdateFailedProviderError', retry: 'backoff', after: V1 },
+  ],
+  [
+    'a provider failure before any Secret writes nothing',
+    { answer: providerDown },
+    { reason: 'CreateFailedProviderError', retry: 'backoff' },
+  ],
+  [
+    'a Secret of the same name that is not ours is refused and left as it is',
+    { secret: { owner: 'someone-else', data: { theirs: 'x' } } },
+    {
+      reason: 'CreateFailedInvalidLabel',
+      retry: 'slow',
+      writes: ['create'],
+      after: { owner: 'someone-else', data: { theirs: 'x' } },
+    },
+  ],
+  [
+    'a missing SecretProviderClass: the provider is not asked',
+    { spc: null },
+    { reason: 'ControllerSpcError', retry: 'slow', asked: false },
+  ],
+  [
+    'a SecretProviderClass without parameters',
+    { spc: spcOf('test') },
+    { reason: 'ControllerSpcError', retry: 'slow', asked: false },
+  ],
+  [
+    'a provider name that could not be a socket',
+    { spc: spcOf('../etc', { a: '1' }) },
+    { reason: 'ControllerSpcError', retry: 'slow', asked: false },
+  ],
+  [
+    "a label in the manager's reserved prefix",
+    { ss: app({ labels: { 'secrets-store.sync.x-k8s.io/owner-uid': 'x' } }) },
+    { reason: 'UserInputValidationFailed', retry: 'slow', asked: false },
+  ],
+  [
+    'a Secret type the operator did not allow',
+    { ss: app({ type: 'kubernetes.io/dockerconfigjson' }) },
+    { reason: 'UserInputValidationFailed', retry: 'slow', asked: false },
+  ],
+  [
+    'a sourcePath the provider did not return: nothing written',
+    { ss: app({ data: { key: 'missing' } }) },
+    { reason: 'UserInputValidationFailed', retry: 'slow' },
+  ],
+  [
+    'an unexpected error while writing, retried with backoff',
+    { writeFails: new TypeError('cannot read properties of undefined') },
+    { reason: 'ControllerInternalError', retry: 'backoff', writes: ['create'] },
+  ],
+];
+
+/** The SecretSync as the manager would see it after a successful sync of `answer`. */
+async function syncedOnce(ss: SecretSync, files: Record<string, string>, w: World): Promise<SecretSync> {
+  w.providers.answer = { files };
+  const { outcome } = await reconcile(ss, w.deps);
+  expect(outcome).toMatchObject({ ok: true });
+  return { ...ss, status: nextStatus(ss, outcome) };
+}
+
+const cases = rows.map(([name, given, then]) => [`${name}: ${then.reason}`, given, then] as const);
+
+test.each(cases)('%s', async (_, given, then) => {
+  const answer = given.answer ?? { files: { foo: 'v1' } };
+  const w = world(answer, { secret: given.secret, writeFails: given.writeFails, spc: given.spc });
+  let ss = given.ss ?? app();
+  if (given.earlier) {
+    const before = await syncedOnce(given.earlier.ss ?? app(), given.earlier.files ?? { foo: 'v1' }, w);
+    ss = { ...ss, status: before.status };
+    w.providers.answer = answer;
+    w.providers.calls = 0;
+    w.writer.modes = [];
+  }
+  if (given.meanwhile === 'deleted') w.writer.secret = undefined;
+  if (given.meanwhile === 'edited') w.writer.secret = ours({ key: 'changed by hand' });
+
+  const { outcome, retry } = await reconcile(ss, w.deps);
+
+  expect(outcome.reason).toBe(then.reason);
+  expect(retry).toBe(then.retry);
+  expect(w.writer.modes).toEqual(then.writes ?? []);
+  expect(w.writer.secret).toEqual(then.after);
+  expect(w.providers.calls > 0).toBe(then.asked ?? true);
+});
+
+test("a failure's advice names the provider that failed", async () => {
+  const w = world(
+    new SyncError('provider', 'no answer', 'backoff', { provider: 'other', socket: '/run/other.sock' }),
+    {},
+  );
+  const { outcome } = await reconcile(app(), w.deps);
+  expect(outcome).toMatchObject({
+    ok: false,
+    kind: 'provider',
+    message: 'no answer',
+    advice: expect.stringContaining("provider 'other' on /run/other.sock") as unknown,
+  });
+});
+
+test("a success carries the provider's versions and the hash it writes; the hash moves with the value", async () => {
+  const w = world({ files: { foo: 'v1' } }, {});
+  const first = await reconcile(app(), w.deps);
+  w.providers.answer = { files: { foo: 'v22' } };
+  const second = await reconcile(app(), w.deps);
+  expect(first.outcome).toMatchObject({ ok: true, versions: [{ id: 'secret/foo', version: '2' }], wrote: true });
+  expect(second.outcome).toMatchObject({ ok: true, versions: [{ id: 'secret/foo', version: '3' }] });
+  const hash = (r: typeof first) => (r.outcome.ok ? r.outcome.hash : undefined);
+  expect(hash(first)).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+  expect(hash(second)).not.toBe(hash(first));
+});
+
+test("expiring objects: the provider's expiry trailer is kept for the objects it returned, the rest is logged", async () => {
+  const soon = new Date('2027-01-01T00:00:00Z');
+  const w = world({ files: { foo: 'v1' }, expiry: { 'secret/foo': soon, 'secret/stray': soon } }, {});
+  const { outcome } = await reconcile(app(), w.deps);
+  expect(outcome).toMatchObject({ ok: true, reason: 'CreateSucceeded', expiresOn: { 'secret/foo': soon } });
+  expect(outcome.ok && Object.keys(outcome.expiresOn ?? {})).toEqual(['secret/foo']);
+  expect(w.warnings).toEqual([expect.stringContaining("ignored entries of the provider's expiry trailer")]);
+});
+
+test('a provider without an expiry trailer leaves expiresOn out', async () => {
+  const w = world({ files: { foo: 'v1' } }, {});
+  const { outcome } = await reconcile(app(), w.deps);
+  expect(outcome.ok && 'expiresOn' in outcome).toBe(false);
+});
