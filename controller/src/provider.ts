@@ -71,7 +71,7 @@ export class Providers {
           'provider',
           `provider '${input.provider}' reported error code '${res.error.code}'`,
           'backoff',
-          where,
+          { ...where, upstream: { code: res.error.code } },
         );
       if (res.objectVersion.length === 0)
         throw new SyncError('provider', `provider '${input.provider}' returned no object versions`, 'backoff', where);
@@ -89,7 +89,12 @@ export class Providers {
         'provider',
         `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`,
         'backoff',
-        { cause: e, ...where },
+        {
+          cause: e,
+          ...where,
+          upstream: { code, ...(err.reason ? { reason: err.reason } : {}) },
+          ...(code === 'DEADLINE_EXCEEDED' ? { timedOut: `provider '${input.provider}'` } : {}),
+        },
       );
     }
   }

@@ -71,20 +71,38 @@ export function adviceFor(err: SyncError): string {
   return `Check the logs of ${where}, the identity's permissions and the SecretProviderClass.`;
 }
 
+export interface SyncErrorOptions {
+  cause?: unknown;
+  provider?: string;
+  socket?: string;
+  upstream?: { code?: string | number; reason?: string };
+  timedOut?: string;
+}
+
 export class SyncError extends Error {
   override readonly name = 'SyncError';
   /** For provider failures: which provider, and its socket, so the advice names the right one. */
   readonly provider?: string;
   readonly socket?: string;
+  /**
+   * What failed upstream, for log lines and metrics, so nothing parses the message: the provider's
+   * gRPC status name and its `x-provider-reason` (e.g. "PERMISSION_DENIED", "ForbiddenByRbac"), or
+   * the apiserver's HTTP status.
+   */
+  readonly upstream?: { code?: string | number; reason?: string };
+  /** What did not answer in time, when the failure is a deadline (e.g. "provider 'azure'"). */
+  readonly timedOut?: string;
   constructor(
     readonly kind: FailureKind,
     message: string,
     /** Retry soon (transient) or only on the next change or rotation. */
     readonly retry: 'backoff' | 'slow' = 'backoff',
-    options?: { cause?: unknown; provider?: string; socket?: string },
+    options?: SyncErrorOptions,
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.provider = options?.provider;
     this.socket = options?.socket;
+    if (options?.upstream) this.upstream = options.upstream;
+    if (options?.timedOut) this.timedOut = options.timedOut;
   }
 }

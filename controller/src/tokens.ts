@@ -76,12 +76,13 @@ export class TokenCache {
       this.metrics.tokenRequests.inc({ result: 'error' });
       const code = errorCode(e);
       const detail = apiMessage(e);
+      const upstream = code === undefined ? {} : { upstream: { code } };
       if (code === 404)
         throw new SyncError(
           'userInput',
           `ServiceAccount '${serviceAccount}' was not found in namespace '${namespace}': create it, or fix spec.serviceAccountName`,
           'slow',
-          { cause: e },
+          { cause: e, ...upstream },
         );
       // An admission policy refusing the token is about this SecretSync's ServiceAccount (e.g. it
       // has not opted in); RBAC refusing it means the manager itself is misconfigured.
@@ -90,7 +91,7 @@ export class TokenCache {
           'userInput',
           `a token for ServiceAccount '${serviceAccount}' was refused: ${detail}`,
           'slow',
-          { cause: e },
+          { cause: e, ...upstream },
         );
       }
       if (code === 403)
@@ -98,13 +99,13 @@ export class TokenCache {
           'internal',
           `the manager may not mint tokens for ServiceAccount '${serviceAccount}' (check its RBAC: serviceaccounts/token create): ${detail}`,
           'backoff',
-          { cause: e },
+          { cause: e, ...upstream },
         );
       throw new SyncError(
         'internal',
         `TokenRequest for ServiceAccount '${serviceAccount}' failed: ${detail}`,
         'backoff',
-        { cause: e },
+        { cause: e, ...upstream },
       );
     }
   }

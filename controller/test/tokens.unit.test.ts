@@ -76,3 +76,8 @@ test.each([
     message: expect.stringContaining(message),
   });
 });
+
+test("a failed TokenRequest carries the apiserver's status as a field", async () => {
+  const cache = new TokenCache(fakeCore({ code: 404, body: '{"message":"not found"}' }).api, 600, createMetrics());
+  await expect(cache.tokensFor('ns', 'ghost', ['a'])).rejects.toMatchObject({ upstream: { code: 404 } });
+});
