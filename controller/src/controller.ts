@@ -1,5 +1,6 @@
-// The manager's loop: informers feed a two-lane queue, N workers reconcile, outcomes schedule the
-// next run — the rotation, spread over the interval, or a retry with backoff.
+// The manager's loop: informers feed a two-lane queue, N workers reconcile, and what each run says
+// should happen next — the rotation, an expiry check, a retry with backoff — is scheduled by one
+// policy (schedule.ts).
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import {
   SPC_GROUP,
@@ -22,8 +23,9 @@ import { supervise, type Supervised } from './informers.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { Providers } from './provider.js';
-import { Backoff, WorkQueue, type Lane } from './queue.js';
+import { Backoff, WorkQueue, type QueueItem } from './queue.js';
 import { reconcile } from './reconcile.js';
+import { NOTHING, schedule, type Next, type Scheduling } from './schedule.js';
 import { SecretWriter } from './secret-writer.js';
 import { SharedMounts } from './shared-mounts.js';
 import { countByReadyReason, StatusReporter, storedExpiry } from './status.js';
@@ -46,6 +48,7 @@ export class Controller {
   private readonly expirySeries: ExpirySeries;
   /** When each SecretSync's last expiry check ran: the floor of the next (expiry-checks.ts). */
   private readonly lastExpiryCheck = new Map<string, number>();
+  private readonly scheduling: Scheduling;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -79,6 +82,14 @@ export class Controller {
       new EventRecorder(core, cfg.podName, log, () => metrics.eventsDropped.inc()),
       cfg.expiryWarningSeconds * 1000,
     );
+    this.scheduling = {
+      queue: this.queue,
+      backoff: this.backoff,
+      intervalMs: Math.max(0, cfg.rotationIntervalSeconds * 1000),
+      expiryCheckMs: (key, expiresOn) => this.nextExpiryCheck(key, expiresOn),
+      now: Date.now,
+      random: Math.random,
+    };
   }
 
   /** Starts watching (always: the cache also answers /readyz) — but works only after `lead()`. */
@@ -134,25 +145,17 @@ export class Controller {
   private onSecretSync(ss: SecretSync, initial: boolean): void {
     if ((ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
     const key = keyOf(ss);
-    const st = ss.status;
     if (isUpToDate(ss)) {
       // Our own status write, or a restart: nothing changed, keep the rotation schedule (spread out).
-      if (initial) {
-        // A time in the future (written by a manager whose clock ran ahead) counts as now: the
-        // next check is at most one interval away, whatever clocks did.
-        const last = Math.min(Date.now(), st?.lastSuccessfulSyncTime ? Date.parse(st.lastSuccessfulSyncTime) : 0);
-        const expiresOn = storedExpiry(ss);
-        this.scheduleRotation(
-          key,
-          Math.max(0, last + this.intervalMs() - Date.now()),
-          this.nextExpiryCheck(key, expiresOn),
-        );
-        this.setExpiryMetrics(ss, expiresOn);
-      }
-      return;
+      if (!initial) return;
+      const expiresOn = storedExpiry(ss);
+      this.setExpiryMetrics(ss, expiresOn);
+      const synced = ss.status?.lastSuccessfulSyncTime;
+      return this.schedule(key, { kind: 'rotate', lastSyncAt: synced ? Date.parse(synced) : 0, expiresOn });
     }
-    if (!initial && observedGeneration(ss) === ss.metadata.generation) return; // status-only change of a failed one: its retry is scheduled
-    this.queue.add(key, 'fast');
+    // A status-only change of a failed one: its retry is scheduled.
+    if (!initial && observedGeneration(ss) === ss.metadata.generation) return;
+    this.schedule(key, { kind: 'syncNow' });
   }
 
   private onSpc(spc: SecretProviderClass): void {
@@ -162,7 +165,7 @@ export class Controller {
         (ss.spec.secretSyncControllerName ?? '') === this.cfg.controllerName
       ) {
         // A class change may change what the Secret should hold: re-sync its users now.
-        this.queue.add(keyOf(ss), 'fast');
+        this.schedule(keyOf(ss), { kind: 'syncNow' });
       }
     }
   }
@@ -171,19 +174,8 @@ export class Controller {
     return this.cfg.rotationIntervalSeconds * 1000;
   }
 
-  /**
-   * `expiryCheckMs`: when an object enters the warning window or expires before the next rotation,
-   * an expiry check (no Mount) runs then, so the Expiring condition and its Event are not a
-   * rotation interval late. With rotation off, expiry checks still run.
-   */
-  private scheduleRotation(key: string, delayMs?: number, expiryCheckMs?: number): void {
-    // ±10 % jitter spreads rotations created together over time instead of in one burst.
-    const base =
-      this.cfg.rotationIntervalSeconds > 0
-        ? Math.round((delayMs ?? this.intervalMs()) * (0.9 + Math.random() * 0.2))
-        : Infinity;
-    const delay = expiryCheckMs !== undefined && expiryCheckMs < base ? expiryCheckMs : base;
-    if (delay !== Infinity) this.queue.addAfter(key, delay, 'slow');
+  private schedule(key: string, next: Next): void {
+    schedule(key, next, this.scheduling);
   }
 
   private nextExpiryCheck(key: string, expiresOn: Record<string, Date> | undefined): number | undefined {
@@ -197,8 +189,9 @@ export class Controller {
   }
 
   /**
-   * Whether a slow-lane run of a healthy SecretSync is its rotation, not an expiry check: rotations
-   * are scheduled at least 90 % of the interval after the last sync (1 s of slack for rounding).
+   * Whether a scheduled re-check of a healthy SecretSync is its rotation, not an expiry check:
+   * rotations are scheduled at least 90 % of the interval after the last sync (1 s of slack for
+   * rounding).
    */
   private rotationDue(ss: SecretSync): boolean {
     if (this.cfg.rotationIntervalSeconds <= 0) return false;
@@ -207,7 +200,7 @@ export class Controller {
   }
 
   /** Recomputes the Expiring condition from the stored expiry times: a status write when it changed, never a Mount. */
-  private async checkExpiry(key: string, ss: SecretSync): Promise<void> {
+  private async checkExpiry(key: string, ss: SecretSync): Promise<Next> {
     const now = Date.now();
     this.lastExpiryCheck.set(key, now);
     let wrote: boolean;
@@ -215,26 +208,21 @@ export class Controller {
       wrote = await this.reporter.reportExpiry(ss, new Date(now));
     } catch (e) {
       // The cache was behind a newer status: check again once it has caught up.
-      if ((e as { code?: number }).code === 409) this.queue.addAfter(key, 5_000, 'slow');
-      else this.statusWriteFailed(key, e);
-      return;
+      if ((e as { code?: number }).code === 409) return { kind: 'recheck', afterMs: 5_000 };
+      return this.statusWriteFailed(key, e);
     }
     this.log.debug('expiry check', { secretSync: key, wrote });
-    const last = Math.min(now, Date.parse(ss.status?.lastSuccessfulSyncTime ?? '') || now);
-    this.scheduleRotation(
-      key,
-      Math.max(0, last + this.intervalMs() - now),
-      this.nextExpiryCheck(key, storedExpiry(ss)),
-    );
+    const synced = Date.parse(ss.status?.lastSuccessfulSyncTime ?? '') || now;
+    return { kind: 'rotate', lastSyncAt: synced, expiresOn: storedExpiry(ss) };
   }
 
-  private statusWriteFailed(key: string, e: unknown): void {
+  private statusWriteFailed(key: string, e: unknown): Next {
     const code = (e as { code?: number }).code;
-    if (code === 404) return; // deleted meanwhile
+    if (code === 404) return NOTHING; // deleted meanwhile
     // Not leading any more: nothing was written, and the elector is about to stop this process.
-    if (e instanceof NotLeaderError) return;
+    if (e instanceof NotLeaderError) return NOTHING;
     this.log.warn('status write failed', { secretSync: key, error: String((e as Error)?.message ?? e) });
-    this.queue.addAfter(key, this.backoff.next(key), 'fast');
+    return { kind: 'statusWriteFailed' };
   }
 
   /** A series per synced object that reports an expiry, within the caps; `undefined` removes the SecretSync's series. */
@@ -247,9 +235,11 @@ export class Controller {
       const item = await this.queue.get();
       if (!item) return;
       this.metrics.queueWait.observe({ lane: item.lane }, item.waitedMs / 1000);
-      const p = this.handle(item.key, item.lane).catch((e: unknown) =>
-        this.log.error('worker error', { key: item.key, error: String((e as Error)?.stack ?? e) }),
-      );
+      const p = this.handle(item)
+        .then((next) => this.schedule(item.key, next))
+        .catch((e: unknown) =>
+          this.log.error('worker error', { key: item.key, error: String((e as Error)?.stack ?? e) }),
+        );
       this.inFlight.add(p);
       await p;
       this.inFlight.delete(p);
@@ -257,18 +247,20 @@ export class Controller {
     }
   }
 
-  private async handle(key: string, lane: Lane): Promise<void> {
+  /** One run of a queued item; answers what should happen next (schedule.ts). */
+  private async handle(item: QueueItem): Promise<Next> {
+    const key = item.key;
     const [namespace, name] = key.split('/') as [string, string];
     const ss = this.secretSyncs.get(namespace, name);
-    if (!ss || (ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
+    if (!ss || (ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return NOTHING;
     // Being deleted: writing now would only make a Secret for the garbage collector.
-    if (ss.metadata.deletionTimestamp) return;
-    // The slow lane also carries retries; only a scheduled re-check of a healthy one is a rotation
-    // — or, before its rotation is due, an expiry check.
-    const rotation = lane === 'slow' && isUpToDate(ss);
+    if (ss.metadata.deletionTimestamp) return NOTHING;
+    // A scheduled re-check of a SecretSync still healthy is its rotation (which may share a Mount)
+    // — or, before its rotation is due, an expiry check. Anything else syncs afresh.
+    const rotation = item.rotation && isUpToDate(ss);
     if (rotation && !this.rotationDue(ss)) return this.checkExpiry(key, ss);
     const started = process.hrtime.bigint();
-    const { outcome, retry } = await reconcile(
+    const { outcome, next } = await reconcile(
       ss,
       {
         cfg: this.cfg,
@@ -288,8 +280,7 @@ export class Controller {
     try {
       await this.reporter.report(ss, outcome);
     } catch (e) {
-      this.statusWriteFailed(key, e);
-      return;
+      return this.statusWriteFailed(key, e);
     }
     const fields = {
       secretSync: key,
@@ -301,13 +292,11 @@ export class Controller {
       // A rotation that found nothing new is routine: debug, like the Event rule in status.ts.
       if (outcome.reason === 'UpdateNoValueChangeSucceeded') this.log.debug('synced', fields);
       else this.log.info('synced', fields);
-      this.backoff.reset(key);
       this.setExpiryMetrics(ss, outcome.expiresOn);
-      this.scheduleRotation(key, undefined, this.nextExpiryCheck(key, outcome.expiresOn));
     } else {
       this.log.warn('sync failed', fields);
-      this.queue.addAfter(key, this.backoff.next(key, retry === 'slow' ? 5_000 : 1_000), 'slow');
     }
+    return next;
   }
 
   /** Stops taking work and waits (bounded) for in-flight reconciles. */

@@ -1,7 +1,9 @@
 // A deduplicating work queue with two lanes: `fast` for SecretSyncs that were created or edited
-// (and their retries), `slow` for scheduled rotations. Workers drain the fast lane first, so a new
-// SecretSync syncs at once even while thousands of rotations wait. A key is handed to one worker at
-// a time; re-added while in flight, it runs again afterwards.
+// (and retries of a failed status write), `slow` for scheduled rotations and retries of failed
+// syncs. Workers drain the fast lane first, so a new SecretSync syncs at once even while thousands
+// of rotations wait. A key is handed to one worker at a time; re-added while in flight, it runs
+// again afterwards. The lane is only a priority: whether a run is a rotation travels with the item
+// (`rotation`), and any add that is not a rotation makes the merged item not one either.
 //
 // Fair share by namespace (the key's part before '/'): within a lane, namespaces take turns
 // (round-robin), and a namespace holding `perNamespace` workers gets no more while another
@@ -17,6 +19,8 @@ export type Lane = 'fast' | 'slow';
 export interface QueueItem {
   key: string;
   lane: Lane;
+  /** A scheduled re-check of a healthy SecretSync (its rotation or an expiry check), not a sync or retry. */
+  rotation: boolean;
   waitedMs: number;
 }
 
@@ -41,9 +45,11 @@ export class WorkQueue {
   /** Namespaces at their cap (they may still have keys queued). */
   private readonly capped = new Set<string>();
   private readonly sizes: Record<Lane, number> = { fast: 0, slow: 0 };
+  /** Queued keys whose item is a rotation. */
+  private readonly rotations = new Set<string>();
   private readonly processing = new Set<string>();
-  private readonly dirty = new Map<string, Lane>();
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout; lane: Lane }>();
+  private readonly dirty = new Map<string, { lane: Lane; rotation: boolean }>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly waiters: ((item: QueueItem | undefined) => void)[] = [];
   private closed = false;
 
@@ -53,18 +59,24 @@ export class WorkQueue {
     private readonly perNamespace = Infinity,
   ) {}
 
-  add(key: string, lane: Lane = 'fast'): void {
+  add(key: string, lane: Lane = 'fast', rotation = false): void {
     if (this.closed) return;
     if (this.processing.has(key)) {
-      if (this.dirty.get(key) !== 'fast') this.dirty.set(key, lane);
+      const d = this.dirty.get(key);
+      this.dirty.set(
+        key,
+        d ? { lane: d.lane === 'fast' ? 'fast' : lane, rotation: d.rotation && rotation } : { lane, rotation },
+      );
       return;
     }
     const ns = namespaceOf(key);
     const t = this.tenant(ns);
-    if (t.fast.has(key)) return;
-    if (t.slow.has(key)) {
-      if (lane === 'slow') return;
+    if (t.fast.has(key) || t.slow.has(key)) {
+      if (!rotation) this.rotations.delete(key);
+      if (t.fast.has(key) || lane === 'slow') return;
       this.unqueue(ns, t, key, 'slow');
+    } else if (rotation) {
+      this.rotations.add(key);
     }
     t[lane].set(key, Date.now());
     this.sizes[lane]++;
@@ -73,8 +85,8 @@ export class WorkQueue {
     this.dispatch();
   }
 
-  /** Adds the key later; an earlier pending schedule for the key wins. */
-  addAfter(key: string, delayMs: number, lane: Lane = 'slow'): void {
+  /** Adds the key later; an earlier pending schedule for the key wins (with its lane and kind). */
+  addAfter(key: string, delayMs: number, lane: Lane = 'slow', rotation = false): void {
     if (this.closed) return;
     const at = Date.now() + delayMs;
     const existing = this.timers.get(key);
@@ -83,12 +95,12 @@ export class WorkQueue {
     const timer = setTimeout(
       () => {
         this.timers.delete(key);
-        this.add(key, lane);
+        this.add(key, lane, rotation);
       },
       Math.max(0, delayMs),
     );
     timer.unref();
-    this.timers.set(key, { at, timer, lane });
+    this.timers.set(key, { at, timer });
   }
 
   /** Forgets a key entirely (its object was deleted). */
@@ -99,6 +111,7 @@ export class WorkQueue {
     const ns = namespaceOf(key);
     const tenant = this.tenants.get(ns);
     if (tenant) for (const lane of LANES) if (tenant[lane].has(key)) this.unqueue(ns, tenant, key, lane);
+    this.rotations.delete(key);
     this.dirty.delete(key);
     this.depthChanged();
   }
@@ -120,10 +133,10 @@ export class WorkQueue {
       for (const lane of LANES) if (t[lane].size) this.turns[lane].add(ns);
     }
     this.dropIfIdle(ns, t);
-    const lane = this.dirty.get(key);
-    if (lane) {
+    const again = this.dirty.get(key);
+    if (again) {
       this.dirty.delete(key);
-      this.add(key, lane);
+      this.add(key, again.lane, again.rotation);
     }
   }
 
@@ -198,7 +211,8 @@ export class WorkQueue {
       this.turns[lane].add(ns);
     }
     this.depthChanged();
-    return { key, lane, waitedMs: Date.now() - at };
+    const rotation = this.rotations.delete(key);
+    return { key, lane, rotation, waitedMs: Date.now() - at };
   }
 
   private dispatch(): void {

@@ -71,6 +71,14 @@ export function adviceFor(err: SyncError): string {
   return `Check the logs of ${where}, the identity's permissions and the SecretProviderClass.`;
 }
 
+/**
+ * How a failed sync is retried — always with exponential backoff per SecretSync (schedule.ts):
+ * `backoff` from 1 s, for what may pass by itself; `slow` from 5 s, for what needs someone to
+ * change something (the SecretSync, its class, a ServiceAccount, a Secret in the way), some of
+ * which the manager does not watch.
+ */
+export type Retry = 'backoff' | 'slow';
+
 export interface SyncErrorOptions {
   cause?: unknown;
   provider?: string;
@@ -95,8 +103,8 @@ export class SyncError extends Error {
   constructor(
     readonly kind: FailureKind,
     message: string,
-    /** Retry soon (transient) or only on the next change or rotation. */
-    readonly retry: 'backoff' | 'slow' = 'backoff',
+    /** How the failure is retried (`Retry`): both back off, `slow` from a longer first wait. */
+    readonly retry: Retry = 'backoff',
     options?: SyncErrorOptions,
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });

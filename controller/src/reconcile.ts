@@ -10,7 +10,8 @@ import type { Logger } from './log.js';
 import { mapFiles } from './mapping.js';
 import type { MountAnswer, Providers } from './provider.js';
 import type { SharedMounts } from './shared-mounts.js';
-import { adviceFor, failureReason, SyncError } from './reasons.js';
+import { adviceFor, failureReason, SyncError, type Retry } from './reasons.js';
+import type { Next } from './schedule.js';
 import type { DesiredSecret, SecretWriter } from './secret-writer.js';
 import type { Outcome } from './status.js';
 import type { TokenCache } from './tokens.js';
@@ -26,15 +27,20 @@ export interface ReconcileDeps {
   log: Logger;
 }
 
-/** `rotation`: a scheduled re-check of a healthy SecretSync, which may take a shared provider result. */
+/**
+ * The outcome for the status, and what should happen next (schedule.ts); `retry` repeats a failure's
+ * `next.retry`. `rotation`: a scheduled re-check of a healthy SecretSync, which may take a shared
+ * provider result.
+ */
 export async function reconcile(
   ss: SecretSync,
   deps: ReconcileDeps,
   rotation = false,
-): Promise<{ outcome: Outcome; retry?: 'backoff' | 'slow' }> {
+): Promise<{ outcome: Outcome; next: Next; retry?: Retry }> {
   const phase = ss.status?.syncHash ? 'update' : 'create';
   try {
-    return { outcome: await sync(ss, phase, rotation, deps) };
+    const outcome = await sync(ss, phase, rotation, deps);
+    return { outcome, next: { kind: 'synced', expiresOn: outcome.expiresOn } };
   } catch (e) {
     const err =
       e instanceof SyncError
@@ -53,6 +59,7 @@ export async function reconcile(
         message: err.message,
         advice: adviceFor(err),
       },
+      next: { kind: 'backoff', retry: err.retry },
       retry: err.retry,
     };
   }
@@ -63,7 +70,7 @@ async function sync(
   phase: 'create' | 'update',
   rotation: boolean,
   deps: ReconcileDeps,
-): Promise<Outcome> {
+): Promise<Extract<Outcome, { ok: true }>> {
   // Observe.
   validateSecretSync(ss, deps.cfg);
   const spc = secretProviderClass(ss, deps);

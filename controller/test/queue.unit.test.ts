@@ -125,3 +125,30 @@ test('a key finished, re-added or forgotten keeps the counts right: the cap lift
   expect(await takeN(q, 2)).toEqual(['a/4', 'a/1']);
   expect(q.depth('fast')).toBe(0);
 });
+
+test('a rotation travels with its item; any add that is not one makes the merged item a sync', async () => {
+  const q = new WorkQueue();
+  q.add('ns/rotating', 'slow', true);
+  q.add('ns/rotating', 'slow', true);
+  q.add('ns/retried', 'slow', true);
+  q.add('ns/retried', 'slow');
+  q.add('ns/edited', 'slow', true);
+  q.add('ns/edited', 'fast');
+  const items = [await q.get(), await q.get(), await q.get()].map((i) => [i!.key, i!.lane, i!.rotation]);
+  expect(items).toEqual([
+    ['ns/edited', 'fast', false],
+    ['ns/rotating', 'slow', true],
+    ['ns/retried', 'slow', false],
+  ]);
+  // Re-added while in flight: the same merge.
+  q.add('ns/rotating', 'slow', true);
+  q.done('ns/rotating');
+  expect(await q.get()).toMatchObject({ key: 'ns/rotating', lane: 'slow', rotation: true });
+  q.add('ns/rotating', 'slow', true);
+  q.add('ns/rotating', 'slow');
+  q.done('ns/rotating');
+  expect(await q.get()).toMatchObject({ key: 'ns/rotating', lane: 'slow', rotation: false });
+  q.addAfter('ns/later', 10, 'slow', true);
+  expect(await q.get()).toMatchObject({ key: 'ns/later', rotation: true });
+  q.close();
+});
