@@ -1,7 +1,7 @@
 // The per-vault budget: a token bucket that refills at its rate, and a concurrency cap.
 import { jest } from '@jest/globals';
 import { Budgets, Semaphore, TokenBucket } from '../src/budget.js';
-import { operationOf } from '../src/vault.js';
+import { operationOf } from '../src/pipeline.js';
 
 afterEach(() => {
   jest.useRealTimers();
