@@ -140,6 +140,7 @@ test('SIGTERM hands the lease back: the other leads at once, not a lease duratio
   const one = await manager('b1', 20);
   await eventually(async () => ((await leading(one)) ? true : undefined), 20_000, 'the first to lead');
   const two = await manager('b2', 20);
+  // Time for the second to read the lease held (it does at start); nothing it shows says it has.
   await new Promise((r) => setTimeout(r, 1_000));
   expect(await one.stop('SIGTERM')).toBe(0);
   const stoppedAt = Date.now();

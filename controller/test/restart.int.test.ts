@@ -105,8 +105,13 @@ test('SecretSyncs created around an apiserver restart all become Ready', async (
 
 test('SIGTERM lets an in-flight reconcile finish and report before the manager exits', async () => {
   provider.setState({ files: { foo: 'v' }, hangMs: 2_000 });
+  const mounts = provider.requests().length;
   await create('draining');
-  await new Promise((r) => setTimeout(r, 700));
+  await eventually(
+    async () => (provider.requests().length > mounts ? true : undefined),
+    10_000,
+    'the Mount to reach the provider',
+  );
   expect(await manager.stop('SIGTERM')).toBe(0);
   const ss = (await custom.getNamespacedCustomObject({ ...co, namespace: NS, name: 'draining' })) as {
     status?: { conditions?: { type: string; reason: string }[] };

@@ -88,7 +88,8 @@ beforeAll(async () => {
   await azure.assignRole('Key Vault Reader', clientId, KEYVAULT_NAME);
   await azure.assignRole('Key Vault Secrets User', clientId, KEYVAULT_NAME);
   await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello!');
-  // A second apart, as typed by hand: Key Vault orders versions of one second by id only.
+  // A second apart, as typed by hand: Key Vault orders versions of one second by id only. The wait
+  // is the condition.
   await new Promise((r) => setTimeout(r, 1_050));
   await azure.setSecret(KEYVAULT_NAME, 'my-secret', 'Hello2');
   kubectl(

@@ -93,7 +93,18 @@ describe('synced means listed', () => {
       join(mkdtempSync(join(tmpdir(), 'unlisted-')), 'kubeconfig'),
     );
     manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig, waitReady: false });
-    await new Promise((r) => setTimeout(r, 4_000));
+    // Refused the SecretProviderClass list, and again on the retry a second later.
+    await eventually(
+      async () =>
+        manager!
+          .logs()
+          .split('\n')
+          .filter((l) => l.includes('"what":"secretproviderclasses"')).length >= 2
+          ? true
+          : undefined,
+      30_000,
+      'the list to be refused twice',
+    );
     expect((await fetch(manager.readyUrl)).status).toBe(503);
     const waiting = (await k.custom.getNamespacedCustomObject({
       ...co,
@@ -223,6 +234,7 @@ describe.each([
       30_000,
       'the first sync',
     );
+    // The wait is the condition: a reconcile its own status write caused would come within a moment.
     await new Promise((r) => setTimeout(r, 10_000));
     expect(await reconciles(manager)).toBe(1);
     expect(ss.status!.conditions!.find((c) => c.type === 'Ready')!.observedGeneration).toBe(ss.metadata.generation);

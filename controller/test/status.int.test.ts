@@ -393,8 +393,13 @@ test('an edited SecretProviderClass re-syncs the SecretSyncs that use it', async
 
 test('a provider killed mid-Mount and restarted: the SecretSync converges', async () => {
   provider.setState({ files: { foo: SECRET_VALUE, other: 'other-value' }, hangMs: 1_500 });
+  const mounts = provider.requests().length;
   await secretSync('survivor');
-  await new Promise((r) => setTimeout(r, 500));
+  await eventually(
+    async () => (provider.requests().length > mounts ? true : undefined),
+    10_000,
+    'the Mount to reach the provider',
+  );
   await provider.stop('SIGKILL');
   expect(ready(await reason('survivor', 'CreateFailedProviderError')).message).toMatch(/provider '(test)'/);
   provider.setState({ files: { foo: SECRET_VALUE, other: 'other-value' } });
