@@ -5,7 +5,7 @@
 // shared machine's noise falls on all of them. Prints RSS, peak, V8 heap and CPU per sync.
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,7 +14,7 @@ import { KubeClients } from '../controller/src/kube-client.js';
 import { repoRoot } from '../test/env/control-plane.js';
 import { startStack, toEnv } from '../test/env/stack.js';
 import { eventually } from '../test/helpers/kube.js';
-import { startManager } from '../test/helpers/manager.js';
+import { startManager, type RunningManager } from '../test/helpers/manager.js';
 import { startTestProvider } from '../test/helpers/provider.js';
 import { heapFields, metricSum, pool, processStats, round } from './lib.js';
 
@@ -37,6 +37,24 @@ type Cfg = {
   entry?: 'bundle' | 'dist';
 };
 const CONFIGS: Cfg[] = args.configs ? (JSON.parse(args.configs) as Cfg[]) : [{ name: 'default' }];
+
+/**
+ * Node writes the snapshot (Heap.<date>.<pid>.….heapsnapshot, in --diagnostic-dir or the working
+ * folder) on the manager's main thread: once the file is there and the manager answers again, it is
+ * complete.
+ */
+async function snapshotWritten(m: RunningManager, nodeArgs: string[] = []): Promise<void> {
+  const dir = nodeArgs.find((a) => a.startsWith('--diagnostic-dir='))?.slice('--diagnostic-dir='.length) ?? '.';
+  const pid = m.child.pid!;
+  const there = () =>
+    readdirSync(dir).some((f) => f.startsWith('Heap.') && f.endsWith(`.heapsnapshot`) && f.includes(`.${pid}.`));
+  await eventually(
+    async () => (there() && (await m.metrics()) ? true : undefined),
+    5 * 60_000,
+    'the heap snapshot',
+    500,
+  );
+}
 
 const t0 = performance.now();
 const say = (m: string) => console.log(`[mem ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}`);
@@ -152,7 +170,7 @@ try {
       console.log(JSON.stringify(line));
       if (c.snapshot) {
         process.kill(pid, 'SIGUSR2');
-        await new Promise((r) => setTimeout(r, 20_000));
+        await snapshotWritten(m, c.nodeArgs);
       }
       await m.stop();
     }

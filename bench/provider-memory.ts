@@ -103,6 +103,7 @@ try {
       const afterBurst = { rss: s1.rssMb, ...(await heap()) };
       const passes: { rss: number; heapUsed: number; heapTotal: number }[] = [];
       for (let p = 0; p < Number(args.passes); p++) {
+        // Passes `pass-wait` apart, as rotations are: the time between them is the condition.
         await new Promise((res) => setTimeout(res, Number(args['pass-wait']) * 1000));
         for (let j = 0; j < CLASSES; j++) await provider.client.mount(request(j));
         const h = await heap();

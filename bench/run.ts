@@ -387,6 +387,7 @@ async function withTestProvider(): Promise<void> {
     const cold = await initialSync(admin, 'cold', n, place(coldNamespaces), async () => (manager = await start()));
     const coldSecrets = await countSecrets(admin, coldNamespaces, 'cold');
     // What the manager costs when nothing is due: informers, timers, metrics — no scraping here.
+    // Fixed windows, not conditions: the idle cost is CPU over a set time, after a set settling time.
     await new Promise((r) => setTimeout(r, 2_000));
     const idle0 = processStats(manager.child.pid!);
     await new Promise((r) => setTimeout(r, 10_000));
@@ -507,7 +508,7 @@ async function withProviderAzure(): Promise<void> {
 
     // Rotation passes: a manager restarted with a short interval finds every SecretSync due (one
     // interval is waited out first, so that the last-synced one is due too).
-    await new Promise((r) => setTimeout(r, SIZE.rotationSeconds * 1000 + 1000));
+    await new Promise((r) => setTimeout(r, SIZE.rotationSeconds * 1000 + 1000)); // the interval is the condition
     say(
       `rotation: manager restarted with --rotation-poll-interval-seconds=${SIZE.rotationSeconds} --rotation-share-seconds=${SIZE.shareSeconds}`,
     );
@@ -630,7 +631,7 @@ async function withProviderAzure(): Promise<void> {
     const stopAt = performance.now();
     await manager.stop();
     say(`   manager stopped in ${round((performance.now() - stopAt) / 1000)} s; restarting after one interval`);
-    await new Promise((r) => setTimeout(r, SIZE.rotationSeconds * 1000 + 1000));
+    await new Promise((r) => setTimeout(r, SIZE.rotationSeconds * 1000 + 1000)); // the interval is the condition
     const args4 = [
       `--workers=${SIZE.workers}`,
       '--log-level=info',
@@ -803,6 +804,7 @@ async function scale(): Promise<void> {
         await timeout(arrivals.count(target), 60 * 60_000, `${target} SecretSyncs to sync`);
         const synced = performance.now();
         const after = processStats(m.child.pid!);
+        // Fixed windows, not conditions: the idle cost is CPU over a set time, after a set settling time.
         await new Promise((r) => setTimeout(r, SCALE.settleSeconds * 1000));
         const idle0 = processStats(m.child.pid!);
         await new Promise((r) => setTimeout(r, SCALE.idleSeconds * 1000));
@@ -836,7 +838,7 @@ async function scale(): Promise<void> {
     // (its start lists them all: the cold start at full size).
     const total = Math.max(...SCALE.checkpoints);
     await manager.stop();
-    await new Promise((r) => setTimeout(r, SCALE.passIntervalSeconds * 1000 + 1000));
+    await new Promise((r) => setTimeout(r, SCALE.passIntervalSeconds * 1000 + 1000)); // the interval is the condition
     const startAt = performance.now();
     manager = await startManager({
       hashKey: HASH_KEY,
