@@ -62,6 +62,9 @@ interface Ctx {
 
 const log = (m: string) => console.log(m);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits, polling often, for what a fault starts on (a Mount answered, a value written). */
+const until = (what: string, check: () => Promise<boolean>) =>
+  eventually(async () => ((await check()) ? true : undefined), 30_000, what, 50);
 const secretName = (i: number) => `s${i}`;
 const value = (obj: string, version: number) => `${obj}-v${version}`;
 const syncName = (c: number, j: number) => `sync-${c}-${j}`;
@@ -153,17 +156,37 @@ async function readyReasons(k: Kube): Promise<Record<string, number>> {
   return out;
 }
 
+/** Whether a managed Secret holds the current version of both its objects. */
+function holdsNewValues(ctx: Ctx, s: V1Secret): boolean {
+  const c = Number(/^sync-(\d+)-/.exec(s.metadata?.name ?? '')?.[1]);
+  const d = s.data ?? {};
+  return (
+    Buffer.from(d.own ?? '', 'base64').toString() === value(secretName(c), ctx.version) &&
+    Buffer.from(d.shared ?? '', 'base64').toString() === value('shared', ctx.version)
+  );
+}
+
+const managedSecrets = async (ctx: Ctx) =>
+  (await ctx.k.core.listNamespacedSecret({ namespace: NS, labelSelector: MANAGED_LABEL })).items;
+
+/** How many managed Secrets hold the current version of both their objects. */
+async function newValuesWritten(ctx: Ctx): Promise<number> {
+  return (await managedSecrets(ctx)).filter((s) => holdsNewValues(ctx, s)).length;
+}
+
 /** Every managed Secret holds the current version of both its objects. */
 async function converged(ctx: Ctx): Promise<boolean> {
-  const list = await ctx.k.core.listNamespacedSecret({ namespace: NS, labelSelector: MANAGED_LABEL });
-  if (list.items.length < CLASSES * PER_CLASS) return false;
-  for (const s of list.items) {
-    const c = Number(/^sync-(\d+)-/.exec(s.metadata?.name ?? '')?.[1]);
-    const d = s.data ?? {};
-    if (Buffer.from(d.own ?? '', 'base64').toString() !== value(secretName(c), ctx.version)) return false;
-    if (Buffer.from(d.shared ?? '', 'base64').toString() !== value('shared', ctx.version)) return false;
-  }
-  return true;
+  const secrets = await managedSecrets(ctx);
+  return secrets.length >= CLASSES * PER_CLASS && secrets.every((s) => holdsNewValues(ctx, s));
+}
+
+/** Mount calls the provider has answered, whatever their outcome. */
+async function mountsAnswered(p: RunningProviderProcess): Promise<number> {
+  const text = await p.metrics().catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('mount_duration_seconds_count'))
+    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
 }
 
 /**
@@ -324,7 +347,7 @@ interface Fault {
 
 const held = async (ctx: Ctx, inject: () => Promise<unknown>) => {
   await inject();
-  await sleep(FAULT_MS);
+  await sleep(FAULT_MS); // the fault's length is the fault itself
   await ctx.azure.clearFaults();
 };
 
@@ -332,9 +355,13 @@ const FAULTS: Fault[] = [
   {
     name: 'provider SIGKILLed mid-Mount, restarted after 10 s',
     async run(ctx) {
-      await sleep(300);
+      const mounts = await mountsAnswered(ctx.provider);
+      await until(
+        'a Mount answered since the fault began (others still in flight)',
+        async () => (await mountsAnswered(ctx.provider)) > mounts,
+      );
       ctx.provider.child.kill('SIGKILL');
-      await sleep(10_000);
+      await sleep(10_000); // the provider stays down this long: the fault itself
       ctx.provider = await startTheProvider(ctx);
     },
   },
@@ -342,7 +369,7 @@ const FAULTS: Fault[] = [
     name: 'provider socket removed, then recreated',
     async run(ctx) {
       unlinkSync(ctx.provider.endpoint.slice('unix://'.length));
-      await sleep(FAULT_MS);
+      await sleep(FAULT_MS); // the socket stays missing this long: the fault itself
       await ctx.provider.stop();
       ctx.provider = await startTheProvider(ctx);
     },
@@ -406,9 +433,9 @@ const FAULTS: Fault[] = [
     name: 'manager SIGKILLed in a burst of writes, restarted',
     countsEvents: true,
     async run(ctx) {
-      await sleep(1_500);
+      await until('the first new value written (the burst under way)', async () => (await newValuesWritten(ctx)) > 0);
       await ctx.manager.stop('SIGKILL');
-      await sleep(2_000);
+      await sleep(2_000); // the manager stays down this long: the fault itself
       ctx.manager = await startTheManager(ctx);
     },
   },
@@ -420,7 +447,7 @@ const FAULTS: Fault[] = [
         env: { SSS_CLOCK_SKEW_MS: '30000' },
         nodeArgs: ['--import', join(repoRoot, 'test', 'faults', 'clock-skew.mjs')],
       });
-      await sleep(FAULT_MS);
+      await sleep(FAULT_MS); // the skewed manager runs this long: the fault itself
     },
   },
   {
@@ -435,12 +462,15 @@ const FAULTS: Fault[] = [
       const a = await electedManager(ctx, 'manager-a', relay);
       await eventually(async () => ((await leads(a)) ? true : undefined), 30_000, 'manager-a to lead');
       const b = await electedManager(ctx, 'manager-b');
-      await sleep(1_000); // manager-a is working through the new values
+      await until(
+        'manager-a to work through the new values (its first Event)',
+        async () => (await eventsAfter(ctx, 'manager-a', 0)) > 0,
+      );
       relay.blackhole();
       const { tookOverAt } = await handOver(ctx, a, b, 'blackholed leader');
       if ((await eventsAfter(ctx, 'manager-a', tookOverAt)) > 0)
         ctx.violations.push('the blackholed leader wrote Events after the other took over');
-      await sleep(Math.max(0, FAULT_MS - LEASE_S * 1000));
+      await sleep(Math.max(0, FAULT_MS - LEASE_S * 1000)); // the blackhole lasts FAULT_MS in all
       relay.restore();
       await relay.close();
       ctx.manager = b;
@@ -451,10 +481,13 @@ const FAULTS: Fault[] = [
     async run(ctx) {
       const b = ctx.manager;
       const c = await electedManager(ctx, 'manager-c');
-      await sleep(1_000);
+      await until(
+        'manager-b to work through the new values (the first written)',
+        async () => (await newValuesWritten(ctx)) > 0,
+      );
       b.child.kill('SIGSTOP');
       await eventually(async () => ((await leads(c)) ? true : undefined), 60_000, 'manager-c to take over', 100);
-      await sleep(Math.max(0, FAULT_MS - LEASE_S * 1000));
+      await sleep(Math.max(0, FAULT_MS - LEASE_S * 1000)); // stopped FAULT_MS in all
       const continuedAt = Date.now();
       b.child.kill('SIGCONT');
       await eventually(async () => (b.child.exitCode !== null ? true : undefined), 30_000, 'the stale leader to exit');
@@ -586,7 +619,7 @@ async function main(): Promise<void> {
       let sampling = true;
       const sampler = (async () => {
         while (sampling) {
-          await sleep(Math.min(3_000, FAULT_MS / 2));
+          await sleep(Math.min(3_000, FAULT_MS / 2)); // the sampling period
           if (!sampling) break;
           for (const [r, n] of Object.entries(await readyReasons(c.k).catch(() => ({}))))
             statusDuringFault[r] = Math.max(statusDuringFault[r] ?? 0, n);
@@ -607,7 +640,8 @@ async function main(): Promise<void> {
       const failed =
         (await failedReconciles(c.manager)) - (fault.name.startsWith('manager SIGKILLed') ? 0 : failedBefore);
       if (fault.countsEvents) {
-        await sleep(1_000); // the watch's last changes and the last Events are in
+        // A second for the watch's last changes and the last Events: what follows counts that nothing more came.
+        await sleep(1_000);
         // One new value: each key changes once — a restart must not write a value twice (or undo one).
         for (const [key, n] of watch.keyChanges)
           if (n - (keyChangesBefore.get(key) ?? 0) > 1)
