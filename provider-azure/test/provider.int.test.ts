@@ -9,7 +9,7 @@ import { report, runConformance } from '@secret-store-sync/proto';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
-import { kube, tempNamespace } from '../../test/helpers/kube.js';
+import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { mountRequest, objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
 
 const info = loadStackInfo();
@@ -746,10 +746,17 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
       // Both identities authenticated first (challenge and token), so what follows is reads only.
       await as('workload', clientId, ['flood-0'], 30_000);
       await as('stranger', other.clientId, ['victim'], 30_000);
+      const reads = async () =>
+        [...(await slow.metrics()).matchAll(/^keyvault_requests_total\{.*\} (\d+)$/gm)].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        );
+      const before = await reads();
       const flood = [0, 1, 2, 3, 4].map((k) =>
         as('workload', clientId, names.slice(k * 40, k * 40 + 40), 8_000).catch((e: { code: number }) => e.code),
       );
-      await new Promise((r) => setTimeout(r, 500)); // the flood is queued
+      // The flood is queued: its first read has been answered, the rest wait in the budget.
+      await eventually(async () => ((await reads()) > before ? true : undefined), 5_000, 'the flood to start', 20);
       // Before: one first-come queue, the victim's read waited behind the whole flood.
       const victim = await as('stranger', other.clientId, ['victim'], 4_000);
       expect(text(victim.files)).toEqual({ victim: 'value-of-victim' });
