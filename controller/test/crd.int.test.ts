@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION } from '../src/api.js';
 import { repoRoot } from '../../test/env/control-plane.js';
 import { kube, tempNamespace } from '../../test/helpers/kube.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 let ns: Awaited<ReturnType<typeof tempNamespace>>;
@@ -25,12 +26,7 @@ async function verdict(data: { sourcePath: string; targetKey: string }): Promise
       plural: SYNC_PLURAL,
       namespace: ns.name,
       dryRun: 'All',
-      body: {
-        apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-        kind: 'SecretSync',
-        metadata: { name: 'probe' },
-        spec: { serviceAccountName: 'default', secretProviderClassName: 'spc', secretObject: { data: [data] } },
-      },
+      body: secretSyncBody({ name: 'probe', spc: 'spc', data: [data] }),
     });
     return 'accepted';
   } catch (e) {

@@ -6,6 +6,7 @@ import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/a
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -63,16 +64,7 @@ beforeAll(async () => {
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns.name,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name: 'drifting' },
-      spec: {
-        serviceAccountName: 'default',
-        secretProviderClassName: 'spc',
-        secretObject: { type: 'Opaque', data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-      },
-    },
+    body: secretSyncBody({ name: 'drifting', spc: 'spc', type: 'Opaque', data: { key: 'foo' } }),
   });
   await eventually(
     async () => ((await value().catch(() => '')) === 'from-the-vault' ? true : undefined),

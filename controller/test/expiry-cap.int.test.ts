@@ -10,6 +10,7 @@ import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
 import type { SecretSync } from '../src/api.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -53,16 +54,13 @@ async function create(name: string, days: number[]) {
   await k.custom.createNamespacedCustomObject({
     ...sync,
     namespace: ns.name,
-    body: {
-      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: {
-        serviceAccountName: 'workload',
-        secretProviderClassName: name,
-        secretObject: { type: 'Opaque', data: days.map((d) => ({ sourcePath: `in-${d}-days`, targetKey: `k${d}` })) },
-      },
-    },
+    body: secretSyncBody({
+      name,
+      sa: 'workload',
+      spc: name,
+      type: 'Opaque',
+      data: days.map((d) => ({ sourcePath: `in-${d}-days`, targetKey: `k${d}` })),
+    }),
   });
   await eventually(
     async () =>

@@ -6,6 +6,7 @@ import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/a
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -61,16 +62,7 @@ test('objects expiring a second apart: the condition follows with no Mount after
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns.name,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name: 'app' },
-      spec: {
-        serviceAccountName: 'workload',
-        secretProviderClassName: 'spc',
-        secretObject: { data: [{ sourcePath: 'o0', targetKey: 'o0' }] },
-      },
-    },
+    body: secretSyncBody({ name: 'app', sa: 'workload', spc: 'spc', data: { o0: 'o0' } }),
   });
   const get = async () =>
     (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'app' })) as SecretSync;

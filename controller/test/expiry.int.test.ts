@@ -19,6 +19,7 @@ import {
   type TestProvider,
 } from '../../test/helpers/provider.js';
 import type { SecretSync } from '../src/api.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -85,12 +86,7 @@ async function sync(
     version: 'v1alpha1',
     namespace: ns.name,
     plural: 'secretsyncs',
-    body: {
-      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: { serviceAccountName: 'workload', secretProviderClassName: name, secretObject: { type: 'Opaque', data } },
-    },
+    body: secretSyncBody({ name, sa: 'workload', spc: name, type: 'Opaque', data }),
   });
   await eventually(
     async () =>

@@ -9,6 +9,7 @@ import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/a
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -42,17 +43,13 @@ async function createSecretSync(ns: string, name: string): Promise<void> {
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: {
-        secretSyncControllerName: CONTROLLER,
-        serviceAccountName: 'workload',
-        secretProviderClassName: 'spc',
-        secretObject: { data: [{ sourcePath: 'db-password', targetKey: 'password' }] },
-      },
-    },
+    body: secretSyncBody({
+      name,
+      controllerName: CONTROLLER,
+      sa: 'workload',
+      spc: 'spc',
+      data: { password: 'db-password' },
+    }),
   });
 }
 

@@ -15,6 +15,7 @@ import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { opensslPfx, withMacIterations } from '../../test/helpers/pfx.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -42,12 +43,7 @@ async function secretSync(
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns.name,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: { serviceAccountName: 'default', secretProviderClassName: spc, secretObject: { type, data } },
-    },
+    body: secretSyncBody({ name, spc, type, data }),
   });
 }
 

@@ -10,6 +10,7 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -81,16 +82,7 @@ test('ControllerInternalError when the manager may not mint tokens', async () =>
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns.name,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name: 'ss' },
-      spec: {
-        serviceAccountName: 'workload',
-        secretProviderClassName: 'spc',
-        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-      },
-    },
+    body: secretSyncBody({ name: 'ss', sa: 'workload', spc: 'spc', data: { key: 'foo' } }),
   });
   const ss = await eventually(
     async () => {

@@ -13,6 +13,7 @@ import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
 import { startRelay, type Relay } from '../../test/helpers/tcp-proxy.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -25,16 +26,7 @@ async function create(name: string) {
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns.name,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: {
-        serviceAccountName: 'default',
-        secretProviderClassName: 'spc',
-        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-      },
-    },
+    body: secretSyncBody({ name, spc: 'spc', data: { key: 'foo' } }),
   });
 }
 const synced = (name: string, timeoutMs: number) =>

@@ -10,6 +10,7 @@ import { createCa } from '../../test/env/pki.js';
 import { eventually } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
 const NS = 'restart';
@@ -69,16 +70,7 @@ const create = (name: string) =>
   custom.createNamespacedCustomObject({
     ...co,
     namespace: NS,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: {
-        serviceAccountName: 'default',
-        secretProviderClassName: 'spc',
-        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-      },
-    },
+    body: secretSyncBody({ name, spc: 'spc', data: { key: 'foo' } }),
   });
 
 test('SecretSyncs created around an apiserver restart all become Ready', async () => {

@@ -9,6 +9,7 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -224,16 +225,7 @@ test("hostile classes in the same namespace get a clear provider error each; the
       version: 'v1alpha1',
       namespace: ns.name,
       plural: 'secretsyncs',
-      body: {
-        apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
-        kind: 'SecretSync',
-        metadata: { name },
-        spec: {
-          serviceAccountName: 'my-service-account',
-          secretProviderClassName: name,
-          secretObject: { data: [{ sourcePath: 'my-secret', targetKey: 'k' }] },
-        },
-      },
+      body: secretSyncBody({ name, sa: 'my-service-account', spc: name, data: { k: 'my-secret' } }),
     });
   }
   for (const [name, h] of Object.entries(hostile)) {

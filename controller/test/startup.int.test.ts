@@ -13,6 +13,7 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -22,16 +23,7 @@ const spcBody = (parameters: Record<string, string>) => ({
   metadata: { name: 'spc' },
   spec: { provider: 'test', parameters },
 });
-const ssBody = (name: string) => ({
-  apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-  kind: 'SecretSync',
-  metadata: { name },
-  spec: {
-    serviceAccountName: 'default',
-    secretProviderClassName: 'spc',
-    secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-  },
-});
+const ssBody = (name: string) => secretSyncBody({ name, spc: 'spc', data: { key: 'foo' } });
 const reconciles = async (m: RunningManager) =>
   [...(await m.metrics()).matchAll(/^secretsync_reconciles_total\{[^}]*\} (\d+)/gm)].reduce(
     (n, x) => n + Number(x[1]),

@@ -5,6 +5,7 @@ import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/a
 import { apiStatus, eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 let ns: Awaited<ReturnType<typeof tempNamespace>>;
@@ -43,20 +44,7 @@ async function secretSync(
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns.name,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: {
-        serviceAccountName: opts.sa ?? 'default',
-        secretProviderClassName: opts.spc ?? 'good',
-        secretObject: {
-          type: opts.type ?? 'Opaque',
-          data: opts.data ?? [{ sourcePath: 'foo', targetKey: 'key' }],
-          ...(opts.annotations ? { annotations: opts.annotations } : {}),
-        },
-      },
-    },
+    body: secretSyncBody({ name, ...opts, type: opts.type ?? 'Opaque' }),
   });
 }
 
@@ -347,17 +335,7 @@ test('a SecretSync for another controller name is left alone', async () => {
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns.name,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name: 'not-mine' },
-      spec: {
-        secretSyncControllerName: 'someone-else',
-        serviceAccountName: 'default',
-        secretProviderClassName: 'good',
-        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-      },
-    },
+    body: secretSyncBody({ name: 'not-mine', controllerName: 'someone-else' }),
   });
   await secretSync('after-not-mine');
   await reason('after-not-mine', 'CreateSucceeded');

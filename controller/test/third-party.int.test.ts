@@ -12,6 +12,7 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -90,16 +91,7 @@ async function createSecretSync(ns: string, name: string): Promise<void> {
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns,
-    body: {
-      apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: {
-        serviceAccountName: 'workload',
-        secretProviderClassName: 'spc',
-        secretObject: { data: [{ sourcePath: 'db-password', targetKey: 'password' }] },
-      },
-    },
+    body: secretSyncBody({ name, sa: 'workload', spc: 'spc', data: { password: 'db-password' } }),
   });
 }
 

@@ -12,6 +12,7 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { apiStatus, eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const CHART = join(repoRoot, 'deploy', 'chart', 'secret-store-sync');
 const RELEASE = 'chart-test';
@@ -461,16 +462,7 @@ test("the manager, with the chart's ServiceAccount token, syncs a SecretSync", a
     version: 'v1alpha1',
     namespace: ns.name,
     plural: 'secretsyncs',
-    body: {
-      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
-      kind: 'SecretSync',
-      metadata: { name: 'synced' },
-      spec: {
-        serviceAccountName: 'default',
-        secretProviderClassName: 'spc',
-        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-      },
-    },
+    body: secretSyncBody({ name: 'synced', spc: 'spc', data: { key: 'foo' } }),
   });
   const s = await eventually(
     async () => k.core.readNamespacedSecret({ name: 'synced', namespace: ns.name }).catch(() => undefined),
@@ -555,16 +547,7 @@ test("policies: no update of a Secret without the manager's label", async () => 
     version: 'v1alpha1',
     namespace: ns.name,
     plural: 'secretsyncs',
-    body: {
-      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
-      kind: 'SecretSync',
-      metadata: { name: 'users' },
-      spec: {
-        serviceAccountName: 'default',
-        secretProviderClassName: 'missing',
-        secretObject: { data: [{ sourcePath: 'foo', targetKey: 'a' }] },
-      },
-    },
+    body: secretSyncBody({ name: 'users', spc: 'missing', data: { a: 'foo' } }),
   });
   await k.core.createNamespacedSecret({
     namespace: ns.name,
@@ -641,16 +624,7 @@ test('opt-in: with requireServiceAccountOptIn, only ServiceAccounts the namespac
       version: 'v1alpha1',
       namespace: ns.name,
       plural: 'secretsyncs',
-      body: {
-        apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
-        kind: 'SecretSync',
-        metadata: { name: 'needs-opt-in' },
-        spec: {
-          serviceAccountName: 'fresh',
-          secretProviderClassName: 'spc',
-          secretObject: { data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-        },
-      },
+      body: secretSyncBody({ name: 'needs-opt-in', sa: 'fresh', spc: 'spc', data: { key: 'foo' } }),
     });
     const readyOf = async () =>
       (

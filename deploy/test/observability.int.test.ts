@@ -31,6 +31,7 @@ import {
   type RuleFile,
 } from './observability-files.js';
 import { checkExpr, parseExposition, type Scrape } from './promql-refs.js';
+import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -106,16 +107,7 @@ async function secretSync(
     version: 'v1alpha1',
     namespace: ns.name,
     plural: 'secretsyncs',
-    body: {
-      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
-      kind: 'SecretSync',
-      metadata: { name },
-      spec: {
-        serviceAccountName: 'workload',
-        secretProviderClassName: spc ?? `${name}-missing`,
-        secretObject: { type: 'Opaque', data },
-      },
-    },
+    body: secretSyncBody({ name, sa: 'workload', spc: spc ?? `${name}-missing`, type: 'Opaque', data }),
   });
 }
 const readyReason = (name: string, reason: string) =>

@@ -19,6 +19,8 @@ export interface SecretSyncOptions {
   uid?: string;
   generation?: number;
   resourceVersion?: string;
+  /** The SecretSync's own metadata.labels (not the Secret's: that is `labels`). */
+  metadataLabels?: Record<string, string>;
   /** spec.secretProviderClassName; default 'good' (the class the integration tests create). */
   spc?: string;
   /** spec.serviceAccountName; default 'default'. */
@@ -29,6 +31,7 @@ export interface SecretSyncOptions {
   type?: string;
   /** spec.secretObject.data: mappings, or `{ targetKey: sourcePath }`; default foo → key. */
   data?: Mapping[] | Record<string, string>;
+  /** spec.secretObject.labels and annotations: what the Secret carries. */
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   status?: SecretSync['status'];
@@ -53,6 +56,7 @@ export function secretSync(o: SecretSyncOptions): SecretSync {
       uid: o.uid,
       generation: o.generation,
       resourceVersion: o.resourceVersion,
+      labels: o.metadataLabels,
     }) as SecretSync['metadata'],
     spec: defined({
       secretSyncControllerName: o.controllerName,
