@@ -1,6 +1,6 @@
 // reconcile as a table: each row a situation a user would notice — what the provider answers, what
 // Secret is already there, what the SecretSync asks — and the decision: the status reason, whether
-// and how the Secret was written, what it holds afterwards, and how soon to try again. The hash,
+// and how the Secret was written, what it holds afterwards, and what should happen next. The hash,
 // the shared-mount layer, the token cache and the provider-name check are the real ones; the
 // provider's answer and the Secret store are fakes that record what they were asked.
 import type { CoreV1Api } from '@kubernetes/client-node';
@@ -10,7 +10,7 @@ import { Hasher } from '../src/hash.js';
 import type { Logger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { Providers, type MountAnswer, type MountInput } from '../src/provider.js';
-import { SyncError } from '../src/reasons.js';
+import { SyncError, type Retry } from '../src/reasons.js';
 import { reconcile, type ReconcileDeps } from '../src/reconcile.js';
 import type { DesiredSecret, SecretWriter } from '../src/secret-writer.js';
 import { SharedMounts } from '../src/shared-mounts.js';
@@ -130,10 +130,11 @@ interface Given {
   writeFails?: Error;
 }
 
-/** The decision: the status reason, how soon to retry, the writes (default none), the Secret after (default none). */
+/** The decision: the status reason, the writes (default none), the Secret after (default none). */
 interface Then {
   reason: string;
-  retry?: 'backoff' | 'slow';
+  /** A failure's retry (next: backoff); none means next: synced. */
+  retry?: Retry;
   writes?: string[];
   after?: StoredSecret;
   /** Whether the provider was asked; default yes. */
@@ -269,10 +270,10 @@ test.each(cases)('%s', async (_, given, then) => {
   if (given.meanwhile === 'deleted') w.writer.secret = undefined;
   if (given.meanwhile === 'edited') w.writer.secret = ours({ key: 'changed by hand' });
 
-  const { outcome, retry } = await reconcile(ss, w.deps);
+  const { outcome, next } = await reconcile(ss, w.deps);
 
   expect(outcome.reason).toBe(then.reason);
-  expect(retry).toBe(then.retry);
+  expect(next).toEqual(then.retry ? { kind: 'backoff', retry: then.retry } : { kind: 'synced' });
   expect(w.writer.modes).toEqual(then.writes ?? []);
   expect(w.writer.secret).toEqual(then.after);
   expect(w.providers.calls > 0).toBe(then.asked ?? true);
@@ -307,8 +308,10 @@ test("a success carries the provider's versions and the hash it writes; the hash
 test("expiring objects: the provider's expiry trailer is kept for the objects it returned, the rest is logged", async () => {
   const soon = new Date('2027-01-01T00:00:00Z');
   const w = world({ files: { foo: 'v1' }, expiry: { 'secret/foo': soon, 'secret/stray': soon } }, {});
-  const { outcome } = await reconcile(app(), w.deps);
+  const { outcome, next } = await reconcile(app(), w.deps);
   expect(outcome).toMatchObject({ ok: true, reason: 'CreateSucceeded', expiresOn: { 'secret/foo': soon } });
+  // The next check is scheduled from the same expiry times.
+  expect(next).toEqual({ kind: 'synced', expiresOn: { 'secret/foo': soon } });
   expect(outcome.ok && Object.keys(outcome.expiresOn ?? {})).toEqual(['secret/foo']);
   expect(w.warnings).toEqual([expect.stringContaining("ignored entries of the provider's expiry trailer")]);
 });
