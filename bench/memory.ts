@@ -13,6 +13,7 @@ import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION } from '../controller/src/api.js'
 import { KubeClients } from '../controller/src/kube-client.js';
 import { repoRoot } from '../test/env/control-plane.js';
 import { startStack, toEnv } from '../test/env/stack.js';
+import { secretSync as secretSyncBody } from '../test/helpers/fixtures.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
 import { startTestProvider } from '../test/helpers/provider.js';
@@ -95,16 +96,7 @@ try {
         version: SYNC_VERSION,
         plural: SYNC_PLURAL,
         namespace: 'mem',
-        body: {
-          apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-          kind: 'SecretSync',
-          metadata: { name: `m-${i}` },
-          spec: {
-            serviceAccountName: 'app',
-            secretProviderClassName: 'spc',
-            secretObject: { type: 'Opaque', data: [{ sourcePath: 'foo', targetKey: 'key' }] },
-          },
-        },
+        body: secretSyncBody({ name: `m-${i}`, sa: 'app', spc: 'spc', type: 'Opaque', data: { key: 'foo' } }),
       });
     },
   );

@@ -22,6 +22,7 @@ import { AzureStack } from '../test/env/azure/client.js';
 import { repoRoot } from '../test/env/control-plane.js';
 import { managerKubeconfig } from '../test/env/manager-identity.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
+import { secretSync as secretSyncBody } from '../test/helpers/fixtures.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
 import { startProvider, startTestProvider } from '../test/helpers/provider.js';
@@ -142,12 +143,7 @@ const secretSync = (
   spc: string,
   labels: Record<string, string>,
   data: { sourcePath: string; targetKey: string }[],
-) => ({
-  apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-  kind: 'SecretSync',
-  metadata: { name, labels },
-  spec: { serviceAccountName: 'app', secretProviderClassName: spc, secretObject: { type: 'Opaque', data } },
-});
+) => secretSyncBody({ name, metadataLabels: labels, sa: 'app', spc, type: 'Opaque', data });
 
 async function namespaceWithSa(k: Kube, name: string): Promise<void> {
   await k.core.createNamespace({ body: { metadata: { name } } });
