@@ -2,6 +2,7 @@
 // should happen next — the rotation, an expiry check, a retry with backoff — is scheduled by one
 // policy (schedule.ts).
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { errorCode, errorMessage, errorStack } from '@secret-store-sync/proto';
 import {
   SPC_GROUP,
   SPC_PLURAL,
@@ -208,7 +209,7 @@ export class Controller {
       wrote = await this.reporter.reportExpiry(ss, new Date(now));
     } catch (e) {
       // The cache was behind a newer status: check again once it has caught up.
-      if ((e as { code?: number }).code === 409) return { kind: 'recheck', afterMs: 5_000 };
+      if (errorCode(e) === 409) return { kind: 'recheck', afterMs: 5_000 };
       return this.statusWriteFailed(key, e);
     }
     this.log.debug('expiry check', { secretSync: key, wrote });
@@ -217,11 +218,11 @@ export class Controller {
   }
 
   private statusWriteFailed(key: string, e: unknown): Next {
-    const code = (e as { code?: number }).code;
+    const code = errorCode(e);
     if (code === 404) return NOTHING; // deleted meanwhile
     // Not leading any more: nothing was written, and the elector is about to stop this process.
     if (e instanceof NotLeaderError) return NOTHING;
-    this.log.warn('status write failed', { secretSync: key, error: String((e as Error)?.message ?? e) });
+    this.log.warn('status write failed', { secretSync: key, error: errorMessage(e) });
     return { kind: 'statusWriteFailed' };
   }
 
@@ -237,9 +238,7 @@ export class Controller {
       this.metrics.queueWait.observe({ lane: item.lane }, item.waitedMs / 1000);
       const p = this.handle(item)
         .then((next) => this.schedule(item.key, next))
-        .catch((e: unknown) =>
-          this.log.error('worker error', { key: item.key, error: String((e as Error)?.stack ?? e) }),
-        );
+        .catch((e: unknown) => this.log.error('worker error', { key: item.key, error: errorStack(e) }));
       this.inFlight.add(p);
       await p;
       this.inFlight.delete(p);

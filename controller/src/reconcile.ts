@@ -2,7 +2,7 @@
 // → decide (has anything the Secret should hold changed?) → apply (write it, ownership-checked;
 // unchanged, re-assert its data so a hand-made change is repaired)
 // → report (status, event, metrics). Every failure is a SyncError that carries its status type.
-import type { MountRequestInput } from '@secret-store-sync/proto';
+import { errorMessage, errorStack, type MountRequestInput } from '@secret-store-sync/proto';
 import type { Config } from './config.js';
 import { RESERVED_PREFIX, type SecretProviderClass, type SecretSync } from './api.js';
 import type { Hasher } from './hash.js';
@@ -45,11 +45,11 @@ export async function reconcile(
     const err =
       e instanceof SyncError
         ? e
-        : new SyncError('internal', `unexpected error: ${(e as Error)?.message ?? String(e)}`, 'backoff', { cause: e });
+        : new SyncError('internal', `unexpected error: ${errorMessage(e)}`, 'backoff', { cause: e });
     if (!(e instanceof SyncError))
       deps.log.error('unexpected reconcile error', {
         secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`,
-        error: String((e as Error)?.stack ?? e),
+        error: errorStack(e),
       });
     return {
       outcome: {

@@ -1,6 +1,6 @@
 // Turns what Key Vault returns into file bytes: public keys as PEM, certificates as PEM, and a
 // certificate's backing secret as key-then-chain PEM (leaf → root) or the PFX as stored.
-import { ProviderError, withPkcs12Budget } from '@secret-store-sync/proto';
+import { errorMessage, ProviderError, withPkcs12Budget } from '@secret-store-sync/proto';
 import type { JsonWebKey } from '@azure/keyvault-keys';
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type forge from 'node-forge';
@@ -62,7 +62,7 @@ export async function readPfx(base64: string): Promise<PemParts> {
       forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64.replace(/\s+/g, ''))), ''),
     );
   } catch (e) {
-    throw new ContentError(`the certificate's PKCS#12 content could not be read: ${(e as Error).message}`);
+    throw new ContentError(`the certificate's PKCS#12 content could not be read: ${errorMessage(e)}`);
   }
   const keys: string[] = [];
   const certs: X509Certificate[] = [];

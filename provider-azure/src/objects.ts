@@ -1,7 +1,7 @@
 // The `objects` parameter: YAML with `array:`, a list of YAML documents, one per Key Vault object.
 // Scalars are read as their literal text (the failsafe schema), so `filePermission: 0755` stays
 // "0755" and numbers are checked here, not guessed by the YAML parser.
-import { ProviderError } from '@secret-store-sync/proto';
+import { errorMessage, ProviderError } from '@secret-store-sync/proto';
 import { CST, Lexer, parse, YAMLParseError } from 'yaml';
 import { quote } from './log.js';
 
@@ -45,7 +45,7 @@ function invalid(message: string): ProviderError {
 }
 
 function yamlError(e: unknown): string {
-  return e instanceof YAMLParseError ? e.message.split('\n')[0]! : String((e as Error).message ?? e);
+  return e instanceof YAMLParseError ? e.message.split('\n')[0]! : errorMessage(e);
 }
 
 /**
