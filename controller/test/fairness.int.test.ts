@@ -9,7 +9,7 @@ import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/a
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -30,12 +30,7 @@ async function setUpNamespace(ns: string, provider: string): Promise<void> {
     version: 'v1',
     namespace: ns,
     plural: 'secretproviderclasses',
-    body: {
-      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-      kind: 'SecretProviderClass',
-      metadata: { name: 'spc' },
-      spec: { provider, parameters: { prefix: '' } },
-    },
+    body: secretProviderClass({ name: 'spc', provider, parameters: { prefix: '' } }),
   });
 }
 

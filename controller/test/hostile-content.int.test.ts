@@ -15,7 +15,7 @@ import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { opensslPfx, withMacIterations } from '../../test/helpers/pfx.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -53,12 +53,7 @@ async function providerClass(name: string, provider: string, parameters: Record<
     version: 'v1',
     namespace: ns.name,
     plural: 'secretproviderclasses',
-    body: {
-      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-      kind: 'SecretProviderClass',
-      metadata: { name },
-      spec: { provider, parameters },
-    },
+    body: secretProviderClass({ name, provider, parameters }),
   });
 }
 

@@ -10,7 +10,7 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
@@ -62,12 +62,7 @@ beforeAll(async () => {
     version: 'v1',
     namespace: ns.name,
     plural: 'secretproviderclasses',
-    body: {
-      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-      kind: 'SecretProviderClass',
-      metadata: { name: 'spc' },
-      spec: { provider: 'test', parameters: { prefix: '' } },
-    },
+    body: secretProviderClass({ name: 'spc', provider: 'test', parameters: { prefix: '' } }),
   });
   manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig });
 });

@@ -10,7 +10,7 @@ import { createCa } from '../../test/env/pki.js';
 import { eventually } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
 const NS = 'restart';
@@ -43,12 +43,7 @@ beforeAll(async () => {
     version: 'v1',
     namespace: NS,
     plural: 'secretproviderclasses',
-    body: {
-      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-      kind: 'SecretProviderClass',
-      metadata: { name: 'spc' },
-      spec: { provider: 'test', parameters: { prefix: '' } },
-    },
+    body: secretProviderClass({ name: 'spc', provider: 'test', parameters: { prefix: '' } }),
   });
   provider = await startTestProvider('test');
   provider.setState({ files: { foo: 'v' } });

@@ -13,16 +13,12 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 const co = { group: SYNC_GROUP, version: SYNC_VERSION, plural: SYNC_PLURAL };
-const spcBody = (parameters: Record<string, string>) => ({
-  apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-  kind: 'SecretProviderClass',
-  metadata: { name: 'spc' },
-  spec: { provider: 'test', parameters },
-});
+const spcBody = (parameters: Record<string, string>) =>
+  secretProviderClass({ name: 'spc', provider: 'test', parameters });
 const ssBody = (name: string) => secretSyncBody({ name, spc: 'spc', data: { key: 'foo' } });
 const reconciles = async (m: RunningManager) =>
   [...(await m.metrics()).matchAll(/^secretsync_reconciles_total\{[^}]*\} (\d+)/gm)].reduce(

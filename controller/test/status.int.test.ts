@@ -5,7 +5,7 @@ import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/a
 import { apiStatus, eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const k = kube();
 let ns: Awaited<ReturnType<typeof tempNamespace>>;
@@ -22,12 +22,7 @@ async function spc(name: string, providerName = 'test', parameters: Record<strin
     version: 'v1',
     namespace: ns.name,
     plural: 'secretproviderclasses',
-    body: {
-      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-      kind: 'SecretProviderClass',
-      metadata: { name },
-      spec: { provider: providerName, ...(parameters ? { parameters } : {}) },
-    },
+    body: secretProviderClass({ name, provider: providerName, parameters: parameters ?? undefined }),
   });
 }
 

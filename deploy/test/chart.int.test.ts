@@ -12,7 +12,7 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { apiStatus, eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const CHART = join(repoRoot, 'deploy', 'chart', 'secret-store-sync');
 const RELEASE = 'chart-test';
@@ -450,12 +450,7 @@ test("the manager, with the chart's ServiceAccount token, syncs a SecretSync", a
     version: 'v1',
     namespace: ns.name,
     plural: 'secretproviderclasses',
-    body: {
-      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-      kind: 'SecretProviderClass',
-      metadata: { name: 'spc' },
-      spec: { provider: 'test', parameters: { prefix: '' } },
-    },
+    body: secretProviderClass({ name: 'spc', provider: 'test', parameters: { prefix: '' } }),
   });
   await k.custom.createNamespacedCustomObject({
     group: 'secret-sync.x-k8s.io',
