@@ -228,6 +228,27 @@ test('provider flags from the chart: node identity and service principals off by
   );
 });
 
+test("the manager's share of workers per namespace and its expiry-check floor come from the chart", () => {
+  const managerArgs = (...set: string[]) =>
+    parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', ...set))
+      .map(
+        (d) =>
+          d.toJSON() as {
+            kind: string;
+            spec?: { template?: { spec?: { containers: { name: string; args: string[] }[] } } };
+          },
+      )
+      .find((d) => d?.kind === 'Deployment')!
+      .spec!.template!.spec!.containers.find((c) => c.name === 'manager')!.args;
+  const defaults = managerArgs();
+  expect(defaults).toContain('--expiry-check-min-interval-seconds=300');
+  // Unset, the manager takes half of --workers.
+  expect(defaults.some((a) => a.startsWith('--workers-per-namespace'))).toBe(false);
+  expect(managerArgs('--set', 'workersPerNamespace=3', '--set', 'expiryCheckMinIntervalSeconds=600')).toEqual(
+    expect.arrayContaining(['--workers-per-namespace=3', '--expiry-check-min-interval-seconds=600']),
+  );
+});
+
 test("host network: the apiserver's address for the manager only, required; the provider's Entra host and extra CAs; hostAliases", () => {
   type Container = {
     name: string;
