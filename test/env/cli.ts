@@ -15,7 +15,9 @@ if (cmd === 'build') {
   await cleanupNode(dir); // a node's containers, mounts and cgroups, if one ran there
   console.log(`stopped: ${(await stopRecorded(dir)).join(', ') || 'nothing was running'}`);
 } else if (cmd === 'up') {
-  const stack = await startStack(dir ? { dir } : {});
+  // This program stops the stack itself on a signal: the default handler would kill the processes
+  // and exit first, leaving etcd's data folder in /dev/shm behind.
+  const stack = await startStack({ ...(dir ? { dir } : {}), handleSignals: false });
   console.log('\nThe stack is running. In another shell:');
   for (const [k, v] of Object.entries(toEnv(stack.info))) console.log(`  export ${k}=${v}`);
   console.log('Ctrl-C stops it.');
