@@ -1,14 +1,11 @@
 // Files to keys, TLS extraction, and the keyed change hash.
-import { execFileSync } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { SecretSync } from '../src/api.js';
 import { Hasher, type HashInput } from '../src/hash.js';
 import { mapFiles } from '../src/mapping.js';
 import { SyncError } from '../src/reasons.js';
 import { createCa } from '../../test/env/pki.js';
+import { opensslPfx } from '../../test/helpers/pfx.js';
 import { secretSync } from '../../test/helpers/fixtures.js';
 
 const ss = (data: { sourcePath: string; targetKey: string }[], type = 'Opaque'): SecretSync =>
@@ -65,27 +62,7 @@ test('kubernetes.io/tls from key + chain PEM: tls.crt holds the certificates, tl
 });
 
 test('kubernetes.io/tls from a base64 PKCS#12 with an EC key gives an EC PRIVATE KEY', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tls-'));
-  const run = (...a: string[]) => execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
-  run(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'k.pem',
-    '-out',
-    'c.pem',
-    '-subj',
-    '/CN=ec',
-    '-days',
-    '2',
-  );
-  run('pkcs12', '-export', '-inkey', 'k.pem', '-in', 'c.pem', '-passout', 'pass:', '-out', 'b.p12');
-  const b64 = readFileSync(join(dir, 'b.p12')).toString('base64');
+  const b64 = opensslPfx().toString('base64');
   const out = mapFiles(
     ss(
       [
