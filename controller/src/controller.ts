@@ -1,7 +1,7 @@
 // The manager's loop: informers feed a two-lane queue, N workers reconcile, and what each run says
 // should happen next — the rotation, an expiry check, a retry with backoff — is scheduled by one
 // policy (schedule.ts).
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { errorCode, errorMessage, errorStack } from '@secret-store-sync/proto';
 import {
   SPC_GROUP,
@@ -20,7 +20,7 @@ import { nextExpiryCheck } from './expiry-checks.js';
 import { ExpirySeries } from './expiry-series.js';
 import type { Hasher } from './hash.js';
 import { NotLeaderError, type KubeClients } from './kube-client.js';
-import { supervise, type Supervised } from './informers.js';
+import { supervise, type Collection, type Supervised } from './informers.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { Providers } from './provider.js';
@@ -31,6 +31,16 @@ import { SecretWriter } from './secret-writer.js';
 import { SharedMounts } from './shared-mounts.js';
 import { countByReadyReason, StatusReporter, storedExpiry } from './status.js';
 import { TokenCache } from './tokens.js';
+
+/** What the manager's loop is built from: parsed configuration, API clients, and its outputs. */
+export interface ControllerDeps {
+  kc: KubeConfig;
+  clients: KubeClients;
+  cfg: Config;
+  hasher: Hasher;
+  log: Logger;
+  metrics: Metrics;
+}
 
 export class Controller {
   private readonly queue: WorkQueue;
@@ -51,14 +61,18 @@ export class Controller {
   private readonly lastExpiryCheck = new Map<string, number>();
   private readonly scheduling: Scheduling;
 
-  constructor(
-    private readonly kc: KubeConfig,
-    clients: KubeClients,
-    private readonly cfg: Config,
-    private readonly hasher: Hasher,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
-  ) {
+  private readonly kc: KubeConfig;
+  private readonly cfg: Config;
+  private readonly hasher: Hasher;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+
+  constructor({ kc, clients, cfg, hasher, log, metrics }: ControllerDeps) {
+    this.kc = kc;
+    this.cfg = cfg;
+    this.hasher = hasher;
+    this.log = log;
+    this.metrics = metrics;
     this.queue = new WorkQueue((lane, depth) => metrics.queueDepth.set({ lane }, depth), cfg.workersPerNamespace);
     // Retries back off to 5 minutes — but never wait longer than a healthy SecretSync waits for its
     // next check: after an outage, failed ones recover within one rotation interval.
@@ -80,7 +94,7 @@ export class Controller {
     });
     this.reporter = new StatusReporter(
       this.custom,
-      new EventRecorder(core, cfg.podName, log, () => metrics.eventsDropped.inc()),
+      new EventRecorder(core, { instance: cfg.podName, log, onDropped: () => metrics.eventsDropped.inc() }),
       cfg.expiryWarningSeconds * 1000,
     );
     this.scheduling = {
@@ -95,29 +109,30 @@ export class Controller {
 
   /** Starts watching (always: the cache also answers /readyz) — but works only after `lead()`. */
   watch(): Promise<void> {
-    const ns = this.cfg.namespace;
-    const path = (group: string, version: string, plural: string) =>
-      `/apis/${group}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
-    // Pages of 500: the informer slims each before reading the next (informers.ts).
-    const lister = (group: string, version: string, plural: string) => (cont: string | undefined) =>
-      (ns
-        ? this.custom.listNamespacedCustomObject({ group, version, namespace: ns, plural, limit: 500, _continue: cont })
-        : this.custom.listClusterCustomObject({ group, version, plural, limit: 500, _continue: cont })) as never;
-    this.secretSyncs = supervise<SecretSync>(
-      this.kc,
-      path(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL),
-      lister(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL),
-      this.log,
-      'secretsyncs',
-    );
-    this.spcs = supervise<SecretProviderClass>(
-      this.kc,
-      path(SPC_GROUP, SPC_VERSION, SPC_PLURAL),
-      lister(SPC_GROUP, SPC_VERSION, SPC_PLURAL),
-      this.log,
-      'secretproviderclasses',
-    );
+    this.secretSyncs = supervise<SecretSync>(this.kc, this.collection(SYNC_GROUP, SYNC_VERSION, SYNC_PLURAL), this.log);
+    this.spcs = supervise<SecretProviderClass>(this.kc, this.collection(SPC_GROUP, SPC_VERSION, SPC_PLURAL), this.log);
     return Promise.all([this.secretSyncs.synced, this.spcs.synced]).then(() => undefined);
+  }
+
+  /** A custom resource collection in the watched namespace (or all of them). */
+  private collection<T extends KubernetesObject>(group: string, version: string, plural: string): Collection<T> {
+    const ns = this.cfg.namespace;
+    return {
+      what: plural,
+      path: `/apis/${group}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`,
+      // Pages of 500: the informer slims each before reading the next (informers.ts).
+      listPage: (cont) =>
+        (ns
+          ? this.custom.listNamespacedCustomObject({
+              group,
+              version,
+              namespace: ns,
+              plural,
+              limit: 500,
+              _continue: cont,
+            })
+          : this.custom.listClusterCustomObject({ group, version, plural, limit: 500, _continue: cont })) as never,
+    };
   }
 
   /** Begins reconciling: called once this manager holds the lease (or at once without election). */

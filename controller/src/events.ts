@@ -21,6 +21,15 @@ export interface EventLimits {
   queued: number;
 }
 
+export interface EventRecorderOptions {
+  /** reportingInstance: this manager's pod. */
+  instance: string;
+  log: Logger;
+  /** Told of each Event dropped (secretsync_events_dropped_total). */
+  onDropped?: () => void;
+  limits?: EventLimits;
+}
+
 type EventBody = Parameters<CoreV1Api['createNamespacedEvent']>[0]['body'];
 
 export class EventRecorder {
@@ -29,13 +38,20 @@ export class EventRecorder {
   private readonly waiting: { namespace: string; body: EventBody }[] = [];
   private dropping = false;
 
+  private readonly instance: string;
+  private readonly log: Logger;
+  private readonly onDropped: () => void;
+  private readonly limits: EventLimits;
+
   constructor(
     private readonly core: CoreV1Api,
-    private readonly instance: string,
-    private readonly log: Logger,
-    private readonly onDropped: () => void = () => {},
-    private readonly limits: EventLimits = { inFlight: 8, queued: 1_000 },
-  ) {}
+    { instance, log, onDropped = () => {}, limits = { inFlight: 8, queued: 1_000 } }: EventRecorderOptions,
+  ) {
+    this.instance = instance;
+    this.log = log;
+    this.onDropped = onDropped;
+    this.limits = limits;
+  }
 
   /** Fire and forget: an Event that cannot be written must not fail the sync. */
   record(ss: SecretSync, type: 'Normal' | 'Warning', reason: string, message: string): void {

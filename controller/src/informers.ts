@@ -103,12 +103,17 @@ const continueOf = (list: { metadata?: { _continue?: string } }): string | undef
 /** One page of a list: `cont` is the previous page's continue token (undefined for the first). */
 export type PagedList<T extends KubernetesObject> = (cont: string | undefined) => ReturnType<ListPromise<T>>;
 
+/** A collection to watch: its name for log lines, its watch path, and how to list one page. */
+export interface Collection<T extends KubernetesObject> {
+  what: string;
+  path: string;
+  listPage: PagedList<T>;
+}
+
 export function supervise<T extends KubernetesObject>(
   kc: KubeConfig,
-  path: string,
-  listPage: PagedList<T>,
+  { what, path, listPage }: Collection<T>,
   log: Logger,
-  what: string,
 ): Supervised<T> {
   let markSynced!: () => void;
   const synced = new Promise<void>((r) => (markSynced = r));

@@ -27,6 +27,15 @@ export interface LeaderOptions {
   leaseDurationSeconds: number;
 }
 
+/** Where the elector reports, and (for tests) how it exits and reads the monotonic clock. */
+export interface ElectorHooks {
+  log: Logger;
+  /** Told when this manager starts or stops leading. */
+  onChange: (leading: boolean) => void;
+  exit?: (code: number) => never;
+  now?: () => number;
+}
+
 /** client-go's proportions (15 s lease, 10 s renew deadline, 2 s retry period). */
 export function timings(leaseDurationSeconds: number): {
   leaseMs: number;
@@ -52,15 +61,21 @@ export class LeaderElector {
   private stopped = false;
   private readonly t: ReturnType<typeof timings>;
 
+  private readonly log: Logger;
+  private readonly onChange: (leading: boolean) => void;
+  private readonly exit: (code: number) => never;
+  private readonly now: () => number;
+
   constructor(
     private readonly api: CoordinationV1Api,
     private readonly opts: LeaderOptions,
-    private readonly log: Logger,
-    private readonly onChange: (leading: boolean) => void,
-    private readonly exit: (code: number) => never = (code) => process.exit(code),
-    private readonly now: () => number = () => performance.now(),
+    { log, onChange, exit = (code) => process.exit(code), now = () => performance.now() }: ElectorHooks,
   ) {
     this.t = timings(opts.leaseDurationSeconds);
+    this.log = log;
+    this.onChange = onChange;
+    this.exit = exit;
+    this.now = now;
   }
 
   start(): void {

@@ -54,7 +54,7 @@ async function main(): Promise<number> {
     timeoutMs: cfg.apiTimeoutSeconds * 1000,
     writeBudgetMs: () => (elector ? elector.writeBudgetMs() : Infinity),
   });
-  const controller = new Controller(kc, clients, cfg, hasher, log, metrics);
+  const controller = new Controller({ kc, clients, cfg, hasher, log, metrics });
   log.info('starting', {
     version: VERSION,
     namespace: cfg.namespace || '(all)',
@@ -94,14 +94,16 @@ async function main(): Promise<number> {
         identity: `${cfg.podName}_${cfg.podUid || process.pid}`,
         leaseDurationSeconds: cfg.leaseDurationSeconds,
       },
-      log,
-      (leading) => {
-        metrics.leader.set(leading ? 1 : 0);
-        log.info(leading ? 'leading' : 'not leading', { lease: cfg.leaderElectionId });
-        if (leading && !started) {
-          started = true;
-          controller.lead();
-        }
+      {
+        log,
+        onChange: (leading) => {
+          metrics.leader.set(leading ? 1 : 0);
+          log.info(leading ? 'leading' : 'not leading', { lease: cfg.leaderElectionId });
+          if (leading && !started) {
+            started = true;
+            controller.lead();
+          }
+        },
       },
     );
     elector.start();

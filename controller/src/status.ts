@@ -37,10 +37,7 @@ const days = (ms: number) => (ms / 86_400_000).toFixed(ms < 86_400_000 ? 2 : 0);
 function expiryStatus(
   outcome: Extract<Outcome, { ok: true }>,
   conditions: Condition[],
-  generation: number,
-  t: string,
-  now: Date,
-  warnMs: number,
+  { generation, now, warnMs }: { generation: number; now: Date; warnMs: number },
 ) {
   const exp = outcome.expiresOn;
   if (!exp)
@@ -56,7 +53,7 @@ function expiryStatus(
     conditions: setCondition(
       conditions,
       { type: EXPIRING, ...expiringCondition(dated, now, warnMs), observedGeneration: generation },
-      t,
+      rfc3339(now),
     ),
   };
 }
@@ -181,7 +178,7 @@ export function nextStatus(
       syncHash: outcome.hash,
       lastSuccessfulSyncTime: t,
       observedGeneration: generation,
-      ...expiryStatus(outcome, conditions, generation, t, now, expiryWarningMs),
+      ...expiryStatus(outcome, conditions, { generation, now, warnMs: expiryWarningMs }),
     };
   }
   // Providers' own messages often end in a period already: one, not two.

@@ -36,7 +36,7 @@ const ss = (name: string) => ({ metadata: { name, namespace: 'n', uid: `u-${name
 
 test('at most inFlight Events go to the apiserver at once; the rest wait their turn, in order', async () => {
   const api = slowApiserver();
-  const rec = new EventRecorder(api.core, 'pod', log, () => {}, { inFlight: 2, queued: 10 });
+  const rec = new EventRecorder(api.core, { instance: 'pod', log, limits: { inFlight: 2, queued: 10 } });
   for (let i = 0; i < 5; i++) rec.record(ss(`s${i}`), 'Normal', 'CreateSucceeded', 'ok');
   await flush();
   expect(api.pending).toHaveLength(2);
@@ -48,7 +48,12 @@ test('beyond the queue, Events are dropped and counted, with one warning per epi
   warnings.length = 0;
   const api = slowApiserver();
   let dropped = 0;
-  const rec = new EventRecorder(api.core, 'pod', log, () => dropped++, { inFlight: 1, queued: 2 });
+  const rec = new EventRecorder(api.core, {
+    instance: 'pod',
+    log,
+    onDropped: () => dropped++,
+    limits: { inFlight: 1, queued: 2 },
+  });
   for (let i = 0; i < 6; i++) rec.record(ss(`s${i}`), 'Warning', 'UpdateFailedProviderError', 'failed');
   expect(dropped).toBe(3);
   expect(warnings.filter((w) => w.startsWith('dropping Events'))).toHaveLength(1);
@@ -70,7 +75,7 @@ test('a failed Event frees its slot for the next one', async () => {
       (core.createNamespacedEvent as (...x: unknown[]) => Promise<unknown>)(...a)
     ),
   } as unknown as CoreV1Api;
-  const rec = new EventRecorder(counting, 'pod', log, () => {}, { inFlight: 1, queued: 5 });
+  const rec = new EventRecorder(counting, { instance: 'pod', log, limits: { inFlight: 1, queued: 5 } });
   for (let i = 0; i < 4; i++) rec.record(ss(`s${i}`), 'Normal', 'CreateSucceeded', 'ok');
   await flush();
   await flush();

@@ -28,10 +28,7 @@ const quiet = { error: () => undefined, warn: () => undefined, info: () => undef
 const elector = new LeaderElector(
   leases,
   { namespace: 'n', name: 'lease', identity: 'me', leaseDurationSeconds: LEASE_SECONDS },
-  quiet,
-  () => undefined,
-  (() => undefined) as never,
-  now,
+  { log: quiet, onChange: () => undefined, exit: (() => undefined) as never, now },
 );
 
 /** When a successor could have taken over (monotonic, on `now`). */

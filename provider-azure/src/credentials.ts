@@ -194,20 +194,13 @@ class NodeManagedIdentity implements TokenCredential {
 
   /** What the SDK's failure means for the user. IMDS's answers are in entra.ts (the stand-in), with their sources. */
   private failure(err: unknown): ProviderError {
-    const e = (err ?? {}) as {
-      message?: string;
-      cause?: { errorCode?: string; errorMessage?: string; status?: number };
-    };
-    const upstream = e.cause ?? {};
-    const described = /Description: (.*?) - Correlation ID:/s.exec(upstream.errorMessage ?? e.message ?? '')?.[1];
-    const said = redact(described && described !== 'Not Available' ? described : String(e.message ?? err))
-      .split(/\r?\n/)[0]!
-      .slice(0, 400);
-    const status = upstream.status;
-    const what = this.clientId
-      ? `the user-assigned identity '${this.clientId}' (userAssignedIdentityID)`
-      : "the node's system-assigned identity";
+    const f = imdsFailure(err);
     const opts = { cause: err };
+    return this.identityChoiceFailure(f.said, opts) ?? this.serviceFailure(f, opts);
+  }
+
+  /** The node has no identity that fits the class's choice (or several, and it made none). */
+  private identityChoiceFailure(said: string, opts: { cause: unknown }): ProviderError | undefined {
     if (/^Multiple user assigned identities exist/i.test(said)) {
       return new ProviderError(
         'Unauthenticated',
@@ -216,22 +209,31 @@ class NodeManagedIdentity implements TokenCredential {
         opts,
       );
     }
-    if (/^Identity not found/i.test(said)) {
-      return this.clientId
-        ? new ProviderError(
-            'Unauthenticated',
-            `useVMManagedIdentity: no managed identity with client ID '${this.clientId}' (userAssignedIdentityID) is attached to this node (${this.endpoint}: "${said}"); attach it to the node pool's VM scale set, or set userAssignedIdentityID to the client ID of one that is (${ON_AKS})`,
-            'IdentityNotFound',
-            opts,
-          )
-        : new ProviderError(
-            'Unauthenticated',
-            `useVMManagedIdentity: the node has no system-assigned managed identity (${this.endpoint}: "${said}"); set userAssignedIdentityID to the client ID of a user-assigned identity attached to the node (${ON_AKS})`,
-            'IdentityNotFound',
-            opts,
-          );
-    }
-    if (upstream.errorCode === 'network_error' || /Network unreachable/.test(e.message ?? '')) {
+    if (!/^Identity not found/i.test(said)) return undefined;
+    return this.clientId
+      ? new ProviderError(
+          'Unauthenticated',
+          `useVMManagedIdentity: no managed identity with client ID '${this.clientId}' (userAssignedIdentityID) is attached to this node (${this.endpoint}: "${said}"); attach it to the node pool's VM scale set, or set userAssignedIdentityID to the client ID of one that is (${ON_AKS})`,
+          'IdentityNotFound',
+          opts,
+        )
+      : new ProviderError(
+          'Unauthenticated',
+          `useVMManagedIdentity: the node has no system-assigned managed identity (${this.endpoint}: "${said}"); set userAssignedIdentityID to the client ID of a user-assigned identity attached to the node (${ON_AKS})`,
+          'IdentityNotFound',
+          opts,
+        );
+  }
+
+  /** IMDS out of reach, failing, or refusing a token for an identity the node has. */
+  private serviceFailure(
+    { said, status, errorCode, unreachable }: ImdsFailure,
+    opts: { cause: unknown },
+  ): ProviderError {
+    const what = this.clientId
+      ? `the user-assigned identity '${this.clientId}' (userAssignedIdentityID)`
+      : "the node's system-assigned identity";
+    if (unreachable) {
       return new ProviderError(
         'Unavailable',
         `useVMManagedIdentity: ${this.endpoint} could not be reached for ${what}; the node's managed identity is there only on an Azure VM or AKS node whose IMDS the provider can reach: ${said}`,
@@ -252,10 +254,37 @@ class NodeManagedIdentity implements TokenCredential {
     return new ProviderError(
       'Unauthenticated',
       `useVMManagedIdentity: ${this.endpoint} gave no token for ${what}${status ? ` (HTTP ${status})` : ''}: ${said}`,
-      aadsts ?? (upstream.errorCode || 'ManagedIdentityFailed'),
+      aadsts ?? (errorCode || 'ManagedIdentityFailed'),
       opts,
     );
   }
+}
+
+/** What a managed identity failure from the SDK says: IMDS's description (redacted, one line), status and code. */
+interface ImdsFailure {
+  said: string;
+  status: number | undefined;
+  errorCode: string | undefined;
+  /** IMDS was not reached at all. */
+  unreachable: boolean;
+}
+
+function imdsFailure(err: unknown): ImdsFailure {
+  const e = (err ?? {}) as {
+    message?: string;
+    cause?: { errorCode?: string; errorMessage?: string; status?: number };
+  };
+  const upstream = e.cause ?? {};
+  const described = /Description: (.*?) - Correlation ID:/s.exec(upstream.errorMessage ?? e.message ?? '')?.[1];
+  const said = redact(described && described !== 'Not Available' ? described : String(e.message ?? err))
+    .split(/\r?\n/)[0]!
+    .slice(0, 400);
+  return {
+    said,
+    status: upstream.status,
+    errorCode: upstream.errorCode,
+    unreachable: upstream.errorCode === 'network_error' || /Network unreachable/.test(e.message ?? ''),
+  };
 }
 
 export function identityKey(identity: Identity, tenantId: string, cloud: CloudEnvironment): string {

@@ -178,20 +178,24 @@ function networkFailure(e: AzureLikeError, raw: string, fail: Fail): ProviderErr
   return undefined;
 }
 
+/** A 403, told apart by Key Vault's inner error code (FORBIDDEN). */
+function forbiddenFailure(e: AzureLikeError, message: string, fail: Fail): ProviderError {
+  const inner = e.details?.error?.innerError?.code;
+  const known = inner ? FORBIDDEN[inner] : undefined;
+  if (known) return fail(known.code, `${known.says}: ${message}`, inner);
+  return fail(
+    'PermissionDenied',
+    `Key Vault refused the read (${inner ?? e.code ?? 'Forbidden'}): ${message}`,
+    inner ?? e.code ?? 'Forbidden',
+  );
+}
+
 function httpFailure(e: AzureLikeError, message: string, fail: Fail): ProviderError | undefined {
   switch (e.statusCode) {
     case 401:
       return fail('Unauthenticated', `Key Vault did not accept the access token: ${message}`, e.code ?? 'Unauthorized');
-    case 403: {
-      const inner = e.details?.error?.innerError?.code;
-      const known = inner ? FORBIDDEN[inner] : undefined;
-      if (known) return fail(known.code, `${known.says}: ${message}`, inner);
-      return fail(
-        'PermissionDenied',
-        `Key Vault refused the read (${inner ?? e.code ?? 'Forbidden'}): ${message}`,
-        inner ?? e.code ?? 'Forbidden',
-      );
-    }
+    case 403:
+      return forbiddenFailure(e, message, fail);
     case 404:
       return fail('NotFound', 'not found in the vault', e.code ?? 'NotFound');
     case 429:

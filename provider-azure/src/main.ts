@@ -55,9 +55,14 @@ async function main(): Promise<number> {
     }),
     metrics,
   );
-  const provider = new AzureProvider(VERSION, cfg, log, access, new Credentials(cfg.maxIdentities), (t) =>
-    metrics.objectExpiry.observe((t.getTime() - Date.now()) / 1000),
-  );
+  const provider = new AzureProvider({
+    runtimeVersion: VERSION,
+    cfg,
+    log,
+    access,
+    credentials: new Credentials(cfg.maxIdentities),
+    observeExpiry: (t) => metrics.objectExpiry.observe((t.getTime() - Date.now()) / 1000),
+  });
   log.info('starting', {
     version: VERSION,
     endpoint: cfg.endpoint,

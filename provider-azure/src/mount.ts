@@ -40,18 +40,35 @@ function earliest(a: Date | undefined, b: Date | undefined): Date | undefined {
   return a.getTime() <= b.getTime() ? a : b;
 }
 
+/** What the provider reads with: parsed configuration, Key Vault access and identities. */
+export interface AzureProviderDeps {
+  runtimeVersion: string;
+  cfg: Config;
+  log: Logger;
+  access: KeyVaultAccess;
+  credentials: Credentials;
+  /** Told each returned object's expiry (the provider's metric). */
+  observeExpiry?: (t: Date) => void;
+}
+
 export class AzureProvider implements Provider {
   readonly runtimeName = RUNTIME_NAME;
 
-  constructor(
-    readonly runtimeVersion: string,
-    private readonly cfg: Config,
-    private readonly log: Logger,
-    private readonly access: KeyVaultAccess,
-    private readonly credentials: Credentials,
-    /** Told each returned object's expiry (the provider's metric). */
-    private readonly observeExpiry?: (t: Date) => void,
-  ) {}
+  readonly runtimeVersion: string;
+  private readonly cfg: Config;
+  private readonly log: Logger;
+  private readonly access: KeyVaultAccess;
+  private readonly credentials: Credentials;
+  private readonly observeExpiry: ((t: Date) => void) | undefined;
+
+  constructor(deps: AzureProviderDeps) {
+    this.runtimeVersion = deps.runtimeVersion;
+    this.cfg = deps.cfg;
+    this.log = deps.log;
+    this.access = deps.access;
+    this.credentials = deps.credentials;
+    this.observeExpiry = deps.observeExpiry;
+  }
 
   async mount(request: ParsedMountRequest, ctx: CallContext): Promise<MountResult> {
     const started = Date.now();

@@ -79,62 +79,63 @@ const YAML_OPTIONS = {
  * few milliseconds and the slowest accepted shape parses in about 60 ms.
  */
 function refuseCostlyShapes(text: string, where: string, limits: ShapeLimits): void {
-  let keys = 0;
-  let items = 0;
-  let lines = 0;
-  let documents = 0;
+  // The stream's start, and one `---` before the content: two document tokens at most.
+  const max: Record<Counted, number> = { ...limits, documents: 2 };
+  const seen: Record<Counted, number> = { documents: 0, lines: 0, keys: 0, items: 0 };
   for (const token of new Lexer().lex(text)) {
-    const type = CST.tokenType(token);
-    switch (type) {
-      case 'doc-mode':
-      case 'doc-start':
-        // The stream's start, and one `---` before the content.
-        if (++documents > 2) throw invalid(`${where} holds more than one YAML document`);
-        break;
-      case 'newline':
-        if (++lines > limits.lines) throw invalid(`${where} has more than ${limits.lines} lines`);
-        break;
-      case 'map-value-ind':
-        if (++keys > limits.keys)
-          throw invalid(
-            `${where} has more than ${limits.keys} mapping keys; a class needs at most ${FIELDS.length} per object`,
-          );
-        break;
-      case 'seq-item-ind':
-        if (++items > limits.items)
-          throw invalid(
-            limits.items === 0
-              ? `${where}: a field holds a list; each field takes a single value`
-              : `${where} has more than ${limits.items} list entries (\`- \`), more than the objects this provider takes per Mount`,
-          );
-        break;
-      case 'single-quoted-scalar':
-      case 'double-quoted-scalar':
-        if (token.includes('\n')) throw invalid(`${where}: a quoted value spans lines; write each value on one line`);
-        break;
-      case 'flow-map-start':
-      case 'flow-seq-start':
-      case 'explicit-key-ind':
-      case 'anchor':
-      case 'alias':
-      case 'tag':
-      case 'directive-line':
-        throw invalid(
-          `${where} uses YAML ${SHAPE_NAMES[type]}, which a SecretProviderClass never needs; write \`array:\` as a block list of \`- |\` entries, as in the example`,
-        );
-    }
+    const type = CST.tokenType(token) ?? '';
+    const counted = COUNTED.get(type);
+    if (counted && ++seen[counted] > max[counted]) throw tooMany(counted, where, limits);
+    if (QUOTED.has(type) && token.includes('\n'))
+      throw invalid(`${where}: a quoted value spans lines; write each value on one line`);
+    const shape = SHAPE_NAMES.get(type);
+    if (shape)
+      throw invalid(
+        `${where} uses YAML ${shape}, which a SecretProviderClass never needs; write \`array:\` as a block list of \`- |\` entries, as in the example`,
+      );
   }
 }
 
-const SHAPE_NAMES: Record<string, string> = {
-  'flow-map-start': 'flow mappings ({...})',
-  'flow-seq-start': 'flow lists ([...])',
-  'explicit-key-ind': 'explicit keys (?)',
-  anchor: 'anchors (&)',
-  alias: 'aliases (*)',
-  tag: 'tags (!)',
-  'directive-line': 'directives (%)',
-};
+/** What is counted, by the lexer's token type. */
+type Counted = 'documents' | 'lines' | 'keys' | 'items';
+const COUNTED = new Map<string, Counted>([
+  ['doc-mode', 'documents'],
+  ['doc-start', 'documents'],
+  ['newline', 'lines'],
+  ['map-value-ind', 'keys'],
+  ['seq-item-ind', 'items'],
+]);
+const QUOTED = new Set(['single-quoted-scalar', 'double-quoted-scalar']);
+
+function tooMany(counted: Counted, where: string, limits: ShapeLimits): ProviderError {
+  switch (counted) {
+    case 'documents':
+      return invalid(`${where} holds more than one YAML document`);
+    case 'lines':
+      return invalid(`${where} has more than ${limits.lines} lines`);
+    case 'keys':
+      return invalid(
+        `${where} has more than ${limits.keys} mapping keys; a class needs at most ${FIELDS.length} per object`,
+      );
+    case 'items':
+      return invalid(
+        limits.items === 0
+          ? `${where}: a field holds a list; each field takes a single value`
+          : `${where} has more than ${limits.items} list entries (\`- \`), more than the objects this provider takes per Mount`,
+      );
+  }
+}
+
+/** Shapes refused outright, by the lexer's token type. */
+const SHAPE_NAMES = new Map<string, string>([
+  ['flow-map-start', 'flow mappings ({...})'],
+  ['flow-seq-start', 'flow lists ([...])'],
+  ['explicit-key-ind', 'explicit keys (?)'],
+  ['anchor', 'anchors (&)'],
+  ['alias', 'aliases (*)'],
+  ['tag', 'tags (!)'],
+  ['directive-line', 'directives (%)'],
+]);
 
 interface ShapeLimits {
   keys: number;
