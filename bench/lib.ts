@@ -4,7 +4,7 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import type { AzureStack } from '../test/env/azure/client.js';
-import { objectsYaml } from '../test/helpers/provider.js';
+import { objectsYaml } from '../test/helpers/fixtures.js';
 
 export function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { AzureStack } from '../test/env/azure/client.js';
 import { repoRoot } from '../test/env/control-plane.js';
 import { startStack, toEnv, PRELOAD } from '../test/env/stack.js';
-import { mountRequest, objectsYaml, startProvider } from '../test/helpers/provider.js';
+import { objectsYaml } from '../test/helpers/fixtures.js';
+import { mountRequest, startProvider } from '../test/helpers/provider.js';
 import { percentile, round } from './lib.js';
 
 const RUNS = 30;

@@ -8,9 +8,9 @@ import { AzureStack } from '../../test/env/azure/client.js';
 import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
-import { objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
+import { startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
 import type { SecretSync } from '../src/api.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { azureParameters, secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -36,20 +36,11 @@ async function create(name: string, days: number[]) {
     version: 'v1',
     namespace: ns.name,
     plural: 'secretproviderclasses',
-    body: {
-      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-      kind: 'SecretProviderClass',
-      metadata: { name },
-      spec: {
-        provider: 'azure',
-        parameters: {
-          keyvaultName: vault,
-          tenantID: azure.tenantId,
-          clientID: clientId,
-          objects: objectsYaml(objects),
-        },
-      },
-    },
+    body: secretProviderClass({
+      name,
+      provider: 'azure',
+      parameters: azureParameters({ keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects }),
+    }),
   });
   await k.custom.createNamespacedCustomObject({
     ...sync,

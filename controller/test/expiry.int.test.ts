@@ -12,14 +12,13 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import {
-  objectsYaml,
   startProvider,
   startTestProvider,
   type RunningProviderProcess,
   type TestProvider,
 } from '../../test/helpers/provider.js';
 import type { SecretSync } from '../src/api.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { azureParameters, secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -67,19 +66,14 @@ async function sync(
 ) {
   const parameters =
     providerName === 'azure'
-      ? { keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml(objects) }
+      ? azureParameters({ keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects })
       : { prefix: 'value' };
   await k.custom.createNamespacedCustomObject({
     group: 'secrets-store.csi.x-k8s.io',
     version: 'v1',
     namespace: ns.name,
     plural: 'secretproviderclasses',
-    body: {
-      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-      kind: 'SecretProviderClass',
-      metadata: { name },
-      spec: { provider: providerName, parameters },
-    },
+    body: secretProviderClass({ name, provider: providerName, parameters }),
   });
   await k.custom.createNamespacedCustomObject({
     group: 'secret-sync.x-k8s.io',

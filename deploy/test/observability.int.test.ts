@@ -15,7 +15,6 @@ import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import {
-  objectsYaml,
   startProvider,
   startTestProvider,
   type RunningProviderProcess,
@@ -31,7 +30,7 @@ import {
   type RuleFile,
 } from './observability-files.js';
 import { checkExpr, parseExposition, type Scrape } from './promql-refs.js';
-import { secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
+import { azureParameters, secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -86,19 +85,14 @@ async function secretSync(
   if (spc) {
     const parameters =
       providerName === 'azure'
-        ? { keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml(objects) }
+        ? azureParameters({ keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects })
         : { prefix: '' };
     await k.custom.createNamespacedCustomObject({
       group: 'secrets-store.csi.x-k8s.io',
       version: 'v1',
       namespace: ns.name,
       plural: 'secretproviderclasses',
-      body: {
-        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-        kind: 'SecretProviderClass',
-        metadata: { name: spc },
-        spec: { provider: providerName, parameters },
-      },
+      body: secretProviderClass({ name: spc, provider: providerName, parameters }),
     });
   }
   const data = objects.map((o) => ({ sourcePath: o.objectName!, targetKey: 'value' }));

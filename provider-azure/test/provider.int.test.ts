@@ -10,7 +10,8 @@ import { AzureStack } from '../../test/env/azure/client.js';
 import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
-import { mountRequest, objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
+import { azureParameters, objectsYaml } from '../../test/helpers/fixtures.js';
+import { mountRequest, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -40,7 +41,10 @@ async function set(name: string, value: string): Promise<string> {
 }
 
 function params(objects: Record<string, string | number>[], extra: Record<string, string> = {}) {
-  return { keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects: objectsYaml(objects), ...extra };
+  return {
+    ...azureParameters({ keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects }),
+    ...extra,
+  };
 }
 
 async function mount(objects: Record<string, string | number>[], extra: Record<string, string> = {}, sa = 'workload') {

@@ -10,7 +10,8 @@ import { AzureStack } from '../../test/env/azure/client.js';
 import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
 import { kube, tempNamespace } from '../../test/helpers/kube.js';
-import { mountRequest, objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
+import { azureParameters } from '../../test/helpers/fixtures.js';
+import { mountRequest, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);
@@ -31,10 +32,7 @@ async function token(): Promise<string> {
 
 async function mount(objects: Record<string, string | number>[], extra: Record<string, string> = {}, via = provider) {
   const parameters = {
-    keyvaultName: vault,
-    tenantID: azure.tenantId,
-    clientID: clientId,
-    objects: objectsYaml(objects),
+    ...azureParameters({ keyvaultName: vault, tenantID: azure.tenantId, clientID: clientId, objects }),
     ...extra,
   };
   return via.client.mount(

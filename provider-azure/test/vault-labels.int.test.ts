@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { loadStackInfo } from '../../test/env/stack.js';
 import { kube, tempNamespace } from '../../test/helpers/kube.js';
-import { mountRequest, objectsYaml, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
+import { objectsYaml } from '../../test/helpers/fixtures.js';
+import { mountRequest, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
 
 const info = loadStackInfo();
 const azure = new AzureStack(info);

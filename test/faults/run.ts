@@ -17,9 +17,10 @@ import { pool, round } from '../../bench/lib.js';
 import { AzureStack } from '../env/azure/client.js';
 import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../env/stack.js';
+import { azureParameters, secretProviderClass, secretSync } from '../helpers/fixtures.js';
 import { eventually, kube, type Kube } from '../helpers/kube.js';
 import { startManager, type RunningManager } from '../helpers/manager.js';
-import { objectsYaml, startProvider, type RunningProviderProcess } from '../helpers/provider.js';
+import { startProvider, type RunningProviderProcess } from '../helpers/provider.js';
 import { startRelay } from '../helpers/tcp-proxy.js';
 import { managerKubeconfig } from '../env/manager-identity.js';
 
@@ -526,23 +527,19 @@ async function setUp(stack: Stack): Promise<Ctx> {
       version: 'v1',
       namespace: NS,
       plural: 'secretproviderclasses',
-      body: {
-        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-        kind: 'SecretProviderClass',
-        metadata: { name: `class-${c}` },
-        spec: {
-          provider: 'azure',
-          parameters: {
-            keyvaultName: vault,
-            tenantID: azure.tenantId,
-            clientID: id.clientId,
-            objects: objectsYaml([
-              { objectName: secretName(c), objectType: 'secret' },
-              { objectName: 'shared', objectType: 'secret' },
-            ]),
-          },
-        },
-      },
+      body: secretProviderClass({
+        name: `class-${c}`,
+        provider: 'azure',
+        parameters: azureParameters({
+          keyvaultName: vault,
+          tenantID: azure.tenantId,
+          clientID: id.clientId,
+          objects: [
+            { objectName: secretName(c), objectType: 'secret' },
+            { objectName: 'shared', objectType: 'secret' },
+          ],
+        }),
+      }),
     });
   }
   ctx.provider = await startTheProvider(ctx);
@@ -583,21 +580,15 @@ async function main(): Promise<void> {
         version: 'v1alpha1',
         namespace: NS,
         plural: 'secretsyncs',
-        body: {
-          apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
-          kind: 'SecretSync',
-          metadata: { name },
-          spec: {
-            serviceAccountName: SA,
-            secretProviderClassName: `class-${cls}`,
-            secretObject: {
-              data: [
-                { sourcePath: secretName(cls), targetKey: 'own' },
-                { sourcePath: 'shared', targetKey: 'shared' },
-              ],
-            },
-          },
-        },
+        body: secretSync({
+          name,
+          sa: SA,
+          spc: `class-${cls}`,
+          data: [
+            { sourcePath: secretName(cls), targetKey: 'own' },
+            { sourcePath: 'shared', targetKey: 'shared' },
+          ],
+        }),
       });
     });
     await eventually(async () => ((await converged(ctx!)) ? true : undefined), 120_000, 'the initial sync', 1_000);

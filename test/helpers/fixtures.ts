@@ -89,6 +89,43 @@ export function secretProviderClass(o: SecretProviderClassOptions): SecretProvid
   };
 }
 
+/** One Key Vault object as a class lists it: objectName, objectType, objectVersion, … */
+export type AzureObject = Record<string, string | number>;
+
+/** The `objects` parameter from a list of object descriptions, in the YAML shape users write. */
+export function objectsYaml(objects: AzureObject[]): string {
+  return (
+    [
+      'array:',
+      ...objects.map(
+        (o) =>
+          '  - |\n' +
+          Object.entries(o)
+            .map(([k, v]) => `    ${k}: ${v}`)
+            .join('\n'),
+      ),
+    ].join('\n') + '\n'
+  );
+}
+
+export interface AzureParametersOptions {
+  keyvaultName: string;
+  tenantID: string;
+  /** The workload identity's client ID; left out when undefined. */
+  clientID?: string;
+  objects: AzureObject[];
+}
+
+/** An Azure class's parameters for workload identity, with `objects` written as users write it. */
+export function azureParameters(o: AzureParametersOptions): Record<string, string> {
+  return defined({
+    keyvaultName: o.keyvaultName,
+    tenantID: o.tenantID,
+    clientID: o.clientID,
+    objects: objectsYaml(o.objects),
+  }) as Record<string, string>;
+}
+
 /** A condition as the manager writes it; lastTransitionTime defaults to a fixed past time. */
 export function condition(
   type: string,

@@ -121,22 +121,6 @@ export function mountRequest(opts: {
   });
 }
 
-/** The `objects` parameter from a list of object descriptions, in the YAML shape users write. */
-export function objectsYaml(objects: Record<string, string | number>[]): string {
-  return (
-    [
-      'array:',
-      ...objects.map(
-        (o) =>
-          '  - |\n' +
-          Object.entries(o)
-            .map(([k, v]) => `    ${k}: ${v}`)
-            .join('\n'),
-      ),
-    ].join('\n') + '\n'
-  );
-}
-
 export interface TestProvider {
   socketDir: string;
   name: string;
