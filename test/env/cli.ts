@@ -2,7 +2,7 @@
 // `npm run stack -- down <dir>`: stops what a crashed run left in that folder;
 // `npm run stack -- build`: builds (or finds) the control-plane binaries.
 import { ensureBinaries } from './control-plane.js';
-import { cleanupNode } from './node.js';
+import { cleanupNode } from './node-cleanup.js';
 import { stopRecorded } from './processes.js';
 import { startStack, toEnv } from './stack.js';
 

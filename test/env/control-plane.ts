@@ -137,27 +137,11 @@ export async function startControlPlane(opts: {
   const log = opts.log ?? (() => undefined);
   const binDir = await ensureBinaries(log);
   killRecordedOnExit(opts.stateDir, opts.handleSignals ?? true);
-  const dir = join(opts.stateDir, 'control-plane');
-  const certs = writeControlPlaneCerts(join(dir, 'pki'), opts.ca, NODE_NAME);
-  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const etcd = new Etcd({
+  const { certs, etcd, apiserver, kubeconfig, kcm } = await components({
     binDir,
     stateDir: opts.stateDir,
-    clientPort: etcdPort,
-    peerPort,
-    // On tmpfs when there is one: the control plane's writes then cost no disk syncs.
-    dataDir: join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`),
+    ca: opts.ca,
   });
-  const apiserver = new Apiserver({
-    binDir,
-    stateDir: opts.stateDir,
-    port: apiPort,
-    etcdUrl: etcd.url,
-    certs,
-    certDir: join(dir, 'apiserver-certs'),
-  });
-  const kubeconfig = writeAdminKubeconfig(join(dir, 'kubeconfig'), apiserver.url, certs);
-  const kcm = new ControllerManager({ binDir, stateDir: opts.stateDir, kubeconfig, apiserver });
   const stop = async () => {
     // Each after everything that uses it.
     for (const p of [kcm, apiserver, etcd]) await p.stop();
@@ -208,6 +192,36 @@ export async function startControlPlane(opts: {
       log('etcd restarted');
     },
   };
+}
+
+/**
+ * The control plane's parts, not started yet: its certificates and admin kubeconfig written, ports
+ * chosen, and each component told where the one before it listens.
+ */
+async function components(o: { binDir: string; stateDir: string; ca: Ca }) {
+  const { binDir, stateDir } = o;
+  const dir = join(stateDir, 'control-plane');
+  const certs = writeControlPlaneCerts(join(dir, 'pki'), o.ca, NODE_NAME);
+  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcd = new Etcd({
+    binDir,
+    stateDir,
+    clientPort: etcdPort,
+    peerPort,
+    // On tmpfs when there is one: the control plane's writes then cost no disk syncs.
+    dataDir: join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`),
+  });
+  const apiserver = new Apiserver({
+    binDir,
+    stateDir,
+    port: apiPort,
+    etcdUrl: etcd.url,
+    certs,
+    certDir: join(dir, 'apiserver-certs'),
+  });
+  const kubeconfig = writeAdminKubeconfig(join(dir, 'kubeconfig'), apiserver.url, certs);
+  const kcm = new ControllerManager({ binDir, stateDir, kubeconfig, apiserver });
+  return { certs, etcd, apiserver, kubeconfig, kcm };
 }
 
 /** A fixed wait that is the fault itself: the component stays down this long. */

@@ -12,7 +12,7 @@ import {
   type ControlPlane,
   type ControlPlaneInfo,
 } from './control-plane.js';
-import { cleanupNode } from './node.js';
+import { cleanupNode } from './node-cleanup.js';
 import { createCa } from './pki.js';
 import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
 

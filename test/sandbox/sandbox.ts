@@ -11,7 +11,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { AzureStack } from '../env/azure/client.js';
 import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
-import { cleanupNode, podMemory, startNode, type StackNode } from '../env/node.js';
+import { cleanupNode } from '../env/node-cleanup.js';
+import { podMemory, startNode, type StackNode } from '../env/node.js';
 import { startStack, toEnv, type Stack, type StackInfo } from '../env/stack.js';
 import { startManager, type RunningManager } from '../helpers/manager.js';
 import { startProvider, type RunningProviderProcess } from '../helpers/provider.js';
