@@ -29,6 +29,7 @@ import { reconcile } from './reconcile.js';
 import { NOTHING, schedule, type Next, type Scheduling } from './schedule.js';
 import { SecretWriter } from './secret-writer.js';
 import { SharedMounts } from './shared-mounts.js';
+import { logOutcome } from './sync-log.js';
 import { countByReadyReason, StatusReporter, storedExpiry } from './status.js';
 import { TokenCache } from './tokens.js';
 
@@ -296,20 +297,8 @@ export class Controller {
     } catch (e) {
       return this.statusWriteFailed(key, e);
     }
-    const fields = {
-      secretSync: key,
-      reason: outcome.reason,
-      durationMs: Math.round(seconds * 1000),
-      ...(outcome.ok ? { versions: outcome.versions, wrote: outcome.wrote } : { error: outcome.message }),
-    };
-    if (outcome.ok) {
-      // A rotation that found nothing new is routine: debug, like the Event rule in status.ts.
-      if (outcome.reason === 'UpdateNoValueChangeSucceeded') this.log.debug('synced', fields);
-      else this.log.info('synced', fields);
-      this.setExpiryMetrics(ss, outcome.expiresOn);
-    } else {
-      this.log.warn('sync failed', fields);
-    }
+    logOutcome(this.log, { secretSync: key, outcome, durationMs: Math.round(seconds * 1000) });
+    if (outcome.ok) this.setExpiryMetrics(ss, outcome.expiresOn);
     return next;
   }
 

@@ -3,11 +3,12 @@ import winston from 'winston';
 
 export type Logger = winston.Logger;
 
-export function createLogger(level: string): Logger {
+/** `transport`: where the lines go (stdout; a test passes a stream to read them back). */
+export function createLogger(level: string, transport: winston.transport = new winston.transports.Console()): Logger {
   return winston.createLogger({
     level,
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { component: 'manager' },
-    transports: [new winston.transports.Console()],
+    transports: [transport],
   });
 }

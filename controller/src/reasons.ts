@@ -79,11 +79,20 @@ export function adviceFor(err: SyncError): string {
  */
 export type Retry = 'backoff' | 'slow';
 
+/**
+ * What failed upstream: the provider's gRPC status name and its `x-provider-reason` (e.g.
+ * "PERMISSION_DENIED", "ForbiddenByRbac"), or the apiserver's HTTP status.
+ */
+export interface Upstream {
+  code?: string | number;
+  reason?: string;
+}
+
 export interface SyncErrorOptions {
   cause?: unknown;
   provider?: string;
   socket?: string;
-  upstream?: { code?: string | number; reason?: string };
+  upstream?: Upstream;
   timedOut?: string;
 }
 
@@ -92,12 +101,8 @@ export class SyncError extends Error {
   /** For provider failures: which provider, and its socket, so the advice names the right one. */
   readonly provider?: string;
   readonly socket?: string;
-  /**
-   * What failed upstream, for log lines and metrics, so nothing parses the message: the provider's
-   * gRPC status name and its `x-provider-reason` (e.g. "PERMISSION_DENIED", "ForbiddenByRbac"), or
-   * the apiserver's HTTP status.
-   */
-  readonly upstream?: { code?: string | number; reason?: string };
+  /** What failed upstream, for log lines and metrics, so nothing parses the message. */
+  readonly upstream?: Upstream;
   /** What did not answer in time, when the failure is a deadline (e.g. "provider 'azure'"). */
   readonly timedOut?: string;
   constructor(

@@ -58,6 +58,8 @@ export async function reconcile(
         reason: failureReason(err.kind, phase),
         message: err.message,
         advice: adviceFor(err),
+        ...(err.upstream ? { upstream: err.upstream } : {}),
+        ...(err.timedOut ? { timedOut: err.timedOut } : {}),
       },
       next: { kind: 'backoff', retry: err.retry },
       retry: err.retry,

@@ -4,7 +4,7 @@ import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kuberne
 import { rfc3339 } from '@secret-store-sync/proto';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type Condition, type SecretSync } from './api.js';
 import type { EventRecorder } from './events.js';
-import { REASONS, type FailureKind, type Reason } from './reasons.js';
+import { REASONS, type FailureKind, type Reason, type Upstream } from './reasons.js';
 
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -21,7 +21,16 @@ export type Outcome =
       /** Expiry by object id, from the provider's optional trailer; undefined when it sent none. */
       expiresOn?: Record<string, Date>;
     }
-  | { ok: false; reason: Reason; kind: FailureKind; message: string; advice: string };
+  | {
+      ok: false;
+      reason: Reason;
+      kind: FailureKind;
+      message: string;
+      advice: string;
+      /** For the log line, not the status: what failed upstream, and what did not answer in time. */
+      upstream?: Upstream;
+      timedOut?: string;
+    };
 
 /** The condition that warns before synced objects expire; it never touches Ready. */
 export const EXPIRING = 'Expiring';

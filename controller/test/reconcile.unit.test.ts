@@ -4,10 +4,12 @@
 // the shared-mount layer, the token cache and the provider-name check are the real ones; the
 // provider's answer and the Secret store are fakes that record what they were asked.
 import type { CoreV1Api } from '@kubernetes/client-node';
+import { Writable } from 'node:stream';
+import winston from 'winston';
 import type { SecretProviderClass, SecretSync } from '../src/api.js';
 import type { Config } from '../src/config.js';
 import { Hasher } from '../src/hash.js';
-import type { Logger } from '../src/log.js';
+import { createLogger, type Logger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { Providers, type MountAnswer, type MountInput } from '../src/provider.js';
 import { SyncError, type Retry } from '../src/reasons.js';
@@ -15,6 +17,7 @@ import { reconcile, type ReconcileDeps } from '../src/reconcile.js';
 import type { DesiredSecret, SecretWriter } from '../src/secret-writer.js';
 import { SharedMounts } from '../src/shared-mounts.js';
 import { nextStatus } from '../src/status.js';
+import { logOutcome } from '../src/sync-log.js';
 import { TokenCache } from '../src/tokens.js';
 import { secretProviderClass, secretSync, type SecretSyncOptions } from '../../test/helpers/fixtures.js';
 
@@ -320,4 +323,68 @@ test('a provider without an expiry trailer leaves expiresOn out', async () => {
   const w = world({ files: { foo: 'v1' } }, {});
   const { outcome } = await reconcile(app(), w.deps);
   expect(outcome.ok && 'expiresOn' in outcome).toBe(false);
+});
+
+/** The manager's log line for one reconcile of app(), as the JSON it writes. */
+async function logLineOf(answer: Answer): Promise<Record<string, unknown>> {
+  const { outcome } = await reconcile(app(), world(answer, {}).deps);
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  logOutcome(createLogger('info', new winston.transports.Stream({ stream })), {
+    secretSync: 'n/app',
+    outcome,
+    durationMs: 5,
+  });
+  expect(lines).toHaveLength(1);
+  return JSON.parse(lines[0]!) as Record<string, unknown>;
+}
+
+test.each([
+  [
+    'a provider that did not answer in time',
+    new SyncError('provider', "provider 'test': DEADLINE_EXCEEDED: did not answer within 1 s", 'backoff', {
+      provider: 'test',
+      upstream: { code: 'DEADLINE_EXCEEDED' },
+      timedOut: "provider 'test'",
+    }),
+    { upstream: { code: 'DEADLINE_EXCEEDED' }, timedOut: "provider 'test'" },
+  ],
+  [
+    'a provider refused by Key Vault',
+    new SyncError('provider', "provider 'test': PERMISSION_DENIED: denied (ForbiddenByRbac)", 'backoff', {
+      provider: 'test',
+      upstream: { code: 'PERMISSION_DENIED', reason: 'ForbiddenByRbac' },
+    }),
+    { upstream: { code: 'PERMISSION_DENIED', reason: 'ForbiddenByRbac' } },
+  ],
+  [
+    'a token the apiserver would not mint',
+    new SyncError('internal', "the manager may not mint tokens for ServiceAccount 'default'", 'backoff', {
+      upstream: { code: 403 },
+    }),
+    { upstream: { code: 403 } },
+  ],
+])("the failure's log line carries what failed upstream as fields: %s", async (_, failure, fields) => {
+  const line = await logLineOf(failure);
+  expect(line).toMatchObject({
+    level: 'warn',
+    message: 'sync failed',
+    component: 'manager',
+    secretSync: 'n/app',
+    error: failure.message,
+    ...fields,
+  });
+  expect('timedOut' in line).toBe('timedOut' in fields);
+});
+
+test('a success logs the versions synced, and no failure fields', async () => {
+  const line = await logLineOf({ files: { foo: 'v1' } });
+  expect(line).toMatchObject({ level: 'info', message: 'synced', reason: 'CreateSucceeded', wrote: true });
+  expect(line).not.toHaveProperty('upstream');
+  expect(line).not.toHaveProperty('timedOut');
 });
