@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { SecretSync } from './api.js';
 import { SYNC_GROUP, SYNC_VERSION } from './api.js';
 import type { Logger } from './log.js';
+import type { Text } from './messages.js';
 
 const REPORTING_CONTROLLER = 'secret-store-sync.x-k8s.io/manager';
 
@@ -54,7 +55,7 @@ export class EventRecorder {
   }
 
   /** Fire and forget: an Event that cannot be written must not fail the sync. */
-  record(ss: SecretSync, type: 'Normal' | 'Warning', reason: string, message: string): void {
+  record(ss: SecretSync, type: 'Normal' | 'Warning', reason: string, message: Text): void {
     const now = new Date();
     const body: EventBody = {
       // client-go's naming: <object>.<unique hex>; a generateName ending in '.' is not valid.

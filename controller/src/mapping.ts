@@ -4,6 +4,7 @@ import { errorMessage, Pkcs12CostError, withPkcs12Budget } from '@secret-store-s
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import type { SecretSync } from './api.js';
+import { FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
 
 /** A Secret holds at most 1 MiB of data. */
@@ -16,33 +17,20 @@ export function mapFiles(ss: SecretSync, files: { path: string; contents: Buffer
   for (const entry of ss.spec.secretObject.data) {
     const source = entry.sourcePath.trim();
     const key = entry.targetKey.trim();
-    if (!source) throw new SyncError('userInput', 'a secretObject.data entry has an empty sourcePath', 'slow');
-    if (!key) throw new SyncError('userInput', 'a secretObject.data entry has an empty targetKey', 'slow');
+    if (!source) throw new SyncError(FAILURES.emptySourcePath());
+    if (!key) throw new SyncError(FAILURES.emptyTargetKey());
     const contents = byPath.get(source);
     if (!contents) {
-      const known = [...byPath.keys()].sort().slice(0, 20).join(', ');
-      throw new SyncError(
-        'userInput',
-        `sourcePath '${source}' is not among the files the provider returned (${known || 'none'}); check objectName/objectAlias and objectVersionHistory in the SecretProviderClass`,
-        'slow',
-      );
+      throw new SyncError(FAILURES.sourcePathMissing({ source, known: [...byPath.keys()].sort().slice(0, 20) }));
     }
     data[key] = type === 'kubernetes.io/tls' ? tlsPart(contents, key, source) : contents;
   }
   if (type === 'kubernetes.io/tls' && (!data['tls.crt'] || !data['tls.key'])) {
-    throw new SyncError(
-      'userInput',
-      'a kubernetes.io/tls Secret needs both tls.crt and tls.key in secretObject.data',
-      'slow',
-    );
+    throw new SyncError(FAILURES.tlsNeedsBoth());
   }
   const total = Object.entries(data).reduce((n, [k, v]) => n + k.length + v.length, 0);
   if (total > MAX_SECRET_BYTES) {
-    throw new SyncError(
-      'userInput',
-      `the Secret would hold ${total} bytes, over the 1 MiB a Secret can hold; map fewer files`,
-      'slow',
-    );
+    throw new SyncError(FAILURES.secretTooLarge({ bytes: total }));
   }
   return data;
 }
@@ -52,11 +40,7 @@ const KEY_RE = /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[^-]+-----END (?:RSA |EC
 
 function tlsPart(contents: Buffer, key: string, source: string): Buffer {
   if (key !== 'tls.crt' && key !== 'tls.key') {
-    throw new SyncError(
-      'userInput',
-      `targetKey '${key}' is not allowed in a kubernetes.io/tls Secret: use tls.crt and tls.key`,
-      'slow',
-    );
+    throw new SyncError(FAILURES.tlsKeyNotAllowed({ key }));
   }
   const text = contents.toString('utf8');
   let certs: string[] = text.match(CERT_RE) ?? [];
@@ -66,7 +50,7 @@ function tlsPart(contents: Buffer, key: string, source: string): Buffer {
       ({ certs, keyPem } = fromPfx(text.trim()));
     } catch (e) {
       if (!(e instanceof Pkcs12CostError)) throw e;
-      throw new SyncError('userInput', `${key}: the provider's file '${source}' is refused: ${e.message}`, 'slow');
+      throw new SyncError(FAILURES.pkcs12Refused({ key, source, detail: e.message }));
     }
   }
   try {
@@ -81,11 +65,7 @@ function tlsPart(contents: Buffer, key: string, source: string): Buffer {
       'utf8',
     );
   } catch (e) {
-    throw new SyncError(
-      'userInput',
-      `${key}: the provider's file is not a usable PEM or PKCS#12 certificate and key (${errorMessage(e)})`,
-      'slow',
-    );
+    throw new SyncError(FAILURES.notCertificateAndKey({ key, detail: errorMessage(e) }));
   }
 }
 

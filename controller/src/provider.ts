@@ -12,6 +12,7 @@ import {
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Metrics } from './metrics.js';
+import { FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
 
 const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
@@ -35,12 +36,7 @@ export class Providers {
   ) {}
 
   checkName(provider: string): void {
-    if (!PROVIDER_NAME.test(provider))
-      throw new SyncError(
-        'spc',
-        `spec.provider '${provider}' is not a provider name (1-30 letters, digits, '-' or '_')`,
-        'slow',
-      );
+    if (!PROVIDER_NAME.test(provider)) throw new SyncError(FAILURES.providerName({ provider }));
   }
 
   async mount(input: MountInput): Promise<MountAnswer> {
@@ -49,12 +45,7 @@ export class Providers {
     // Every failure names the provider and its socket, so the status's advice points at the right one.
     const where = { provider: input.provider, socket };
     if (!existsSync(socket)) {
-      throw new SyncError(
-        'provider',
-        `provider '${input.provider}' is not running: no socket at ${socket}`,
-        'backoff',
-        where,
-      );
+      throw new SyncError(FAILURES.providerNotRunning({ provider: input.provider, socket }), where);
     }
     let client = this.clients.get(input.provider);
     if (!client) {
@@ -67,28 +58,23 @@ export class Providers {
       // An answer carrying an error code is a failure too, whatever the gRPC status said.
       stop({ code: res.error?.code ? 'ERROR_IN_RESPONSE' : 'OK' });
       if (res.error?.code)
-        throw new SyncError(
-          'provider',
-          `provider '${input.provider}' reported error code '${res.error.code}'`,
-          'backoff',
-          { ...where, upstream: { code: res.error.code } },
-        );
+        throw new SyncError(FAILURES.providerErrorCode({ provider: input.provider, code: res.error.code }), {
+          ...where,
+          upstream: { code: res.error.code },
+        });
       if (res.objectVersion.length === 0)
-        throw new SyncError('provider', `provider '${input.provider}' returned no object versions`, 'backoff', where);
+        throw new SyncError(FAILURES.providerNoVersions({ provider: input.provider }), where);
       return res;
     } catch (e) {
       if (e instanceof SyncError) throw e;
       const err = e as ProviderCallError;
       const code = typeof err.code === 'number' ? statusName(err.code) : 'UNKNOWN';
       stop({ code });
-      const detail =
-        code === 'DEADLINE_EXCEEDED'
-          ? `did not answer within ${this.timeoutMs / 1000} s`
-          : (err.details || err.message).replace(/[.\s]+$/, '');
+      const said = { provider: input.provider, ...(err.reason ? { reason: err.reason } : {}) };
       throw new SyncError(
-        'provider',
-        `provider '${input.provider}': ${code}: ${detail}${err.reason ? ` (${err.reason})` : ''}`,
-        'backoff',
+        code === 'DEADLINE_EXCEEDED'
+          ? FAILURES.providerTimedOut({ ...said, seconds: this.timeoutMs / 1000 })
+          : FAILURES.providerFailed({ ...said, code, detail: (err.details || err.message).replace(/[.\s]+$/, '') }),
         {
           cause: e,
           ...where,

@@ -1,6 +1,9 @@
 // The status types of the Secret Store extension's troubleshooting guide, used as condition
 // reasons word for word, and the error that carries one from where a failure is raised to the
-// status it ends up in.
+// status it ends up in. The texts of the failures, and the advice that follows them, are in
+// messages.ts.
+import type { Failure } from './messages.js';
+
 export const REASONS = {
   CreateSucceeded: 'The secret was created successfully.',
   CreateFailedProviderError: 'Secret creation failed due to an issue with the provider.',
@@ -44,33 +47,6 @@ export function failureReason(kind: FailureKind, phase: 'create' | 'update'): Re
   }
 }
 
-/** What to do about it, appended to messages so `kubectl describe` tells the user the next step. */
-const ADVICE: Record<Exclude<FailureKind, 'provider'>, string> = {
-  invalidLabel:
-    'The Secret is not managed by this SecretSync; delete it (kubectl delete secret) to let the manager create it.',
-  invalidAnnotation:
-    'The Secret is not managed by this SecretSync; delete it (kubectl delete secret) to let the manager create it.',
-  userInput: 'Correct the SecretSync and apply it again.',
-  spc: 'Correct the SecretProviderClass and apply it again.',
-  internal: 'Check the manager logs (container manager) and events.',
-  patch:
-    'Check the events and the message above; if the Secret was changed by someone else, delete it and let the manager recreate it.',
-};
-
-/** Where provider-azure runs in the chart's pod; other providers run wherever their operator put them. */
-const AZURE_CONTAINER = 'provider-azure-installer';
-
-export function adviceFor(err: SyncError): string {
-  if (err.kind !== 'provider') return ADVICE[err.kind];
-  const where =
-    err.provider === 'azure'
-      ? `container ${AZURE_CONTAINER}`
-      : err.provider
-        ? `the process serving provider '${err.provider}'${err.socket ? ` on ${err.socket}` : ''}`
-        : 'the provider';
-  return `Check the logs of ${where}, the identity's permissions and the SecretProviderClass.`;
-}
-
 /**
  * How a failed sync is retried — always with exponential backoff per SecretSync (schedule.ts):
  * `backoff` from 1 s, for what may pass by itself; `slow` from 5 s, for what needs someone to
@@ -105,14 +81,14 @@ export class SyncError extends Error {
   readonly upstream?: Upstream;
   /** What did not answer in time, when the failure is a deadline (e.g. "provider 'azure'"). */
   readonly timedOut?: string;
-  constructor(
-    readonly kind: FailureKind,
-    message: string,
-    /** How the failure is retried (`Retry`): both back off, `slow` from a longer first wait. */
-    readonly retry: Retry = 'backoff',
-    options?: SyncErrorOptions,
-  ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+  readonly kind: FailureKind;
+  /** How the failure is retried (`Retry`): both back off, `slow` from a longer first wait. */
+  readonly retry: Retry;
+  /** `failure` comes from the catalog (messages.ts), with its kind and retry. */
+  constructor(failure: Failure, options?: SyncErrorOptions) {
+    super(failure.text, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.kind = failure.kind;
+    this.retry = failure.retry;
     this.provider = options?.provider;
     this.socket = options?.socket;
     if (options?.upstream) this.upstream = options.upstream;

@@ -10,7 +10,8 @@ import type { Logger } from './log.js';
 import { mapFiles } from './mapping.js';
 import type { MountAnswer, Providers } from './provider.js';
 import type { SharedMounts } from './shared-mounts.js';
-import { adviceFor, failureReason, SyncError, type Retry } from './reasons.js';
+import { adviceFor, FAILURES } from './messages.js';
+import { failureReason, SyncError, type Retry } from './reasons.js';
 import type { Next } from './schedule.js';
 import type { DesiredSecret, SecretWriter } from './secret-writer.js';
 import type { Outcome } from './status.js';
@@ -43,9 +44,7 @@ export async function reconcile(
     return { outcome, next: { kind: 'synced', expiresOn: outcome.expiresOn } };
   } catch (e) {
     const err =
-      e instanceof SyncError
-        ? e
-        : new SyncError('internal', `unexpected error: ${errorMessage(e)}`, 'backoff', { cause: e });
+      e instanceof SyncError ? e : new SyncError(FAILURES.unexpected({ detail: errorMessage(e) }), { cause: e });
     if (!(e instanceof SyncError))
       deps.log.error('unexpected reconcile error', {
         secretSync: `${ss.metadata.namespace}/${ss.metadata.name}`,
@@ -156,32 +155,22 @@ function validateSecretSync(ss: SecretSync, cfg: Config): void {
     ['annotation', obj.annotations],
   ] as const) {
     const reserved = Object.keys(map ?? {}).find((k) => k.startsWith(RESERVED_PREFIX));
-    if (reserved)
-      throw new SyncError('userInput', `${what} ${reserved} in spec.secretObject is reserved for the manager`, 'slow');
+    if (reserved) throw new SyncError(FAILURES.reservedKey({ what, key: reserved }));
   }
   const type = obj.type || 'Opaque';
   if (!cfg.allowedSecretTypes.includes(type)) {
-    throw new SyncError(
-      'userInput',
-      `spec.secretObject.type '${type}' is not allowed; allowed types: ${cfg.allowedSecretTypes.join(', ')}`,
-      'slow',
-    );
+    throw new SyncError(FAILURES.typeNotAllowed({ type, allowed: cfg.allowedSecretTypes }));
   }
-  if (!obj.data?.length) throw new SyncError('userInput', 'spec.secretObject.data lists no keys', 'slow');
+  if (!obj.data?.length) throw new SyncError(FAILURES.noKeys());
 }
 
 function secretProviderClass(ss: SecretSync, deps: ReconcileDeps): SecretProviderClass {
   const name = ss.spec.secretProviderClassName;
   const spc = deps.spc(ss.metadata.namespace, name);
-  if (!spc)
-    throw new SyncError(
-      'spc',
-      `SecretProviderClass '${name}' was not found in namespace '${ss.metadata.namespace}'`,
-      'slow',
-    );
-  if (!spc.spec?.provider) throw new SyncError('spc', `SecretProviderClass '${name}' has no spec.provider`, 'slow');
+  if (!spc) throw new SyncError(FAILURES.spcNotFound({ name, namespace: ss.metadata.namespace }));
+  if (!spc.spec?.provider) throw new SyncError(FAILURES.spcNoProvider({ name }));
   deps.providers.checkName(spc.spec.provider);
   if (!spc.spec.parameters || Object.keys(spc.spec.parameters).length === 0)
-    throw new SyncError('spc', `SecretProviderClass '${name}' has no spec.parameters`, 'slow');
+    throw new SyncError(FAILURES.spcNoParameters({ name }));
   return spc;
 }

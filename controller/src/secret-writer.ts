@@ -10,6 +10,7 @@ import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Secret } from '
 import { FORBIDDEN_SECRET_TYPES } from './config.js';
 import { MANAGED_LABEL, OWNER_ANNOTATION, SYNC_GROUP, SYNC_VERSION, type SecretSync } from './api.js';
 import type { Metrics } from './metrics.js';
+import { FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
 import { apiMessage } from './tokens.js';
 
@@ -50,11 +51,7 @@ export class SecretWriter {
     const { name, namespace } = ss.metadata;
     // Config refuses these types at start; checked again here so no other path can write one.
     if (FORBIDDEN_SECRET_TYPES.includes(desired.type))
-      throw new SyncError(
-        'userInput',
-        `spec.secretObject.type '${desired.type}' is never written by the manager`,
-        'slow',
-      );
+      throw new SyncError(FAILURES.typeNeverWritten({ type: desired.type }));
     const body = this.body(ss, desired);
     if (mode === 'create' && (await this.tryCreate(ss, body))) return 'created';
     const ops = this.ownershipTests(ss, desired).concat([
@@ -82,13 +79,13 @@ export class SecretWriter {
       if (code === 404) {
         // Deleted behind our back (or never made): create it again.
         if (await this.tryCreate(ss, body)) return 'created';
-        throw new SyncError('patch', `Secret '${name}' vanished and could not be created again`);
+        throw new SyncError(FAILURES.secretVanished({ name }));
       }
       if (code === 422 || code === 409 || code === 400) {
         const broken = await this.whichTestFails(ss, desired);
         if (broken) throw broken;
       }
-      throw new SyncError('patch', `writing Secret '${name}' failed: ${apiMessage(e)}`, 'backoff', { cause: e });
+      throw new SyncError(FAILURES.writeFailed({ name, detail: apiMessage(e) }), { cause: e });
     }
   }
 
@@ -144,9 +141,7 @@ export class SecretWriter {
     } catch (e) {
       this.metrics.secretWrites.inc({ operation: 'create', result: 'error' });
       if (errorCode(e) === 409) return false;
-      throw new SyncError('patch', `creating Secret '${body.metadata!.name}' failed: ${apiMessage(e)}`, 'backoff', {
-        cause: e,
-      });
+      throw new SyncError(FAILURES.createFailed({ name: body.metadata!.name!, detail: apiMessage(e) }), { cause: e });
     }
   }
 
@@ -166,30 +161,10 @@ export class SecretWriter {
         return errorCode(e) === 422 && !/admission/i.test(apiMessage(e));
       }
     };
-    if (await fails(label!))
-      return new SyncError(
-        'invalidLabel',
-        `Secret '${name}' exists but does not carry the label ${MANAGED_LABEL}="" that marks Secrets this manager manages; it was left untouched`,
-        'slow',
-      );
-    if (await fails(annotation!))
-      return new SyncError(
-        'invalidAnnotation',
-        `Secret '${name}' exists but its annotation ${OWNER_ANNOTATION} does not name this SecretSync (uid ${ss.metadata.uid}); it was left untouched`,
-        'slow',
-      );
-    if (await fails(owner!))
-      return new SyncError(
-        'patch',
-        `Secret '${name}' no longer has this SecretSync as its owner reference; it was left untouched`,
-        'slow',
-      );
-    if (await fails(type!))
-      return new SyncError(
-        'userInput',
-        `Secret '${name}' has another type than spec.secretObject.type '${desired.type}', and a Secret's type cannot change: delete the Secret to let the manager recreate it`,
-        'slow',
-      );
+    if (await fails(label!)) return new SyncError(FAILURES.notLabelled({ name }));
+    if (await fails(annotation!)) return new SyncError(FAILURES.notAnnotated({ name, uid: ss.metadata.uid }));
+    if (await fails(owner!)) return new SyncError(FAILURES.ownerChanged({ name }));
+    if (await fails(type!)) return new SyncError(FAILURES.typeChanged({ name, type: desired.type }));
     return undefined;
   }
 }

@@ -4,6 +4,7 @@ import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kuberne
 import { rfc3339 } from '@secret-store-sync/proto';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type Condition, type SecretSync } from './api.js';
 import type { EventRecorder } from './events.js';
+import { EXPIRY, failedCondition, succeededCondition, syncedEvent, type Text } from './messages.js';
 import { REASONS, type FailureKind, type Reason, type Upstream } from './reasons.js';
 
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -34,8 +35,6 @@ export type Outcome =
 
 /** The condition that warns before synced objects expire; it never touches Ready. */
 export const EXPIRING = 'Expiring';
-
-const days = (ms: number) => (ms / 86_400_000).toFixed(ms < 86_400_000 ? 2 : 0);
 
 /**
  * The expiry part of a successful status: per-object and earliest expiry, and the Expiring
@@ -72,32 +71,25 @@ function expiringCondition(
   dated: [string, Date][],
   now: Date,
   warnMs: number,
-): Pick<Condition, 'status' | 'reason' | 'message'> {
-  const list = (xs: [string, Date][]) =>
-    xs
-      .slice(0, 5)
-      .map(([id, d]) => `${id} (${rfc3339(d)})`)
-      .join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+): Pick<Condition, 'status' | 'reason'> & { message: Text } {
   const expired = dated.filter(([, d]) => d.getTime() <= now.getTime());
   const soon = dated.filter(([, d]) => d.getTime() > now.getTime() && d.getTime() - now.getTime() <= warnMs);
   const condition = expired.length
     ? {
         status: 'True' as const,
         reason: 'ObjectExpired',
-        message: `Expired: ${list(expired)}. The Secret still holds the last values; put a new version in the provider's store.`,
+        message: EXPIRY.expired({ objects: expired }),
       }
     : soon.length
       ? {
           status: 'True' as const,
           reason: 'ObjectExpiring',
-          message: `Expiring within ${days(warnMs)} days: ${list(soon)}. Put a new version in the provider's store before then.`,
+          message: EXPIRY.expiring({ objects: soon, warnMs }),
         }
       : {
           status: 'False' as const,
           reason: 'NoObjectExpiring',
-          message: dated.length
-            ? `No object expires within ${days(warnMs)} days; the first is ${list(dated.slice(0, 1))}.`
-            : 'No object reports an expiry.',
+          message: EXPIRY.none({ objects: dated, warnMs }),
         };
   return condition;
 }
@@ -128,8 +120,12 @@ export function recheckedExpiry(ss: SecretSync, now: Date, warnMs: number): Cond
   );
 }
 
-/** Sets a condition, keeping lastTransitionTime when its status did not change. */
-function setCondition(list: Condition[], c: Omit<Condition, 'lastTransitionTime'>, now: string): Condition[] {
+/** Sets a condition, keeping lastTransitionTime when its status did not change; its message is from the catalog. */
+function setCondition(
+  list: Condition[],
+  c: Omit<Condition, 'lastTransitionTime' | 'message'> & { message: Text },
+  now: string,
+): Condition[] {
   const prev = list.find((x) => x.type === c.type);
   const next: Condition = {
     ...c,
@@ -149,7 +145,7 @@ export function nextStatus(
   let conditions = ss.status?.conditions ?? [];
   const created = !!ss.status?.syncHash;
   if (outcome.ok) {
-    const message = REASONS[outcome.reason];
+    const message = succeededCondition(outcome.reason);
     if (outcome.reason === 'CreateSucceeded') {
       conditions = setCondition(
         conditions,
@@ -165,7 +161,7 @@ export function nextStatus(
             type: 'SecretCreated',
             status: 'True',
             reason: 'CreateSucceeded',
-            message: REASONS.CreateSucceeded,
+            message: succeededCondition('CreateSucceeded'),
             observedGeneration: generation,
           },
           t,
@@ -190,8 +186,7 @@ export function nextStatus(
       ...expiryStatus(outcome, conditions, { generation, now, warnMs: expiryWarningMs }),
     };
   }
-  // Providers' own messages often end in a period already: one, not two.
-  const message = `${outcome.message.replace(/[.\s]+$/, '')}. ${outcome.advice}`;
+  const message = failedCondition(outcome);
   const type = created ? 'SecretUpdated' : 'SecretCreated';
   conditions = setCondition(
     conditions,
@@ -253,8 +248,8 @@ export class StatusReporter {
     )
       return;
     const note = outcome.ok
-      ? `${REASONS[outcome.reason]} Versions: ${outcome.versions.map((v) => `${v.id}=${v.version}`).join(', ') || 'none'}`
-      : status.conditions!.find((c) => c.type === 'Ready')!.message;
+      ? syncedEvent({ reason: outcome.reason, versions: outcome.versions })
+      : failedCondition(outcome);
     this.events.record(ss, outcome.ok ? 'Normal' : 'Warning', outcome.reason, note);
   }
 
@@ -284,7 +279,7 @@ export class StatusReporter {
     const wasExpiring = ss.status?.conditions?.find((c) => c.type === EXPIRING);
     const expiring = conditions.find((c) => c.type === EXPIRING);
     if (expiring?.status === 'True' && !(wasExpiring?.status === 'True' && wasExpiring.reason === expiring.reason)) {
-      this.events.record(ss, 'Warning', expiring.reason, expiring.message);
+      this.events.record(ss, 'Warning', expiring.reason, EXPIRY.event(expiring));
     }
   }
 }

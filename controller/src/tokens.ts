@@ -3,6 +3,7 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { errorCode, errorMessage, rfc3339, type ServiceAccountToken } from '@secret-store-sync/proto';
 import type { Metrics } from './metrics.js';
+import { FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
 
 interface Token {
@@ -76,37 +77,15 @@ export class TokenCache {
       this.metrics.tokenRequests.inc({ result: 'error' });
       const code = errorCode(e);
       const detail = apiMessage(e);
-      const upstream = code === undefined ? {} : { upstream: { code } };
-      if (code === 404)
-        throw new SyncError(
-          'userInput',
-          `ServiceAccount '${serviceAccount}' was not found in namespace '${namespace}': create it, or fix spec.serviceAccountName`,
-          'slow',
-          { cause: e, ...upstream },
-        );
+      const options = { cause: e, ...(code === undefined ? {} : { upstream: { code } }) };
+      if (code === 404) throw new SyncError(FAILURES.serviceAccountNotFound({ serviceAccount, namespace }), options);
       // An admission policy refusing the token is about this SecretSync's ServiceAccount (e.g. it
       // has not opted in); RBAC refusing it means the manager itself is misconfigured.
       if ((code === 403 || code === 422) && /admission|ValidatingAdmissionPolicy/i.test(detail)) {
-        throw new SyncError(
-          'userInput',
-          `a token for ServiceAccount '${serviceAccount}' was refused: ${detail}`,
-          'slow',
-          { cause: e, ...upstream },
-        );
+        throw new SyncError(FAILURES.tokenRefusedByPolicy({ serviceAccount, detail }), options);
       }
-      if (code === 403)
-        throw new SyncError(
-          'internal',
-          `the manager may not mint tokens for ServiceAccount '${serviceAccount}' (check its RBAC: serviceaccounts/token create): ${detail}`,
-          'backoff',
-          { cause: e, ...upstream },
-        );
-      throw new SyncError(
-        'internal',
-        `TokenRequest for ServiceAccount '${serviceAccount}' failed: ${detail}`,
-        'backoff',
-        { cause: e, ...upstream },
-      );
+      if (code === 403) throw new SyncError(FAILURES.tokenForbidden({ serviceAccount, detail }), options);
+      throw new SyncError(FAILURES.tokenRequestFailed({ serviceAccount, detail }), options);
     }
   }
 

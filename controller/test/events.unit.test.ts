@@ -4,6 +4,7 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 import type { SecretSync } from '../src/api.js';
 import { EventRecorder } from '../src/events.js';
 import type { Logger } from '../src/log.js';
+import type { Text } from '../src/messages.js';
 
 /** An apiserver whose Event creates answer only when told to, in order. */
 function slowApiserver() {
@@ -32,12 +33,14 @@ const log = {
   debug: () => {},
   error: () => {},
 } as unknown as Logger;
+/** Any text: the recorder's bounds do not depend on it. */
+const note = (s: string) => s as Text;
 const ss = (name: string) => ({ metadata: { name, namespace: 'n', uid: `u-${name}` } }) as SecretSync;
 
 test('at most inFlight Events go to the apiserver at once; the rest wait their turn, in order', async () => {
   const api = slowApiserver();
   const rec = new EventRecorder(api.core, { instance: 'pod', log, limits: { inFlight: 2, queued: 10 } });
-  for (let i = 0; i < 5; i++) rec.record(ss(`s${i}`), 'Normal', 'CreateSucceeded', 'ok');
+  for (let i = 0; i < 5; i++) rec.record(ss(`s${i}`), 'Normal', 'CreateSucceeded', note('ok'));
   await flush();
   expect(api.pending).toHaveLength(2);
   while (api.pending.length) await api.answerOne();
@@ -54,14 +57,14 @@ test('beyond the queue, Events are dropped and counted, with one warning per epi
     onDropped: () => dropped++,
     limits: { inFlight: 1, queued: 2 },
   });
-  for (let i = 0; i < 6; i++) rec.record(ss(`s${i}`), 'Warning', 'UpdateFailedProviderError', 'failed');
+  for (let i = 0; i < 6; i++) rec.record(ss(`s${i}`), 'Warning', 'UpdateFailedProviderError', note('failed'));
   expect(dropped).toBe(3);
   expect(warnings.filter((w) => w.startsWith('dropping Events'))).toHaveLength(1);
   await flush();
   while (api.pending.length) await api.answerOne();
   expect(api.written).toEqual(['s0', 's1', 's2'].map((n) => `${n}:UpdateFailedProviderError`));
   // Drained: the next Event goes out, and a new episode warns again.
-  for (let i = 6; i < 10; i++) rec.record(ss(`s${i}`), 'Warning', 'UpdateFailedProviderError', 'failed');
+  for (let i = 6; i < 10; i++) rec.record(ss(`s${i}`), 'Warning', 'UpdateFailedProviderError', note('failed'));
   expect(dropped).toBe(4);
   expect(warnings.filter((w) => w.startsWith('dropping Events'))).toHaveLength(2);
 });
@@ -76,7 +79,7 @@ test('a failed Event frees its slot for the next one', async () => {
     ),
   } as unknown as CoreV1Api;
   const rec = new EventRecorder(counting, { instance: 'pod', log, limits: { inFlight: 1, queued: 5 } });
-  for (let i = 0; i < 4; i++) rec.record(ss(`s${i}`), 'Normal', 'CreateSucceeded', 'ok');
+  for (let i = 0; i < 4; i++) rec.record(ss(`s${i}`), 'Normal', 'CreateSucceeded', note('ok'));
   await flush();
   await flush();
   expect(sent).toBe(4);

@@ -12,7 +12,8 @@ import { Hasher } from '../src/hash.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { Providers, type MountAnswer, type MountInput } from '../src/provider.js';
-import { SyncError, type Retry } from '../src/reasons.js';
+import type { Failure, Text } from '../src/messages.js';
+import { SyncError, type FailureKind, type Retry } from '../src/reasons.js';
 import { reconcile, type ReconcileDeps } from '../src/reconcile.js';
 import type { DesiredSecret, SecretWriter } from '../src/secret-writer.js';
 import { SharedMounts } from '../src/shared-mounts.js';
@@ -57,6 +58,13 @@ interface StoredSecret {
   data: Record<string, string>;
 }
 
+/** A failure of any text: these fakes stand for any of the catalog's. */
+const failure = (kind: FailureKind, text: string, retry: Retry = 'backoff'): Failure => ({
+  kind,
+  retry,
+  text: text as Text,
+});
+
 /** Records each write's mode; refuses a Secret another owner holds, as the JSON-patch tests do. */
 class FakeWriter {
   modes: string[] = [];
@@ -69,7 +77,7 @@ class FakeWriter {
     if (this.fail) throw this.fail;
     const data = Object.fromEntries(Object.entries(desired.data).map(([k, v]) => [k, v.toString()]));
     if (this.secret && this.secret.owner !== ss.metadata.uid)
-      throw new SyncError('invalidLabel', `Secret '${ss.metadata.name}' exists but is not ours`, 'slow');
+      throw new SyncError(failure('invalidLabel', `Secret '${ss.metadata.name}' exists but is not ours`, 'slow'));
     if (!this.secret) {
       this.secret = { owner: ss.metadata.uid, data };
       return 'created' as const;
@@ -147,7 +155,7 @@ interface Then {
 const CHANGED = 'UpdateValueChangeOrForceUpdateSucceeded';
 const UNCHANGED = 'UpdateNoValueChangeSucceeded';
 const V1 = ours({ key: 'v1' });
-const providerDown = new SyncError('provider', "provider 'test' failed: vault unreachable", 'backoff', {
+const providerDown = new SyncError(failure('provider', "provider 'test' failed: vault unreachable"), {
   provider: 'test',
 });
 
@@ -284,7 +292,7 @@ test.each(cases)('%s', async (_, given, then) => {
 
 test("a failure's advice names the provider that failed", async () => {
   const w = world(
-    new SyncError('provider', 'no answer', 'backoff', { provider: 'other', socket: '/run/other.sock' }),
+    new SyncError(failure('provider', 'no answer'), { provider: 'other', socket: '/run/other.sock' }),
     {},
   );
   const { outcome } = await reconcile(app(), w.deps);
@@ -347,7 +355,7 @@ async function logLineOf(answer: Answer): Promise<Record<string, unknown>> {
 test.each([
   [
     'a provider that did not answer in time',
-    new SyncError('provider', "provider 'test': DEADLINE_EXCEEDED: did not answer within 1 s", 'backoff', {
+    new SyncError(failure('provider', "provider 'test': DEADLINE_EXCEEDED: did not answer within 1 s"), {
       provider: 'test',
       upstream: { code: 'DEADLINE_EXCEEDED' },
       timedOut: "provider 'test'",
@@ -356,7 +364,7 @@ test.each([
   ],
   [
     'a provider refused by Key Vault',
-    new SyncError('provider', "provider 'test': PERMISSION_DENIED: denied (ForbiddenByRbac)", 'backoff', {
+    new SyncError(failure('provider', "provider 'test': PERMISSION_DENIED: denied (ForbiddenByRbac)"), {
       provider: 'test',
       upstream: { code: 'PERMISSION_DENIED', reason: 'ForbiddenByRbac' },
     }),
@@ -364,7 +372,7 @@ test.each([
   ],
   [
     'a token the apiserver would not mint',
-    new SyncError('internal', "the manager may not mint tokens for ServiceAccount 'default'", 'backoff', {
+    new SyncError(failure('internal', "the manager may not mint tokens for ServiceAccount 'default'"), {
       upstream: { code: 403 },
     }),
     { upstream: { code: 403 } },
