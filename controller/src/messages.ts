@@ -7,6 +7,9 @@ import { rfc3339 } from '@secret-store-sync/proto';
 import { MANAGED_LABEL, OWNER_ANNOTATION } from './api.js';
 import { REASONS, type FailureKind, type Reason, type Retry } from './reasons.js';
 
+/** Where a namespace's owner lists the ServiceAccounts the manager may mint tokens for (the chart's token policy). */
+const TOKEN_SERVICE_ACCOUNTS_ANNOTATION = 'secret-store-sync.x-k8s.io/token-service-accounts';
+
 declare const catalogued: unique symbol;
 /** A text from this catalog. */
 export type Text = string & { readonly [catalogued]: true };
@@ -52,8 +55,6 @@ export const FAILURES = {
     userInput(
       `ServiceAccount '${o.serviceAccount}' was not found in namespace '${o.namespace}': create it, or fix spec.serviceAccountName`,
     ),
-  tokenRefusedByPolicy: (o: { serviceAccount: string; detail: string }) =>
-    userInput(`a token for ServiceAccount '${o.serviceAccount}' was refused: ${o.detail}`),
 
   // The SecretProviderClass (reconcile.ts, provider.ts).
   spcNotFound: (o: { name: string; namespace: string }) =>
@@ -106,6 +107,11 @@ export const FAILURES = {
     internal(
       `the manager may not mint tokens for ServiceAccount '${o.serviceAccount}' (check its RBAC: serviceaccounts/token create): ${o.detail}`,
     ),
+  tokenRefusedByPolicy: (o: { serviceAccount: string; detail: string }): Failure => ({
+    kind: 'tokenPolicy',
+    retry: 'slow',
+    text: text(`a token for ServiceAccount '${o.serviceAccount}' was refused by an admission policy: ${o.detail}`),
+  }),
   tokenRequestFailed: (o: { serviceAccount: string; detail: string }) =>
     internal(`TokenRequest for ServiceAccount '${o.serviceAccount}' failed: ${o.detail}`),
   unexpected: (o: { detail: string }) => internal(`unexpected error: ${o.detail}`),
@@ -120,6 +126,7 @@ const ADVICE: Record<Exclude<FailureKind, 'provider'>, string> = {
   userInput: 'Correct the SecretSync and apply it again.',
   spc: 'Correct the SecretProviderClass and apply it again.',
   internal: 'Check the manager logs (container manager) and events.',
+  tokenPolicy: `The fix is in the cluster's configuration, not in the SecretSync: as the policy's message says, opt the ServiceAccount in (the namespace annotation ${TOKEN_SERVICE_ACCOUNTS_ANNOTATION}, set by the namespace's owner) or allow the audience (the chart's tokenAudiences).`,
   patch:
     'Check the events and the message above; if the Secret was changed by someone else, delete it and let the manager recreate it.',
 };

@@ -24,9 +24,13 @@ export const REASONS = {
 
 export type Reason = keyof typeof REASONS;
 
-/** A failure stage; the phase (create or update) picks the exact reason for the two that differ. */
+/**
+ * A failure stage; the phase (create or update) picks the exact reason for the two that differ.
+ * `tokenPolicy`: the cluster's admission policy refused a token — not the SecretSync's fault, and
+ * none of the guide's types is the cluster's configuration, so it is told as the manager's setup.
+ */
 export type FailureKind =
-  'provider' | 'invalidLabel' | 'invalidAnnotation' | 'userInput' | 'spc' | 'internal' | 'patch';
+  'provider' | 'invalidLabel' | 'invalidAnnotation' | 'userInput' | 'spc' | 'internal' | 'tokenPolicy' | 'patch';
 
 export function failureReason(kind: FailureKind, phase: 'create' | 'update'): Reason {
   switch (kind) {
@@ -41,6 +45,7 @@ export function failureReason(kind: FailureKind, phase: 'create' | 'update'): Re
     case 'spc':
       return 'ControllerSpcError';
     case 'internal':
+    case 'tokenPolicy':
       return 'ControllerInternalError';
     case 'patch':
       return 'SecretPatchFailedUnknownError';

@@ -79,8 +79,8 @@ export class TokenCache {
       const detail = apiMessage(e);
       const options = { cause: e, ...(code === undefined ? {} : { upstream: { code } }) };
       if (code === 404) throw new SyncError(FAILURES.serviceAccountNotFound({ serviceAccount, namespace }), options);
-      // An admission policy refusing the token is about this SecretSync's ServiceAccount (e.g. it
-      // has not opted in); RBAC refusing it means the manager itself is misconfigured.
+      // An admission policy refusing the token is the cluster's configuration (the ServiceAccount has
+      // not been opted in, or the audience is not allowed); RBAC refusing it, the manager's own.
       if ((code === 403 || code === 422) && /admission|ValidatingAdmissionPolicy/i.test(detail)) {
         throw new SyncError(FAILURES.tokenRefusedByPolicy({ serviceAccount, detail }), options);
       }

@@ -1,7 +1,9 @@
 // Token reuse: one TokenRequest per ServiceAccount and audience until 80 % of its life.
 import { jest } from '@jest/globals';
 import type { CoreV1Api } from '@kubernetes/client-node';
+import { adviceFor } from '../src/messages.js';
 import { createMetrics } from '../src/metrics.js';
+import { failureReason, type SyncError } from '../src/reasons.js';
 import { TokenCache } from '../src/tokens.js';
 
 function fakeCore(fail?: { code: number; body: string }) {
@@ -65,7 +67,7 @@ test.each([
   [
     403,
     '{"message":"admission webhook denied: ValidatingAdmissionPolicy x denied request"}',
-    'userInput',
+    'tokenPolicy',
     'was refused',
   ],
   [403, '{"message":"cannot create resource \\"serviceaccounts/token\\""}', 'internal', 'may not mint tokens'],
@@ -75,6 +77,24 @@ test.each([
     kind,
     message: expect.stringContaining(message),
   });
+});
+
+test("a token refused by the cluster's admission policy is told as the cluster's configuration, not the SecretSync's", async () => {
+  const body = JSON.stringify({
+    message:
+      "serviceaccounts \"fresh\" is forbidden: ValidatingAdmissionPolicy 'secret-store-sync-token-requests' with binding 'secret-store-sync-token-requests' denied request: secret-store-sync: ServiceAccount fresh has not opted in: the namespace owner must list it in the namespace annotation secret-store-sync.x-k8s.io/token-service-accounts.",
+  });
+  const cache = new TokenCache(fakeCore({ code: 403, body }).api, 600, createMetrics());
+  const err = (await cache.tokensFor('ns', 'fresh', ['a']).then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as SyncError;
+  expect(failureReason(err.kind, 'create')).toBe('ControllerInternalError');
+  expect(err.message).toContain("a token for ServiceAccount 'fresh' was refused by an admission policy");
+  expect(err.message).toContain('ServiceAccount fresh has not opted in');
+  expect(adviceFor(err)).toContain("The fix is in the cluster's configuration, not in the SecretSync");
+  expect(adviceFor(err)).not.toContain('Correct the SecretSync');
+  expect(err.retry).toBe('slow');
 });
 
 test("a failed TokenRequest carries the apiserver's status as a field", async () => {

@@ -655,12 +655,14 @@ test('opt-in: with requireServiceAccountOptIn, only ServiceAccounts the namespac
     const refusedStatus = await eventually(
       async () => {
         const c = await readyOf();
-        return c?.reason === 'UserInputValidationFailed' ? c : undefined;
+        return c?.reason === 'ControllerInternalError' ? c : undefined;
       },
       30_000,
       'the refusal in status',
     );
     expect(refusedStatus.message).toContain('ServiceAccount fresh has not opted in');
+    // The fix is the namespace's, not the SecretSync's: the status says so.
+    expect(refusedStatus.message).toContain("The fix is in the cluster's configuration, not in the SecretSync");
     await k.core.patchNamespace(
       {
         name: ns.name,
