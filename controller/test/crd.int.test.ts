@@ -61,6 +61,18 @@ test.each([
   expect(v).toContain(field);
 });
 
+test.each(['has space', 'a/b', '..x'])(
+  'a bad targetKey (%s) is refused with what a valid Secret key is, not a regular expression',
+  async (targetKey) => {
+    const v = await verdict({ sourcePath: 'a', targetKey });
+    expect(v).toContain(
+      "must be a valid Secret key: letters, digits, '-', '_' and '.', at most 253 characters, and not '.' or starting with '..'",
+    );
+    expect(v).not.toContain('should match');
+    expect(v).not.toContain('a-zA-Z0-9');
+  },
+);
+
 test('the chart ships the same CRDs as deploy/crds', () => {
   for (const f of ['secret-sync.x-k8s.io_secretsyncs.yaml', 'secrets-store.csi.x-k8s.io_secretproviderclasses.yaml']) {
     expect(readFileSync(join(repoRoot, 'deploy', 'chart', 'secret-store-sync', 'crds', f), 'utf8')).toBe(
