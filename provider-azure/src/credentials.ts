@@ -73,12 +73,53 @@ export class Credentials {
     };
     switch (identity.mode) {
       case 'workloadIdentity':
-        return new ClientAssertionCredential(tenantId, identity.clientId, async () => assertion(), common);
+        return new TenantBound(
+          new ClientAssertionCredential(tenantId, identity.clientId, async () => assertion(), common),
+          tenantId,
+        );
       case 'servicePrincipal':
-        return new ClientSecretCredential(tenantId, identity.clientId, identity.clientSecret, common);
+        return new TenantBound(
+          new ClientSecretCredential(tenantId, identity.clientId, identity.clientSecret, common),
+          tenantId,
+        );
       case 'managedIdentity':
         return new NodeManagedIdentity(identity.clientId);
     }
+  }
+}
+
+/**
+ * The vault is in another tenant than the SecretProviderClass's tenantID: Key Vault's 401 challenge
+ * names the vault's tenant (`authorization="https://login.microsoftonline.com/<tenant>"`), and the
+ * Key Vault SDK asks the credential for a token of that tenant (@azure/keyvault-common
+ * keyVaultAuthenticationPolicy, getToken's `tenantId`). @azure/identity refuses it with a text
+ * about a credential option (additionallyAllowedTenants) that a SecretProviderClass cannot set;
+ * this says which two tenants differ, as data (errors.ts words it), before Entra is asked.
+ */
+export class WrongTenantError extends Error {
+  override readonly name = 'WrongTenantError';
+  constructor(
+    /** The SecretProviderClass's tenantID. */
+    readonly tenantId: string,
+    /** The tenant the vault's challenge named. */
+    readonly vaultTenant: string,
+  ) {
+    super('the vault is in another tenant');
+  }
+}
+
+/** Tokens of its own tenant only: a request for another (the vault's, from its challenge) is a WrongTenantError. */
+class TenantBound implements TokenCredential {
+  constructor(
+    private readonly inner: TokenCredential,
+    private readonly tenantId: string,
+  ) {}
+
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    const asked = options?.tenantId;
+    // `adfs` (Azure Stack Hub) is its own one tenant; @azure/identity asks for no other there either.
+    if (asked && asked !== this.tenantId && this.tenantId !== 'adfs') throw new WrongTenantError(this.tenantId, asked);
+    return this.inner.getToken(scopes, options);
   }
 }
 

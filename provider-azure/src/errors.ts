@@ -1,7 +1,7 @@
 // Turns Azure SDK and identity failures into ProviderErrors that say which vault, object and
 // version failed and carry Entra's or Key Vault's own error code.
 import { ProviderError, type ProviderErrorCode } from '@secret-store-sync/proto';
-import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
+import { ENTRA_TRY_TIMEOUT_MS, WrongTenantError } from './credentials.js';
 import { redact } from './log.js';
 
 interface AzureLikeError {
@@ -120,6 +120,12 @@ export function toProviderError(err: unknown, vault: string, what: string): Prov
     .slice(0, 600);
   const fail: Fail = (code, text, reason) =>
     new ProviderError(code, `${where}: ${text}`, reason, { cause: err, context });
+  if (err instanceof WrongTenantError)
+    return fail(
+      'Unauthenticated',
+      `tenantID '${err.tenantId}' is not the tenant of vault '${vault}' (${err.vaultTenant}, as its authentication challenge says): set tenantID to the vault's tenant, or check keyvaultName`,
+      'WrongTenant',
+    );
   return (
     entraFailure(e, raw, message, fail) ??
     networkFailure(e, raw, fail) ??

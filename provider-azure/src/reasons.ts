@@ -20,6 +20,11 @@ export const REASONS = {
     code: 'Unauthenticated',
     means: 'Entra ID refused the identity; the AADSTS code says why (federation mismatch, unknown app, …)',
   },
+  WrongTenant: {
+    code: 'Unauthenticated',
+    means:
+      "the SecretProviderClass's tenantID is not the vault's tenant, which Key Vault's authentication challenge names",
+  },
   AuthenticationError: {
     code: 'Unauthenticated',
     means: 'the Azure SDK could not authenticate the identity and gave no AADSTS code',

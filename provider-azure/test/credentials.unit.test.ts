@@ -4,6 +4,7 @@
 import { Budgets } from '../src/budget.js';
 import type { CloudEnvironment } from '../src/cloud.js';
 import { Credentials } from '../src/credentials.js';
+import { toProviderError } from '../src/errors.js';
 import { createMetrics } from '../src/metrics.js';
 import type { Identity } from '../src/params.js';
 import { KeyVaultAccess } from '../src/vault.js';
@@ -83,4 +84,19 @@ describe("Key Vault clients follow their identity's credential and are bounded",
     }
     expect(kv.clientCount).toBe(3);
   });
+});
+
+test("a tenantID that is not the vault's is told with both tenants, not with an SDK option a class cannot set", async () => {
+  const classTenant = '11111111-1111-1111-1111-111111111111';
+  const vaultTenant = '22222222-2222-2222-2222-222222222222';
+  const { credential } = new Credentials().get(wi('app'), classTenant, cloud);
+  // What the Key Vault SDK asks after the vault's 401 challenge named its tenant.
+  const refused = await credential.getToken('https://vault.azure.net/.default', { tenantId: vaultTenant }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  const e = toProviderError(refused, 'kv1', "secret 'db'");
+  expect(e).toMatchObject({ code: 'Unauthenticated', reason: 'WrongTenant' });
+  expect(e.message).toContain(`tenantID '${classTenant}' is not the tenant of vault 'kv1' (${vaultTenant}`);
+  expect(e.message).not.toMatch(/AdditionallyAllowedTenants|Entra ID refused/i);
 });

@@ -257,6 +257,19 @@ describe('errors name the cause and carry the upstream code', () => {
     });
   });
 
+  test("a tenantID that is not the vault's → UNAUTHENTICATED WrongTenant, naming the vault's tenant from its challenge", async () => {
+    const other = '0badc0de-0000-4000-8000-000000000000';
+    const refused = mount([{ objectName: 'my-secret', objectType: 'secret' }], { tenantID: other });
+    await expect(refused).rejects.toMatchObject({
+      code: 16,
+      reason: 'WrongTenant',
+      details: expect.stringContaining(
+        `tenantID '${other}' is not the tenant of vault '${vault}' (${azure.tenantId.toLowerCase()}`,
+      ) as unknown,
+    });
+    await expect(refused).rejects.not.toMatchObject({ details: expect.stringMatching(/AdditionallyAllowedTenants/i) });
+  });
+
   test('Entra unavailable → UNAVAILABLE with its AADSTS code, not a refusal; the identity is then held 60 s without asking Entra', async () => {
     // An identity of its own: the SDK's hold on it touches no other test.
     const id = await azure.createIdentity(`blip-${ns.name}`);

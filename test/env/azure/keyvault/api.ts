@@ -166,6 +166,12 @@ export class KeyVaultEmulator {
 
   private async authenticate(req: IncomingMessage, vault: Vault, res: ServerResponse): Promise<Caller | undefined> {
     const resource = resourceOf(vault.dnsSuffix);
+    // Real Key Vault's challenge names the vault's tenant, as a lowercase GUID, and the cloud's own
+    // resource: `Bearer authorization="https://login.windows.net/<tenant>", resource="https://vault.azure.net"`
+    // (the SDKs' recorded test sessions; real-azure-behaviour.md). The SDK takes only the tenant from
+    // `authorization`, the URL's path (@azure/keyvault-common parseWWWAuthenticate), and asks the
+    // credential for a token of that tenant: so a wrong tenantID shows. The host here is the Entra
+    // stand-in's, which the SDK does not read.
     const challenge = `Bearer authorization="${this.opts.authorityHost()}/${vault.tenantId}", resource="${resource}"`;
     const auth = req.headers.authorization ?? '';
     if (!auth) {
