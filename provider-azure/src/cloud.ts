@@ -3,7 +3,7 @@ import { errorCode, ProviderError } from '@secret-store-sync/proto';
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
-import { quote } from './log.js';
+import { PARAMETERS, providerError } from './messages.js';
 
 export const CLOUD_NAMES = [
   'AzurePublicCloud',
@@ -51,10 +51,6 @@ export type CloudChoice = { name: Exclude<CloudName, 'AzureStackCloud'> } | { na
 /** An AzureStackCloud environment file holds two URLs; anything bigger is not one. */
 const MAX_ENV_FILE_BYTES = 64 * 1024;
 
-function invalid(message: string): ProviderError {
-  return new ProviderError('InvalidArgument', message);
-}
-
 /**
  * Checks `cloudName` (case-insensitive; empty means the provider's default). AzureStackCloud names
  * a JSON file (the go-autorest environment format) that must lie in the operator's `envDir`:
@@ -64,22 +60,14 @@ function invalid(message: string): ProviderError {
 export function chooseCloud(cloudName: string, envFile: string, fallback: CloudName, envDir: string): CloudChoice {
   const wanted = cloudName || fallback;
   const name = CLOUD_NAMES.find((c) => c.toLowerCase() === wanted.toLowerCase());
-  if (!name) throw invalid(`cloudName ${quote(cloudName)} is not one of ${CLOUD_NAMES.join(', ')}`);
+  if (!name) throw providerError(PARAMETERS.unknownCloud({ cloudName, known: CLOUD_NAMES }));
   if (name !== 'AzureStackCloud') return { name };
-  if (!envDir)
-    throw invalid(
-      'cloudName AzureStackCloud is not enabled in this provider: an operator must provide the environment files in a folder (--cloud-env-dir; chart value provider.cloudEnvConfigMap)',
-    );
-  if (!envFile)
-    throw invalid(
-      `cloudName AzureStackCloud needs cloudEnvFileName: the name of a JSON file with keyVaultDNSSuffix and activeDirectoryEndpoint in ${envDir}`,
-    );
+  if (!envDir) throw providerError(PARAMETERS.stackCloudDisabled());
+  if (!envFile) throw providerError(PARAMETERS.noCloudEnvFile({ dir: envDir }));
   const dir = resolve(envDir);
   const file = resolve(dir, envFile);
   if (!file.startsWith(dir + sep) || envFile.includes('\0'))
-    throw invalid(
-      `cloudEnvFileName ${quote(envFile)} is not a file in ${envDir}, the folder the operator set for cloud environment files`,
-    );
+    throw providerError(PARAMETERS.cloudEnvFileOutside({ file: envFile, dir: envDir }));
   return { name, file };
 }
 
@@ -100,13 +88,14 @@ async function readEnvFile(file: string, envDir: string): Promise<CloudEnvironme
   try {
     // A ConfigMap volume's files are links into a hidden folder of the same volume: judge the real path.
     const [real, realDir] = await Promise.all([realpath(file), realpath(envDir)]);
-    if (!real.startsWith(realDir + sep)) throw invalid(`${shown} leads outside ${envDir}`);
+    if (!real.startsWith(realDir + sep)) throw providerError(PARAMETERS.cloudEnvLeadsOutside({ shown, dir: envDir }));
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
     const handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const st = await handle.stat();
-      if (!st.isFile()) throw invalid(`${shown} is not a regular file`);
-      if (st.size > MAX_ENV_FILE_BYTES) throw invalid(`${shown} is larger than ${MAX_ENV_FILE_BYTES} bytes`);
+      if (!st.isFile()) throw providerError(PARAMETERS.cloudEnvNotAFile({ shown }));
+      if (st.size > MAX_ENV_FILE_BYTES)
+        throw providerError(PARAMETERS.cloudEnvTooLarge({ shown, limit: MAX_ENV_FILE_BYTES }));
       const buf = Buffer.alloc(st.size);
       const { bytesRead } = await handle.read(buf, 0, st.size, 0);
       text = buf.subarray(0, bytesRead).toString('utf8');
@@ -115,14 +104,14 @@ async function readEnvFile(file: string, envDir: string): Promise<CloudEnvironme
     }
   } catch (e) {
     if (e instanceof ProviderError) throw e;
-    throw invalid(`${shown} could not be read (${errorCode(e) ?? 'error'})`);
+    throw providerError(PARAMETERS.cloudEnvUnreadable({ shown, code: errorCode(e) ?? 'error' }));
   }
   let raw: { keyVaultDNSSuffix?: unknown; activeDirectoryEndpoint?: unknown };
   try {
     raw = JSON.parse(text) as typeof raw;
   } catch {
     // The parser's message quotes the file; the file is the operator's, not the tenant's to see.
-    throw invalid(`${shown} is not valid JSON`);
+    throw providerError(PARAMETERS.cloudEnvNotJson({ shown }));
   }
   if (
     !raw ||
@@ -131,7 +120,7 @@ async function readEnvFile(file: string, envDir: string): Promise<CloudEnvironme
     !raw.keyVaultDNSSuffix ||
     !raw.activeDirectoryEndpoint
   ) {
-    throw invalid(`${shown} must set keyVaultDNSSuffix and activeDirectoryEndpoint (strings)`);
+    throw providerError(PARAMETERS.cloudEnvFields({ shown }));
   }
   return {
     name: 'AzureStackCloud',

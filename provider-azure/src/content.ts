@@ -4,13 +4,14 @@ import { errorMessage, ProviderError, withPkcs12Budget } from '@secret-store-syn
 import type { JsonWebKey } from '@azure/keyvault-keys';
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type forge from 'node-forge';
+import { CONTENT, type Text } from './messages.js';
 import type { ObjectEncoding, ObjectFormat } from './objects.js';
 
 export const PEM_CONTENT_TYPE = 'application/x-pem-file';
 export const PFX_CONTENT_TYPE = 'application/x-pkcs12';
 
 export class ContentError extends ProviderError {
-  constructor(message: string) {
+  constructor(message: Text) {
     super('FailedPrecondition', message, 'UnsupportedContent');
   }
 }
@@ -22,17 +23,14 @@ export function publicKeyPem(jwk: JsonWebKey): string {
   const kty = jwk.kty ?? '';
   let key: KeyObject;
   if (kty === 'RSA' || kty === 'RSA-HSM') {
-    if (!jwk.n || !jwk.e) throw new ContentError('the RSA key has no modulus or exponent');
+    if (!jwk.n || !jwk.e) throw new ContentError(CONTENT.rsaWithoutModulus());
     key = createPublicKey({ key: { kty: 'RSA', n: b64url(jwk.n)!, e: b64url(jwk.e)! }, format: 'jwk' });
   } else if (kty === 'EC' || kty === 'EC-HSM') {
     const crv = jwk.crv ?? '';
-    if (!['P-256', 'P-384', 'P-521'].includes(crv))
-      throw new ContentError(`EC curve ${crv || '(none)'} is not supported; use P-256, P-384 or P-521`);
+    if (!['P-256', 'P-384', 'P-521'].includes(crv)) throw new ContentError(CONTENT.unsupportedCurve({ curve: crv }));
     key = createPublicKey({ key: { kty: 'EC', crv, x: b64url(jwk.x)!, y: b64url(jwk.y)! }, format: 'jwk' });
   } else {
-    throw new ContentError(
-      `key type ${kty || '(none)'} has no public key to export; only RSA and EC keys can be synced`,
-    );
+    throw new ContentError(CONTENT.noPublicKey({ kty }));
   }
   return key.export({ type: 'spki', format: 'pem' }).toString();
 }
@@ -62,7 +60,7 @@ export async function readPfx(base64: string): Promise<PemParts> {
       forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.decode64(base64.replace(/\s+/g, ''))), ''),
     );
   } catch (e) {
-    throw new ContentError(`the certificate's PKCS#12 content could not be read: ${errorMessage(e)}`);
+    throw new ContentError(CONTENT.unreadablePkcs12({ detail: errorMessage(e) }));
   }
   const keys: string[] = [];
   const certs: X509Certificate[] = [];
@@ -80,7 +78,7 @@ export async function readPfx(base64: string): Promise<PemParts> {
       }
     }
   }
-  if (certs.length === 0) throw new ContentError("the certificate's PKCS#12 content holds no certificate");
+  if (certs.length === 0) throw new ContentError(CONTENT.pkcs12WithoutCertificate());
   return { keys, certs };
 }
 
@@ -153,10 +151,7 @@ export async function certificateSecret(
     return pemFiles(parts, opts);
   }
   if (contentType === PEM_CONTENT_TYPE) {
-    if (format === 'pfx')
-      throw new ContentError(
-        'objectFormat pfx: this certificate was imported as PEM, and Key Vault keeps it as PEM; use objectFormat pem',
-      );
+    if (format === 'pfx') throw new ContentError(CONTENT.pemAsPfx());
     const keys = value.match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]+-----END [A-Z ]*PRIVATE KEY-----/g) ?? [];
     const certs = (value.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map(
       (c) => new X509Certificate(c),
@@ -166,9 +161,7 @@ export async function certificateSecret(
       opts,
     );
   }
-  throw new ContentError(
-    `the certificate's secret has content type '${contentType ?? '(none)'}'; expected ${PEM_CONTENT_TYPE} or ${PFX_CONTENT_TYPE}`,
-  );
+  throw new ContentError(CONTENT.unknownContentType({ contentType, pem: PEM_CONTENT_TYPE, pfx: PFX_CONTENT_TYPE }));
 }
 
 function pemFiles(parts: PemParts, opts: { constructChain: boolean; separate: boolean }): CertSecretFiles {
@@ -198,14 +191,12 @@ export function decodeSecret(value: string, encoding: ObjectEncoding): Buffer {
       return Buffer.from(value, 'utf8');
     case 'base64': {
       const t = value.replace(/\s+/g, '');
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0)
-        throw new ContentError('objectEncoding base64: the secret value is not valid base64');
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) throw new ContentError(CONTENT.notBase64());
       return Buffer.from(t, 'base64');
     }
     case 'hex': {
       const t = value.trim();
-      if (!/^([0-9a-fA-F]{2})*$/.test(t))
-        throw new ContentError('objectEncoding hex: the secret value is not valid hex');
+      if (!/^([0-9a-fA-F]{2})*$/.test(t)) throw new ContentError(CONTENT.notHex());
       return Buffer.from(t, 'hex');
     }
   }

@@ -11,10 +11,11 @@ import {
   type TokenCredential,
   type TokenCredentialOptions,
 } from '@azure/identity';
-import { ProviderError } from '@secret-store-sync/proto';
+import type { ProviderError } from '@secret-store-sync/proto';
 import { createHash } from 'node:crypto';
 import { KNOWN_AUTHORITY_HOSTS, type CloudEnvironment } from './cloud.js';
 import { redact } from './log.js';
+import { MANAGED_IDENTITY, providerError } from './messages.js';
 import type { Identity } from './params.js';
 
 interface Entry {
@@ -172,9 +173,6 @@ const ENTRA_TRY_DEADLINE: PipelinePolicy = {
 export const MANAGED_IDENTITY_RETRIES = 2;
 export const MANAGED_IDENTITY_TIMEOUT_MS = 12_000;
 
-const ON_AKS =
-  'on AKS, e.g. the kubelet identity: az aks show -g <group> -n <cluster> --query identityProfile.kubeletidentity.clientId';
-
 /**
  * The node's managed identity (useVMManagedIdentity), through the SDK's ManagedIdentityCredential
  * (IMDS on an AKS node; App Service's endpoint where IDENTITY_ENDPOINT is set), held to the bounds
@@ -208,10 +206,8 @@ class NodeManagedIdentity implements TokenCredential {
       timer = setTimeout(
         () =>
           reject(
-            new ProviderError(
-              'Unavailable',
-              `useVMManagedIdentity: ${this.endpoint} gave no token within ${MANAGED_IDENTITY_TIMEOUT_MS / 1000} s; try again later`,
-              'ManagedIdentityTimeout',
+            providerError(
+              MANAGED_IDENTITY.timeout({ endpoint: this.endpoint, seconds: MANAGED_IDENTITY_TIMEOUT_MS / 1000 }),
               { context: { timedOut: this.endpoint } },
             ),
           ),
@@ -242,28 +238,16 @@ class NodeManagedIdentity implements TokenCredential {
 
   /** The node has no identity that fits the class's choice (or several, and it made none). */
   private identityChoiceFailure(said: string, opts: { cause: unknown }): ProviderError | undefined {
-    if (/^Multiple user assigned identities exist/i.test(said)) {
-      return new ProviderError(
-        'Unauthenticated',
-        `useVMManagedIdentity: the node has no system-assigned managed identity and several user-assigned ones, so the SecretProviderClass must name one: set userAssignedIdentityID to the client ID of the one to use (${ON_AKS}) (${this.endpoint}: "${said}")`,
-        'MultipleUserAssignedIdentities',
-        opts,
-      );
-    }
+    const told = { endpoint: this.endpoint, said };
+    if (/^Multiple user assigned identities exist/i.test(said))
+      return providerError(MANAGED_IDENTITY.several(told), opts);
     if (!/^Identity not found/i.test(said)) return undefined;
-    return this.clientId
-      ? new ProviderError(
-          'Unauthenticated',
-          `useVMManagedIdentity: no managed identity with client ID '${this.clientId}' (userAssignedIdentityID) is attached to this node (${this.endpoint}: "${said}"); attach it to the node pool's VM scale set, or set userAssignedIdentityID to the client ID of one that is (${ON_AKS})`,
-          'IdentityNotFound',
-          opts,
-        )
-      : new ProviderError(
-          'Unauthenticated',
-          `useVMManagedIdentity: the node has no system-assigned managed identity (${this.endpoint}: "${said}"); set userAssignedIdentityID to the client ID of a user-assigned identity attached to the node (${ON_AKS})`,
-          'IdentityNotFound',
-          opts,
-        );
+    return providerError(
+      this.clientId
+        ? MANAGED_IDENTITY.notAttached({ ...told, clientId: this.clientId })
+        : MANAGED_IDENTITY.noSystemAssigned(told),
+      opts,
+    );
   }
 
   /** IMDS out of reach, failing, or refusing a token for an identity the node has. */
@@ -271,33 +255,14 @@ class NodeManagedIdentity implements TokenCredential {
     { said, status, errorCode, unreachable }: ImdsFailure,
     opts: { cause: unknown },
   ): ProviderError {
-    const what = this.clientId
-      ? `the user-assigned identity '${this.clientId}' (userAssignedIdentityID)`
-      : "the node's system-assigned identity";
-    if (unreachable) {
-      return new ProviderError(
-        'Unavailable',
-        `useVMManagedIdentity: ${this.endpoint} could not be reached for ${what}; the node's managed identity is there only on an Azure VM or AKS node whose IMDS the provider can reach: ${said}`,
-        'ManagedIdentityUnreachable',
-        opts,
-      );
-    }
+    const told = { endpoint: this.endpoint, said, what: MANAGED_IDENTITY.which({ clientId: this.clientId }) };
+    if (unreachable) return providerError(MANAGED_IDENTITY.unreachable(told), opts);
     if (status !== undefined && (status >= 500 || status === 404 || status === 410 || status === 429)) {
       // Still failing after the SDK's retries: IMDS is being updated (404, 410), busy or broken.
-      return new ProviderError(
-        'Unavailable',
-        `useVMManagedIdentity: ${this.endpoint} answered ${status} for ${what}, also when retried: ${said}; try again later`,
-        `ManagedIdentity${status}`,
-        opts,
-      );
+      return providerError(MANAGED_IDENTITY.answered({ ...told, status }), opts);
     }
-    const aadsts = /AADSTS\d+/.exec(said)?.[0];
-    return new ProviderError(
-      'Unauthenticated',
-      `useVMManagedIdentity: ${this.endpoint} gave no token for ${what}${status ? ` (HTTP ${status})` : ''}: ${said}`,
-      aadsts ?? (errorCode || 'ManagedIdentityFailed'),
-      opts,
-    );
+    const reason = /AADSTS\d+/.exec(said)?.[0] ?? (errorCode || 'ManagedIdentityFailed');
+    return providerError(MANAGED_IDENTITY.failed({ ...told, reason, ...(status ? { status } : {}) }), opts);
   }
 }
 

@@ -18,6 +18,7 @@ import { disabledVersion, isDisabled } from './errors.js';
 import { ContentError, certificateFile, certificateSecret, decodeSecret, publicKeyPem } from './content.js';
 import type { Credentials } from './credentials.js';
 import type { Logger } from './log.js';
+import { AZURE, MOUNT, providerError } from './messages.js';
 import type { KeyVaultObject } from './objects.js';
 import { parseMountParams, type MountParams } from './params.js';
 import type { KeyVaultAccess, VaultSession } from './vault.js';
@@ -95,7 +96,8 @@ export class AzureProvider implements Provider {
           objectVersions.push(...s.value.versions);
           Object.assign(expiresOn, s.value.expiresOn);
         } else {
-          const e = s.reason instanceof ProviderError ? s.reason : new ProviderError('Internal', String(s.reason));
+          const e =
+            s.reason instanceof ProviderError ? s.reason : providerError(MOUNT.internal({ detail: String(s.reason) }));
           failures.push({
             id: `${o.type}/${o.name}`,
             code: e.code,
@@ -106,19 +108,17 @@ export class AzureProvider implements Provider {
       });
       if (failures.length > 0 && (!p.partial || failures.length === p.objects.length)) {
         const first = asProviderError(settled.find((s) => s.status === 'rejected')!.reason);
-        const more =
-          failures.length > 1 ? ` (and ${failures.length - 1} more of ${p.objects.length} objects failed)` : '';
-        throw new ProviderError(first.code, `${first.message}${more}`, first.reason, { context: first.context });
+        throw providerError(MOUNT.andMore({ first, failed: failures.length, of: p.objects.length }), {
+          context: first.context,
+        });
       }
       const total = files.reduce(
         (n, f) => n + (typeof f.contents === 'string' ? Buffer.byteLength(f.contents) : f.contents.length),
         0,
       );
       if (total > this.cfg.maxMountBytes) {
-        throw new ProviderError(
-          'ResourceExhausted',
-          `vault '${p.vaultName}': the ${files.length} files add up to ${total} bytes, over the ${this.cfg.maxMountBytes}-byte limit (a Kubernetes Secret holds at most 1 MiB); sync fewer versions or objects per SecretSync`,
-          'TooLarge',
+        throw providerError(
+          MOUNT.tooLarge({ vault: p.vaultName, files: files.length, bytes: total, limit: this.cfg.maxMountBytes }),
           { context: { vault: p.vaultName } },
         );
       }
@@ -174,7 +174,7 @@ export class AzureProvider implements Provider {
     } catch (e) {
       // Conversion errors are raised without context; name the vault and object here.
       if (e instanceof ContentError)
-        throw new ProviderError(e.code, `vault '${p.vaultName}': ${o.type} '${o.name}': ${e.message}`, e.reason, {
+        throw providerError(AZURE.alsoAt({ where: `vault '${p.vaultName}': ${o.type} '${o.name}'`, error: e }), {
           context: { vault: p.vaultName, object: `${o.type} '${o.name}'` },
         });
       throw e;
@@ -211,21 +211,16 @@ export class AzureProvider implements Provider {
     if (o.version) {
       start = all.findIndex((v) => v.version === o.version);
       if (start < 0)
-        throw new ProviderError(
-          'NotFound',
-          `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled version '${o.version}' to start the history at`,
-          'VersionNotFound',
+        throw providerError(
+          MOUNT.noSuchVersion({ vault: p.vaultName, object: `${o.type} '${o.name}'`, version: o.version }),
           { context: { vault: p.vaultName, object: `${o.type} '${o.name}'`, version: o.version } },
         );
     }
     const chosen = all.slice(start, start + o.versionHistory);
     if (chosen.length === 0)
-      throw new ProviderError(
-        'NotFound',
-        `vault '${p.vaultName}': ${o.type} '${o.name}' has no enabled versions`,
-        'NotFound',
-        { context: { vault: p.vaultName, object: `${o.type} '${o.name}'` } },
-      );
+      throw providerError(MOUNT.noEnabledVersions({ vault: p.vaultName, object: `${o.type} '${o.name}'` }), {
+        context: { vault: p.vaultName, object: `${o.type} '${o.name}'` },
+      });
     const parts = await Promise.all(
       chosen.map((v, k) =>
         this.readVersion({ session, p, pacer }, o, {
@@ -327,7 +322,7 @@ export class AzureProvider implements Provider {
 
 /** A failure as the Mount reports it: a ProviderError as raised, anything else as Internal with its message. */
 function asProviderError(err: unknown): ProviderError {
-  return err instanceof ProviderError ? err : new ProviderError('Internal', errorMessage(err));
+  return err instanceof ProviderError ? err : providerError(MOUNT.internal({ detail: errorMessage(err) }));
 }
 
 /**

@@ -1,6 +1,7 @@
 // Which of the node's managed identities each namespace may use (--node-identity-namespaces).
 // Every identity attached to the node is reachable over IMDS from the provider, so naming a
 // namespace must not hand it all of them: an entry binds it to one identity.
+import { PARAMETERS, type Failure } from './messages.js';
 
 /** What one namespace may ask of the node (useVMManagedIdentity). */
 export interface NodeIdentityGrant {
@@ -50,23 +51,17 @@ export function nodeIdentityRefusal(
   grants: NodeIdentityGrants,
   namespace: string,
   clientId: string | undefined,
-): string | undefined {
+): Failure | undefined {
   const grant = grants.get(namespace);
-  if (!grant) {
-    return `useVMManagedIdentity: namespace '${namespace}' may not use the node's managed identity; an operator lists the namespaces that may in --node-identity-namespaces (chart values provider.nodeIdentityNamespaces, provider.nodeIdentityBindings)`;
-  }
+  if (!grant) return PARAMETERS.nodeIdentityNotListed({ namespace });
   if (
     grant.anyIdentity ||
     (clientId === undefined ? grant.defaultIdentity : grant.clientIds.has(clientId.toLowerCase()))
   )
     return undefined;
-  const asked =
-    clientId === undefined
-      ? "the node's default identity (no userAssignedIdentityID)"
-      : `the identity '${clientId}' (userAssignedIdentityID)`;
-  const allowed = [
-    ...(grant.defaultIdentity ? ["the node's default identity (no userAssignedIdentityID)"] : []),
-    ...[...grant.clientIds].map((id) => `'${id}'`),
-  ].join(', ');
-  return `useVMManagedIdentity: namespace '${namespace}' may not use ${asked}: it may use ${allowed}. Each namespace uses only the node identities an operator binds to it (--node-identity-namespaces=${namespace}=<client id>; chart value provider.nodeIdentityBindings)`;
+  return PARAMETERS.nodeIdentityNotBound({
+    namespace,
+    ...(clientId === undefined ? {} : { clientId }),
+    allowed: { defaultIdentity: grant.defaultIdentity, clientIds: [...grant.clientIds] },
+  });
 }

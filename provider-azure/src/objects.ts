@@ -1,9 +1,9 @@
 // The `objects` parameter: YAML with `array:`, a list of YAML documents, one per Key Vault object.
 // Scalars are read as their literal text (the failsafe schema), so `filePermission: 0755` stays
 // "0755" and numbers are checked here, not guessed by the YAML parser.
-import { errorMessage, ProviderError } from '@secret-store-sync/proto';
+import { errorMessage, type ProviderError } from '@secret-store-sync/proto';
 import { CST, Lexer, parse, YAMLParseError } from 'yaml';
-import { quote } from './log.js';
+import { OBJECTS, providerError, type Failure } from './messages.js';
 
 export type ObjectType = 'secret' | 'key' | 'cert';
 export type ObjectEncoding = 'utf-8' | 'hex' | 'base64';
@@ -40,9 +40,7 @@ const FIELDS = [
 const NAME = /^[0-9a-zA-Z-]{1,127}$/;
 const VERSION = /^[0-9a-zA-Z]{1,64}$/;
 
-function invalid(message: string): ProviderError {
-  return new ProviderError('InvalidArgument', message);
-}
+const invalid = (f: Failure) => providerError(f);
 
 function yamlError(e: unknown): string {
   return e instanceof YAMLParseError ? e.message.split('\n')[0]! : errorMessage(e);
@@ -86,13 +84,9 @@ function refuseCostlyShapes(text: string, where: string, limits: ShapeLimits): v
     const type = CST.tokenType(token) ?? '';
     const counted = COUNTED.get(type);
     if (counted && ++seen[counted] > max[counted]) throw tooMany(counted, where, limits);
-    if (QUOTED.has(type) && token.includes('\n'))
-      throw invalid(`${where}: a quoted value spans lines; write each value on one line`);
+    if (QUOTED.has(type) && token.includes('\n')) throw invalid(OBJECTS.multilineQuote({ where }));
     const shape = SHAPE_NAMES.get(type);
-    if (shape)
-      throw invalid(
-        `${where} uses YAML ${shape}, which a SecretProviderClass never needs; write \`array:\` as a block list of \`- |\` entries, as in the example`,
-      );
+    if (shape) throw invalid(OBJECTS.costlyShape({ where, shape }));
   }
 }
 
@@ -110,18 +104,14 @@ const QUOTED = new Set(['single-quoted-scalar', 'double-quoted-scalar']);
 function tooMany(counted: Counted, where: string, limits: ShapeLimits): ProviderError {
   switch (counted) {
     case 'documents':
-      return invalid(`${where} holds more than one YAML document`);
+      return invalid(OBJECTS.severalDocuments({ where }));
     case 'lines':
-      return invalid(`${where} has more than ${limits.lines} lines`);
+      return invalid(OBJECTS.tooManyLines({ where, limit: limits.lines }));
     case 'keys':
-      return invalid(
-        `${where} has more than ${limits.keys} mapping keys; a class needs at most ${FIELDS.length} per object`,
-      );
+      return invalid(OBJECTS.tooManyKeys({ where, limit: limits.keys, perObject: FIELDS.length }));
     case 'items':
       return invalid(
-        limits.items === 0
-          ? `${where}: a field holds a list; each field takes a single value`
-          : `${where} has more than ${limits.items} list entries (\`- \`), more than the objects this provider takes per Mount`,
+        limits.items === 0 ? OBJECTS.fieldIsList({ where }) : OBJECTS.tooManyItems({ where, limit: limits.items }),
       );
   }
 }
@@ -153,7 +143,7 @@ function parseYaml(text: string, where: string, limits: ShapeLimits): unknown {
   try {
     return parse(text, YAML_OPTIONS);
   } catch (e) {
-    throw invalid(`${where} is not valid YAML: ${yamlError(e)}`);
+    throw invalid(OBJECTS.notYaml({ where, detail: yamlError(e) }));
   } finally {
     Error.stackTraceLimit = traces;
   }
@@ -168,12 +158,10 @@ export function readsOf(o: KeyVaultObject): number {
 }
 
 export function parseObjects(text: string, maxObjects: number): KeyVaultObject[] {
-  if (!text.trim()) throw invalid('objects is not set: list the Key Vault objects under `array:`');
+  if (!text.trim()) throw invalid(OBJECTS.notSet());
   const maxText = Math.max(MIN_OBJECTS_TEXT, OBJECTS_TEXT_BYTES_PER_OBJECT * maxObjects);
   if (text.length > maxText) {
-    throw invalid(
-      `objects is ${text.length} characters long, over the ${maxText} this provider parses (${OBJECTS_TEXT_BYTES_PER_OBJECT} per object it may list); split the objects over several SecretProviderClasses`,
-    );
+    throw invalid(OBJECTS.tooLong({ length: text.length, limit: maxText, perObject: OBJECTS_TEXT_BYTES_PER_OBJECT }));
   }
   // `array:` and, for entries written as mappings rather than `- |` text, their fields.
   const doc = parseYaml(text, 'objects', {
@@ -182,26 +170,18 @@ export function parseObjects(text: string, maxObjects: number): KeyVaultObject[]
     lines: LINES_PER_OBJECT * (maxObjects + 1),
   });
   if (!doc || typeof doc !== 'object' || Array.isArray(doc) || !('array' in doc)) {
-    throw invalid(
-      'objects must be a YAML mapping with an `array:` list of object descriptions (see the SecretProviderClass example)',
-    );
+    throw invalid(OBJECTS.noArray());
   }
   const list = (doc as { array: unknown }).array;
-  if (!Array.isArray(list))
-    throw invalid('objects: `array:` must be a list of YAML strings, one per object (write each as `- |`)');
-  if (list.length === 0) throw invalid('objects: `array:` lists no objects');
-  if (list.length > maxObjects)
-    throw invalid(
-      `objects: \`array:\` lists ${list.length} objects, over this provider's limit of ${maxObjects} per Mount; split them over several SecretProviderClasses`,
-    );
+  if (!Array.isArray(list)) throw invalid(OBJECTS.arrayNotList());
+  if (list.length === 0) throw invalid(OBJECTS.emptyArray());
+  if (list.length > maxObjects) throw invalid(OBJECTS.tooMany({ count: list.length, limit: maxObjects }));
   const objects = list.map((entry, i) => parseOne(entry, i));
   const files = new Map<string, number>();
   objects.forEach((o, i) => {
     const prev = files.get(o.fileName);
     if (prev !== undefined)
-      throw invalid(
-        `objects[${i}] (${o.name}) writes the file '${o.fileName}', as objects[${prev}] does: give one of them an objectAlias`,
-      );
+      throw invalid(OBJECTS.sameFile({ index: i, name: o.name, file: o.fileName, previous: prev }));
     files.set(o.fileName, i);
   });
   return objects;
@@ -216,18 +196,14 @@ function fieldsOf(entry: unknown, where: string): Get {
     typeof entry === 'string'
       ? parseYaml(entry, where, { keys: FIELDS.length, items: 0, lines: LINES_PER_OBJECT })
       : entry;
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
-    throw invalid(`${where} must be a mapping with objectName and objectType`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalid(OBJECTS.notMapping({ where }));
   const fields = raw as Record<string, unknown>;
   for (const [k, v] of Object.entries(fields)) {
     if (!(FIELDS as readonly string[]).includes(k)) {
       const near = FIELDS.find((f) => f.toLowerCase() === k.toLowerCase());
-      throw invalid(
-        `${where}: unknown field ${quote(k)}${near ? ` (did you mean '${near}'?)` : `; known fields: ${FIELDS.join(', ')}`}`,
-      );
+      throw invalid(OBJECTS.unknownField({ where, field: k, ...(near ? { near } : {}), known: FIELDS }));
     }
-    if (typeof v !== 'string')
-      throw invalid(`${where}: ${k} must be a single value, not a ${Array.isArray(v) ? 'list' : 'mapping'}`);
+    if (typeof v !== 'string') throw invalid(OBJECTS.notSingleValue({ where, field: k, isList: Array.isArray(v) }));
   }
   return (k) => String(fields[k] ?? '').trim();
 }
@@ -236,18 +212,13 @@ function parseOne(entry: unknown, i: number): KeyVaultObject {
   const where = `objects[${i}]`;
   const get = fieldsOf(entry, where);
   const name = get('objectName');
-  if (!name) throw invalid(`${where}: objectName is required`);
-  if (!NAME.test(name))
-    throw invalid(
-      `${where}: objectName ${quote(name)} is not a Key Vault object name (1-127 letters, digits and hyphens)`,
-    );
+  if (!name) throw invalid(OBJECTS.noName({ where }));
+  if (!NAME.test(name)) throw invalid(OBJECTS.badName({ where, name }));
   const w = `${where} (${name})`;
 
   const typeText = get('objectType');
   if (typeText !== 'secret' && typeText !== 'key' && typeText !== 'cert') {
-    throw invalid(
-      `${w}: objectType ${quote(typeText)} is not one of secret, key, cert${typeText ? '' : ' (it is required)'}`,
-    );
+    throw invalid(OBJECTS.badType({ where: w, type: typeText }));
   }
   const type: ObjectType = typeText;
   // Checked in this order, so a class with several mistakes hears of the first one first.
@@ -272,62 +243,49 @@ function parseOne(entry: unknown, i: number): KeyVaultObject {
 function versionOf(get: Get, w: string): string {
   const version = get('objectVersion');
   if (version.toLowerCase() === 'latest') return '';
-  if (version && !VERSION.test(version))
-    throw invalid(`${w}: objectVersion ${quote(version)} is not a Key Vault version id`);
+  if (version && !VERSION.test(version)) throw invalid(OBJECTS.badVersion({ where: w, version }));
   return version;
 }
 
 function versionHistoryOf(get: Get, w: string): number {
   const text = get('objectVersionHistory');
   if (!text) return 0;
-  if (!/^\d+$/.test(text))
-    throw invalid(
-      `${w}: objectVersionHistory must be a whole number from 1 to ${MAX_VERSION_HISTORY}, got ${quote(text)}`,
-    );
+  if (!/^\d+$/.test(text)) throw invalid(OBJECTS.historyNotNumber({ where: w, text, max: MAX_VERSION_HISTORY }));
   const n = Number(text);
   if (n < 1 || n > MAX_VERSION_HISTORY)
-    throw invalid(`${w}: objectVersionHistory must be from 1 to ${MAX_VERSION_HISTORY}, got ${text}`);
+    throw invalid(OBJECTS.historyOutOfRange({ where: w, text, max: MAX_VERSION_HISTORY }));
   return n === 1 ? 0 : n;
 }
 
 function fileNameOf(fileName: string, w: string): string {
-  if (fileName.length > 253)
-    throw invalid(
-      `${w}: objectAlias ${quote(fileName)} is ${fileName.length} characters long; a file name, and the Secret key it becomes, take at most 253`,
-    );
+  if (fileName.length > 253) throw invalid(OBJECTS.aliasTooLong({ where: w, alias: fileName }));
   if (fileName.startsWith('/') || /^[a-zA-Z]:/.test(fileName))
-    throw invalid(`${w}: objectAlias ${quote(fileName)} must be a relative path`);
-  if (fileName.includes('..')) throw invalid(`${w}: objectAlias ${quote(fileName)} must not contain '..'`);
-  if (!/^[0-9A-Za-z._\-/]+$/.test(fileName) || fileName.endsWith('/') || fileName.includes('//')) {
-    throw invalid(
-      `${w}: objectAlias ${quote(fileName)} may hold letters, digits, '.', '_', '-' and single '/' between names`,
-    );
-  }
+    throw invalid(OBJECTS.aliasAbsolute({ where: w, alias: fileName }));
+  if (fileName.includes('..')) throw invalid(OBJECTS.aliasDotDot({ where: w, alias: fileName }));
+  if (!/^[0-9A-Za-z._\-/]+$/.test(fileName) || fileName.endsWith('/') || fileName.includes('//'))
+    throw invalid(OBJECTS.aliasCharacters({ where: w, alias: fileName }));
   return fileName;
 }
 
 function encodingOf(get: Get, type: ObjectType, w: string): ObjectEncoding {
   const text = get('objectEncoding').toLowerCase();
   if (text && text !== 'utf-8' && text !== 'hex' && text !== 'base64')
-    throw invalid(`${w}: objectEncoding ${quote(get('objectEncoding'))} is not one of utf-8, hex, base64`);
-  if (text && text !== 'utf-8' && type !== 'secret')
-    throw invalid(`${w}: objectEncoding applies to objectType secret only`);
+    throw invalid(OBJECTS.badEncoding({ where: w, encoding: get('objectEncoding') }));
+  if (text && text !== 'utf-8' && type !== 'secret') throw invalid(OBJECTS.encodingNotSecret({ where: w }));
   return (text || 'utf-8') as ObjectEncoding;
 }
 
 function formatOf(get: Get, type: ObjectType, w: string): ObjectFormat {
   const text = get('objectFormat').toLowerCase();
   if (text && text !== 'pem' && text !== 'pfx')
-    throw invalid(`${w}: objectFormat ${quote(get('objectFormat'))} is not one of pem, pfx`);
-  if (text === 'pfx' && type !== 'secret')
-    throw invalid(`${w}: objectFormat pfx applies to objectType secret (the certificate's backing secret) only`);
+    throw invalid(OBJECTS.badFormat({ where: w, format: get('objectFormat') }));
+  if (text === 'pfx' && type !== 'secret') throw invalid(OBJECTS.pfxNotSecret({ where: w }));
   return (text || 'pem') as ObjectFormat;
 }
 
 function modeOf(get: Get, w: string): number | undefined {
   const text = get('filePermission');
   if (!text) return undefined;
-  if (!/^0?[0-7]{3}$/.test(text))
-    throw invalid(`${w}: filePermission ${quote(text)} must be an octal file mode such as 0644`);
+  if (!/^0?[0-7]{3}$/.test(text)) throw invalid(OBJECTS.badPermission({ where: w, text }));
   return parseInt(text, 8);
 }

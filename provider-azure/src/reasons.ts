@@ -2,7 +2,8 @@
 // with and what it means for a user: the one place to read them all. Where Entra or Key Vault
 // answered with a code of its own (AADSTS700213, SecretNotFound, …) that code is the reason; the
 // names below are the provider's, or stand in when Key Vault gave none. README's provider errors
-// table lists the same rows (provider-azure/test/reasons.unit.test.ts checks it).
+// table lists the same rows (provider-azure/test/reasons.unit.test.ts checks it); the texts that
+// come with them are in messages.ts.
 import type { ProviderErrorCode } from '@secret-store-sync/proto';
 import { ENTRA_TRY_TIMEOUT_MS, MANAGED_IDENTITY_TIMEOUT_MS } from './credentials.js';
 

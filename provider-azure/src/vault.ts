@@ -3,11 +3,12 @@
 // joined (inflight.ts), and values read by explicit version cached per identity (value-cache.ts).
 // Secrets, keys and certificates take the one read path below, through the table in kinds.ts.
 import type { TokenCredential } from '@azure/identity';
-import { ProviderError } from '@secret-store-sync/proto';
+import type { ProviderError } from '@secret-store-sync/proto';
 import type { Budgets } from './budget.js';
 import { ClientPool, type Clients } from './clients.js';
 import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
 import { toProviderError } from './errors.js';
+import { AZURE, providerError } from './messages.js';
 import { InFlightReads, raceAbort } from './inflight.js';
 import { KINDS, type ObjectValues } from './kinds.js';
 import type { Metrics } from './metrics.js';
@@ -43,12 +44,10 @@ export interface AccessOptions {
  */
 function readTimeout(vault: string, what: string, seconds: number, onEntra: boolean): ProviderError {
   const context = { vault, object: what, timedOut: onEntra ? 'Entra ID' : 'Key Vault' };
-  if (!onEntra) {
-    const said = `vault '${vault}': ${what}: Key Vault did not answer within ${seconds} s`;
-    return new ProviderError('Unavailable', said, 'VaultTimeout', { context });
-  }
-  const said = `vault '${vault}': ${what}: Entra ID gave no token within ${seconds} s (each token request is given ${ENTRA_TRY_TIMEOUT_MS / 1000} s, then retried)`;
-  return new ProviderError('Unavailable', said, 'EntraTimeout', { context });
+  const failure = onEntra
+    ? AZURE.entraTimeout({ seconds, trySeconds: ENTRA_TRY_TIMEOUT_MS / 1000 })
+    : AZURE.vaultTimeout({ seconds });
+  return providerError(AZURE.at({ where: `vault '${vault}': ${what}`, failure }), { context });
 }
 
 /** What every session of one KeyVaultAccess shares. */
