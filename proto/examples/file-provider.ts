@@ -5,10 +5,11 @@
 // Test knobs in the same file: "fail": { "code": "NotFound", "message": "…" } answers every Mount
 // with that error; "hangMs": N delays every answer by N ms.
 // It accepts one SecretProviderClass parameter, `prefix` (only files under it are returned), and
-// refuses any other, as a provider should refuse what it does not understand.
+// refuses any other, so that a misspelt parameter is reported rather than ignored.
+// It imports the kit by its package name, as a provider of your own does: copy it as a start.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ProviderError, serve, type ProviderErrorCode } from '../src/index.js';
+import { ProviderError, serve, type ProviderErrorCode } from '@secret-store-sync/proto';
 
 interface State {
   files: Record<string, string>;

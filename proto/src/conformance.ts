@@ -30,7 +30,10 @@ export interface MountCase {
 export interface Fixture {
   /** A Mount the provider must answer with files. */
   valid: MountCase;
-  /** A Mount carrying a parameter the provider does not know; it must be refused. Default: `valid` plus an unknown key. */
+  /**
+   * A Mount carrying a parameter the provider does not know. Refusing it is advice, not a rule of the
+   * protocol (upstream providers ignore unknown keys). Default: `valid` plus an unknown key.
+   */
   unknownParameter?: MountCase;
   /** More Mounts that must be refused (bad values). */
   invalid?: (MountCase & { name: string })[];
@@ -43,11 +46,19 @@ export interface CheckResult {
   ok: boolean;
   detail: string;
   skipped?: boolean;
+  /**
+   * Good practice that the protocol does not require (a provider the manager works with may not
+   * follow it): reported apart, and never a failure of the run.
+   */
+  advice?: boolean;
 }
 
 export interface ConformanceOptions {
   fixture: Fixture;
-  /** An endpoint to test, or a command to start with {endpoint} in its arguments. */
+  /**
+   * An endpoint to test, or a command to start: `{endpoint}` in its arguments becomes
+   * `unix:///…/provider.sock`, `{socket}` the socket's bare path.
+   */
   endpoint?: string;
   command?: string[];
   timeoutMs?: number;
@@ -76,25 +87,25 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const results: CheckResult[] = [];
   let child: ChildProcess | undefined;
-  const check = async (name: string, f: () => Promise<string>) => {
-    if (child && child.exitCode !== null) {
-      results.push({
-        name,
-        ok: false,
-        detail: `the provider process had exited (code ${child.exitCode}) before this check`,
-      });
+  const check = async (name: string, f: () => Promise<string>, kind: { advice?: boolean } = {}) => {
+    const advice = kind.advice ? { advice: true } : {};
+    if (child && hasExited(child)) {
+      results.push({ name, ok: false, ...advice, detail: `the provider ${exitText(child)} before this check` });
       return;
     }
     try {
-      results.push({ name, ok: true, detail: await f() });
+      results.push({ name, ok: true, ...advice, detail: await f() });
     } catch (e) {
-      results.push({ name, ok: false, detail: errorMessage(e) });
+      results.push({ name, ok: false, ...advice, detail: errorMessage(e) });
     }
   };
   let endpoint = opts.endpoint ?? '';
   if (opts.command) {
     endpoint = `unix://${join(mkdtempSync(join(tmpdir(), 'conformance-')), 'provider.sock')}`;
-    const [cmd, ...args] = opts.command.map((a) => a.replaceAll('{endpoint}', endpoint));
+    // {socket}: the bare path, for providers whose flag takes one (vault-csi-provider's -endpoint).
+    const [cmd, ...args] = opts.command.map((a) =>
+      a.replaceAll('{endpoint}', endpoint).replaceAll('{socket}', socketPath(endpoint)),
+    );
     // A group of its own: wrappers (npx, sh) must not leave the provider running after the suite.
     child = spawn(cmd!, args, { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   }
@@ -117,7 +128,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
           try {
             return await client.version(2_000);
           } catch (e) {
-            if (Date.now() > deadline || child?.exitCode != null) throw e;
+            if (child && hasExited(child)) throw new Error(`the provider ${exitText(child)}`, { cause: e });
+            if (Date.now() > deadline) throw e;
             await new Promise((r) => setTimeout(r, 200));
           }
         }
@@ -174,13 +186,21 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       await client.version(2_000);
       return `refused with ${statusName(code)}; still serving`;
     });
-    await check('an unknown parameter is refused', async () =>
-      refused(
-        opts.fixture.unknownParameter ?? {
-          ...opts.fixture.valid,
-          attributes: { ...opts.fixture.valid.attributes, 'conformance-unknown-parameter': 'x' },
-        },
-      ),
+    await check(
+      'an unknown parameter is refused',
+      async () =>
+        refused(
+          opts.fixture.unknownParameter ?? {
+            ...opts.fixture.valid,
+            attributes: { ...opts.fixture.valid.attributes, 'conformance-unknown-parameter': 'x' },
+          },
+        ).catch((e: unknown) => {
+          throw new Error(
+            `${errorMessage(e)}: a misspelt parameter then goes unnoticed; refusing keys you do not know names the typo`,
+            { cause: e },
+          );
+        }),
+      { advice: true },
     );
     for (const c of opts.fixture.invalid ?? [])
       await check(`invalid input is refused: ${c.name}`, async () => refused(c));
@@ -225,15 +245,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     if (child) {
       await check('SIGTERM: exits 0 and removes its socket', async () => {
         client.close();
-        const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+        const exited = new Promise<void>((r) => (hasExited(child!) ? r() : child!.once('exit', () => r())));
         process.kill(-child!.pid!, 'SIGTERM');
         let timer: NodeJS.Timeout | undefined;
-        const code = await Promise.race([
+        const outcome = await Promise.race([
           exited,
           new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000))),
         ]).finally(() => clearTimeout(timer));
-        if (code === 'timeout') throw new Error('still running 15 s after SIGTERM');
-        if (code !== 0) throw new Error(`exited with ${code}`);
+        if (outcome === 'timeout') throw new Error('still running 15 s after SIGTERM');
+        if (child!.exitCode !== 0) throw new Error(`it ${exitText(child!)}`);
         if (existsSync(socketPath(endpoint))) throw new Error('left its socket file behind');
         return 'exit 0, socket removed';
       });
@@ -258,11 +278,33 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   return results;
 }
 
+/** Whether a started provider is gone, by an exit or a signal. */
+const hasExited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+/** "exited with code 3" or "was killed by SIGKILL", as a user reads it. */
+export const exitText = (child: Pick<ChildProcess, 'exitCode' | 'signalCode'>): string =>
+  child.signalCode ? `was killed by ${child.signalCode}` : `exited with code ${child.exitCode}`;
+
+/**
+ * Prints one line per check, the advice apart from the rules, then the counts; true when no rule
+ * failed (advice not followed never fails the run).
+ */
 export function report(results: CheckResult[], write: (line: string) => void = (l) => console.log(l)): boolean {
-  for (const r of results) write(`${r.skipped ? 'skip' : r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`);
-  const failed = results.filter((r) => !r.ok).length;
+  const line = (r: CheckResult) => `${r.skipped ? 'skip' : r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`;
+  for (const r of results.filter((r) => !r.advice)) write(line(r));
+  const advice = results.filter((r) => r.advice);
+  const unfollowed = advice.filter((r) => !r.ok);
+  if (advice.length) {
+    write('');
+    write('Advice (good practice, not a rule of the protocol; never fails the run):');
+    for (const r of advice) write(`${r.ok ? 'ok  ' : 'note'} ${r.name}: ${r.detail}`);
+    write('');
+  }
+  const rules = results.filter((r) => !r.advice);
+  const failed = rules.filter((r) => !r.ok).length;
+  const passed = results.filter((r) => r.ok && !r.skipped).length;
+  const skipped = results.filter((r) => r.skipped).length;
   write(
-    `${results.filter((r) => r.ok && !r.skipped).length} passed, ${failed} failed, ${results.filter((r) => r.skipped).length} skipped`,
+    `${passed} passed, ${failed} failed, ${skipped} skipped${unfollowed.length ? `, ${unfollowed.length} advice not followed` : ''}`,
   );
   return failed === 0;
 }

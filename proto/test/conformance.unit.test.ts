@@ -1,6 +1,7 @@
-// The conformance suite passes the example provider and fails a broken one with clear lines.
+// The conformance suite passes the example provider and fails a broken one with clear lines;
+// advice (good practice the protocol does not require) never fails a run.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,13 @@ import { report, runConformance } from '../src/conformance.js';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..', '..');
 const tsx = (file: string, ...args: string[]) => [process.execPath, '--import', 'tsx', file, ...args];
+const cli = (args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'proto', 'dist', 'cli.js'), ...args], { cwd: root, encoding: 'utf8' });
+
+// The example imports the kit by its package name, which resolves to proto/dist; the CLI runs from there too.
+beforeAll(() => {
+  execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-b', join(root, 'proto')], { cwd: root });
+});
 
 test('the example file provider passes every check, shutdown and size limit included', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'conf-'));
@@ -27,8 +35,35 @@ test('the example file provider passes every check, shutdown and size limit incl
   });
   const lines: string[] = [];
   const ok = report(results, (l) => lines.push(l));
-  expect(lines.join('\n')).toMatch(/^11 passed, 0 failed, 0 skipped$/m);
+  expect(lines.at(-1)).toBe('11 passed, 0 failed, 0 skipped');
+  expect(lines).toContain('ok   an unknown parameter is refused: INVALID_ARGUMENT');
   expect(ok).toBe(true);
+});
+
+test('a provider that ignores unknown parameters, as upstream ones do, passes with the advice shown apart', async () => {
+  const results = await runConformance({
+    // {socket} is the bare path (vault-csi-provider's -endpoint takes one); this provider wants a URL.
+    command: tsx(join(here, 'fixtures', 'lenient-provider.ts'), 'unix://{socket}'),
+    fixture: { valid: { attributes: { objectName: 'a' } } },
+  });
+  const lines: string[] = [];
+  expect(report(results, (l) => lines.push(l))).toBe(true);
+  expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
+  const adviceAt = lines.indexOf('Advice (good practice, not a rule of the protocol; never fails the run):');
+  expect(adviceAt).toBeGreaterThan(0);
+  expect(lines[adviceAt + 1]).toMatch(/^note an unknown parameter is refused: the provider accepted it: a misspelt/);
+  expect(lines.at(-1)).toBe('8 passed, 0 failed, 1 skipped, 1 advice not followed');
+});
+
+test('a provider killed by a signal is reported as killed by it', async () => {
+  const results = await runConformance({
+    command: tsx(join(here, 'fixtures', 'lenient-provider.ts'), '{endpoint}', '--die-on-mount'),
+    fixture: { valid: { attributes: {} } },
+    timeoutMs: 3_000,
+  });
+  const details = results.filter((r) => !r.ok).map((r) => r.detail);
+  expect(details).toContain('the provider was killed by SIGKILL before this check');
+  expect(details.join('\n')).not.toMatch(/code null/);
 });
 
 test('a broken provider fails, and each failure says what is wrong', async () => {
@@ -49,24 +84,68 @@ test('a broken provider fails, and each failure says what is wrong', async () =>
 });
 
 test('the CLI prints one line per check and exits non-zero on failure', () => {
-  execFileSync('npx', ['tsc', '-b', join(root, 'proto')], { cwd: root });
   const dir = mkdtempSync(join(tmpdir(), 'conf-cli-'));
   writeFileSync(join(dir, 'fixture.json'), JSON.stringify({ valid: { attributes: {} } }));
-  const r = spawnSync(
-    process.execPath,
-    [
-      join(root, 'proto', 'dist', 'cli.js'),
-      'conformance',
-      '--command',
-      `${process.execPath} --import tsx ${join(here, 'fixtures', 'broken-provider.ts')} {endpoint}`,
-      '--fixture',
-      join(dir, 'fixture.json'),
-      '--timeout-ms',
-      '3000',
-    ],
-    { cwd: root, encoding: 'utf8' },
-  );
+  const r = cli([
+    'conformance',
+    '--command',
+    `${process.execPath} --import tsx ${join(here, 'fixtures', 'broken-provider.ts')} {endpoint}`,
+    '--fixture',
+    join(dir, 'fixture.json'),
+    '--timeout-ms',
+    '3000',
+  ]);
   expect(r.status).toBe(1);
   expect(r.stdout).toMatch(/^FAIL file paths are relative, without "\.\.", unique: unsafe path '\.\.\/escape'$/m);
   expect(r.stdout).toMatch(/^\d+ passed, \d+ failed, \d+ skipped$/m);
+});
+
+test('the CLI starts the command after -- with its arguments as given, spaces kept, and exits 0 on advice alone', () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'conf-argv-')), 'my provider');
+  mkdirSync(dir);
+  // A link, so the example still finds the kit by its package name from the repository.
+  symlinkSync(join(root, 'proto', 'examples', 'file-provider.ts'), join(dir, 'file provider.ts'));
+  writeFileSync(join(dir, 'the files.json'), readFileSync(join(root, 'proto', 'examples', 'files.json')));
+  const example = cli([
+    'conformance',
+    '--fixture',
+    join(root, 'proto', 'examples', 'fixture.json'),
+    '--',
+    process.execPath,
+    '--import',
+    'tsx',
+    join(dir, 'file provider.ts'),
+    '--endpoint',
+    '{endpoint}',
+    '--state',
+    join(dir, 'the files.json'),
+  ]);
+  expect(example.stdout).toMatch(/^ok {3}a valid Mount returns files and object versions: 3 files/m);
+  expect(example.status).toBe(0);
+
+  const lenient = cli([
+    'conformance',
+    '--fixture',
+    join(root, 'proto', 'examples', 'fixture.json'),
+    '--',
+    ...tsx(join(here, 'fixtures', 'lenient-provider.ts'), '{endpoint}'),
+  ]);
+  expect(lenient.stdout).toMatch(/^note an unknown parameter is refused: the provider accepted it/m);
+  // The example fixture's own `invalid` case is a rule: the lenient provider accepts it and fails.
+  expect(lenient.stdout).toMatch(/^FAIL invalid input is refused: a parameter the provider does not know/m);
+  expect(lenient.status).toBe(1);
+});
+
+test('--help and --version answer, and a usage error says what is wrong', () => {
+  const help = cli(['--help']);
+  expect(help.status).toBe(0);
+  expect(help.stdout).toMatch(/^usage: provider-kit conformance --fixture fixture.json \[options\] -- <command>/);
+  const version = cli(['--version']);
+  expect(version.status).toBe(0);
+  expect(version.stdout.trim()).toBe(
+    (JSON.parse(readFileSync(join(root, 'proto', 'package.json'), 'utf8')) as { version: string }).version,
+  );
+  const bad = cli(['conformance', '--fixture', join(root, 'proto', 'examples', 'fixture.json')]);
+  expect(bad.status).toBe(2);
+  expect(bad.stderr).toMatch(/^provider-kit: give the provider: a command after --, --command, or --socket/);
 });
