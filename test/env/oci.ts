@@ -139,6 +139,45 @@ function jsonBlob(value: unknown): Blob {
 }
 
 export const LAYER_MEDIA_TYPE = 'application/vnd.oci.image.layer.v1.tar';
+export const MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+export const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
+export const CONFIG_MEDIA_TYPE = 'application/vnd.oci.image.config.v1+json';
+
+/** The CPU architectures the images are built for, in OCI's (GOARCH) names. */
+export type Arch = 'amd64' | 'arm64';
+
+/** One platform's image: its layer files (bottom first) and configuration. */
+export interface PlatformImage {
+  architecture: Arch;
+  layers: { file: string; digest: string; size: number }[];
+  config: ImageConfig;
+}
+
+/** The config and manifest blobs of one platform's image. */
+function platformBlobs(image: PlatformImage): { config: Blob; manifest: Blob } {
+  const config = jsonBlob({
+    architecture: image.architecture,
+    os: 'linux',
+    created: EPOCH.toISOString(),
+    config: {
+      Entrypoint: image.config.entrypoint,
+      Cmd: image.config.cmd,
+      Env: image.config.env,
+      WorkingDir: image.config.workingDir,
+      User: image.config.user,
+      Labels: image.config.labels,
+    },
+    rootfs: { type: 'layers', diff_ids: image.layers.map((l) => l.digest) },
+    history: image.layers.map(() => ({ created: EPOCH.toISOString(), created_by: 'test/env/images.ts' })),
+  });
+  const manifest = jsonBlob({
+    schemaVersion: 2,
+    mediaType: MANIFEST_MEDIA_TYPE,
+    config: { mediaType: CONFIG_MEDIA_TYPE, digest: config.digest, size: config.size },
+    layers: image.layers.map((l) => ({ mediaType: LAYER_MEDIA_TYPE, digest: l.digest, size: l.size })),
+  });
+  return { config, manifest };
+}
 
 /**
  * Writes an OCI image layout as one tar archive: `oci-layout`, `index.json` naming the image, and
@@ -149,40 +188,46 @@ export async function writeImageArchive(o: {
   name: string;
   layers: { file: string; digest: string; size: number }[];
   config: ImageConfig;
+  /** Default amd64. */
+  architecture?: Arch;
 }): Promise<string> {
-  const config = jsonBlob({
-    architecture: 'amd64',
-    os: 'linux',
-    created: EPOCH.toISOString(),
-    config: {
-      Entrypoint: o.config.entrypoint,
-      Cmd: o.config.cmd,
-      Env: o.config.env,
-      WorkingDir: o.config.workingDir,
-      User: o.config.user,
-      Labels: o.config.labels,
-    },
-    rootfs: { type: 'layers', diff_ids: o.layers.map((l) => l.digest) },
-    history: o.layers.map(() => ({ created: EPOCH.toISOString(), created_by: 'test/env/images.ts' })),
+  return writeMultiPlatformArchive({
+    file: o.file,
+    name: o.name,
+    images: [{ architecture: o.architecture ?? 'amd64', layers: o.layers, config: o.config }],
   });
-  const manifest = jsonBlob({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
-    layers: o.layers.map((l) => ({ mediaType: LAYER_MEDIA_TYPE, digest: l.digest, size: l.size })),
-  });
+}
+
+/**
+ * Writes one image for several platforms as an OCI image layout in a tar. With one platform,
+ * `index.json` names its manifest; with more, it names an image index that lists one manifest per
+ * platform (as multi-platform builds are pushed: `skopeo copy --all` pushes the whole index, and
+ * `ctr images import` takes the platforms it is asked for). Returns the digest `index.json` names.
+ */
+export async function writeMultiPlatformArchive(o: {
+  file: string;
+  name: string;
+  images: PlatformImage[];
+}): Promise<string> {
+  const blobs = o.images.map((image) => ({ image, ...platformBlobs(image) }));
+  const descriptors = blobs.map((b) => ({
+    mediaType: MANIFEST_MEDIA_TYPE,
+    digest: b.manifest.digest,
+    size: b.manifest.size,
+    platform: { architecture: b.image.architecture, os: 'linux' },
+  }));
+  const list =
+    descriptors.length > 1
+      ? jsonBlob({ schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: descriptors })
+      : undefined;
+  const top = list ? { mediaType: INDEX_MEDIA_TYPE, digest: list.digest, size: list.size } : descriptors[0]!;
   const tag = o.name.slice(o.name.lastIndexOf(':') + 1);
   const index = {
     schemaVersion: 2,
+    mediaType: INDEX_MEDIA_TYPE,
     manifests: [
-      {
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        digest: manifest.digest,
-        size: manifest.size,
-        platform: { architecture: 'amd64', os: 'linux' },
-        // containerd names the imported image by the first; other tools read the second.
-        annotations: { 'io.containerd.image.name': o.name, 'org.opencontainers.image.ref.name': tag },
-      },
+      // containerd names the imported image by the first; other tools read the second.
+      { ...top, annotations: { 'io.containerd.image.name': o.name, 'org.opencontainers.image.ref.name': tag } },
     ],
   };
   const p = tarPack();
@@ -193,10 +238,14 @@ export async function writeImageArchive(o: {
   await entryDone(p, { name: 'blobs/sha256', type: 'directory', ...meta, mode: 0o755 });
   await entryDone(p, { name: 'oci-layout', ...meta }, Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
   await entryDone(p, { name: 'index.json', ...meta }, Buffer.from(JSON.stringify(index)));
-  await entryDone(p, { name: blobPath(config.digest), ...meta }, config.bytes);
-  await entryDone(p, { name: blobPath(manifest.digest), ...meta }, manifest.bytes);
   const added = new Set<string>();
-  for (const l of o.layers) {
+  const json = [...(list ? [list] : []), ...blobs.flatMap((b) => [b.config, b.manifest])];
+  for (const blob of json) {
+    if (added.has(blob.digest)) continue;
+    added.add(blob.digest);
+    await entryDone(p, { name: blobPath(blob.digest), ...meta }, blob.bytes);
+  }
+  for (const l of o.images.flatMap((image) => image.layers)) {
     if (added.has(l.digest)) continue;
     added.add(l.digest);
     await new Promise<void>((resolve, reject) => {
@@ -208,5 +257,5 @@ export async function writeImageArchive(o: {
   }
   p.finalize();
   await written;
-  return manifest.digest;
+  return top.digest;
 }
