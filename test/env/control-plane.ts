@@ -13,7 +13,7 @@ import { ControllerManager } from './controller-manager.js';
 import { Etcd } from './etcd.js';
 import type { Ca } from './pki.js';
 import { freePort } from './ports.js';
-import { killRecordedOnExit, stopRecorded, waitUntil, type Managed } from './processes.js';
+import { killRecordedOnExit, recordScratch, stopRecorded, waitUntil, type Managed } from './processes.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const repoRoot = resolve(here, '../..');
@@ -203,14 +203,11 @@ async function components(o: { binDir: string; stateDir: string; ca: Ca }) {
   const dir = join(stateDir, 'control-plane');
   const certs = writeControlPlaneCerts(join(dir, 'pki'), o.ca, NODE_NAME);
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const etcd = new Etcd({
-    binDir,
-    stateDir,
-    clientPort: etcdPort,
-    peerPort,
-    // On tmpfs when there is one: the control plane's writes then cost no disk syncs.
-    dataDir: join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`),
-  });
+  // On tmpfs when there is one: the control plane's writes then cost no disk syncs. Recorded, so
+  // that `stack down` after a crash removes it too (about 124 MB).
+  const etcdData = join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`);
+  recordScratch(stateDir, etcdData);
+  const etcd = new Etcd({ binDir, stateDir, clientPort: etcdPort, peerPort, dataDir: etcdData });
   const apiserver = new Apiserver({
     binDir,
     stateDir,

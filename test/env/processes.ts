@@ -2,7 +2,7 @@
 // file, and its pid is recorded so `stack down` can clean up after a run that crashed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
 
 export interface Managed {
   readonly name: string;
@@ -23,6 +23,25 @@ export interface StartOptions {
 }
 
 const pidFile = (stateDir: string) => join(stateDir, 'pids');
+const scratchFile = (stateDir: string) => join(stateDir, 'scratch');
+
+/**
+ * Records a folder outside the state folder (etcd's data on /dev/shm) that belongs to this run, so
+ * that `stopRecorded` — the stack's stop, `stack down`, the next start in the folder — removes it.
+ */
+export function recordScratch(stateDir: string, path: string): void {
+  appendFileSync(scratchFile(stateDir), `${path}\n`);
+}
+
+/** Removes the recorded scratch folders; only absolute paths named sss-*, whatever the file says. */
+function removeScratch(stateDir: string): void {
+  const file = scratchFile(stateDir);
+  if (!existsSync(file)) return;
+  for (const path of readFileSync(file, 'utf8').split('\n')) {
+    if (isAbsolute(path) && basename(path).startsWith('sss-')) rmSync(path, { recursive: true, force: true });
+  }
+  rmSync(file, { force: true });
+}
 
 export function startProcess(opts: StartOptions): Managed {
   const logDir = join(opts.stateDir, 'logs');
@@ -105,7 +124,7 @@ function recorded(stateDir: string): { pid: number; name: string }[] {
     .map(([pid, name]) => ({ pid: Number(pid), name: name! }));
 }
 
-/** Stops every group recorded in the state folder, newest first. */
+/** Stops every group recorded in the state folder, newest first, then removes its scratch folders. */
 export async function stopRecorded(stateDir: string): Promise<string[]> {
   const stopped: string[] = [];
   for (const { pid, name } of recorded(stateDir).reverse()) {
@@ -115,6 +134,7 @@ export async function stopRecorded(stateDir: string): Promise<string[]> {
     }
   }
   rmSync(pidFile(stateDir), { force: true });
+  removeScratch(stateDir);
   return stopped;
 }
 
