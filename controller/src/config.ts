@@ -1,5 +1,5 @@
 // The manager's command line, parsed once into a typed Config.
-import { errorMessage } from '@secret-store-sync/proto';
+import { errorMessage, flagUsage, parseArgsOptions, type FlagTable } from '@secret-store-sync/proto';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 
@@ -62,43 +62,131 @@ export const DEFAULT_ALLOWED_TYPES = [
 // admission policy refuses it too, but the manager must not rely on being installed by the chart.
 export const FORBIDDEN_SECRET_TYPES: readonly string[] = ['kubernetes.io/service-account-token'];
 
-const OPTIONS = {
-  kubeconfig: { type: 'string' },
-  namespace: { type: 'string', default: '' },
-  'controller-name': { type: 'string', default: '' },
-  'provider-dir': { type: 'string', default: '/provider' },
-  'token-audiences': { type: 'string', default: 'api://AzureADTokenExchange' },
-  'token-expiration-seconds': { type: 'string', default: '600' },
-  'rotation-poll-interval-seconds': { type: 'string', default: '3600' },
-  'rotation-share-seconds': { type: 'string', default: '' },
-  'expiry-warning-days': { type: 'string', default: '30' },
-  'expiry-check-min-interval-seconds': { type: 'string', default: '300' },
-  'max-expiry-series-per-secretsync': { type: 'string', default: '20' },
-  'max-expiry-series': { type: 'string', default: '10000' },
-  workers: { type: 'string', default: '10' },
-  // Default: half the workers (rounded up), so one namespace never holds them all against others.
-  'workers-per-namespace': { type: 'string', default: '' },
-  'provider-timeout-seconds': { type: 'string', default: '30' },
-  'max-message-bytes': { type: 'string', default: String(4 * 1024 * 1024) },
-  'hash-key-file': { type: 'string' },
-  'allowed-secret-types': { type: 'string', default: DEFAULT_ALLOWED_TYPES.join(',') },
-  'health-port': { type: 'string', default: '8081' },
-  'metrics-port': { type: 'string', default: '8085' },
-  'http-bind-address': { type: 'string', default: '0.0.0.0' },
+// Every flag, with what `--help` says of it (proto's flags.ts makes the parser's options and the
+// help from this one table). Add a flag here and nowhere else.
+export const FLAGS = {
+  kubeconfig: { type: 'string', help: 'kubeconfig file for API access; default: in-cluster, else $KUBECONFIG.' },
+  namespace: { type: 'string', default: '', help: 'watch this namespace only; empty: all namespaces.' },
+  'controller-name': {
+    type: 'string',
+    default: '',
+    help: 'handle only the SecretSyncs whose spec.secretSyncControllerName equals this.',
+  },
+  'provider-dir': { type: 'string', default: '/provider', help: "folder of the providers' sockets, <provider>.sock." },
+  'token-audiences': {
+    type: 'string',
+    default: 'api://AzureADTokenExchange',
+    help: 'comma-separated audiences of the ServiceAccount tokens passed to providers; empty: no token is minted or sent (for providers that authenticate otherwise).',
+  },
+  'token-expiration-seconds': {
+    type: 'string',
+    default: '600',
+    help: 'lifetime of those tokens (600 to 86400); a token is reused until 80 % of it.',
+  },
+  'rotation-poll-interval-seconds': {
+    type: 'string',
+    default: '3600',
+    help: 'how often each SecretSync is re-checked (±10 % jitter); 0 turns rotation off.',
+  },
+  'rotation-share-seconds': {
+    type: 'string',
+    default: '',
+    help: 'how old a provider result another SecretSync fetched with the same Mount a rotation may take; 0: never share; default: a tenth of the rotation interval, at most 300.',
+  },
+  'expiry-warning-days': {
+    type: 'string',
+    default: '30',
+    help: 'an object expiring within this many days sets the Expiring condition; 0: only once expired.',
+  },
+  'expiry-check-min-interval-seconds': {
+    type: 'string',
+    default: '300',
+    help: 'expiry-driven status checks of one SecretSync at most this often (1 to 86400).',
+  },
+  'max-expiry-series-per-secretsync': {
+    type: 'string',
+    default: '20',
+    help: 'most secretsync_object_expiry_timestamp_seconds series per SecretSync, the soonest expiries kept; 0 exports none.',
+  },
+  'max-expiry-series': {
+    type: 'string',
+    default: '10000',
+    help: 'most of those series in all, the soonest expiries kept; 0 exports none.',
+  },
+  workers: { type: 'string', default: '10', help: 'SecretSyncs reconciled at once (1 to 512).' },
+  'workers-per-namespace': {
+    type: 'string',
+    default: '',
+    help: 'workers one namespace may hold while another namespace has work waiting (1 to --workers); default: half of --workers, rounded up.',
+  },
+  'provider-timeout-seconds': { type: 'string', default: '30', help: 'deadline of one provider call.' },
+  'max-message-bytes': {
+    type: 'string',
+    default: String(4 * 1024 * 1024),
+    help: 'largest provider response accepted (64 KiB to 64 MiB).',
+  },
+  'hash-key-file': {
+    type: 'string',
+    help: 'file holding the key of the change hash (mount it from a Secret, so a restart does not rewrite every Secret); default: a key generated per process.',
+  },
+  'allowed-secret-types': {
+    type: 'string',
+    default: DEFAULT_ALLOWED_TYPES.join(','),
+    help: 'comma-separated Secret types the manager writes; bootstrap.kubernetes.io/token only if listed, kubernetes.io/service-account-token never.',
+  },
+  'health-port': {
+    type: 'string',
+    default: '8081',
+    help: 'port of /healthz and /readyz (ready once both caches are listed).',
+  },
+  'metrics-port': { type: 'string', default: '8085', help: 'port of /metrics (Prometheus).' },
+  'http-bind-address': {
+    type: 'string',
+    default: '0.0.0.0',
+    help: 'IP address the health and metrics listeners bind to, unless their own flags say otherwise (0.0.0.0 or :: for all).',
+  },
   // Each defaults to --http-bind-address: health can stay on loopback (host network) while
   // metrics listen where Prometheus reaches them.
-  'health-bind-address': { type: 'string', default: '' },
-  'metrics-bind-address': { type: 'string', default: '' },
-  'log-level': { type: 'string', default: 'info' },
-  'leader-elect': { type: 'string', default: 'false' },
-  'leader-election-namespace': { type: 'string', default: '' },
-  'leader-election-id': { type: 'string', default: 'secret-store-sync-manager' },
-  'lease-duration-seconds': { type: 'string', default: '15' },
-  'shutdown-grace-seconds': { type: 'string', default: '20' },
-  'api-timeout-seconds': { type: 'string', default: '30' },
-  version: { type: 'boolean', default: false },
-  help: { type: 'boolean', default: false },
-} as const;
+  'health-bind-address': {
+    type: 'string',
+    default: '',
+    help: 'IP address of the health listener; default: --http-bind-address.',
+  },
+  'metrics-bind-address': {
+    type: 'string',
+    default: '',
+    help: 'IP address of the metrics listener; default: --http-bind-address.',
+  },
+  'log-level': { type: 'string', default: 'info', help: 'error, warn, info or debug; JSON lines on stdout.' },
+  'leader-elect': {
+    type: 'string',
+    default: 'false',
+    help: 'true: managers share a Lease and only its holder works (for more than one replica).',
+  },
+  'leader-election-namespace': {
+    type: 'string',
+    default: '',
+    help: 'namespace of the Lease; default: $POD_NAMESPACE, else default.',
+  },
+  'leader-election-id': { type: 'string', default: 'secret-store-sync-manager', help: 'name of the Lease.' },
+  'lease-duration-seconds': {
+    type: 'string',
+    default: '15',
+    help: 'how long a follower waits on an unchanged Lease before it takes over (5 to 600).',
+  },
+  'shutdown-grace-seconds': {
+    type: 'string',
+    default: '20',
+    help: 'on SIGTERM, how long in-flight reconciles may finish before the Lease is handed back.',
+  },
+  'api-timeout-seconds': {
+    type: 'string',
+    default: '30',
+    help: 'deadline of every apiserver call (watches excepted).',
+  },
+  version: { type: 'boolean', default: false, help: 'print the version and exit.' },
+  help: { type: 'boolean', default: false, help: 'print this text and exit.' },
+} as const satisfies FlagTable;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -111,31 +199,26 @@ export class ConfigError extends Error {
 }
 
 export function usage(): string {
-  return [
-    'Usage: secret-store-sync-manager [flags]',
-    ...Object.entries(OPTIONS).map(
-      ([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default || '""'})` : ''}`,
-    ),
-  ].join('\n');
+  return flagUsage('Usage: secret-store-sync-manager [flags]', FLAGS);
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'version' | 'help' {
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: argv, options: parseArgsOptions(FLAGS), strict: true, allowPositionals: false }));
   } catch (e) {
     throw new ConfigError(`${errorMessage(e)}\n${usage()}`);
   }
   if (values.version) return 'version';
   if (values.help) return 'help';
-  const str = (k: keyof typeof OPTIONS) => (values[k] === undefined ? '' : String(values[k]));
-  const int = (k: keyof typeof OPTIONS, min: number, max: number) => {
+  const str = (k: keyof typeof FLAGS) => (values[k] === undefined ? '' : String(values[k]));
+  const int = (k: keyof typeof FLAGS, min: number, max: number) => {
     const n = Number(str(k));
     if (!Number.isInteger(n) || n < min || n > max)
       throw new ConfigError(`--${k} must be a whole number from ${min} to ${max}, got '${str(k)}'`);
     return n;
   };
-  const list = (k: keyof typeof OPTIONS) =>
+  const list = (k: keyof typeof FLAGS) =>
     str(k)
       .split(',')
       .map((s) => s.trim())
@@ -150,7 +233,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const logLevel = str('log-level');
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel))
     throw new ConfigError(`--log-level must be error, warn, info or debug, got '${logLevel}'`);
-  const address = (k: keyof typeof OPTIONS) => {
+  const address = (k: keyof typeof FLAGS) => {
     const flag = str(k) ? k : 'http-bind-address';
     if (!isIP(str(flag)))
       throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`, flag);

@@ -1,5 +1,6 @@
 // The command line: what the manager refuses to start with.
-import { ConfigError, DEFAULT_ALLOWED_TYPES, parseConfig, type Config } from '../src/config.js';
+import { expectHelpDescribesEveryFlag } from '../../test/helpers/flags.js';
+import { ConfigError, DEFAULT_ALLOWED_TYPES, FLAGS, parseConfig, usage, type Config } from '../src/config.js';
 
 const parse = (...argv: string[]) => parseConfig(argv, {}) as Config;
 
@@ -52,4 +53,13 @@ test('expiry checks of one SecretSync: at most every 5 minutes by default, 1 s a
   expect(parse().expiryCheckMinIntervalSeconds).toBe(300);
   expect(parse('--expiry-check-min-interval-seconds=10').expiryCheckMinIntervalSeconds).toBe(10);
   expect(() => parse('--expiry-check-min-interval-seconds=0')).toThrow(ConfigError);
+});
+
+test('--help describes every flag the parser accepts, and the README lists each', () => {
+  expectHelpDescribesEveryFlag({
+    flags: FLAGS,
+    usage: usage(),
+    parse: (argv) => parseConfig(argv, {}),
+    readmeSection: '## Reference: the manager',
+  });
 });

@@ -12,6 +12,7 @@ export {
   type ProviderErrorCode,
 } from './errors.js';
 export { socketPath } from './endpoint.js';
+export { flagUsage, parseArgsOptions, type FlagSpec, type FlagTable } from './flags.js';
 export {
   API_VERSION,
   DEFAULT_MAX_MESSAGE_BYTES,

@@ -1,5 +1,5 @@
 // The provider's command line, parsed once into a typed, validated Config.
-import { errorMessage } from '@secret-store-sync/proto';
+import { errorMessage, flagUsage, parseArgsOptions, type FlagTable } from '@secret-store-sync/proto';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { CLOUD_NAMES, type CloudName } from './cloud.js';
@@ -55,72 +55,173 @@ export interface Config {
   cacheAuthWindowSeconds: number;
 }
 
-const OPTIONS = {
-  endpoint: { type: 'string', default: 'unix:///provider/azure.sock' },
-  'healthz-port': { type: 'string', default: '8989' },
-  'healthz-path': { type: 'string', default: '/healthz' },
-  'metrics-port': { type: 'string', default: '8898' },
-  'healthz-check-interval-seconds': { type: 'string', default: '10' },
-  'http-bind-address': { type: 'string', default: '0.0.0.0' },
+// Every flag, with what `--help` says of it (proto's flags.ts makes the parser's options and the
+// help from this one table). Add a flag here and nowhere else.
+export const FLAGS = {
+  endpoint: {
+    type: 'string',
+    default: 'unix:///provider/azure.sock',
+    help: "socket to serve the provider API on (mode 0600; a stale file is replaced, a live server's socket never taken).",
+  },
+  'healthz-port': {
+    type: 'string',
+    default: '8989',
+    help: "port of the liveness endpoint: 200 while the provider's last self-check over its socket passed; 0 turns it off.",
+  },
+  'healthz-path': { type: 'string', default: '/healthz', help: 'path of the liveness endpoint.' },
+  'metrics-port': { type: 'string', default: '8898', help: 'port of /metrics (Prometheus); 0 turns it off.' },
+  'healthz-check-interval-seconds': {
+    type: 'string',
+    default: '10',
+    help: 'how often the self-check runs (1 to 3600); the liveness endpoint answers from the last result.',
+  },
+  'http-bind-address': {
+    type: 'string',
+    default: '0.0.0.0',
+    help: 'IP address the liveness and metrics listeners bind to, unless their own flags say otherwise (0.0.0.0 or :: for all).',
+  },
   // Each defaults to --http-bind-address: health can stay on loopback (host network) while
   // metrics listen where Prometheus reaches them.
-  'healthz-bind-address': { type: 'string', default: '' },
-  'metrics-bind-address': { type: 'string', default: '' },
-  'log-level': { type: 'string', default: 'info' },
-  'cloud-name': { type: 'string', default: 'AzurePublicCloud' },
-  'construct-pem-chain': { type: 'string', default: 'true' },
-  'write-cert-and-key-in-separate-files': { type: 'string', default: 'false' },
-  'vault-requests-per-second': { type: 'string', default: '250' },
-  'vault-burst': { type: 'string', default: '500' },
-  'vault-max-concurrency': { type: 'string', default: '16' },
-  'vault-max-retries': { type: 'string', default: '3' },
-  'vault-request-timeout-seconds': { type: 'string', default: '20' },
-  'version-cache-ttl-seconds': { type: 'string', default: '900' },
-  'version-cache-max-bytes': { type: 'string', default: String(64 * 1024 * 1024) },
-  'max-mount-bytes': { type: 'string', default: String(1024 * 1024) },
-  'shutdown-grace-seconds': { type: 'string', default: '20' },
-  'allow-node-identity': { type: 'string', default: 'false' },
-  'node-identity-namespaces': { type: 'string', default: '' },
-  'allow-service-principal': { type: 'string', default: 'false' },
-  'cloud-env-dir': { type: 'string', default: '' },
-  'max-objects-per-mount': { type: 'string', default: '256' },
-  'max-reads-per-mount': { type: 'string', default: '1000' },
-  'mount-read-concurrency': { type: 'string', default: '8' },
-  'max-identities': { type: 'string', default: '5000' },
-  'max-vaults': { type: 'string', default: '1000' },
-  'cache-auth-window-seconds': { type: 'string', default: '60' },
-  version: { type: 'boolean', default: false },
-  help: { type: 'boolean', default: false },
-} as const;
+  'healthz-bind-address': {
+    type: 'string',
+    default: '',
+    help: 'IP address of the liveness listener; default: --http-bind-address.',
+  },
+  'metrics-bind-address': {
+    type: 'string',
+    default: '',
+    help: 'IP address of the metrics listener; default: --http-bind-address.',
+  },
+  'log-level': { type: 'string', default: 'info', help: 'error, warn, info or debug; JSON lines on stdout.' },
+  'cloud-name': {
+    type: 'string',
+    default: 'AzurePublicCloud',
+    help: `the cloud of a class that names none: ${CLOUD_NAMES.join(', ')}.`,
+  },
+  'construct-pem-chain': {
+    type: 'string',
+    default: 'true',
+    help: "true: order a certificate's chain leaf, intermediates, root; false: as Key Vault holds it.",
+  },
+  'write-cert-and-key-in-separate-files': {
+    type: 'string',
+    default: 'false',
+    help: 'true: also return <file>.crt and <file>.key for certificate-backed secrets.',
+  },
+  'vault-requests-per-second': {
+    type: 'string',
+    default: '250',
+    help: "per-vault token bucket's rate (1 to 400), below Key Vault's 4000 reads per 10 s.",
+  },
+  'vault-burst': { type: 'string', default: '500', help: "per-vault token bucket's size (1 to 4000)." },
+  'vault-max-concurrency': {
+    type: 'string',
+    default: '16',
+    help: 'Key Vault requests in flight per vault (1 to 256).',
+  },
+  'vault-max-retries': {
+    type: 'string',
+    default: '3',
+    help: 'retries of a throttled or failed Key Vault request (0 to 10), honouring Retry-After.',
+  },
+  'vault-request-timeout-seconds': {
+    type: 'string',
+    default: '20',
+    help: "deadline of one Key Vault read, retries included; keep it below the manager's --provider-timeout-seconds.",
+  },
+  'version-cache-ttl-seconds': {
+    type: 'string',
+    default: '900',
+    help: 'how long values read by explicit version are cached, per identity; 0 turns the cache off.',
+  },
+  'version-cache-max-bytes': {
+    type: 'string',
+    default: String(64 * 1024 * 1024),
+    help: 'size bound of that cache; 0 turns it off.',
+  },
+  'max-mount-bytes': {
+    type: 'string',
+    default: String(1024 * 1024),
+    help: 'a Mount whose files add up to more fails with RESOURCE_EXHAUSTED (a Secret holds 1 MiB).',
+  },
+  'shutdown-grace-seconds': {
+    type: 'string',
+    default: '20',
+    help: 'on SIGTERM, how long in-flight Mounts may take before they are cancelled.',
+  },
+  'allow-node-identity': {
+    type: 'string',
+    default: 'false',
+    help: "true: the node's managed identities may be used, by the namespaces --node-identity-namespaces lists (required then).",
+  },
+  'node-identity-namespaces': {
+    type: 'string',
+    default: '',
+    help: "comma-separated grants of the node's identities: ns or ns=default (the default identity), ns=<client id> (that user-assigned identity), ns=* (every identity on the node).",
+  },
+  'allow-service-principal': {
+    type: 'string',
+    default: 'false',
+    help: "true: accept a service principal from a Mount's nodePublishSecretRef (the CSI driver's; the manager never sends one).",
+  },
+  'cloud-env-dir': {
+    type: 'string',
+    default: '',
+    help: 'absolute folder of AzureStackCloud environment files; empty: AzureStackCloud is refused.',
+  },
+  'max-objects-per-mount': {
+    type: 'string',
+    default: '256',
+    help: 'most objects one Mount may list, refused before any network call.',
+  },
+  'max-reads-per-mount': {
+    type: 'string',
+    default: '1000',
+    help: 'most Key Vault reads one Mount may cost (a history of N costs N + 1), refused before any network call.',
+  },
+  'mount-read-concurrency': { type: 'string', default: '8', help: 'reads of one Mount in flight at once (1 to 64).' },
+  'max-identities': {
+    type: 'string',
+    default: '5000',
+    help: 'most identities with credentials and Key Vault clients kept, the least recently used evicted.',
+  },
+  'max-vaults': {
+    type: 'string',
+    default: '1000',
+    help: 'most vaults with budgets and metric labels, the least recently answered evicted (others labelled other).',
+  },
+  'cache-auth-window-seconds': {
+    type: 'string',
+    default: '60',
+    help: 'a cached version is served only if Key Vault accepted the identity this recently; otherwise it is read again.',
+  },
+  version: { type: 'boolean', default: false, help: 'print the version and exit.' },
+  help: { type: 'boolean', default: false, help: 'print this text and exit.' },
+} as const satisfies FlagTable;
 
 export class ConfigError extends Error {}
 
 export function usage(): string {
-  return [
-    'Usage: provider-azure [flags]',
-    ...Object.entries(OPTIONS).map(
-      ([k, v]) => `  --${k}${'default' in v && v.type === 'string' ? ` (default ${v.default})` : ''}`,
-    ),
-  ].join('\n');
+  return flagUsage('Usage: provider-azure [flags]', FLAGS);
 }
 
 export function parseConfig(argv: string[]): Config | 'version' | 'help' {
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: argv, options: parseArgsOptions(FLAGS), strict: true, allowPositionals: false }));
   } catch (e) {
     throw new ConfigError(`${errorMessage(e)}\n${usage()}`);
   }
   if (values.version) return 'version';
   if (values.help) return 'help';
-  const str = (k: keyof typeof OPTIONS) => String(values[k]);
-  const int = (k: keyof typeof OPTIONS, min: number, max: number) => {
+  const str = (k: keyof typeof FLAGS) => String(values[k]);
+  const int = (k: keyof typeof FLAGS, min: number, max: number) => {
     const n = Number(str(k));
     if (!Number.isInteger(n) || n < min || n > max)
       throw new ConfigError(`--${k} must be a whole number from ${min} to ${max}, got '${str(k)}'`);
     return n;
   };
-  const bool = (k: keyof typeof OPTIONS) => {
+  const bool = (k: keyof typeof FLAGS) => {
     const v = str(k).toLowerCase();
     if (v !== 'true' && v !== 'false') throw new ConfigError(`--${k} must be true or false, got '${str(k)}'`);
     return v === 'true';
@@ -140,7 +241,7 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
       "--allow-node-identity=true needs --node-identity-namespaces: the namespaces whose SecretProviderClasses may use the node's managed identity (it is shared by all of them)",
     );
   }
-  const address = (k: keyof typeof OPTIONS) => {
+  const address = (k: keyof typeof FLAGS) => {
     const flag = str(k) ? k : 'http-bind-address';
     if (!isIP(str(flag)))
       throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`);

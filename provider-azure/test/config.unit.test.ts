@@ -1,5 +1,6 @@
 // The provider's command line: where its HTTP listeners bind and how often it checks itself.
-import { parseConfig, type Config } from '../src/config.js';
+import { expectHelpDescribesEveryFlag } from '../../test/helpers/flags.js';
+import { FLAGS, parseConfig, usage, type Config } from '../src/config.js';
 
 const parse = (...argv: string[]) => parseConfig(argv) as Config;
 
@@ -17,4 +18,13 @@ test('/healthz and /metrics listen where their own flags say, else at --http-bin
   expect(() => parse('--healthz-check-interval-seconds=0')).toThrow(
     /--healthz-check-interval-seconds must be a whole number from 1/,
   );
+});
+
+test('--help describes every flag the parser accepts, and the README lists each', () => {
+  expectHelpDescribesEveryFlag({
+    flags: FLAGS,
+    usage: usage(),
+    parse: (argv) => parseConfig(argv),
+    readmeSection: '## Reference: provider-azure',
+  });
 });
