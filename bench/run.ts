@@ -1,13 +1,13 @@
 // `npm run bench [-- --quick] [-- --out=<file>]`: the manager and provider-azure at scale on the
 // real local stack. Six scenarios (see bench/README.md), each printed as a line and written, with
-// its parameters, to bench/results/latest.json. Two stacks: one with the example file provider
-// (the manager's own costs), a fresh one with provider-azure and the Key Vault emulator.
+// its parameters, to bench/results/latest.json (quick.json with --quick). Two stacks: one with the
+// example file provider (the manager's own costs), a fresh one with provider-azure and the Key
+// Vault emulator.
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   MANAGED_LABEL,
   OWNER_ANNOTATION,
@@ -22,6 +22,7 @@ import { AzureStack } from '../test/env/azure/client.js';
 import { repoRoot } from '../test/env/control-plane.js';
 import { managerKubeconfig } from '../test/env/manager-identity.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
+import { parseBenchArgs } from './args.js';
 import { secretSync as secretSyncBody } from '../test/helpers/fixtures.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
@@ -40,16 +41,9 @@ import {
   v8HeapMb,
 } from './lib.js';
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    out: { type: 'string' },
-    profile: { type: 'boolean', default: false },
-    scale: { type: 'boolean', default: false },
-  },
-});
-const QUICK = args.quick!;
-const OUT = args.out ?? join(repoRoot, 'bench', 'results', 'latest.json');
+const args = parseBenchArgs(process.argv.slice(2), join(repoRoot, 'bench', 'results'));
+const QUICK = args.quick;
+const OUT = args.out;
 /** --profile: the rotating manager and provider-azure write V8 CPU profiles (open in Chrome DevTools). */
 const PROFILE_DIR = join(repoRoot, 'bench', 'results', 'profiles');
 const profiled = (): string[] => (args.profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []);
