@@ -1,0 +1,56 @@
+// The command line of `npm run sandbox`: one table, from which both the parser and `--help` are
+// made, so that neither can name a command or an option the other does not know.
+export const WALKTHROUGH_OPTIONS = {
+  '--once': 'walk through, verify (exit 1 on a wrong value), then tear everything down',
+  '--pod': "run the chart's pod on a node of the stack (kubelet, containerd) instead of two processes",
+} as const;
+
+/** Commands against a running sandbox's Key Vault stand-in, each what the guide does with `az`. */
+export const VAULT_COMMANDS = {
+  rotate: {
+    args: '[value]',
+    help: 'add a version of my-secret (default value: Hello-<time>); it syncs within the rotation interval',
+  },
+} as const;
+
+export type VaultCommand = keyof typeof VAULT_COMMANDS;
+
+export type SandboxArgs =
+  | { command: 'walkthrough'; once: boolean; pod: boolean }
+  | { command: VaultCommand; args: string[] }
+  | { command: 'help' }
+  | { error: string };
+
+export function sandboxUsage(): string {
+  const lines = [
+    'Usage: npm run sandbox [-- <option>...]     the guide, step by step, on a local stack',
+    '       npm run sandbox -- <command> [args]  in another terminal, against the running sandbox',
+    '',
+    'Options:',
+    ...Object.entries(WALKTHROUGH_OPTIONS).flatMap(([o, help]) => [`  ${o}`, `      ${help}`]),
+    '  --help',
+    '      this text',
+    '',
+    'Commands (what the guide does with az, against the sandbox vault my-kv):',
+  ];
+  for (const [name, c] of Object.entries(VAULT_COMMANDS))
+    lines.push(`  ${name} ${c.args}`.trimEnd(), `      ${c.help}`);
+  return lines.join('\n');
+}
+
+export function parseSandboxArgs(argv: string[]): SandboxArgs {
+  if (argv.includes('--help') || argv.includes('-h')) return { command: 'help' };
+  const [first, ...rest] = argv;
+  if (first !== undefined && Object.hasOwn(VAULT_COMMANDS, first)) {
+    const command = first as VaultCommand;
+    const spec = VAULT_COMMANDS[command].args;
+    const required = spec.split(' ').filter((a) => a.startsWith('<')).length;
+    const allowed = spec.split(' ').filter(Boolean).length;
+    if (rest.length < required || rest.length > allowed)
+      return { error: `${command} takes ${spec || 'no arguments'}, got: ${rest.join(' ') || 'none'}` };
+    return { command, args: rest };
+  }
+  const unknown = argv.filter((a) => !Object.hasOwn(WALKTHROUGH_OPTIONS, a));
+  if (unknown.length) return { error: `unknown command or option: ${unknown.join(' ')}` };
+  return { command: 'walkthrough', once: argv.includes('--once'), pod: argv.includes('--pod') };
+}

@@ -1,0 +1,73 @@
+// `npm run sandbox`'s command line: `--help` describes every option and command, and a command
+// with no sandbox running says so in one line, at once, and fails.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../env/control-plane.js';
+import { parseSandboxArgs, sandboxUsage, VAULT_COMMANDS, WALKTHROUGH_OPTIONS } from './commands.js';
+
+function sandbox(dir: string, ...args: string[]) {
+  return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '', SSS_SANDBOX_DIR: dir },
+    // The old code retried the stopped stand-in for 30 s; no answer in 20 s is a failure.
+    timeout: 20_000,
+  });
+}
+
+/** A port that nothing listens on any more: a sandbox that was stopped. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+test('`rotate` with no sandbox running: one line saying so, exit 1', async () => {
+  const never = mkdtempSync(join(tmpdir(), 'sss-sandbox-'));
+  // A sandbox that ran here and stopped: its stack.json is still there, its stand-ins are gone.
+  const stopped = mkdtempSync(join(tmpdir(), 'sss-sandbox-'));
+  const port = await closedPort();
+  writeFileSync(join(stopped, 'ca.crt'), '');
+  writeFileSync(
+    join(stopped, 'stack.json'),
+    JSON.stringify({
+      dir: stopped,
+      caFile: join(stopped, 'ca.crt'),
+      k8s: { kubeconfig: join(stopped, 'kubeconfig') },
+      azure: { adminUrl: `https://127.0.0.1:${port}/_stack`, authorityHost: `https://127.0.0.1:${port}` },
+    }),
+  );
+  for (const dir of [never, stopped]) {
+    const r = sandbox(dir, 'rotate', 'Hello3');
+    expect({ status: r.status, signal: r.signal, stdout: r.stdout }).toEqual({ status: 1, signal: null, stdout: '' });
+    expect(r.stderr).toBe(
+      `sandbox rotate: no sandbox is running in ${dir}: start one with \`npm run sandbox\` (it stays up until Ctrl-C)\n`,
+    );
+  }
+});
+
+test('`--help` describes every option and command; a wrong one gets the usage and exit 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sss-sandbox-'));
+  const help = sandbox(dir, '--help');
+  expect({ status: help.status, stderr: help.stderr }).toEqual({ status: 0, stderr: '' });
+  expect(help.stdout.trim()).toBe(sandboxUsage());
+  for (const name of [...Object.keys(WALKTHROUGH_OPTIONS), ...Object.keys(VAULT_COMMANDS), '--help'])
+    expect(help.stdout).toMatch(new RegExp(`^  ${name}\\b.*\\n {6}\\S`, 'm'));
+  const wrong = sandbox(dir, 'rotat');
+  expect(wrong.status).toBe(2);
+  expect(wrong.stderr).toContain('unknown command or option: rotat');
+});
+
+test('the parser takes what the table says', () => {
+  expect(parseSandboxArgs([])).toEqual({ command: 'walkthrough', once: false, pod: false });
+  expect(parseSandboxArgs(['--pod', '--once'])).toEqual({ command: 'walkthrough', once: true, pod: true });
+  expect(parseSandboxArgs(['rotate'])).toEqual({ command: 'rotate', args: [] });
+  expect(parseSandboxArgs(['rotate', 'v'])).toEqual({ command: 'rotate', args: ['v'] });
+  expect(parseSandboxArgs(['rotate', 'v', 'w'])).toEqual({ error: 'rotate takes [value], got: v w' });
+  expect(parseSandboxArgs(['rotate', '--help'])).toEqual({ command: 'help' });
+});
