@@ -9,7 +9,29 @@ export const WALKTHROUGH_OPTIONS = {
 export const VAULT_COMMANDS = {
   rotate: {
     args: '[value]',
-    help: 'add a version of my-secret (default value: Hello-<time>); it syncs within the rotation interval',
+    help: ['add a version of my-secret (default value: Hello-<time>); it syncs within the rotation interval'],
+  },
+  disable: {
+    args: '[version]',
+    help: [
+      'disable a version of my-secret (default: the current one); the history of 2 then holds the',
+      'newest enabled versions',
+    ],
+  },
+  expire: {
+    args: '<when> [version]',
+    help: [
+      "set a version's expiry (default: the current one's) to a date-time (2027-01-31T00:00:00Z) or a",
+      "time from now (30m, 2h, 5d); within 30 days the SecretSync's Expiring condition turns True once",
+      'provider-azure reads the version again (one it has read stays cached up to 15 min)',
+    ],
+  },
+  'import-cert': {
+    args: '[file]',
+    help: [
+      'import a certificate as my-cert from a PEM file (private key and certificates) or a PKCS#12',
+      'file (.pfx, .p12; no password); default: a new self-signed one',
+    ],
   },
 } as const;
 
@@ -52,5 +74,9 @@ export function parseSandboxArgs(argv: string[]): SandboxArgs {
   }
   const unknown = argv.filter((a) => !Object.hasOwn(WALKTHROUGH_OPTIONS, a));
   if (unknown.length) return { error: `unknown command or option: ${unknown.join(' ')}` };
-  return { command: 'walkthrough', once: argv.includes('--once'), pod: argv.includes('--pod') };
+  return {
+    command: 'walkthrough',
+    once: argv.includes('--once'),
+    pod: argv.includes('--pod'),
+  };
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../env/control-plane.js';
 import { parseSandboxArgs, sandboxUsage, VAULT_COMMANDS, WALKTHROUGH_OPTIONS } from './commands.js';
+import { parseWhen } from './vault-commands.js';
 
 function sandbox(dir: string, ...args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), ...args], {
@@ -70,4 +71,19 @@ test('the parser takes what the table says', () => {
   expect(parseSandboxArgs(['rotate', 'v'])).toEqual({ command: 'rotate', args: ['v'] });
   expect(parseSandboxArgs(['rotate', 'v', 'w'])).toEqual({ error: 'rotate takes [value], got: v w' });
   expect(parseSandboxArgs(['rotate', '--help'])).toEqual({ command: 'help' });
+});
+
+test('the az commands take what the table says; `expire` a date-time or a time from now', () => {
+  expect(parseSandboxArgs(['disable'])).toEqual({ command: 'disable', args: [] });
+  expect(parseSandboxArgs(['disable', 'abc'])).toEqual({ command: 'disable', args: ['abc'] });
+  expect(parseSandboxArgs(['expire'])).toEqual({ error: 'expire takes <when> [version], got: none' });
+  expect(parseSandboxArgs(['expire', '5d', 'abc'])).toEqual({ command: 'expire', args: ['5d', 'abc'] });
+  expect(parseSandboxArgs(['import-cert', 'c.pem'])).toEqual({ command: 'import-cert', args: ['c.pem'] });
+  const now = Date.parse('2026-12-05T12:00:00Z');
+  expect(parseWhen('30m', now).toISOString()).toBe('2026-12-05T12:30:00.000Z');
+  expect(parseWhen('2h', now).toISOString()).toBe('2026-12-05T14:00:00.000Z');
+  expect(parseWhen('5d', now).toISOString()).toBe('2026-12-10T12:00:00.000Z');
+  expect(parseWhen('2027-01-31T00:00:00Z', now).toISOString()).toBe('2027-01-31T00:00:00.000Z');
+  for (const bad of ['5', 'soon', '5w', '31/01/2027', '2027-13-45'])
+    expect(() => parseWhen(bad, now)).toThrow(/is neither a date-time .* nor a time from now/);
 });

@@ -1,10 +1,13 @@
 // `npm run sandbox -- --once` is the README's main command: it must replay the guide, print its
-// outputs, and leave nothing running.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+// outputs, and leave nothing running. The interactive sandbox takes the guide's `az` commands from
+// another terminal.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../env/control-plane.js';
+import { createCa } from '../env/pki.js';
+import { toEnv, type StackInfo } from '../env/stack.js';
 
 test('the sandbox walks through the guide and prints Hello2 and Hello!', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sss-sandbox-'));
@@ -30,54 +33,141 @@ test('the sandbox walks through the guide and prints Hello2 and Hello!', () => {
   expect(left).toBe('');
 });
 
-test('the interactive sandbox rotates a value on request and stops cleanly on Ctrl-C', async () => {
-  const { spawn } = await import('node:child_process');
+describe("the interactive sandbox: the guide's az commands in another terminal, then Ctrl-C", () => {
   const dir = mkdtempSync(join(tmpdir(), 'sss-sandbox-'));
   const env = { ...process.env, SSS_SANDBOX_DIR: dir };
-  const sandbox = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts')], {
-    cwd: repoRoot,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const kubeEnv = { ...env, KUBECONFIG: join(dir, 'control-plane', 'kubeconfig') };
+  let sandbox: ChildProcess;
+  let exited: Promise<number | null>;
   let out = '';
-  sandbox.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((r) => sandbox.once('exit', (code) => r(code)));
-  try {
+
+  /** `npm run sandbox -- <args>` in another terminal. */
+  const command = (...args: string[]) => {
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), ...args],
+      {
+        cwd: repoRoot,
+        env,
+        encoding: 'utf8',
+      },
+    );
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    return r.stdout;
+  };
+  const kubectl = (args: string[], input?: string) =>
+    spawnSync('kubectl', args, { env: kubeEnv, encoding: 'utf8', ...(input ? { input } : {}) });
+  const read = (secret: string, key: string) =>
+    Buffer.from(
+      kubectl(['get', 'secret', secret, '-n', 'my-namespace', '-o', `jsonpath={.data.${key.replace(/\./g, '\\.')}}`])
+        .stdout,
+      'base64',
+    ).toString();
+  /**
+   * A version of my-secret as the SDK reads it from the sandbox's vault (as `az keyvault secret show`
+   * would), in a process of its own: the test preload routes vault names by its process's
+   * environment, which is the test stack's here.
+   */
+  function secretVersion(version: string): { value: string; expiresOn?: string } {
+    const info = JSON.parse(readFileSync(join(dir, 'stack.json'), 'utf8')) as StackInfo;
+    const script = `
+      const { AzureStack } = await import(${JSON.stringify(join(repoRoot, 'test', 'env', 'azure', 'client.ts'))});
+      const info = JSON.parse(process.env.SANDBOX_STACK);
+      const s = await new AzureStack(info).secrets('my-kv').getSecret('my-secret', { version: process.env.VERSION });
+      console.log(JSON.stringify({ value: s.value, expiresOn: s.properties.expiresOn }));`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, ...toEnv(info), SANDBOX_STACK: JSON.stringify(info), VERSION: version },
+    });
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    return JSON.parse(r.stdout) as { value: string; expiresOn?: string };
+  }
+  async function until(what: string, check: () => boolean, timeoutMs = 40_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  beforeAll(async () => {
+    sandbox = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts')], {
+      cwd: repoRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    sandbox.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    exited = new Promise<number | null>((r) => sandbox.once('exit', (code) => r(code)));
     const deadline = Date.now() + 120_000;
     while (!out.includes('The sandbox is running')) {
       if (Date.now() > deadline || sandbox.exitCode !== null) throw new Error(`sandbox did not come up:\n${out}`);
       await new Promise((r) => setTimeout(r, 250));
     }
-    const rotate = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), 'rotate', 'Hello3'],
-      { cwd: repoRoot, env, encoding: 'utf8' },
-    );
-    expect(rotate.status).toBe(0);
-    expect(rotate.stdout).toContain(
-      'az keyvault secret set --vault-name "my-kv" --name "my-secret" --value \'Hello3\'',
-    );
-    const read = (key: string) =>
-      spawnSync(
-        'bash',
-        [
-          '-c',
-          `kubectl get secret secret-sync-name -n my-namespace -o jsonpath="{.data.my-secret-data-${key}}" | base64 -d`,
-        ],
-        { env: { ...env, KUBECONFIG: join(dir, 'control-plane', 'kubeconfig') }, encoding: 'utf8' },
-      ).stdout;
-    const until = Date.now() + 40_000;
-    while (read('key0') !== 'Hello3') {
-      if (Date.now() > until) throw new Error(`the rotation did not arrive; key0 = '${read('key0')}'`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    expect(read('key1')).toBe('Hello2');
-  } finally {
+  }, 180_000);
+
+  afterAll(async () => {
     sandbox.kill('SIGINT');
     expect(await exited).toBe(0);
-  }
-  const left = spawnSync('bash', ['-c', `ps -eo args | grep -F -- '${dir}' | grep -v grep || true`], {
-    encoding: 'utf8',
-  }).stdout.trim();
-  expect(left).toBe('');
+    const left = spawnSync('bash', ['-c', `ps -eo args | grep -F -- '${dir}' | grep -v grep || true`], {
+      encoding: 'utf8',
+    }).stdout.trim();
+    expect(left).toBe('');
+  }, 120_000);
+
+  test('rotate: a new version syncs, the previous one moves to key1', async () => {
+    expect(command('rotate', 'Hello3')).toContain(
+      'az keyvault secret set --vault-name "my-kv" --name "my-secret" --value \'Hello3\'',
+    );
+    await until('the rotation', () => read('secret-sync-name', 'my-secret-data-key0') === 'Hello3');
+    expect(read('secret-sync-name', 'my-secret-data-key1')).toBe('Hello2');
+  });
+
+  test("expire: the current version's expiry is set in the vault", () => {
+    const before = Date.now();
+    const out = command('expire', '5d');
+    const [, version, at] =
+      /az keyvault secret set-attributes --vault-name "my-kv" --name "my-secret" --version (\w+) --expires (\S+)\n/.exec(
+        out,
+      ) ?? [];
+    const days5 = 5 * 86_400_000;
+    expect(Date.parse(at!)).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + days5);
+    expect(Date.parse(at!)).toBeLessThanOrEqual(Date.now() + days5);
+    expect(secretVersion(version!)).toEqual({ value: 'Hello3', expiresOn: at!.replace('Z', '.000Z') });
+  });
+
+  test('disable: the current version leaves the history, the two newest enabled ones stay', async () => {
+    expect(command('disable')).toMatch(
+      /az keyvault secret set-attributes --vault-name "my-kv" --name "my-secret" --version \w+ --enabled false\n/,
+    );
+    await until(
+      'the history without the disabled version',
+      () => read('secret-sync-name', 'my-secret-data-key0') === 'Hello2',
+    );
+    expect(read('secret-sync-name', 'my-secret-data-key1')).toBe('Hello!');
+  });
+
+  test('import-cert: a generated or a given certificate lands in the vault and syncs as the guide shows', async () => {
+    expect(command('import-cert')).toContain(
+      'az keyvault certificate import --vault-name "my-kv" --name "my-cert" --file my-cert.pem',
+    );
+    const own = createCa('my-own-cert', 365);
+    const file = join(mkdtempSync(join(tmpdir(), 'sss-cert-')), 'mine.pem');
+    writeFileSync(file, `${own.key}${own.cert}`);
+    const imported = command('import-cert', file);
+    expect(imported).toContain(`az keyvault certificate import --vault-name "my-kv" --name "my-cert" --file ${file}`);
+    // The lines the command says to add, added to the guide's files (a class and a SecretSync of their own).
+    const spc = readFileSync(join(dir, 'spc.yaml'), 'utf8')
+      .replace('secret-provider-class-name', 'cert-class')
+      .replace(/ {8}- \|\n[^]*?(?=\n {4}tenantID)/, imported.split('\n').slice(2, 5).join('\n'));
+    const ss = readFileSync(join(dir, 'ss.yaml'), 'utf8')
+      .replace('name: secret-sync-name', 'name: cert-sync')
+      .replace('secretProviderClassName: secret-provider-class-name', 'secretProviderClassName: cert-class')
+      .replace(/ {4}- sourcePath:[^]*$/, imported.split('\n').slice(6, 8).join('\n') + '\n');
+    for (const yaml of [spc, ss]) expect(kubectl(['apply', '-f', '-'], yaml).status).toBe(0);
+    // PEM bodies compared without line breaks (node-forge writes CRLF).
+    const der = (pem: string) => pem.replace(/-----[^-]+-----|\s/g, '');
+    await until('the certificate to sync', () => der(read('cert-sync', 'my-cert.pem')).includes(der(own.cert)));
+    expect(read('cert-sync', 'my-cert.pem')).toContain('PRIVATE KEY');
+  });
 });

@@ -10,6 +10,7 @@ import type { VaultCommand } from './commands.js';
 export const SANDBOX = {
   vault: 'my-kv',
   secret: 'my-secret',
+  certificate: 'my-cert',
   namespace: 'my-namespace',
   rotationSeconds: 10,
 } as const;
@@ -66,7 +67,82 @@ async function rotate(azure: AzureStack, [value]: string[]): Promise<void> {
   console.log(watchHint());
 }
 
-const RUN: Record<VaultCommand, (azure: AzureStack, args: string[]) => Promise<void>> = { rotate };
+const describeHint = () =>
+  `the manager reads it again within ${SANDBOX.rotationSeconds} s: kubectl describe secretsync secret-sync-name -n ${SANDBOX.namespace}`;
+
+async function disable(azure: AzureStack, [version]: string[]): Promise<void> {
+  const v = version ?? (await azure.currentSecretVersion(SANDBOX.vault, SANDBOX.secret));
+  show(
+    `az keyvault secret set-attributes --vault-name "${SANDBOX.vault}" --name "${SANDBOX.secret}" --version ${v} --enabled false`,
+  );
+  await azure.disableSecretVersion(SANDBOX.vault, SANDBOX.secret, v);
+  console.log(`version ${v} disabled; ${describeHint()}`);
+  console.log(watchHint());
+}
+
+const UNIT_SECONDS: Record<string, number> = { m: 60, h: 3_600, d: 86_400 };
+
+/** `expire`'s <when>: a date-time, or a time from now (30m, 2h, 5d). */
+export function parseWhen(when: string, now = Date.now()): Date {
+  const rel = /^(\d+)([mhd])$/.exec(when);
+  if (rel) return new Date(now + Number(rel[1]) * UNIT_SECONDS[rel[2]!]! * 1000);
+  const at = /^\d{4}-\d{2}-\d{2}/.test(when) ? Date.parse(when) : NaN;
+  if (Number.isNaN(at))
+    throw new Error(`'${when}' is neither a date-time (2027-01-31T00:00:00Z) nor a time from now (30m, 2h, 5d)`);
+  return new Date(at);
+}
+
+async function expire(azure: AzureStack, [when, version]: string[]): Promise<void> {
+  // Key Vault keeps whole seconds.
+  const expiresOn = new Date(Math.floor(parseWhen(when!).getTime() / 1000) * 1000);
+  const v = version ?? (await azure.currentSecretVersion(SANDBOX.vault, SANDBOX.secret));
+  const at = expiresOn.toISOString().replace('.000Z', 'Z');
+  show(
+    `az keyvault secret set-attributes --vault-name "${SANDBOX.vault}" --name "${SANDBOX.secret}" --version ${v} --expires ${at}`,
+  );
+  await azure.setSecretExpiry(SANDBOX.vault, { name: SANDBOX.secret, version: v, expiresOn });
+  console.log(`version ${v} expires ${at}; the SecretSync's Expiring condition shows it when provider-azure reads the
+version again (a version it has read is kept up to --version-cache-ttl-seconds, 15 min):
+kubectl describe secretsync secret-sync-name -n ${SANDBOX.namespace}`);
+}
+
+/** The file's certificate as `importCertificate` takes it: PKCS#12 by its extension, else PEM. */
+function certificateFile(file: string): { pem: string } | { pfx: Buffer } {
+  return /\.(pfx|p12)$/i.test(file) ? { pfx: readFileSync(file) } : { pem: readFileSync(file, 'utf8') };
+}
+
+async function importCert(azure: AzureStack, [file]: string[]): Promise<void> {
+  let cert: { pem: string } | { pfx: Buffer };
+  let shown = file;
+  if (file) cert = certificateFile(file);
+  else {
+    // As `openssl req -x509 -newkey rsa:2048 -subj /CN=my-cert` would make one.
+    const { createCa } = await import('../env/pki.js');
+    const self = createCa(SANDBOX.certificate, 365);
+    cert = { pem: `${self.key}${self.cert}` };
+    shown = 'my-cert.pem';
+    console.log('(a new self-signed certificate, CN=my-cert, as my-cert.pem)');
+  }
+  show(
+    `az keyvault certificate import --vault-name "${SANDBOX.vault}" --name "${SANDBOX.certificate}" --file ${shown}`,
+  );
+  const { version } = await azure.importCertificate(SANDBOX.vault, SANDBOX.certificate, cert);
+  console.log(`imported as version ${version}. To sync it, add to spc.yaml's objects array:
+        - |
+          objectName: ${SANDBOX.certificate}
+          objectType: secret          # the private key and the certificates, PEM
+and to ss.yaml's data:
+    - sourcePath: ${SANDBOX.certificate}
+      targetKey: ${SANDBOX.certificate}.pem
+then apply both again with kubectl apply -f.`);
+}
+
+const RUN: Record<VaultCommand, (azure: AzureStack, args: string[]) => Promise<void>> = {
+  rotate,
+  disable,
+  expire,
+  'import-cert': importCert,
+};
 
 export async function runVaultCommand(o: { dir: string; command: VaultCommand; args: string[] }): Promise<void> {
   const azure = await connectSandbox(o.dir);

@@ -160,6 +160,17 @@ export class AzureStack {
     return s.properties.version ?? '';
   }
 
+  /** `az keyvault secret show --query id`: the version a read without a version returns. */
+  async currentSecretVersion(vault: string, name: string): Promise<string> {
+    const s = await this.secrets(vault).getSecret(name);
+    return s.properties.version ?? '';
+  }
+
+  /** `az keyvault secret set-attributes --expires` */
+  async setSecretExpiry(vault: string, secret: { name: string; version: string; expiresOn: Date }): Promise<void> {
+    await this.secrets(vault).updateSecretProperties(secret.name, secret.version, { expiresOn: secret.expiresOn });
+  }
+
   /** `az keyvault secret set-attributes --enabled false` */
   async disableSecretVersion(vault: string, name: string, version: string): Promise<void> {
     await this.secrets(vault).updateSecretProperties(name, version, { enabled: false });
