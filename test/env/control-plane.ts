@@ -13,7 +13,14 @@ import { ControllerManager } from './controller-manager.js';
 import { Etcd } from './etcd.js';
 import type { Ca } from './pki.js';
 import { freePort } from './ports.js';
-import { killRecordedOnExit, recordScratch, stopRecorded, waitUntil, type Managed } from './processes.js';
+import {
+  killRecordedOnExit,
+  recordScratch,
+  stopRecorded,
+  waitUntil,
+  withHeartbeat,
+  type Managed,
+} from './processes.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const repoRoot = resolve(here, '../..');
@@ -56,22 +63,17 @@ export async function ensureBinaries(log: (m: string) => void = (m) => console.e
   const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  const started = Date.now();
-  const beat = setInterval(() => {
-    const s = Math.round((Date.now() - started) / 1000);
-    log(
-      `[control-plane] still building (${Math.floor(s / 60)} min ${s % 60} s so far; a first build takes 10-25 min, later runs use the cache)`,
-    );
-  }, 30_000);
-  try {
-    // 'close', not 'exit': only then has all of stdout (the folder, on its last line) been read.
-    const code = await new Promise<number | null>((resolve, reject) =>
-      child.once('error', reject).once('close', resolve),
-    );
-    if (code !== 0) throw new Error(`build-control-plane.sh failed (exit ${code})`);
-  } finally {
-    clearInterval(beat);
-  }
+  // 'close', not 'exit': only then has all of stdout (the folder, on its last line) been read.
+  const code = await withHeartbeat(
+    {
+      log,
+      message: (s) =>
+        `[control-plane] still building (${Math.floor(s / 60)} min ${s % 60} s so far; a first build takes 10-25 min, later runs use the cache)`,
+      everyMs: 30_000,
+    },
+    () => new Promise<number | null>((resolve, reject) => child.once('error', reject).once('close', resolve)),
+  );
+  if (code !== 0) throw new Error(`build-control-plane.sh failed (exit ${code})`);
   const dir = out.trim().split('\n').pop();
   if (!dir) throw new Error('build-control-plane.sh printed no folder');
   return dir;

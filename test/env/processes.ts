@@ -186,6 +186,20 @@ export function tailLog(file: string, lines = 40): string {
   return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
 }
 
+/** Runs `fn`, logging `message(seconds so far)` every `everyMs` until it ends: no silent minutes. */
+export async function withHeartbeat<T>(
+  o: { log: (msg: string) => void; message: (seconds: number) => string; everyMs: number },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const started = Date.now();
+  const beat = setInterval(() => o.log(o.message(Math.round((Date.now() - started) / 1000))), o.everyMs);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(beat);
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

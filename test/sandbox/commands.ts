@@ -3,6 +3,7 @@
 export const WALKTHROUGH_OPTIONS = {
   '--once': 'walk through, verify (exit 1 on a wrong value), then tear everything down',
   '--pod': "run the chart's pod on a node of the stack (kubelet, containerd) instead of two processes",
+  '--no-build': 'skip building the manager and provider-azure first (for a tree already built, as by npm test)',
 } as const;
 
 /** Commands against a running sandbox's Key Vault stand-in, each what the guide does with `az`. */
@@ -38,7 +39,7 @@ export const VAULT_COMMANDS = {
 export type VaultCommand = keyof typeof VAULT_COMMANDS;
 
 export type SandboxArgs =
-  | { command: 'walkthrough'; once: boolean; pod: boolean }
+  | { command: 'walkthrough'; once: boolean; pod: boolean; build: boolean }
   | { command: VaultCommand; args: string[] }
   | { command: 'help' }
   | { error: string };
@@ -78,5 +79,6 @@ export function parseSandboxArgs(argv: string[]): SandboxArgs {
     command: 'walkthrough',
     once: argv.includes('--once'),
     pod: argv.includes('--pod'),
+    build: !argv.includes('--no-build'),
   };
 }

@@ -65,8 +65,9 @@ test('`--help` describes every option and command; a wrong one gets the usage an
 });
 
 test('the parser takes what the table says', () => {
-  expect(parseSandboxArgs([])).toEqual({ command: 'walkthrough', once: false, pod: false });
-  expect(parseSandboxArgs(['--pod', '--once'])).toEqual({ command: 'walkthrough', once: true, pod: true });
+  expect(parseSandboxArgs([])).toEqual({ command: 'walkthrough', once: false, pod: false, build: true });
+  expect(parseSandboxArgs(['--pod', '--once'])).toEqual({ command: 'walkthrough', once: true, pod: true, build: true });
+  expect(parseSandboxArgs(['--once', '--no-build'])).toMatchObject({ once: true, build: false });
   expect(parseSandboxArgs(['rotate'])).toEqual({ command: 'rotate', args: [] });
   expect(parseSandboxArgs(['rotate', 'v'])).toEqual({ command: 'rotate', args: ['v'] });
   expect(parseSandboxArgs(['rotate', 'v', 'w'])).toEqual({ error: 'rotate takes [value], got: v w' });

@@ -1,6 +1,7 @@
 // `npm run sandbox -- --once` is the README's main command: it must replay the guide, print its
-// outputs, and leave nothing running. The interactive sandbox takes the guide's `az` commands from
-// another terminal.
+// outputs, say what it stops, and leave nothing running. The interactive sandbox takes the guide's
+// `az` commands from another terminal. (Both with --no-build: npm test has built the bundles, and
+// rebuilding them would pull them from under the tests running beside this one.)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ test('the sandbox walks through the guide and prints Hello2 and Hello!', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sss-sandbox-'));
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), '--once'],
+    ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), '--once', '--no-build'],
     {
       cwd: repoRoot,
       encoding: 'utf8',
@@ -26,6 +27,10 @@ test('the sandbox walks through the guide and prints Hello2 and Hello!', () => {
   expect(r.stdout).toMatch(/key1}" \| base64 -d\nHello!\n/);
   expect(r.stdout).toContain('secret-sync-name   Opaque   2');
   expect(r.stdout).toMatch(/Reason:\s+CreateSucceeded/);
+  // It says what it stops, part by part, and when it is done.
+  expect(r.stdout).toMatch(
+    /== Stopping the sandbox\n {2}stopped the manager \(.*\n {2}stopped provider-azure \(.*\n {2}stopped the stack .*\nStopped in [\d.]+ s; nothing of the sandbox is left running\.\n$/,
+  );
   // Everything it started is gone: no process still holds files in its folder.
   const left = spawnSync('bash', ['-c', `ps -eo args | grep -F -- '${dir}' | grep -v grep || true`], {
     encoding: 'utf8',
@@ -92,11 +97,15 @@ describe("the interactive sandbox: the guide's az commands in another terminal, 
   }
 
   beforeAll(async () => {
-    sandbox = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts')], {
-      cwd: repoRoot,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    sandbox = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), '--no-build'],
+      {
+        cwd: repoRoot,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     sandbox.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     exited = new Promise<number | null>((r) => sandbox.once('exit', (code) => r(code)));
     const deadline = Date.now() + 120_000;

@@ -9,6 +9,7 @@ import { AzureStack } from '../env/azure/client.js';
 import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
 import { cleanupNode } from '../env/node-cleanup.js';
 import { podMemory, startNode, type StackNode } from '../env/node.js';
+import { withHeartbeat } from '../env/processes.js';
 import { startStack, toEnv, type Stack, type StackInfo } from '../env/stack.js';
 import { startManager, type RunningManager } from '../helpers/manager.js';
 import { startProvider, type RunningProviderProcess } from '../helpers/provider.js';
@@ -184,12 +185,29 @@ export async function walkthrough({
   let node: StackNode | undefined;
   let stopping: Promise<void> | undefined;
   // One teardown, however often asked: a Ctrl-C during it waits for it rather than cutting it short.
+  // Each part says when it is done, and a line every 5 s says what it is still waiting for.
   const teardown = () =>
     (stopping ??= (async () => {
-      await manager?.stop();
-      await provider?.stop();
-      await node?.stop();
-      await stack?.stop();
+      const started = Date.now();
+      console.log(`\n${bold('== Stopping the sandbox')}`);
+      const parts: [string, { stop(): Promise<unknown> } | undefined][] = [
+        ['the manager', manager],
+        ['provider-azure', provider],
+        ['the node (kubelet, containerd, the pod)', node],
+        ['the stack (kube-controller-manager, kube-apiserver, etcd, the Entra ID and Key Vault stand-ins)', stack],
+      ];
+      for (const [name, part] of parts) {
+        if (!part) continue;
+        const t = Date.now();
+        await withHeartbeat(
+          { log: (m) => console.log(`  ${m}`), message: (s) => `still stopping ${name} (${s} s)`, everyMs: 5_000 },
+          () => part.stop(),
+        );
+        console.log(`  stopped ${name} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+      }
+      console.log(
+        `Stopped in ${((Date.now() - started) / 1000).toFixed(1)} s; nothing of the sandbox is left running.`,
+      );
     })());
   process.on('SIGINT', () => void teardown().then(() => process.exit(0)));
   process.on('SIGTERM', () => void teardown().then(() => process.exit(0)));
