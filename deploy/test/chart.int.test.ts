@@ -121,6 +121,35 @@ test('helm lint --strict passes; helm template needs no --kube-version', () => {
   );
 });
 
+test('values.schema.json: a misspelt or out-of-range value fails helm template and helm install, naming it; nothing is installed', () => {
+  const run = (...args: string[]) =>
+    spawnSync(helmBin, [...args, '--kubeconfig', info.k8s.kubeconfig], { encoding: 'utf8' });
+  const template = run('template', RELEASE, CHART, '--set', 'rotationPollIntervalInSecond=60');
+  expect(template.status).not.toBe(0);
+  expect(template.stderr).toContain("at '': additional properties 'rotationPollIntervalInSecond' not allowed");
+  const install = run(
+    'install',
+    'chart-typo',
+    CHART,
+    '--namespace',
+    RELEASE_NS,
+    '--set',
+    'provider.maxObjectPerMount=10',
+    '--set',
+    'workers=0',
+    '--set',
+    'logLevel=verbose',
+  );
+  expect(install.status).not.toBe(0);
+  for (const problem of [
+    "at '/provider': additional properties 'maxObjectPerMount' not allowed",
+    "at '/workers': minimum: got 0, want 1",
+    "at '/logLevel': value must be one of 'error', 'warn', 'info', 'debug'",
+  ])
+    expect(install.stderr).toContain(problem);
+  expect(run('status', 'chart-typo', '--namespace', RELEASE_NS).status).not.toBe(0);
+});
+
 test('the pod has the two named containers, an emptyDir socket, and hardening', () => {
   const docs = parseAllDocuments(
     helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3'),
