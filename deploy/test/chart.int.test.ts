@@ -150,6 +150,24 @@ test('values.schema.json: a misspelt or out-of-range value fails helm template a
   expect(run('status', 'chart-typo', '--namespace', RELEASE_NS).status).not.toBe(0);
 });
 
+test("NOTES: the next steps name this release's Deployment and its pods' labels", () => {
+  const notes = helm('get', 'notes', RELEASE, '--namespace', RELEASE_NS);
+  expect(notes).toContain(`kubectl -n ${RELEASE_NS} rollout status deployment/${RELEASE}`);
+  expect(notes).toContain('kubectl -n <namespace> describe secretsync <name>');
+  expect(notes).toContain(`kubectl -n ${RELEASE_NS} logs deployment/${RELEASE} -c provider-azure-installer`);
+  expect(notes).toContain('"Troubleshooting"');
+  const installed = JSON.parse(kubectl('-n', RELEASE_NS, 'get', 'deployment', RELEASE, '-o', 'json').stdout) as {
+    spec: { selector: { matchLabels: Record<string, string> } };
+  };
+  const selectors = [...notes.matchAll(/ -l (\S+)/g)].map((m) => m[1]);
+  expect(selectors.length).toBeGreaterThan(0);
+  // Each selector is part of the Deployment's own, so it lists this release's pods.
+  for (const selector of selectors)
+    expect(installed.spec.selector.matchLabels).toMatchObject(
+      Object.fromEntries(selector!.split(',').map((kv) => kv.split('='))),
+    );
+});
+
 test('the pod has the two named containers, an emptyDir socket, and hardening', () => {
   const docs = parseAllDocuments(
     helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3'),

@@ -254,6 +254,23 @@ test('a killed provider container is restarted by the kubelet, and the next rota
   expect(secretValue('my-secret-data-key1')).toBe('Hello2');
 }, 150_000);
 
+test("the install's NOTES: each command it gives for the release works on the running pod", () => {
+  const notes = out.slice(out.indexOf('NOTES:'));
+  const commands = [...notes.matchAll(/^ {2}(kubectl -n azure-secret-store [^\n<]+)$/gm)].map((m) => m[1]!);
+  expect(commands.map((c) => c.split(' ').slice(3, 5).join(' '))).toEqual([
+    'rollout status',
+    'get pods',
+    'describe pods',
+    'logs deployment/secret-store-sync',
+    'logs deployment/secret-store-sync',
+  ]);
+  for (const c of commands) {
+    const r = kubectl(...c.split(' ').slice(1));
+    expect({ c, status: r.status, stderr: r.stderr }).toMatchObject({ c, status: 0 });
+  }
+  expect(ok('-n', NS, 'get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`)).toMatch(/2\/2\s+Running/);
+});
+
 test('helm uninstall removes the pod and leaves the Secret and the CRDs', async () => {
   const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
     encoding: 'utf8',
