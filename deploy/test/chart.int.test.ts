@@ -168,6 +168,18 @@ test("NOTES: the next steps name this release's Deployment and its pods' labels"
     );
 });
 
+test("host network: the Deployment stops the old pod before it starts the new one (their ports are the node's); otherwise a surge", () => {
+  type Deployment = { kind: string; spec: { strategy?: unknown } };
+  const strategy = (...set: string[]) =>
+    parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, ...set))
+      .map((d) => d.toJSON() as Deployment)
+      .find((d) => d?.kind === 'Deployment')!.spec.strategy;
+  expect(strategy()).toBeUndefined();
+  expect(strategy('--set', 'hostNetwork=true', '--set', 'k8sServiceHost=10.1.2.3')).toEqual({
+    type: 'Recreate',
+  });
+});
+
 test('the pod has the two named containers, an emptyDir socket, and hardening', () => {
   const docs = parseAllDocuments(
     helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3'),

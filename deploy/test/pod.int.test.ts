@@ -58,7 +58,30 @@ async function thePod(): Promise<V1Pod> {
   if (pods.length !== 1) throw new Error(`expected one pod, found ${pods.length}`);
   return pods[0]!;
 }
+const helmBin = () =>
+  execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split('\n')
+    .pop()!;
 const containerStatus = (pod: V1Pod, name: string) => pod.status!.containerStatuses!.find((c) => c.name === name)!;
+
+/** Adds a version of my-secret with the sandbox's own command and waits for the Secret to hold it. */
+async function rotateTo(value: string, through: string): Promise<void> {
+  const rotate = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), 'rotate', value],
+    { cwd: repoRoot, env, encoding: 'utf8' },
+  );
+  expect(rotate.status).toBe(0);
+  await eventually(
+    async () => (secretValue('my-secret-data-key0') === value ? true : undefined),
+    60_000,
+    `${value} through ${through}`,
+  );
+}
 
 /** What a container sees of itself, read by node inside it (the images have no shell). */
 function inside(pod: string, container: string): Record<string, unknown> {
@@ -240,17 +263,7 @@ test('a killed provider container is restarted by the kubelet, and the next rota
   expect(ok('-n', NS, 'logs', after.metadata!.name!, '-c', 'provider-azure-installer', '--previous')).toContain(
     '"message":"mount"',
   );
-  const rotate = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'test', 'sandbox', 'sandbox.ts'), 'rotate', 'Hello3'],
-    { cwd: repoRoot, env, encoding: 'utf8' },
-  );
-  expect(rotate.status).toBe(0);
-  await eventually(
-    async () => (secretValue('my-secret-data-key0') === 'Hello3' ? true : undefined),
-    60_000,
-    'Hello3 through the restarted provider',
-  );
+  await rotateTo('Hello3', 'the restarted provider');
   expect(secretValue('my-secret-data-key1')).toBe('Hello2');
 }, 150_000);
 
@@ -271,14 +284,41 @@ test("the install's NOTES: each command it gives for the release works on the ru
   expect(ok('-n', NS, 'get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`)).toMatch(/2\/2\s+Running/);
 });
 
+test('helm upgrade with hostNetwork on the one node completes: the old pod frees the ports, the new one syncs', async () => {
+  const before = await thePod();
+  const r = spawnSync(
+    helmBin(),
+    [
+      'upgrade',
+      RELEASE,
+      join(repoRoot, 'deploy', 'chart', 'secret-store-sync'),
+      '--namespace',
+      NS,
+      '--reuse-values',
+      '--set',
+      'logLevel=debug',
+      '--wait',
+      '--timeout',
+      '3m',
+      '--kubeconfig',
+      kubeconfig,
+    ],
+    { encoding: 'utf8' },
+  );
+  // Before, the new pod stayed Pending (the node's ports were taken) until helm gave up.
+  expect({ status: r.status, stderr: r.stderr }).toMatchObject({ status: 0 });
+  // helm's --wait returned once the new pod was ready: the old one is gone, the new one serves.
+  const after = await thePod();
+  expect(after.metadata!.uid).not.toBe(before.metadata!.uid);
+  expect(after.status!.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
+  expect(after.spec!.hostNetwork).toBe(true);
+  expect(after.spec!.containers.find((c) => c.name === 'manager')!.args).toContain('--log-level=debug');
+  expect(after.status!.containerStatuses!.map((c) => c.name).sort()).toEqual(['manager', 'provider-azure-installer']);
+  await rotateTo('Hello4', 'the upgraded pod');
+}, 300_000);
+
 test('helm uninstall removes the pod and leaves the Secret and the CRDs', async () => {
-  const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-    .trim()
-    .split('\n')
-    .pop()!;
+  const helm = helmBin();
   execFileSync(helm, ['uninstall', RELEASE, '--namespace', NS, '--wait', '--kubeconfig', kubeconfig], {
     encoding: 'utf8',
   });
@@ -287,7 +327,7 @@ test('helm uninstall removes the pod and leaves the Secret and the CRDs', async 
     60_000,
     'the pod to be gone',
   );
-  expect(secretValue('my-secret-data-key0')).toBe('Hello3');
+  expect(secretValue('my-secret-data-key0')).toBe('Hello4');
   for (const crd of ['secretsyncs.secret-sync.x-k8s.io', 'secretproviderclasses.secrets-store.csi.x-k8s.io'])
     expect(kubectl('get', 'crd', crd).status).toBe(0);
   expect(kubectl('get', 'secretsync', 'secret-sync-name', '-n', 'my-namespace').status).toBe(0);
