@@ -3,7 +3,7 @@
 // patch (a no-op for the apiserver when nothing differs).
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/api.js';
-import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
+import { eventually, kube, occurrences, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
 import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
@@ -26,7 +26,7 @@ const events = async (reason: string) =>
       namespace: ns.name,
       fieldSelector: `involvedObject.name=drifting,reason=${reason}`,
     })
-  ).items.length;
+  ).items;
 const readyReason = async () =>
   (
     (await k.custom.getNamespacedCustomObject({ ...co, namespace: ns.name, name: 'drifting' })) as SecretSync
@@ -85,7 +85,7 @@ test('an intact Secret is not rewritten by rotations', async () => {
   await eventually(async () => ((await lastSync()) !== before ? true : undefined), 30_000, 'another rotation');
   expect((await secret()).metadata?.resourceVersion).toBe(rv);
   // Nothing was repaired, so nothing says so.
-  expect(await events('UpdateValueChangeOrForceUpdateSucceeded')).toBe(0);
+  expect(occurrences(await events('UpdateValueChangeOrForceUpdateSucceeded'))).toBe(0);
   expect(manager.logs()).not.toContain('put its data back');
 });
 
@@ -107,7 +107,7 @@ test('data edited by hand is put back at the next rotation; labels others added 
   expect(s.metadata?.labels).toMatchObject({ 'team.example/owner': 'payments', 'secrets-store.sync.x-k8s.io': '' });
   // The repair is a value change of the Secret: an Event and a log line say so.
   await eventually(
-    async () => ((await events('UpdateValueChangeOrForceUpdateSucceeded')) === 1 ? true : undefined),
+    async () => (occurrences(await events('UpdateValueChangeOrForceUpdateSucceeded')) === 1 ? true : undefined),
     10_000,
     'the Event',
   );
@@ -124,7 +124,7 @@ test('a Secret deleted by hand is created again at the next rotation', async () 
   const s = await secret();
   expect(s.metadata?.ownerReferences?.[0]?.name).toBe('drifting');
   await eventually(
-    async () => ((await events('UpdateValueChangeOrForceUpdateSucceeded')) === 2 ? true : undefined),
+    async () => (occurrences(await events('UpdateValueChangeOrForceUpdateSucceeded')) === 2 ? true : undefined),
     10_000,
     'the Event',
   );

@@ -3,7 +3,7 @@
 // The provider is test/helpers/strict-provider.ts sending the optional expiry trailer; it records
 // every Mount it sees.
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION, type SecretSync } from '../src/api.js';
-import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
+import { eventually, kube, occurrences, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
 import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
@@ -91,5 +91,5 @@ test('objects expiring a second apart: the condition follows with no Mount after
     namespace: ns.name,
     fieldSelector: 'involvedObject.name=app,reason=ObjectExpired',
   });
-  expect(events.items.filter((e) => e.type === 'Warning')).toHaveLength(1);
+  expect(occurrences(events.items.filter((e) => e.type === 'Warning'))).toBe(1);
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
-import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
+import { eventually, kube, occurrences, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import {
   startProvider,
@@ -55,7 +55,7 @@ async function warnings(name: string, reason: string): Promise<number> {
     namespace: ns.name,
     fieldSelector: `involvedObject.name=${name},reason=${reason}`,
   });
-  return list.items.filter((e) => e.type === 'Warning').length;
+  return occurrences(list.items.filter((e) => e.type === 'Warning'));
 }
 
 async function sync(

@@ -64,3 +64,8 @@ export async function eventually<T>(
 export function apiStatus(e: unknown): number | undefined {
   return (e as { code?: number }).code;
 }
+
+/** How many times the Events say it happened: the manager aggregates repeats into one Event's count. */
+export function occurrences(events: { count?: number }[]): number {
+  return events.reduce((n, e) => n + (e.count ?? 1), 0);
+}
