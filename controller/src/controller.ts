@@ -25,6 +25,8 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { Providers } from './provider.js';
 import { Backoff, WorkQueue, type QueueItem } from './queue.js';
+import { FAILURES } from './messages.js';
+import { SyncError } from './reasons.js';
 import { reconcile } from './reconcile.js';
 import { NOTHING, schedule, type Next, type Scheduling } from './schedule.js';
 import { SecretWriter } from './secret-writer.js';
@@ -61,6 +63,8 @@ export class Controller {
   /** When each SecretSync's last expiry check ran: the floor of the next (expiry-checks.ts). */
   private readonly lastExpiryCheck = new Map<string, number>();
   private readonly scheduling: Scheduling;
+  /** The generation at which each SecretSync last found its class missing (see `quietMiss`). */
+  private readonly classMissedAt = new Map<string, number>();
 
   private readonly kc: KubeConfig;
   private readonly cfg: Config;
@@ -144,6 +148,7 @@ export class Controller {
     ss.on('delete', (o) => {
       this.queue.forget(keyOf(o));
       this.lastExpiryCheck.delete(keyOf(o));
+      this.classMissedAt.delete(keyOf(o));
       this.writer.forget(o.metadata.uid);
       this.setExpiryMetrics(o, undefined);
     });
@@ -275,11 +280,11 @@ export class Controller {
     const rotation = item.rotation && isUpToDate(ss);
     if (rotation && !this.rotationDue(ss)) return this.checkExpiry(key, ss);
     const started = process.hrtime.bigint();
-    const { outcome, next } = await reconcile(
+    const { outcome, next, missing } = await reconcile(
       ss,
       {
         cfg: this.cfg,
-        spc: (ns, n) => this.spcs.get(ns, n),
+        spc: (ns, n) => this.secretProviderClass(ns, n),
         tokens: this.tokens,
         providers: this.providers,
         mounts: this.mounts,
@@ -289,6 +294,7 @@ export class Controller {
       },
       rotation,
     );
+    if (missing?.kind === 'secretProviderClass' && this.quietMiss(key, ss.metadata.generation ?? 0)) return next;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.reconciles.inc({ reason: outcome.reason });
     this.metrics.reconcileDuration.observe({ reason: outcome.reason }, seconds);
@@ -300,6 +306,45 @@ export class Controller {
     logOutcome(this.log, { secretSync: key, outcome, durationMs: Math.round(seconds * 1000) });
     if (outcome.ok) this.setExpiryMetrics(ss, outcome.expiresOn);
     return next;
+  }
+
+  /**
+   * A class from the cache — or, when the cache has none, from the apiserver: the class's watch may
+   * be behind the SecretSync's (both applied together; a watch restarting), and a quorum read says
+   * whether it really is missing. Bounded by the API call deadline; a failed read is a retried
+   * failure, not "not found".
+   */
+  private async secretProviderClass(namespace: string, name: string): Promise<SecretProviderClass | undefined> {
+    const cached = this.spcs.get(namespace, name);
+    if (cached) return cached;
+    try {
+      return (await this.custom.getNamespacedCustomObject({
+        group: SPC_GROUP,
+        version: SPC_VERSION,
+        namespace,
+        plural: SPC_PLURAL,
+        name,
+      })) as SecretProviderClass;
+    } catch (e) {
+      if (errorCode(e) === 404) return undefined;
+      throw new SyncError(FAILURES.spcUnreadable({ name, detail: errorMessage(e) }), {
+        cause: e,
+        upstream: { code: errorCode(e) },
+      });
+    }
+  }
+
+  /**
+   * The first time a generation of a SecretSync finds its class missing, nothing is reported: a
+   * class applied together with (or just after) its SecretSync arrives within moments, and its
+   * informer event re-syncs the SecretSync at once (onSpc). Only a class still missing at the
+   * retry (5 s later) is a Warning.
+   */
+  private quietMiss(key: string, generation: number): boolean {
+    if (this.classMissedAt.get(key) === generation) return false;
+    this.classMissedAt.set(key, generation);
+    this.log.debug('SecretProviderClass not found yet; retrying before reporting it', { secretSync: key });
+    return true;
   }
 
   /** Stops taking work and waits (bounded) for in-flight reconciles. */

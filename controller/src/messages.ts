@@ -59,6 +59,12 @@ export const FAILURES = {
   // The SecretProviderClass (reconcile.ts, provider.ts).
   spcNotFound: (o: { name: string; namespace: string }) =>
     spc(`SecretProviderClass '${o.name}' was not found in namespace '${o.namespace}'`),
+  // The cache had no such class and the apiserver could not say (controller.ts): retried like an outage.
+  spcUnreadable: (o: { name: string; detail: string }): Failure => ({
+    kind: 'spc',
+    retry: 'backoff',
+    text: text(`could not read SecretProviderClass '${o.name}': ${o.detail}`),
+  }),
   spcNoProvider: (o: { name: string }) => spc(`SecretProviderClass '${o.name}' has no spec.provider`),
   spcNoParameters: (o: { name: string }) => spc(`SecretProviderClass '${o.name}' has no spec.parameters`),
   providerName: (o: { provider: string }) =>

@@ -69,8 +69,15 @@ export interface Upstream {
   reason?: string;
 }
 
+/**
+ * What a failed sync names that does not exist (yet): a SecretProviderClass not found, or a provider
+ * with no socket. The manager watches for it to appear instead of waiting out the backoff.
+ */
+export type Missing = { kind: 'secretProviderClass'; name: string } | { kind: 'provider'; name: string };
+
 export interface SyncErrorOptions {
   cause?: unknown;
+  missing?: Missing;
   provider?: string;
   socket?: string;
   upstream?: Upstream;
@@ -86,6 +93,7 @@ export class SyncError extends Error {
   readonly upstream?: Upstream;
   /** What did not answer in time, when the failure is a deadline (e.g. "provider 'azure'"). */
   readonly timedOut?: string;
+  readonly missing?: Missing;
   readonly kind: FailureKind;
   /** How the failure is retried (`Retry`): both back off, `slow` from a longer first wait. */
   readonly retry: Retry;
@@ -98,5 +106,6 @@ export class SyncError extends Error {
     this.socket = options?.socket;
     if (options?.upstream) this.upstream = options.upstream;
     if (options?.timedOut) this.timedOut = options.timedOut;
+    if (options?.missing) this.missing = options.missing;
   }
 }

@@ -11,7 +11,7 @@ import { mapFiles } from './mapping.js';
 import type { MountAnswer, Providers } from './provider.js';
 import type { SharedMounts } from './shared-mounts.js';
 import { adviceFor, FAILURES } from './messages.js';
-import { failureReason, SyncError, type Retry } from './reasons.js';
+import { failureReason, SyncError, type Missing, type Retry } from './reasons.js';
 import type { Next } from './schedule.js';
 import type { DesiredSecret, SecretWriter } from './secret-writer.js';
 import type { Outcome } from './status.js';
@@ -19,7 +19,8 @@ import type { TokenCache } from './tokens.js';
 
 export interface ReconcileDeps {
   cfg: Config;
-  spc(namespace: string, name: string): SecretProviderClass | undefined;
+  /** The class, or undefined when it does not exist (not merely missing from a cache that may be behind). */
+  spc(namespace: string, name: string): Promise<SecretProviderClass | undefined>;
   tokens: TokenCache;
   providers: Providers;
   mounts: SharedMounts;
@@ -30,14 +31,14 @@ export interface ReconcileDeps {
 
 /**
  * The outcome for the status, and what should happen next (schedule.ts); `retry` repeats a failure's
- * `next.retry`. `rotation`: a scheduled re-check of a healthy SecretSync, which may take a shared
- * provider result.
+ * `next.retry`, `missing` what a failure waits for to appear. `rotation`: a scheduled re-check of a
+ * healthy SecretSync, which may take a shared provider result.
  */
 export async function reconcile(
   ss: SecretSync,
   deps: ReconcileDeps,
   rotation = false,
-): Promise<{ outcome: Outcome; next: Next; retry?: Retry }> {
+): Promise<{ outcome: Outcome; next: Next; retry?: Retry; missing?: Missing }> {
   const phase = ss.status?.syncHash ? 'update' : 'create';
   try {
     const outcome = await sync(ss, phase, rotation, deps);
@@ -62,6 +63,7 @@ export async function reconcile(
       },
       next: { kind: 'backoff', retry: err.retry },
       retry: err.retry,
+      ...(err.missing ? { missing: err.missing } : {}),
     };
   }
 }
@@ -74,7 +76,7 @@ async function sync(
 ): Promise<Extract<Outcome, { ok: true }>> {
   // Observe.
   validateSecretSync(ss, deps.cfg);
-  const spc = secretProviderClass(ss, deps);
+  const spc = await secretProviderClass(ss, deps);
   const provider = spc.spec!.provider!;
   // What the CSI driver would send for a pod of this namespace running as the ServiceAccount.
   const request: MountRequestInput = {
@@ -164,10 +166,13 @@ function validateSecretSync(ss: SecretSync, cfg: Config): void {
   if (!obj.data?.length) throw new SyncError(FAILURES.noKeys());
 }
 
-function secretProviderClass(ss: SecretSync, deps: ReconcileDeps): SecretProviderClass {
+async function secretProviderClass(ss: SecretSync, deps: ReconcileDeps): Promise<SecretProviderClass> {
   const name = ss.spec.secretProviderClassName;
-  const spc = deps.spc(ss.metadata.namespace, name);
-  if (!spc) throw new SyncError(FAILURES.spcNotFound({ name, namespace: ss.metadata.namespace }));
+  const spc = await deps.spc(ss.metadata.namespace, name);
+  if (!spc)
+    throw new SyncError(FAILURES.spcNotFound({ name, namespace: ss.metadata.namespace }), {
+      missing: { kind: 'secretProviderClass', name },
+    });
   if (!spc.spec?.provider) throw new SyncError(FAILURES.spcNoProvider({ name }));
   deps.providers.checkName(spc.spec.provider);
   if (!spc.spec.parameters || Object.keys(spc.spec.parameters).length === 0)

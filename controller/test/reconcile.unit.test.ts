@@ -110,7 +110,7 @@ function world(answer: Answer, opts: { secret?: StoredSecret; writeFails?: Error
   } as unknown as Config;
   const deps: ReconcileDeps = {
     cfg,
-    spc: (ns, name) => (spc && spc.metadata.namespace === ns && spc.metadata.name === name ? spc : undefined),
+    spc: async (ns, name) => (spc && spc.metadata.namespace === ns && spc.metadata.name === name ? spc : undefined),
     tokens: new TokenCache({} as CoreV1Api, 3_600, metrics),
     providers,
     mounts: new SharedMounts(0),
