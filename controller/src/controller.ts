@@ -24,6 +24,7 @@ import { supervise, type Collection, type Supervised } from './informers.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { Providers } from './provider.js';
+import { ProviderSockets, ProviderWaiters } from './provider-sockets.js';
 import { Backoff, WorkQueue, type QueueItem } from './queue.js';
 import { FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
@@ -65,6 +66,9 @@ export class Controller {
   private readonly scheduling: Scheduling;
   /** The generation at which each SecretSync last found its class missing (see `quietMiss`). */
   private readonly classMissedAt = new Map<string, number>();
+  /** SecretSyncs whose provider had no socket at their last sync: synced again when it appears. */
+  private readonly waitingForProvider = new ProviderWaiters();
+  private readonly sockets: ProviderSockets;
 
   private readonly kc: KubeConfig;
   private readonly cfg: Config;
@@ -91,6 +95,7 @@ export class Controller {
     this.custom = clients.make(CustomObjectsApi);
     this.tokens = new TokenCache(core, cfg.tokenExpirationSeconds, metrics);
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
+    this.sockets = new ProviderSockets({ dir: cfg.providerDir, onAppear: (p) => this.onProviderSocket(p) });
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
     this.expirySeries = new ExpirySeries(metrics.objectExpiry, metrics.expirySeriesDropped, {
@@ -149,6 +154,7 @@ export class Controller {
       this.queue.forget(keyOf(o));
       this.lastExpiryCheck.delete(keyOf(o));
       this.classMissedAt.delete(keyOf(o));
+      this.waitingForProvider.set(keyOf(o), undefined);
       this.writer.forget(o.metadata.uid);
       this.setExpiryMetrics(o, undefined);
     });
@@ -156,6 +162,7 @@ export class Controller {
     this.spcs.informer.on('update', (o) => this.onSpc(o));
     for (const o of this.secretSyncs.list()) this.onSecretSync(o, true);
     this.metrics.statusSource.count = () => countByReadyReason(this.secretSyncs.list(), this.cfg.controllerName);
+    this.sockets.start();
     for (let i = 0; i < this.cfg.workers; i++) this.workers.push(this.work());
     this.pruneTimer = setInterval(() => {
       this.tokens.prune();
@@ -190,6 +197,20 @@ export class Controller {
         this.schedule(keyOf(ss), { kind: 'syncNow' });
       }
     }
+  }
+
+  /** A provider started (or restarted): those that found it missing sync now, not at their next retry. */
+  private onProviderSocket(provider: string): void {
+    const keys = this.waitingForProvider.take(provider);
+    if (keys.length === 0) return;
+    this.log.info('provider socket appeared; syncing the SecretSyncs waiting for it', { provider, count: keys.length });
+    for (const key of keys) this.schedule(key, { kind: 'syncNow' });
+  }
+
+  /** Notes what the key waits for; a socket that appeared since the sync looked is seen here. */
+  private waitForProvider(key: string, provider: string | undefined): void {
+    this.waitingForProvider.set(key, provider);
+    if (provider !== undefined && this.sockets.has(provider)) this.onProviderSocket(provider);
   }
 
   private intervalMs(): number {
@@ -295,6 +316,7 @@ export class Controller {
       rotation,
     );
     if (missing?.kind === 'secretProviderClass' && this.quietMiss(key, ss.metadata.generation ?? 0)) return next;
+    this.waitForProvider(key, missing?.kind === 'provider' ? missing.name : undefined);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.reconciles.inc({ reason: outcome.reason });
     this.metrics.reconcileDuration.observe({ reason: outcome.reason }, seconds);
@@ -351,6 +373,7 @@ export class Controller {
   async stop(graceMs: number): Promise<void> {
     this.queue.close();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.sockets.stop();
     await Promise.race([Promise.all([...this.inFlight]), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await Promise.allSettled([this.secretSyncs?.stop(), this.spcs?.stop()]);
     this.providers.close();

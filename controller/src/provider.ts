@@ -15,7 +15,7 @@ import type { Metrics } from './metrics.js';
 import { FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
 
-const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
+export const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
 
 /** A Mount's answer with the provider's optional expiry trailer (see the README's provider contract). */
 export type MountAnswer = MountResponse__Output & { expiry?: { expiresOn: Record<string, Date>; dropped: number } };
@@ -45,7 +45,10 @@ export class Providers {
     // Every failure names the provider and its socket, so the status's advice points at the right one.
     const where = { provider: input.provider, socket };
     if (!existsSync(socket)) {
-      throw new SyncError(FAILURES.providerNotRunning({ provider: input.provider, socket }), where);
+      throw new SyncError(FAILURES.providerNotRunning({ provider: input.provider, socket }), {
+        ...where,
+        missing: { kind: 'provider', name: input.provider },
+      });
     }
     let client = this.clients.get(input.provider);
     if (!client) {

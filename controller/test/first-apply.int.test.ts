@@ -1,7 +1,10 @@
 // What a user sees right after applying: no false Warnings while the manager's caches catch up.
 // A SecretProviderClass applied in the same `kubectl apply` as its SecretSync (before or after it
-// in the file) may reach the manager after the SecretSync: that is not "not found".
+// in the file) may reach the manager after the SecretSync: that is not "not found". And a provider
+// started after its SecretSyncs is noticed when its socket appears, not at their next retry.
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { SecretSync } from '../src/api.js';
 import { loadStackInfo } from '../../test/env/stack.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
@@ -14,6 +17,7 @@ const k = kube();
 let ns: Awaited<ReturnType<typeof tempNamespace>>;
 let provider: TestProvider;
 let manager: RunningManager;
+let lateProvider: TestProvider | undefined;
 
 const kubectlApply = (objects: object[]) =>
   execFileSync('kubectl', ['--kubeconfig', info.k8s.kubeconfig, 'apply', '-f', '-'], {
@@ -51,7 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await manager?.stop();
-  await provider?.stop();
+  await Promise.all([provider?.stop(), lateProvider?.stop()]);
   await ns?.dispose();
 });
 
@@ -85,3 +89,27 @@ test('a class that really is missing is still reported, as a Warning', async () 
   expect(warning.type).toBe('Warning');
   expect(await readyReason('orphan')).toBe('ControllerSpcError');
 });
+
+test('SecretSyncs created before their provider starts sync as soon as it does, not at their next retry', async () => {
+  const late = secretProviderClass({ name: 'late', namespace: ns.name, provider: 'late', parameters: { prefix: '' } });
+  const early = ['early-0', 'early-1'].map((name) => secretSync({ name, namespace: ns.name, spc: 'late' }));
+  kubectlApply([late, ...early]);
+  // Six failures (retries after 1, 2, 4, 8 and 16 s): the next retry is 32 s ± 20 % away.
+  await eventually(
+    async () =>
+      ((await eventsOf('early-0')).find((e) => e.reason === 'CreateFailedProviderError')?.count ?? 0) >= 6
+        ? true
+        : undefined,
+    90_000,
+    'six failures of early-0',
+  );
+  writeFileSync(join(provider.socketDir, 'late.json'), JSON.stringify({ files: { foo: 'value' } }));
+  lateProvider = await startTestProvider('late', provider.socketDir);
+  // Well within the 25 s at least to that retry (and the 5 minutes the backoff reaches).
+  for (const ss of early)
+    await eventually(
+      async () => ((await readyReason(ss.metadata.name)) === 'CreateSucceeded' ? true : undefined),
+      15_000,
+      `${ss.metadata.name} synced once its provider started`,
+    );
+}, 150_000);
