@@ -3,6 +3,8 @@
 # from the Go module proxy into a per-version cache outside the repository. Prints the cache folder
 # on its last line. A second run with the binaries present does nothing; a cache made before the
 # node binaries existed builds only those (the Go build cache already holds most of their packages).
+# K8S_VERSION picks the release; K8S_BINS narrows what is built (an older release tested without a
+# node needs only "kube-apiserver kube-controller-manager").
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.36.3}"
@@ -12,7 +14,7 @@ OUT="$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 
 log() { printf '[control-plane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-K8S_BINS=(kube-apiserver kube-controller-manager kubelet kube-scheduler)
+read -r -a K8S_BINS <<<"${K8S_BINS:-kube-apiserver kube-controller-manager kubelet kube-scheduler}"
 missing_k8s() { local b; for b in "${K8S_BINS[@]}"; do [[ -x "$OUT/$b" ]] || echo "$b"; done; }
 have_all() { [[ -x "$OUT/etcd" && -z "$(missing_k8s)" ]]; }
 if have_all; then

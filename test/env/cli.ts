@@ -5,6 +5,7 @@ import { cleanupNode } from './node-cleanup.js';
 import { stopRecorded } from './processes.js';
 import { startStack, toEnv } from './stack.js';
 import { parseStackArgs, stackUsage } from './stack-commands.js';
+import { resolveKubeVersion } from './versions.js';
 
 const args = parseStackArgs(process.argv.slice(2));
 
@@ -14,7 +15,7 @@ if ('error' in args) {
 } else if (args.command === 'help') {
   console.log(stackUsage());
 } else if (args.command === 'build') {
-  console.log(await ensureBinaries());
+  console.log(await ensureBinaries(undefined, resolveKubeVersion(args.kubeVersion)));
 } else if (args.command === 'down') {
   const dir = args.dir!;
   await cleanupNode(dir); // a node's containers, mounts and cgroups, if one ran there
@@ -23,7 +24,11 @@ if ('error' in args) {
 } else {
   // This program stops the stack itself on a signal: the default handler would kill the processes
   // and exit first, leaving etcd's data folder in /dev/shm behind.
-  const stack = await startStack({ ...(args.dir ? { dir: args.dir } : {}), handleSignals: false });
+  const stack = await startStack({
+    ...(args.dir ? { dir: args.dir } : {}),
+    handleSignals: false,
+    kubeVersion: resolveKubeVersion(args.kubeVersion),
+  });
   console.log('\nThe stack is running. In another shell:');
   for (const [k, v] of Object.entries(toEnv(stack.info))) console.log(`  export ${k}=${v}`);
   console.log('Ctrl-C stops it.');

@@ -11,6 +11,7 @@ import { Apiserver } from './apiserver.js';
 import { writeControlPlaneCerts, type ControlPlaneCerts } from './control-plane-certs.js';
 import { ControllerManager } from './controller-manager.js';
 import { Etcd } from './etcd.js';
+import { ensureKine, Kine } from './kine.js';
 import type { Ca } from './pki.js';
 import { freePort } from './ports.js';
 import {
@@ -21,6 +22,7 @@ import {
   withHeartbeat,
   type Managed,
 } from './processes.js';
+import { NEWEST_KUBE_VERSION, resolveKubeVersion } from './versions.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const repoRoot = resolve(here, '../..');
@@ -32,11 +34,23 @@ export interface ControlPlaneInfo {
   kubeconfig: string;
   adminCertFile: string;
   adminKeyFile: string;
+  /** The etcd API's URL: etcd's own, or kine's. */
   etcd: string;
+  datastore: Datastore;
   binDir: string;
+  /** The Kubernetes release running, e.g. 1.27.16. */
+  version: string;
   /** The client certificate of the one node test/env/node.ts may run (user system:node:<NODE_NAME>). */
   nodeCertFile: string;
   nodeKeyFile: string;
+}
+
+export type Datastore = 'etcd' | 'kine';
+
+export function datastoreFromEnv(): Datastore {
+  const v = process.env.SSS_DATASTORE ?? 'etcd';
+  if (v !== 'etcd' && v !== 'kine') throw new Error(`SSS_DATASTORE=${v}: etcd or kine`);
+  return v;
 }
 
 /** The name of the stack's node (test/env/node.ts), fixed so its certificate can be issued here with the CA. */
@@ -58,9 +72,20 @@ export interface ControlPlane {
  * else waiting in this process (a readiness poll, a timer) starves while a cold build takes its
  * 10-25 minutes; the script's own steps go to stderr, and a line every 30 s says it is still busy.
  */
-export async function ensureBinaries(log: (m: string) => void = (m) => console.error(m)): Promise<string> {
+export async function ensureBinaries(
+  log: (m: string) => void = (m) => console.error(m),
+  kubeVersion: string = resolveKubeVersion(),
+): Promise<string> {
   const script = join(here, 'build-control-plane.sh');
-  const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('bash', [script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    // An older release runs without a node here: its control plane is all it needs built.
+    env: {
+      ...process.env,
+      K8S_VERSION: kubeVersion,
+      ...(kubeVersion === NEWEST_KUBE_VERSION ? {} : { K8S_BINS: 'kube-apiserver kube-controller-manager' }),
+    },
+  });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
   // 'close', not 'exit': only then has all of stdout (the folder, on its last line) been read.
@@ -135,14 +160,22 @@ export async function startControlPlane(opts: {
   manifests?: string[];
   log?: (msg: string) => void;
   handleSignals?: boolean;
+  /** A release or minor (see versions.ts); the newest by default. */
+  kubeVersion?: string;
+  /** etcd (default), or kine over SQLite as K3s runs by default; SSS_DATASTORE sets the default. */
+  datastore?: Datastore;
 }): Promise<ControlPlane> {
   const log = opts.log ?? (() => undefined);
-  const binDir = await ensureBinaries(log);
+  const version = resolveKubeVersion(opts.kubeVersion);
+  const binDir = await ensureBinaries(log, version);
   killRecordedOnExit(opts.stateDir, opts.handleSignals ?? true);
+  const datastore = opts.datastore ?? datastoreFromEnv();
   const { certs, etcd, apiserver, kubeconfig, kcm } = await components({
     binDir,
     stateDir: opts.stateDir,
     ca: opts.ca,
+    version,
+    datastore,
   });
   const stop = async () => {
     // Each after everything that uses it.
@@ -154,7 +187,7 @@ export async function startControlPlane(opts: {
 
   try {
     await etcd.start();
-    log(`etcd ready at ${etcd.url}`);
+    log(`${datastore} ready at ${etcd.url}`);
     await apiserver.start();
     log(`kube-apiserver ready at ${apiserver.url}`);
     await applyStartupManifests(kubeconfig, opts.manifests ?? []);
@@ -173,7 +206,9 @@ export async function startControlPlane(opts: {
       adminCertFile: certs.admin.certFile,
       adminKeyFile: certs.admin.keyFile,
       etcd: etcd.url,
+      datastore,
       binDir,
+      version,
       nodeCertFile: certs.node.certFile,
       nodeKeyFile: certs.node.keyFile,
     },
@@ -200,16 +235,19 @@ export async function startControlPlane(opts: {
  * The control plane's parts, not started yet: its certificates and admin kubeconfig written, ports
  * chosen, and each component told where the one before it listens.
  */
-async function components(o: { binDir: string; stateDir: string; ca: Ca }) {
-  const { binDir, stateDir } = o;
+async function components(o: { binDir: string; stateDir: string; ca: Ca; version: string; datastore: Datastore }) {
+  const { binDir, stateDir, version } = o;
   const dir = join(stateDir, 'control-plane');
   const certs = writeControlPlaneCerts(join(dir, 'pki'), o.ca, NODE_NAME);
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   // On tmpfs when there is one: the control plane's writes then cost no disk syncs. Recorded, so
   // that `stack down` after a crash removes it too (about 124 MB).
-  const etcdData = join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-etcd-${process.pid}-${apiPort}`);
-  recordScratch(stateDir, etcdData);
-  const etcd = new Etcd({ binDir, stateDir, clientPort: etcdPort, peerPort, dataDir: etcdData });
+  const dataDir = join(existsSync('/dev/shm') ? '/dev/shm' : dir, `sss-${o.datastore}-${process.pid}-${apiPort}`);
+  recordScratch(stateDir, dataDir);
+  const etcd =
+    o.datastore === 'kine'
+      ? new Kine({ binary: await ensureKine(), stateDir, clientPort: etcdPort, dataDir })
+      : new Etcd({ binDir, stateDir, clientPort: etcdPort, peerPort, dataDir });
   const apiserver = new Apiserver({
     binDir,
     stateDir,
@@ -219,7 +257,7 @@ async function components(o: { binDir: string; stateDir: string; ca: Ca }) {
     certDir: join(dir, 'apiserver-certs'),
   });
   const kubeconfig = writeAdminKubeconfig(join(dir, 'kubeconfig'), apiserver.url, certs);
-  const kcm = new ControllerManager({ binDir, stateDir, kubeconfig, apiserver });
+  const kcm = new ControllerManager({ binDir, stateDir, kubeconfig, apiserver, version });
   return { certs, etcd, apiserver, kubeconfig, kcm };
 }
 

@@ -2,12 +2,14 @@
 import { join } from 'node:path';
 import type { Apiserver } from './apiserver.js';
 import { Component, startProcess, waitUntil } from './processes.js';
+import { controllersFlag } from './versions.js';
 
 export interface ControllerManagerOptions {
   binDir: string;
   stateDir: string;
   kubeconfig: string;
   apiserver: Apiserver;
+  version: string;
 }
 
 export class ControllerManager extends Component {
@@ -23,7 +25,12 @@ export class ControllerManager extends Component {
       args: [
         `--kubeconfig=${this.opts.kubeconfig}`,
         // GC (owner references), namespace deletion, the default ServiceAccount, and aggregated roles.
-        '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,clusterrole-aggregation-controller',
+        controllersFlag(this.opts.version, [
+          'garbage-collector-controller',
+          'namespace-controller',
+          'serviceaccount-controller',
+          'clusterrole-aggregation-controller',
+        ]),
         '--leader-elect=false',
         '--secure-port=0',
         '--kube-api-qps=200',

@@ -25,6 +25,7 @@ import { cgroupRoot, nodeDir, prepareHost, requireTools } from './node-host.js';
 import { hostIp, startVaultRelay, writeHostNetworkCni, type VaultRelay } from './node-network.js';
 import { killRecordedOnExit, startProcess, stopProcess, waitUntil, type Managed } from './processes.js';
 import type { StackInfo } from './stack.js';
+import { controllersFlag } from './versions.js';
 
 export interface NodeInfo {
   name: string;
@@ -64,7 +65,7 @@ export async function startNode(o: {
     mkdirSync(join(dir, d), { recursive: true });
   // Its own pid file: stopping what a test worker started never touches the stack's own processes.
   killRecordedOnExit(dir, o.handleSignals ?? false);
-  requireBinaries(info.k8s.binDir);
+  requireBinaries(info.k8s.binDir, info.k8s.version);
   const processes: Managed[] = [];
   let relay: VaultRelay | undefined;
   const stop = async () => {
@@ -116,10 +117,10 @@ export async function startNode(o: {
   }
 }
 
-function requireBinaries(binDir: string): void {
+function requireBinaries(binDir: string, version: string): void {
   for (const b of ['kubelet', 'kube-scheduler']) {
     if (!existsSync(join(binDir, b)))
-      throw new Error(`${b} is not in ${binDir}: run bash test/env/build-control-plane.sh`);
+      throw new Error(`${b} is not in ${binDir}: run K8S_VERSION=${version} bash test/env/build-control-plane.sh`);
   }
 }
 
@@ -144,7 +145,12 @@ function startWorkloadControllers(info: StackInfo, dir: string): Managed[] {
         `--kubeconfig=${admin}`,
         // kube-root-ca.crt in every namespace is what a projected API token volume mounts as ca.crt;
         // the node lifecycle controller lifts the not-ready taint the kubelet registers with.
-        '--controllers=deployment-controller,replicaset-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller',
+        controllersFlag(info.k8s.version, [
+          'deployment-controller',
+          'replicaset-controller',
+          'root-ca-certificate-publisher-controller',
+          'node-lifecycle-controller',
+        ]),
         `--root-ca-file=${info.k8s.caFile}`,
         '--leader-elect=false',
         '--secure-port=0',

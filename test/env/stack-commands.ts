@@ -1,5 +1,7 @@
 // The commands of `npm run stack` (test/env/cli.ts): one table, from which both the parser and
 // `--help` are made, so that neither can name a command the other does not know.
+import { KUBE_VERSIONS } from './versions.js';
+
 export const STACK_COMMANDS = {
   up: {
     args: '[dir]',
@@ -28,19 +30,31 @@ export const STACK_COMMANDS = {
 
 export type StackCommand = keyof typeof STACK_COMMANDS;
 
-export type StackArgs = { command: StackCommand; dir?: string } | { command: 'help' } | { error: string };
+export type StackArgs =
+  { command: StackCommand; dir?: string; kubeVersion?: string } | { command: 'help' } | { error: string };
 
 export function stackUsage(): string {
   const lines = ['Usage: npm run stack -- <command> [args]', '', 'Commands:'];
   for (const [name, c] of Object.entries(STACK_COMMANDS)) {
     lines.push(`  ${`${name} ${c.args}`.trimEnd()}`, ...c.help.map((l) => `      ${l}`));
   }
-  lines.push('  --help', '      this text', '', 'Without a command: up.');
+  lines.push(
+    'Options (up, build):',
+    `  --kube-version <v>`,
+    `      the Kubernetes release: ${Object.keys(KUBE_VERSIONS).join(', ')} (the newest by default) or an exact 1.N.P;`,
+    '      each is built once into a cache folder of its own. SSS_DATASTORE=kine runs kine (SQLite) for etcd.',
+    '  --help',
+    '      this text',
+    '',
+    'Without a command: up.',
+  );
   return lines.join('\n');
 }
 
 export function parseStackArgs(argv: string[]): StackArgs {
-  const [cmd = 'up', ...rest] = argv;
+  const { kubeVersion, rest: positional, error } = takeKubeVersion(argv);
+  if (error) return { error };
+  const [cmd = 'up', ...rest] = positional;
   if (cmd === '--help' || cmd === '-h' || cmd === 'help' || rest.includes('--help')) return { command: 'help' };
   if (!Object.hasOwn(STACK_COMMANDS, cmd))
     return { error: `unknown command '${cmd}' (${Object.keys(STACK_COMMANDS).join(' | ')} | --help)` };
@@ -49,5 +63,21 @@ export function parseStackArgs(argv: string[]): StackArgs {
   const max = spec ? 1 : 0;
   if (rest.length > max) return { error: `${command} takes ${spec || 'no arguments'}, got: ${rest.join(' ')}` };
   if (spec.startsWith('<') && rest.length === 0) return { error: `${command} needs ${spec}` };
-  return { command, ...(rest[0] ? { dir: rest[0] } : {}) };
+  if (kubeVersion && command === 'down') return { error: 'down takes no --kube-version' };
+  return { command, ...(rest[0] ? { dir: rest[0] } : {}), ...(kubeVersion ? { kubeVersion } : {}) };
+}
+
+/** `--kube-version <v>` or `--kube-version=<v>`, anywhere in argv. */
+function takeKubeVersion(argv: string[]): { kubeVersion?: string; rest: string[]; error?: string } {
+  const rest: string[] = [];
+  let kubeVersion: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--kube-version') {
+      kubeVersion = argv[++i];
+      if (!kubeVersion) return { rest, error: '--kube-version needs a version, e.g. 1.27' };
+    } else if (a.startsWith('--kube-version=')) kubeVersion = a.slice('--kube-version='.length);
+    else rest.push(a);
+  }
+  return { kubeVersion, rest };
 }

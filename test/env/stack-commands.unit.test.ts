@@ -33,6 +33,21 @@ test('the CLI takes what the table says, and says what is wrong otherwise', () =
   expect(parseStackArgs(['start'])).toEqual({ error: "unknown command 'start' (up | down | build | --help)" });
 });
 
+test('`--kube-version` picks the release for up and build, in either spelling', () => {
+  expect(parseStackArgs(['up', '--kube-version', '1.27'])).toEqual({ command: 'up', kubeVersion: '1.27' });
+  expect(parseStackArgs(['--kube-version=1.30', 'up', '/tmp/s'])).toEqual({
+    command: 'up',
+    dir: '/tmp/s',
+    kubeVersion: '1.30',
+  });
+  expect(parseStackArgs(['build', '--kube-version', '1.27.16'])).toEqual({ command: 'build', kubeVersion: '1.27.16' });
+  expect(parseStackArgs(['up', '--kube-version'])).toEqual({ error: '--kube-version needs a version, e.g. 1.27' });
+  expect(parseStackArgs(['down', '/tmp/s', '--kube-version', '1.27'])).toEqual({
+    error: 'down takes no --kube-version',
+  });
+  expect(stackUsage()).toContain('--kube-version <v>');
+});
+
 test('the README shows each command of `npm run stack`', () => {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
   for (const name of [...commands, '--help']) expect(readme).toMatch(new RegExp(`npm run stack -- ${name}\\b`));

@@ -14,6 +14,7 @@ import {
 } from './control-plane.js';
 import { cleanupNode } from './node-cleanup.js';
 import { createCa } from './pki.js';
+import { resolveKubeVersion } from './versions.js';
 import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
 
 export interface StackInfo {
@@ -49,6 +50,8 @@ export interface StartStackOptions {
   tenantId?: string;
   /** Stop everything on SIGINT/SIGTERM (default); off for programs that stop it their own way. */
   handleSignals?: boolean;
+  /** A Kubernetes release or minor (see versions.ts); the newest by default. */
+  kubeVersion?: string;
 }
 
 export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
@@ -74,7 +77,8 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
   try {
     // The binaries first (a first run builds them, for minutes): the stand-in's readiness wait and
     // every other clock start only once there is nothing left to build.
-    await ensureBinaries(log);
+    const kubeVersion = resolveKubeVersion(opts.kubeVersion);
+    await ensureBinaries(log, kubeVersion);
     const started = Date.now();
     const azureStart = startAzure({ dir, ca, caFile, tenantId: opts.tenantId ?? randomUUID(), log });
     controlPlane = await startControlPlane({
@@ -83,6 +87,7 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
       manifests: opts.manifests ?? [],
       log,
       handleSignals: opts.handleSignals ?? true,
+      kubeVersion,
     });
     const azure = await azureStart;
     processes.push(azure.process);
