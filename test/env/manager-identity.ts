@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyManifests, repoRoot, yamlFilesIn } from './control-plane.js';
 import type { StackInfo } from './stack.js';
+import { servesAdmissionPolicies } from './versions.js';
 
 export const MANAGER_NAMESPACE = 'azure-secret-store';
 export const MANAGER_SERVICE_ACCOUNT = 'secret-store-sync-manager';
@@ -22,7 +23,11 @@ export async function managerKubeconfig(
 ): Promise<string> {
   const admin = new KubeConfig();
   admin.loadFromFile(info.k8s.kubeconfig);
-  await applyManifests(admin, yamlFilesIn(join(repoRoot, 'deploy', 'manifests')));
+  // The policies file only where its API is served, as README tells a 1.27-1.29 cluster's admin.
+  const files = yamlFilesIn(join(repoRoot, 'deploy', 'manifests')).filter(
+    (f) => servesAdmissionPolicies(info.k8s.version) || !f.endsWith('admission-policies.yaml'),
+  );
+  await applyManifests(admin, files);
   return serviceAccountKubeconfig(
     info,
     MANAGER_NAMESPACE,

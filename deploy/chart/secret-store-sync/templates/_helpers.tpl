@@ -31,3 +31,20 @@ system:serviceaccount:{{ .Release.Namespace }}:{{ .Values.serviceAccountName }}
 {{- define "sss.metricsBind" -}}
 {{ .Values.metrics.bindAddress | default (ternary "$(HOST_IP)" "0.0.0.0" (eq .Values.hostNetwork true)) }}
 {{- end }}
+
+{{/*
+The ValidatingAdmissionPolicy API the cluster serves: v1 from Kubernetes 1.30 (GA, on by default),
+v1beta1 on 1.28-1.29 only where the cluster serves it (off by default there), none on 1.27.
+`helm template` without a cluster decides from --kube-version (or helm's own default).
+*/}}
+{{- define "sss.admissionApiVersion" -}}
+{{- $g := "admissionregistration.k8s.io" -}}
+{{- $kube := .Capabilities.KubeVersion.Version -}}
+{{- if .Values.admissionPolicies.apiVersion -}}
+{{- printf "%s/%s" $g .Values.admissionPolicies.apiVersion -}}
+{{- else if or (.Capabilities.APIVersions.Has (printf "%s/v1/ValidatingAdmissionPolicy" $g)) (semverCompare ">=1.30.0-0" $kube) -}}
+{{- printf "%s/v1" $g -}}
+{{- else if .Capabilities.APIVersions.Has (printf "%s/v1beta1/ValidatingAdmissionPolicy" $g) -}}
+{{- printf "%s/v1beta1" $g -}}
+{{- end -}}
+{{- end -}}
