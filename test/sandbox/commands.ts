@@ -1,5 +1,7 @@
 // The command line of `npm run sandbox`: one table, from which both the parser and `--help` are
 // made, so that neither can name a command or an option the other does not know.
+import { KUBE_VERSIONS } from '../env/versions.js';
+
 export const WALKTHROUGH_OPTIONS = {
   '--once': 'walk through, verify (exit 1 on a wrong value), then tear everything down',
   '--pod': "run the chart's pod on a node of the stack (kubelet, containerd) instead of two processes",
@@ -39,7 +41,7 @@ export const VAULT_COMMANDS = {
 export type VaultCommand = keyof typeof VAULT_COMMANDS;
 
 export type SandboxArgs =
-  | { command: 'walkthrough'; once: boolean; pod: boolean; build: boolean }
+  | { command: 'walkthrough'; once: boolean; pod: boolean; build: boolean; kubeVersion?: string }
   | { command: VaultCommand; args: string[] }
   | { command: 'help' }
   | { error: string };
@@ -51,6 +53,8 @@ export function sandboxUsage(): string {
     '',
     'Options:',
     ...Object.entries(WALKTHROUGH_OPTIONS).flatMap(([o, help]) => [`  ${o}`, `      ${help}`]),
+    '  --kube-version <v>',
+    `      run the stack on another Kubernetes release (${Object.keys(KUBE_VERSIONS).join(', ')}; the newest by default)`,
     '  --help',
     '      this text',
     '',
@@ -73,12 +77,17 @@ export function parseSandboxArgs(argv: string[]): SandboxArgs {
       return { error: `${command} takes ${spec || 'no arguments'}, got: ${rest.join(' ') || 'none'}` };
     return { command, args: rest };
   }
-  const unknown = argv.filter((a) => !Object.hasOwn(WALKTHROUGH_OPTIONS, a));
+  const at = argv.indexOf('--kube-version');
+  const kubeVersion = at >= 0 ? argv[at + 1] : undefined;
+  if (at >= 0 && !kubeVersion) return { error: '--kube-version needs a version, e.g. 1.27' };
+  const flags = at >= 0 ? argv.filter((_, i) => i !== at && i !== at + 1) : argv;
+  const unknown = flags.filter((a) => !Object.hasOwn(WALKTHROUGH_OPTIONS, a));
   if (unknown.length) return { error: `unknown command or option: ${unknown.join(' ')}` };
   return {
     command: 'walkthrough',
-    once: argv.includes('--once'),
-    pod: argv.includes('--pod'),
-    build: !argv.includes('--no-build'),
+    once: flags.includes('--once'),
+    pod: flags.includes('--pod'),
+    build: !flags.includes('--no-build'),
+    ...(kubeVersion ? { kubeVersion } : {}),
   };
 }

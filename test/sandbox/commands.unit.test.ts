@@ -72,6 +72,14 @@ test('the parser takes what the table says', () => {
   expect(parseSandboxArgs(['rotate', 'v'])).toEqual({ command: 'rotate', args: ['v'] });
   expect(parseSandboxArgs(['rotate', 'v', 'w'])).toEqual({ error: 'rotate takes [value], got: v w' });
   expect(parseSandboxArgs(['rotate', '--help'])).toEqual({ command: 'help' });
+  expect(parseSandboxArgs(['--once', '--kube-version', '1.27'])).toEqual({
+    command: 'walkthrough',
+    once: true,
+    pod: false,
+    build: true,
+    kubeVersion: '1.27',
+  });
+  expect(parseSandboxArgs(['--kube-version'])).toEqual({ error: '--kube-version needs a version, e.g. 1.27' });
 });
 
 test('the az commands take what the table says; `expire` a date-time or a time from now', () => {

@@ -31,7 +31,7 @@ if ('error' in args) {
     });
   }
   const { walkthrough } = await import('./walkthrough.js');
-  await walkthrough({ dir: SANDBOX_DIR, once: args.once, pod: args.pod });
+  await walkthrough({ dir: SANDBOX_DIR, once: args.once, pod: args.pod, kubeVersion: args.kubeVersion });
 } else {
   const { runVaultCommand } = await import('./vault-commands.js');
   // One line on failure, no stack trace: what went wrong, and for no sandbox, how to start one.

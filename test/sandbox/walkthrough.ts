@@ -169,8 +169,11 @@ export async function walkthrough({
   dir: SANDBOX_DIR,
   once,
   pod,
+  kubeVersion,
 }: {
   dir: string;
+  /** A Kubernetes release or minor (test/env/versions.ts); the newest, or K8S_VERSION, by default. */
+  kubeVersion?: string;
   once: boolean;
   pod: boolean;
 }): Promise<void> {
@@ -222,6 +225,7 @@ export async function walkthrough({
       manifests: pod ? [] : yamlFilesIn(join(repoRoot, 'deploy', 'crds')),
       log: (m) => console.log(`  ${m}`),
       handleSignals: false,
+      ...(kubeVersion ? { kubeVersion } : {}),
     });
     const info = stack.info;
     Object.assign(process.env, toEnv(info), {
