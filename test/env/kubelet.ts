@@ -7,6 +7,7 @@ import { NODE_NAME } from './control-plane.js';
 import { freePort } from './ports.js';
 import { startProcess, waitUntil, type Managed } from './processes.js';
 import type { StackInfo } from './stack.js';
+import { kubeMinorOf } from './versions.js';
 
 export function adminApi(info: StackInfo): CoreV1Api {
   const kc = new KubeConfig();
@@ -43,6 +44,7 @@ export async function startKubelet(o: KubeletOptions): Promise<RunningKubelet> {
       port,
       healthzPort,
       caFile: info.k8s.caFile,
+      version: info.k8s.version,
       cgroupRoot: o.cgroupRoot,
       socket: o.socket,
     }),
@@ -113,6 +115,7 @@ function kubeletConfig(o: {
   port: number;
   healthzPort: number;
   caFile: string;
+  version: string;
   cgroupRoot: string;
   socket: string;
 }): string {
@@ -133,9 +136,11 @@ authorization: {mode: Webhook}
 containerRuntimeEndpoint: unix://${o.socket}
 cgroupDriver: cgroupfs
 cgroupRoot: ${o.cgroupRoot}
-# These machines mount cgroup v1 (hybrid); the kubelet refuses v1 unless told.
-failCgroupV1: false
-failSwapOn: false
+${
+  // These machines mount cgroup v1 (hybrid); from 1.31 the kubelet refuses v1 unless told (a field
+  // older kubelets do not know).
+  kubeMinorOf(o.version) >= 31 ? 'failCgroupV1: false\n' : ''
+}failSwapOn: false
 volumePluginDir: ${o.dir}/kubelet/volume-plugins
 # A developer's disk may be fuller than a node's would be: evict only when nearly out.
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, nodefs.inodesFree: 1%, imagefs.available: 1%}
