@@ -2,6 +2,7 @@
 import { errorMessage, flagUsage, parseArgsOptions, type FlagTable } from '@secret-store-sync/proto';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { PROVIDER_NAME } from './provider.js';
 
 export interface Config {
   kubeconfig?: string;
@@ -10,7 +11,11 @@ export interface Config {
   /** Handle SecretSyncs whose spec.secretSyncControllerName equals this. */
   controllerName: string;
   providerDir: string;
-  tokenAudiences: string[];
+  /**
+   * Provider name → the audiences of the tokens the manager mints for it (one TokenRequest each);
+   * a provider not listed gets no token.
+   */
+  providerTokenAudiences: ReadonlyMap<string, readonly string[]>;
   tokenExpirationSeconds: number;
   rotationIntervalSeconds: number;
   /** How old a shared provider result a scheduled rotation may take (see shared-mounts.ts); 0 = never share. */
@@ -62,6 +67,14 @@ export const DEFAULT_ALLOWED_TYPES = [
 // admission policy refuses it too, but the manager must not rely on being installed by the chart.
 export const FORBIDDEN_SECRET_TYPES: readonly string[] = ['kubernetes.io/service-account-token'];
 
+/**
+ * Workload identity's audience, for provider-azure only: Entra exchanges a token for it for the
+ * workload's Azure identity, so no other provider may see one unless an operator says so.
+ */
+export const DEFAULT_PROVIDER_TOKEN_AUDIENCES: ReadonlyMap<string, readonly string[]> = new Map([
+  ['azure', ['api://AzureADTokenExchange']],
+]);
+
 // Every flag, with what `--help` says of it (proto's flags.ts makes the parser's options and the
 // help from this one table). Add a flag here and nowhere else.
 export const FLAGS = {
@@ -73,10 +86,11 @@ export const FLAGS = {
     help: 'handle only the SecretSyncs whose spec.secretSyncControllerName equals this.',
   },
   'provider-dir': { type: 'string', default: '/provider', help: "folder of the providers' sockets, <provider>.sock." },
-  'token-audiences': {
+  'provider-token-audiences': {
     type: 'string',
-    default: 'api://AzureADTokenExchange',
-    help: 'comma-separated audiences of the ServiceAccount tokens passed to providers; empty: no token is minted or sent (for providers that authenticate otherwise).',
+    // What --help shows; the parser's option (EXTRA_OPTIONS) has none: entries go over this one.
+    default: 'azure=api://AzureADTokenExchange',
+    help: 'PROVIDER=AUDIENCE[,AUDIENCE…], repeated once per provider: the audiences of the ServiceAccount tokens minted for that provider alone, over the default; a provider not named gets no token, PROVIDER= sends it none.',
   },
   'token-expiration-seconds': {
     type: 'string',
@@ -188,6 +202,15 @@ export const FLAGS = {
   help: { type: 'boolean', default: false, help: 'print this text and exit.' },
 } as const satisfies FlagTable;
 
+/**
+ * Parser options beyond the table's: --provider-token-audiences repeats (the table has no lists),
+ * and flags that are gone are accepted only to be refused with what replaces them.
+ */
+const EXTRA_OPTIONS = {
+  'provider-token-audiences': { type: 'string', multiple: true },
+  'token-audiences': { type: 'string' },
+} as const;
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(
@@ -203,14 +226,25 @@ export function usage(): string {
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'version' | 'help' {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options: parseArgsOptions(FLAGS), strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { ...parseArgsOptions(FLAGS), ...EXTRA_OPTIONS },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (e) {
     throw new ConfigError(`${errorMessage(e)}\n${usage()}`);
   }
   if (values.version) return 'version';
   if (values.help) return 'help';
+  if (values['token-audiences'] !== undefined)
+    throw new ConfigError(
+      `--token-audiences is no longer accepted: it sent every provider the same tokens, so any provider could act as the workload in Azure. ` +
+        `Give each provider its own with --provider-token-audiences=PROVIDER=AUDIENCE[,AUDIENCE…] (repeatable; the default is azure=api://AzureADTokenExchange, and azure= sends azure none)`,
+      'token-audiences',
+    );
   const str = (k: keyof typeof FLAGS) => (values[k] === undefined ? '' : String(values[k]));
   const int = (k: keyof typeof FLAGS, min: number, max: number) => {
     const n = Number(str(k));
@@ -242,9 +276,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const leader = str('leader-elect').toLowerCase();
   if (leader !== 'true' && leader !== 'false')
     throw new ConfigError(`--leader-elect must be true or false, got '${str('leader-elect')}'`);
-  // Empty: no token is minted and the provider gets no serviceAccount.tokens (as upstream), for
-  // providers that authenticate otherwise.
-  const audiences = list('token-audiences');
   const workers = int('workers', 1, 512);
   const rotationIntervalSeconds = int('rotation-poll-interval-seconds', 0, 31 * 86_400);
   // Default: a tenth of the interval (inside the rotation's own ±10 % jitter), at most 5 minutes.
@@ -257,7 +288,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     namespace: str('namespace'),
     controllerName: str('controller-name'),
     providerDir: str('provider-dir'),
-    tokenAudiences: audiences,
+    providerTokenAudiences: providerTokenAudiences((values['provider-token-audiences'] as string[] | undefined) ?? []),
     tokenExpirationSeconds: int('token-expiration-seconds', 600, 86_400),
     rotationIntervalSeconds,
     rotationShareSeconds,
@@ -286,4 +317,34 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     shutdownGraceSeconds: int('shutdown-grace-seconds', 0, 600),
     apiTimeoutSeconds: int('api-timeout-seconds', 1, 600),
   };
+}
+
+/**
+ * `--provider-token-audiences` entries over the default. An audience list may be empty (`vault=`):
+ * that provider gets no serviceAccount.tokens (as upstream with no audiences), for providers that
+ * authenticate otherwise.
+ */
+export function providerTokenAudiences(entries: readonly string[]): ReadonlyMap<string, readonly string[]> {
+  const flag = 'provider-token-audiences';
+  const given = new Map<string, string[]>();
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    const provider = entry.slice(0, Math.max(eq, 0)).trim();
+    if (eq < 0 || !PROVIDER_NAME.test(provider))
+      throw new ConfigError(
+        `--${flag} takes PROVIDER=AUDIENCE[,AUDIENCE…] with a provider name of 1-30 letters, digits, '-' or '_', got '${entry}'`,
+        flag,
+      );
+    if (given.has(provider))
+      throw new ConfigError(`--${flag} names provider '${provider}' twice: list its audiences in one entry`, flag);
+    const audiences = entry
+      .slice(eq + 1)
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean);
+    given.set(provider, [...new Set(audiences)]);
+  }
+  const merged = new Map([...DEFAULT_PROVIDER_TOKEN_AUDIENCES, ...given]);
+  for (const [provider, audiences] of merged) if (!audiences.length) merged.delete(provider);
+  return merged;
 }

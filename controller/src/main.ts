@@ -62,6 +62,7 @@ async function main(): Promise<number> {
     workers: cfg.workers,
     rotationIntervalSeconds: cfg.rotationIntervalSeconds,
     providerDir: cfg.providerDir,
+    providerTokenAudiences: Object.fromEntries(cfg.providerTokenAudiences),
   });
   let ready = false;
   const servers: Server[] = [];

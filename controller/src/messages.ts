@@ -132,7 +132,7 @@ const ADVICE: Record<Exclude<FailureKind, 'provider'>, string> = {
   userInput: 'Correct the SecretSync and apply it again.',
   spc: 'Correct the SecretProviderClass and apply it again.',
   internal: 'Check the manager logs (container manager) and events.',
-  tokenPolicy: `The fix is in the cluster's configuration, not in the SecretSync: as the policy's message says, opt the ServiceAccount in (the namespace annotation ${TOKEN_SERVICE_ACCOUNTS_ANNOTATION}, set by the namespace's owner) or allow the audience (the chart's tokenAudiences).`,
+  tokenPolicy: `The fix is in the cluster's configuration, not in the SecretSync: as the policy's message says, opt the ServiceAccount in (the namespace annotation ${TOKEN_SERVICE_ACCOUNTS_ANNOTATION}, set by the namespace's owner) or allow the audience for the provider (the chart's provider.tokenAudiences or extraProviders[].tokenAudiences).`,
   patch:
     'Check the events and the message above; if the Secret was changed by someone else, delete it and let the manager recreate it.',
 };

@@ -15,6 +15,7 @@ import type { Metrics } from './metrics.js';
 import { FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
 
+/** A SecretProviderClass's spec.provider: the name of its socket, `<provider-dir>/<name>.sock`. */
 export const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
 
 /** A Mount's answer with the provider's optional expiry trailer (see the README's provider contract). */

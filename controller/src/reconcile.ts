@@ -83,7 +83,12 @@ async function sync(
     parameters: spc.spec!.parameters!,
     pod: { name: deps.cfg.podName, uid: deps.cfg.podUid, namespace: ss.metadata.namespace },
     serviceAccountName: ss.spec.serviceAccountName,
-    tokens: await deps.tokens.tokensFor(ss.metadata.namespace, ss.spec.serviceAccountName, deps.cfg.tokenAudiences),
+    // Only the audiences configured for this provider: another's token would let it act as the workload there.
+    tokens: await deps.tokens.tokensFor(
+      ss.metadata.namespace,
+      ss.spec.serviceAccountName,
+      deps.cfg.providerTokenAudiences.get(provider) ?? [],
+    ),
     currentObjectVersions: ss.status?.syncedObjectVersions ?? [],
   };
   const { response } = await deps.mounts.mount({ provider, request }, rotation, (input) => deps.providers.mount(input));

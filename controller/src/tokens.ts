@@ -29,7 +29,7 @@ export class TokenCache {
   async tokensFor(
     namespace: string,
     serviceAccount: string,
-    audiences: string[],
+    audiences: readonly string[],
   ): Promise<Record<string, ServiceAccountToken>> {
     const entries = await Promise.all(
       audiences.map(async (aud) => [aud, await this.get(namespace, serviceAccount, aud)] as const),

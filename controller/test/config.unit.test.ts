@@ -63,3 +63,50 @@ test('--help describes every flag the parser accepts, and the README lists each'
     readmeSection: '## Reference: the manager',
   });
 });
+
+test('token audiences are per provider: by default only azure gets the workload identity audience', () => {
+  expect(parse().providerTokenAudiences).toEqual(new Map([['azure', ['api://AzureADTokenExchange']]]));
+  // Entries add to the default; one provider's audiences never reach another.
+  expect(
+    parse('--provider-token-audiences=vault=vault', '--provider-token-audiences=e2e= aud-a , aud-b,aud-a')
+      .providerTokenAudiences,
+  ).toEqual(
+    new Map([
+      ['azure', ['api://AzureADTokenExchange']],
+      ['vault', ['vault']],
+      ['e2e', ['aud-a', 'aud-b']],
+    ]),
+  );
+  // PROVIDER= sends that provider none; a provider not listed gets none.
+  expect(parse('--provider-token-audiences=azure=').providerTokenAudiences).toEqual(new Map());
+  expect(parse('--provider-token-audiences=azure=api://other').providerTokenAudiences.get('azure')).toEqual([
+    'api://other',
+  ]);
+});
+
+test('a malformed or repeated --provider-token-audiences entry is refused, naming the flag', () => {
+  for (const [argv, message] of [
+    [['--provider-token-audiences=vault'], /PROVIDER=AUDIENCE/],
+    [['--provider-token-audiences==vault'], /PROVIDER=AUDIENCE/],
+    [['--provider-token-audiences=../x=vault'], /provider name of 1-30 letters/],
+    [['--provider-token-audiences=vault=a', '--provider-token-audiences=vault=b'], /names provider 'vault' twice/],
+  ] as const) {
+    let err: unknown;
+    try {
+      parse(...argv);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toMatchObject({ flag: 'provider-token-audiences', message: expect.stringMatching(message) as unknown });
+  }
+});
+
+test('the old --token-audiences, which gave every provider the same tokens, is refused with what replaces it', () => {
+  for (const flag of ['--token-audiences=api://AzureADTokenExchange', '--token-audiences=']) {
+    expect(() => parse(flag)).toThrow(ConfigError);
+    expect(() => parse(flag)).toThrow(
+      /--provider-token-audiences=PROVIDER=AUDIENCE.*azure=api:\/\/AzureADTokenExchange/,
+    );
+  }
+});

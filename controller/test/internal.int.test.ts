@@ -64,7 +64,12 @@ beforeAll(async () => {
     plural: 'secretproviderclasses',
     body: secretProviderClass({ name: 'spc', provider: 'test', parameters: { prefix: '' } }),
   });
-  manager = await startManager({ namespace: ns.name, providerDir: provider.socketDir, kubeconfig });
+  manager = await startManager({
+    namespace: ns.name,
+    providerDir: provider.socketDir,
+    kubeconfig,
+    args: ['--provider-token-audiences=test=api://AzureADTokenExchange'],
+  });
 });
 
 afterAll(async () => {

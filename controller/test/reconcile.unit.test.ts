@@ -31,12 +31,14 @@ type Answer = { files: Record<string, string>; expiry?: Record<string, Date> } |
 /** A provider whose Mount answers from `answer`, with the real provider-name check. */
 class FakeProviders extends Providers {
   calls = 0;
+  inputs: MountInput[] = [];
   constructor(public answer: Answer) {
     super('/nonexistent', 1_000, 1 << 20, metrics);
   }
   override async mount(input: MountInput): Promise<MountAnswer> {
     this.checkName(input.provider);
     this.calls++;
+    this.inputs.push(input);
     if (this.answer instanceof Error) throw this.answer;
     const files = Object.entries(this.answer.files).map(([path, c]) => ({
       path,
@@ -105,7 +107,7 @@ function world(answer: Answer, opts: { secret?: StoredSecret; writeFails?: Error
   const cfg = {
     podName: 'manager-0',
     podUid: 'u-manager',
-    tokenAudiences: [],
+    providerTokenAudiences: new Map(),
     allowedSecretTypes: ['Opaque', 'kubernetes.io/tls'],
   } as unknown as Config;
   const deps: ReconcileDeps = {
@@ -395,4 +397,36 @@ test('a success logs the versions synced, and no failure fields', async () => {
   expect(line).toMatchObject({ level: 'info', message: 'synced', reason: 'CreateSucceeded', wrote: true });
   expect(line).not.toHaveProperty('upstream');
   expect(line).not.toHaveProperty('timedOut');
+});
+
+test("each provider's Mount carries tokens for its own audiences only; a provider without any gets none", async () => {
+  const w = world({ files: { foo: 'v1' } }, {});
+  const minted: string[][] = [];
+  const core = {
+    createNamespacedServiceAccountToken: async (req: { body: { spec: { audiences: string[] } } }) => {
+      minted.push(req.body.spec.audiences);
+      return {
+        status: { token: `jwt-for-${req.body.spec.audiences[0]}`, expirationTimestamp: new Date(Date.now() + 600_000) },
+      };
+    },
+  } as unknown as CoreV1Api;
+  w.deps.tokens = new TokenCache(core, 600, metrics);
+  w.deps.cfg = {
+    ...w.deps.cfg,
+    providerTokenAudiences: new Map([
+      ['azure', ['api://AzureADTokenExchange']],
+      ['vault', ['vault']],
+    ]),
+  };
+  const audiencesSent = async (provider: string) => {
+    const classOf = spcOf(provider, { a: '1' });
+    w.deps.spc = () => classOf;
+    expect((await reconcile(app({ spc: provider }), w.deps)).outcome.ok).toBe(true);
+    const tokens = w.providers.inputs.at(-1)!.request.tokens;
+    return tokens && Object.keys(tokens);
+  };
+  expect(await audiencesSent('vault')).toEqual(['vault']);
+  expect(await audiencesSent('azure')).toEqual(['api://AzureADTokenExchange']);
+  expect(await audiencesSent('other')).toEqual([]);
+  expect(minted).toEqual([['vault'], ['api://AzureADTokenExchange']]);
 });

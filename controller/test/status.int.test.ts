@@ -92,7 +92,13 @@ beforeAll(async () => {
   manager = await startManager({
     namespace: ns.name,
     providerDir: provider.socketDir,
-    args: ['--rotation-poll-interval-seconds=3600', '--provider-timeout-seconds=2', '--workers=4'],
+    args: [
+      '--rotation-poll-interval-seconds=3600',
+      '--provider-timeout-seconds=2',
+      '--workers=4',
+      // Tokens for the test provider, so a missing ServiceAccount shows (TokenRequest finds none).
+      '--provider-token-audiences=test=api://AzureADTokenExchange',
+    ],
   });
 });
 

@@ -31,6 +31,8 @@ const UPSTREAM_RULES = [
 interface Setup {
   ns: Awaited<ReturnType<typeof tempNamespace>>;
   provider: TestProvider;
+  /** A stand-in for provider-azure on the same socket folder (azure.sock), recording what it gets. */
+  azure: TestProvider;
   manager: RunningManager;
 }
 
@@ -66,27 +68,36 @@ async function setUp(
     opts.validateTokensAudience ? { validateTokensAudience: opts.validateTokensAudience } : {},
   );
   provider.setState({ files: { 'db-password': 'first-value' } });
-  await k.custom.createNamespacedCustomObject({
-    group: 'secrets-store.csi.x-k8s.io',
-    version: 'v1',
-    namespace: ns.name,
-    plural: 'secretproviderclasses',
-    body: secretProviderClass({ name: 'spc', provider: 'vaultlike', parameters: { prefix: '' } }),
+  // Requires workload identity's audience, as provider-azure does.
+  const azure = await startTestProvider('azure', provider.socketDir, {
+    validateTokensAudience: ['api://AzureADTokenExchange'],
   });
+  azure.setState({ files: { 'db-password': 'from-azure' } });
+  for (const [name, p] of [
+    ['spc', 'vaultlike'],
+    ['azure-spc', 'azure'],
+  ] as const)
+    await k.custom.createNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: ns.name,
+      plural: 'secretproviderclasses',
+      body: secretProviderClass({ name, provider: p, parameters: { prefix: '' } }),
+    });
   const manager = await startManager({
     namespace: ns.name,
     providerDir: provider.socketDir,
     kubeconfig,
     args: opts.managerArgs ?? [],
   });
-  return { ns, provider, manager };
+  return { ns, provider, azure, manager };
 }
 
-async function createSecretSync(ns: string, name: string): Promise<void> {
+async function createSecretSync(ns: string, name: string, spc = 'spc'): Promise<void> {
   await k.custom.createNamespacedCustomObject({
     ...co,
     namespace: ns,
-    body: secretSyncBody({ name, sa: 'workload', spc: 'spc', data: { password: 'db-password' } }),
+    body: secretSyncBody({ name, sa: 'workload', spc, data: { password: 'db-password' } }),
   });
 }
 
@@ -106,16 +117,22 @@ async function reason(ns: string, name: string, expected: string): Promise<Secre
 const secretValue = async (ns: string, name: string) =>
   Buffer.from((await k.core.readNamespacedSecret({ name, namespace: ns })).data?.password ?? '', 'base64').toString();
 
-describe('with tokens (the default audience), under the upstream RBAC', () => {
+async function tearDown(s: Setup | undefined): Promise<void> {
+  await s?.manager.stop();
+  await s?.provider.stop();
+  await s?.azure.stop();
+  await s?.ns.dispose();
+}
+
+describe('with its own token audience (--provider-token-audiences=vaultlike=vault), under the upstream RBAC', () => {
   let s: Setup;
   beforeAll(async () => {
-    s = await setUp('thirdparty');
+    s = await setUp('thirdparty', {
+      managerArgs: ['--provider-token-audiences=vaultlike=vault'],
+      validateTokensAudience: ['vault'],
+    });
   });
-  afterAll(async () => {
-    await s?.manager.stop();
-    await s?.provider.stop();
-    await s?.ns.dispose();
-  });
+  afterAll(async () => tearDown(s));
 
   test('the Mount carries what the driver sends: a target path, permission, secrets, pod, ServiceAccount, tokens, authority localhost', async () => {
     await createSecretSync(s.ns.name, 'fields');
@@ -129,12 +146,23 @@ describe('with tokens (the default audience), under the upstream RBAC', () => {
       secrets: [],
       podNamespace: s.ns.name,
       serviceAccountName: 'workload',
-      tokenAudiences: ['api://AzureADTokenExchange'],
+      tokenAudiences: ['vault'],
       currentObjectVersions: [],
     });
     expect(first.attributeNames).toEqual(
       expect.arrayContaining(['csi.storage.k8s.io/pod.name', 'csi.storage.k8s.io/pod.uid', 'prefix']),
     );
+  });
+
+  test('each provider gets only its own audience: vaultlike never sees the Azure token, azure never the vault one', async () => {
+    await createSecretSync(s.ns.name, 'via-azure', 'azure-spc');
+    await reason(s.ns.name, 'via-azure', 'CreateSucceeded');
+    expect(await secretValue(s.ns.name, 'via-azure')).toBe('from-azure');
+    await createSecretSync(s.ns.name, 'via-vault');
+    await reason(s.ns.name, 'via-vault', 'CreateSucceeded');
+    const audiences = (p: TestProvider) => new Set(p.requests().map((r) => JSON.stringify(r.tokenAudiences)));
+    expect(audiences(s.azure)).toEqual(new Set([JSON.stringify(['api://AzureADTokenExchange'])]));
+    expect(audiences(s.provider)).toEqual(new Set([JSON.stringify(['vault'])]));
   });
 
   test('a later Mount carries the object versions last synced (current_object_version)', async () => {
@@ -197,17 +225,13 @@ describe('with tokens (the default audience), under the upstream RBAC', () => {
   });
 });
 
-describe('without token audiences (--token-audiences=)', () => {
+describe('a provider without token audiences (the default for every provider but azure)', () => {
   let s: Setup;
   beforeAll(async () => {
     // The provider authenticates otherwise (as vault-csi-provider does when no token is sent): it requires none.
-    s = await setUp('notoken', { managerArgs: ['--token-audiences='], validateTokensAudience: [] });
+    s = await setUp('notoken', { validateTokensAudience: [] });
   });
-  afterAll(async () => {
-    await s?.manager.stop();
-    await s?.provider.stop();
-    await s?.ns.dispose();
-  });
+  afterAll(async () => tearDown(s));
 
   test('no TokenRequest is made and the Mount has no serviceAccount.tokens; the Secret syncs', async () => {
     await createSecretSync(s.ns.name, 'tokenless');

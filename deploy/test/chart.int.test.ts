@@ -93,7 +93,7 @@ beforeAll(async () => {
   const kc = new KubeConfig();
   kc.loadFromFile(managerKubeconfig);
   asManager = kc.makeApiClient(CoreV1Api);
-  provider = await startTestProvider('test');
+  provider = await startTestProvider('test', undefined, { validateTokensAudience: ['api://AzureADTokenExchange'] });
   provider.setState({ files: { foo: 'from-the-provider' } });
   await eventually(
     async () =>
@@ -238,11 +238,23 @@ test("events are core v1 (the upstream chart's RBAC); no token audiences: no tok
   expect(rules(defaults)).toContainEqual(expect.objectContaining({ apiGroups: [''], resources: ['events'] }));
   expect(rules(defaults).some((r) => r.apiGroups.includes('events.k8s.io'))).toBe(false);
   expect(rules(defaults).some((r) => r.resources.includes('serviceaccounts/token'))).toBe(true);
-  const tokenless = render('--set', 'tokenAudiences=null');
+  expect(defaults.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers[0]!.args).toContain(
+    '--provider-token-audiences=azure=api://AzureADTokenExchange',
+  );
+  const tokenless = render('--set', 'provider.tokenAudiences=null');
   expect(rules(tokenless).some((r) => r.resources.includes('serviceaccounts/token'))).toBe(false);
   expect(tokenless.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers[0]!.args).toContain(
-    '--token-audiences=',
+    '--provider-token-audiences=azure=',
   );
+  // The old value, which gave every provider the same tokens, is refused with what replaces it.
+  const old = spawnSync(
+    helmBin,
+    ['template', RELEASE, CHART, '--kube-version', '1.36.3', '--set', 'tokenAudiences[0]=vault'],
+    { encoding: 'utf8' },
+  );
+  expect(old.status).not.toBe(0);
+  expect(old.stderr).toContain('tokenAudiences is gone');
+  expect(old.stderr).toContain('provider.tokenAudiences');
 });
 
 test('provider flags from the chart: node identity and service principals off by default; when on, only for listed namespaces and the identities bound to them; cloud files only from a ConfigMap', () => {
@@ -523,12 +535,14 @@ test('docker-compose.yml runs the same two containers as the chart: socket path 
   const provider = containers.find((c) => c.name === 'provider-azure-installer')!;
   expect(compose.services['provider-azure-installer']!.command).toEqual(provider.args);
   const manager = containers.find((c) => c.name === 'manager')!;
-  const byFlag = (args: string[]) => Object.fromEntries(args.map((a) => a.split('=', 2) as [string, string]));
+  // Split at the first '=' only: --provider-token-audiences=azure=api://… keeps its value whole.
+  const byFlag = (args: string[]) =>
+    Object.fromEntries(args.map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
   const composeFlags = byFlag(compose.services.manager!.command);
   const chartFlags = byFlag(manager.args);
   for (const flag of [
     '--provider-dir',
-    '--token-audiences',
+    '--provider-token-audiences',
     '--rotation-poll-interval-seconds',
     '--workers',
     '--log-level',
@@ -564,6 +578,8 @@ test("the manager, with the chart's ServiceAccount token, syncs a SecretSync", a
     providerDir: provider.socketDir,
     kubeconfig: managerKubeconfig,
     hashKey: await chartHashKey(),
+    // The chart's audience, for the test provider: its tokens pass the chart's admission policy.
+    args: ['--provider-token-audiences=test=api://AzureADTokenExchange'],
   });
   await k.custom.createNamespacedCustomObject({
     group: 'secrets-store.csi.x-k8s.io',
@@ -819,7 +835,7 @@ test('upgrade keeps the hash key; uninstall keeps CRDs, SecretSyncs and Secrets'
     providerDir: provider.socketDir,
     kubeconfig: managerKubeconfig,
     hashKey: await chartHashKey(),
-    args: ['--rotation-poll-interval-seconds=600'],
+    args: ['--rotation-poll-interval-seconds=600', '--provider-token-audiences=test=api://AzureADTokenExchange'],
   });
   await k.custom.patchNamespacedCustomObject(
     {

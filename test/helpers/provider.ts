@@ -139,7 +139,8 @@ export interface TestProvider {
  * The manager-only tests' provider: test/helpers/strict-provider.ts as its own process — a file
  * provider that refuses whatever third-party providers (vault-csi-provider, the CSI driver's e2e
  * provider) refuse. `validateTokensAudience`: the audiences whose tokens it requires, as the e2e
- * provider's VALIDATE_TOKENS_AUDIENCE (default the manager's default audience; [] for none).
+ * provider's VALIDATE_TOKENS_AUDIENCE (default none: the manager sends a provider other than
+ * azure no token unless `--provider-token-audiences` names it).
  */
 export async function startTestProvider(
   name = 'test',
@@ -151,7 +152,7 @@ export async function startTestProvider(
   const requestsFile = join(socketDir, `${name}.requests.jsonl`);
   const socket = join(socketDir, `${name}.sock`);
   const logFd = openSync(join(socketDir, `${name}.log`), 'a');
-  const audiences = opts.validateTokensAudience ?? ['api://AzureADTokenExchange'];
+  const audiences = opts.validateTokensAudience ?? [];
   const child = spawn(
     process.execPath,
     [

@@ -48,3 +48,11 @@ v1beta1 on 1.28-1.29 only where the cluster serves it (off by default there), no
 {{- printf "%s/v1beta1" $g -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Every audience some provider gets tokens for, as a JSON list: what the RBAC rule and the
+  token admission policy allow, in step with the manager's --provider-token-audiences. */}}
+{{- define "sss.tokenAudiences" -}}
+{{- $all := .Values.provider.tokenAudiences | default list }}
+{{- range .Values.extraProviders | default list }}{{ $all = concat $all (.tokenAudiences | default list) }}{{ end }}
+{{- toJson (without (uniq $all) "") }}
+{{- end }}
