@@ -6,6 +6,8 @@
 // Runs after `tsc -b` (its input is dist/, already type-checked).
 //
 //   node deploy/bundle.mjs [workspace ...]     (default: controller provider-azure)
+//   node deploy/bundle.mjs proto               the kit's example provider (proto/examples/file-provider.ts),
+//                                              which the pod test runs as a third-party provider
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -112,7 +114,10 @@ const BANNER = [
   "const __bundleDir = __fileURLToPath(new URL('.', import.meta.url));",
 ].join(' ');
 // What each process must have had rewritten: a bundle without it would fail at run time.
-const REQUIRED = { controller: 1, 'provider-azure': 2 };
+const REQUIRED = { controller: 1, 'provider-azure': 2, proto: 2 };
+// What each bundle starts from: a process's tsc output, or for proto the kit's example provider
+// (TypeScript, which esbuild strips; it imports the kit by name, so the kit comes from proto/dist).
+const ENTRIES = { proto: 'examples/file-provider.ts' };
 
 const workspaces = process.argv.length > 2 ? process.argv.slice(2) : ['controller', 'provider-azure'];
 for (const workspace of workspaces) {
@@ -121,7 +126,7 @@ for (const workspace of workspaces) {
   mkdirSync(outdir, { recursive: true });
   const files = nextToBundle();
   const { metafile } = await build({
-    entryPoints: [join(root, workspace, 'dist', 'main.js')],
+    entryPoints: [join(root, workspace, ENTRIES[workspace] ?? join('dist', 'main.js'))],
     outdir,
     bundle: true,
     splitting: true, // the provider's keys and certificates SDKs stay lazily imported chunks

@@ -257,6 +257,98 @@ test("events are core v1 (the upstream chart's RBAC); no token audiences: no tok
   expect(old.stderr).toContain('provider.tokenAudiences');
 });
 
+test('extraProviders: a container per provider on the shared socket folder, restrictive by default, its audiences in the manager, RBAC and token policy', () => {
+  interface Container {
+    name: string;
+    image: string;
+    args?: string[];
+    env: { name: string; value?: string }[];
+    securityContext: Record<string, unknown>;
+    volumeMounts: { name: string; mountPath: string }[];
+  }
+  type Doc = {
+    kind: string;
+    metadata: { name: string };
+    rules?: { resources: string[] }[];
+    spec?: {
+      validations?: { expression: string }[];
+      template?: { spec?: { containers: Container[]; securityContext: Record<string, unknown> } };
+    };
+  };
+  const valuesFile = join(mkdtempSync(join(tmpdir(), 'chart-values-')), 'values.yaml');
+  writeFileSync(
+    valuesFile,
+    JSON.stringify({
+      provider: { tokenAudiences: [] },
+      extraProviders: [
+        {
+          name: 'vault',
+          image: 'vault-csi-provider:1',
+          args: ['--endpoint=$(PROVIDER_SOCKET)'],
+          tokenAudiences: ['vault'],
+        },
+        { name: 'e2e', image: 'e2e-provider:1', securityContext: { runAsUser: 0, runAsNonRoot: false } },
+      ],
+    }),
+  );
+  const docs = parseAllDocuments(
+    helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, '--kube-version', '1.36.3', '-f', valuesFile),
+  ).map((d) => d.toJSON() as Doc);
+  const pod = docs.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!;
+  const byName = (n: string) => pod.containers.find((c) => c.name === n)!;
+  const vault = byName('provider-vault');
+  expect(vault.image).toBe('vault-csi-provider:1');
+  // The socket path in the variable its args name; kubelet expands $(PROVIDER_SOCKET).
+  expect(vault.env).toContainEqual({ name: 'PROVIDER_SOCKET', value: '/provider/vault.sock' });
+  expect(vault.args).toEqual(['--endpoint=$(PROVIDER_SOCKET)']);
+  for (const c of [vault, byName('provider-e2e')])
+    expect(c.volumeMounts).toContainEqual({ name: 'provider-sockets', mountPath: '/provider' });
+  expect(vault.securityContext).toEqual({
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+  });
+  expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
+  // A provider's own securityContext is merged over the default, not in place of it.
+  expect(byName('provider-e2e').securityContext).toEqual({
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+    runAsUser: 0,
+    runAsNonRoot: false,
+  });
+  // No API token for a provider.
+  for (const c of [vault, byName('provider-e2e')])
+    expect(c.volumeMounts.some((m) => m.name === 'api-token')).toBe(false);
+  // Audiences: azure none (as set), vault its own, e2e none; RBAC and the policy allow exactly vault's.
+  const managerArgs = byName('manager').args!.filter((a) => a.startsWith('--provider-token-audiences='));
+  expect(managerArgs).toEqual(['--provider-token-audiences=azure=', '--provider-token-audiences=vault=vault']);
+  expect(
+    docs.some((d) => d?.kind === 'ClusterRole' && d.rules?.some((r) => r.resources.includes('serviceaccounts/token'))),
+  ).toBe(true);
+  const tokenPolicy = docs.find(
+    (d) => d?.kind === 'ValidatingAdmissionPolicy' && d.metadata.name.endsWith('-token-requests'),
+  )!;
+  expect(tokenPolicy.spec!.validations!.map((v) => v.expression)).toContainEqual(
+    "size(object.spec.audiences) == 1 && object.spec.audiences[0] in ['vault']",
+  );
+  // Names that are not a socket's, or taken, and a provider without an image are refused.
+  for (const [set, message] of [
+    ['extraProviders[0].name=Vault_1,extraProviders[0].image=x', "name 'Vault_1' must be 1-30 lowercase"],
+    ['extraProviders[0].name=azure,extraProviders[0].image=x', "name 'azure' is taken"],
+    [
+      'extraProviders[0].name=v,extraProviders[0].image=x,extraProviders[1].name=v,extraProviders[1].image=y',
+      "name 'v' is taken",
+    ],
+    ['extraProviders[0].name=v', "'v' needs an image"],
+  ]) {
+    const r = spawnSync(helmBin, ['template', RELEASE, CHART, '--kube-version', '1.36.3', '--set', set!], {
+      encoding: 'utf8',
+    });
+    expect([set, r.status === 0 ? 'rendered' : r.stderr]).toEqual([set, expect.stringContaining(message!)]);
+  }
+});
+
 test('provider flags from the chart: node identity and service principals off by default; when on, only for listed namespaces and the identities bound to them; cloud files only from a ConfigMap', () => {
   type Doc = {
     kind: string;

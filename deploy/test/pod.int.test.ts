@@ -8,11 +8,12 @@
 // Its own stack: helm must own azure-secret-store, which other tests fill with the plain manifests.
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { repoRoot } from '../../test/env/control-plane.js';
+import { buildExampleProviderImage, EXAMPLE_PROVIDER_IMAGE } from '../../test/env/images.js';
 import { getOnce } from '../../test/helpers/http.js';
 import { eventually } from '../../test/helpers/kube.js';
 
@@ -315,6 +316,136 @@ test('helm upgrade with hostNetwork on the one node completes: the old pod frees
   expect(after.spec!.containers.find((c) => c.name === 'manager')!.args).toContain('--log-level=debug');
   expect(after.status!.containerStatuses!.map((c) => c.name).sort()).toEqual(['manager', 'provider-azure-installer']);
   await rotateTo('Hello4', 'the upgraded pod');
+}, 300_000);
+
+test('a third-party provider built with the kit runs as an extra container (extraProviders) and a Secret syncs through it', async () => {
+  // The kit's example provider, as a third party would ship it, into the node's containerd.
+  const archive = await buildExampleProviderImage(join(dir, 'example-image'));
+  execFileSync('ctr', [
+    '--address',
+    join(dir, 'node', 'containerd', 'containerd.sock'),
+    '--namespace',
+    'k8s.io',
+    'images',
+    'import',
+    archive,
+  ]);
+  const values = join(dir, 'extra-provider.yaml');
+  writeFileSync(
+    values,
+    JSON.stringify({
+      extraProviders: [
+        {
+          name: 'example',
+          image: EXAMPLE_PROVIDER_IMAGE,
+          imagePullPolicy: 'Never',
+          args: ['--endpoint=unix://$(PROVIDER_SOCKET)'],
+          tokenAudiences: ['example-audience'],
+          resources: { limits: { cpu: '500m', memory: '128Mi' } },
+        },
+      ],
+    }),
+  );
+  execFileSync(
+    helmBin(),
+    [
+      'upgrade',
+      RELEASE,
+      'deploy/chart/secret-store-sync',
+      '--namespace',
+      NS,
+      '--reuse-values',
+      '-f',
+      values,
+      '--wait',
+      '--timeout',
+      '3m',
+      '--kubeconfig',
+      kubeconfig,
+    ],
+    { cwd: repoRoot, encoding: 'utf8' },
+  );
+  const pod = await eventually(
+    async () => {
+      const p = await thePod();
+      const ready = ['manager', 'provider-azure-installer', 'provider-example'].every(
+        (c) => p.status?.containerStatuses?.find((s) => s.name === c)?.ready,
+      );
+      return ready ? p : undefined;
+    },
+    120_000,
+    'the pod with the example provider to be ready',
+  );
+  const name = pod.metadata!.name!;
+  // The chart's restrictive default, in effect; its socket in the folder the manager reads.
+  expect(inside(name, 'provider-example')).toMatchObject({
+    uid: 65532,
+    gid: 65532,
+    rootWrite: 'EROFS',
+    CapEff: '0000000000000000',
+    NoNewPrivs: '1',
+    Seccomp: '2',
+    token: false,
+  });
+  expect(
+    ok(
+      '-n',
+      NS,
+      'exec',
+      name,
+      '-c',
+      'manager',
+      '--',
+      'node',
+      '-e',
+      "console.log(require('fs').statSync('/provider/example.sock').isSocket())",
+    ).trim(),
+  ).toBe('true');
+  const manifest = join(dir, 'example-sync.yaml');
+  writeFileSync(
+    manifest,
+    [
+      'apiVersion: secrets-store.csi.x-k8s.io/v1',
+      'kind: SecretProviderClass',
+      'metadata: { name: example-class, namespace: my-namespace }',
+      'spec: { provider: example, parameters: { prefix: app/ } }',
+      '---',
+      'apiVersion: secret-sync.x-k8s.io/v1alpha1',
+      'kind: SecretSync',
+      'metadata: { name: from-example, namespace: my-namespace }',
+      'spec:',
+      '  serviceAccountName: my-service-account',
+      '  secretProviderClassName: example-class',
+      '  secretObject: { type: Opaque, data: [{ sourcePath: app/db-password, targetKey: password }] }',
+    ].join('\n'),
+  );
+  ok('apply', '-f', manifest);
+  const synced = await eventually(
+    async () => {
+      const r = kubectl('get', 'secret', 'from-example', '-n', 'my-namespace', '-o', 'jsonpath={.data.password}');
+      return r.status === 0 && r.stdout ? Buffer.from(r.stdout, 'base64').toString() : undefined;
+    },
+    60_000,
+    'the Secret synced through the example provider',
+  );
+  expect(synced).toBe('example-password');
+  // The example echoes the attribute names it got as an object version: a token was minted for
+  // its audience and passed the chart's admission policy.
+  const versions = JSON.parse(
+    ok('get', 'secretsync', 'from-example', '-n', 'my-namespace', '-o', 'jsonpath={.status.syncedObjectVersions}'),
+  ) as { id: string; version: string }[];
+  expect(versions.find((v) => v.id === 'attributes')!.version).toContain('csi.storage.k8s.io/serviceAccount.tokens');
+  // The manager was configured with each provider's own audiences.
+  const starting = ok('-n', NS, 'logs', name, '-c', 'manager')
+    .split('\n')
+    .map((l) => (l.startsWith('{') ? (JSON.parse(l) as Record<string, unknown>) : {}))
+    .find((l) => l.message === 'starting')!;
+  expect(starting.providerTokenAudiences).toEqual({
+    azure: ['api://AzureADTokenExchange'],
+    example: ['example-audience'],
+  });
+  // The guide's SecretSync still syncs through provider-azure in the new pod.
+  expect(secretValue('my-secret-data-key0')).toBe('Hello4');
 }, 300_000);
 
 test('helm uninstall removes the pod and leaves the Secret and the CRDs', async () => {

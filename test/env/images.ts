@@ -328,6 +328,55 @@ async function appLayer(spec: ImageSpec, file: string): Promise<Layer> {
 /** The archive's file name: the repository's last part and the version, e.g. manager-0.1.0.oci.tar. */
 export const archiveName = (spec: ImageSpec) => `${spec.repository.split('/').pop()!}-${APP_VERSION}.oci.tar`;
 
+/** The kit's example provider (proto/examples/file-provider.ts) as a third party would ship it. */
+export const EXAMPLE_PROVIDER_IMAGE = 'stack.local/example-provider:1';
+
+/**
+ * An image of the kit's example provider for this machine's node, bundled (deploy/bundle.mjs
+ * proto) on the product images' runtime layers, serving /app/files.json (proto/examples/files.json):
+ * `--endpoint` is the caller's.
+ */
+export async function buildExampleProviderImage(
+  outDir: string,
+  log: (m: string) => void = (m) => console.error(`[images] ${m}`),
+): Promise<string> {
+  mkdirSync(outDir, { recursive: true });
+  execFileSync(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-b', 'proto'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  execFileSync(process.execPath, [join(repoRoot, 'deploy', 'bundle.mjs'), 'proto'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const appFile = join(outDir, 'example-provider-app.tar');
+  const app = {
+    file: appFile,
+    ...(await writeLayer(
+      [
+        ...treeEntries(join(repoRoot, 'proto', 'bundle'), '/app/bundle'),
+        { path: '/app/files.json', type: 'file', source: join(repoRoot, 'proto', 'examples', 'files.json') },
+      ],
+      appFile,
+    )),
+  };
+  const archive = join(outDir, 'example-provider.oci.tar');
+  await writeImageArchive({
+    file: archive,
+    name: EXAMPLE_PROVIDER_IMAGE,
+    layers: [...(await runtimeLayers(HOST_ARCH, log)), app],
+    config: {
+      entrypoint: ['node', '/app/bundle/file-provider.js', '--state=/app/files.json'],
+      env: runtimeEnv,
+      workingDir: '/app',
+      user: '65532:65532',
+    },
+    architecture: HOST_ARCH,
+  });
+  rmSync(appFile);
+  return archive;
+}
+
 /** Builds the archives into `outDir` (the app layers afresh, the rest from the cache). */
 export async function buildImages(
   outDir: string,
