@@ -246,15 +246,31 @@ test("events are core v1 (the upstream chart's RBAC); no token audiences: no tok
   expect(tokenless.find((d) => d?.kind === 'Deployment')!.spec!.template!.spec!.containers[0]!.args).toContain(
     '--provider-token-audiences=azure=',
   );
-  // The old value, which gave every provider the same tokens, is refused with what replaces it.
+  // The old value, which gave every provider the same tokens, is refused (by the schema; without
+  // it, by the template, naming what replaces it).
   const old = spawnSync(
     helmBin,
     ['template', RELEASE, CHART, '--kube-version', '1.36.3', '--set', 'tokenAudiences[0]=vault'],
     { encoding: 'utf8' },
   );
   expect(old.status).not.toBe(0);
-  expect(old.stderr).toContain('tokenAudiences is gone');
-  expect(old.stderr).toContain('provider.tokenAudiences');
+  expect(old.stderr).toContain("additional properties 'tokenAudiences' not allowed");
+  const unchecked = spawnSync(
+    helmBin,
+    [
+      'template',
+      RELEASE,
+      CHART,
+      '--kube-version',
+      '1.36.3',
+      '--skip-schema-validation',
+      '--set',
+      'tokenAudiences[0]=vault',
+    ],
+    { encoding: 'utf8' },
+  );
+  expect(unchecked.stderr).toContain('tokenAudiences is gone');
+  expect(unchecked.stderr).toContain('provider.tokenAudiences');
 });
 
 test('extraProviders: a container per provider on the shared socket folder, restrictive by default, its audiences in the manager, RBAC and token policy', () => {
