@@ -420,7 +420,7 @@ test("each provider's Mount carries tokens for its own audiences only; a provide
   };
   const audiencesSent = async (provider: string) => {
     const classOf = spcOf(provider, { a: '1' });
-    w.deps.spc = () => classOf;
+    w.deps.spc = async () => classOf;
     expect((await reconcile(app({ spc: provider }), w.deps)).outcome.ok).toBe(true);
     const tokens = w.providers.inputs.at(-1)!.request.tokens;
     return tokens && Object.keys(tokens);
