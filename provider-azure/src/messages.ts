@@ -93,7 +93,8 @@ export const PARAMETERS = {
     invalid(
       'nodePublishSecretRef: service-principal credentials are disabled in this provider; use workload identity (clientID), or ask an operator to enable them (provider flag --allow-service-principal=true; chart value provider.allowServicePrincipal)',
     ),
-  tokensNotJson: (o: { key: string; detail: string }) => invalid(`${o.key} is not valid JSON: ${o.detail}`),
+  // No parser message: it quotes the input around the fault, which here is a token.
+  tokensNotJson: (o: { key: string }) => invalid(`${o.key} is not valid JSON`),
 
   unknownCloud: (o: { cloudName: string; known: readonly string[] }) =>
     invalid(`cloudName ${quote(o.cloudName)} is not one of ${o.known.join(', ')}`),

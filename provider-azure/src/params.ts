@@ -1,6 +1,6 @@
 // A Mount's attributes (SecretProviderClass parameters plus the csi.storage.k8s.io/* keys) and
 // node-publish secrets, validated into typed MountParams before any network call.
-import { errorMessage, type ParsedMountRequest } from '@secret-store-sync/proto';
+import type { ParsedMountRequest } from '@secret-store-sync/proto';
 import { decodeJwt } from 'jose';
 import { chooseCloud, type CloudChoice } from './cloud.js';
 import type { Config } from './config.js';
@@ -182,8 +182,8 @@ function workloadToken(json: string, now: number): { token: string; tokenIssuer:
   let tokens: unknown;
   try {
     tokens = JSON.parse(json);
-  } catch (e) {
-    throw providerError(PARAMETERS.tokensNotJson({ key: TOKENS_KEY, detail: errorMessage(e) }));
+  } catch {
+    throw providerError(PARAMETERS.tokensNotJson({ key: TOKENS_KEY }));
   }
   const entry = (tokens as Record<string, { token?: unknown }> | null)?.[WORKLOAD_IDENTITY_AUDIENCE];
   if (!entry || typeof entry.token !== 'string' || !entry.token) {

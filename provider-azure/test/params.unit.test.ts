@@ -415,6 +415,16 @@ test.each(cases)('%s', (...row) => {
   expectError(() => attempt(params, opts), code, message);
 });
 
+test('service-account tokens that are not JSON: the message quotes none of them', () => {
+  // JSON.parse's own message quotes the input around the fault: here, a token's first characters.
+  const tokens = '{"api://AzureADTokenExchange":{"token":eyJhbGciOiJSUzI1NiJ9.secret-part}}';
+  expectError(
+    () => attempt({ 'csi.storage.k8s.io/serviceAccount.tokens': tokens }),
+    'InvalidArgument',
+    /^csi\.storage\.k8s\.io\/serviceAccount\.tokens is not valid JSON$/,
+  );
+});
+
 test('an expired token is refused before any call, naming when it expired', () => {
   expectError(() => attempt({}, { token: expiredToken }), 'Unauthenticated', /expired at \d{4}-/);
 });
