@@ -34,7 +34,7 @@ import { SecretWriter } from './secret-writer.js';
 import { SharedMounts } from './shared-mounts.js';
 import { logOutcome } from './sync-log.js';
 import { countByReadyReason, StatusReporter, storedExpiry } from './status.js';
-import { TokenCache } from './tokens.js';
+import { apiMessage, TokenCache } from './tokens.js';
 
 /** What the manager's loop is built from: parsed configuration, API clients, and its outputs. */
 export interface ControllerDeps {
@@ -349,7 +349,7 @@ export class Controller {
       })) as SecretProviderClass;
     } catch (e) {
       if (errorCode(e) === 404) return undefined;
-      throw new SyncError(FAILURES.spcUnreadable({ name, detail: errorMessage(e) }), {
+      throw new SyncError(FAILURES.spcUnreadable({ name, detail: apiMessage(e) }), {
         cause: e,
         upstream: { code: errorCode(e) },
       });
