@@ -75,6 +75,11 @@ export const DEFAULT_PROVIDER_TOKEN_AUDIENCES: ReadonlyMap<string, readonly stri
   ['azure', ['api://AzureADTokenExchange']],
 ]);
 
+/** The default as the flag spells it, for --help and messages. */
+const DEFAULT_PROVIDER_TOKEN_AUDIENCES_FLAG = [...DEFAULT_PROVIDER_TOKEN_AUDIENCES]
+  .map(([provider, audiences]) => `${provider}=${audiences.join(',')}`)
+  .join(' ');
+
 // Every flag, with what `--help` says of it (proto's flags.ts makes the parser's options and the
 // help from this one table). Add a flag here and nowhere else.
 export const FLAGS = {
@@ -89,7 +94,7 @@ export const FLAGS = {
   'provider-token-audiences': {
     type: 'string',
     // What --help shows; the parser's option (EXTRA_OPTIONS) has none: entries go over this one.
-    default: 'azure=api://AzureADTokenExchange',
+    default: DEFAULT_PROVIDER_TOKEN_AUDIENCES_FLAG,
     help: 'PROVIDER=AUDIENCE[,AUDIENCE…], repeated once per provider: the audiences of the ServiceAccount tokens minted for that provider alone, over the default; a provider not named gets no token, PROVIDER= sends it none.',
   },
   'token-expiration-seconds': {
@@ -242,7 +247,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (values['token-audiences'] !== undefined)
     throw new ConfigError(
       `--token-audiences is no longer accepted: it sent every provider the same tokens, so any provider could act as the workload in Azure. ` +
-        `Give each provider its own with --provider-token-audiences=PROVIDER=AUDIENCE[,AUDIENCE…] (repeatable; the default is azure=api://AzureADTokenExchange, and azure= sends azure none)`,
+        `Give each provider its own with --provider-token-audiences=PROVIDER=AUDIENCE[,AUDIENCE…] (repeatable; the default is ${DEFAULT_PROVIDER_TOKEN_AUDIENCES_FLAG}, and azure= sends azure none)`,
       'token-audiences',
     );
   const str = (k: keyof typeof FLAGS) => (values[k] === undefined ? '' : String(values[k]));

@@ -8,15 +8,15 @@
 // The correlation cache is an LRU bounded in total and per namespace (one namespace's churn cannot
 // evict another's entries or grow the manager's memory); forgetting an entry only costs a new Event.
 import { errorCode, errorMessage } from '@secret-store-sync/proto';
-import { PatchStrategy, setHeaderOptions, type CoreV1Api } from '@kubernetes/client-node';
+import type { CoreV1Api } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import type { SecretSync } from './api.js';
 import { SYNC_GROUP, SYNC_VERSION } from './api.js';
 import type { Logger } from './log.js';
 import type { Text } from './messages.js';
+import { MERGE_PATCH } from './status.js';
 
 const REPORTING_CONTROLLER = 'secret-store-sync.x-k8s.io/manager';
-const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
  * Bounds on Events in flight. Events are not awaited by the sync, so without a bound a burst against

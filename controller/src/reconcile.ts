@@ -11,7 +11,7 @@ import { mapFiles } from './mapping.js';
 import type { MountAnswer, Providers } from './provider.js';
 import type { SharedMounts } from './shared-mounts.js';
 import { adviceFor, FAILURES } from './messages.js';
-import { failureReason, SyncError, type Missing, type Retry } from './reasons.js';
+import { failureReason, SyncError, type Missing } from './reasons.js';
 import type { Next } from './schedule.js';
 import type { DesiredSecret, SecretWriter } from './secret-writer.js';
 import type { Outcome } from './status.js';
@@ -30,15 +30,15 @@ export interface ReconcileDeps {
 }
 
 /**
- * The outcome for the status, and what should happen next (schedule.ts); `retry` repeats a failure's
- * `next.retry`, `missing` what a failure waits for to appear. `rotation`: a scheduled re-check of a
+ * The outcome for the status, and what should happen next (schedule.ts); `missing` what a failure
+ * waits for to appear. `rotation`: a scheduled re-check of a
  * healthy SecretSync, which may take a shared provider result.
  */
 export async function reconcile(
   ss: SecretSync,
   deps: ReconcileDeps,
   rotation = false,
-): Promise<{ outcome: Outcome; next: Next; retry?: Retry; missing?: Missing }> {
+): Promise<{ outcome: Outcome; next: Next; missing?: Missing }> {
   const phase = ss.status?.syncHash ? 'update' : 'create';
   try {
     const outcome = await sync(ss, phase, rotation, deps);
@@ -62,7 +62,6 @@ export async function reconcile(
         ...(err.timedOut ? { timedOut: err.timedOut } : {}),
       },
       next: { kind: 'backoff', retry: err.retry },
-      retry: err.retry,
       ...(err.missing ? { missing: err.missing } : {}),
     };
   }

@@ -7,7 +7,7 @@ import type { EventRecorder } from './events.js';
 import { EXPIRY, failedCondition, succeededCondition, syncedEvent, type Text } from './messages.js';
 import { REASONS, type FailureKind, type Reason, type Upstream } from './reasons.js';
 
-const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export type Outcome =
   | {
