@@ -1,6 +1,6 @@
 // The commands of `npm run stack` (test/env/cli.ts): one table, from which both the parser and
 // `--help` are made, so that neither can name a command the other does not know.
-import { KUBE_VERSIONS } from './versions.js';
+import { KUBE_VERSIONS, takeKubeVersion } from './versions.js';
 
 export const STACK_COMMANDS = {
   up: {
@@ -65,19 +65,4 @@ export function parseStackArgs(argv: string[]): StackArgs {
   if (spec.startsWith('<') && rest.length === 0) return { error: `${command} needs ${spec}` };
   if (kubeVersion && command === 'down') return { error: 'down takes no --kube-version' };
   return { command, ...(rest[0] ? { dir: rest[0] } : {}), ...(kubeVersion ? { kubeVersion } : {}) };
-}
-
-/** `--kube-version <v>` or `--kube-version=<v>`, anywhere in argv. */
-function takeKubeVersion(argv: string[]): { kubeVersion?: string; rest: string[]; error?: string } {
-  const rest: string[] = [];
-  let kubeVersion: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--kube-version') {
-      kubeVersion = argv[++i];
-      if (!kubeVersion) return { rest, error: '--kube-version needs a version, e.g. 1.27' };
-    } else if (a.startsWith('--kube-version=')) kubeVersion = a.slice('--kube-version='.length);
-    else rest.push(a);
-  }
-  return { kubeVersion, rest };
 }

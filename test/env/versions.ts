@@ -55,3 +55,18 @@ export function controllersFlag(version: string, names: string[]): string {
 export function servesAdmissionPolicies(version: string): boolean {
   return kubeMinorOf(version) >= 30;
 }
+
+/** `--kube-version <v>` or `--kube-version=<v>`, anywhere in argv. */
+export function takeKubeVersion(argv: string[]): { kubeVersion?: string; rest: string[]; error?: string } {
+  const rest: string[] = [];
+  let kubeVersion: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--kube-version') {
+      kubeVersion = argv[++i];
+      if (!kubeVersion) return { rest, error: '--kube-version needs a version, e.g. 1.27' };
+    } else if (a.startsWith('--kube-version=')) kubeVersion = a.slice('--kube-version='.length);
+    else rest.push(a);
+  }
+  return { kubeVersion, rest };
+}

@@ -1,6 +1,6 @@
 // The command line of `npm run sandbox`: one table, from which both the parser and `--help` are
 // made, so that neither can name a command or an option the other does not know.
-import { KUBE_VERSIONS } from '../env/versions.js';
+import { KUBE_VERSIONS, takeKubeVersion } from '../env/versions.js';
 
 export const WALKTHROUGH_OPTIONS = {
   '--once': 'walk through, verify (exit 1 on a wrong value), then tear everything down',
@@ -61,7 +61,7 @@ export function sandboxUsage(): string {
     'Commands (what the guide does with az, against the sandbox vault my-kv):',
   ];
   for (const [name, c] of Object.entries(VAULT_COMMANDS))
-    lines.push(`  ${name} ${c.args}`.trimEnd(), `      ${c.help}`);
+    lines.push(`  ${name} ${c.args}`.trimEnd(), ...c.help.map((l) => `      ${l}`));
   return lines.join('\n');
 }
 
@@ -77,10 +77,8 @@ export function parseSandboxArgs(argv: string[]): SandboxArgs {
       return { error: `${command} takes ${spec || 'no arguments'}, got: ${rest.join(' ') || 'none'}` };
     return { command, args: rest };
   }
-  const at = argv.indexOf('--kube-version');
-  const kubeVersion = at >= 0 ? argv[at + 1] : undefined;
-  if (at >= 0 && !kubeVersion) return { error: '--kube-version needs a version, e.g. 1.27' };
-  const flags = at >= 0 ? argv.filter((_, i) => i !== at && i !== at + 1) : argv;
+  const { kubeVersion, rest: flags, error } = takeKubeVersion(argv);
+  if (error) return { error };
   const unknown = flags.filter((a) => !Object.hasOwn(WALKTHROUGH_OPTIONS, a));
   if (unknown.length) return { error: `unknown command or option: ${unknown.join(' ')}` };
   return {
