@@ -23,8 +23,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NEXT_TO_BUNDLE = [
   {
     module: /[\\/]proto[\\/]dist[\\/]load\.js$/,
-    replace: [["new URL('../proto/service.proto', import.meta.url)", "new URL('./service.proto', import.meta.url)"]],
-    copy: [['../proto/service.proto', 'service.proto']],
+    replace: [
+      ["new URL('../proto/service.proto', import.meta.url)", "new URL('./service.proto', import.meta.url)"],
+      ["new URL('../proto/changes.proto', import.meta.url)", "new URL('./changes.proto', import.meta.url)"],
+    ],
+    copy: [
+      ['../proto/service.proto', 'service.proto'],
+      ['../proto/changes.proto', 'changes.proto'],
+    ],
   },
   {
     // grpc-health-check (provider only) loads health/v1/health.proto from `${__dirname}/../../proto`.

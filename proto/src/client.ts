@@ -14,12 +14,18 @@ import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProv
 import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import type { MountResponse__Output } from './generated/v1alpha1/MountResponse.js';
 import type { VersionResponse__Output } from './generated/v1alpha1/VersionResponse.js';
-import { api } from './load.js';
+import type { ObjectChangesClient } from './generated/secretstoresync/changes/v1alpha1/ObjectChanges.js';
+import type { WatchEvent__Output } from './generated/secretstoresync/changes/v1alpha1/WatchEvent.js';
+import { MAX_KEYS_PER_NOTICE, type ChangeNotice, type ChangeState } from './changes.js';
+import { api, changesApi } from './load.js';
 import {
+  CHANGE_KEY,
+  CHANGE_KEYS_METADATA_KEY,
   DEFAULT_MAX_MESSAGE_BYTES,
   OBJECT_EXPIRY_METADATA_KEY,
   PARTIAL_FAILURES_METADATA_KEY,
   TrailerError,
+  decodeChangeKeys,
   decodeExpiry,
   decodeFailures,
   type ObjectFailure,
@@ -36,15 +42,33 @@ export interface ProviderCallError extends ServiceError {
  * its calls, so without this the Mount would wait for its whole deadline.
  */
 const TRAILER_GRACE_MS = 5_000;
+/** The largest change-notice message taken: MAX_KEYS_PER_NOTICE keys of 128 characters fit well inside. */
+const MAX_WATCH_MESSAGE_BYTES = 1024 * 1024;
+
+export interface WatchChangesOptions {
+  /** Aborting it ends the stream (the promise then resolves). */
+  signal: AbortSignal;
+  onState(state: ChangeState): void;
+  onChanged(notice: ChangeNotice): void;
+}
+
+export interface MountAnswerTrailers {
+  failures: ObjectFailure[];
+  expiry?: { expiresOn: Record<string, Date>; dropped: number };
+  changeKeys?: { keys: Record<string, string>; dropped: number };
+}
 
 export class ProviderClient {
   private client: CSIDriverProviderClient;
   private readonly connect: () => CSIDriverProviderClient;
   private readonly trailerGraceMs: number;
+  private readonly endpoint: string;
+  private changes: ObjectChangesClient | undefined;
 
   constructor(endpoint: string, opts: { maxMessageBytes?: number; trailerGraceMs?: number } = {}) {
     const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.trailerGraceMs = opts.trailerGraceMs ?? TRAILER_GRACE_MS;
+    this.endpoint = endpoint;
     this.connect = () =>
       new api.v1alpha1.CSIDriverProvider(`unix:${socketPath(endpoint)}`, credentials.createInsecure(), {
         'grpc.max_receive_message_length': max,
@@ -62,17 +86,13 @@ export class ProviderClient {
   }
 
   /**
-   * Mount; `failures` lists objects a partial sync left out; `expiry` is the provider's optional
-   * expiry trailer (undefined when it sent none; `dropped` counts entries that were not valid).
+   * Mount; `failures` lists objects a partial sync left out; `expiry` and `changeKeys` are the
+   * provider's optional trailers (undefined when it sent none; `dropped` counts entries that were
+   * not valid).
    * A trailer that is malformed, too large (MAX_TRAILER_BYTES) or never arrives fails the call
    * with an INTERNAL ProviderCallError whose `reason` names the fault.
    */
-  mount(
-    request: MountRequest,
-    timeoutMs = 30_000,
-  ): Promise<
-    MountResponse__Output & { failures: ObjectFailure[]; expiry?: { expiresOn: Record<string, Date>; dropped: number } }
-  > {
+  mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output & MountAnswerTrailers> {
     return new Promise((resolve, reject) => {
       let trailers: Metadata | undefined;
       let watchdog: NodeJS.Timeout | undefined;
@@ -119,7 +139,13 @@ export class ProviderClient {
             const raw = trailers?.get(PARTIAL_FAILURES_METADATA_KEY)[0];
             const failures = raw === undefined ? [] : decodeFailures(String(raw));
             const exp = trailers?.get(OBJECT_EXPIRY_METADATA_KEY)[0];
-            resolve({ ...res!, failures, ...(exp !== undefined ? { expiry: decodeExpiry(String(exp)) } : {}) });
+            const keys = trailers?.get(CHANGE_KEYS_METADATA_KEY)[0];
+            resolve({
+              ...res!,
+              failures,
+              ...(exp !== undefined ? { expiry: decodeExpiry(String(exp)) } : {}),
+              ...(keys !== undefined ? { changeKeys: decodeChangeKeys(String(keys)) } : {}),
+            });
           } catch (e) {
             reject(e instanceof TrailerError ? trailerFailure(e) : e);
           }
@@ -128,8 +154,46 @@ export class ProviderClient {
     });
   }
 
+  /**
+   * Watches the provider's change notices (changes.proto) until `signal` aborts (resolves) or the
+   * stream fails (rejects with a ProviderCallError: UNIMPLEMENTED from a provider without change
+   * notices, UNAVAILABLE when it stops). Keys that are not valid change keys, and keys beyond
+   * MAX_KEYS_PER_NOTICE in one message, are dropped: a notice only ever causes Mounts the caller
+   * would make anyway.
+   */
+  watchChanges(opts: WatchChangesOptions): Promise<void> {
+    this.changes ??= new changesApi.secretstoresync.changes.v1alpha1.ObjectChanges(
+      `unix:${socketPath(this.endpoint)}`,
+      credentials.createInsecure(),
+      { 'grpc.max_receive_message_length': MAX_WATCH_MESSAGE_BYTES },
+    );
+    const stream = this.changes.Watch({ version: 'v1alpha1' });
+    return new Promise<void>((resolve, reject) => {
+      const abort = () => stream.cancel();
+      if (opts.signal.aborted) abort();
+      opts.signal.addEventListener('abort', abort, { once: true });
+      const done = (err?: ServiceError) => {
+        opts.signal.removeEventListener('abort', abort);
+        if (err && !(opts.signal.aborted && err.code === status.CANCELLED)) reject(withReason(err));
+        else resolve();
+      };
+      stream.on('data', (event: WatchEvent__Output) => {
+        if (event.state) {
+          const { receiving, reason, message } = event.state;
+          opts.onState({ receiving, ...(reason ? { reason } : {}), ...(message ? { message } : {}) });
+        } else if (event.changed) {
+          const keys = event.changed.keys.slice(0, MAX_KEYS_PER_NOTICE).filter((k) => CHANGE_KEY.test(k));
+          if (keys.length) opts.onChanged({ keys, kind: event.changed.kind.slice(0, 64) });
+        }
+      });
+      stream.on('error', (err: ServiceError) => done(err));
+      stream.on('end', () => done());
+    });
+  }
+
   close(): void {
     this.client.close();
+    this.changes?.close();
   }
 }
 

@@ -1,5 +1,24 @@
 // The provider API: the proto, a typed server helper and a typed client.
-export { PROTO_FILE, api, packageDefinition, providerService } from './load.js';
+export {
+  CHANGES_PROTO_FILE,
+  PROTO_FILE,
+  api,
+  changesApi,
+  changesPackageDefinition,
+  changesService,
+  packageDefinition,
+  providerService,
+} from './load.js';
+export {
+  MAX_KEYS_PER_NOTICE,
+  MAX_UNSENT_EVENTS,
+  changesServer,
+  type ChangeListener,
+  type ChangeNotice,
+  type ChangeSource,
+  type ChangeState,
+  type ChangesServer,
+} from './changes.js';
 export {
   ProviderError,
   REASON_METADATA_KEY,
@@ -19,9 +38,13 @@ export {
   MAX_TRAILER_BYTES,
   PARTIAL_FAILURES_METADATA_KEY,
   OBJECT_EXPIRY_METADATA_KEY,
+  CHANGE_KEY,
+  CHANGE_KEYS_METADATA_KEY,
   TrailerError,
+  decodeChangeKeys,
   decodeExpiry,
   decodeFailures,
+  encodeChangeKeys,
   encodeExpiry,
   encodeFailures,
   type ObjectFailure,
@@ -40,7 +63,12 @@ export {
   type RunningProvider,
   type ServeOptions,
 } from './serve.js';
-export { ProviderClient, type ProviderCallError } from './client.js';
+export {
+  ProviderClient,
+  type MountAnswerTrailers,
+  type ProviderCallError,
+  type WatchChangesOptions,
+} from './client.js';
 export { PKCS12_ITERATION_BUDGET, Pkcs12CostError, withPkcs12Budget } from './pkcs12.js';
 export {
   buildMountRequest,

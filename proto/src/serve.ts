@@ -21,13 +21,17 @@ import type { MountRequest__Output } from './generated/v1alpha1/MountRequest.js'
 import type { MountResponse } from './generated/v1alpha1/MountResponse.js';
 import type { VersionRequest__Output } from './generated/v1alpha1/VersionRequest.js';
 import type { VersionResponse } from './generated/v1alpha1/VersionResponse.js';
-import { providerService } from './load.js';
+import { changesServer, type ChangeSource } from './changes.js';
+import { changesService, providerService } from './load.js';
 import {
   API_VERSION,
+  CHANGE_KEY,
+  CHANGE_KEYS_METADATA_KEY,
   DEFAULT_MAX_MESSAGE_BYTES,
   MAX_TRAILER_BYTES,
   OBJECT_EXPIRY_METADATA_KEY,
   PARTIAL_FAILURES_METADATA_KEY,
+  encodeChangeKeys,
   encodeExpiry,
   encodeFailures,
   type ObjectFailure,
@@ -73,6 +77,12 @@ export interface MountResult {
    * changes nothing for the manager.
    */
   expiresOn?: Record<string, Date>;
+  /**
+   * The change key of each object, by object version id, that this provider's change notices will
+   * name (changes.proto). Sent as trailing metadata (CHANGE_KEYS_METADATA_KEY); only meaningful
+   * from a provider that serves `changes`.
+   */
+  changeKeys?: Record<string, string>;
 }
 
 export interface CallContext {
@@ -85,6 +95,8 @@ export interface Provider {
   runtimeName: string;
   runtimeVersion: string;
   mount(request: ParsedMountRequest, ctx: CallContext): Promise<MountResult>;
+  /** Change notices (changes.proto), when the provider has them; without, callers only poll. */
+  changes?: ChangeSource;
 }
 
 export interface CallEvent {
@@ -177,6 +189,45 @@ export function toMountResponse(result: MountResult, defaultMode: number): Mount
   };
 }
 
+/** The optional trailers of a Mount's answer; one a manager would refuse fails the Mount here. */
+function trailersOf(result: MountResult): Metadata {
+  const trailer = new Metadata();
+  if (result.failures?.length) trailer.set(PARTIAL_FAILURES_METADATA_KEY, encodeFailures(result.failures));
+  if (result.expiresOn && Object.keys(result.expiresOn).length) {
+    const expiry = encodeExpiry(result.expiresOn);
+    // Said here, where the provider's author sees it, rather than refused by the manager.
+    if (expiry.length > MAX_TRAILER_BYTES)
+      throw new ProviderError(
+        'Internal',
+        `the expiry trailer would hold ${expiry.length} bytes, more than the ${MAX_TRAILER_BYTES} a manager accepts`,
+        'TrailerTooLarge',
+      );
+    trailer.set(OBJECT_EXPIRY_METADATA_KEY, expiry);
+  }
+  if (result.changeKeys && Object.keys(result.changeKeys).length)
+    trailer.set(CHANGE_KEYS_METADATA_KEY, checkedChangeKeys(result.changeKeys));
+  return trailer;
+}
+
+/** The change-keys trailer, refused here (where the provider's author sees it) when a manager would refuse it. */
+function checkedChangeKeys(keys: Record<string, string>): string {
+  const bad = Object.entries(keys).find(([id, k]) => !id || !CHANGE_KEY.test(k));
+  if (bad)
+    throw new ProviderError(
+      'Internal',
+      `change key '${bad[1].slice(0, 40)}' of object '${bad[0].slice(0, 80)}' is not 1 to 128 printable ASCII characters`,
+      'MalformedTrailer',
+    );
+  const raw = encodeChangeKeys(keys);
+  if (raw.length > MAX_TRAILER_BYTES)
+    throw new ProviderError(
+      'Internal',
+      `the change-keys trailer would hold ${raw.length} bytes, more than the ${MAX_TRAILER_BYTES} a manager accepts`,
+      'TrailerTooLarge',
+    );
+  return raw;
+}
+
 async function removeStaleSocket(path: string): Promise<void> {
   if (!existsSync(path)) return;
   const live = await new Promise<boolean>((resolve) => {
@@ -208,8 +259,14 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
   await removeStaleSocket(path);
   const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const server = new Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes });
-  const health = new HealthImplementation({ '': 'SERVING', 'v1alpha1.CSIDriverProvider': 'SERVING' });
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    'v1alpha1.CSIDriverProvider': 'SERVING',
+    ...(provider.changes ? { 'secretstoresync.changes.v1alpha1.ObjectChanges': 'SERVING' } : {}),
+  });
   health.addToServer(server);
+  const changes = provider.changes ? changesServer(provider.changes) : undefined;
+  if (changes) server.addService(changesService, { Watch: changes.Watch });
   const controllers = new Set<AbortController>();
 
   const report = (method: CallEvent['method'], requestId: string, started: number, error?: ProviderError) =>
@@ -241,19 +298,7 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
         try {
           const request = parseMountRequest(call.request);
           const result = await provider.mount(request, { requestId, signal: ctl.signal });
-          const trailer = new Metadata();
-          if (result.failures?.length) trailer.set(PARTIAL_FAILURES_METADATA_KEY, encodeFailures(result.failures));
-          if (result.expiresOn && Object.keys(result.expiresOn).length) {
-            const expiry = encodeExpiry(result.expiresOn);
-            // Said here, where the provider's author sees it, rather than refused by the manager.
-            if (expiry.length > MAX_TRAILER_BYTES)
-              throw new ProviderError(
-                'Internal',
-                `the expiry trailer would hold ${expiry.length} bytes, more than the ${MAX_TRAILER_BYTES} a manager accepts`,
-                'TrailerTooLarge',
-              );
-            trailer.set(OBJECT_EXPIRY_METADATA_KEY, expiry);
-          }
+          const trailer = trailersOf(result);
           callback(null, toMountResponse(result, request.permission), trailer);
           report('Mount', requestId, started);
         } catch (err) {
@@ -285,6 +330,7 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
     stop() {
       stopping ??= (async () => {
         health.setStatus('', 'NOT_SERVING');
+        changes?.endAll();
         const grace = opts.shutdownGraceMs ?? 10_000;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {

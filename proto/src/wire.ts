@@ -1,5 +1,5 @@
 // What both ends of the provider API agree on beyond the proto: the API version, the message size
-// and the optional trailers (partial failures, object expiry). A module of its own so a client
+// and the optional trailers (partial failures, object expiry, change keys). A module of its own so a client
 // (the manager) loads none of the server side (serve.ts, the health service).
 import { isProviderErrorCode, type ProviderErrorCode } from './errors.js';
 import { rfc3339 } from './request.js';
@@ -16,6 +16,7 @@ export interface ObjectFailure {
 
 export const PARTIAL_FAILURES_METADATA_KEY = 'x-provider-partial-failures';
 export const OBJECT_EXPIRY_METADATA_KEY = 'x-provider-object-expiry';
+export const CHANGE_KEYS_METADATA_KEY = 'x-provider-change-keys';
 
 /**
  * The most a trailer value may hold, in bytes as sent. nghttp2 refuses a header field over 64 KiB
@@ -132,3 +133,36 @@ export function decodeExpiry(raw: string): { expiresOn: Record<string, Date>; dr
   return { expiresOn, dropped };
 }
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A change key (changes.proto): 1 to 128 printable ASCII characters, no space. Opaque to the
+ * caller, which only compares it; bounded so that a provider cannot make a caller keep much.
+ */
+export const CHANGE_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/** The change-keys trailer's value: object version id → the key later change notices name. */
+export function encodeChangeKeys(keys: Record<string, string>): string {
+  return asciiJson(keys);
+}
+
+/**
+ * Reads a change-keys trailer. Entries that are not an id with a valid key are dropped and
+ * counted, never fatal: without a key the object is only polled, as it always was.
+ */
+export function decodeChangeKeys(raw: string): { keys: Record<string, string>; dropped: number } {
+  checkTrailerSize(CHANGE_KEYS_METADATA_KEY, raw);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return { keys: {}, dropped: 1 };
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { keys: {}, dropped: 1 };
+  const keys: Record<string, string> = {};
+  let dropped = 0;
+  for (const [id, v] of Object.entries(parsed as Record<string, unknown>)) {
+    if (id && typeof v === 'string' && CHANGE_KEY.test(v)) keys[id] = v;
+    else dropped++;
+  }
+  return { keys, dropped };
+}
