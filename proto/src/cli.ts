@@ -13,7 +13,8 @@ const USAGE = `usage: provider-kit conformance --fixture fixture.json [options] 
        provider-kit --help | --version
 
 Checks that a provider speaks the Secrets Store CSI provider API (v1alpha1.CSIDriverProvider) as
-the manager relies on. Each check prints one line; advice (good practice the protocol does not
+the manager relies on, and its change notices (ObjectChanges, proto/changes.proto) when it serves
+them; a provider without them passes ("not served (callers poll)"). Each check prints one line; advice (good practice the protocol does not
 require) is printed apart and never fails the run. Exit code: 0 when no check failed, 1 when one
 did, 2 for a usage error.
 
@@ -29,7 +30,9 @@ The provider:
   --socket unix:///path    a provider that is already running
 
 Options:
-  --fixture file.json      the Mounts to send: {valid, unknownParameter?, invalid?, large?}
+  --fixture file.json      the Mounts to send: {valid, unknownParameter?, invalid?, large?},
+                           and change?: {command: [...]}, a command that changes an object of
+                           the valid Mount (the suite then waits for a notice naming its key)
   --timeout-ms N           deadline of each call (default 10000)
   --max-message-bytes N    the caller's receive limit (default 4194304, the manager's)
   -h, --help               this text

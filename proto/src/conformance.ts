@@ -11,6 +11,7 @@ import { errorMessage, statusName } from './errors.js';
 import type { CSIDriverProviderClient } from './generated/v1alpha1/CSIDriverProvider.js';
 import type { MountRequest } from './generated/v1alpha1/MountRequest.js';
 import { api } from './load.js';
+import { runChangeChecks, type ChangeCase, type CheckKind } from './conformance-changes.js';
 import { buildMountRequest, rfc3339 } from './request.js';
 import { OBJECT_EXPIRY_METADATA_KEY } from './wire.js';
 
@@ -39,6 +40,11 @@ export interface Fixture {
   invalid?: (MountCase & { name: string })[];
   /** A Mount whose answer exceeds the message-size limit; it must fail with a clear error. */
   large?: MountCase;
+  /**
+   * For a provider that serves change notices (changes.proto): how to change an object the `valid`
+   * Mount returns, so that the suite checks a notice names the key that Mount gave.
+   */
+  change?: ChangeCase;
 }
 
 export interface CheckResult {
@@ -87,7 +93,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const results: CheckResult[] = [];
   let child: ChildProcess | undefined;
-  const check = async (name: string, f: () => Promise<string>, kind: { advice?: boolean } = {}) => {
+  const check = async (name: string, f: () => Promise<string>, kind: CheckKind = {}) => {
     const advice = kind.advice ? { advice: true } : {};
     if (child && hasExited(child)) {
       results.push({ name, ok: false, ...advice, detail: `the provider ${exitText(child)} before this check` });
@@ -241,6 +247,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       raw.close();
       const v = await client.version(2_000);
       return `still answers (${v.runtimeName})`;
+    });
+    await runChangeChecks({
+      endpoint,
+      client,
+      mountValid: () => mount(opts.fixture.valid),
+      ...(opts.fixture.change ? { change: opts.fixture.change } : {}),
+      check,
+      record: (r) => results.push(r),
+      timeoutMs,
     });
     if (child) {
       await check('SIGTERM: exits 0 and removes its socket', async () => {

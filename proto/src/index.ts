@@ -97,3 +97,4 @@ export {
   type Fixture,
   type MountCase,
 } from './conformance.js';
+export { STREAM_HOLD_MS, type ChangeCase } from './conformance-changes.js';

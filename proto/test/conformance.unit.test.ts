@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { report, runConformance } from '../src/conformance.js';
+import { editState } from './fixtures/edit-state.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..', '..');
@@ -18,7 +19,7 @@ beforeAll(() => {
   execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-b', join(root, 'proto')], { cwd: root });
 });
 
-test('the example file provider passes every check, shutdown and size limit included', async () => {
+test('the example file provider passes every check, shutdown, size limit and change notices included', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'conf-'));
   const state = join(dir, 'files.json');
   writeFileSync(
@@ -31,12 +32,27 @@ test('the example file provider passes every check, shutdown and size limit incl
       valid: { attributes: { prefix: 'small/' } },
       large: { attributes: { prefix: 'big/' } },
       invalid: [{ name: 'two parameters it does not know', attributes: { a: '1', b: '2' } }],
+      change: { command: editState(state, 'small/a', 'one, rotated') },
     },
   });
   const lines: string[] = [];
   const ok = report(results, (l) => lines.push(l));
-  expect(lines.at(-1)).toBe('11 passed, 0 failed, 0 skipped');
+  expect(lines.at(-1)).toBe('18 passed, 0 failed, 0 skipped');
+  expect(lines.slice(0, -1).filter((l) => !l.startsWith('ok'))).toEqual([
+    '',
+    'Advice (good practice, not a rule of the protocol; never fails the run):',
+    '',
+  ]);
   expect(lines).toContain('ok   an unknown parameter is refused: INVALID_ARGUMENT');
+  expect(lines).toContain('ok   change notices: Watch answers with a State first: receiving');
+  expect(lines).toContain(
+    'ok   the optional change-keys trailer, when sent, maps returned object version ids to keys: 2 of 3 objects have a change key',
+  );
+  expect(lines).toContainEqual(
+    expect.stringMatching(
+      /^ok {3}change notices: a change yields a notice naming the key the Mount gave: a Changed \(NewVersion\) named '[0-9a-f]{16}' \d+ ms after the change$/,
+    ),
+  );
   expect(ok).toBe(true);
 });
 
@@ -52,7 +68,9 @@ test('a provider that ignores unknown parameters, as upstream ones do, passes wi
   const adviceAt = lines.indexOf('Advice (good practice, not a rule of the protocol; never fails the run):');
   expect(adviceAt).toBeGreaterThan(0);
   expect(lines[adviceAt + 1]).toMatch(/^note an unknown parameter is refused: the provider accepted it: a misspelt/);
-  expect(lines.at(-1)).toBe('8 passed, 0 failed, 1 skipped, 1 advice not followed');
+  // It does not serve change notices: that passes, and its callers poll.
+  expect(lines).toContain('ok   change notices: not served (callers poll)');
+  expect(lines.at(-1)).toBe('10 passed, 0 failed, 1 skipped, 1 advice not followed');
 });
 
 test('a provider killed by a signal is reported as killed by it', async () => {

@@ -6,6 +6,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Fixture } from '../src/index.js';
+import { editState } from './fixtures/edit-state.js';
 
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const versionOf = (pkg: string) =>
@@ -55,6 +57,7 @@ test('the tarball holds the built kit, its types, the proto and the example, and
       'dist/cli.js',
       'dist/generated/v1alpha1/MountRequest.d.ts',
       'proto/service.proto',
+      'proto/changes.proto',
       'examples/file-provider.ts',
       'examples/fixture.json',
       'examples/files.json',
@@ -84,24 +87,34 @@ test('the example provider compiles against the packed types and passes the pack
   );
   execFileSync(join(app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], { cwd: app, encoding: 'utf8' });
 
+  // The example's fixture, plus how to change one of its files: the suite then waits for a notice.
+  const state = join(app, 'files.json');
+  copyFileSync(join(kitDir(), 'examples', 'files.json'), state);
+  const fixture = JSON.parse(readFileSync(join(kitDir(), 'examples', 'fixture.json'), 'utf8')) as Fixture;
+  writeFileSync(
+    join(app, 'fixture.json'),
+    JSON.stringify({ ...fixture, change: { command: editState(state, 'app/db-password', 'rotated') } }),
+  );
   const kit = join(app, 'node_modules', '.bin', 'provider-kit');
   const r = spawnSync(
     kit,
     [
       'conformance',
       '--fixture',
-      join(kitDir(), 'examples', 'fixture.json'),
+      join(app, 'fixture.json'),
       '--',
       process.execPath,
       join(app, 'dist', 'provider.js'),
       '--endpoint',
       '{endpoint}',
       '--state',
-      join(kitDir(), 'examples', 'files.json'),
+      state,
     ],
     { cwd: app, encoding: 'utf8' },
   );
   expect(r.stdout).toMatch(/^ok {3}a valid Mount returns files and object versions: 3 files, 4 object versions$/m);
+  expect(r.stdout).toMatch(/^ok {3}change notices: the stream stays open until the caller cancels: open after 1 s$/m);
+  expect(r.stdout).toMatch(/^ok {3}change notices: a change yields a notice naming the key the Mount gave: a Changed/m);
   expect(r.stdout).toMatch(/^\d+ passed, 0 failed, 1 skipped$/m);
   expect(r.status).toBe(0);
 });
