@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // provider-kit: the kit's command. `provider-kit conformance` checks a running provider (--socket)
-// or one it starts (the command after `--`, or --command).
+// or one it starts (the command after `--`, or --command); `provider-kit watch` prints a running
+// provider's change notices.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { report, runConformance, type ConformanceOptions, type Fixture } from './conformance.js';
+import { watchCommand } from './watch.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
 
 const USAGE = `usage: provider-kit conformance --fixture fixture.json [options] -- <command> [args…]
        provider-kit conformance --fixture fixture.json [options] --socket unix:///path/provider.sock
+       provider-kit watch --socket unix:///path/provider.sock
        provider-kit --help | --version
 
 Checks that a provider speaks the Secrets Store CSI provider API (v1alpha1.CSIDriverProvider) as
@@ -36,7 +39,12 @@ Options:
   --timeout-ms N           deadline of each call (default 10000)
   --max-message-bytes N    the caller's receive limit (default 4194304, the manager's)
   -h, --help               this text
-  -v, --version            the kit's version`;
+  -v, --version            the kit's version
+
+provider-kit watch prints the change notices of a running provider, as the manager receives them,
+one line per event: "<time> state receiving", "<time> state not receiving <reason>: <message>",
+"<time> changed <kind> <key>…". It runs until interrupted (exit 0); when the stream ends or fails
+it says why and exits 1 ("change notices: not served (callers poll)" for a provider without them).`;
 
 function usageError(message: string): never {
   console.error(`provider-kit: ${message}\n\n${USAGE}`);
@@ -90,6 +98,19 @@ function conformanceOptions(args: string[]): ConformanceOptions {
   };
 }
 
+function watch(args: string[]): Promise<number> {
+  let socket: string | undefined;
+  try {
+    ({ socket } = parseArgs({ args, options: { socket: { type: 'string' } } }).values);
+  } catch (e) {
+    usageError((e as Error).message);
+  }
+  if (!socket) usageError('watch: give the provider with --socket unix:///path/provider.sock');
+  const ctl = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => ctl.abort());
+  return watchCommand({ endpoint: socket, signal: ctl.signal, write: (l) => console.log(l) });
+}
+
 const [sub, ...rest] = process.argv.slice(2);
 if (sub === '--help' || sub === '-h' || sub === 'help') {
   console.log(USAGE);
@@ -99,11 +120,12 @@ if (sub === '--version' || sub === '-v') {
   console.log(VERSION);
   process.exit(0);
 }
-if (sub !== 'conformance') usageError(sub ? `unknown command '${sub}'` : 'no command given');
+if (sub !== 'conformance' && sub !== 'watch') usageError(sub ? `unknown command '${sub}'` : 'no command given');
 const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
 if (own.includes('--help') || own.includes('-h')) {
   console.log(USAGE);
   process.exit(0);
 }
+if (sub === 'watch') process.exit(await watch(rest));
 const results = await runConformance(conformanceOptions(rest));
 process.exit(report(results) ? 0 : 1);
