@@ -1,5 +1,5 @@
-// The local stack: a real Kubernetes control plane plus the Azure stand-ins (Entra ID and Key
-// Vault), all on 127.0.0.1 with one CA per run. Used by the tests' global setup, the sandbox and
+// The local stack: a real Kubernetes control plane plus the Azure stand-ins (Entra ID, Key Vault,
+// Event Grid's delivery) and Azurite's queue service, all on 127.0.0.1 with one CA per run. Used by the tests' global setup, the sandbox and
 // the benchmarks. `StackInfo` travels to other processes as environment variables (see toEnv).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,8 @@ import {
   type ControlPlaneInfo,
 } from './control-plane.js';
 import { cleanupNode } from './node-cleanup.js';
+import { startAzurite } from './azure/azurite.js';
+import { QUEUE_HOST_SUFFIX } from './azure/queue-front.js';
 import { createCa } from './pki.js';
 import { resolveKubeVersion } from './versions.js';
 import { killRecordedOnExit, startProcess, stopProcess, stopRecorded, waitUntil, type Managed } from './processes.js';
@@ -30,7 +32,19 @@ export interface StackInfo {
     adminUrl: string;
     adminKey: string;
     operator: { clientId: string; clientSecret: string };
+    /** The storage account with the queues Key Vault events are delivered to (see azure/eventgrid.ts). */
+    queue: QueueServiceInfo;
   };
+}
+
+export interface QueueServiceInfo {
+  /** https://<account>.queue.core.windows.net: the real URL shape, which the test preload sends to `addr`. */
+  serviceUrl: string;
+  account: string;
+  /** The account's Shared Key, for admin use (creating queues, peeking); the product uses Entra tokens. */
+  accountKey: string;
+  /** 127.0.0.1:<port> of the queue front (RBAC, then Azurite). */
+  addr: string;
 }
 
 export interface Stack {
@@ -90,7 +104,7 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
       kubeVersion,
     });
     const azure = await azureStart;
-    processes.push(azure.process);
+    processes.push(...azure.processes);
     log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (state in ${dir})`);
     const info: StackInfo = { dir, caFile, k8s: controlPlane.info, azure: azure.info };
     writeFileSync(join(dir, 'stack.json'), JSON.stringify(info, null, 2));
@@ -112,6 +126,7 @@ async function startAzure(o: {
     commonName: 'azure stand-in',
     dnsNames: [
       'localhost',
+      `*.${QUEUE_HOST_SUFFIX}`,
       '*.vault.azure.net',
       '*.vault.azure.cn',
       '*.vault.usgovcloudapi.net',
@@ -124,6 +139,12 @@ async function startAzure(o: {
   mkdirSync(azureDir, { recursive: true });
   writeFileSync(join(azureDir, 'tls.crt'), leaf.cert);
   writeFileSync(join(azureDir, 'tls.key'), leaf.key, { mode: 0o600 });
+  // Azurite serves HTTPS with the same certificate (its OAuth mode refuses bearer tokens over HTTP).
+  const azurite = await startAzurite({
+    stateDir: o.dir,
+    certFile: join(azureDir, 'tls.crt'),
+    keyFile: join(azureDir, 'tls.key'),
+  });
   const adminKey = randomBytes(24).toString('hex');
   const readyFile = join(azureDir, 'ready.json');
   rmSync(readyFile, { force: true });
@@ -138,6 +159,7 @@ async function startAzure(o: {
       adminKey,
       readyFile,
       vaultHostsFile: vaultHostsFile(o.dir),
+      azurite: azurite.info,
     }),
     { mode: 0o600 },
   );
@@ -147,17 +169,19 @@ async function startAzure(o: {
     args: ['--import', 'tsx', join(repoRoot, 'test', 'env', 'azure', 'server.ts'), configFile],
     cwd: repoRoot,
     stateDir: o.dir,
-    env: { ...process.env, NODE_OPTIONS: '' },
+    // The CA: Event Grid's writes go to Azurite over HTTPS with the storage SDK.
+    env: { ...process.env, NODE_OPTIONS: '', NODE_EXTRA_CA_CERTS: o.caFile },
   });
   await waitUntil('Azure stand-in', async () => existsSync(readyFile), {
     timeoutMs: 30_000,
     process: proc,
     intervalMs: 100,
   });
-  const { entraPort, vaultPort, imdsPort } = JSON.parse(readFileSync(readyFile, 'utf8')) as {
+  const { entraPort, vaultPort, imdsPort, queuePort } = JSON.parse(readFileSync(readyFile, 'utf8')) as {
     entraPort: number;
     vaultPort: number;
     imdsPort: number;
+    queuePort: number;
   };
   const authorityHost = `https://127.0.0.1:${entraPort}`;
   const adminUrl = `${authorityHost}/_stack`;
@@ -173,9 +197,11 @@ async function startAzure(o: {
     assignee: operator.clientId,
     scope: '/',
   });
-  o.log(`Azure stand-ins ready: Entra ${authorityHost}, Key Vault 127.0.0.1:${vaultPort}`);
+  o.log(
+    `Azure stand-ins ready: Entra ${authorityHost}, Key Vault 127.0.0.1:${vaultPort}, queues 127.0.0.1:${queuePort} (Azurite ${azurite.info.port})`,
+  );
   return {
-    process: proc,
+    processes: [azurite.process, proc],
     info: {
       tenantId: o.tenantId,
       authorityHost,
@@ -184,6 +210,12 @@ async function startAzure(o: {
       adminUrl,
       adminKey,
       operator: { clientId: operator.clientId, clientSecret },
+      queue: {
+        serviceUrl: `https://${azurite.info.account}.${QUEUE_HOST_SUFFIX}`,
+        account: azurite.info.account,
+        accountKey: azurite.info.key,
+        addr: `127.0.0.1:${queuePort}`,
+      },
     },
   };
 }
@@ -234,6 +266,8 @@ export function toEnv(info: StackInfo): Record<string, string> {
     SSS_STACK_CA: info.caFile,
     SSS_KEYVAULT_ADDR: info.azure.keyvaultAddr,
     SSS_KEYVAULT_HOSTS: vaultHostsFile(info.dir),
+    SSS_QUEUE_ADDR: info.azure.queue.addr,
+    SSS_QUEUE_HOST: new URL(info.azure.queue.serviceUrl).hostname,
     KUBECONFIG: info.k8s.kubeconfig,
   };
 }

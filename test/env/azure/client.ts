@@ -1,16 +1,25 @@
 // What a person does with `az` in the seed guide, against the stand-ins: identities, federated
 // credentials, role assignments and vaults through the admin API; secrets, keys and certificates
-// through the real Azure SDK with the stack's operator service principal.
+// through the real Azure SDK with the stack's operator service principal; queues through the real
+// storage SDK with the account key.
 import { ClientSecretCredential } from '@azure/identity';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import { KeyClient } from '@azure/keyvault-keys';
 import { SecretClient } from '@azure/keyvault-secrets';
+import { QueueClient, StorageSharedKeyCredential } from '@azure/storage-queue';
 import { readFileSync } from 'node:fs';
 import { adminCall, type StackInfo } from '../stack.js';
-import type { FederatedCredential, Identity, KeyVaultRole, RoleAssignment } from './directory.js';
+import {
+  ARM_RESOURCE_GROUP,
+  type FederatedCredential,
+  type Identity,
+  type KeyVaultRole,
+  type QueueRole,
+  type RoleAssignment,
+} from './directory.js';
 
-export const KEYVAULT_SCOPE_PREFIX =
-  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local-stack/providers/Microsoft.KeyVault/vaults/';
+export const KEYVAULT_SCOPE_PREFIX = `${ARM_RESOURCE_GROUP}/providers/Microsoft.KeyVault/vaults/`;
+export const STORAGE_SCOPE_PREFIX = `${ARM_RESOURCE_GROUP}/providers/Microsoft.Storage/storageAccounts/`;
 
 export function vaultUrl(name: string, dnsSuffix = 'vault.azure.net'): string {
   return `https://${name}.${dnsSuffix}/`;
@@ -104,6 +113,41 @@ export class AzureStack {
     }) as Promise<RoleAssignment>;
   }
 
+  /** https://<account>.queue.core.windows.net/<queue>: what the provider is given (the real URL shape). */
+  queueUrl(queue: string): string {
+    return `${this.info.azure.queue.serviceUrl}/${queue}`;
+  }
+
+  /** A client with the account key: for the tests' own look at a queue, never for the product. */
+  queueAdmin(queue: string): QueueClient {
+    const { account, accountKey } = this.info.azure.queue;
+    return new QueueClient(this.queueUrl(queue), new StorageSharedKeyCredential(account, accountKey));
+  }
+
+  /** `az storage queue create` */
+  async createQueue(queue: string): Promise<string> {
+    await this.queueAdmin(queue).createIfNotExists();
+    return this.queueUrl(queue);
+  }
+
+  /**
+   * `az role assignment create --role "Storage Queue Data Message Processor" --assignee … --scope
+   * <storage account>[/queueServices/default/queues/<queue>]`
+   */
+  assignQueueRole(role: QueueRole, assignee: string, opts: { queue?: string } = {}): Promise<RoleAssignment> {
+    const account = STORAGE_SCOPE_PREFIX + this.info.azure.queue.account;
+    return this.admin('POST', '/role-assignments', {
+      role,
+      assignee,
+      scope: opts.queue ? `${account}/queueServices/default/queues/${opts.queue}` : account,
+    }) as Promise<RoleAssignment>;
+  }
+
+  /** The queue's approximate message count (Get Queue Metadata). */
+  async queueLength(queue: string): Promise<number> {
+    return (await this.queueAdmin(queue).getProperties()).approximateMessagesCount ?? 0;
+  }
+
   /** Test knob: how long Entra's access tokens for this client id live (real Entra: about an hour). */
   setAccessTokenLifetime(clientId: string, seconds: number): Promise<unknown> {
     return this.admin('PUT', '/access-token-lifetime', { clientId, seconds });
@@ -122,6 +166,8 @@ export class AzureStack {
       assertionJti?: string;
       endpoint?: 'appService' | 'imds';
     }[];
+    /** Requests the queue front refused, by storage error code. */
+    queueRefusals: Record<string, number>;
   }> {
     return this.admin('GET', '/stats') as Promise<never>;
   }

@@ -1,7 +1,11 @@
 // The stand-in's view of an Entra tenant and of Azure RBAC: managed identities (what
 // `az identity create` makes), their federated credentials, service principals with client
-// secrets, and Key Vault role assignments (what `az role assignment create` makes).
+// secrets, and role assignments (what `az role assignment create` makes) of the Key Vault roles and
+// the storage queue data roles.
 import { randomUUID, timingSafeEqual } from 'node:crypto';
+
+/** The stack's one subscription and resource group: every ARM id of the stand-ins lives under it. */
+export const ARM_RESOURCE_GROUP = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local-stack';
 
 export interface Identity {
   name: string;
@@ -22,9 +26,13 @@ export interface FederatedCredential {
 
 export interface RoleAssignment {
   id: string;
-  role: KeyVaultRole;
+  role: KeyVaultRole | QueueRole;
   principalId: string;
-  /** An ARM scope: `/subscriptions/…/providers/Microsoft.KeyVault/vaults/<name>`, a resource group, or `/`. */
+  /**
+   * An ARM scope: `/subscriptions/…/providers/Microsoft.KeyVault/vaults/<name>`,
+   * `…/providers/Microsoft.Storage/storageAccounts/<account>[/queueServices/default/queues/<queue>]`,
+   * a resource group, or `/`.
+   */
   scope: string;
 }
 
@@ -59,6 +67,56 @@ export type KeyVaultRole = keyof typeof ROLE_ACTIONS;
 
 export function isRole(name: string): name is KeyVaultRole {
   return Object.hasOwn(ROLE_ACTIONS, name);
+}
+
+const QUEUE = 'Microsoft.Storage/storageAccounts/queueServices/queues';
+/**
+ * The built-in storage queue data roles, Actions and DataActions together (both are checked for
+ * queue requests made with an Entra token): learn.microsoft.com/azure/role-based-access-control/
+ * built-in-roles/storage ("Storage Queue Data Contributor", "… Message Processor", "… Message
+ * Sender", "… Reader"). The Message Processor may peek, receive and delete messages and nothing
+ * else: not even Get Queue Metadata, which needs `queues/read`, an Action only the Contributor and
+ * the Reader hold.
+ */
+export const QUEUE_ROLE_PERMISSIONS = {
+  'Storage Queue Data Contributor': [
+    `${QUEUE}/delete`,
+    `${QUEUE}/read`,
+    `${QUEUE}/write`,
+    `${QUEUE}/messages/delete`,
+    `${QUEUE}/messages/read`,
+    `${QUEUE}/messages/write`,
+    `${QUEUE}/messages/process/action`,
+    `${QUEUE}/messages/add/action`,
+  ],
+  'Storage Queue Data Message Processor': [`${QUEUE}/messages/read`, `${QUEUE}/messages/process/action`],
+  'Storage Queue Data Message Sender': [`${QUEUE}/messages/add/action`],
+  'Storage Queue Data Reader': [`${QUEUE}/read`, `${QUEUE}/messages/read`],
+} as const satisfies Record<string, readonly string[]>;
+export type QueueRole = keyof typeof QUEUE_ROLE_PERMISSIONS;
+
+function isQueueRole(name: string): name is QueueRole {
+  return Object.hasOwn(QUEUE_ROLE_PERMISSIONS, name);
+}
+
+/** A queue request's target: the queue is absent for service-level requests (List Queues). */
+export interface QueueResource {
+  account: string;
+  queue?: string;
+}
+
+/**
+ * A scope covers a queue when it is the queue, its storage account, or an ARM ancestor without a
+ * provider segment (a resource group, a subscription, `/`). List Queues is authorized at the account
+ * or above only (authorize-with-azure-active-directory, "Permissions for Queue service operations").
+ */
+function scopeCoversQueue(scope: string, target: QueueResource): boolean {
+  const s = scope.toLowerCase().replace(/\/+$/, '');
+  if (!s.includes('/providers/')) return true;
+  const m =
+    /\/providers\/microsoft\.storage\/storageaccounts\/([^/]+)(?:\/queueservices\/default\/queues\/([^/]+))?$/.exec(s);
+  if (!m || m[1] !== target.account.toLowerCase()) return false;
+  return m[2] === undefined || m[2] === target.queue?.toLowerCase();
 }
 
 function actionMatches(pattern: string, action: string): boolean {
@@ -131,8 +189,10 @@ export class Directory {
   }
 
   assignRole(opts: { role: string; assignee: string; scope: string }): RoleAssignment {
-    if (!isRole(opts.role))
-      throw new DirectoryError(400, `unknown role '${opts.role}'; known: ${Object.keys(ROLE_ACTIONS).join(', ')}`);
+    if (!isRole(opts.role) && !isQueueRole(opts.role)) {
+      const known = [...Object.keys(ROLE_ACTIONS), ...Object.keys(QUEUE_ROLE_PERMISSIONS)];
+      throw new DirectoryError(400, `unknown role '${opts.role}'; known: ${known.join(', ')}`);
+    }
     const identity = this.findIdentity(opts.assignee);
     if (!identity) throw new DirectoryError(400, `assignee '${opts.assignee}' not found`);
     const ra: RoleAssignment = {
@@ -166,9 +226,24 @@ export class Directory {
     return this.roleAssignments.some(
       (ra) =>
         ra.principalId === principalId &&
+        isRole(ra.role) &&
         scopeCovers(ra.scope, vaultName) &&
         ROLE_ACTIONS[ra.role].some((p) => actionMatches(p, action)),
     );
+  }
+
+  /**
+   * Whether the principal holds every permission of one of the alternatives (a queue operation may
+   * be allowed by either of two permission sets, e.g. Delete Message by `messages/process/action`
+   * or by `messages/delete`).
+   */
+  allowedOnQueue(principalId: string, target: QueueResource, alternatives: readonly (readonly string[])[]): boolean {
+    const held = new Set<string>(
+      this.roleAssignments
+        .filter((ra) => ra.principalId === principalId && isQueueRole(ra.role) && scopeCoversQueue(ra.scope, target))
+        .flatMap((ra) => QUEUE_ROLE_PERMISSIONS[ra.role as QueueRole]),
+    );
+    return alternatives.some((all) => all.every((p) => held.has(p)));
   }
 
   checkSecret(identity: Identity, secret: string): boolean {

@@ -1,7 +1,8 @@
-// The Azure stand-in process: the Entra ID stand-in and the Key Vault emulator on two HTTPS ports
-// of 127.0.0.1, IMDS's managed-identity endpoint on a plain-HTTP one (as IMDS is), plus a small
-// admin API (on the Entra port, under /_stack/, with a bearer key) that plays the part of
-// `az identity`, `az role assignment` and `az keyvault create`.
+// The Azure stand-in process: the Entra ID stand-in, the Key Vault emulator and the storage queue
+// front (before Azurite, see queue-front.ts) on HTTPS ports of 127.0.0.1, IMDS's managed-identity
+// endpoint on a plain-HTTP one (as IMDS is), plus a small admin API (on the Entra port, under
+// /_stack/, with a bearer key) that plays the part of `az identity`, `az role assignment` and
+// `az keyvault create`.
 // Usage: server.ts <config.json>; writes <readyFile> with the ports once listening.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
@@ -13,6 +14,7 @@ import { EntraStandIn } from './entra.js';
 import { HttpError, readBody, sendJson, type Fault } from './http.js';
 import { KeyVaultEmulator } from './keyvault/api.js';
 import { KvError } from './keyvault/store.js';
+import { QueueFront } from './queue-front.js';
 
 export interface AzureServerConfig {
   tlsCertFile: string;
@@ -26,6 +28,9 @@ export interface AzureServerConfig {
   entraPort?: number;
   vaultPort?: number;
   imdsPort?: number;
+  /** Azurite, which the queue front forwards to and Event Grid writes into (issuerCaFile signed its certificate). */
+  azurite?: { port: number; account: string; key: string };
+  queuePort?: number;
 }
 
 async function main(): Promise<void> {
@@ -40,6 +45,8 @@ async function main(): Promise<void> {
     ...(config.issuerCaFile ? { issuerCa: readFileSync(config.issuerCaFile, 'utf8') } : {}),
   });
   await entra.init();
+  const ca = config.issuerCaFile ? readFileSync(config.issuerCaFile, 'utf8') : '';
+  const queue = config.azurite ? queueParts(config.azurite, { directory, entra, authorityHost, ca }) : undefined;
   const keyvault = new KeyVaultEmulator({
     directory,
     authorityHost,
@@ -58,27 +65,41 @@ async function main(): Promise<void> {
     }
     return s.port;
   };
-  const admin = adminApi({ directory, entra, keyvault, adminKey: config.adminKey, imdsPortOf });
+  const admin = adminApi({
+    directory,
+    entra,
+    keyvault,
+    adminKey: config.adminKey,
+    imdsPortOf,
+    ...(queue ? { queue } : {}),
+  });
 
   const entraServer = createServer(tls, (req, res) => {
     const handler = (req.url ?? '').startsWith('/_stack/') ? admin(req, res) : entra.handle(req, res);
     handler.catch((e) => sendJson(res, 500, { error: String(e) }));
   });
   const vaultServer = createServer(tls, (req, res) => void keyvault.handle(req, res));
+  const queueServer = createServer(tls, (req, res) => {
+    if (!queue) return sendJson(res, 404, { error: 'no queue service in this stack' });
+    queue.front.handle(req, res).catch((e) => sendJson(res, 500, { error: String(e) }));
+  });
   entraPort = await listen(entraServer, config.entraPort ?? 0);
   const vaultPort = await listen(vaultServer, config.vaultPort ?? 0);
   const imdsPort = await imdsPortOf('default', config.imdsPort ?? 0);
+  const queuePort = await listen(queueServer, config.queuePort ?? 0);
   const tmp = `${config.readyFile}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ entraPort, vaultPort, imdsPort, pid: process.pid }));
+  writeFileSync(tmp, JSON.stringify({ entraPort, vaultPort, imdsPort, queuePort, pid: process.pid }));
   renameSync(tmp, config.readyFile);
-  console.log(JSON.stringify({ msg: 'azure stand-in ready', entra: authorityHost(), vaultPort, imdsPort }));
+  console.log(JSON.stringify({ msg: 'azure stand-in ready', entra: authorityHost(), vaultPort, imdsPort, queuePort }));
 
   const shutdown = () => {
     entraServer.close();
     vaultServer.close();
+    queueServer.close();
     for (const { server } of imdsServers.values()) server.close();
     entraServer.closeAllConnections();
     vaultServer.closeAllConnections();
+    queueServer.closeAllConnections();
     for (const { server } of imdsServers.values()) server.closeAllConnections();
     process.exit(0);
   };
@@ -102,6 +123,7 @@ function adminApi(deps: {
   keyvault: KeyVaultEmulator;
   adminKey: string;
   imdsPortOf: (node: string) => Promise<number>;
+  queue?: QueueParts;
 }) {
   const { directory, entra, keyvault } = deps;
   const expected = Buffer.from(`Bearer ${deps.adminKey}`);
@@ -206,6 +228,7 @@ function adminApi(deps: {
         return sendJson(res, 200, {
           vaultRequests: Object.fromEntries(keyvault.counts),
           tokenRequests: entra.tokenRequests,
+          queueRefusals: Object.fromEntries(deps.queue?.front.refusals ?? []),
         });
       }
       return sendJson(res, 404, { error: `no admin route ${req.method} ${path}` });
@@ -214,6 +237,26 @@ function adminApi(deps: {
       return sendJson(res, status, { error: (e as Error).message });
     }
   };
+}
+
+/** The queue front, present when the stack runs Azurite. */
+interface QueueParts {
+  front: QueueFront;
+}
+
+function queueParts(
+  azurite: NonNullable<AzureServerConfig['azurite']>,
+  o: { directory: Directory; entra: EntraStandIn; authorityHost: () => string; ca: string },
+): QueueParts {
+  const front = new QueueFront({
+    directory: o.directory,
+    tenantId: o.directory.defaultTenant,
+    authorityHost: o.authorityHost,
+    accessTokenKeys: () => o.entra.jwks,
+    azurite,
+    ca: o.ca,
+  });
+  return { front };
 }
 
 main().catch((e) => {
