@@ -1,7 +1,8 @@
 // What a person does with `az` in the seed guide, against the stand-ins: identities, federated
-// credentials, role assignments and vaults through the admin API; secrets, keys and certificates
-// through the real Azure SDK with the stack's operator service principal; queues through the real
-// storage SDK with the account key.
+// credentials, role assignments, vaults and Event Grid subscriptions through the admin API;
+// secrets, keys and certificates through the real Azure SDK with the stack's operator service
+// principal; queues through the real storage SDK with the account key (see eventgrid.ts for how
+// Key Vault events reach a queue).
 import { ClientSecretCredential } from '@azure/identity';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import { KeyClient } from '@azure/keyvault-keys';
@@ -20,6 +21,16 @@ import {
 
 export const KEYVAULT_SCOPE_PREFIX = `${ARM_RESOURCE_GROUP}/providers/Microsoft.KeyVault/vaults/`;
 export const STORAGE_SCOPE_PREFIX = `${ARM_RESOURCE_GROUP}/providers/Microsoft.Storage/storageAccounts/`;
+
+/** Delivery faults of one event subscription (test/env/azure/eventgrid.ts DeliveryKnobs). */
+export interface EventDelivery {
+  copies?: number;
+  hold?: boolean;
+  delayMs?: number;
+  dropNext?: number;
+  dropFraction?: number;
+  legacyShape?: boolean;
+}
 
 export function vaultUrl(name: string, dnsSuffix = 'vault.azure.net'): string {
   return `https://${name}.${dnsSuffix}/`;
@@ -143,6 +154,39 @@ export class AzureStack {
     }) as Promise<RoleAssignment>;
   }
 
+  /**
+   * `az eventgrid system-topic event-subscription create --endpoint-type storagequeue`: from now on
+   * the vault's events reach the queue (create it first). Returns the subscription's name, for
+   * setEventDelivery.
+   */
+  async subscribeVaultEvents(o: {
+    vault: string;
+    queue: string;
+    name?: string;
+    includedEventTypes?: string[];
+  }): Promise<string> {
+    const sub = (await this.admin('POST', '/event-subscriptions', o)) as { name: string };
+    return sub.name;
+  }
+
+  /** Delivery faults of one subscription: duplicates, hold (then release newest first), delay, drops. */
+  setEventDelivery(subscription: string, knobs: EventDelivery): Promise<unknown> {
+    return this.admin('PUT', `/event-subscriptions/${encodeURIComponent(subscription)}/delivery`, knobs);
+  }
+
+  /** Delivers the events held by `hold: true`, newest first; resolves once they are in the queue. */
+  async releaseHeldEvents(subscription: string): Promise<number> {
+    const r = (await this.admin('POST', `/event-subscriptions/${encodeURIComponent(subscription)}/release`)) as {
+      released: number;
+    };
+    return r.released;
+  }
+
+  /** Writes `text` into the queue as is: a message that is not a Key Vault event. */
+  injectQueueMessage(queue: string, text: string): Promise<unknown> {
+    return this.admin('POST', `/queues/${encodeURIComponent(queue)}/messages`, { text });
+  }
+
   /** The queue's approximate message count (Get Queue Metadata). */
   async queueLength(queue: string): Promise<number> {
     return (await this.queueAdmin(queue).getProperties()).approximateMessagesCount ?? 0;
@@ -168,6 +212,11 @@ export class AzureStack {
     }[];
     /** Requests the queue front refused, by storage error code. */
     queueRefusals: Record<string, number>;
+    /** Per event subscription: events published to it, delivered (copies count), dropped, failed, held. */
+    eventSubscriptions: Record<
+      string,
+      { published: number; delivered: number; dropped: number; failed: number; held: number }
+    >;
   }> {
     return this.admin('GET', '/stats') as Promise<never>;
   }

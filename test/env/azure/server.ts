@@ -1,8 +1,9 @@
 // The Azure stand-in process: the Entra ID stand-in, the Key Vault emulator and the storage queue
 // front (before Azurite, see queue-front.ts) on HTTPS ports of 127.0.0.1, IMDS's managed-identity
-// endpoint on a plain-HTTP one (as IMDS is), plus a small admin API (on the Entra port, under
-// /_stack/, with a bearer key) that plays the part of `az identity`, `az role assignment` and
-// `az keyvault create`.
+// endpoint on a plain-HTTP one (as IMDS is), Event Grid's delivery of Key Vault events into the
+// queue (eventgrid.ts), plus a small admin API (on the Entra port, under /_stack/, with a bearer
+// key) that plays the part of `az identity`, `az role assignment`, `az keyvault create` and
+// `az eventgrid system-topic event-subscription create`.
 // Usage: server.ts <config.json>; writes <readyFile> with the ports once listening.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
@@ -11,9 +12,11 @@ import type { Server } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { Directory, DirectoryError } from './directory.js';
 import { EntraStandIn } from './entra.js';
+import { EventGrid, EventGridError, type DeliveryKnobs } from './eventgrid.js';
 import { HttpError, readBody, sendJson, type Fault } from './http.js';
 import { KeyVaultEmulator } from './keyvault/api.js';
-import { KvError } from './keyvault/store.js';
+import { KeyVaultEvents, camelCaseStrings } from './keyvault/events.js';
+import { KvError, type Vault } from './keyvault/store.js';
 import { QueueFront } from './queue-front.js';
 
 export interface AzureServerConfig {
@@ -52,7 +55,9 @@ async function main(): Promise<void> {
     authorityHost,
     accessTokenKeys: () => entra.jwks,
     ...(config.vaultHostsFile ? { hostsFile: config.vaultHostsFile } : {}),
+    ...(queue ? { onNewVersion: (v, kind, name) => queue.events.newVersion(v, kind, name) } : {}),
   });
+  queue?.watch(() => keyvault.vaults.values());
   // Each node has its own IMDS: the default node's on the ready file's port, any other's on a port
   // made when PUT /_stack/msi first names it (so test files running at once do not share a node).
   const imdsServers = new Map<string, { server: ReturnType<typeof createHttpServer>; port: Promise<number> }>();
@@ -96,6 +101,7 @@ async function main(): Promise<void> {
     entraServer.close();
     vaultServer.close();
     queueServer.close();
+    queue?.events.close();
     for (const { server } of imdsServers.values()) server.close();
     entraServer.closeAllConnections();
     vaultServer.closeAllConnections();
@@ -140,6 +146,7 @@ function adminApi(deps: {
     const str = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : undefined);
     try {
       let m: RegExpExecArray | null;
+      if (deps.queue && (await eventAdmin(deps.queue, { method: req.method ?? 'GET', path, body }, res))) return;
       if (req.method === 'POST' && path === '/vaults') {
         const v = keyvault.createVault(str('name') ?? '', str('tenantId') ?? directory.defaultTenant, str('dnsSuffix'));
         return sendJson(res, 200, { name: v.name, tenantId: v.tenantId, host: v.host });
@@ -229,19 +236,26 @@ function adminApi(deps: {
           vaultRequests: Object.fromEntries(keyvault.counts),
           tokenRequests: entra.tokenRequests,
           queueRefusals: Object.fromEntries(deps.queue?.front.refusals ?? []),
+          eventSubscriptions: deps.queue?.eventGrid.stats() ?? {},
         });
       }
       return sendJson(res, 404, { error: `no admin route ${req.method} ${path}` });
     } catch (e) {
-      const status = e instanceof DirectoryError || e instanceof KvError || e instanceof HttpError ? e.status : 500;
+      const status =
+        e instanceof DirectoryError || e instanceof KvError || e instanceof HttpError || e instanceof EventGridError
+          ? e.status
+          : 500;
       return sendJson(res, status, { error: (e as Error).message });
     }
   };
 }
 
-/** The queue front, present when the stack runs Azurite. */
+/** The queue front, Event Grid and Key Vault's events, present when the stack runs Azurite. */
 interface QueueParts {
   front: QueueFront;
+  eventGrid: EventGrid;
+  events: KeyVaultEvents;
+  watch(vaults: () => Iterable<Vault>): void;
 }
 
 function queueParts(
@@ -256,7 +270,81 @@ function queueParts(
     azurite,
     ca: o.ca,
   });
-  return { front };
+  const eventGrid = new EventGrid({
+    queueService: `https://127.0.0.1:${azurite.port}/${azurite.account}`,
+    account: azurite.account,
+    accountKey: azurite.key,
+    legacyShape: camelCaseStrings,
+  });
+  let vaults: () => Iterable<Vault> = () => [];
+  const events = new KeyVaultEvents({ eventGrid, vaults: () => vaults() });
+  return { front, eventGrid, events, watch: (v) => (vaults = v) };
+}
+
+/**
+ * The admin routes of event delivery: `az eventgrid system-topic event-subscription create` for a
+ * vault with a storage-queue endpoint, its delivery knobs, and a raw message into a queue.
+ */
+async function eventAdmin(
+  q: QueueParts,
+  r: { method: string; path: string; body: Record<string, unknown> },
+  res: ServerResponse,
+): Promise<boolean> {
+  const { method, path, body } = r;
+  let m: RegExpExecArray | null;
+  if (method === 'POST' && path === '/event-subscriptions') {
+    const vault = String(body.vault ?? '').toLowerCase();
+    const queue = queueName(body);
+    const included = Array.isArray(body.includedEventTypes) ? body.includedEventTypes.map(String) : undefined;
+    const spec = q.eventGrid.subscribe({
+      name: typeof body.name === 'string' && body.name ? body.name : `${vault}-to-${queue}`,
+      vault,
+      queue,
+      ...(included ? { includedEventTypes: included } : {}),
+    });
+    sendJson(res, 200, spec);
+    return true;
+  }
+  if (method === 'DELETE' && (m = /^\/event-subscriptions\/([^/]+)$/.exec(path))) {
+    sendJson(res, 200, { removed: q.eventGrid.unsubscribe(decodeURIComponent(m[1]!)) });
+    return true;
+  }
+  if (method === 'PUT' && (m = /^\/event-subscriptions\/([^/]+)\/delivery$/.exec(path))) {
+    sendJson(res, 200, q.eventGrid.setDelivery(decodeURIComponent(m[1]!), deliveryKnobs(body)));
+    return true;
+  }
+  if (method === 'POST' && (m = /^\/event-subscriptions\/([^/]+)\/release$/.exec(path))) {
+    sendJson(res, 200, { released: q.eventGrid.release(decodeURIComponent(m[1]!)) });
+    await q.eventGrid.drain();
+    return true;
+  }
+  if (method === 'POST' && (m = /^\/queues\/([^/]+)\/messages$/.exec(path))) {
+    await q.eventGrid.injectRaw(decodeURIComponent(m[1]!), String(body.text ?? ''));
+    sendJson(res, 200, {});
+    return true;
+  }
+  return false;
+}
+
+/** The queue a subscription names: `queue` (a name) or `queueUrl` (https://<account>.queue.core.windows.net/<queue>). */
+function queueName(body: Record<string, unknown>): string {
+  if (typeof body.queue === 'string') return body.queue;
+  try {
+    return new URL(String(body.queueUrl)).pathname.split('/').filter(Boolean)[0] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function deliveryKnobs(body: Record<string, unknown>): Partial<DeliveryKnobs> {
+  const knobs: Partial<DeliveryKnobs> = {};
+  for (const k of ['copies', 'delayMs', 'dropNext', 'dropFraction'] as const) {
+    if (typeof body[k] === 'number') knobs[k] = body[k];
+  }
+  for (const k of ['hold', 'legacyShape'] as const) {
+    if (typeof body[k] === 'boolean') knobs[k] = body[k];
+  }
+  return knobs;
 }
 
 main().catch((e) => {

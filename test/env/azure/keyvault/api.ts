@@ -17,6 +17,7 @@ import {
   type Collection,
   type Entry,
   type KeyData,
+  type Kind,
   type SecretData,
   type Version,
 } from './store.js';
@@ -63,7 +64,16 @@ export interface KeyVaultOptions {
    * resolves only those: a misspelt vault name is a DNS failure on the real service, not a 404.
    */
   hostsFile?: string;
+  /** Called after each write that makes a new version (set, create, import): Key Vault's events. */
+  onNewVersion?: (vault: Vault, kind: Kind, name: string) => void;
 }
+
+/** The operations that make a new version, and of what. */
+const NEW_VERSION_OPS: Record<string, Kind> = {
+  'secrets/set': 'secrets',
+  'keys/create': 'keys',
+  'certificates/import': 'certificates',
+};
 
 export class KeyVaultEmulator {
   readonly vaults = new Map<string, Vault>();
@@ -145,6 +155,8 @@ export class KeyVaultEmulator {
       const body = ['PUT', 'POST', 'PATCH'].includes(req.method ?? '') ? parseJson(await readBody(req)) : {};
       const ctx: Ctx = { vault, base: `https://${host}`, caller };
       const result = route.run(this, ctx, route.params, body, url);
+      const made = NEW_VERSION_OPS[route.op];
+      if (made) this.opts.onNewVersion?.(vault, made, route.params.name!);
       status = 200;
       sendJson(res, 200, result);
     } catch (err) {
