@@ -237,6 +237,10 @@ export async function adminCall(
         method,
         ca,
         headers: { authorization: `Bearer ${adminKey}`, ...(data ? { 'content-type': 'application/json' } : {}) },
+        // A connection per call: a pooled one left idle while the caller ran synchronous work (Jest
+        // loading a test file in the process that started the stack) may already be closed by the
+        // server's keep-alive timeout, and the call then fails with "socket hang up" (ECONNRESET).
+        agent: false,
       },
       (res) => {
         let text = '';
