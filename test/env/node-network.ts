@@ -1,5 +1,6 @@
 // The node's network: pods use the host network (no CNI plugin or kube-proxy runs), the node's
-// address is the host's own, and pods reach the Key Vault emulator on port 443 through a relay.
+// address is the host's own, and pods reach the Key Vault emulator and the storage account's queue
+// front on port 443 through relays.
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -27,16 +28,17 @@ export function writeHostNetworkCni(dir: string): void {
   );
 }
 
-export interface VaultRelay {
+export interface Relay {
   ip: string;
   close(): Promise<void>;
 }
 
 /**
- * A TCP relay on <loopback address>:443 to the Key Vault emulator: pods resolve the vault's host
- * name to that address (hostAliases) and reach it on the real port, through TLS end to end.
+ * A TCP relay on <loopback address>:443 to the Key Vault emulator (or, with `service: 'queue'`, the
+ * queue front): pods resolve the vault's (the storage account's) host name to that address
+ * (hostAliases) and reach it on the real port, through TLS end to end.
  */
-export async function startVaultRelay(stackDir: string, target: string): Promise<VaultRelay> {
+export async function startRelay(stackDir: string, target: string, service: 'vault' | 'queue'): Promise<Relay> {
   const [host, port] = target.split(':');
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
@@ -51,7 +53,9 @@ export async function startVaultRelay(stackDir: string, target: string): Promise
     upstream.on('close', () => client.destroy());
   });
   // 127.0.0.0/8 is all loopback: an address of the stack's own, so two stacks never share 443.
-  const h = createHash('sha256').update(stackDir).digest();
+  const h = createHash('sha256')
+    .update(service === 'vault' ? stackDir : `${stackDir} ${service}`)
+    .digest();
   for (let i = 0; i < 8; i++) {
     const ip = `127.${(h[i]! % 200) + 20}.${h[i + 1]!}.${(h[i + 2]! % 250) + 2}`;
     const ok = await new Promise<boolean>((resolve) => {
@@ -68,5 +72,5 @@ export async function startVaultRelay(stackDir: string, target: string): Promise
       };
     }
   }
-  throw new Error('no loopback address with port 443 free for the Key Vault relay');
+  throw new Error(`no loopback address with port 443 free for the ${service} relay`);
 }

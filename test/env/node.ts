@@ -22,7 +22,7 @@ import { buildImages, type BuiltImages } from './images.js';
 import { adminApi, startKubelet } from './kubelet.js';
 import { cleanupNode, drainNode } from './node-cleanup.js';
 import { cgroupRoot, nodeDir, prepareHost, requireTools } from './node-host.js';
-import { hostIp, startVaultRelay, writeHostNetworkCni, type VaultRelay } from './node-network.js';
+import { hostIp, startRelay, writeHostNetworkCni, type Relay } from './node-network.js';
 import { killRecordedOnExit, startProcess, stopProcess, waitUntil, type Managed } from './processes.js';
 import type { StackInfo } from './stack.js';
 import { controllersFlag } from './versions.js';
@@ -39,6 +39,8 @@ export interface NodeInfo {
    * the emulator (give it to the pod as a hostAlias of the vault's host name).
    */
   vaultIp: string;
+  /** Where pods reach https://<account>.queue.core.windows.net (hostAliases), like vaultIp. */
+  queueIp: string;
   dir: string;
 }
 
@@ -67,11 +69,13 @@ export async function startNode(o: {
   killRecordedOnExit(dir, o.handleSignals ?? false);
   requireBinaries(info.k8s.binDir, info.k8s.version);
   const processes: Managed[] = [];
-  let relay: VaultRelay | undefined;
+  let relay: Relay | undefined;
+  let queueRelay: Relay | undefined;
   const stop = async () => {
     await drainNode(info);
     for (const p of [...processes].reverse()) await stopProcess(p);
     await relay?.close();
+    await queueRelay?.close();
     await cleanupNode(info.dir);
   };
   try {
@@ -93,7 +97,8 @@ export async function startNode(o: {
     processes.push(kubelet.process);
     processes.push(...startWorkloadControllers(info, dir));
     const ready = await kubelet.ready();
-    relay = await startVaultRelay(info.dir, info.azure.keyvaultAddr);
+    relay = await startRelay(info.dir, info.azure.keyvaultAddr, 'vault');
+    queueRelay = await startRelay(info.dir, info.azure.queue.addr, 'queue');
     const total = (Date.now() - started) / 1000;
     log(
       `node ${NODE_NAME} Ready in ${ready.toFixed(1)} s after the kubelet started (${total.toFixed(1)} s in all; kubelet on ${ip}:${kubelet.port})`,
@@ -106,6 +111,7 @@ export async function startNode(o: {
         containerdSocket: containerd.socket,
         images: { manager: images.manager, provider: images.provider, pause: images.pause },
         vaultIp: relay.ip,
+        queueIp: queueRelay.ip,
         dir,
       },
       timings: { imagesBuilt: images.seconds, imagesImported: imported, nodeReady: ready, total },
