@@ -115,6 +115,25 @@ export class AzureStack {
     ) as Promise<FederatedCredential>;
   }
 
+  /**
+   * An identity federated with a Kubernetes ServiceAccount (`az identity create` + `az identity
+   * federated-credential create --issuer <cluster issuer> --subject system:serviceaccount:<ns>:<sa>`).
+   */
+  async createWorkloadIdentity(o: {
+    name: string;
+    issuer: string;
+    namespace: string;
+    serviceAccount: string;
+  }): Promise<Omit<Identity, 'clientSecret'>> {
+    const identity = await this.createIdentity(o.name);
+    await this.addFederatedCredential(identity.clientId, {
+      name: o.serviceAccount,
+      issuer: o.issuer,
+      subject: `system:serviceaccount:${o.namespace}:${o.serviceAccount}`,
+    });
+    return identity;
+  }
+
   /** `az role assignment create --role … --assignee … --scope <vault>` */
   assignRole(role: KeyVaultRole, assignee: string, vaultName: string): Promise<RoleAssignment> {
     return this.admin('POST', '/role-assignments', {

@@ -6,21 +6,25 @@
 // How to use (tests, the sandbox, the provider's helpers), through test/env/azure/client.ts:
 //   const azure = new AzureStack(loadStackInfo());
 //   await azure.createQueue('kv-events');                                  // az storage queue create
-//   await azure.subscribeVaultEvents({ vault: 'my-kv', queue: 'kv-events' }); // the subscription
-//   await azure.assignQueueRole('Storage Queue Data Message Processor', identityClientId); // the reader's role
-//   azure.queueUrl('kv-events')  // https://<account>.queue.core.windows.net/kv-events, for the provider
-//   await azure.setEventDelivery(subscription, { copies: 3 });  // duplicates; also hold/release
-//                                                              // (newest first), delayMs, dropNext, dropFraction
+//   const sub = await azure.subscribeVaultEvents({ vault: 'my-kv', queue: 'kv-events' }); // the subscription
+//   // The reader: an identity with the queue role only, e.g. the provider's ServiceAccount
+//   // (createWorkloadIdentity) or a node's managed identity (createIdentity + configureManagedIdentity).
+//   await azure.assignQueueRole('Storage Queue Data Message Processor', clientId, { queue: 'kv-events' });
+//   azure.queueUrl('kv-events') // https://<account>.queue.core.windows.net/kv-events: give it to the
+//                               // provider; the test preload routes that host (SSS_QUEUE_ADDR/HOST, toEnv)
+//   await azure.setEventDelivery(sub, { copies: 3 }); // duplicates; also hold (+ releaseHeldEvents: newest
+//                                                     // first), delayMs, dropNext, dropFraction, legacyShape
 //   await azure.injectQueueMessage('kv-events', 'not an event'); // a foreign message
+//   (await azure.stats()).eventSubscriptions[sub]                // published, delivered, dropped, failed, held
 // Admin routes (server.ts): POST /_stack/event-subscriptions, PUT /_stack/event-subscriptions/<name>/delivery,
 // POST /_stack/event-subscriptions/<name>/release, POST /_stack/queues/<queue>/messages.
 //
 // Message encoding: one event per queue message, the event's JSON (Event Grid schema, not an array)
 // in Base64. Event Grid's storage-queue handler (learn.microsoft.com/azure/event-grid/
-// handler-storage-queues) has written Base64 since late 2022: MicrosoftDocs/azure-docs#102923 (a
-// reproduction with Storage Explorer) corrected the quickstart's older note that it wrote plain
-// text (learn.microsoft.com/azure/event-grid/custom-event-to-queue-storage); argo-events #3084
-// decodes Base64 for the same reason. Readers should accept both.
+// handler-storage-queues) writes Base64 as reproduced with Storage Explorer in
+// MicrosoftDocs/azure-docs#102923 (2022), against an older note in the quickstart
+// (learn.microsoft.com/azure/event-grid/custom-event-to-queue-storage) that it wrote plain text.
+// Readers should accept both.
 import { randomUUID } from 'node:crypto';
 import { QueueClient, StorageSharedKeyCredential } from '@azure/storage-queue';
 
@@ -38,7 +42,7 @@ export interface EventGridEvent {
 
 /** Faults of one subscription's delivery, all off by default. */
 export interface DeliveryKnobs {
-  /** Each event is written this many times (Event Grid delivers at least once; duplicates keep the id). */
+  /** Each event is written this many times (at least once: a redelivery is the same event, same id). */
   copies: number;
   /** Hold events until release, which then delivers them newest first (an older version after a newer one). */
   hold: boolean;
