@@ -1,8 +1,15 @@
 // Azurite, Microsoft's Azure Storage emulator (npm `azurite`), queue service only: the real queue
 // service that Event Grid delivers Key Vault events into and that the provider pulls from. It runs
 // behind the Azure stand-in's queue front (queue-front.ts), which adds what Azurite lacks (token
-// signatures and Azure RBAC); Azurite itself still checks every token's audience, issuer and
-// lifetime (`--oauth basic`, which it allows over HTTPS only).
+// signatures and Azure RBAC); Azurite itself still checks every token (`--oauth basic`, allowed
+// over HTTPS only). What it checks, from its source (dist/src/queue/authentication/
+// QueueTokenAuthenticator.js, 3.37): the token decodes as a JWT; `nbf`, `exp` and `iat` are present
+// and now lies between nbf and exp; `iss` starts with https://sts.windows.net/ (or the other
+// clouds' and PPE's STS), any tenant; `aud` is https://storage.azure.com[/], the storage app id
+// e406a681-f3d4-42a8-90b6-c2b029497af1, or https://<account>.queue.core.windows.net[/] of the
+// account addressed. No signature, no scope, no role. The Entra stand-in's tokens pass as real
+// Entra's do: v1 tokens with aud https://storage.azure.com and iss https://sts.windows.net/<tenant>/
+// (the example token in that same source file has this shape).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
