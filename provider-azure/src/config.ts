@@ -53,6 +53,11 @@ export interface Config {
   maxVaults: number;
   /** A value cached by version is served only if Key Vault accepted this identity this recently. */
   cacheAuthWindowSeconds: number;
+  /**
+   * How long a completed read of an object's current version, or of its version list, answers the
+   * same read by the same identity (0: only reads in flight are shared).
+   */
+  readShareSeconds: number;
 }
 
 // Every flag, with what `--help` says of it (proto's flags.ts makes the parser's options and the
@@ -195,6 +200,11 @@ export const FLAGS = {
     default: '60',
     help: 'a cached version is served only if Key Vault accepted the identity this recently; otherwise it is read again.',
   },
+  'read-share-seconds': {
+    type: 'string',
+    default: '2',
+    help: "how long a completed read of an object's current version or version list answers the same read by the same identity (0 to 60; 0: only reads in flight are shared); a change event ends it at once.",
+  },
   version: { type: 'boolean', default: false, help: 'print the version and exit.' },
   help: { type: 'boolean', default: false, help: 'print this text and exit.' },
 } as const satisfies FlagTable;
@@ -281,5 +291,6 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
     maxIdentities: int('max-identities', 1, 1_000_000),
     maxVaults: int('max-vaults', 1, 100_000),
     cacheAuthWindowSeconds: int('cache-auth-window-seconds', 0, 3600),
+    readShareSeconds: int('read-share-seconds', 0, 60),
   };
 }

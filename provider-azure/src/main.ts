@@ -46,6 +46,7 @@ async function main(): Promise<number> {
       authWindowMs: cfg.cacheAuthWindowSeconds * 1000,
       maxVaultLabels: cfg.maxVaults,
       requestTimeoutMs: cfg.vaultRequestTimeoutSeconds * 1000,
+      readShareMs: cfg.readShareSeconds * 1000,
     },
     new Budgets({
       ratePerSecond: cfg.vaultRequestsPerSecond,

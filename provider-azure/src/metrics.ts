@@ -22,7 +22,7 @@ export function createMetrics() {
     }),
     cacheLookups: new Counter({
       name: 'keyvault_cache_lookups_total',
-      help: 'Reads of explicit versions answered from the version cache (hit), joined to an identical in-flight read (coalesced), or sent (miss)',
+      help: 'Key Vault reads answered from the version cache (hit), from a read of the same current version or version list by the same identity within --read-share-seconds (shared), joined to an identical in-flight read (coalesced), or sent (miss)',
       labelNames: ['result'] as const,
       registers: [registry],
     }),

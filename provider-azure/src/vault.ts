@@ -1,10 +1,12 @@
 // Key Vault access with a request budget: one SDK client set per (vault, identity) (clients.ts),
 // every HTTP attempt metered and held to the vault's budget (pipeline.ts), identical in-flight reads
-// joined (inflight.ts), and values read by explicit version cached per identity (value-cache.ts).
+// joined (inflight.ts), completed reads of current versions and version lists shared for a short
+// window (read-share.ts), and values read by explicit version cached per identity (value-cache.ts).
 // Secrets, keys and certificates take the one read path below, through the table in kinds.ts.
 import type { TokenCredential } from '@azure/identity';
 import type { ProviderError } from '@secret-store-sync/proto';
 import type { Budgets } from './budget.js';
+import { changeKey, vaultHost } from './change-keys.js';
 import { ClientPool, type Clients } from './clients.js';
 import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
 import { toProviderError } from './errors.js';
@@ -13,6 +15,7 @@ import { InFlightReads, raceAbort } from './inflight.js';
 import { KINDS, type ObjectValues } from './kinds.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectType } from './objects.js';
+import { ReadShare } from './read-share.js';
 import { ValueCache } from './value-cache.js';
 
 export interface VersionInfo {
@@ -36,7 +39,12 @@ export interface AccessOptions {
    * gather every identical Mount that joins it; kept below the manager's provider deadline.
    */
   requestTimeoutMs: number;
+  /** How long a completed read of a current version or version list answers the same read (read-share.ts). */
+  readShareMs: number;
 }
+
+/** Versions listed, at most, kept by the read share (a version id weighs one). */
+const READ_SHARE_MAX_WEIGHT = 200_000;
 
 /**
  * The read's deadline passed. With the identity's token request still in flight it waited on Entra
@@ -54,6 +62,7 @@ function readTimeout(vault: string, what: string, seconds: number, onEntra: bool
 interface Shared {
   inflight: InFlightReads;
   cache: ValueCache<ObjectValues[ObjectType]>;
+  share: ReadShare;
   metrics: Metrics;
   requestTimeoutMs: number;
 }
@@ -67,6 +76,11 @@ export class KeyVaultAccess {
     this.shared = {
       inflight: new InFlightReads(),
       cache: new ValueCache({ ttlMs: opts.cacheTtlMs, maxBytes: opts.cacheMaxBytes, authWindowMs: opts.authWindowMs }),
+      share: new ReadShare({
+        shareMs: opts.readShareMs,
+        readTimeoutMs: opts.requestTimeoutMs,
+        maxWeight: READ_SHARE_MAX_WEIGHT,
+      }),
       metrics,
       requestTimeoutMs: opts.requestTimeoutMs,
     };
@@ -74,7 +88,12 @@ export class KeyVaultAccess {
 
   session(vaultUrl: string, vaultName: string, credential: TokenCredential, identityKey: string): VaultSession {
     const clients = this.clients.get(vaultUrl, vaultName, credential, identityKey);
-    return new VaultSession(this.shared, clients, vaultName, identityKey);
+    return new VaultSession(this.shared, { clients, vault: vaultName, host: vaultHost(vaultUrl), identityKey });
+  }
+
+  /** Key Vault said an object changed (its change key): what is shared of its current version is dropped. */
+  changed(key: string): void {
+    this.shared.share.changed(key);
   }
 
   get clientCount(): number {
@@ -84,16 +103,25 @@ export class KeyVaultAccess {
 
 /** Reads from one vault as one identity. Shared requests are cancelled only when all their callers have gone. */
 export class VaultSession {
+  readonly vault: string;
+  private readonly clients: Clients;
+  private readonly host: string;
+  private readonly identityKey: string;
+
   constructor(
     private readonly shared: Shared,
-    private readonly clients: Clients,
-    readonly vault: string,
-    private readonly identityKey: string,
-  ) {}
+    o: { clients: Clients; vault: string; host: string; identityKey: string },
+  ) {
+    this.clients = o.clients;
+    this.vault = o.vault;
+    this.host = o.host;
+    this.identityKey = o.identityKey;
+  }
 
   /**
    * One version of an object (`version` '' = the current one). An explicit version is answered
-   * from the cache while Key Vault accepted this identity for it within the authorization window.
+   * from the cache while Key Vault accepted this identity for it within the authorization window;
+   * the current one from the cache too while the read share window of its version id lasts.
    */
   async read<K extends ObjectType>(
     kind: K,
@@ -101,26 +129,41 @@ export class VaultSession {
     version: string,
     signal?: AbortSignal,
   ): Promise<ObjectValues[K]> {
-    const { cache, metrics } = this.shared;
-    const hit = version ? cache.get(this.cacheKey(kind, name, version)) : undefined;
+    const { cache, metrics, share } = this.shared;
+    const changes = changeKey(this.host, name);
+    const generation = share.generation(changes);
+    const currentKey = this.cacheKey(kind, name, '');
+    const known = version || share.get<string>(currentKey, generation);
+    const hit = known ? cache.get(this.cacheKey(kind, name, known)) : undefined;
     if (hit) {
-      metrics.cacheLookups.inc({ result: 'hit' });
+      metrics.cacheLookups.inc({ result: version ? 'hit' : 'shared' });
       return hit as ObjectValues[K];
     }
     const how = KINDS[kind];
     const value = await this.joined(
-      this.cacheKey(kind, name, version),
+      // Within one generation: a read that started before a change event is not joined after it.
+      `${this.cacheKey(kind, name, version)}|${generation}`,
       `${how.noun} '${name}'${version ? ` version '${version}'` : ''}`,
       (abortSignal) => how.get(this.clients, name, version, abortSignal),
       signal,
     );
     // Kept by version id, so the current version read now serves a pinned read of it next.
     cache.remember(this.cacheKey(kind, name, version || value.version), value, how.bytes(value));
+    if (!version) share.set({ key: currentKey, changeKey: changes, generation, value: value.version, weight: 1 });
     return value;
   }
 
-  /** All versions of an object (never cached: new versions appear), joined when identical. */
+  /** All versions of an object, shared for the read share window (new versions appear), joined when identical. */
   async versions(kind: ObjectType, name: string, signal?: AbortSignal): Promise<VersionInfo[]> {
+    const { share, metrics } = this.shared;
+    const changes = changeKey(this.host, name);
+    const generation = share.generation(changes);
+    const key = this.cacheKey(kind, name, '*versions');
+    const recent = share.get<VersionInfo[]>(key, generation);
+    if (recent) {
+      metrics.cacheLookups.inc({ result: 'shared' });
+      return recent;
+    }
     const how = KINDS[kind];
     const list = async (abortSignal: AbortSignal) => {
       const out: VersionInfo[] = [];
@@ -132,7 +175,9 @@ export class VaultSession {
       for (const v of out) if (v.enabled) this.shared.cache.vouch(this.cacheKey(kind, name, v.version));
       return out;
     };
-    return this.joined(this.cacheKey(kind, name, '*versions'), `versions of ${how.noun} '${name}'`, list, signal);
+    const listed = await this.joined(`${key}|${generation}`, `versions of ${how.noun} '${name}'`, list, signal);
+    share.set({ key, changeKey: changes, generation, value: listed, weight: Math.max(1, listed.length) });
+    return listed;
   }
 
   private cacheKey(kind: ObjectType, name: string, version: string): string {
