@@ -58,7 +58,23 @@ export interface Config {
    * same read by the same identity (0: only reads in flight are shared).
    */
   readShareSeconds: number;
+  /** Key Vault's events from a storage queue (change-source.ts); undefined: off, Mounts are only polled. */
+  changeQueue: ChangeQueueConfig | undefined;
+  /** Wait between polls of an empty change queue; a queue that had messages is polled again at once. */
+  changeQueuePollSeconds: number;
 }
+
+/** The queue an Event Grid subscription delivers Key Vault's events to, and who reads it. */
+export interface ChangeQueueConfig {
+  /** https://<account>.queue.core.windows.net/<queue>. */
+  url: string;
+  identity: QueueIdentity;
+}
+
+/** The provider's own identity for the queue (it needs a queue data role only, no vault access). */
+export type QueueIdentity =
+  | { mode: 'workloadIdentity'; clientId: string; tenantId: string; tokenFile: string }
+  | { mode: 'managedIdentity'; clientId?: string };
 
 // Every flag, with what `--help` says of it (proto's flags.ts makes the parser's options and the
 // help from this one table). Add a flag here and nowhere else.
@@ -205,6 +221,36 @@ export const FLAGS = {
     default: '2',
     help: "how long a completed read of an object's current version or version list answers the same read by the same identity (0 to 60; 0: only reads in flight are shared); a change event ends it at once.",
   },
+  'change-queue-url': {
+    type: 'string',
+    default: '',
+    help: "https://<account>.queue.core.windows.net/<queue>: the storage queue an Event Grid subscription delivers Key Vault's events to; empty: no events, Mounts are polled only.",
+  },
+  'change-queue-identity': {
+    type: 'string',
+    default: 'workload-identity',
+    help: "who reads the queue: workload-identity (this container's ServiceAccount token, federated) or managed-identity (the node's); it needs a queue data role, no vault access.",
+  },
+  'change-queue-client-id': {
+    type: 'string',
+    default: '',
+    help: 'client ID of that identity; default $AZURE_CLIENT_ID (workload identity); for managed-identity empty means the default one.',
+  },
+  'change-queue-tenant-id': {
+    type: 'string',
+    default: '',
+    help: 'its tenant (workload identity); default $AZURE_TENANT_ID.',
+  },
+  'change-queue-token-file': {
+    type: 'string',
+    default: '',
+    help: 'the projected ServiceAccount token (audience api://AzureADTokenExchange) for workload identity; default $AZURE_FEDERATED_TOKEN_FILE.',
+  },
+  'change-queue-poll-seconds': {
+    type: 'string',
+    default: '1',
+    help: 'wait between polls of an empty queue (1 to 60); a queue that had messages is polled again at once.',
+  },
   version: { type: 'boolean', default: false, help: 'print the version and exit.' },
   help: { type: 'boolean', default: false, help: 'print this text and exit.' },
 } as const satisfies FlagTable;
@@ -215,7 +261,11 @@ export function usage(): string {
   return flagUsage('Usage: provider-azure [flags]', FLAGS);
 }
 
-export function parseConfig(argv: string[]): Config | 'version' | 'help' {
+/**
+ * `env`: the variables the Azure workload identity webhook injects (AZURE_CLIENT_ID,
+ * AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE), defaults of the queue identity's flags.
+ */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'version' | 'help' {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options: parseArgsOptions(FLAGS), strict: true, allowPositionals: false }));
@@ -224,7 +274,7 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
   }
   if (values.version) return 'version';
   if (values.help) return 'help';
-  const str = (k: keyof typeof FLAGS) => String(values[k]);
+  const str = (k: keyof typeof FLAGS & string) => String(values[k]);
   const int = (k: keyof typeof FLAGS, min: number, max: number) => {
     const n = Number(str(k));
     if (!Number.isInteger(n) || n < min || n > max)
@@ -292,5 +342,48 @@ export function parseConfig(argv: string[]): Config | 'version' | 'help' {
     maxVaults: int('max-vaults', 1, 100_000),
     cacheAuthWindowSeconds: int('cache-auth-window-seconds', 0, 3600),
     readShareSeconds: int('read-share-seconds', 0, 60),
+    changeQueue: changeQueue(str, env),
+    changeQueuePollSeconds: int('change-queue-poll-seconds', 1, 60),
   };
+}
+
+const QUEUE_NAME = /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The change queue's flags, checked together; undefined when --change-queue-url is empty. */
+function changeQueue(str: (k: keyof typeof FLAGS) => string, env: NodeJS.ProcessEnv): ChangeQueueConfig | undefined {
+  const raw = str('change-queue-url');
+  if (!raw) return undefined;
+  const url = queueUrl(raw);
+  const clientId = str('change-queue-client-id') || env.AZURE_CLIENT_ID || '';
+  if (clientId && !GUID.test(clientId))
+    throw new ConfigError(`--change-queue-client-id must be a client ID (a GUID), got '${clientId.slice(0, 80)}'`);
+  const mode = str('change-queue-identity');
+  if (mode === 'managed-identity')
+    return { url: url.href, identity: { mode: 'managedIdentity', ...(clientId ? { clientId } : {}) } };
+  if (mode !== 'workload-identity')
+    throw new ConfigError(`--change-queue-identity must be workload-identity or managed-identity, got '${mode}'`);
+  const tenantId = str('change-queue-tenant-id') || env.AZURE_TENANT_ID || '';
+  const tokenFile = str('change-queue-token-file') || env.AZURE_FEDERATED_TOKEN_FILE || '';
+  if (!clientId || !GUID.test(tenantId) || !tokenFile.startsWith('/'))
+    throw new ConfigError(
+      `--change-queue-identity=workload-identity needs a client ID (--change-queue-client-id or AZURE_CLIENT_ID), a tenant GUID (--change-queue-tenant-id or AZURE_TENANT_ID) and the absolute path of a projected ServiceAccount token (--change-queue-token-file or AZURE_FEDERATED_TOKEN_FILE); got client ID '${clientId}', tenant '${tenantId.slice(0, 80)}', token file '${tokenFile.slice(0, 200)}'`,
+    );
+  return { url: url.href, identity: { mode: 'workloadIdentity', clientId, tenantId, tokenFile } };
+}
+
+/** An https URL naming one queue, with no query: a SAS in a flag would be a credential in the pod spec and in logs. */
+function queueUrl(raw: string): URL {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  const queue = url?.pathname.slice(1) ?? '';
+  if (!url || url.protocol !== 'https:' || url.search || url.username || url.password || !QUEUE_NAME.test(queue))
+    throw new ConfigError(
+      `--change-queue-url must be https://<account>.queue.core.windows.net/<queue> (a queue name, no query: the provider authenticates with its identity), got '${raw.slice(0, 200)}'`,
+    );
+  return url;
 }

@@ -65,28 +65,55 @@ export class Credentials {
     cloud: CloudEnvironment,
     assertion: () => string,
   ): TokenCredential {
-    const common = {
-      authorityHost: cloud.authorityHost,
-      // Instance discovery asks login.microsoftonline.com about the authority; for any other host
-      // (sovereign stacks, test stand-ins) it would fail, and skipping it is harmless.
-      disableInstanceDiscovery: !KNOWN_AUTHORITY_HOSTS.has(cloud.authorityHost),
-      additionalPolicies: [{ policy: ENTRA_TRY_DEADLINE, position: 'perRetry' as const }],
-    };
     switch (identity.mode) {
       case 'workloadIdentity':
-        return new TenantBound(
-          new ClientAssertionCredential(tenantId, identity.clientId, async () => assertion(), common),
+        return workloadIdentityCredential({
           tenantId,
-        );
+          clientId: identity.clientId,
+          cloud,
+          assertion: async () => assertion(),
+        });
       case 'servicePrincipal':
         return new TenantBound(
-          new ClientSecretCredential(tenantId, identity.clientId, identity.clientSecret, common),
+          new ClientSecretCredential(tenantId, identity.clientId, identity.clientSecret, entraOptions(cloud)),
           tenantId,
         );
       case 'managedIdentity':
-        return new NodeManagedIdentity(identity.clientId);
+        return nodeManagedIdentityCredential(identity.clientId);
     }
   }
+}
+
+function entraOptions(cloud: CloudEnvironment) {
+  return {
+    authorityHost: cloud.authorityHost,
+    // Instance discovery asks login.microsoftonline.com about the authority; for any other host
+    // (sovereign stacks, test stand-ins) it would fail, and skipping it is harmless.
+    disableInstanceDiscovery: !KNOWN_AUTHORITY_HOSTS.has(cloud.authorityHost),
+    additionalPolicies: [{ policy: ENTRA_TRY_DEADLINE, position: 'perRetry' as const }],
+  };
+}
+
+/**
+ * Workload identity: a service-account token (`assertion`) exchanged at Entra ID, with the deadline
+ * on each token request below and tokens of its own tenant only. Used for each workload's identity
+ * (Credentials) and for the provider's own (the change queue's reader).
+ */
+export function workloadIdentityCredential(o: {
+  tenantId: string;
+  clientId: string;
+  cloud: CloudEnvironment;
+  assertion: () => Promise<string>;
+}): TokenCredential {
+  return new TenantBound(
+    new ClientAssertionCredential(o.tenantId, o.clientId, o.assertion, entraOptions(o.cloud)),
+    o.tenantId,
+  );
+}
+
+/** The node's managed identity (`clientId` undefined: its default one), held to the bounds below. */
+export function nodeManagedIdentityCredential(clientId: string | undefined): TokenCredential {
+  return new NodeManagedIdentity(clientId);
 }
 
 /**

@@ -3,13 +3,17 @@
 import { errorMessage, serve } from '@secret-store-sync/proto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { ChangeSource } from '@secret-store-sync/proto';
 import { Budgets } from './budget.js';
-import { ConfigError, parseConfig, usage } from './config.js';
+import { storageQueue } from './change-queue.js';
+import { NOT_CONFIGURED, QueueChangeSource } from './change-source.js';
+import { ConfigError, parseConfig, usage, type Config } from './config.js';
 import { Credentials } from './credentials.js';
 import { SelfCheck, startHealthz, startMetrics } from './http.js';
-import { createLogger } from './log.js';
-import { createMetrics } from './metrics.js';
+import { createLogger, type Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { AzureProvider } from './mount.js';
+import { describeQueueIdentity, queueCloud, queueCredential } from './queue-identity.js';
 import { KeyVaultAccess } from './vault.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -56,8 +60,10 @@ async function main(): Promise<number> {
     }),
     metrics,
   );
+  const changes = await changeSource({ cfg, log, metrics, access });
   const provider = new AzureProvider({
     runtimeVersion: VERSION,
+    changes,
     cfg,
     log,
     access,
@@ -108,14 +114,40 @@ async function main(): Promise<number> {
       stopping = true;
       log.info('stopping', { signal, inFlight: running.inFlight() });
       selfCheck.stop();
-      void running.stop().then(() => {
-        for (const s of servers) s.close();
-        log.info('stopped');
-        resolve(0);
-      });
+      void Promise.all([running.stop(), changes instanceof QueueChangeSource ? changes.close() : undefined]).then(
+        () => {
+          for (const s of servers) s.close();
+          log.info('stopped');
+          resolve(0);
+        },
+      );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/** Key Vault's events from the change queue when one is configured; else a source that says events are off. */
+async function changeSource(o: {
+  cfg: Config;
+  log: Logger;
+  metrics: Metrics;
+  access: KeyVaultAccess;
+}): Promise<ChangeSource> {
+  const q = o.cfg.changeQueue;
+  if (!q) {
+    o.log.info('change events off: no --change-queue-url; Mounts are polled only');
+    return NOT_CONFIGURED;
+  }
+  const names = { queue: q.url, identity: describeQueueIdentity(q.identity) };
+  o.log.info('change events from a storage queue, read while the manager watches', names);
+  return new QueueChangeSource({
+    queue: storageQueue(q.url, queueCredential(q.identity, await queueCloud(o.cfg.defaultCloud))),
+    log: o.log,
+    metrics: o.metrics,
+    invalidate: (key) => o.access.changed(key),
+    pollIntervalMs: o.cfg.changeQueuePollSeconds * 1000,
+    names,
   });
 }
 

@@ -4,7 +4,8 @@
 // takes a catalog Text (a branded string), so the compiler keeps new messages here;
 // test/messages.unit.test.ts checks that nothing outside casts or constructs its way around that.
 // No text may hold a secret value, a token or a client secret.
-import { ProviderError, type ErrorContext, type ProviderErrorCode } from '@secret-store-sync/proto';
+import { ProviderError, type ChangeState, type ErrorContext, type ProviderErrorCode } from '@secret-store-sync/proto';
+import type { QueueFailure } from './change-queue.js';
 import { quote } from './log.js';
 import type { REASONS } from './reasons.js';
 
@@ -469,3 +470,52 @@ export const MOUNT = {
   /** Anything not raised as a ProviderError: its own message. */
   internal: (o: { detail: string }): Failure => ({ code: 'Internal', text: text(o.detail) }),
 };
+
+/**
+ * Whether change events arrive (change-source.ts): the state every watcher gets, logged on each
+ * change. Names the queue by URL and the identity by client ID, never a token.
+ */
+export const CHANGE_STATE = {
+  receiving: (): ChangeState => ({ receiving: true }),
+  notConfigured: (): ChangeState => ({
+    receiving: false,
+    reason: 'NotConfigured',
+    message:
+      "no change queue is configured (--change-queue-url; chart value provider.changeEvents.queueUrl): Key Vault's changes are found by polling only",
+  }),
+  notWatched: (): ChangeState => ({
+    receiving: false,
+    reason: 'NotWatched',
+    message: 'nobody watches for changes, so the queue is not read: its events wait there for the next watcher',
+  }),
+  failed: (o: { queue: string; identity: string; failure: QueueFailure }): ChangeState => ({
+    receiving: false,
+    reason: o.failure.reason,
+    message: `${failureText(o)}; Secrets are still refreshed by polling, and the queue is tried again with backoff`,
+  }),
+};
+
+function failureText({
+  queue,
+  identity,
+  failure: f,
+}: {
+  queue: string;
+  identity: string;
+  failure: QueueFailure;
+}): string {
+  switch (f.reason) {
+    case 'TokenFailed':
+      return `${identity} got no token for the storage queue: ${f.detail.slice(0, 400)}`;
+    case 'Forbidden':
+      return `the storage queue ${queue} refused ${identity} (${f.code}): assign it "Storage Queue Data Message Processor" on the queue or its storage account (role assignments can take minutes to apply)`;
+    case 'TokenRejected':
+      return `the storage queue ${queue} did not accept the token of ${identity} (${f.code}): check the identity's tenant and that the token is for https://storage.azure.com`;
+    case 'QueueNotFound':
+      return `the storage queue ${queue} does not exist (QueueNotFound): create it, or fix --change-queue-url`;
+    case 'QueueUnreachable':
+      return `the storage queue ${queue} could not be reached (${f.code})`;
+    case 'QueueError':
+      return `the storage queue ${queue} answered ${f.status} (${f.code})`;
+  }
+}

@@ -1,5 +1,5 @@
 // The provider's Prometheus metrics, on a registry of its own.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -45,6 +45,30 @@ export function createMetrics() {
       name: 'healthz_self_checks_total',
       help: "Checks of the provider's own gRPC health service over its socket, which /healthz answers from",
       labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    // Change events (change-source.ts). No vault or object labels: queue messages are untrusted
+    // input, and per-object series would grow with what anyone writes to the queue.
+    changeEventsReceiving: new Gauge({
+      name: 'change_events_receiving',
+      help: "1 while the change queue is read successfully, 0 otherwise (also while nobody watches: see change_events_watchers); the provider's log says why",
+      registers: [registry],
+    }),
+    changeWatchers: new Gauge({
+      name: 'change_events_watchers',
+      help: 'Callers watching for change notices; the queue is read only while there is one',
+      registers: [registry],
+    }),
+    changeMessages: new Counter({
+      name: 'change_queue_messages_total',
+      help: 'Change queue messages handled, by result: notified, duplicate, ignored (a Key Vault event naming no object version), not_keyvault, malformed',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    changeQueueErrors: new Counter({
+      name: 'change_queue_errors_total',
+      help: 'Failed reads of the change queue, by reason (Forbidden, QueueNotFound, QueueUnreachable, TokenFailed, …)',
+      labelNames: ['reason'] as const,
       registers: [registry],
     }),
     mountDuration: new Histogram({

@@ -5,6 +5,7 @@ import {
   errorMessage,
   ProviderError,
   type CallContext,
+  type ChangeSource,
   type MountResult,
   type ObjectFailure,
   type ObjectVersionEntry,
@@ -12,6 +13,7 @@ import {
   type Provider,
   type ProviderFile,
 } from '@secret-store-sync/proto';
+import { changeKey, MAX_CHANGE_KEYS_BYTES, vaultHost } from './change-keys.js';
 import { resolveCloud, vaultUrl } from './cloud.js';
 import type { Config } from './config.js';
 import { disabledVersion, isDisabled } from './errors.js';
@@ -50,12 +52,15 @@ export interface AzureProviderDeps {
   credentials: Credentials;
   /** Told each returned object's expiry (the provider's metric). */
   observeExpiry?: (t: Date) => void;
+  /** Change notices (change-source.ts); served beside the provider API. */
+  changes?: ChangeSource;
 }
 
 export class AzureProvider implements Provider {
   readonly runtimeName = RUNTIME_NAME;
 
   readonly runtimeVersion: string;
+  readonly changes: ChangeSource | undefined;
   private readonly cfg: Config;
   private readonly log: Logger;
   private readonly access: KeyVaultAccess;
@@ -64,6 +69,7 @@ export class AzureProvider implements Provider {
 
   constructor(deps: AzureProviderDeps) {
     this.runtimeVersion = deps.runtimeVersion;
+    this.changes = deps.changes;
     this.cfg = deps.cfg;
     this.log = deps.log;
     this.access = deps.access;
@@ -79,7 +85,8 @@ export class AzureProvider implements Provider {
       const p = params;
       const cloud = await resolveCloud(p.cloud, this.cfg.cloudEnvDir);
       const { credential, key } = this.credentials.get(p.identity, p.tenantId, cloud);
-      const session = this.access.session(vaultUrl(p.vaultName, cloud), p.vaultName, credential, key);
+      const url = vaultUrl(p.vaultName, cloud);
+      const session = this.access.session(url, p.vaultName, credential, key);
       // Reads are paced per Mount: a Mount of many objects queues behind itself, not in front of
       // every other Mount's reads, and a cancelled Mount stops starting reads.
       const pacer = new Pacer(this.cfg.mountReadConcurrency, ctx.signal);
@@ -89,12 +96,14 @@ export class AzureProvider implements Provider {
       const objectVersions: ObjectVersionEntry[] = [];
       const failures: ObjectFailure[] = [];
       const expiresOn: Record<string, Date> = {};
+      const keys = this.cfg.changeQueue ? new ChangeKeys(vaultHost(url)) : undefined;
       settled.forEach((s, i) => {
         const o = p.objects[i]!;
         if (s.status === 'fulfilled') {
           files.push(...s.value.files);
           objectVersions.push(...s.value.versions);
           Object.assign(expiresOn, s.value.expiresOn);
+          keys?.add(o, s.value.versions);
         } else {
           const e =
             s.reason instanceof ProviderError ? s.reason : providerError(MOUNT.internal({ detail: String(s.reason) }));
@@ -141,6 +150,7 @@ export class AzureProvider implements Provider {
         objectVersions,
         ...(failures.length ? { failures } : {}),
         ...(Object.keys(expiresOn).length ? { expiresOn } : {}),
+        ...(keys?.size ? { changeKeys: keys.byId } : {}),
       };
     } catch (err) {
       const e = asProviderError(err);
@@ -316,6 +326,32 @@ export class AzureProvider implements Provider {
         const { pem, notAfter } = certificateFile(c.cer);
         return one(pem, c.version, earliest(c.expiresOn, notAfter));
       }
+    }
+  }
+}
+
+/**
+ * The change keys of a Mount's objects (change-keys.ts), by object version id. An object pinned
+ * to a version gets none: a new version never changes what it returns. Bounded in bytes: objects
+ * past the bound are polled only.
+ */
+class ChangeKeys {
+  readonly byId: Record<string, string> = {};
+  size = 0;
+  private bytes = 2;
+
+  constructor(private readonly host: string) {}
+
+  add(o: KeyVaultObject, versions: ObjectVersionEntry[]): void {
+    if (o.version) return;
+    const key = changeKey(this.host, o.name);
+    for (const { id } of versions) {
+      // "id":"key", as JSON: quotes, colon and comma.
+      const cost = Buffer.byteLength(JSON.stringify(id)) + key.length + 4;
+      if (this.bytes + cost > MAX_CHANGE_KEYS_BYTES) return;
+      this.bytes += cost;
+      this.byId[id] = key;
+      this.size++;
     }
   }
 }

@@ -28,3 +28,61 @@ test('--help describes every flag the parser accepts, and the README lists each'
     readmeSection: '## Reference: provider-azure',
   });
 });
+
+describe('the change queue', () => {
+  const url = '--change-queue-url=https://acct.queue.core.windows.net/kv-events';
+  const wi = {
+    AZURE_CLIENT_ID: '11111111-1111-1111-1111-111111111111',
+    AZURE_TENANT_ID: '22222222-2222-2222-2222-222222222222',
+    AZURE_FEDERATED_TOKEN_FILE: '/var/run/secrets/azure/tokens/azure-identity-token',
+  };
+
+  test('is off without a URL; on, its workload identity comes from the flags or the webhook-injected variables', () => {
+    expect(parseConfig([], wi)).toMatchObject({ changeQueue: undefined });
+    expect(parseConfig([url], wi)).toMatchObject({
+      changeQueuePollSeconds: 1,
+      changeQueue: {
+        url: 'https://acct.queue.core.windows.net/kv-events',
+        identity: {
+          mode: 'workloadIdentity',
+          clientId: wi.AZURE_CLIENT_ID,
+          tenantId: wi.AZURE_TENANT_ID,
+          tokenFile: wi.AZURE_FEDERATED_TOKEN_FILE,
+        },
+      },
+    });
+    const flags = [
+      url,
+      '--change-queue-client-id=33333333-3333-3333-3333-333333333333',
+      '--change-queue-tenant-id=44444444-4444-4444-4444-444444444444',
+      '--change-queue-token-file=/t/token',
+    ];
+    expect(parseConfig(flags, {})).toMatchObject({
+      changeQueue: {
+        identity: {
+          clientId: '33333333-3333-3333-3333-333333333333',
+          tenantId: '44444444-4444-4444-4444-444444444444',
+          tokenFile: '/t/token',
+        },
+      },
+    });
+    expect(parseConfig([url, '--change-queue-identity=managed-identity'], {})).toMatchObject({
+      changeQueue: { identity: { mode: 'managedIdentity' } },
+    });
+  });
+
+  test('refuses what it could not use: a SAS in the URL, no queue name, an incomplete workload identity', () => {
+    expect(() => parseConfig([`${url}?sv=2024&sig=abc`], wi)).toThrow(/no query/);
+    expect(() => parseConfig(['--change-queue-url=https://acct.queue.core.windows.net/'], wi)).toThrow(
+      /change-queue-url/,
+    );
+    expect(() => parseConfig(['--change-queue-url=http://acct.queue.core.windows.net/q1'], wi)).toThrow(
+      /change-queue-url/,
+    );
+    expect(() => parseConfig([url], {})).toThrow(/needs a client ID/);
+    expect(() => parseConfig([url, '--change-queue-identity=pod-identity'], wi)).toThrow(
+      /workload-identity or managed-identity/,
+    );
+    expect(() => parseConfig([url, '--change-queue-client-id=me'], wi)).toThrow(/GUID/);
+  });
+});
