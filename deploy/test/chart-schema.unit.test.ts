@@ -82,6 +82,8 @@ const FLAGS: { value: string; process: 'manager' | 'provider'; flag: string; wit
   { value: 'metrics.providerPort', process: 'provider', flag: 'metrics-port' },
   { value: 'provider.maxObjectsPerMount', process: 'provider', flag: 'max-objects-per-mount' },
   { value: 'provider.maxReadsPerMount', process: 'provider', flag: 'max-reads-per-mount' },
+  { value: 'provider.readShareSeconds', process: 'provider', flag: 'read-share-seconds' },
+  { value: 'provider.changeEvents.pollSeconds', process: 'provider', flag: 'change-queue-poll-seconds' },
 ];
 function schemaAt(path: string): Schema {
   const s = path.split('.').reduce((s, k) => resolve(s).properties![k]!, schema as Schema);
