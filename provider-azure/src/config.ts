@@ -381,9 +381,21 @@ function queueUrl(raw: string): URL {
     url = undefined;
   }
   const queue = url?.pathname.slice(1) ?? '';
-  if (!url || url.protocol !== 'https:' || url.search || url.username || url.password || !QUEUE_NAME.test(queue))
+  // The account's DNS name on port 443: the Storage SDK reads an IP address, localhost or an
+  // explicit port as an emulator's path-style URL (/<account>/<queue>).
+  const host = url?.hostname ?? '';
+  const named = !isIP(host.replace(/^\[|\]$/g, '')) && host !== 'localhost' && !url?.port;
+  if (
+    !url ||
+    url.protocol !== 'https:' ||
+    url.search ||
+    url.username ||
+    url.password ||
+    !QUEUE_NAME.test(queue) ||
+    !named
+  )
     throw new ConfigError(
-      `--change-queue-url must be https://<account>.queue.core.windows.net/<queue> (a queue name, no query: the provider authenticates with its identity), got '${raw.slice(0, 200)}'`,
+      `--change-queue-url must be https://<account>.queue.core.windows.net/<queue> (the account's DNS name, a queue name, no query: the provider authenticates with its identity), got '${raw.slice(0, 200)}'`,
     );
   return url;
 }

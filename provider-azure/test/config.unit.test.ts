@@ -79,6 +79,10 @@ describe('the change queue', () => {
     expect(() => parseConfig(['--change-queue-url=http://acct.queue.core.windows.net/q1'], wi)).toThrow(
       /change-queue-url/,
     );
+    expect(() => parseConfig(['--change-queue-url=https://127.0.0.1:10001/acct/q1'], wi)).toThrow(/DNS name/);
+    expect(() => parseConfig(['--change-queue-url=https://acct.queue.core.windows.net:8443/q1'], wi)).toThrow(
+      /DNS name/,
+    );
     expect(() => parseConfig([url], {})).toThrow(/needs a client ID/);
     expect(() => parseConfig([url, '--change-queue-identity=pod-identity'], wi)).toThrow(
       /workload-identity or managed-identity/,

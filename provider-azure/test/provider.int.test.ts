@@ -84,7 +84,9 @@ beforeAll(async () => {
       activeDirectoryEndpoint: info.azure.authorityHost,
     }),
   );
-  provider = await startProvider({ args: [`--cloud-env-dir=${cloudDir}`] });
+  // These tests change an object or inject a fault between two Mounts of it: without the read
+  // share window (2 s by default; change-events.int.test.ts covers it), each Mount reads anew.
+  provider = await startProvider({ args: [`--cloud-env-dir=${cloudDir}`, '--read-share-seconds=0'] });
 });
 
 afterAll(async () => {
@@ -608,7 +610,12 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
   beforeAll(async () => {
     // One slot per vault and a 1 s authorization window make starvation and stale cache visible quickly.
     hostile = await startProvider({
-      args: [`--cloud-env-dir=${cloudDir}`, '--vault-max-concurrency=1', '--cache-auth-window-seconds=1'],
+      args: [
+        `--cloud-env-dir=${cloudDir}`,
+        '--vault-max-concurrency=1',
+        '--cache-auth-window-seconds=1',
+        '--read-share-seconds=0',
+      ],
     });
   });
   afterAll(async () => {
@@ -784,7 +791,8 @@ describe('hostile tenants: what one namespace can do to the shared provider', ()
   });
 
   test('with room for 2 identities, 3 taking turns each present their own newest token (a full cache froze the first one)', async () => {
-    const small = await startProvider({ args: ['--max-identities=2'] });
+    // Every Mount must read (and so present its token): no read share window.
+    const small = await startProvider({ args: ['--max-identities=2', '--read-share-seconds=0'] });
     await set('turn-secret', 'turn-value');
     const id = await azure.createIdentity(`rotating-${ns.name}`);
     const accounts = ['turn-a', 'turn-b', 'turn-c'];
