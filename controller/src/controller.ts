@@ -31,7 +31,7 @@ import { SyncError } from './reasons.js';
 import { reconcile } from './reconcile.js';
 import { NOTHING, schedule, type Next, type Scheduling } from './schedule.js';
 import { SecretWriter } from './secret-writer.js';
-import { SharedMounts } from './shared-mounts.js';
+import { FRESH, SharedMounts, type Share } from './shared-mounts.js';
 import { logOutcome } from './sync-log.js';
 import { countByReadyReason, StatusReporter, storedExpiry } from './status.js';
 import { apiMessage, TokenCache } from './tokens.js';
@@ -300,6 +300,7 @@ export class Controller {
     // — or, before its rotation is due, an expiry check. Anything else syncs afresh.
     const rotation = item.rotation && isUpToDate(ss);
     if (rotation && !this.rotationDue(ss)) return this.checkExpiry(key, ss);
+    const share: Share = rotation ? { kind: 'rotation' } : FRESH;
     const started = process.hrtime.bigint();
     const { outcome, next, missing } = await reconcile(
       ss,
@@ -313,7 +314,7 @@ export class Controller {
         writer: this.writer,
         log: this.log,
       },
-      rotation,
+      share,
     );
     if (missing?.kind === 'secretProviderClass' && this.quietMiss(key, ss.metadata.generation ?? 0)) return next;
     this.waitForProvider(key, missing?.kind === 'provider' ? missing.name : undefined);

@@ -44,7 +44,7 @@ export function createMetrics() {
     }),
     sharedMounts: new Counter({
       name: 'secretsync_shared_mounts_total',
-      help: 'Rotations answered by an identical Mount shared within the window instead of a provider call',
+      help: 'Rotations answered by an identical Mount shared within the window, and change-driven runs answered by one that started after the notice, instead of a provider call',
       registers: [registry],
     }),
     tokenRequests: new Counter({

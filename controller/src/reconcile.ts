@@ -9,7 +9,7 @@ import type { Hasher } from './hash.js';
 import type { Logger } from './log.js';
 import { mapFiles } from './mapping.js';
 import type { MountAnswer, Providers } from './provider.js';
-import type { SharedMounts } from './shared-mounts.js';
+import { FRESH, type Share, type SharedMounts } from './shared-mounts.js';
 import { adviceFor, FAILURES } from './messages.js';
 import { failureReason, SyncError, type Missing } from './reasons.js';
 import type { Next } from './schedule.js';
@@ -31,17 +31,17 @@ export interface ReconcileDeps {
 
 /**
  * The outcome for the status, and what should happen next (schedule.ts); `missing` what a failure
- * waits for to appear. `rotation`: a scheduled re-check of a
- * healthy SecretSync, which may take a shared provider result.
+ * waits for to appear. `share`: which shared provider result the run may take (a rotation's, or one
+ * started after the change notice that caused it; shared-mounts.ts).
  */
 export async function reconcile(
   ss: SecretSync,
   deps: ReconcileDeps,
-  rotation = false,
+  share: Share = FRESH,
 ): Promise<{ outcome: Outcome; next: Next; missing?: Missing }> {
   const phase = ss.status?.syncHash ? 'update' : 'create';
   try {
-    const outcome = await sync(ss, phase, rotation, deps);
+    const outcome = await sync(ss, phase, share, deps);
     return { outcome, next: { kind: 'synced', expiresOn: outcome.expiresOn } };
   } catch (e) {
     const err =
@@ -70,7 +70,7 @@ export async function reconcile(
 async function sync(
   ss: SecretSync,
   phase: 'create' | 'update',
-  rotation: boolean,
+  share: Share,
   deps: ReconcileDeps,
 ): Promise<Extract<Outcome, { ok: true }>> {
   // Observe.
@@ -90,7 +90,7 @@ async function sync(
     ),
     currentObjectVersions: ss.status?.syncedObjectVersions ?? [],
   };
-  const { response } = await deps.mounts.mount({ provider, request }, rotation, (input) => deps.providers.mount(input));
+  const { response } = await deps.mounts.mount({ provider, request }, share, (input) => deps.providers.mount(input));
   const desired: DesiredSecret = {
     type: ss.spec.secretObject.type || 'Opaque',
     data: mapFiles(ss, response.files),
