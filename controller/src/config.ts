@@ -27,6 +27,9 @@ export interface Config {
   /** Caps of the object expiry series (expiry-series.ts): per SecretSync, and in all. */
   maxExpirySeriesPerSecretSync: number;
   maxExpirySeries: number;
+  /** Caps of the change-key index (change-index.ts): per SecretSync, and in all. */
+  maxChangeKeysPerSecretSync: number;
+  maxChangeKeys: number;
   workers: number;
   /** Workers one namespace may hold while another namespace has work waiting (fair share, queue.ts). */
   workersPerNamespace: number;
@@ -131,6 +134,16 @@ export const FLAGS = {
     type: 'string',
     default: '10000',
     help: 'most of those series in all, the soonest expiries kept; 0 exports none.',
+  },
+  'max-change-keys-per-secretsync': {
+    type: 'string',
+    default: '100',
+    help: "most change keys (a provider's names for objects, in its change notices) remembered per SecretSync; its other objects are polled only; 0 turns change notices off.",
+  },
+  'max-change-keys': {
+    type: 'string',
+    default: '100000',
+    help: 'most change keys remembered in all; when reached, the namespace holding the most gives way.',
   },
   workers: { type: 'string', default: '10', help: 'SecretSyncs reconciled at once (1 to 512).' },
   'workers-per-namespace': {
@@ -301,6 +314,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     expiryCheckMinIntervalSeconds: int('expiry-check-min-interval-seconds', 1, 86_400),
     maxExpirySeriesPerSecretSync: int('max-expiry-series-per-secretsync', 0, 10_000),
     maxExpirySeries: int('max-expiry-series', 0, 1_000_000),
+    maxChangeKeysPerSecretSync: int('max-change-keys-per-secretsync', 0, 10_000),
+    maxChangeKeys: int('max-change-keys', 0, 10_000_000),
     workers,
     workersPerNamespace:
       str('workers-per-namespace') === '' ? Math.ceil(workers / 2) : int('workers-per-namespace', 1, workers),

@@ -15,6 +15,7 @@ import {
   type SecretSync,
 } from './api.js';
 import type { Config } from './config.js';
+import { ChangeIndex } from './change-index.js';
 import { EventRecorder } from './events.js';
 import { nextExpiryCheck } from './expiry-checks.js';
 import { ExpirySeries } from './expiry-series.js';
@@ -69,6 +70,8 @@ export class Controller {
   /** SecretSyncs whose provider had no socket at their last sync: synced again when it appears. */
   private readonly waitingForProvider = new ProviderWaiters();
   private readonly sockets: ProviderSockets;
+  /** Change key → SecretSyncs, from the last successful Mounts (change-index.ts). */
+  private readonly changeIndex: ChangeIndex;
 
   private readonly kc: KubeConfig;
   private readonly cfg: Config;
@@ -96,6 +99,11 @@ export class Controller {
     this.tokens = new TokenCache(core, cfg.tokenExpirationSeconds, metrics);
     this.providers = new Providers(cfg.providerDir, cfg.providerTimeoutSeconds * 1000, cfg.maxMessageBytes, metrics);
     this.sockets = new ProviderSockets({ dir: cfg.providerDir, onAppear: (p) => this.onProviderSocket(p) });
+    this.changeIndex = new ChangeIndex(
+      { perSecretSync: cfg.maxChangeKeysPerSecretSync, total: cfg.maxChangeKeys },
+      (reason, n) => metrics.changeKeysDropped.inc({ reason }, n),
+    );
+    metrics.changeKeysSource.size = () => this.changeIndex.size();
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
     this.expirySeries = new ExpirySeries(metrics.objectExpiry, metrics.expirySeriesDropped, {
@@ -155,6 +163,7 @@ export class Controller {
       this.lastExpiryCheck.delete(keyOf(o));
       this.classMissedAt.delete(keyOf(o));
       this.waitingForProvider.set(keyOf(o), undefined);
+      this.changeIndex.delete(keyOf(o));
       this.writer.forget(o.metadata.uid);
       this.setExpiryMetrics(o, undefined);
     });
@@ -218,6 +227,8 @@ export class Controller {
   }
 
   private schedule(key: string, next: Next): void {
+    // Synced afresh for its own reason: only a notice after this makes it a change-driven run.
+    if (next.kind === 'syncNow') this.changeIndex.clearNotice(key);
     schedule(key, next, this.scheduling);
   }
 
@@ -293,14 +304,23 @@ export class Controller {
     const key = item.key;
     const [namespace, name] = key.split('/') as [string, string];
     const ss = this.secretSyncs.get(namespace, name);
-    if (!ss || (ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return NOTHING;
+    const notice = this.changeIndex.takeNotice(key);
+    if (!ss || (ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) {
+      this.changeIndex.delete(key);
+      return NOTHING;
+    }
     // Being deleted: writing now would only make a Secret for the garbage collector.
     if (ss.metadata.deletionTimestamp) return NOTHING;
     // A scheduled re-check of a SecretSync still healthy is its rotation (which may share a Mount)
-    // — or, before its rotation is due, an expiry check. Anything else syncs afresh.
+    // — or, before its rotation is due, an expiry check. A run a change notice caused may share only
+    // a read that started after the notice. Anything else syncs afresh.
     const rotation = item.rotation && isUpToDate(ss);
     if (rotation && !this.rotationDue(ss)) return this.checkExpiry(key, ss);
-    const share: Share = rotation ? { kind: 'rotation' } : FRESH;
+    const share: Share = rotation
+      ? { kind: 'rotation' }
+      : notice !== undefined
+        ? { kind: 'changed', after: notice }
+        : FRESH;
     const started = process.hrtime.bigint();
     const { outcome, next, missing } = await reconcile(
       ss,
@@ -313,6 +333,7 @@ export class Controller {
         hasher: this.hasher,
         writer: this.writer,
         log: this.log,
+        changes: this.changeIndex,
       },
       share,
     );

@@ -5,6 +5,8 @@ export function createMetrics() {
   const registry = new Registry();
   /** Set by the controller once it leads: the SecretSyncs it serves, counted by Ready reason. */
   const statusSource: { count?: () => Map<string, number> } = {};
+  /** Set by the controller: how many change keys its index holds. */
+  const changeKeysSource: { size?: () => number } = {};
   collectDefaultMetrics({ register: registry });
   const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
   return {
@@ -95,6 +97,22 @@ export function createMetrics() {
       },
     }),
     statusSource,
+    // Change keys (change-index.ts).
+    changeKeys: new Gauge({
+      name: 'secretsync_change_keys',
+      help: 'Change keys indexed (key to SecretSync, from the last successful Mounts)',
+      registers: [registry],
+      collect() {
+        this.set(changeKeysSource.size?.() ?? 0);
+      },
+    }),
+    changeKeysDropped: new Counter({
+      name: 'secretsync_change_keys_dropped_total',
+      help: 'Change keys a provider named that were not indexed (those SecretSyncs are polled only), by reason: not_returned (no such object in the answer), per_secretsync or total (a cap)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    changeKeysSource,
   };
 }
 

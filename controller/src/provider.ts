@@ -5,6 +5,7 @@ import {
   buildMountRequest,
   ProviderClient,
   statusName,
+  type MountAnswerTrailers,
   type MountRequestInput,
   type MountResponse__Output,
   type ProviderCallError,
@@ -18,8 +19,8 @@ import { SyncError } from './reasons.js';
 /** A SecretProviderClass's spec.provider: the name of its socket, `<provider-dir>/<name>.sock`. */
 export const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
 
-/** A Mount's answer with the provider's optional expiry trailer (see the README's provider contract). */
-export type MountAnswer = MountResponse__Output & { expiry?: { expiresOn: Record<string, Date>; dropped: number } };
+/** A Mount's answer with the provider's optional expiry and change-key trailers (see the README's provider contract). */
+export type MountAnswer = MountResponse__Output & Pick<MountAnswerTrailers, 'expiry' | 'changeKeys'>;
 
 export interface MountInput {
   provider: string;
@@ -51,11 +52,7 @@ export class Providers {
         missing: { kind: 'provider', name: input.provider },
       });
     }
-    let client = this.clients.get(input.provider);
-    if (!client) {
-      client = new ProviderClient(`unix://${socket}`, { maxMessageBytes: this.maxMessageBytes });
-      this.clients.set(input.provider, client);
-    }
+    const client = this.client(input.provider);
     const stop = this.metrics.providerCalls.startTimer({ provider: input.provider });
     try {
       const res = await client.mount(buildMountRequest(input.request), this.timeoutMs);
@@ -87,6 +84,17 @@ export class Providers {
         },
       );
     }
+  }
+
+  private client(provider: string): ProviderClient {
+    let client = this.clients.get(provider);
+    if (!client) {
+      client = new ProviderClient(`unix://${join(this.dir, `${provider}.sock`)}`, {
+        maxMessageBytes: this.maxMessageBytes,
+      });
+      this.clients.set(provider, client);
+    }
+    return client;
   }
 
   close(): void {

@@ -27,6 +27,8 @@ export interface ReconcileDeps {
   hasher: Hasher;
   writer: SecretWriter;
   log: Logger;
+  /** Remembers the change keys of a successful Mount (change-index.ts). */
+  changes: { remember(secretSync: string, provider: string, answer: MountAnswer): void };
 }
 
 /**
@@ -91,6 +93,7 @@ async function sync(
     currentObjectVersions: ss.status?.syncedObjectVersions ?? [],
   };
   const { response } = await deps.mounts.mount({ provider, request }, share, (input) => deps.providers.mount(input));
+  deps.changes.remember(`${ss.metadata.namespace}/${ss.metadata.name}`, provider, response);
   const desired: DesiredSecret = {
     type: ss.spec.secretObject.type || 'Opaque',
     data: mapFiles(ss, response.files),

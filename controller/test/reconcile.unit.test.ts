@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { SecretProviderClass, SecretSync } from '../src/api.js';
 import type { Config } from '../src/config.js';
+import { ChangeIndex } from '../src/change-index.js';
 import { Hasher } from '../src/hash.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
@@ -26,7 +27,8 @@ const metrics = createMetrics();
 const UID = 'u-app';
 
 /** What the provider answers: file contents by path, or a failure. */
-type Answer = { files: Record<string, string>; expiry?: Record<string, Date> } | Error;
+type Answer =
+  { files: Record<string, string>; expiry?: Record<string, Date>; changeKeys?: Record<string, string> } | Error;
 
 /** A provider whose Mount answers from `answer`, with the real provider-name check. */
 class FakeProviders extends Providers {
@@ -50,6 +52,7 @@ class FakeProviders extends Providers {
       objectVersion: files.map((f) => ({ id: `secret/${f.path}`, version: String(f.contents.length) })),
       error: null,
       ...(this.answer.expiry ? { expiry: { expiresOn: this.answer.expiry, dropped: 0 } } : {}),
+      ...(this.answer.changeKeys ? { changeKeys: { keys: this.answer.changeKeys, dropped: 0 } } : {}),
     };
   }
 }
@@ -119,6 +122,7 @@ function world(answer: Answer, opts: { secret?: StoredSecret; writeFails?: Error
     hasher: new Hasher(Buffer.alloc(32, 7)),
     writer: writer as unknown as SecretWriter,
     log,
+    changes: new ChangeIndex({ perSecretSync: 10, total: 100 }),
   };
   return { providers, writer, warnings, deps } satisfies World;
 }
@@ -327,6 +331,23 @@ test("expiring objects: the provider's expiry trailer is kept for the objects it
   expect(next).toEqual({ kind: 'synced', expiresOn: { 'secret/foo': soon } });
   expect(outcome.ok && Object.keys(outcome.expiresOn ?? {})).toEqual(['secret/foo']);
   expect(w.warnings).toEqual([expect.stringContaining("ignored entries of the provider's expiry trailer")]);
+});
+
+test("a successful Mount's change keys reach the SecretSync from a notice; a failed Mount keeps them", async () => {
+  const w = world({ files: { foo: 'v1' }, changeKeys: { 'secret/foo': 'k-foo', 'secret/gone': 'k-gone' } }, {});
+  const changes = w.deps.changes as ChangeIndex;
+  await reconcile(app(), w.deps);
+  expect(changes.noticed('test', ['k-foo'], 1)).toEqual(['n/app']);
+  // Only keys of objects the answer returned.
+  expect(changes.noticed('test', ['k-gone'], 1)).toEqual([]);
+  w.providers.answer = new Error('provider down');
+  expect((await reconcile(app(), w.deps)).outcome.ok).toBe(false);
+  expect(changes.noticed('test', ['k-foo'], 2)).toEqual(['n/app']);
+  // The next success replaces them.
+  w.providers.answer = { files: { foo: 'v2' }, changeKeys: { 'secret/foo': 'k-foo-2' } };
+  await reconcile(app(), w.deps);
+  expect(changes.noticed('test', ['k-foo'], 3)).toEqual([]);
+  expect(changes.noticed('test', ['k-foo-2'], 3)).toEqual(['n/app']);
 });
 
 test('a provider without an expiry trailer leaves expiresOn out', async () => {
