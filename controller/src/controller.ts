@@ -2,7 +2,7 @@
 // should happen next — the rotation, an expiry check, a retry with backoff — is scheduled by one
 // policy (schedule.ts).
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { errorCode, errorMessage, errorStack } from '@secret-store-sync/proto';
+import { errorCode, errorMessage, errorStack, type ChangeNotice } from '@secret-store-sync/proto';
 import {
   SPC_GROUP,
   SPC_PLURAL,
@@ -16,6 +16,7 @@ import {
 } from './api.js';
 import type { Config } from './config.js';
 import { ChangeIndex } from './change-index.js';
+import { ChangeStreams } from './changes.js';
 import { EventRecorder } from './events.js';
 import { nextExpiryCheck } from './expiry-checks.js';
 import { ExpirySeries } from './expiry-series.js';
@@ -27,7 +28,7 @@ import type { Metrics } from './metrics.js';
 import { Providers } from './provider.js';
 import { ProviderSockets, ProviderWaiters } from './provider-sockets.js';
 import { Backoff, WorkQueue, type QueueItem } from './queue.js';
-import { FAILURES } from './messages.js';
+import { CHANGE_LOGS, FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
 import { reconcile } from './reconcile.js';
 import { NOTHING, schedule, type Next, type Scheduling } from './schedule.js';
@@ -70,8 +71,9 @@ export class Controller {
   /** SecretSyncs whose provider had no socket at their last sync: synced again when it appears. */
   private readonly waitingForProvider = new ProviderWaiters();
   private readonly sockets: ProviderSockets;
-  /** Change key → SecretSyncs, from the last successful Mounts (change-index.ts). */
+  /** Change key → SecretSyncs, and the providers' notice streams (while leading). */
   private readonly changeIndex: ChangeIndex;
+  private readonly changeStreams: ChangeStreams;
 
   private readonly kc: KubeConfig;
   private readonly cfg: Config;
@@ -104,6 +106,12 @@ export class Controller {
       (reason, n) => metrics.changeKeysDropped.inc({ reason }, n),
     );
     metrics.changeKeysSource.size = () => this.changeIndex.size();
+    this.changeStreams = new ChangeStreams({
+      watch: (provider, opts) => this.providers.watchChanges(provider, opts),
+      onChanged: (provider, notice) => this.onChangeNotice(provider, notice),
+      log,
+      metrics,
+    });
     this.mounts = new SharedMounts(cfg.rotationShareSeconds * 1000, () => metrics.sharedMounts.inc());
     this.writer = new SecretWriter(core, metrics);
     this.expirySeries = new ExpirySeries(metrics.objectExpiry, metrics.expirySeriesDropped, {
@@ -172,12 +180,19 @@ export class Controller {
     for (const o of this.secretSyncs.list()) this.onSecretSync(o, true);
     this.metrics.statusSource.count = () => countByReadyReason(this.secretSyncs.list(), this.cfg.controllerName);
     this.sockets.start();
+    // No keys remembered, no notice could reach a SecretSync: leave the provider's events alone.
+    if (this.cfg.maxChangeKeysPerSecretSync > 0) this.changeStreams.start(this.sockets.providers());
     for (let i = 0; i < this.cfg.workers; i++) this.workers.push(this.work());
     this.pruneTimer = setInterval(() => {
       this.tokens.prune();
       this.mounts.prune();
     }, 30_000);
     this.pruneTimer.unref();
+  }
+
+  /** This manager no longer leads (it exits next): the provider keeps its change events for the next leader. */
+  stepDown(): void {
+    this.changeStreams.stop();
   }
 
   private onSecretSync(ss: SecretSync, initial: boolean): void {
@@ -210,6 +225,7 @@ export class Controller {
 
   /** A provider started (or restarted): those that found it missing sync now, not at their next retry. */
   private onProviderSocket(provider: string): void {
+    this.changeStreams.appeared(provider);
     const keys = this.waitingForProvider.take(provider);
     if (keys.length === 0) return;
     this.log.info('provider socket appeared; syncing the SecretSyncs waiting for it', { provider, count: keys.length });
@@ -220,6 +236,23 @@ export class Controller {
   private waitForProvider(key: string, provider: string | undefined): void {
     this.waitingForProvider.set(key, provider);
     if (provider !== undefined && this.sockets.has(provider)) this.onProviderSocket(provider);
+  }
+
+  /**
+   * A provider's change notice: the SecretSyncs whose last Mount named a key sync now, ahead of
+   * rotations, each taking only a provider read started after this moment. The queue holds each
+   * once however many notices name it; a key nobody's Mount named costs a lookup.
+   */
+  private onChangeNotice(provider: string, notice: ChangeNotice): void {
+    const keys = this.changeIndex.noticed(provider, notice.keys, this.mounts.mark());
+    for (const key of keys) this.queue.add(key, 'fast');
+    if (keys.length) this.metrics.changeEnqueued.inc({ provider }, keys.length);
+    this.log.debug(CHANGE_LOGS.notice, {
+      provider,
+      kind: notice.kind,
+      keys: notice.keys.length,
+      secretSyncs: keys.length,
+    });
   }
 
   private intervalMs(): number {
@@ -396,6 +429,7 @@ export class Controller {
     this.queue.close();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.sockets.stop();
+    this.changeStreams.stop();
     await Promise.race([Promise.all([...this.inFlight]), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await Promise.allSettled([this.secretSyncs?.stop(), this.spcs?.stop()]);
     this.providers.close();

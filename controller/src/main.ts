@@ -104,6 +104,7 @@ async function main(): Promise<number> {
             started = true;
             controller.lead();
           }
+          if (!leading) controller.stepDown();
         },
       },
     );

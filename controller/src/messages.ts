@@ -194,3 +194,16 @@ export const EXPIRY = {
   /** The Event of an Expiring condition that turned True: its message, made by one of the above. */
   event: (condition: { message: string }) => text(condition.message),
 };
+
+/**
+ * The log lines about providers' change notices (changes.ts, controller.ts). Fixed texts: the
+ * provider, its reason and message, and counts go in fields, never a key's SecretSyncs' values.
+ */
+export const CHANGE_LOGS = {
+  streamOpen: 'change notices: watching the provider',
+  streamEnded: 'change notices: the stream ended; reopening it with backoff, SecretSyncs are polled meanwhile',
+  unsupported: 'change notices: the provider has none (UNIMPLEMENTED); its SecretSyncs are polled only',
+  receiving: 'change notices: the provider receives the change events of its store',
+  notReceiving: 'change notices: the provider receives no change events; SecretSyncs are polled meanwhile',
+  notice: 'change notice',
+} as const;

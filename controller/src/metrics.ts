@@ -97,7 +97,31 @@ export function createMetrics() {
       },
     }),
     statusSource,
-    // Change keys (change-index.ts).
+    // Change notices (changes.ts): per provider socket, which the operator names, never a tenant.
+    changeStreamUp: new Gauge({
+      name: 'secretsync_change_stream_up',
+      help: "1 while this manager watches the provider's change notices; 0 when the stream is down or the provider has none (its SecretSyncs are polled only)",
+      labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
+    changeSourceReceiving: new Gauge({
+      name: 'secretsync_change_source_receiving',
+      help: 'As the provider reports it over an open stream: 1 while it receives change events from its store',
+      labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
+    changeNotices: new Counter({
+      name: 'secretsync_change_notices_total',
+      help: 'Change notices received from the provider',
+      labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
+    changeEnqueued: new Counter({
+      name: 'secretsync_change_enqueued_total',
+      help: 'SecretSyncs enqueued because a change notice named a key of their last Mount',
+      labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
     changeKeys: new Gauge({
       name: 'secretsync_change_keys',
       help: 'Change keys indexed (key to SecretSync, from the last successful Mounts)',

@@ -32,6 +32,11 @@ export class ProviderSockets {
     this.scanTimer.unref();
   }
 
+  /** The providers whose socket was there at the last look. */
+  providers(): string[] {
+    return [...this.present];
+  }
+
   /** Whether the provider's socket is there now. */
   has(provider: string): boolean {
     return existsSync(join(this.o.dir, `${provider}.sock`));

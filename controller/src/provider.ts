@@ -9,6 +9,7 @@ import {
   type MountRequestInput,
   type MountResponse__Output,
   type ProviderCallError,
+  type WatchChangesOptions,
 } from '@secret-store-sync/proto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,6 +85,12 @@ export class Providers {
         },
       );
     }
+  }
+
+  /** The provider's change notices (changes.proto), on the same client as its Mounts; see ProviderClient.watchChanges. */
+  watchChanges(provider: string, opts: WatchChangesOptions): Promise<void> {
+    this.checkName(provider);
+    return this.client(provider).watchChanges(opts);
   }
 
   private client(provider: string): ProviderClient {
