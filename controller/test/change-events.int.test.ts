@@ -7,12 +7,13 @@
 // the provider's identity or out of reach, SecretSyncs sync by polling while a metric and a log
 // line say why events are off.
 import { Watch } from '@kubernetes/client-node';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metricSum } from '../../bench/lib.js';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { loadStackInfo } from '../../test/env/stack.js';
+import { changeQueueFlags, writeProviderToken } from '../../test/helpers/change-queue.js';
 import { azureParameters, secretProviderClass, secretSync } from '../../test/helpers/fixtures.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
@@ -53,16 +54,10 @@ const managerMetric = async (name: string, labels: Record<string, string> = {}) 
 /** Reads of secret values by anyone in the test vault, as the emulator counts them. */
 const vaultReads = async () => (await azure.stats()).vaultRequests[`${vault} secrets/get 200`] ?? 0;
 
-function queueFlags(o: { url: string; clientId: string }): string[] {
-  return [
-    `--change-queue-url=${o.url}`,
-    '--change-queue-identity=workload-identity',
-    `--change-queue-client-id=${o.clientId}`,
-    `--change-queue-tenant-id=${azure.tenantId}`,
-    `--change-queue-token-file=${tokenFile}`,
-    '--change-queue-poll-seconds=1',
-  ];
-}
+const queueFlags = (o: { url: string; clientId: string }) => [
+  ...changeQueueFlags({ ...o, tenantId: azure.tenantId, tokenFile }),
+  '--change-queue-poll-seconds=1',
+];
 
 async function restart(o: { providerArgs: string[]; managerArgs: string[] }): Promise<void> {
   await manager?.stop();
@@ -163,12 +158,7 @@ beforeAll(async () => {
   // The provider container's projected token, as the chart mounts it (audience api://AzureADTokenExchange).
   socketDir = mkdtempSync(join(tmpdir(), 'sss-events-'));
   tokenFile = join(socketDir, 'provider-token');
-  const tr = await k.core.createNamespacedServiceAccountToken({
-    name: 'provider',
-    namespace: ns.name,
-    body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 3600 } },
-  });
-  writeFileSync(tokenFile, tr.status?.token ?? '', { mode: 0o600 });
+  await writeProviderToken(k.core, { namespace: ns.name, serviceAccount: 'provider', file: tokenFile });
 
   // First versions before anyone reads the queue: their events are handled (and acted on by
   // nobody) before the tests start counting reads.
