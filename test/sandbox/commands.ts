@@ -12,13 +12,16 @@ export const WALKTHROUGH_OPTIONS = {
 export const VAULT_COMMANDS = {
   rotate: {
     args: '[value]',
-    help: ['add a version of my-secret (default value: Hello-<time>); it syncs within the rotation interval'],
+    help: [
+      "add a version of my-secret (default value: Hello-<time>); Key Vault's event brings it to the",
+      'Secret within seconds',
+    ],
   },
   disable: {
     args: '[version]',
     help: [
       'disable a version of my-secret (default: the current one); the history of 2 then holds the',
-      'newest enabled versions',
+      'newest enabled versions at the next poll, or at once after the forceSynchronization it prints',
     ],
   },
   expire: {

@@ -27,6 +27,9 @@ test('the sandbox walks through the guide and prints Hello2 and Hello!', () => {
   expect(r.stdout).toMatch(/key1}" \| base64 -d\nHello!\n/);
   expect(r.stdout).toContain('secret-sync-name   Opaque   2');
   expect(r.stdout).toMatch(/Reason:\s+CreateSucceeded/);
+  // Change events are on: the queue, the vault's subscription into it, the provider's queue role.
+  expect(r.stdout).toContain('--endpoint-type storagequeue');
+  expect(r.stdout).toContain('--role "Storage Queue Data Message Processor"');
   // It says what it stops, part by part, and when it is done.
   expect(r.stdout).toMatch(
     /== Stopping the sandbox\n {2}stopped the manager \(.*\n {2}stopped provider-azure \(.*\n {2}stopped the stack .*\nStopped in [\d.]+ s; nothing of the sandbox is left running\.\n$/,
@@ -124,7 +127,7 @@ describe("the interactive sandbox: the guide's az commands in another terminal, 
     expect(left).toBe('');
   }, 120_000);
 
-  test('rotate: a new version syncs, the previous one moves to key1', async () => {
+  test("rotate: with polling hourly, Key Vault's event brings the new version; the previous one moves to key1", async () => {
     expect(command('rotate', 'Hello3')).toContain(
       'az keyvault secret set --vault-name "my-kv" --name "my-secret" --value \'Hello3\'',
     );
@@ -146,9 +149,17 @@ describe("the interactive sandbox: the guide's az commands in another terminal, 
   });
 
   test('disable: the current version leaves the history, the two newest enabled ones stay', async () => {
-    expect(command('disable')).toMatch(
+    const said = command('disable');
+    expect(said).toMatch(
       /az keyvault secret set-attributes --vault-name "my-kv" --name "my-secret" --version \w+ --enabled false\n/,
     );
+    // Key Vault sends no event for a disable and polling is hourly: the printed forceSynchronization.
+    const [, patch] =
+      /kubectl patch secretsync secret-sync-name -n my-namespace --type merge -p '(.*)'\n/.exec(said) ?? [];
+    expect(
+      kubectl(['patch', 'secretsync', 'secret-sync-name', '-n', 'my-namespace', '--type', 'merge', '-p', patch!])
+        .status,
+    ).toBe(0);
     await until(
       'the history without the disabled version',
       () => read('secret-sync-name', 'my-secret-data-key0') === 'Hello2',

@@ -12,7 +12,12 @@ export const SANDBOX = {
   secret: 'my-secret',
   certificate: 'my-cert',
   namespace: 'my-namespace',
-  rotationSeconds: 10,
+  /** The guide's default rotationPollIntervalInSeconds: with change events on, polling is the backstop. */
+  rotationSeconds: 3600,
+  /** The storage queue the vault's Event Grid subscription delivers to (README "Change events"). */
+  queue: 'kv-events',
+  /** The provider's own identity, for the queue alone. */
+  queueIdentity: 'provider-queue-reader',
 } as const;
 
 /** No sandbox answers in the folder: said in one line, at once. */
@@ -62,13 +67,25 @@ async function rotate(azure: AzureStack, [value]: string[]): Promise<void> {
   show(`az keyvault secret set --vault-name "${SANDBOX.vault}" --name "${SANDBOX.secret}" --value '${v}'`);
   const version = await azure.setSecret(SANDBOX.vault, SANDBOX.secret, v);
   console.log(
-    `new version ${version}; the manager picks it up within ${SANDBOX.rotationSeconds} s (the sandbox's rotation interval).`,
+    `new version ${version}; Key Vault's SecretNewVersionCreated event reaches the Secret within seconds (through the queue ${SANDBOX.queue}; polling every ${SANDBOX.rotationSeconds} s is the backstop).`,
   );
   console.log(watchHint());
 }
 
+// Key Vault publishes no event for a change of attributes, only for new versions and (near) expiry
+// (learn.microsoft.com/azure/key-vault/general/event-grid-overview): a disable is seen at the next
+// poll, or at once with a new forceSynchronization.
 const describeHint = () =>
-  `the manager reads it again within ${SANDBOX.rotationSeconds} s: kubectl describe secretsync secret-sync-name -n ${SANDBOX.namespace}`;
+  `Key Vault sends no event for it: the manager reads it at the next poll (within ${SANDBOX.rotationSeconds} s), or now with
+${forceSyncCommand()}
+then: kubectl describe secretsync secret-sync-name -n ${SANDBOX.namespace}`;
+
+/**
+ * `kubectl patch` setting a new spec.forceSynchronization (the time in seconds: the CRD allows
+ * letters, digits, '-', '.' and '_'): the SecretSync re-syncs at once.
+ */
+export const forceSyncCommand = (at = String(Math.floor(Date.now() / 1000))) =>
+  `kubectl patch secretsync secret-sync-name -n ${SANDBOX.namespace} --type merge -p '{"spec":{"forceSynchronization":"${at}"}}'`;
 
 async function disable(azure: AzureStack, [version]: string[]): Promise<void> {
   const v = version ?? (await azure.currentSecretVersion(SANDBOX.vault, SANDBOX.secret));

@@ -10,9 +10,12 @@ import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
 import { cleanupNode } from '../env/node-cleanup.js';
 import { podMemory, startNode, type StackNode } from '../env/node.js';
 import { withHeartbeat } from '../env/processes.js';
+import { managerKubeconfig } from '../env/manager-identity.js';
 import { startStack, toEnv, type Stack, type StackInfo } from '../env/stack.js';
 import { startManager, type RunningManager } from '../helpers/manager.js';
 import { startProvider, type RunningProviderProcess } from '../helpers/provider.js';
+import { changeQueueFlags } from '../helpers/change-queue.js';
+import { changeEventValues, enableChangeEvents, writeProviderToken, type ChangeEvents } from './change-events.js';
 import { SANDBOX } from './vault-commands.js';
 
 const ROTATION_SECONDS = SANDBOX.rotationSeconds;
@@ -78,7 +81,7 @@ function checkPrerequisites(): void {
 /** The chart's release, as the README installs it; in the pod mode only. */
 export const RELEASE = { name: 'secret-store-sync', namespace: 'azure-secret-store', caConfigMap: 'local-stack-ca' };
 
-async function installChart(info: StackInfo, node: StackNode): Promise<void> {
+async function installChart(info: StackInfo, node: StackNode, events: ChangeEvents): Promise<void> {
   const helm = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -123,6 +126,12 @@ async function installChart(info: StackInfo, node: StackNode): Promise<void> {
     `hostAliases[0].ip=${node.info.vaultIp}`,
     '--set',
     `hostAliases[0].hostnames[0]=${env.KEYVAULT_NAME}.vault.azure.net`,
+    // Change events: the queue, the provider's queue identity, and the storage account's host.
+    ...changeEventValues(events),
+    '--set',
+    `hostAliases[1].ip=${node.info.queueIp}`,
+    '--set',
+    `hostAliases[1].hostnames[0]=${new URL(info.azure.queue.serviceUrl).hostname}`,
     '--wait',
     '--timeout',
     '3m',
@@ -283,23 +292,36 @@ export async function walkthrough({
       subject: `system:serviceaccount:${env.KUBERNETES_NAMESPACE}:${env.SERVICE_ACCOUNT_NAME}`,
     });
 
+    step(
+      "Turn on change events: a storage queue, the vault's Event Grid subscription into it, the provider's queue identity",
+    );
+    const events = await enableChangeEvents({ info, azure, resourceGroup: env.RESOURCE_GROUP, show });
+
     if (pod) {
       step('Start a node: containerd and runc, the kubelet, the two images built and imported (no registry)');
       node = await startNode({ stack: info, log: (m) => console.log(`  ${m}`) });
       step('Install the SSE with helm: CRDs, RBAC, admission policies and the pod (manager, provider-azure-installer)');
-      await installChart(info, node);
+      await installChart(info, node, events);
       await printPodMemory(info, 'at idle');
     } else {
       step("Install the SSE: CRDs, RBAC, and the pod's two containers (manager, provider-azure-installer)");
       const sockets = join(SANDBOX_DIR, 'provider');
       mkdirSync(sockets, { recursive: true });
-      provider = await startProvider({ socketDir: sockets });
       const managerDir = join(SANDBOX_DIR, 'manager');
       mkdirSync(managerDir, { recursive: true });
+      // The pod's ServiceAccount first: the provider's queue token is one of its tokens.
+      const kubeconfig = await managerKubeconfig(info, managerDir);
+      const tokenFile = join(SANDBOX_DIR, 'provider-queue-token');
+      await writeProviderToken(info, tokenFile);
+      provider = await startProvider({
+        socketDir: sockets,
+        args: changeQueueFlags({ ...events, url: events.queueUrl, tokenFile }),
+      });
       manager = await startManager({
         namespace: '',
         providerDir: sockets,
         dir: managerDir,
+        kubeconfig,
         args: [`--rotation-poll-interval-seconds=${ROTATION_SECONDS}`, '--log-level=info'],
       });
       console.log(`  provider-azure-installer: socket ${provider.endpoint}, log ${provider.logFile}`);
@@ -377,7 +399,9 @@ export async function walkthrough({
     console.log(`\n${bold('The sandbox is running.')} In another terminal:
   export KUBECONFIG=${info.k8s.kubeconfig}
   kubectl describe secretsync secret-sync-name -n ${env.KUBERNETES_NAMESPACE}
-  npm run sandbox -- rotate            # add a new version of my-secret; it syncs within ${ROTATION_SECONDS} s
+  npm run sandbox -- rotate            # add a new version of my-secret: Key Vault's event brings it to the
+                                       # Secret within seconds (change events on; polling every ${ROTATION_SECONDS} s
+                                       # is the backstop)
 ${
   pod
     ? `Logs: kubectl -n ${RELEASE.namespace} logs deploy/${RELEASE.name} -c manager   (or -c provider-azure-installer)
