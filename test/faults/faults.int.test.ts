@@ -35,7 +35,7 @@ test(
     });
     const r = JSON.parse(readFileSync(out, 'utf8')) as Results;
     expect(r.violations).toEqual([]);
-    expect(r.results.map((x) => x.fault)).toHaveLength(14);
+    expect(r.results.map((x) => x.fault)).toHaveLength(18);
     for (const x of r.results) expect([x.fault, Number.isFinite(x.convergeSeconds)]).toEqual([x.fault, true]);
     // Faults of the provider path show as provider errors on the SecretSyncs while they last.
     for (const name of [

@@ -2,8 +2,10 @@
 // local stack of their own, while each fault below is injected in turn under load. After each one
 // the run measures how long every Secret takes to hold the vault's current values again and how
 // many reconciles failed meanwhile, and it checks throughout that no managed Secret is deleted or
-// emptied, that Secrets the manager does not own are never touched, and (after a manager crash) that
-// no Secret is rewritten twice for one value.
+// emptied, that Secrets the manager does not own are never touched, that no key ever goes back to an
+// older version, and (after a manager crash, and in the change-event faults) that no Secret is
+// rewritten twice for one value. Key Vault's events reach the provider through the stack's queue
+// (README "Change events"), so each change-event fault also checks that events come back after it.
 //
 //   npm run faults                  8 s faults, 200 SecretSyncs (npm test runs this)
 //   npm run faults -- --long        60 s faults, 500 SecretSyncs
@@ -13,10 +15,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pool, round } from '../../bench/lib.js';
+import { metricSum, pool, round } from '../../bench/lib.js';
 import { AzureStack } from '../env/azure/client.js';
 import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../env/stack.js';
+import { changeQueueFlags, writeProviderToken } from '../helpers/change-queue.js';
 import { azureParameters, secretProviderClass, secretSync } from '../helpers/fixtures.js';
 import { eventually, kube, type Kube } from '../helpers/kube.js';
 import { startManager, type RunningManager } from '../helpers/manager.js';
@@ -57,6 +60,10 @@ interface Ctx {
   provider: RunningProviderProcess;
   manager: RunningManager;
   version: number;
+  /** How many times bumpValues ran: a key may change at most once per run. */
+  bumps: number;
+  /** The vault's Event Grid subscription into the queue the provider reads. */
+  events: { queue: string; subscription: string; providerArgs: string[] };
   /** Violations a fault found by itself (one writer at a time, no Event storm). */
   violations: string[];
 }
@@ -69,6 +76,11 @@ const until = (what: string, check: () => Promise<boolean>) =>
 const secretName = (i: number) => `s${i}`;
 const value = (obj: string, version: number) => `${obj}-v${version}`;
 const syncName = (c: number, j: number) => `sync-${c}-${j}`;
+/** The version a Secret's (Base64) value names: `value()` writes `<object>-v<version>`. */
+const versionOf = (b64: string | undefined) => {
+  const m = b64 === undefined ? null : /-v(\d+)$/.exec(Buffer.from(b64, 'base64').toString());
+  return m ? Number(m[1]) : undefined;
+};
 
 /** Watches every Secret of the namespace: a managed Secret deleted or emptied, or a foreign one changed, is a violation. */
 class SecretWatch {
@@ -118,6 +130,11 @@ class SecretWatch {
       this.violations.push(`managed Secret ${name} held ${keys.length} keys (${type})`);
     const data = s.data ?? {};
     const last = this.lastData.get(name);
+    for (const key of keys) {
+      const was = versionOf(last?.[key]);
+      if (was !== undefined && (versionOf(data[key]) ?? was) < was)
+        this.violations.push(`${name}/${key} went back from version ${was} to ${versionOf(data[key])}`);
+    }
     if (last) {
       const changed = [...new Set([...Object.keys(last), ...keys])].filter((key) => last[key] !== data[key]);
       if (changed.length) this.dataChanges.set(name, (this.dataChanges.get(name) ?? 0) + 1);
@@ -252,6 +269,7 @@ async function eventStorm(ctx: Ctx, before: Set<string>, changes: Map<string, nu
 
 async function bumpValues(ctx: Ctx): Promise<void> {
   ctx.version++;
+  ctx.bumps++;
   await pool([...Array.from({ length: CLASSES }, (_, i) => secretName(i)), 'shared'], 4, async (n) => {
     await ctx.azure.setSecret(ctx.vault, n, value(n, ctx.version));
   });
@@ -278,8 +296,11 @@ async function startTheManager(
   });
 }
 // Its reads give up before the manager's 5 s deadline does, as the defaults (20 s, 30 s) do.
-const startTheProvider = (ctx: Pick<Ctx, 'providerDir'>) =>
-  startProvider({ socketDir: ctx.providerDir, args: ['--log-level=info', '--vault-request-timeout-seconds=4'] });
+const startTheProvider = (ctx: Pick<Ctx, 'providerDir' | 'events'>) =>
+  startProvider({
+    socketDir: ctx.providerDir,
+    args: ['--log-level=info', '--vault-request-timeout-seconds=4', ...ctx.events.providerArgs],
+  });
 
 /** A manager in a pair sharing the chart's Lease; `relayed` puts its apiserver connection through a relay. */
 async function electedManager(ctx: Ctx, pod: string, relay?: { address: string }): Promise<RunningManager> {
@@ -342,6 +363,11 @@ interface Fault {
   name: string;
   /** Counts the Events it causes, so it starts only once the previous fault's have been written. */
   countsEvents?: boolean;
+  /**
+   * A fault of the change events: in place before the new values are written (`prepare`); afterwards
+   * no key changed more often than values were written, and the provider receives events again.
+   */
+  changeEvents?: { prepare(ctx: Ctx): Promise<unknown> };
   /** Starts the fault and returns when it has ended (having lasted about FAULT_MS). */
   run(ctx: Ctx): Promise<void>;
 }
@@ -431,6 +457,42 @@ const FAULTS: Fault[] = [
     run: (ctx) => ctx.stack.controlPlane.restartEtcd(LONG ? 20_000 : FAULT_MS),
   },
   {
+    name: 'change queue down (deleted, then recreated)',
+    changeEvents: { prepare: (ctx) => ctx.azure.queueAdmin(ctx.events.queue).delete() },
+    async run(ctx) {
+      await sleep(FAULT_MS); // the queue stays gone this long: the fault itself
+      await ctx.azure.createQueue(ctx.events.queue);
+    },
+  },
+  {
+    name: 'duplicate storm (every event delivered 20 times)',
+    changeEvents: { prepare: (ctx) => ctx.azure.setEventDelivery(ctx.events.subscription, { copies: 20 }) },
+    async run(ctx) {
+      await bumpValues(ctx); // a second round of events, also twenty-fold
+      await sleep(FAULT_MS); // the storm lasts this long: the fault itself
+      await ctx.azure.setEventDelivery(ctx.events.subscription, { copies: 1 });
+    },
+  },
+  {
+    name: 'reordered versions (events held, then delivered newest first)',
+    changeEvents: { prepare: (ctx) => ctx.azure.setEventDelivery(ctx.events.subscription, { hold: true }) },
+    async run(ctx) {
+      await bumpValues(ctx); // a newer version of every object, its event held too
+      await sleep(FAULT_MS); // events are held this long: the fault itself
+      await ctx.azure.releaseHeldEvents(ctx.events.subscription);
+      await ctx.azure.setEventDelivery(ctx.events.subscription, { hold: false });
+    },
+  },
+  {
+    name: 'provider change stream cut (provider restarted, stream reopened)',
+    changeEvents: { prepare: async () => undefined },
+    async run(ctx) {
+      await ctx.provider.stop();
+      await sleep(2_000); // the stream stays cut this long: the fault itself
+      ctx.provider = await startTheProvider(ctx);
+    },
+  },
+  {
     name: 'manager SIGKILLed in a burst of writes, restarted',
     countsEvents: true,
     async run(ctx) {
@@ -500,6 +562,45 @@ const FAULTS: Fault[] = [
   },
 ];
 
+/** Key Vault's events into a queue, read by the provider's own identity with the queue role only. */
+async function changeEvents(o: Pick<Ctx, 'stack' | 'k' | 'azure' | 'vault' | 'dir'>): Promise<Ctx['events']> {
+  const queue = `faults-${Date.now().toString(36)}`;
+  const url = await o.azure.createQueue(queue);
+  const subscription = await o.azure.subscribeVaultEvents({ vault: o.vault, queue });
+  await o.k.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'provider' } } });
+  const reader = await o.azure.createWorkloadIdentity({
+    name: 'faults-queue',
+    issuer: o.stack.info.k8s.issuer,
+    namespace: NS,
+    serviceAccount: 'provider',
+  });
+  await o.azure.assignQueueRole('Storage Queue Data Message Processor', reader.clientId, { queue });
+  const tokenFile = join(o.dir, 'provider-queue-token');
+  await writeProviderToken(o.k.core, { namespace: NS, serviceAccount: 'provider', file: tokenFile });
+  const providerArgs = changeQueueFlags({ url, clientId: reader.clientId, tenantId: o.azure.tenantId, tokenFile });
+  return { queue, subscription, providerArgs };
+}
+
+/** After a change-event fault: events flow again, and no key changed more often than values were written. */
+async function afterChangeEventFault(
+  ctx: Ctx,
+  o: { keyChanges: Map<string, number>; keyChangesBefore: Map<string, number>; bumps: number },
+) {
+  const receiving = async () =>
+    metricSum(await ctx.manager.metrics().catch(() => ''), 'secretsync_change_source_receiving', { provider: 'azure' });
+  await eventually(
+    async () => ((await receiving()) === 1 ? true : undefined),
+    90_000,
+    'the provider receiving change events again',
+    500,
+  ).catch(() => ctx.violations.push('change events did not come back within 90 s of the fault'));
+  await sleep(1_000); // the watch's last changes
+  for (const [key, n] of o.keyChanges) {
+    const changes = n - (o.keyChangesBefore.get(key) ?? 0);
+    if (changes > o.bumps) ctx.violations.push(`${key} changed ${changes} times for ${o.bumps} new values`);
+  }
+}
+
 async function setUp(stack: Stack): Promise<Ctx> {
   const k = kube();
   const azure = new AzureStack(stack.info);
@@ -519,7 +620,19 @@ async function setUp(stack: Stack): Promise<Ctx> {
   await azure.setAccessTokenLifetime(id.clientId, 1);
   await k.core.createNamespace({ body: { metadata: { name: NS } } });
   await k.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: SA } } });
-  const ctx = { stack, k, azure, vault, dir, providerDir, version: 0, violations: [] } as unknown as Ctx;
+  const events = await changeEvents({ stack, k, azure, vault, dir });
+  const ctx = {
+    stack,
+    k,
+    azure,
+    vault,
+    dir,
+    providerDir,
+    version: 0,
+    bumps: 0,
+    events,
+    violations: [],
+  } as unknown as Ctx;
   await bumpValues(ctx);
   for (let c = 0; c < CLASSES; c++) {
     await k.custom.createNamespacedCustomObject({
@@ -604,6 +717,8 @@ async function main(): Promise<void> {
       const eventsBefore = new Set(
         (await c.k.core.listNamespacedEvent({ namespace: NS })).items.map((e) => e.metadata!.name!),
       );
+      const bumpsBefore = c.bumps;
+      await fault.changeEvents?.prepare(c);
       await bumpValues(c); // new values while the fault lasts: they must land once it is over
       const failedBefore = await failedReconciles(c.manager);
       const statusDuringFault: Record<string, number> = {};
@@ -642,6 +757,12 @@ async function main(): Promise<void> {
         const changes = new Map([...watch.dataChanges].map(([name, n]) => [name, n - (changesBefore.get(name) ?? 0)]));
         watch.violations.push(...(await eventStorm(c, eventsBefore, changes)));
       }
+      if (fault.changeEvents)
+        await afterChangeEventFault(c, {
+          keyChanges: watch.keyChanges,
+          keyChangesBefore,
+          bumps: c.bumps - bumpsBefore,
+        });
       watch.violations.push(...c.violations.splice(0));
       const r: FaultResult = {
         fault: fault.name,
