@@ -7,6 +7,8 @@ export interface BenchArgs {
   quick: boolean;
   profile: boolean;
   scale: boolean;
+  /** Only the change-events scenario (bench/change-events.ts). */
+  events: boolean;
   /** Where the results go. */
   out: string;
 }
@@ -19,6 +21,7 @@ export function parseBenchArgs(argv: string[], resultsDir: string): BenchArgs {
       out: { type: 'string' },
       profile: { type: 'boolean', default: false },
       scale: { type: 'boolean', default: false },
+      events: { type: 'boolean', default: false },
     },
   });
   const quick = values.quick;
@@ -26,6 +29,7 @@ export function parseBenchArgs(argv: string[], resultsDir: string): BenchArgs {
     quick,
     profile: values.profile,
     scale: values.scale,
+    events: values.events,
     out: values.out ?? join(resultsDir, quick ? 'quick.json' : 'latest.json'),
   };
 }

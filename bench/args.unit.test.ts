@@ -9,8 +9,10 @@ test('a full run and a scale run write latest.json; a quick run writes quick.jso
     quick: false,
     profile: false,
     scale: false,
+    events: false,
     out: join(RESULTS, 'latest.json'),
   });
+  expect(parseBenchArgs(['--events'], RESULTS)).toMatchObject({ events: true, out: join(RESULTS, 'latest.json') });
   expect(parseBenchArgs(['--scale'], RESULTS).out).toBe(join(RESULTS, 'latest.json'));
   expect(parseBenchArgs(['--quick'], RESULTS)).toMatchObject({ quick: true, out: join(RESULTS, 'quick.json') });
   expect(parseBenchArgs(['--quick', '--profile'], RESULTS).out).toBe(join(RESULTS, 'quick.json'));

@@ -23,6 +23,7 @@ import { repoRoot } from '../test/env/control-plane.js';
 import { managerKubeconfig } from '../test/env/manager-identity.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
 import { parseBenchArgs } from './args.js';
+import { changeEventsScenario, EVENT_SIZES } from './change-events.js';
 import { secretSync as secretSyncBody } from '../test/helpers/fixtures.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
@@ -724,6 +725,24 @@ async function managerMemory(m: RunningManager) {
   };
 }
 
+/** `--events`: its own stack; bench/change-events.ts. */
+async function changeEvents(): Promise<void> {
+  const stack = await bootStack();
+  try {
+    scenarios.changeEvents = {
+      at: new Date().toISOString(),
+      ...(await changeEventsScenario({
+        stack,
+        sizes: QUICK ? EVENT_SIZES.quick : EVENT_SIZES.full,
+        say,
+        start: { managerNode: managerNode(), providerNode: NODE_FLAGS.provider, hashKey: HASH_KEY },
+      })),
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
 async function scale(): Promise<void> {
   say(
     `scale: control plane, CRDs, the example file provider; one manager growing to ${Math.max(...SCALE.checkpoints)} SecretSyncs`,
@@ -969,19 +988,22 @@ function diff(
 async function main(): Promise<void> {
   if (!process.env.NODE_OPTIONS?.includes('preload.mjs')) throw new Error(`run with NODE_OPTIONS=--import ${PRELOAD}`);
   say(
-    `${args.scale ? 'scale' : QUICK ? 'quick' : 'full'} run on ${cpus().length} cores, ${round(totalmem() / 2 ** 30)} GiB; results → ${OUT}`,
+    `${args.scale ? 'scale' : args.events ? 'events' : QUICK ? 'quick' : 'full'} run on ${cpus().length} cores, ${round(totalmem() / 2 ** 30)} GiB; results → ${OUT}`,
   );
   // The scale scenario is its own run (about 20 minutes); each kind of run keeps the other's latest
   // figures in the file, each with the time it ran.
   const previous = existsSync(OUT)
     ? (JSON.parse(readFileSync(OUT, 'utf8')) as { at?: string; scenarios?: Record<string, unknown> })
     : {};
-  if (args.scale) {
-    for (const [k, v] of Object.entries(previous.scenarios ?? {})) if (k !== 'scale') scenarios[k] = v;
+  const own = args.scale ? 'scale' : args.events ? 'changeEvents' : undefined;
+  if (own) {
+    for (const [k, v] of Object.entries(previous.scenarios ?? {})) if (k !== own) scenarios[k] = v;
     results.otherScenariosAt = previous.at;
-    await scale();
+    if (args.scale) await scale();
+    else await changeEvents();
   } else {
     if (!QUICK && previous.scenarios?.scale) scenarios.scale = previous.scenarios.scale;
+    if (!QUICK && previous.scenarios?.changeEvents) scenarios.changeEvents = previous.scenarios.changeEvents;
     await withTestProvider();
     await withProviderAzure();
   }
