@@ -84,14 +84,38 @@ export function slim<T extends KubernetesObject>(o: T, table: StringTable = stri
   return out;
 }
 
-/** A Watch whose events carry slimmed objects (the informer caches what it is handed). */
+/** Whether a watch's end or ERROR event is 410 Gone: its resourceVersion was compacted or left the watch cache. */
+const isGone = (x: unknown): boolean => {
+  const e = x as { code?: unknown; statusCode?: unknown } | null | undefined;
+  return e?.code === 410 || e?.statusCode === 410;
+};
+
+/**
+ * A Watch whose events carry slimmed objects (the informer caches what it is handed), and which
+ * tells `onGone` when the apiserver expires the resourceVersion it resumes from: as an ERROR event
+ * (a watch that fell behind) or as the watch request's own 410 (a resume after the gap).
+ */
 class SlimWatch extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly onGone: () => void,
+  ) {
+    super(kc);
+  }
+
   override watch(...[path, params, callback, done]: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
     return super.watch(
       path,
       params,
-      (phase, obj, watchObj) => callback(phase, slim(obj as KubernetesObject), watchObj),
-      done,
+      (phase, obj, watchObj) => {
+        if (phase !== 'ERROR') return callback(phase, slim(obj as KubernetesObject), watchObj);
+        if (isGone(obj)) this.onGone();
+        callback(phase, obj, watchObj);
+      },
+      (err) => {
+        if (isGone(err)) this.onGone();
+        done(err);
+      },
     );
   }
 }
@@ -123,6 +147,7 @@ export function supervise<T extends KubernetesObject>(
   // Page by page, each slimmed before the next is read: one response of 50 000 whole SecretSyncs
   // did not fit a 256 MB heap beside its parse (measured: bench/README.md, Scale). The pages come
   // from one snapshot of the collection; the watch starts at its resourceVersion.
+  let lists = 0;
   const listed: ListPromise<T> = async () => {
     const first = await listPage(undefined);
     const items = first.items.map((o) => slim(o));
@@ -132,9 +157,15 @@ export function supervise<T extends KubernetesObject>(
       cont = continueOf(page);
     }
     setImmediate(markSynced);
+    // The informer compares this list with its cache: what changed or went in the gap is handled now.
+    if (lists++ > 0)
+      log.info('relisted', { what, objects: items.length, resourceVersion: first.metadata?.resourceVersion });
     return { ...first, items };
   };
-  const informer = new ListWatch<T>(path, new SlimWatch(kc), listed, false);
+  // The informer then lists afresh: nothing that changed while its watch was behind is lost.
+  const gone = () =>
+    log.info('watch expired (410 Gone); relisting', { what, resourceVersion: informer.latestResourceVersion() });
+  const informer = new ListWatch<T>(path, new SlimWatch(kc, gone), listed, false);
   let stopped = false;
   let delay = 1_000;
   informer.on('connect', () => {

@@ -10,7 +10,7 @@ import { repoRoot, startControlPlane, yamlFilesIn, type ControlPlane } from '../
 import { serviceAccountKubeconfig } from '../../test/env/manager-identity.js';
 import { createCa } from '../../test/env/pki.js';
 import { loadStackInfo } from '../../test/env/stack.js';
-import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
+import { defaultServiceAccount, eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
 import { startTestProvider, type TestProvider } from '../../test/helpers/provider.js';
 import { secretProviderClass, secretSync as secretSyncBody } from '../../test/helpers/fixtures.js';
@@ -163,28 +163,14 @@ describe.each([
       kc.loadFromFile(kubeconfig);
       const core = kc.makeApiClient(CoreV1Api);
       await core.createNamespace({ body: { metadata: { name: namespace } } });
-      await eventually(
-        async () =>
-          (await core.readNamespacedServiceAccount({ name: 'default', namespace }).catch(() => undefined))
-            ? true
-            : undefined,
-        30_000,
-        'the default ServiceAccount',
-      );
+      await defaultServiceAccount(core, namespace);
       custom = kc.makeApiClient(CustomObjectsApi);
     } else {
       kubeconfig = loadStackInfo().k8s.kubeconfig;
       const ns = await tempNamespace(k.core, 'ours');
       namespace = ns.name;
       dispose = ns.dispose;
-      await eventually(
-        async () =>
-          (await k.core.readNamespacedServiceAccount({ name: 'default', namespace }).catch(() => undefined))
-            ? true
-            : undefined,
-        30_000,
-        'the default ServiceAccount',
-      );
+      await defaultServiceAccount(k.core, namespace);
       custom = k.custom;
     }
     provider = await startTestProvider('test');

@@ -12,6 +12,8 @@ export interface ApiserverOptions {
   certs: ControlPlaneCerts;
   /** Where the apiserver keeps certificates it makes itself. */
   certDir: string;
+  /** Flags after the stack's own (a later one wins): a test's runtime-config, watch cache or compaction. */
+  extraArgs?: string[];
 }
 
 export class Apiserver extends Component {
@@ -51,6 +53,7 @@ export class Apiserver extends Component {
       '--endpoint-reconciler-type=none',
       '--profiling=false',
       '--allow-privileged=true',
+      ...(this.opts.extraArgs ?? []),
     ];
   }
 

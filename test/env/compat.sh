@@ -2,9 +2,9 @@
 # The clusters users run besides the newest: the guide's minimum (Kubernetes 1.27, etcd) and K3s's
 # default datastore (kine over SQLite, on the newest release). Each runs the walkthrough, the
 # chart's install and its admission-policy probes, the CRD's schema checks and the manager's own
-# ownership checks and the Lease tests against a stack of its own; kine also the paged first list
-# and the apiserver-restart test, where its list, watch and compaction differ from etcd. The rest
-# of the suite runs on the newest release with etcd only.
+# ownership checks and the Lease tests against a stack of its own; kine also the paged first list,
+# the apiserver-restart test and the relist after a watch fell behind compaction, where its list,
+# watch and compaction differ from etcd. The rest of the suite runs on the newest release with etcd only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export NODE_OPTIONS='--import ./test/env/preload.mjs'
@@ -21,4 +21,5 @@ COMMON=(
 echo "::: Kubernetes 1.27 on etcd"
 K8S_VERSION=1.27 jest "${COMMON[@]}"
 echo "::: the newest Kubernetes on kine (SQLite)"
-SSS_DATASTORE=kine jest "${COMMON[@]}" controller/test/paging.int.test.ts controller/test/restart.int.test.ts
+SSS_DATASTORE=kine jest "${COMMON[@]}" controller/test/paging.int.test.ts controller/test/restart.int.test.ts \
+  controller/test/compaction.int.test.ts

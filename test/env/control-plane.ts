@@ -164,6 +164,8 @@ export async function startControlPlane(opts: {
   kubeVersion?: string;
   /** etcd (default), or kine over SQLite as K3s runs by default; SSS_DATASTORE sets the default. */
   datastore?: Datastore;
+  /** Extra kube-apiserver flags, e.g. `--runtime-config=...` or `--etcd-compaction-interval=2s`. */
+  apiserverArgs?: string[];
 }): Promise<ControlPlane> {
   const log = opts.log ?? (() => undefined);
   const version = resolveKubeVersion(opts.kubeVersion);
@@ -176,6 +178,7 @@ export async function startControlPlane(opts: {
     ca: opts.ca,
     version,
     datastore,
+    apiserverArgs: opts.apiserverArgs,
   });
   const stop = async () => {
     // Each after everything that uses it.
@@ -235,7 +238,14 @@ export async function startControlPlane(opts: {
  * The control plane's parts, not started yet: its certificates and admin kubeconfig written, ports
  * chosen, and each component told where the one before it listens.
  */
-async function components(o: { binDir: string; stateDir: string; ca: Ca; version: string; datastore: Datastore }) {
+async function components(o: {
+  binDir: string;
+  stateDir: string;
+  ca: Ca;
+  version: string;
+  datastore: Datastore;
+  apiserverArgs?: string[];
+}) {
   const { binDir, stateDir, version } = o;
   const dir = join(stateDir, 'control-plane');
   const certs = writeControlPlaneCerts(join(dir, 'pki'), o.ca, NODE_NAME);
@@ -255,6 +265,7 @@ async function components(o: { binDir: string; stateDir: string; ca: Ca; version
     etcdUrl: etcd.url,
     certs,
     certDir: join(dir, 'apiserver-certs'),
+    extraArgs: o.apiserverArgs,
   });
   const kubeconfig = writeAdminKubeconfig(join(dir, 'kubeconfig'), apiserver.url, certs);
   const kcm = new ControllerManager({ binDir, stateDir, kubeconfig, apiserver, version });

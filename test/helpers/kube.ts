@@ -39,6 +39,18 @@ export async function tempNamespace(
   };
 }
 
+/** Waits for the namespace's `default` ServiceAccount, which kube-controller-manager makes. */
+export async function defaultServiceAccount(core: CoreV1Api, namespace: string): Promise<void> {
+  await eventually(
+    async () =>
+      (await core.readNamespacedServiceAccount({ name: 'default', namespace }).catch(() => undefined))
+        ? true
+        : undefined,
+    30_000,
+    'the default ServiceAccount',
+  );
+}
+
 /** Polls until `check` returns a value (not undefined) or the timeout passes. */
 export async function eventually<T>(
   check: () => Promise<T | undefined>,
