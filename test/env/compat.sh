@@ -3,8 +3,9 @@
 # default datastore (kine over SQLite, on the newest release). Each runs the walkthrough, the
 # chart's install and its admission-policy probes, the CRD's schema checks and the manager's own
 # ownership checks and the Lease tests against a stack of its own; kine also the paged first list,
-# the apiserver-restart test and the relist after a watch fell behind compaction, where its list,
-# watch and compaction differ from etcd. The rest of the suite runs on the newest release with etcd only.
+# the apiserver restart (the manager's test and the fault matrix's row) and the relist after a
+# watch fell behind compaction, where its list, watch and compaction differ from etcd. The rest of
+# the suite runs on the newest release with etcd only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export NODE_OPTIONS='--import ./test/env/preload.mjs'
@@ -21,5 +22,6 @@ COMMON=(
 echo "::: Kubernetes 1.27 on etcd"
 K8S_VERSION=1.27 jest "${COMMON[@]}"
 echo "::: the newest Kubernetes on kine (SQLite)"
-SSS_DATASTORE=kine jest "${COMMON[@]}" controller/test/paging.int.test.ts controller/test/restart.int.test.ts \
-  controller/test/compaction.int.test.ts
+# The fault matrix there runs only its apiserver-restart row (FAULTS_ONLY, test/faults/run.ts).
+SSS_DATASTORE=kine FAULTS_ONLY='kube-apiserver restarted' jest "${COMMON[@]}" controller/test/paging.int.test.ts \
+  controller/test/restart.int.test.ts controller/test/compaction.int.test.ts test/faults/faults.int.test.ts

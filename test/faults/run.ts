@@ -10,6 +10,8 @@
 //   npm run faults                  8 s faults, 200 SecretSyncs (npm test runs this)
 //   npm run faults -- --long        60 s faults, 500 SecretSyncs
 //   npm run faults -- --out=f.json  where the figures go (default bench/results/faults.json)
+//   FAULTS_ONLY='kube-apiserver restarted' npm run faults   only the rows whose names contain it
+//                                   (test/env/compat.sh runs that row on kine)
 import { CoordinationV1Api, Watch, type V1Secret } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metricSum, pool, round } from '../../bench/lib.js';
 import { AzureStack } from '../env/azure/client.js';
-import { repoRoot, yamlFilesIn } from '../env/control-plane.js';
+import { datastoreFromEnv, repoRoot, yamlFilesIn } from '../env/control-plane.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../env/stack.js';
 import { changeQueueFlags, writeProviderToken } from '../helpers/change-queue.js';
 import { azureParameters, secretProviderClass, secretSync } from '../helpers/fixtures.js';
@@ -601,6 +603,15 @@ async function afterChangeEventFault(
   }
 }
 
+/** The rows FAULTS_ONLY names (a part of their names), or all; a name that matches none is an error. */
+function selectedFaults(only = process.env.FAULTS_ONLY): Fault[] {
+  if (!only) return FAULTS;
+  const picked = FAULTS.filter((f) => f.name.includes(only));
+  if (!picked.length)
+    throw new Error(`FAULTS_ONLY='${only}' names no fault of: ${FAULTS.map((f) => f.name).join('; ')}`);
+  return picked;
+}
+
 async function setUp(stack: Stack): Promise<Ctx> {
   const k = kube();
   const azure = new AzureStack(stack.info);
@@ -663,7 +674,10 @@ async function setUp(stack: Stack): Promise<Ctx> {
 async function main(): Promise<void> {
   if (!process.env.NODE_OPTIONS?.includes('preload.mjs')) throw new Error(`run with NODE_OPTIONS=--import ${PRELOAD}`);
   const started = Date.now();
-  log(`fault matrix: ${CLASSES * PER_CLASS} SecretSyncs over ${CLASSES} classes, faults of ${FAULT_MS / 1000} s`);
+  const faults = selectedFaults();
+  log(
+    `fault matrix: ${CLASSES * PER_CLASS} SecretSyncs over ${CLASSES} classes, ${faults.length} of ${FAULTS.length} faults of ${FAULT_MS / 1000} s, on ${datastoreFromEnv()}`,
+  );
   const stack = await startStack({ manifests: yamlFilesIn(join(repoRoot, 'deploy', 'crds')), log: () => undefined });
   Object.assign(process.env, toEnv(stack.info), { NODE_EXTRA_CA_CERTS: stack.info.caFile });
   let ctx: Ctx | undefined;
@@ -708,7 +722,7 @@ async function main(): Promise<void> {
     log(`initial sync of ${CLASSES * PER_CLASS} done in ${round((Date.now() - started) / 1000)} s since start`);
 
     const results: FaultResult[] = [];
-    for (const fault of FAULTS) {
+    for (const fault of faults) {
       const c = ctx;
       if (fault.countsEvents) await eventsSettled(c);
       // Before the new values: a change they cause, and its Event, falls inside what is counted.
