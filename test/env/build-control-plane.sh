@@ -3,11 +3,19 @@
 # from the Go module proxy into a per-version cache outside the repository. Prints the cache folder
 # on its last line. A second run with the binaries present does nothing; a cache made before the
 # node binaries existed builds only those (the Go build cache already holds most of their packages).
-# K8S_VERSION picks the release; K8S_BINS narrows what is built (an older release tested without a
-# node needs only "kube-apiserver kube-controller-manager").
+# K8S_VERSION picks the release: 1.N.P, or a minor (1.27) for the release test/env/versions.ts
+# names; K8S_BINS narrows what is built (an older release tested without a node needs only
+# "kube-apiserver kube-controller-manager").
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.36.3}"
+K8S_VERSION="${K8S_VERSION#v}"
+if [[ "$K8S_VERSION" =~ ^1\.[0-9]+$ ]]; then
+  # The line `  '1.27': '1.27.16',` of KUBE_VERSIONS: one list of releases for the scripts and the tests.
+  release="$(sed -n "s/^  '${K8S_VERSION//./\\.}': '\(1\.[0-9]*\.[0-9]*\)',\$/\1/p" "$(dirname "$0")/versions.ts")"
+  [[ -n "$release" ]] || { echo "K8S_VERSION=$K8S_VERSION: test/env/versions.ts names no release of that minor" >&2; exit 1; }
+  K8S_VERSION="$release"
+fi
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 CACHE_ROOT="${SSS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/secret-store-sync}"
 OUT="$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
