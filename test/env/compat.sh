@@ -2,10 +2,11 @@
 # The clusters users run besides the newest: the guide's minimum (Kubernetes 1.27, etcd) and K3s's
 # default datastore (kine over SQLite, on the newest release). Each runs the walkthrough, the
 # chart's install and its admission-policy probes, the CRD's schema checks and the manager's own
-# ownership checks and the Lease tests against a stack of its own; kine also the paged first list,
-# the apiserver restart (the manager's test and the fault matrix's row) and the relist after a
-# watch fell behind compaction, where its list, watch and compaction differ from etcd. The rest of
-# the suite runs on the newest release with etcd only.
+# ownership checks and the Lease tests against a stack of its own. 1.27 also runs the chart's pod
+# on its own kubelet. kine also runs the paged first list, the apiserver restart (the manager's
+# test and the fault matrix's row) and the relist after a watch fell behind compaction, where its
+# list, watch and compaction differ from etcd. The rest of the suite runs on the newest release
+# with etcd only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export NODE_OPTIONS='--import ./test/env/preload.mjs'
@@ -20,7 +21,8 @@ COMMON=(
   controller/test/leader.int.test.ts
 )
 echo "::: Kubernetes 1.27 on etcd"
-K8S_VERSION=1.27 jest "${COMMON[@]}"
+# And the chart's pod on 1.27's kubelet (.ci/run builds it and the scheduler).
+K8S_VERSION=1.27 jest "${COMMON[@]}" deploy/test/pod.int.test.ts
 echo "::: the newest Kubernetes on kine (SQLite)"
 # The fault matrix there runs only its apiserver-restart row (FAULTS_ONLY, test/faults/run.ts).
 SSS_DATASTORE=kine FAULTS_ONLY='kube-apiserver restarted' jest "${COMMON[@]}" controller/test/paging.int.test.ts \

@@ -66,6 +66,11 @@ export async function startKubelet(o: KubeletOptions): Promise<RunningKubelet> {
       `--cert-dir=${join(kubeletDir, 'pki')}`,
       `--hostname-override=${NODE_NAME}`,
       `--node-ip=${o.ip}`,
+      // cAdvisor's own containerd client, on the node's socket rather than /run/containerd's, as
+      // K3s sets it. 1.27's and 1.30's kubelets take a container's memory (rssBytes in
+      // /stats/summary) from cAdvisor only (1.36's from the CRI), and without it cAdvisor knows no
+      // container of a pod. Deprecated, but every release here takes it.
+      `--containerd=${o.socket}`,
       '--v=1',
     ],
     stateDir: o.dir,
