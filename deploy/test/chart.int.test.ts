@@ -20,6 +20,12 @@ const RELEASE = 'chart-test';
 const RELEASE_NS = 'sss-chart';
 const SA = 'secret-store-sync-manager';
 const MANAGER_USER = `system:serviceaccount:${RELEASE_NS}:${SA}`;
+/**
+ * The policies' API to install instead of the one the cluster's discovery picks (the chart's
+ * admissionPolicies.apiVersion): `v1beta1`, on a 1.30 stack that serves it too, proves the
+ * policies 1.28-1.29 get (README, Kubernetes versions and K3s).
+ */
+const ADMISSION_API = process.env.SSS_ADMISSION_API_VERSION;
 const info = loadStackInfo();
 const k = kube();
 const helmBin = execFileSync('bash', [join(repoRoot, 'test', 'env', 'build-helm.sh')], {
@@ -83,6 +89,7 @@ beforeAll(async () => {
     '--create-namespace',
     '--set',
     'rotationPollIntervalInSeconds=3600',
+    ...(ADMISSION_API ? ['--set', `admissionPolicies.apiVersion=${ADMISSION_API}`] : []),
   );
   managerKubeconfig = await serviceAccountKubeconfig(
     info,
@@ -664,6 +671,40 @@ test('docker-compose.yml runs the same two containers as the chart: socket path 
     expect(c.volumeMounts).toContainEqual({ name: 'provider-sockets', mountPath: '/provider' });
   for (const svc of Object.values(compose.services)) expect(svc.volumes).toContain('provider-sockets:/provider');
   expect(provider.args).toContain(`--endpoint=unix://${chartFlags['--provider-dir']}/azure.sock`);
+});
+
+test('the policies take the API the cluster serves: v1, else v1beta1, else none, whatever its release', () => {
+  const VAP = 'admissionregistration.k8s.io/v1beta1/ValidatingAdmissionPolicy';
+  const policyApis = (...args: string[]) => [
+    ...new Set(
+      parseAllDocuments(helm('template', RELEASE, CHART, '--namespace', RELEASE_NS, ...args))
+        .map((d) => d.toJSON() as { kind?: string; apiVersion?: string } | null)
+        .filter((d) => d?.kind?.startsWith('ValidatingAdmissionPolicy'))
+        .map((d) => d!.apiVersion),
+    ),
+  ];
+  const v1 = 'admissionregistration.k8s.io/v1';
+  const v1beta1 = 'admissionregistration.k8s.io/v1beta1';
+  // Without a cluster, the release decides (helm's own list of APIs names no kinds).
+  expect(policyApis('--kube-version', '1.30.0')).toEqual([v1]);
+  expect(policyApis('--kube-version', '1.29.0')).toEqual([]);
+  expect(policyApis('--kube-version', '1.29.0', '--api-versions', VAP)).toEqual([v1beta1]);
+  // A cluster's discovery lists kinds (v1/Namespace): then it alone decides, even on 1.30+ with v1 off.
+  expect(policyApis('--kube-version', '1.30.0', '--api-versions', 'v1/Namespace', '--api-versions', VAP)).toEqual([
+    v1beta1,
+  ]);
+  expect(policyApis('--kube-version', '1.31.0', '--api-versions', 'v1/Namespace')).toEqual([]);
+  expect(policyApis('--kube-version', '1.27.0', '--set', 'admissionPolicies.apiVersion=v1beta1')).toEqual([v1beta1]);
+});
+
+test('the policies installed are of the API the cluster serves, or of admissionPolicies.apiVersion', () => {
+  const installed = parseAllDocuments(helm('get', 'manifest', RELEASE, '--namespace', RELEASE_NS))
+    .map((d) => d.toJSON() as { kind?: string; apiVersion?: string } | null)
+    .filter((d) => d?.kind?.startsWith('ValidatingAdmissionPolicy'))
+    .map((d) => d!.apiVersion);
+  const expected = ADMISSION_API ?? (servesAdmissionPolicies(info.k8s.version) ? 'v1' : undefined);
+  // Four policies, each with its binding.
+  expect(installed).toEqual(expected ? Array(8).fill(`admissionregistration.k8s.io/${expected}`) : []);
 });
 
 test('the committed plain manifests are what the chart renders; the policies in a file of their own', () => {

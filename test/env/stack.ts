@@ -66,6 +66,11 @@ export interface StartStackOptions {
   handleSignals?: boolean;
   /** A Kubernetes release or minor (see versions.ts); the newest by default. */
   kubeVersion?: string;
+  /**
+   * kube-apiserver's --runtime-config, e.g. `admissionregistration.k8s.io/v1beta1=true` to serve an
+   * API a release has off by default; SSS_RUNTIME_CONFIG by default.
+   */
+  runtimeConfig?: string;
 }
 
 export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
@@ -92,6 +97,7 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
     // The binaries first (a first run builds them, for minutes): the stand-in's readiness wait and
     // every other clock start only once there is nothing left to build.
     const kubeVersion = resolveKubeVersion(opts.kubeVersion);
+    const runtimeConfig = opts.runtimeConfig ?? process.env.SSS_RUNTIME_CONFIG;
     await ensureBinaries(log, kubeVersion);
     const started = Date.now();
     const azureStart = startAzure({ dir, ca, caFile, tenantId: opts.tenantId ?? randomUUID(), log });
@@ -102,6 +108,7 @@ export async function startStack(opts: StartStackOptions = {}): Promise<Stack> {
       log,
       handleSignals: opts.handleSignals ?? true,
       kubeVersion,
+      apiserverArgs: runtimeConfig ? [`--runtime-config=${runtimeConfig}`] : [],
     });
     const azure = await azureStart;
     processes.push(...azure.processes);

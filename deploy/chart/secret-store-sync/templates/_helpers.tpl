@@ -35,17 +35,21 @@ system:serviceaccount:{{ .Release.Namespace }}:{{ .Values.serviceAccountName }}
 {{/*
 The ValidatingAdmissionPolicy API the cluster serves: v1 from Kubernetes 1.30 (GA, on by default),
 v1beta1 on 1.28-1.29 only where the cluster serves it (off by default there), none on 1.27.
-`helm template` without a cluster decides from --kube-version (or helm's own default).
+Against a cluster (install, upgrade) its discovery alone decides, whatever its release: a 1.30+
+cluster may have v1 turned off. Only `helm template` without one decides from --kube-version (or
+helm's own default): helm's built-in list names API groups but no kinds, so `v1/Namespace` tells the two apart.
 */}}
 {{- define "sss.admissionApiVersion" -}}
 {{- $g := "admissionregistration.k8s.io" -}}
-{{- $kube := .Capabilities.KubeVersion.Version -}}
+{{- $apis := .Capabilities.APIVersions -}}
 {{- if .Values.admissionPolicies.apiVersion -}}
 {{- printf "%s/%s" $g .Values.admissionPolicies.apiVersion -}}
-{{- else if or (.Capabilities.APIVersions.Has (printf "%s/v1/ValidatingAdmissionPolicy" $g)) (semverCompare ">=1.30.0-0" $kube) -}}
+{{- else if $apis.Has (printf "%s/v1/ValidatingAdmissionPolicy" $g) -}}
 {{- printf "%s/v1" $g -}}
-{{- else if .Capabilities.APIVersions.Has (printf "%s/v1beta1/ValidatingAdmissionPolicy" $g) -}}
+{{- else if $apis.Has (printf "%s/v1beta1/ValidatingAdmissionPolicy" $g) -}}
 {{- printf "%s/v1beta1" $g -}}
+{{- else if and (not ($apis.Has "v1/Namespace")) (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) -}}
+{{- printf "%s/v1" $g -}}
 {{- end -}}
 {{- end -}}
 
