@@ -52,6 +52,8 @@ export interface Config {
   shutdownGraceSeconds: number;
   /** Deadline of every apiserver call (watches excepted). */
   apiTimeoutSeconds: number;
+  /** Rollout restarts of opted-in workloads (restarts.ts). */
+  restarts: { enabled: boolean; debounceSeconds: number; minIntervalSeconds: number };
 }
 
 // Not bootstrap.kubernetes.io/token: whoever may create SecretSyncs in kube-system could then write
@@ -216,6 +218,21 @@ export const FLAGS = {
     default: '30',
     help: 'deadline of every apiserver call (watches excepted).',
   },
+  restarts: {
+    type: 'string',
+    default: 'false',
+    help: 'true: roll the Deployments, StatefulSets and DaemonSets that opted in when a SecretSync they name changes value (needs get, list and patch on them).',
+  },
+  'restart-debounce-seconds': {
+    type: 'string',
+    default: '30',
+    help: "changes of one namespace's SecretSyncs within this many seconds of the first give one rollout per workload (1 to 3600).",
+  },
+  'restart-min-interval-seconds': {
+    type: 'string',
+    default: '300',
+    help: 'at most one rollout per workload within this many seconds; a later change waits (0 to 86400).',
+  },
   version: { type: 'boolean', default: false, help: 'print the version and exit.' },
   help: { type: 'boolean', default: false, help: 'print this text and exit.' },
 } as const satisfies FlagTable;
@@ -291,9 +308,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       throw new ConfigError(`--${flag} must be an IP address (0.0.0.0 or :: for all), got '${str(flag)}'`, flag);
     return str(flag);
   };
-  const leader = str('leader-elect').toLowerCase();
-  if (leader !== 'true' && leader !== 'false')
-    throw new ConfigError(`--leader-elect must be true or false, got '${str('leader-elect')}'`);
+  const bool = (k: 'leader-elect' | 'restarts') => {
+    const v = str(k).toLowerCase();
+    if (v !== 'true' && v !== 'false') throw new ConfigError(`--${k} must be true or false, got '${str(k)}'`, k);
+    return v === 'true';
+  };
   const workers = int('workers', 1, 512);
   const rotationIntervalSeconds = int('rotation-poll-interval-seconds', 0, 31 * 86_400);
   // Default: a tenth of the interval (inside the rotation's own ±10 % jitter), at most 5 minutes.
@@ -328,7 +347,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     healthBindAddress: address('health-bind-address'),
     metricsBindAddress: address('metrics-bind-address'),
     logLevel: logLevel as Config['logLevel'],
-    leaderElect: leader === 'true',
+    leaderElect: bool('leader-elect'),
     leaderElectionNamespace: str('leader-election-namespace') || env.POD_NAMESPACE || 'default',
     leaderElectionId: str('leader-election-id'),
     leaseDurationSeconds: int('lease-duration-seconds', 5, 600),
@@ -336,6 +355,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     podUid: env.POD_UID || '',
     shutdownGraceSeconds: int('shutdown-grace-seconds', 0, 600),
     apiTimeoutSeconds: int('api-timeout-seconds', 1, 600),
+    restarts: {
+      enabled: bool('restarts'),
+      debounceSeconds: int('restart-debounce-seconds', 1, 3600),
+      minIntervalSeconds: int('restart-min-interval-seconds', 0, 86_400),
+    },
   };
 }
 

@@ -1,7 +1,13 @@
 // The manager's loop: informers feed a two-lane queue, N workers reconcile, and what each run says
 // should happen next — the rotation, an expiry check, a retry with backoff — is scheduled by one
 // policy (schedule.ts).
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { errorCode, errorMessage, errorStack, type ChangeNotice } from '@secret-store-sync/proto';
 import {
   SPC_GROUP,
@@ -31,11 +37,12 @@ import { Backoff, WorkQueue, type QueueItem } from './queue.js';
 import { CHANGE_LOGS, FAILURES } from './messages.js';
 import { SyncError } from './reasons.js';
 import { reconcile } from './reconcile.js';
+import { appsWorkloadApi, isValueChange, Restarts } from './restarts.js';
 import { NOTHING, schedule, type Next, type Scheduling } from './schedule.js';
 import { SecretWriter } from './secret-writer.js';
 import { FRESH, SharedMounts, type Share } from './shared-mounts.js';
 import { logOutcome } from './sync-log.js';
-import { countByReadyReason, StatusReporter, storedExpiry } from './status.js';
+import { countByReadyReason, StatusReporter, storedExpiry, type Outcome } from './status.js';
 import { apiMessage, TokenCache } from './tokens.js';
 
 /** What the manager's loop is built from: parsed configuration, API clients, and its outputs. */
@@ -74,6 +81,8 @@ export class Controller {
   /** Change key → SecretSyncs, and the providers' notice streams (while leading). */
   private readonly changeIndex: ChangeIndex;
   private readonly changeStreams: ChangeStreams;
+  /** Rollout restarts of the workloads that opted in (--restarts); undefined when off. */
+  private readonly restarts?: Restarts;
 
   private readonly kc: KubeConfig;
   private readonly cfg: Config;
@@ -118,11 +127,22 @@ export class Controller {
       perSecretSync: cfg.maxExpirySeriesPerSecretSync,
       total: cfg.maxExpirySeries,
     });
-    this.reporter = new StatusReporter(
-      this.custom,
-      new EventRecorder(core, { instance: cfg.podName, log, onDropped: () => metrics.eventsDropped.inc() }),
-      cfg.expiryWarningSeconds * 1000,
-    );
+    const events = new EventRecorder(core, {
+      instance: cfg.podName,
+      log,
+      onDropped: () => metrics.eventsDropped.inc(),
+    });
+    this.reporter = new StatusReporter(this.custom, events, cfg.expiryWarningSeconds * 1000);
+    if (cfg.restarts.enabled)
+      this.restarts = new Restarts({
+        api: appsWorkloadApi(clients.make(AppsV1Api)),
+        versionsOf: (ns, name) => this.secretSyncs.get(ns, name)?.status?.syncedObjectVersions,
+        events,
+        metrics,
+        log,
+        debounceMs: cfg.restarts.debounceSeconds * 1000,
+        minIntervalMs: cfg.restarts.minIntervalSeconds * 1000,
+      });
     this.scheduling = {
       queue: this.queue,
       backoff: this.backoff,
@@ -382,7 +402,14 @@ export class Controller {
     }
     logOutcome(this.log, { secretSync: key, outcome, durationMs: Math.round(seconds * 1000) });
     if (outcome.ok) this.setExpiryMetrics(ss, outcome.expiresOn);
+    // After the status write: a failed one is retried, and the retry detects the change again.
+    this.restartFor(ss, outcome);
     return next;
+  }
+
+  /** A real value change rolls the workloads that named the SecretSync (restarts.ts). */
+  private restartFor(ss: SecretSync, outcome: Outcome): void {
+    if (outcome.ok && this.restarts && isValueChange(ss, outcome)) this.restarts.changed(ss, outcome.versions);
   }
 
   /**
@@ -430,6 +457,7 @@ export class Controller {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.sockets.stop();
     this.changeStreams.stop();
+    await this.restarts?.stop();
     await Promise.race([Promise.all([...this.inFlight]), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await Promise.allSettled([this.secretSyncs?.stop(), this.spcs?.stop()]);
     this.providers.close();

@@ -83,9 +83,18 @@ export class EventRecorder {
 
   /** Fire and forget: an Event that cannot be written must not fail the sync. */
   record(ss: SecretSync, type: 'Normal' | 'Warning', reason: string, message: Text): void {
+    this.recordOn(secretSyncRef(ss), { type, reason, message });
+  }
+
+  /** An Event on any object of the namespace (a workload a restart rolled: restarts.ts). */
+  recordOn(
+    ref: InvolvedObject,
+    e: { type: 'Normal' | 'Warning'; reason: string; message: Text; action?: string },
+  ): void {
+    const { type, reason } = e;
     const now = this.o.now?.() ?? new Date();
-    const text = message.slice(0, 1024);
-    const key = JSON.stringify([ss.metadata.namespace, ss.metadata.name, ss.metadata.uid, type, reason, text]);
+    const text = e.message.slice(0, 1024);
+    const key = JSON.stringify([ref.namespace, ref.kind, ref.name, ref.uid, type, reason, text]);
     const seen = this.cache.get(key);
     if (seen) {
       seen.count++;
@@ -96,8 +105,8 @@ export class EventRecorder {
     }
     const series: Series = {
       key,
-      namespace: ss.metadata.namespace,
-      body: eventBody({ ss, type, reason, message: text, instance: this.o.instance, now }),
+      namespace: ref.namespace,
+      body: eventBody({ ref, type, reason, message: text, instance: this.o.instance, now, action: e.action ?? 'Sync' }),
       count: 1,
       lastTimestamp: now,
       created: false,
@@ -236,33 +245,45 @@ function eventName(body: EventBody): string {
   return `${body.involvedObject.name!.slice(0, 200)}.${Date.now().toString(16)}${randomBytes(4).toString('hex')}`;
 }
 
+/** The object an Event is about. */
+export interface InvolvedObject {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid: string;
+  resourceVersion?: string;
+}
+
+const secretSyncRef = (ss: SecretSync): InvolvedObject => ({
+  apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
+  kind: 'SecretSync',
+  name: ss.metadata.name,
+  namespace: ss.metadata.namespace,
+  uid: ss.metadata.uid,
+  ...(ss.metadata.resourceVersion ? { resourceVersion: ss.metadata.resourceVersion } : {}),
+});
+
 function eventBody(o: {
-  ss: SecretSync;
+  ref: InvolvedObject;
   type: string;
   reason: string;
   message: string;
   instance: string;
   now: Date;
+  action: string;
 }): EventBody {
-  const { ss, now } = o;
-  const involvedObject = {
-    apiVersion: `${SYNC_GROUP}/${SYNC_VERSION}`,
-    kind: 'SecretSync',
-    name: ss.metadata.name,
-    namespace: ss.metadata.namespace,
-    uid: ss.metadata.uid,
-    resourceVersion: ss.metadata.resourceVersion,
-  };
+  const { ref, now } = o;
   const body: EventBody = {
-    metadata: { namespace: ss.metadata.namespace },
-    involvedObject,
+    metadata: { namespace: ref.namespace },
+    involvedObject: { ...ref },
     reason: o.reason,
     message: o.message,
     type: o.type,
     source: { component: REPORTING_CONTROLLER },
     reportingComponent: REPORTING_CONTROLLER,
     reportingInstance: o.instance,
-    action: 'Sync',
+    action: o.action,
     firstTimestamp: now,
     lastTimestamp: now,
     count: 1,

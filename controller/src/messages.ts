@@ -207,3 +207,23 @@ export const CHANGE_LOGS = {
   notReceiving: 'change notices: the provider receives no change events; SecretSyncs are polled meanwhile',
   notice: 'change notice',
 } as const;
+
+const versionList = (versions: readonly { id: string; version: string }[]) =>
+  versions
+    .slice(0, 10)
+    .map((v) => `${v.id}=${v.version}`)
+    .join(', ') + (versions.length > 10 ? ` and ${versions.length - 10} more` : '');
+
+/** The Events of a rollout restart (restarts.ts): names and versions, never values. */
+export const RESTARTS = {
+  /** On the workload: which SecretSyncs changed, to which versions. */
+  workload: (o: { annotation: string; changes: { name: string; versions: { id: string; version: string }[] }[] }) =>
+    text(
+      `Rolled out (pod template annotation ${o.annotation}) for new values of ${o.changes
+        .map((c) => `SecretSync ${c.name} (${versionList(c.versions) || 'no versions'})`)
+        .join('; ')}.`,
+    ),
+  /** On each SecretSync that changed: which workload it rolled. */
+  secretSync: (o: { kind: string; name: string; versions: { id: string; version: string }[] }) =>
+    text(`Rolled out ${o.kind} ${o.name} for the new values. Versions: ${versionList(o.versions) || 'none'}`),
+};

@@ -79,6 +79,19 @@ export function createMetrics() {
       help: 'Events not written because too many were already waiting for the apiserver (the status still holds the outcome)',
       registers: [registry],
     }),
+    // By namespace and kind: namespaces are the cluster admin's, kinds three; workload names are tenants' and stay out.
+    restarts: new Counter({
+      name: 'secretsync_workload_restarts_total',
+      help: 'Rollout restarts of opted-in workloads after a real value change of a SecretSync they name, by namespace and kind',
+      labelNames: ['namespace', 'kind'] as const,
+      registers: [registry],
+    }),
+    restartsSkipped: new Counter({
+      name: 'secretsync_workload_restarts_skipped_total',
+      help: 'Rollout restarts not made, by reason: debounced (joined a pending rollout), rate_limited (postponed to the minimum interval), unchanged (already rolled for these versions), not_opted_in, invalid_annotation, capacity, failed',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: 'secretsync_leader',
       help: '1 while this manager holds the lease',

@@ -110,3 +110,12 @@ test('the old --token-audiences, which gave every provider the same tokens, is r
     );
   }
 });
+
+test('restarts are off unless --restarts=true; their window and interval are bounded', () => {
+  expect(parse().restarts).toEqual({ enabled: false, debounceSeconds: 30, minIntervalSeconds: 300 });
+  expect(parse('--restarts=true', '--restart-debounce-seconds=5', '--restart-min-interval-seconds=0').restarts).toEqual(
+    { enabled: true, debounceSeconds: 5, minIntervalSeconds: 0 },
+  );
+  expect(() => parse('--restarts=yes')).toThrow(/--restarts must be true or false/);
+  expect(() => parse('--restart-debounce-seconds=0')).toThrow(/--restart-debounce-seconds must be a whole number/);
+});
