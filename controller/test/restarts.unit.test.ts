@@ -106,6 +106,7 @@ function setup(workloads: Workload[], o: { debounceMs?: number; minIntervalMs?: 
   const apps = fakeApps(workloads);
   const counts: Record<string, number> = {};
   const events: string[] = [];
+  const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
   let now = 0;
   const restarts = new Restarts({
     api: apps.api,
@@ -115,13 +116,8 @@ function setup(workloads: Workload[], o: { debounceMs?: number; minIntervalMs?: 
       recordOn: (ref, e) => events.push(`${ref.kind}/${ref.name} ${e.type} ${e.reason}`),
     },
     metrics: {
-      restarts: {
-        inc: (l: Record<string, string>) => (
-          (counts[`restarts ${l.namespace} ${l.kind}`] ??= 0),
-          counts[`restarts ${l.namespace} ${l.kind}`]++
-        ),
-      },
-      restartsSkipped: { inc: (l: Record<string, string>) => ((counts[l.reason!] ??= 0), counts[l.reason!]++) },
+      restarts: { inc: (l: Record<string, string>) => count(`restarts ${l.namespace} ${l.kind}`) },
+      restartsSkipped: { inc: (l: Record<string, string>) => count(l.reason!) },
     } as never,
     log,
     debounceMs: o.debounceMs ?? 10_000,

@@ -211,6 +211,21 @@ export class AzureStack {
     return (await this.queueAdmin(queue).getProperties()).approximateMessagesCount ?? 0;
   }
 
+  /**
+   * The guide's identity setup in one call: an identity federated with the ServiceAccount (this
+   * stack's issuer) that may read the vault's secrets; its client id.
+   */
+  async workloadReader(o: { name: string; vault: string; namespace: string; serviceAccount: string }): Promise<string> {
+    const { clientId } = await this.createIdentity(o.name);
+    await this.addFederatedCredential(clientId, {
+      name: 'fic',
+      issuer: this.info.k8s.issuer,
+      subject: `system:serviceaccount:${o.namespace}:${o.serviceAccount}`,
+    });
+    await this.assignRole('Key Vault Secrets User', clientId, o.vault);
+    return clientId;
+  }
+
   /** Test knob: how long Entra's access tokens for this client id live (real Entra: about an hour). */
   setAccessTokenLifetime(clientId: string, seconds: number): Promise<unknown> {
     return this.admin('PUT', '/access-token-lifetime', { clientId, seconds });
