@@ -9,6 +9,8 @@ export interface BenchArgs {
   scale: boolean;
   /** Only the change-events scenario (bench/change-events.ts). */
   events: boolean;
+  /** Only the first-sync burst scenario (bench/first-sync-burst.ts). */
+  burst: boolean;
   /** Where the results go. */
   out: string;
 }
@@ -22,6 +24,7 @@ export function parseBenchArgs(argv: string[], resultsDir: string): BenchArgs {
       profile: { type: 'boolean', default: false },
       scale: { type: 'boolean', default: false },
       events: { type: 'boolean', default: false },
+      burst: { type: 'boolean', default: false },
     },
   });
   const quick = values.quick;
@@ -30,6 +33,7 @@ export function parseBenchArgs(argv: string[], resultsDir: string): BenchArgs {
     profile: values.profile,
     scale: values.scale,
     events: values.events,
+    burst: values.burst,
     out: values.out ?? join(resultsDir, quick ? 'quick.json' : 'latest.json'),
   };
 }

@@ -10,9 +10,15 @@ test('a full run and a scale run write latest.json; a quick run writes quick.jso
     profile: false,
     scale: false,
     events: false,
+    burst: false,
     out: join(RESULTS, 'latest.json'),
   });
   expect(parseBenchArgs(['--events'], RESULTS)).toMatchObject({ events: true, out: join(RESULTS, 'latest.json') });
+  expect(parseBenchArgs(['--burst'], RESULTS)).toMatchObject({ burst: true, out: join(RESULTS, 'latest.json') });
+  expect(parseBenchArgs(['--burst', '--quick'], RESULTS)).toMatchObject({
+    burst: true,
+    out: join(RESULTS, 'quick.json'),
+  });
   expect(parseBenchArgs(['--scale'], RESULTS).out).toBe(join(RESULTS, 'latest.json'));
   expect(parseBenchArgs(['--quick'], RESULTS)).toMatchObject({ quick: true, out: join(RESULTS, 'quick.json') });
   expect(parseBenchArgs(['--quick', '--profile'], RESULTS).out).toBe(join(RESULTS, 'quick.json'));

@@ -8,13 +8,19 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AzureStack } from '../test/env/azure/client.js';
-import type { Stack } from '../test/env/stack.js';
 import { changeQueueFlags, writeProviderToken } from '../test/helpers/change-queue.js';
-import { azureParameters, secretProviderClass, secretSync } from '../test/helpers/fixtures.js';
+import { secretSync } from '../test/helpers/fixtures.js';
 import { eventually, kube } from '../test/helpers/kube.js';
-import { startManager, type RunningManager } from '../test/helpers/manager.js';
-import { startProvider, type RunningProviderProcess } from '../test/helpers/provider.js';
-import { metricSum, percentile, pool, processStats, round } from './lib.js';
+import {
+  metricSum,
+  percentile,
+  pool,
+  processStats,
+  round,
+  oneSecretClass,
+  startPair,
+  type OwnStackScenario,
+} from './lib.js';
 
 export interface EventSizes {
   secretSyncs: number;
@@ -75,12 +81,7 @@ class SecretValues {
 const objectName = (o: number) => `o${o}`;
 const syncName = (i: number) => `sync-${i}`;
 
-export async function changeEventsScenario(o: {
-  stack: Stack;
-  sizes: EventSizes;
-  say: (m: string) => void;
-  start: { managerNode: string[]; providerNode: string[]; hashKey: Buffer };
-}): Promise<Record<string, unknown>> {
+export async function changeEventsScenario(o: OwnStackScenario<EventSizes>): Promise<Record<string, unknown>> {
   const { stack, sizes: S, say } = o;
   const k = kube();
   const azure = new AzureStack(stack.info);
@@ -106,36 +107,30 @@ export async function changeEventsScenario(o: {
     8,
     async (j) => {
       await azure.setSecret(VAULT, objectName(j), `${objectName(j)}-v0`);
-      const parameters = azureParameters({
-        keyvaultName: VAULT,
-        tenantID: azure.tenantId,
-        clientID: app.clientId,
-        objects: [{ objectName: objectName(j), objectType: 'secret' }],
+      await oneSecretClass(k, azure, {
+        name: `spc-${j}`,
+        namespace: NS,
+        vault: VAULT,
+        clientId: app.clientId,
+        objectName: objectName(j),
       });
-      const spc = secretProviderClass({ name: `spc-${j}`, provider: 'azure', parameters });
-      await k.objects.create({ ...spc, metadata: { ...spc.metadata, namespace: NS } });
     },
   );
   const values = new SecretValues(k.kc);
   await values.start();
-  let provider: RunningProviderProcess | undefined;
-  let manager: RunningManager | undefined;
+  let pair: Awaited<ReturnType<typeof startPair>> | undefined;
   try {
-    provider = await startProvider({
-      socketDir: join(dir, 'providers'),
-      nodeArgs: o.start.providerNode,
-      args: [
+    pair = await startPair({
+      dir,
+      start: o.start,
+      namespace: NS,
+      providerArgs: [
         '--log-level=info',
         ...changeQueueFlags({ url: queueUrl, clientId: reader.clientId, tenantId: azure.tenantId, tokenFile }),
       ],
+      managerArgs: ['--rotation-poll-interval-seconds=3600', '--workers=16', '--log-level=info'],
     });
-    manager = await startManager({
-      namespace: NS,
-      providerDir: join(dir, 'providers'),
-      hashKey: o.start.hashKey,
-      nodeArgs: o.start.managerNode,
-      args: ['--rotation-poll-interval-seconds=3600', '--workers=16', '--log-level=info'],
-    });
+    const { provider, manager } = pair;
     say(`events: ${S.secretSyncs} SecretSyncs over ${S.objects} objects of one vault, polling at 3600 s`);
     await pool(
       Array.from({ length: S.secretSyncs }, (_, i) => i),
@@ -162,7 +157,7 @@ export async function changeEventsScenario(o: {
         500,
       );
     const receiving = async () =>
-      metricSum(await manager!.metrics(), 'secretsync_change_source_receiving', { provider: 'azure' });
+      metricSum(await manager.metrics(), 'secretsync_change_source_receiving', { provider: 'azure' });
     await eventually(async () => ((await receiving()) === 1 ? true : undefined), 60_000, 'events on', 250);
     const reads = async () => (await azure.stats()).vaultRequests[`${VAULT} secrets/get 200`] ?? 0;
 
@@ -205,7 +200,7 @@ export async function changeEventsScenario(o: {
     const messages = S.burstEvents * S.burstCopies;
     await eventually(
       async () =>
-        metricSum(await provider!.metrics(), 'change_queue_messages_total') - notices0 >= messages &&
+        metricSum(await provider.metrics(), 'change_queue_messages_total') - notices0 >= messages &&
         used.every((j) => values.allHold(users(j), `${objectName(j)}-burst`))
           ? true
           : undefined,
@@ -258,7 +253,6 @@ export async function changeEventsScenario(o: {
     };
   } finally {
     values.stop();
-    await manager?.stop();
-    await provider?.stop();
+    await pair?.stop();
   }
 }

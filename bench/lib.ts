@@ -2,9 +2,14 @@
 // sums, process memory and CPU from /proc, watches that time when objects reach a state, and the
 // Azure side of stack B.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AzureStack } from '../test/env/azure/client.js';
-import { objectsYaml } from '../test/helpers/fixtures.js';
+import type { Stack } from '../test/env/stack.js';
+import { azureParameters, objectsYaml, secretProviderClass } from '../test/helpers/fixtures.js';
+import type { Kube } from '../test/helpers/kube.js';
+import { startManager, type RunningManager } from '../test/helpers/manager.js';
+import { startProvider, type RunningProviderProcess } from '../test/helpers/provider.js';
 
 export function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
@@ -211,4 +216,65 @@ export async function seedAzureClasses(
     }
   }
   return out;
+}
+
+/** What a scenario on a stack of its own gets from bench/run.ts (`--events`, `--burst`). */
+export interface OwnStackScenario<S> {
+  stack: Stack;
+  sizes: S;
+  say: (m: string) => void;
+  /** Node flags of each process as it ships, and the run's change-hash key. */
+  start: { managerNode: string[]; providerNode: string[]; hashKey: Buffer };
+}
+
+/** A SecretProviderClass of provider-azure for one Key Vault secret, read as `clientId`. */
+export async function oneSecretClass(
+  k: Kube,
+  azure: AzureStack,
+  o: { name: string; namespace: string; vault: string; clientId: string; objectName: string },
+): Promise<void> {
+  const parameters = azureParameters({
+    keyvaultName: o.vault,
+    tenantID: azure.tenantId,
+    clientID: o.clientId,
+    objects: [{ objectName: o.objectName, objectType: 'secret' }],
+  });
+  const spc = secretProviderClass({ name: o.name, provider: 'azure', parameters });
+  await k.objects.create({ ...spc, metadata: { ...spc.metadata, namespace: o.namespace } });
+}
+
+/** provider-azure, then a manager on its socket under `dir`, both with the run's node flags. */
+export async function startPair(o: {
+  dir: string;
+  start: OwnStackScenario<unknown>['start'];
+  namespace: string;
+  providerArgs: string[];
+  managerArgs: string[];
+}): Promise<{ provider: RunningProviderProcess; manager: RunningManager; stop(): Promise<void> }> {
+  const providerDir = join(o.dir, 'providers');
+  mkdirSync(providerDir, { recursive: true });
+  const provider = await startProvider({
+    socketDir: providerDir,
+    nodeArgs: o.start.providerNode,
+    args: o.providerArgs,
+  });
+  const manager = await startManager({
+    namespace: o.namespace,
+    providerDir,
+    dir: o.dir,
+    hashKey: o.start.hashKey,
+    nodeArgs: o.start.managerNode,
+    args: o.managerArgs,
+  }).catch(async (e: unknown) => {
+    await provider.stop();
+    throw e;
+  });
+  return {
+    provider,
+    manager,
+    stop: async () => {
+      await manager.stop();
+      await provider.stop();
+    },
+  };
 }

@@ -24,6 +24,7 @@ import { managerKubeconfig } from '../test/env/manager-identity.js';
 import { PRELOAD, startStack, toEnv, type Stack } from '../test/env/stack.js';
 import { parseBenchArgs } from './args.js';
 import { changeEventsScenario, EVENT_SIZES } from './change-events.js';
+import { BURST_SIZES, firstSyncBurstScenario } from './first-sync-burst.js';
 import { secretSync as secretSyncBody } from '../test/helpers/fixtures.js';
 import { eventually } from '../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../test/helpers/manager.js';
@@ -40,6 +41,7 @@ import {
   shippedNodeArgs,
   timeout,
   v8HeapMb,
+  type OwnStackScenario,
 } from './lib.js';
 
 const args = parseBenchArgs(process.argv.slice(2), join(repoRoot, 'bench', 'results'));
@@ -725,15 +727,19 @@ async function managerMemory(m: RunningManager) {
   };
 }
 
-/** `--events`: its own stack; bench/change-events.ts. */
-async function changeEvents(): Promise<void> {
+/** `--events` and `--burst`: one scenario on a stack of its own, its figures under `key`. */
+async function onOwnStack<S>(
+  key: string,
+  sizes: { quick: S; full: S },
+  scenario: (o: OwnStackScenario<S>) => Promise<Record<string, unknown>>,
+): Promise<void> {
   const stack = await bootStack();
   try {
-    scenarios.changeEvents = {
+    scenarios[key] = {
       at: new Date().toISOString(),
-      ...(await changeEventsScenario({
+      ...(await scenario({
         stack,
-        sizes: QUICK ? EVENT_SIZES.quick : EVENT_SIZES.full,
+        sizes: QUICK ? sizes.quick : sizes.full,
         say,
         start: { managerNode: managerNode(), providerNode: NODE_FLAGS.provider, hashKey: HASH_KEY },
       })),
@@ -988,22 +994,29 @@ function diff(
 async function main(): Promise<void> {
   if (!process.env.NODE_OPTIONS?.includes('preload.mjs')) throw new Error(`run with NODE_OPTIONS=--import ${PRELOAD}`);
   say(
-    `${args.scale ? 'scale' : args.events ? 'events' : QUICK ? 'quick' : 'full'} run on ${cpus().length} cores, ${round(totalmem() / 2 ** 30)} GiB; results → ${OUT}`,
+    `${args.scale ? 'scale' : args.events ? 'events' : args.burst ? 'burst' : QUICK ? 'quick' : 'full'} run on ${cpus().length} cores, ${round(totalmem() / 2 ** 30)} GiB; results → ${OUT}`,
   );
   // The scale scenario is its own run (about 20 minutes); each kind of run keeps the other's latest
   // figures in the file, each with the time it ran.
   const previous = existsSync(OUT)
-    ? (JSON.parse(readFileSync(OUT, 'utf8')) as { at?: string; scenarios?: Record<string, unknown> })
+    ? (JSON.parse(readFileSync(OUT, 'utf8')) as {
+        at?: string;
+        otherScenariosAt?: string;
+        scenarios?: Record<string, unknown>;
+      })
     : {};
-  const own = args.scale ? 'scale' : args.events ? 'changeEvents' : undefined;
+  const own = args.scale ? 'scale' : args.events ? 'changeEvents' : args.burst ? 'firstSyncBurst' : undefined;
   if (own) {
     for (const [k, v] of Object.entries(previous.scenarios ?? {})) if (k !== own) scenarios[k] = v;
-    results.otherScenariosAt = previous.at;
+    // After another single-scenario run, the rest are still from the full run before it.
+    results.otherScenariosAt = previous.otherScenariosAt ?? previous.at;
     if (args.scale) await scale();
-    else await changeEvents();
+    else if (args.burst) await onOwnStack('firstSyncBurst', BURST_SIZES, firstSyncBurstScenario);
+    else await onOwnStack('changeEvents', EVENT_SIZES, changeEventsScenario);
   } else {
     if (!QUICK && previous.scenarios?.scale) scenarios.scale = previous.scenarios.scale;
-    if (!QUICK && previous.scenarios?.changeEvents) scenarios.changeEvents = previous.scenarios.changeEvents;
+    for (const kept of ['changeEvents', 'firstSyncBurst'])
+      if (!QUICK && previous.scenarios?.[kept]) scenarios[kept] = previous.scenarios[kept];
     await withTestProvider();
     await withProviderAzure();
   }
