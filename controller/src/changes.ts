@@ -71,8 +71,12 @@ interface LogLine {
   message: string;
 }
 
-/** Longest provider text kept for a log line: the provider is not trusted to be brief. */
-const MAX_TEXT = 256;
+/**
+ * Longest provider text kept for a log line: the provider is not trusted to be brief, but its
+ * advice must fit (provider-azure's queue Forbidden text, with a queue URL and an identity, runs
+ * past 300 characters and ends with the part an operator needs).
+ */
+const MAX_TEXT = 512;
 
 export class ChangeStreams {
   private readonly streams = new Map<string, Stream>();

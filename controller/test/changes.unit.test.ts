@@ -155,12 +155,19 @@ test("each change of the provider's state is logged once with its reason; the re
   s.onState({ receiving: false, reason: 'QueueUnreachable', message: 'again' });
   s.onState({ receiving: true });
   expect(await t.gauge('changeSourceReceiving', 'azure')).toBe(1);
+  // A long advice, as provider-azure's Forbidden text is, arrives whole.
+  const advice = `the storage queue https://${'a'.repeat(24)}.queue.core.windows.net/kv-events refused ${'i'.repeat(200)}: (role assignments can take minutes to apply)`;
+  s.onState({ receiving: false, reason: 'Forbidden', message: advice });
+  s.onState({ receiving: true });
   const states = t.lines.filter((l) => l.message === CHANGE_LOGS.receiving || l.message === CHANGE_LOGS.notReceiving);
   expect(states.map((l) => [l.level, l.fields.reason])).toEqual([
     ['warn', 'QueueUnreachable'],
     ['info', undefined],
+    ['warn', 'Forbidden'],
+    ['info', undefined],
   ]);
-  expect(String(states[0]!.fields.providerMessage).length).toBeLessThanOrEqual(256);
+  expect(states[2]!.fields.providerMessage).toBe(advice);
+  expect(String(states[0]!.fields.providerMessage).length).toBe(512);
   // The stream ending takes the provider's state with it.
   t.calls[0]!.reject(UNAVAILABLE);
   await jest.advanceTimersByTimeAsync(0);
