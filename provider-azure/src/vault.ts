@@ -181,7 +181,9 @@ export class VaultSession {
   }
 
   private cacheKey(kind: ObjectType, name: string, version: string): string {
-    return `${this.identityKey}|${this.vault}|${kind}|${name}|${version}`;
+    // The host, not the name: one vault name may exist in several clouds (vault.azure.net,
+    // vault.azure.cn, …), and a read in one must never answer a read in another.
+    return `${this.identityKey}|${this.host}|${kind}|${name}|${version}`;
   }
 
   /** Joins the identical read in flight, or starts it; `what` names the object in errors. */
