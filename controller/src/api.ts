@@ -54,7 +54,7 @@ export interface SecretSync {
     lastSuccessfulSyncTime?: string;
     observedGeneration?: number;
     /** `expiresOn` when the provider reported one (its optional expiry trailer). */
-    syncedObjectVersions?: { id: string; version: string; expiresOn?: string }[];
+    syncedObjectVersions?: { id: string; version: string; expiresOn?: string; changeKey?: string }[];
     /** The earliest expiry among the synced objects; null removes it (merge patch). */
     expiresOn?: string | null;
     conditions?: Condition[];

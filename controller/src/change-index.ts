@@ -1,13 +1,15 @@
 // Which SecretSyncs a provider's change notice reaches (changes.proto): at each successful Mount
 // the provider names a change key per object it returned (the x-provider-change-keys trailer), and
 // this index keeps key → SecretSyncs from each SecretSync's last successful Mount. A failed Mount
-// keeps the old keys; a deleted SecretSync loses them. A notice for a key nobody named costs one
+// keeps the old keys; a deleted SecretSync loses them. The status keeps them too
+// (syncedObjectVersions[].changeKey), so a restarted manager or a new leader knows them at once. A notice for a key nobody named costs one
 // map lookup.
 //
 // Tenants choose how many objects their classes list, so entries are bounded: per SecretSync (its
 // first objects by id) and in all. When the total is reached, the namespace holding the most
 // entries gives way — never one holding fewer than the namespace asking — so no namespace can take
 // another's share. What is left out is counted by reason, and those SecretSyncs simply poll.
+import { CHANGE_KEY } from '@secret-store-sync/proto';
 import type { MountAnswer } from './provider.js';
 import { namespaceOf } from './queue.js';
 
@@ -42,20 +44,48 @@ export class ChangeIndex {
     private readonly onDropped: (reason: ChangeKeysDropReason, count: number) => void = () => undefined,
   ) {}
 
-  /** Replaces the SecretSync's keys with those its provider named in a successful Mount's answer. */
-  remember(secretSync: string, provider: string, answer: MountAnswer): void {
+  /**
+   * Replaces the SecretSync's keys with those its provider named in a successful Mount's answer;
+   * answers them by object id, as the status keeps them for the next manager (`restore`).
+   */
+  remember(secretSync: string, provider: string, answer: MountAnswer): Record<string, string> {
     this.delete(secretSync, { keepNotice: true });
-    if (!answer.changeKeys) return;
+    if (!answer.changeKeys) return {};
     const returned = new Set(answer.objectVersion.map((o) => o.id));
     const named = Object.entries(answer.changeKeys.keys).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const kept = named.filter(([id]) => returned.has(id));
-    this.drop('not_returned', answer.changeKeys.dropped + named.length - kept.length);
-    const keys = [...new Set(kept.map(([, key]) => key))];
-    const capped = keys.slice(0, this.limits.perSecretSync);
-    this.drop('per_secretsync', keys.length - capped.length);
-    const room = this.makeRoom(namespaceOf(secretSync), capped.length);
-    this.drop('total', capped.length - room);
-    if (room > 0) this.add(secretSync, { provider, keys: capped.slice(0, room) });
+    const kept: [string, string][] = [];
+    const distinct = new Set<string>();
+    for (const [id, key] of named) {
+      if (!returned.has(id) || (!distinct.has(key) && distinct.size >= this.limits.perSecretSync)) continue;
+      distinct.add(key);
+      kept.push([id, key]);
+    }
+    const onReturned = named.filter(([id]) => returned.has(id));
+    this.drop('not_returned', answer.changeKeys.dropped + named.length - onReturned.length);
+    this.drop('per_secretsync', new Set(onReturned.map(([, key]) => key)).size - distinct.size);
+    this.place(secretSync, provider, [...distinct]);
+    return Object.fromEntries(kept);
+  }
+
+  /**
+   * The keys a SecretSync's status kept from its last successful Mount, for a manager that has not
+   * mounted it itself (a restart, a new leader): so its notices reach it before its next poll.
+   * A Mount in this process has the last word; malformed keys are left out.
+   */
+  restore(secretSync: string, provider: string, keys: readonly string[]): void {
+    if (this.bySync.has(secretSync)) return;
+    const valid = [...new Set(keys.filter((k) => CHANGE_KEY.test(k)))];
+    const capped = valid.slice(0, this.limits.perSecretSync);
+    this.drop('per_secretsync', valid.length - capped.length);
+    this.place(secretSync, provider, capped);
+  }
+
+  /** Adds the SecretSync's keys within the total, making room as `makeRoom` allows. */
+  private place(secretSync: string, provider: string, keys: string[]): void {
+    if (keys.length === 0) return;
+    const room = this.makeRoom(namespaceOf(secretSync), keys.length);
+    this.drop('total', keys.length - room);
+    if (room > 0) this.add(secretSync, { provider, keys: keys.slice(0, room) });
   }
 
   /** Forgets the SecretSync (deleted, or no longer this manager's). */

@@ -42,7 +42,7 @@ import { NOTHING, schedule, type Next, type Scheduling } from './schedule.js';
 import { SecretWriter } from './secret-writer.js';
 import { FRESH, SharedMounts, type Share } from './shared-mounts.js';
 import { logOutcome } from './sync-log.js';
-import { countByReadyReason, StatusReporter, storedExpiry, type Outcome } from './status.js';
+import { countByReadyReason, StatusReporter, storedChangeKeys, storedExpiry, type Outcome } from './status.js';
 import { apiMessage, TokenCache } from './tokens.js';
 
 /** What the manager's loop is built from: parsed configuration, API clients, and its outputs. */
@@ -218,6 +218,7 @@ export class Controller {
   private onSecretSync(ss: SecretSync, initial: boolean): void {
     if ((ss.spec?.secretSyncControllerName ?? '') !== this.cfg.controllerName) return;
     const key = keyOf(ss);
+    this.restoreChangeKeys(key, ss);
     if (isUpToDate(ss)) {
       // Our own status write, or a restart: nothing changed, keep the rotation schedule (spread out).
       if (!initial) return;
@@ -229,6 +230,18 @@ export class Controller {
     // A status-only change of a failed one: its retry is scheduled.
     if (!initial && observedGeneration(ss) === ss.metadata.generation) return;
     this.schedule(key, { kind: 'syncNow' });
+  }
+
+  /**
+   * The change keys the SecretSync's last successful Mount named, from its status, when this
+   * process has not mounted it: after a restart or a handover its notices reach it at once, not
+   * after its next poll (and without a Mount to learn them). The provider is its class's.
+   */
+  private restoreChangeKeys(key: string, ss: SecretSync): void {
+    const keys = storedChangeKeys(ss);
+    if (keys.length === 0) return;
+    const provider = this.spcs.get(ss.metadata.namespace, ss.spec?.secretProviderClassName ?? '')?.spec?.provider;
+    if (provider) this.changeIndex.restore(key, provider, keys);
   }
 
   private onSpc(spc: SecretProviderClass): void {

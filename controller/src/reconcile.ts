@@ -27,8 +27,8 @@ export interface ReconcileDeps {
   hasher: Hasher;
   writer: SecretWriter;
   log: Logger;
-  /** Remembers the change keys of a successful Mount (change-index.ts). */
-  changes: { remember(secretSync: string, provider: string, answer: MountAnswer): void };
+  /** Remembers the change keys of a successful Mount (change-index.ts); answers them by object id. */
+  changes: { remember(secretSync: string, provider: string, answer: MountAnswer): Record<string, string> };
 }
 
 /**
@@ -93,7 +93,8 @@ async function sync(
     currentObjectVersions: ss.status?.syncedObjectVersions ?? [],
   };
   const { response } = await deps.mounts.mount({ provider, request }, share, (input) => deps.providers.mount(input));
-  deps.changes.remember(`${ss.metadata.namespace}/${ss.metadata.name}`, provider, response);
+  // Kept in the status too: a restarted manager or a new leader then knows them without a Mount.
+  const changeKeys = deps.changes.remember(`${ss.metadata.namespace}/${ss.metadata.name}`, provider, response);
   const desired: DesiredSecret = {
     type: ss.spec.secretObject.type || 'Opaque',
     data: mapFiles(ss, response.files),
@@ -101,7 +102,7 @@ async function sync(
     annotations: ss.spec.secretObject.annotations ?? {},
   };
   const versions = response.objectVersion.map((o) => ({ id: o.id, version: o.version }));
-  const expiresOn = expiryOf(ss, response, versions, deps.log);
+  const trailers = { ...expiryOf(ss, response, versions, deps.log), changeKeys };
 
   // Decide.
   const hash = deps.hasher.hash({
@@ -114,7 +115,7 @@ async function sync(
     // may not read Secrets, so it cannot look): re-assert its data, a no-op when it is intact.
     const repaired = await deps.writer.write(ss, desired, 'reassert');
     if (repaired === 'unchanged')
-      return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false, ...expiresOn };
+      return { ok: true, reason: 'UpdateNoValueChangeSucceeded', hash, versions, wrote: false, ...trailers };
     // The Secret's value did change (back to the source's): reported like any value change, so
     // that `kubectl describe` shows an Event.
     deps.log.info(
@@ -123,7 +124,7 @@ async function sync(
         : 'Secret differed from its source (changed by hand?); put its data back',
       { secretSync: `${ss.metadata.namespace}/${ss.metadata.name}` },
     );
-    return { ok: true, reason: 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true, ...expiresOn };
+    return { ok: true, reason: 'UpdateValueChangeOrForceUpdateSucceeded', hash, versions, wrote: true, ...trailers };
   }
 
   // Apply.
@@ -134,7 +135,7 @@ async function sync(
     hash,
     versions,
     wrote: true,
-    ...expiresOn,
+    ...trailers,
   };
 }
 

@@ -21,6 +21,8 @@ export type Outcome =
       wrote: boolean;
       /** Expiry by object id, from the provider's optional trailer; undefined when it sent none. */
       expiresOn?: Record<string, Date>;
+      /** Change keys by object id, from the provider's optional trailer (change-index.ts). */
+      changeKeys?: Record<string, string>;
     }
   | {
       ok: false;
@@ -48,15 +50,21 @@ function expiryStatus(
   { generation, now, warnMs }: { generation: number; now: Date; warnMs: number },
 ) {
   const exp = outcome.expiresOn;
+  const keys = outcome.changeKeys ?? {};
+  const syncedObjectVersions = outcome.versions.map((v) => ({
+    ...v,
+    ...(exp?.[v.id] ? { expiresOn: rfc3339(exp[v.id]!) } : {}),
+    ...(keys[v.id] ? { changeKey: keys[v.id] } : {}),
+  }));
   if (!exp)
     return {
-      syncedObjectVersions: outcome.versions,
+      syncedObjectVersions,
       expiresOn: null,
       conditions: conditions.filter((c) => c.type !== EXPIRING),
     };
   const dated = Object.entries(exp).sort((a, b) => a[1].getTime() - b[1].getTime());
   return {
-    syncedObjectVersions: outcome.versions.map((v) => (exp[v.id] ? { ...v, expiresOn: rfc3339(exp[v.id]!) } : v)),
+    syncedObjectVersions,
     expiresOn: dated.length ? rfc3339(dated[0]![1]) : null,
     conditions: setCondition(
       conditions,
@@ -92,6 +100,11 @@ function expiringCondition(
           message: EXPIRY.none({ objects: dated, warnMs }),
         };
   return condition;
+}
+
+/** The change keys the last successful sync stored (change-index.ts `restore`). */
+export function storedChangeKeys(ss: SecretSync): string[] {
+  return (ss.status?.syncedObjectVersions ?? []).flatMap((v) => (typeof v.changeKey === 'string' ? [v.changeKey] : []));
 }
 
 /** The expiry times the last successful sync stored, by object id. */

@@ -3,7 +3,8 @@
 // the real manager refreshes the SecretSyncs that use the changed object — with polling at 3 600 s,
 // so only an event can bring the new version. At-least-once delivery (duplicates, reordering,
 // delays, foreign messages) costs no extra Secret write and never brings back an older value; a
-// notice for an object no SecretSync uses costs no Key Vault read; and with the queue refusing
+// notice for an object no SecretSync uses costs no Key Vault read; a manager started afresh hears
+// the next change from the keys the status kept, without a read; and with the queue refusing
 // the provider's identity or out of reach, SecretSyncs sync by polling while a metric and a log
 // line say why events are off.
 import { Watch } from '@kubernetes/client-node';
@@ -294,6 +295,33 @@ describe('events on, polling at 3 600 s', () => {
     await holds('api', 'k2');
     expect((await vaultReads()) - reads).toBe(readsPerChange);
     expect(seen.get('app')?.at(-1)).toBe('v6');
+  });
+});
+
+describe('a manager that starts afresh (a crash, an upgrade, a new leader)', () => {
+  test('hears the next change at once, from the keys the status kept, and reads nothing to learn them', async () => {
+    const synced = await k.objects.read({
+      apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
+      kind: 'SecretSync',
+      metadata: { name: 'app', namespace: ns.name },
+    });
+    expect((synced as SecretSync).status?.syncedObjectVersions?.[0]?.changeKey).toMatch(/^[\x21-\x7e]{1,128}$/);
+    const reads = await vaultReads();
+    await manager!.stop('SIGKILL');
+    manager = await startManager({ namespace: ns.name, providerDir: socketDir, args: HOUR_POLLING });
+    await eventually(
+      async () => (await managerMetric('secretsync_change_source_receiving', { provider: 'azure' })) === 1 || undefined,
+      SECONDS,
+      'the new manager hearing that the provider receives events',
+    );
+    // Both SecretSyncs are up to date: the new manager keeps their hourly schedule, no Mount.
+    expect(await vaultReads()).toBe(reads);
+    expect(await managerMetric('secretsync_change_keys')).toBeGreaterThanOrEqual(2);
+
+    await azure.setSecret(vault, 'db-password', 'v7');
+    await holds('app', 'v7');
+    expect((await vaultReads()) - reads).toBe(1);
+    expect(seen.get('app')?.slice(-2)).toEqual(['v6', 'v7']);
   });
 });
 

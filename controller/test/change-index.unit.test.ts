@@ -104,3 +104,33 @@ test('per-SecretSync cap 0 indexes nothing', () => {
   ix.remember('a/one', 'azure', answer(['s/x'], { 's/x': 'kx' }));
   expect([ix.noticed('azure', ['kx'], 1), ix.size()]).toEqual([[], 0]);
 });
+
+test('a Mount answers the keys it kept, by object id, for the status to keep', () => {
+  const { ix } = index({ perSecretSync: 2, total: 100 });
+  const kept = ix.remember(
+    'a/one',
+    'azure',
+    // A certificate's secret and key share one change key; a stray id is not kept.
+    answer(['s/a', 's/b', 's/c', 's/d'], { 's/a': 'k1', 's/b': 'k1', 's/c': 'k2', 's/d': 'k3', 's/9': 'k9' }),
+  );
+  expect(kept).toEqual({ 's/a': 'k1', 's/b': 'k1', 's/c': 'k2' });
+  expect(ix.remember('a/two', 'azure', { files: [], error: null, objectVersion: [] })).toEqual({});
+});
+
+test("a restarted manager's index takes the status's keys; its own Mounts have the last word", () => {
+  const { ix, dropped } = index({ perSecretSync: 2, total: 100 });
+  ix.restore('a/one', 'azure', ['kx', 'kx', 'ky']);
+  expect(ix.noticed('azure', ['kx'], 1)).toEqual(['a/one']);
+  expect(ix.noticed('azure', ['ky'], 1)).toEqual(['a/one']);
+  // Whatever a status says later (a stale informer event), the Mount's keys stay.
+  ix.remember('a/two', 'azure', answer(['s/x'], { 's/x': 'kz' }));
+  ix.restore('a/two', 'azure', ['kold']);
+  expect(ix.noticed('azure', ['kold'], 1)).toEqual([]);
+  expect(ix.noticed('azure', ['kz'], 1)).toEqual(['a/two']);
+  // A status anyone with status access could have written: malformed keys are left out, caps hold.
+  ix.restore('b/three', 'azure', ['with space', 'x'.repeat(129), '', 'k1', 'k2', 'k3']);
+  expect(ix.noticed('azure', ['k1', 'k2', 'k3'], 1)).toEqual(['b/three']);
+  expect(ix.noticed('azure', ['k3'], 1)).toEqual([]);
+  expect(dropped.per_secretsync).toBe(1);
+  expect(ix.size()).toBe(5);
+});

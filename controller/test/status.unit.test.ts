@@ -2,7 +2,7 @@
 // `kubectl describe`, and the conditions it leaves — status and reason of each, and whether its
 // lastTransitionTime moved (only when its status changed).
 import type { SecretSync } from '../src/api.js';
-import { nextStatus, type Outcome } from '../src/status.js';
+import { nextStatus, storedChangeKeys, type Outcome } from '../src/status.js';
 import { condition, secretSync } from '../../test/helpers/fixtures.js';
 
 type Success = Extract<Outcome, { ok: true }>;
@@ -216,6 +216,24 @@ test('a success records the time, the versions and each expiry; the earliest is 
     { id: 'secret/b', version: '2', expiresOn: '2027-01-09T12:00:00Z' },
   ]);
   expect(status.expiresOn).toBe('2027-01-09T12:00:00Z');
+});
+
+test("a success keeps each object's change key, so a restarted manager hears its notices; none when none was named", () => {
+  const ss = secretSync({ name: 'app', namespace: 'n', uid: 'u-app', generation: 1 });
+  const versions = [
+    { id: 'secret/a', version: '1' },
+    { id: 'secret/b', version: '2' },
+  ];
+  const status = nextStatus(ss, ok('CreateSucceeded', { versions, changeKeys: { 'secret/a': 'ka' } }), NOW, WARN);
+  expect(status.syncedObjectVersions).toEqual([{ id: 'secret/a', version: '1', changeKey: 'ka' }, versions[1]]);
+  expect(storedChangeKeys(secretSync({ name: 'app', namespace: 'n', uid: 'u-app', status }))).toEqual(['ka']);
+  const later = nextStatus(
+    secretSync({ name: 'app', namespace: 'n', uid: 'u-app', generation: 1, status }),
+    ok('UpdateNoValueChangeSucceeded', { versions }),
+    NOW,
+    WARN,
+  );
+  expect(later.syncedObjectVersions).toEqual(versions);
 });
 
 test('a failure keeps the last successful sync time and versions, and its message ends in one period', () => {
