@@ -145,7 +145,7 @@ afterAll(async () => {
 
 test('helm installed the chart; the walkthrough synced Hello2 and Hello! through the pod', async () => {
   expect(out).toMatch(
-    /\$ helm install secret-store-sync deploy\/chart\/secret-store-sync --namespace azure-secret-store --create-namespace --set rotationPollIntervalInSeconds=10 --set hostNetwork=true /,
+    /\$ helm install secret-store-sync deploy\/chart\/secret-store-sync --namespace azure-secret-store --create-namespace --set rotationPollIntervalInSeconds=3600 --set hostNetwork=true /,
   );
   expect(out).toMatch(/STATUS: deployed/);
   expect(out).toMatch(/key0}" \| base64 -d\nHello2\n/);

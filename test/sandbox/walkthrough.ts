@@ -19,13 +19,6 @@ import { changeEventValues, enableChangeEvents, writeProviderToken, type ChangeE
 import { SANDBOX } from './vault-commands.js';
 
 const ROTATION_SECONDS = SANDBOX.rotationSeconds;
-/**
- * `--pod` polls every 10 s instead: its steps replace the pod (helm upgrade), and a manager that
- * starts afresh learns each SecretSync's change keys only at that SecretSync's next Mount, which
- * for an up-to-date one is its next poll. Until that gap is closed (issue #28), a new pod would
- * otherwise ignore Key Vault's events for up to the whole interval.
- */
-const POD_ROTATION_SECONDS = 10;
 const env = {
   RESOURCE_GROUP: 'AzureArcTest',
   KEYVAULT_NAME: SANDBOX.vault,
@@ -116,7 +109,7 @@ async function installChart(info: StackInfo, node: StackNode, events: ChangeEven
     '--create-namespace',
     // What a user sets (the README's install command) …
     '--set',
-    `rotationPollIntervalInSeconds=${POD_ROTATION_SECONDS}`,
+    `rotationPollIntervalInSeconds=${ROTATION_SECONDS}`,
     // … and what this node and the stand-ins need: the node's network, the apiserver's and Entra's
     // addresses, the stack's CA, and the vault's host name on the node's relay to the emulator.
     '--set',
@@ -407,7 +400,7 @@ export async function walkthrough({
   export KUBECONFIG=${info.k8s.kubeconfig}
   kubectl describe secretsync secret-sync-name -n ${env.KUBERNETES_NAMESPACE}
   npm run sandbox -- rotate            # add a new version of my-secret: Key Vault's event brings it to the
-                                       # Secret within seconds (change events on; polling every ${pod ? POD_ROTATION_SECONDS : ROTATION_SECONDS} s
+                                       # Secret within seconds (change events on; polling every ${ROTATION_SECONDS} s
                                        # is the backstop)
 ${
   pod
