@@ -58,6 +58,19 @@ export interface MountAnswerTrailers {
   changeKeys?: { keys: Record<string, string>; dropped: number };
 }
 
+/** HTTP/2 pings on a change stream: every `timeMs`, the stream failing (UNAVAILABLE) when one goes unanswered for `timeoutMs`. */
+export interface Keepalive {
+  timeMs: number;
+  timeoutMs: number;
+}
+
+/**
+ * 5.5 minutes: grpc-go servers answer pings more often than every 5 minutes (their default
+ * keepalive.EnforcementPolicy.MinTime) with GOAWAY "too_many_pings", which would cut the stream of
+ * every provider written in Go (the CSI driver's own are).
+ */
+export const CHANGE_KEEPALIVE: Keepalive = { timeMs: 330_000, timeoutMs: 20_000 };
+
 export class ProviderClient {
   private client: CSIDriverProviderClient;
   private readonly connect: () => CSIDriverProviderClient;
@@ -65,9 +78,15 @@ export class ProviderClient {
   private readonly endpoint: string;
   private changes: ObjectChangesClient | undefined;
 
-  constructor(endpoint: string, opts: { maxMessageBytes?: number; trailerGraceMs?: number } = {}) {
+  private readonly changeKeepalive: Keepalive;
+
+  constructor(
+    endpoint: string,
+    opts: { maxMessageBytes?: number; trailerGraceMs?: number; changeKeepalive?: Keepalive } = {},
+  ) {
     const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.trailerGraceMs = opts.trailerGraceMs ?? TRAILER_GRACE_MS;
+    this.changeKeepalive = opts.changeKeepalive ?? CHANGE_KEEPALIVE;
     this.endpoint = endpoint;
     this.connect = () =>
       new api.v1alpha1.CSIDriverProvider(`unix:${socketPath(endpoint)}`, credentials.createInsecure(), {
@@ -165,7 +184,14 @@ export class ProviderClient {
     this.changes ??= new changesApi.secretstoresync.changes.v1alpha1.ObjectChanges(
       `unix:${socketPath(this.endpoint)}`,
       credentials.createInsecure(),
-      { 'grpc.max_receive_message_length': MAX_WATCH_MESSAGE_BYTES },
+      {
+        'grpc.max_receive_message_length': MAX_WATCH_MESSAGE_BYTES,
+        // The stream has no deadline: a provider that hangs (stopped, wedged) with the socket open
+        // would leave the caller believing notices still come. Pings find it; only while a call is open.
+        'grpc.keepalive_time_ms': this.changeKeepalive.timeMs,
+        'grpc.keepalive_timeout_ms': this.changeKeepalive.timeoutMs,
+        'grpc.keepalive_permit_without_calls': 0,
+      },
     );
     const stream = this.changes.Watch({ version: 'v1alpha1' });
     return new Promise<void>((resolve, reject) => {

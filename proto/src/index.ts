@@ -64,7 +64,9 @@ export {
   type ServeOptions,
 } from './serve.js';
 export {
+  CHANGE_KEEPALIVE,
   ProviderClient,
+  type Keepalive,
   type MountAnswerTrailers,
   type ProviderCallError,
   type WatchChangesOptions,
