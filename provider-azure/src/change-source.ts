@@ -9,7 +9,8 @@
 //
 // A notice names change keys (change-keys.ts) and never a value; before it goes out, what the
 // provider shares of the object's current version is dropped (vault.ts), so the Mount the notice
-// causes reads the new version.
+// causes reads the new version. Whether the queue is being read, and which vaults' events came,
+// decide how long reads are shared (event-coverage.ts).
 import {
   errorMessage,
   type ChangeListener,
@@ -21,6 +22,7 @@ import { Backoff, sleep } from './backoff.js';
 import { parseQueueMessage, type ChangeKind, type Rejection } from './change-events.js';
 import { changeKey } from './change-keys.js';
 import { RECEIVE_BATCH, queueFailure, type EventQueue, type QueueFailure, type QueueMessage } from './change-queue.js';
+import type { EventCoverage } from './event-coverage.js';
 import type { Logger } from './log.js';
 import { CHANGE_STATE } from './messages.js';
 import type { Metrics } from './metrics.js';
@@ -42,6 +44,8 @@ export interface QueueChangeSourceDeps {
   metrics: Pick<Metrics, 'changeEventsReceiving' | 'changeWatchers' | 'changeMessages' | 'changeQueueErrors'>;
   /** Told each change key before its notice goes out: drop what is shared of the object's current version. */
   invalidate: (key: string) => void;
+  /** Told whether the queue is being read and, after each notice, the vaults whose events it held. */
+  coverage: Pick<EventCoverage, 'receiving' | 'eventFrom'>;
   /** Wait between polls of an empty queue. */
   pollIntervalMs: number;
   /** The queue and its reader as messages name them (never a token). */
@@ -59,11 +63,14 @@ class Collected {
   /** Change keys by kind, deduplicated. */
   readonly keys = new Map<ChangeKind, Set<string>>();
   readonly eventIds = new Set<string>();
+  /** The vault hosts of valid Key Vault events, duplicates included (they too came by this queue). */
+  readonly hosts = new Set<string>();
 
   take(m: QueueMessage, seen: RecentIds): void {
     this.messages.push(m);
     const parsed = parseQueueMessage(m.text);
     if ('rejected' in parsed) return this.count(parsed.rejected);
+    for (const e of parsed.events) this.hosts.add(e.vaultHost);
     const fresh = parsed.events.filter((e) => !seen.has(e.eventId) && !this.eventIds.has(e.eventId));
     if (fresh.length === 0) return this.count('duplicate');
     for (const e of fresh) {
@@ -194,6 +201,7 @@ export class QueueChangeSource implements ChangeSource {
       const notice: ChangeNotice = { keys: [...keys], kind };
       for (const l of listeners) l.changed(notice);
     }
+    for (const host of collected.hosts) this.deps.coverage.eventFrom(host);
     for (const id of collected.eventIds) this.seen.add(id);
     for (const [result, n] of collected.results) this.deps.metrics.changeMessages.inc({ result }, n);
     this.deps.log.info('change events', {
@@ -221,6 +229,7 @@ export class QueueChangeSource implements ChangeSource {
     const was = this.state;
     if (was.receiving === next.receiving && was.reason === next.reason && was.message === next.message) return;
     this.state = next;
+    this.deps.coverage.receiving(next.receiving);
     this.deps.metrics.changeEventsReceiving.set(next.receiving ? 1 : 0);
     const fields = {
       queue: this.deps.names.queue,

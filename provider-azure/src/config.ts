@@ -58,6 +58,13 @@ export interface Config {
    * same read by the same identity (0: only reads in flight are shared).
    */
   readShareSeconds: number;
+  /**
+   * The same for a read of a vault whose change events are being received, which end it when the
+   * object changes (event-coverage.ts). `seconds` is what applies: --read-share-seconds-with-events
+   * held to --cache-auth-window-seconds (an identity's access is trusted no longer anywhere in the
+   * provider) and never below readShareSeconds; `asked` is the flag, so a change can be logged.
+   */
+  readShareWithEvents: { seconds: number; asked: number };
   /** Key Vault's events from a storage queue (change-source.ts); undefined: off, Mounts are only polled. */
   changeQueue: ChangeQueueConfig | undefined;
   /** Wait between polls of an empty change queue; a queue that had messages is polled again at once. */
@@ -221,6 +228,11 @@ export const FLAGS = {
     default: '2',
     help: "how long a completed read of an object's current version or version list answers the same read by the same identity (0 to 60; 0: only reads in flight are shared); a change event ends it at once.",
   },
+  'read-share-seconds-with-events': {
+    type: 'string',
+    default: '60',
+    help: 'the same for a vault whose change events are being received (--change-queue-url), which end it when the object changes (0 to 300); at most --cache-auth-window-seconds, at least --read-share-seconds.',
+  },
   'change-queue-url': {
     type: 'string',
     default: '',
@@ -310,6 +322,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const cloudEnvDir = str('cloud-env-dir');
   if (cloudEnvDir && !cloudEnvDir.startsWith('/'))
     throw new ConfigError(`--cloud-env-dir must be an absolute path, got '${cloudEnvDir}'`);
+  const cacheAuthWindowSeconds = int('cache-auth-window-seconds', 0, 3600);
+  const readShareSeconds = int('read-share-seconds', 0, 60);
   return {
     endpoint: str('endpoint'),
     healthzPort: int('healthz-port', 0, 65535),
@@ -340,11 +354,25 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     mountReadConcurrency: int('mount-read-concurrency', 1, 64),
     maxIdentities: int('max-identities', 1, 1_000_000),
     maxVaults: int('max-vaults', 1, 100_000),
-    cacheAuthWindowSeconds: int('cache-auth-window-seconds', 0, 3600),
-    readShareSeconds: int('read-share-seconds', 0, 60),
+    cacheAuthWindowSeconds,
+    readShareSeconds,
+    readShareWithEvents: readShareWithEvents({
+      asked: int('read-share-seconds-with-events', 0, 300),
+      authWindow: cacheAuthWindowSeconds,
+      readShare: readShareSeconds,
+    }),
     changeQueue: changeQueue(str, env),
     changeQueuePollSeconds: int('change-queue-poll-seconds', 1, 60),
   };
+}
+
+/** The window with events as it applies (Config.readShareWithEvents). */
+function readShareWithEvents(o: {
+  asked: number;
+  authWindow: number;
+  readShare: number;
+}): Config['readShareWithEvents'] {
+  return { seconds: Math.max(o.readShare, Math.min(o.asked, o.authWindow)), asked: o.asked };
 }
 
 const QUEUE_NAME = /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/;

@@ -51,6 +51,7 @@ async function main(): Promise<number> {
       maxVaultLabels: cfg.maxVaults,
       requestTimeoutMs: cfg.vaultRequestTimeoutSeconds * 1000,
       readShareMs: cfg.readShareSeconds * 1000,
+      readShareWithEventsMs: cfg.readShareWithEvents.seconds * 1000,
     },
     new Budgets({
       ratePerSecond: cfg.vaultRequestsPerSecond,
@@ -76,6 +77,18 @@ async function main(): Promise<number> {
     cloud: cfg.defaultCloud,
     budget: { rps: cfg.vaultRequestsPerSecond, burst: cfg.vaultBurst, concurrency: cfg.vaultMaxConcurrency },
   });
+  const { seconds, asked } = cfg.readShareWithEvents;
+  if (cfg.changeQueue && seconds !== asked) {
+    log.info(
+      '--read-share-seconds-with-events held to at most --cache-auth-window-seconds and at least --read-share-seconds',
+      {
+        asked,
+        applied: seconds,
+        cacheAuthWindowSeconds: cfg.cacheAuthWindowSeconds,
+        readShareSeconds: cfg.readShareSeconds,
+      },
+    );
+  }
   const anyIdentity = [...cfg.nodeIdentities].filter(([, g]) => g.anyIdentity).map(([ns]) => ns);
   if (cfg.allowNodeIdentity && anyIdentity.length > 0) {
     log.warn(
@@ -146,6 +159,7 @@ async function changeSource(o: {
     log: o.log,
     metrics: o.metrics,
     invalidate: (key) => o.access.changed(key),
+    coverage: o.access.coverage,
     pollIntervalMs: o.cfg.changeQueuePollSeconds * 1000,
     names,
   });

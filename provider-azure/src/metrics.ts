@@ -22,7 +22,7 @@ export function createMetrics() {
     }),
     cacheLookups: new Counter({
       name: 'keyvault_cache_lookups_total',
-      help: 'Key Vault reads answered from the version cache (hit), from a read of the same current version or version list by the same identity within --read-share-seconds (shared), joined to an identical in-flight read (coalesced), or sent (miss)',
+      help: 'Key Vault reads answered from the version cache (hit), from a read of the same current version or version list by the same identity within the read share window, --read-share-seconds or, for a vault whose change events are received, --read-share-seconds-with-events (shared), joined to an identical in-flight read (coalesced), or sent (miss)',
       labelNames: ['result'] as const,
       registers: [registry],
     }),
@@ -57,6 +57,11 @@ export function createMetrics() {
     changeWatchers: new Gauge({
       name: 'change_events_watchers',
       help: 'Callers watching for change notices; the queue is read only while there is one',
+      registers: [registry],
+    }),
+    changeEventsCoveredVaults: new Gauge({
+      name: 'change_events_covered_vaults',
+      help: 'Vaults a Key Vault event has come from (at most 1024, the least recently seen forgotten); while change_events_receiving is 1, their reads are shared up to --read-share-seconds-with-events',
       registers: [registry],
     }),
     changeMessages: new Counter({

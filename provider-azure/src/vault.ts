@@ -1,7 +1,7 @@
 // Key Vault access with a request budget: one SDK client set per (vault, identity) (clients.ts),
 // every HTTP attempt metered and held to the vault's budget (pipeline.ts), identical in-flight reads
-// joined (inflight.ts), completed reads of current versions and version lists shared for a short
-// window (read-share.ts), and values read by explicit version cached per identity (value-cache.ts).
+// joined (inflight.ts), completed reads of current versions and version lists shared for a window
+// (read-share.ts; longer where change events end it, event-coverage.ts), and values read by explicit version cached per identity (value-cache.ts).
 // Secrets, keys and certificates take the one read path below, through the table in kinds.ts.
 import type { TokenCredential } from '@azure/identity';
 import type { ProviderError } from '@secret-store-sync/proto';
@@ -10,6 +10,7 @@ import { changeKey, vaultHost } from './change-keys.js';
 import { ClientPool, type Clients } from './clients.js';
 import { ENTRA_TRY_TIMEOUT_MS } from './credentials.js';
 import { toProviderError } from './errors.js';
+import { EventCoverage, MAX_COVERED_VAULTS } from './event-coverage.js';
 import { AZURE, providerError } from './messages.js';
 import { InFlightReads, raceAbort } from './inflight.js';
 import { KINDS, type ObjectValues } from './kinds.js';
@@ -41,6 +42,8 @@ export interface AccessOptions {
   requestTimeoutMs: number;
   /** How long a completed read of a current version or version list answers the same read (read-share.ts). */
   readShareMs: number;
+  /** The same while the vault's change events are received (event-coverage.ts); at least readShareMs. */
+  readShareWithEventsMs: number;
 }
 
 /** Versions listed, at most, kept by the read share (a version id weighs one). */
@@ -63,6 +66,7 @@ interface Shared {
   inflight: InFlightReads;
   cache: ValueCache<ObjectValues[ObjectType]>;
   share: ReadShare;
+  coverage: EventCoverage;
   metrics: Metrics;
   requestTimeoutMs: number;
 }
@@ -78,8 +82,13 @@ export class KeyVaultAccess {
       cache: new ValueCache({ ttlMs: opts.cacheTtlMs, maxBytes: opts.cacheMaxBytes, authWindowMs: opts.authWindowMs }),
       share: new ReadShare({
         shareMs: opts.readShareMs,
+        eventsShareMs: opts.readShareWithEventsMs,
         readTimeoutMs: opts.requestTimeoutMs,
         maxWeight: READ_SHARE_MAX_WEIGHT,
+      }),
+      coverage: new EventCoverage({
+        maxHosts: MAX_COVERED_VAULTS,
+        onCount: (n) => metrics.changeEventsCoveredVaults.set(n),
       }),
       metrics,
       requestTimeoutMs: opts.requestTimeoutMs,
@@ -94,6 +103,11 @@ export class KeyVaultAccess {
   /** Key Vault said an object changed (its change key): what is shared of its current version is dropped. */
   changed(key: string): void {
     this.shared.share.changed(key);
+  }
+
+  /** Told by the change source: whether it is receiving, and which vaults' events came (the longer share window). */
+  get coverage(): Pick<EventCoverage, 'receiving' | 'eventFrom'> {
+    return this.shared.coverage;
   }
 
   get clientCount(): number {
@@ -129,11 +143,11 @@ export class VaultSession {
     version: string,
     signal?: AbortSignal,
   ): Promise<ObjectValues[K]> {
-    const { cache, metrics, share } = this.shared;
+    const { cache, metrics, share, coverage } = this.shared;
     const changes = changeKey(this.host, name);
     const generation = share.generation(changes);
     const currentKey = this.cacheKey(kind, name, '');
-    const known = version || share.get<string>(currentKey, generation);
+    const known = version || share.get<string>(currentKey, generation, coverage.since(this.host));
     const hit = known ? cache.get(this.cacheKey(kind, name, known)) : undefined;
     if (hit) {
       metrics.cacheLookups.inc({ result: version ? 'hit' : 'shared' });
@@ -153,13 +167,13 @@ export class VaultSession {
     return value;
   }
 
-  /** All versions of an object, shared for the read share window (new versions appear), joined when identical. */
+  /** All versions of an object, shared for the read share window (a new version's event ends it), joined when identical. */
   async versions(kind: ObjectType, name: string, signal?: AbortSignal): Promise<VersionInfo[]> {
-    const { share, metrics } = this.shared;
+    const { share, metrics, coverage } = this.shared;
     const changes = changeKey(this.host, name);
     const generation = share.generation(changes);
     const key = this.cacheKey(kind, name, '*versions');
-    const recent = share.get<VersionInfo[]>(key, generation);
+    const recent = share.get<VersionInfo[]>(key, generation, coverage.since(this.host));
     if (recent) {
       metrics.cacheLookups.inc({ result: 'shared' });
       return recent;

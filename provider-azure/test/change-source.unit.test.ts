@@ -5,6 +5,7 @@ import { Backoff } from '../src/backoff.js';
 import { changeKey } from '../src/change-keys.js';
 import { QueueTokenError, RECEIVE_BATCH, type EventQueue, type QueueMessage } from '../src/change-queue.js';
 import { QueueChangeSource } from '../src/change-source.js';
+import { EventCoverage } from '../src/event-coverage.js';
 import { createLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 
@@ -74,11 +75,13 @@ function setup(o: { backoff?: Backoff } = {}) {
   const queue = new MemoryQueue();
   const metrics = createMetrics();
   const invalidated: string[] = [];
+  const coverage = new EventCoverage({ maxHosts: 8 });
   const source = new QueueChangeSource({
     queue,
     log: createLogger('error'),
     metrics,
     invalidate: (k) => invalidated.push(k),
+    coverage,
     pollIntervalMs: 10,
     names: { queue: 'https://acct.queue.core.windows.net/kv-events', identity: "workload identity 'x'" },
     coalesceMs: 20,
@@ -90,7 +93,7 @@ function setup(o: { backoff?: Backoff } = {}) {
   const watch = () => source.watch({ changed: (n) => notices.push(n), state: (s) => states.push(s) });
   const count = async (result: string) =>
     (await metrics.changeMessages.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
-  return { queue, metrics, source, notices, states, watch, invalidated, count };
+  return { queue, metrics, source, notices, states, watch, invalidated, count, coverage };
 }
 
 test('nobody watching: the queue is not read, so events wait for the watcher (a non-leader never takes them)', async () => {
@@ -102,7 +105,7 @@ test('nobody watching: the queue is not read, so events wait for the watcher (a 
 });
 
 test('a burst becomes one notice of distinct keys; each message is deleted after it, duplicates and strays too', async () => {
-  const { queue, source, notices, states, watch, invalidated, count } = setup();
+  const { queue, source, notices, states, watch, invalidated, count, coverage } = setup();
   const unwatch = watch();
   // A burst: two objects, a duplicate delivery, an older version after a newer one, foreign messages.
   queue.send(
@@ -121,6 +124,9 @@ test('a burst becomes one notice of distinct keys; each message is deleted after
   expect(new Set(invalidated)).toEqual(new Set([changeKey(HOST, 'a'), changeKey(HOST, 'b')]));
   expect(states[0]).toEqual({ receiving: true });
   expect(source.current()).toEqual({ receiving: true });
+  // The vault's events arrive while the queue is read: its reads may be shared until an event ends them.
+  expect(coverage.since(HOST)).toBeDefined();
+  expect(coverage.since('other-kv.vault.azure.net')).toBeUndefined();
   expect({
     notified: await count('notified'),
     duplicate: await count('duplicate'),
@@ -134,6 +140,7 @@ test('a burst becomes one notice of distinct keys; each message is deleted after
   expect(notices).toHaveLength(1);
   unwatch();
   expect(source.current()).toMatchObject({ receiving: false, reason: 'NotWatched' });
+  expect(coverage.since(HOST)).toBeUndefined();
 });
 
 test('kinds stay apart: a near-expiry event is its own notice', async () => {
@@ -176,7 +183,8 @@ test('a failing queue: not receiving with the reason, backed off, and receiving 
     delays.push(d);
     return d;
   };
-  const { queue, source, states, watch, metrics } = setup({ backoff });
+  const { queue, source, states, watch, metrics, coverage } = setup({ backoff });
+  coverage.eventFrom(HOST);
   queue.failWith = Object.assign(
     new Error('This request is not authorized to perform this operation using this permission.'),
     {
@@ -193,11 +201,14 @@ test('a failing queue: not receiving with the reason, backed off, and receiving 
   expect(states.filter((s) => s.reason === 'Forbidden')).toHaveLength(1);
   expect(delays.slice(0, 4)).toEqual([1, 2, 3, 3]);
   expect((await metrics.changeEventsReceiving.get()).values[0]!.value).toBe(0);
+  // Not receiving: no vault's reads rely on events.
+  expect(coverage.since(HOST)).toBeUndefined();
 
   queue.failWith = undefined;
   await until(() => source.current().receiving, 'receiving again');
   expect(states.at(-1)).toEqual({ receiving: true });
   expect((await metrics.changeEventsReceiving.get()).values[0]!.value).toBe(1);
+  expect(coverage.since(HOST)).toBeDefined();
 });
 
 test.each([

@@ -1,4 +1,5 @@
-// The provider's command line: where its HTTP listeners bind and how often it checks itself.
+// The provider's command line: where its HTTP listeners bind, how often it checks itself, and how
+// long reads are shared.
 import { expectHelpDescribesEveryFlag } from '../../test/helpers/flags.js';
 import { FLAGS, parseConfig, usage, type Config } from '../src/config.js';
 
@@ -17,6 +18,23 @@ test('/healthz and /metrics listen where their own flags say, else at --http-bin
   expect(() => parse('--healthz-bind-address=my-node')).toThrow(/--healthz-bind-address must be an IP address/);
   expect(() => parse('--healthz-check-interval-seconds=0')).toThrow(
     /--healthz-check-interval-seconds must be a whole number from 1/,
+  );
+});
+
+test('the share window with events is held to the authorization window, and never below the one without', () => {
+  expect(parse()).toMatchObject({ readShareSeconds: 2, readShareWithEvents: { seconds: 60, asked: 60 } });
+  expect(parse('--read-share-seconds-with-events=300').readShareWithEvents).toEqual({ seconds: 60, asked: 300 });
+  expect(parse('--read-share-seconds-with-events=300', '--cache-auth-window-seconds=600').readShareWithEvents).toEqual({
+    seconds: 300,
+    asked: 300,
+  });
+  expect(parse('--cache-auth-window-seconds=30').readShareWithEvents).toEqual({ seconds: 30, asked: 60 });
+  expect(parse('--read-share-seconds=10', '--read-share-seconds-with-events=0').readShareWithEvents).toEqual({
+    seconds: 10,
+    asked: 0,
+  });
+  expect(() => parse('--read-share-seconds-with-events=301')).toThrow(
+    /--read-share-seconds-with-events must be a whole number from 0 to 300/,
   );
 });
 
