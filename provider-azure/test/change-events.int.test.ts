@@ -37,10 +37,18 @@ async function saToken(sa: string): Promise<string> {
   return tr.status!.token;
 }
 
-async function mount(objects: Record<string, string>[], o: { via?: RunningProviderProcess; token?: string } = {}) {
+async function mount(
+  objects: Record<string, string>[],
+  o: { via?: RunningProviderProcess; token?: string; vault?: string } = {},
+) {
   return (o.via ?? provider).client.mount(
     mountRequest({
-      parameters: azureParameters({ keyvaultName: vault, tenantID: azure.tenantId, clientID: mountClientId, objects }),
+      parameters: azureParameters({
+        keyvaultName: o.vault ?? vault,
+        tenantID: azure.tenantId,
+        clientID: mountClientId,
+        objects,
+      }),
       token: o.token ?? (await saToken('workload')),
       namespace: ns.name,
       serviceAccount: 'workload',
@@ -71,13 +79,14 @@ async function visible(): Promise<number> {
   return (await azure.queueAdmin(queue).peekMessages({ numberOfMessages: 32 })).peekedMessageItems.length;
 }
 
-async function startWithQueue(o: { url: string; clientId: string; tokenFile: string; args?: string[] }) {
+/** A provider reading the queue; by default the test's own, as its own queue identity. */
+async function startWithQueue(o: { url?: string; clientId?: string; args?: string[] } = {}) {
   const p = await startProvider({
     args: [
-      `--change-queue-url=${o.url}`,
-      `--change-queue-client-id=${o.clientId}`,
+      `--change-queue-url=${o.url ?? azure.queueUrl(queue)}`,
+      `--change-queue-client-id=${o.clientId ?? queueClientId}`,
       `--change-queue-tenant-id=${azure.tenantId}`,
-      `--change-queue-token-file=${o.tokenFile}`,
+      `--change-queue-token-file=${tokenFile}`,
       ...(o.args ?? []),
     ],
   });
@@ -109,7 +118,7 @@ beforeAll(async () => {
   subscription = await azure.subscribeVaultEvents({ vault, queue });
   tokenFile = join(mkdtempSync(join(tmpdir(), 'chev-')), 'azure-identity-token');
   writeFileSync(tokenFile, await saToken('provider'));
-  provider = await startWithQueue({ url: azure.queueUrl(queue), clientId: queueClientId, tokenFile });
+  provider = await startWithQueue();
 });
 
 afterAll(async () => {
@@ -186,12 +195,7 @@ test('a duplicate storm, an older version after a newer one and foreign messages
 
 test('a burst of Mounts of one object reads it once within the share window; its change event ends the window', async () => {
   // A window far longer than the test, so only the event can end it.
-  const shared = await startWithQueue({
-    url: azure.queueUrl(queue),
-    clientId: queueClientId,
-    tokenFile,
-    args: ['--read-share-seconds=60'],
-  });
+  const shared = await startWithQueue({ args: ['--read-share-seconds=60'] });
   await azure.setSecret(vault, 'burst', 'b1');
   const gets = async () => (await azure.stats()).vaultRequests[`${vault} secrets/get 200`] ?? 0;
   const token = await saToken('workload');
@@ -209,6 +213,69 @@ test('a burst of Mounts of one object reads it once within the share window; its
   const after = await mount(objects, { via: shared, token });
   expect(after.files[0]!.contents.toString()).toBe('b2');
   expect((await gets()) - before).toBe(2);
+  await w.stop();
+});
+
+test("with a vault's events received, its reads are shared until the object's event; a vault without events, or a queue not read, keeps the short window", async () => {
+  // A short window of 1 s, and the default 60 s where events end it.
+  const p = await startWithQueue({ args: ['--read-share-seconds=1'] });
+  const quiet = `ceq-${run}`; // a vault of the same provider with no event subscription
+  await azure.createVault(quiet);
+  await azure.assignRole('Key Vault Secrets User', mountClientId, quiet);
+  await azure.setSecret(quiet, 'cover', 'q1');
+  const gets = async (v: string) => (await azure.stats()).vaultRequests[`${v} secrets/get 200`] ?? 0;
+  const covered = async () => /^change_events_covered_vaults 1$/m.test(await p.metrics());
+  const token = await saToken('workload');
+  const objects = [{ objectName: 'cover', objectType: 'secret' }];
+  const value = async (o: { vault?: string } = {}) =>
+    (await mount(objects, { via: p, token, ...o })).files[0]!.contents.toString();
+  const longerThanTheShortWindow = () => new Promise((r) => setTimeout(r, 2_500));
+
+  await azure.setSecret(vault, 'cover', 'c1');
+  const key = (await mount(objects, { via: p, token })).changeKeys!.keys['secret/cover']!;
+  // Watched: the provider reads the queue, and c1's event (the vault's first) arrives.
+  const w = watch(p);
+  await eventually(
+    async () => (w.notices.some((n) => n.keys.includes(key)) && (await covered()) ? true : undefined),
+    20_000,
+    "the vault's event received",
+  );
+  const before = { vault: await gets(vault), quiet: await gets(quiet) };
+  const reads = async () => ({ vault: (await gets(vault)) - before.vault, quiet: (await gets(quiet)) - before.quiet });
+
+  expect(await value()).toBe('c1');
+  expect(await value({ vault: quiet })).toBe('q1');
+  await longerThanTheShortWindow();
+  expect(await value()).toBe('c1');
+  expect(await value({ vault: quiet })).toBe('q1');
+  // One read of the covered vault for both Mounts; the vault no event came from is read each time.
+  expect(await reads()).toEqual({ vault: 1, quiet: 2 });
+  expect(await covered()).toBe(true); // the quiet vault never counted
+
+  // A new version: its event ends the window, and the next Mount reads it.
+  const heard = () => w.notices.filter((n) => n.keys.includes(key)).length;
+  const notices = heard();
+  await azure.setSecret(vault, 'cover', 'c2');
+  await eventually(async () => (heard() > notices ? true : undefined), 20_000, 'the notice');
+  expect(await value()).toBe('c2');
+  expect((await reads()).vault).toBe(2);
+
+  // The queue not read (gone): the short window at once, for the read made just before too.
+  await azure.queueAdmin(queue).delete();
+  await eventually(async () => (w.last()?.reason === 'QueueNotFound' ? true : undefined), 20_000, 'QueueNotFound');
+  await longerThanTheShortWindow();
+  expect(await value()).toBe('c2');
+  expect((await reads()).vault).toBe(3);
+
+  // Receiving again: a read from before stays on the short window; one completed since shares again.
+  await azure.createQueue(queue);
+  await eventually(async () => (w.last()?.receiving ? true : undefined), 30_000, 'receiving again');
+  await longerThanTheShortWindow();
+  expect(await value()).toBe('c2');
+  expect((await reads()).vault).toBe(4);
+  await longerThanTheShortWindow();
+  expect(await value()).toBe('c2');
+  expect((await reads()).vault).toBe(4);
   await w.stop();
 });
 
@@ -238,16 +305,12 @@ test('the queue gone, or the role taken away: not receiving with the reason, and
 
 test('an identity with no queue role is Forbidden, and a queue that does not resolve is QueueUnreachable', async () => {
   const stranger = await federated('s', 'provider');
-  const forbidden = await startWithQueue({ url: azure.queueUrl(queue), clientId: stranger, tokenFile });
+  const forbidden = await startWithQueue({ clientId: stranger });
   const w = watch(forbidden);
   await eventually(async () => (w.last()?.reason === 'Forbidden' ? true : undefined), 20_000, 'Forbidden');
   expect(w.last()!.receiving).toBe(false);
 
-  const nowhere = await startWithQueue({
-    url: 'https://nosuchaccount.queue.core.windows.net/kv-events',
-    clientId: queueClientId,
-    tokenFile,
-  });
+  const nowhere = await startWithQueue({ url: 'https://nosuchaccount.queue.core.windows.net/kv-events' });
   const u = watch(nowhere);
   await eventually(async () => (u.last()?.reason === 'QueueUnreachable' ? true : undefined), 20_000, 'unreachable');
 });
