@@ -3,14 +3,17 @@
 // ServiceAccount and workload identity, so the distinct (vault, object, identity) are objects ×
 // namespaces. Measured at the Key Vault emulator: the requests of the whole first sync, by
 // operation, and the time until every SecretSync is synced; once with provider-azure's default
-// --read-share-seconds and once with 0 (only reads in flight joined), each with fresh processes.
+// --read-share-seconds, once with 0 (only reads in flight joined), and once with change events on
+// (the vault's events received, so its reads are shared until an event ends them, at most
+// --read-share-seconds-with-events), each with fresh processes.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION } from '../controller/src/api.js';
 import { AzureStack } from '../test/env/azure/client.js';
+import { changeQueueFlags, writeProviderToken } from '../test/helpers/change-queue.js';
 import { secretSync } from '../test/helpers/fixtures.js';
-import { kube, type Kube } from '../test/helpers/kube.js';
+import { eventually, kube, type Kube } from '../test/helpers/kube.js';
 import {
   Arrivals,
   metricSum,
@@ -37,14 +40,21 @@ export const BURST_SIZES: { quick: BurstSizes; full: BurstSizes } = {
   full: { secretSyncs: 1000, objects: 20, namespaces: 10, createConcurrency: 32 },
 };
 
-/** The provider's default (provider-azure/src/config.ts), then none. */
-const SHARE_SECONDS = [2, 0];
+/** The provider's default (provider-azure/src/config.ts), then none, then the default with events on. */
+const RUNS: { shareSeconds: number; events: boolean }[] = [
+  { shareSeconds: 2, events: false },
+  { shareSeconds: 0, events: false },
+  { shareSeconds: 2, events: true },
+];
 const VAULT = 'burst-kv';
+const QUEUE = 'burst-events';
 const objectName = (j: number) => `b${j}`;
 
 interface Run {
   label: string;
   shareSeconds: number;
+  /** The flags of provider-azure's change queue, when the run has events on. */
+  changeQueue?: string[];
   namespaces: string[];
 }
 
@@ -80,6 +90,53 @@ function diff(now: Record<string, number>, before: Record<string, number>) {
   return byOperation;
 }
 
+/**
+ * The vault's events into a queue of their own, read by an identity with the queue role only (its
+ * ServiceAccount `provider` in the run's first namespace): provider-azure's flags to read it.
+ * Subscribed after the objects were written, so the queue holds only what the run writes.
+ */
+async function eventQueue(o: { k: Kube; azure: AzureStack; issuer: string; run: Run }): Promise<string[]> {
+  const { k, azure, run } = o;
+  const ns = run.namespaces[0]!;
+  await k.core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'provider' } } });
+  const reader = await azure.createWorkloadIdentity({
+    name: `${run.label}-queue`,
+    issuer: o.issuer,
+    namespace: ns,
+    serviceAccount: 'provider',
+  });
+  const url = await azure.createQueue(QUEUE);
+  await azure.subscribeVaultEvents({ vault: VAULT, queue: QUEUE });
+  await azure.assignQueueRole('Storage Queue Data Message Processor', reader.clientId, { queue: QUEUE });
+  const tokenFile = join(mkdtempSync(join(tmpdir(), `sss-bench-${run.label}-`)), 'provider-token');
+  await writeProviderToken(k.core, { namespace: ns, serviceAccount: 'provider', file: tokenFile });
+  return changeQueueFlags({ url, clientId: reader.clientId, tenantId: azure.tenantId, tokenFile });
+}
+
+/**
+ * With events on: the manager's change stream attached and an event of the vault received (a
+ * version of an object no SecretSync uses), so the provider counts the vault as covered.
+ */
+async function eventsCovering(o: { azure: AzureStack; pair: Awaited<ReturnType<typeof startPair>> }): Promise<void> {
+  const { azure, pair } = o;
+  await eventually(
+    async () =>
+      metricSum(await pair.manager.metrics(), 'secretsync_change_source_receiving', { provider: 'azure' }) === 1
+        ? true
+        : undefined,
+    60_000,
+    'the manager watching the change queue',
+    250,
+  );
+  await azure.setSecret(VAULT, 'burst-seed', 'seed');
+  await eventually(
+    async () => (metricSum(await pair.provider.metrics(), 'change_events_covered_vaults') >= 1 ? true : undefined),
+    60_000,
+    "the vault's first event received",
+    250,
+  );
+}
+
 /** One burst with fresh processes: the manager sees only this run's SecretSyncs (its controller name). */
 async function burst(o: {
   k: Kube;
@@ -103,9 +160,10 @@ async function burst(o: {
       dir,
       start: o.start,
       namespace: '',
-      providerArgs: ['--log-level=info', `--read-share-seconds=${run.shareSeconds}`],
+      providerArgs: ['--log-level=info', `--read-share-seconds=${run.shareSeconds}`, ...(run.changeQueue ?? [])],
       managerArgs: ['--workers=16', '--log-level=info', `--controller-name=${run.label}`],
     });
+    if (run.changeQueue) await eventsCovering({ azure, pair });
     await arrivals.start();
     const before = (await azure.stats()).vaultRequests;
     const t0 = performance.now();
@@ -133,6 +191,7 @@ async function burst(o: {
     const pm = await pair.provider.metrics();
     const result = {
       readShareSeconds: run.shareSeconds,
+      changeEvents: run.changeQueue !== undefined,
       keyVaultReads: byOperation['secrets/get 200'] ?? 0,
       keyVaultRequestsAtVault: Object.values(byOperation).reduce((a, b) => a + b, 0),
       keyVaultRequestsByOperation: byOperation,
@@ -147,7 +206,7 @@ async function burst(o: {
       createSeconds: round(createSeconds),
     };
     o.say(
-      `burst, --read-share-seconds=${run.shareSeconds}: ${S.secretSyncs} synced in ${result.secondsToAllSynced} s; ${result.keyVaultReads} Key Vault reads (${result.keyVaultRequestsAtVault} requests at the vault: ${JSON.stringify(byOperation)})`,
+      `burst, --read-share-seconds=${run.shareSeconds}${run.changeQueue ? ', events on' : ''}: ${S.secretSyncs} synced in ${result.secondsToAllSynced} s; ${result.keyVaultReads} Key Vault reads (${result.keyVaultRequestsAtVault} requests at the vault: ${JSON.stringify(byOperation)})`,
     );
     return result;
   } finally {
@@ -168,15 +227,18 @@ export async function firstSyncBurstScenario(o: OwnStackScenario<BurstSizes>): P
       await azure.setSecret(VAULT, objectName(j), `${objectName(j)}-v1`);
     },
   );
-  const runs: Run[] = SHARE_SECONDS.map((shareSeconds) => {
-    const label = `burst-share-${shareSeconds}`;
+  const runs: Run[] = RUNS.map(({ shareSeconds, events }) => {
+    const label = `burst-share-${shareSeconds}${events ? '-events' : ''}`;
     return {
       label,
       shareSeconds,
       namespaces: Array.from({ length: S.namespaces }, (_, n) => `${label}-${n}`),
     };
   });
-  for (const run of runs) await seedRun({ k, azure, issuer: stack.info.k8s.issuer, run, objects: S.objects });
+  for (const [i, run] of runs.entries()) {
+    await seedRun({ k, azure, issuer: stack.info.k8s.issuer, run, objects: S.objects });
+    if (RUNS[i]!.events) run.changeQueue = await eventQueue({ k, azure, issuer: stack.info.k8s.issuer, run });
+  }
   const triples = S.objects * S.namespaces;
   say(
     `burst: ${S.secretSyncs} SecretSyncs created ${S.createConcurrency} at a time over ${S.objects} objects of one vault in ${S.namespaces} namespaces, an identity each (${triples} distinct (vault, object, identity))`,
@@ -184,7 +246,7 @@ export async function firstSyncBurstScenario(o: OwnStackScenario<BurstSizes>): P
   const measured: Record<string, unknown>[] = [];
   for (const run of runs) measured.push(await burst({ k, azure, run, S, start: o.start, say }));
   return {
-    what: `${S.secretSyncs} new SecretSyncs created at once (${S.createConcurrency} at a time) over ${S.objects} Key Vault secrets of one vault in ${S.namespaces} namespaces, each namespace its own ServiceAccount and workload identity; Key Vault requests at the vault for the whole first sync and the time from the first create until every SecretSync says CreateSucceeded; fresh manager and provider-azure per run, with provider-azure's --read-share-seconds at its default and at 0`,
+    what: `${S.secretSyncs} new SecretSyncs created at once (${S.createConcurrency} at a time) over ${S.objects} Key Vault secrets of one vault in ${S.namespaces} namespaces, each namespace its own ServiceAccount and workload identity; Key Vault requests at the vault for the whole first sync and the time from the first create until every SecretSync says CreateSucceeded; fresh manager and provider-azure per run, with provider-azure's --read-share-seconds at its default, at 0, and at its default with change events on (the vault's events received from a queue before the burst, so --read-share-seconds-with-events at its default applies)`,
     ...S,
     distinctVaultObjectIdentity: triples,
     runs: measured,
