@@ -84,6 +84,7 @@ const FLAGS: { value: string; process: 'manager' | 'provider'; flag: string; wit
   { value: 'provider.maxReadsPerMount', process: 'provider', flag: 'max-reads-per-mount' },
   { value: 'provider.readShareSeconds', process: 'provider', flag: 'read-share-seconds' },
   { value: 'provider.changeEvents.pollSeconds', process: 'provider', flag: 'change-queue-poll-seconds' },
+  { value: 'provider.changeEvents.readShareSeconds', process: 'provider', flag: 'read-share-seconds-with-events' },
 ];
 function schemaAt(path: string): Schema {
   const s = path.split('.').reduce((s, k) => resolve(s).properties![k]!, schema as Schema);

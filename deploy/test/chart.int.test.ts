@@ -372,7 +372,7 @@ test('extraProviders: a container per provider on the shared socket folder, rest
   }
 });
 
-test('provider flags from the chart: node identity and service principals off by default; when on, only for listed namespaces and the identities bound to them; cloud files only from a ConfigMap', () => {
+test('provider flags from the chart: node identity and service principals off by default; when on, only for listed namespaces and the identities bound to them; cloud files only from a ConfigMap; change events and their share window only with a queue', () => {
   type Doc = {
     kind: string;
     spec?: {
@@ -445,6 +445,20 @@ test('provider flags from the chart: node identity and service principals off by
   ).toContain(`--node-identity-namespaces=infra=${kubelet}`);
   expect(() => pod('--set', 'provider.allowNodeIdentity=true')).toThrow(
     /needs provider.nodeIdentityNamespaces or provider.nodeIdentityBindings/,
+  );
+  // The share window with events is passed only when events are on.
+  expect(defaults.args.filter((a) => /^--(change-queue|read-share-seconds-with-events)/.test(a))).toEqual([]);
+  const queueUrl = 'https://acct.queue.core.windows.net/kv-events';
+  const events = pod(
+    ...['--set', `provider.changeEvents.queueUrl=${queueUrl}`, '--set', `provider.changeEvents.clientId=${kubelet}`],
+    ...['--set', `provider.changeEvents.tenantId=${addon}`, '--set', 'provider.changeEvents.readShareSeconds=30'],
+  );
+  expect(providerOf(events).args).toEqual(
+    expect.arrayContaining([
+      `--change-queue-url=${queueUrl}`,
+      '--read-share-seconds=2',
+      '--read-share-seconds-with-events=30',
+    ]),
   );
 });
 
