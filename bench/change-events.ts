@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AzureStack } from '../test/env/azure/client.js';
-import { changeQueueFlags, writeProviderToken } from '../test/helpers/change-queue.js';
+import { changeQueueFlags, vaultEventsQueue } from '../test/helpers/change-queue.js';
 import { secretSync } from '../test/helpers/fixtures.js';
 import { eventually, kube } from '../test/helpers/kube.js';
 import {
@@ -95,12 +95,14 @@ export async function changeEventsScenario(o: OwnStackScenario<EventSizes>): Pro
     azure.createWorkloadIdentity({ name, issuer: stack.info.k8s.issuer, namespace: NS, serviceAccount });
   const app = await federated('events-app', 'app');
   await azure.assignRole('Key Vault Secrets User', app.clientId, VAULT);
-  const queueUrl = await azure.createQueue(QUEUE);
-  const subscription = await azure.subscribeVaultEvents({ vault: VAULT, queue: QUEUE });
-  const reader = await federated('events-queue', 'provider');
-  await azure.assignQueueRole('Storage Queue Data Message Processor', reader.clientId, { queue: QUEUE });
-  const tokenFile = join(dir, 'provider-token');
-  await writeProviderToken(k.core, { namespace: NS, serviceAccount: 'provider', file: tokenFile });
+  const { subscription, changeQueue } = await vaultEventsQueue({
+    core: k.core,
+    azure,
+    vault: VAULT,
+    queue: QUEUE,
+    reader: { name: 'events-queue', namespace: NS, serviceAccount: 'provider' },
+    tokenFile: join(dir, 'provider-token'),
+  });
 
   await pool(
     Array.from({ length: S.objects }, (_, j) => j),
@@ -124,10 +126,7 @@ export async function changeEventsScenario(o: OwnStackScenario<EventSizes>): Pro
       dir,
       start: o.start,
       namespace: NS,
-      providerArgs: [
-        '--log-level=info',
-        ...changeQueueFlags({ url: queueUrl, clientId: reader.clientId, tenantId: azure.tenantId, tokenFile }),
-      ],
+      providerArgs: ['--log-level=info', ...changeQueueFlags(changeQueue)],
       managerArgs: ['--rotation-poll-interval-seconds=3600', '--workers=16', '--log-level=info'],
     });
     const { provider, manager } = pair;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SYNC_GROUP, SYNC_PLURAL, SYNC_VERSION } from '../controller/src/api.js';
 import { AzureStack } from '../test/env/azure/client.js';
-import { changeQueueFlags, writeProviderToken } from '../test/helpers/change-queue.js';
+import { changeQueueFlags, vaultEventsQueue } from '../test/helpers/change-queue.js';
 import { secretSync } from '../test/helpers/fixtures.js';
 import { eventually, kube, type Kube } from '../test/helpers/kube.js';
 import {
@@ -95,22 +95,19 @@ function diff(now: Record<string, number>, before: Record<string, number>) {
  * ServiceAccount `provider` in the run's first namespace): provider-azure's flags to read it.
  * Subscribed after the objects were written, so the queue holds only what the run writes.
  */
-async function eventQueue(o: { k: Kube; azure: AzureStack; issuer: string; run: Run }): Promise<string[]> {
+async function eventQueue(o: { k: Kube; azure: AzureStack; run: Run }): Promise<string[]> {
   const { k, azure, run } = o;
   const ns = run.namespaces[0]!;
   await k.core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'provider' } } });
-  const reader = await azure.createWorkloadIdentity({
-    name: `${run.label}-queue`,
-    issuer: o.issuer,
-    namespace: ns,
-    serviceAccount: 'provider',
+  const { changeQueue } = await vaultEventsQueue({
+    core: k.core,
+    azure,
+    vault: VAULT,
+    queue: QUEUE,
+    reader: { name: `${run.label}-queue`, namespace: ns, serviceAccount: 'provider' },
+    tokenFile: join(mkdtempSync(join(tmpdir(), `sss-bench-${run.label}-`)), 'provider-token'),
   });
-  const url = await azure.createQueue(QUEUE);
-  await azure.subscribeVaultEvents({ vault: VAULT, queue: QUEUE });
-  await azure.assignQueueRole('Storage Queue Data Message Processor', reader.clientId, { queue: QUEUE });
-  const tokenFile = join(mkdtempSync(join(tmpdir(), `sss-bench-${run.label}-`)), 'provider-token');
-  await writeProviderToken(k.core, { namespace: ns, serviceAccount: 'provider', file: tokenFile });
-  return changeQueueFlags({ url, clientId: reader.clientId, tenantId: azure.tenantId, tokenFile });
+  return changeQueueFlags(changeQueue);
 }
 
 /**
@@ -237,7 +234,7 @@ export async function firstSyncBurstScenario(o: OwnStackScenario<BurstSizes>): P
   });
   for (const [i, run] of runs.entries()) {
     await seedRun({ k, azure, issuer: stack.info.k8s.issuer, run, objects: S.objects });
-    if (RUNS[i]!.events) run.changeQueue = await eventQueue({ k, azure, issuer: stack.info.k8s.issuer, run });
+    if (RUNS[i]!.events) run.changeQueue = await eventQueue({ k, azure, run });
   }
   const triples = S.objects * S.namespaces;
   say(

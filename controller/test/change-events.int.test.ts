@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { metricSum } from '../../bench/lib.js';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { loadStackInfo } from '../../test/env/stack.js';
-import { changeQueueFlags, writeProviderToken } from '../../test/helpers/change-queue.js';
+import { changeQueueFlags, vaultEventsQueue } from '../../test/helpers/change-queue.js';
 import { azureParameters, secretProviderClass, secretSync } from '../../test/helpers/fixtures.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { startManager, type RunningManager } from '../../test/helpers/manager.js';
@@ -149,17 +149,21 @@ beforeAll(async () => {
   await azure.assignRole('Key Vault Secrets User', workloadId, vault);
 
   // The operator's part (README "Change events"): a queue, the vault's event subscription into it,
-  // and the provider's own identity with the queue role on that queue only.
-  await azure.createQueue(queue);
-  subscription = await azure.subscribeVaultEvents({ vault, queue });
-  queueReader = await federated('ce-queue', 'provider');
-  await azure.assignQueueRole('Storage Queue Data Message Processor', queueReader, { queue });
-  roleless = await federated('ce-noqueue', 'provider');
-
-  // The provider container's projected token, as the chart mounts it (audience api://AzureADTokenExchange).
+  // and the provider's own identity with the queue role on that queue only, its projected token
+  // written where the chart mounts it.
   socketDir = mkdtempSync(join(tmpdir(), 'sss-events-'));
   tokenFile = join(socketDir, 'provider-token');
-  await writeProviderToken(k.core, { namespace: ns.name, serviceAccount: 'provider', file: tokenFile });
+  const events = await vaultEventsQueue({
+    core: k.core,
+    azure,
+    vault,
+    queue,
+    reader: { name: `ce-queue-${ns.name}`, namespace: ns.name, serviceAccount: 'provider' },
+    tokenFile,
+  });
+  subscription = events.subscription;
+  queueReader = events.changeQueue.clientId;
+  roleless = await federated('ce-noqueue', 'provider');
 
   // First versions before anyone reads the queue: their events are handled (and acted on by
   // nobody) before the tests start counting reads.

@@ -3,11 +3,12 @@
 // checks the provider's own workload identity (a ServiceAccount token exchanged at the Entra
 // stand-in) against Azure RBAC, and a watcher on the provider's socket hears what changed.
 import type { ChangeNotice, ChangeState } from '@secret-store-sync/proto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AzureStack } from '../../test/env/azure/client.js';
 import { loadStackInfo } from '../../test/env/stack.js';
+import { vaultEventsQueue } from '../../test/helpers/change-queue.js';
 import { azureParameters } from '../../test/helpers/fixtures.js';
 import { eventually, kube, tempNamespace } from '../../test/helpers/kube.js';
 import { mountRequest, startProvider, type RunningProviderProcess } from '../../test/helpers/provider.js';
@@ -112,12 +113,17 @@ beforeAll(async () => {
   await azure.createVault(vault);
   mountClientId = await federated('m', 'workload');
   await azure.assignRole('Key Vault Secrets User', mountClientId, vault);
-  queueClientId = await federated('q', 'provider');
-  await azure.createQueue(queue);
-  await azure.assignQueueRole('Storage Queue Data Message Processor', queueClientId, { queue });
-  subscription = await azure.subscribeVaultEvents({ vault, queue });
   tokenFile = join(mkdtempSync(join(tmpdir(), 'chev-')), 'azure-identity-token');
-  writeFileSync(tokenFile, await saToken('provider'));
+  const events = await vaultEventsQueue({
+    core: k.core,
+    azure,
+    vault,
+    queue,
+    reader: { name: `chev-q-${run}`, namespace: ns.name, serviceAccount: 'provider' },
+    tokenFile,
+  });
+  subscription = events.subscription;
+  queueClientId = events.changeQueue.clientId;
   provider = await startWithQueue();
 });
 

@@ -3,6 +3,7 @@
 // chart mounts into the provider container (audience api://AzureADTokenExchange).
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { writeFileSync } from 'node:fs';
+import type { AzureStack } from '../env/azure/client.js';
 
 export interface ChangeQueue {
   /** https://<account>.queue.core.windows.net/<queue> */
@@ -37,4 +38,29 @@ export async function writeProviderToken(
     body: { spec: { audiences: ['api://AzureADTokenExchange'], expirationSeconds: 24 * 3600 } },
   });
   writeFileSync(o.file, tr.status?.token ?? '', { mode: 0o600 });
+}
+
+/**
+ * The operator's part of README "Change events" on the stack: the queue, the vault's event
+ * subscription into it, and the provider's own identity — federated with `reader.serviceAccount`,
+ * "Storage Queue Data Message Processor" on that queue and nothing else — with its projected
+ * token written to `tokenFile`. The ServiceAccount must exist.
+ */
+export async function vaultEventsQueue(o: {
+  core: CoreV1Api;
+  azure: AzureStack;
+  vault: string;
+  queue: string;
+  reader: { name: string; namespace: string; serviceAccount: string };
+  tokenFile: string;
+}): Promise<{ subscription: string; changeQueue: ChangeQueue }> {
+  const url = await o.azure.createQueue(o.queue);
+  const subscription = await o.azure.subscribeVaultEvents({ vault: o.vault, queue: o.queue });
+  const reader = await o.azure.createWorkloadIdentity({ ...o.reader, issuer: o.azure.info.k8s.issuer });
+  await o.azure.assignQueueRole('Storage Queue Data Message Processor', reader.clientId, { queue: o.queue });
+  await writeProviderToken(o.core, { ...o.reader, file: o.tokenFile });
+  return {
+    subscription,
+    changeQueue: { url, clientId: reader.clientId, tenantId: o.azure.tenantId, tokenFile: o.tokenFile },
+  };
 }
