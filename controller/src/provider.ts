@@ -26,6 +26,8 @@ export type MountAnswer = MountResponse__Output & Pick<MountAnswerTrailers, 'exp
 export interface MountInput {
   provider: string;
   request: MountRequestInput;
+  /** Ask the provider to read its store now, sharing nothing it read before (FRESH_READ_METADATA_KEY). */
+  fresh?: boolean;
 }
 
 export class Providers {
@@ -56,7 +58,7 @@ export class Providers {
     const client = this.client(input.provider);
     const stop = this.metrics.providerCalls.startTimer({ provider: input.provider });
     try {
-      const res = await client.mount(buildMountRequest(input.request), this.timeoutMs);
+      const res = await client.mount(buildMountRequest(input.request), this.timeoutMs, { fresh: input.fresh ?? false });
       // An answer carrying an error code is a failure too, whatever the gRPC status said.
       stop({ code: res.error?.code ? 'ERROR_IN_RESPONSE' : 'OK' });
       if (res.error?.code)

@@ -92,7 +92,13 @@ async function sync(
     ),
     currentObjectVersions: ss.status?.syncedObjectVersions ?? [],
   };
-  const { response } = await deps.mounts.mount({ provider, request }, share, (input) => deps.providers.mount(input));
+  // A synced SecretSync asked afresh — its spec or class edited (forceSynchronization too), a
+  // retry — reads the store now: a provider's shared reads are for bursts (new SecretSyncs,
+  // rotations, a change notice's), and a disabled version comes with no notice.
+  const fresh = share.kind === 'fresh' && phase === 'update';
+  const { response } = await deps.mounts.mount({ provider, request, fresh }, share, (input) =>
+    deps.providers.mount(input),
+  );
   // Kept in the status too: a restarted manager or a new leader then knows them without a Mount.
   const changeKeys = deps.changes.remember(`${ss.metadata.namespace}/${ss.metadata.name}`, provider, response);
   const desired: DesiredSecret = {

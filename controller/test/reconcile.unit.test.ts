@@ -350,6 +350,16 @@ test("a successful Mount's change keys reach the SecretSync from a notice; a fai
   expect(changes.noticed('test', ['k-foo-2'], 3)).toEqual(['n/app']);
 });
 
+test('a synced SecretSync asked afresh (an edit, a forceSynchronization, a retry) asks the provider for a fresh read; a first sync, a rotation and a notice do not', async () => {
+  const w = world({ files: { foo: 'v1' } }, {});
+  const synced = app({ generation: 2, status: { syncHash: 'hmac-sha256:old' } });
+  await reconcile(app(), w.deps);
+  await reconcile(synced, w.deps, { kind: 'rotation' });
+  await reconcile(synced, w.deps, { kind: 'changed', after: w.deps.mounts.mark() });
+  await reconcile(synced, w.deps);
+  expect(w.providers.inputs.map((i) => i.fresh)).toEqual([false, false, false, true]);
+});
+
 test('a provider without an expiry trailer leaves expiresOn out', async () => {
   const w = world({ files: { foo: 'v1' } }, {});
   const { outcome } = await reconcile(app(), w.deps);

@@ -22,6 +22,7 @@ import {
   CHANGE_KEY,
   CHANGE_KEYS_METADATA_KEY,
   DEFAULT_MAX_MESSAGE_BYTES,
+  FRESH_READ_METADATA_KEY,
   OBJECT_EXPIRY_METADATA_KEY,
   PARTIAL_FAILURES_METADATA_KEY,
   TrailerError,
@@ -111,7 +112,11 @@ export class ProviderClient {
    * A trailer that is malformed, too large (MAX_TRAILER_BYTES) or never arrives fails the call
    * with an INTERNAL ProviderCallError whose `reason` names the fault.
    */
-  mount(request: MountRequest, timeoutMs = 30_000): Promise<MountResponse__Output & MountAnswerTrailers> {
+  mount(
+    request: MountRequest,
+    timeoutMs = 30_000,
+    o: { fresh?: boolean } = {},
+  ): Promise<MountResponse__Output & MountAnswerTrailers> {
     return new Promise((resolve, reject) => {
       let trailers: Metadata | undefined;
       let watchdog: NodeJS.Timeout | undefined;
@@ -133,9 +138,11 @@ export class ProviderClient {
               },
             }),
         });
+      const metadata = new Metadata();
+      if (o.fresh) metadata.set(FRESH_READ_METADATA_KEY, '1');
       const call: ClientUnaryCall = this.client.Mount(
         request,
-        new Metadata(),
+        metadata,
         { deadline: Date.now() + timeoutMs, interceptors: [watch] },
         (err, res) => {
           clearTimeout(watchdog);

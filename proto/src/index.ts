@@ -40,6 +40,7 @@ export {
   OBJECT_EXPIRY_METADATA_KEY,
   CHANGE_KEY,
   CHANGE_KEYS_METADATA_KEY,
+  FRESH_READ_METADATA_KEY,
   TrailerError,
   decodeChangeKeys,
   decodeExpiry,

@@ -28,6 +28,7 @@ import {
   CHANGE_KEY,
   CHANGE_KEYS_METADATA_KEY,
   DEFAULT_MAX_MESSAGE_BYTES,
+  FRESH_READ_METADATA_KEY,
   MAX_TRAILER_BYTES,
   OBJECT_EXPIRY_METADATA_KEY,
   PARTIAL_FAILURES_METADATA_KEY,
@@ -89,6 +90,8 @@ export interface CallContext {
   requestId: string;
   /** Aborted when the caller cancels or its deadline passes. */
   signal: AbortSignal;
+  /** The caller asked for a read of the store now (FRESH_READ_METADATA_KEY): share no earlier read. */
+  fresh: boolean;
 }
 
 export interface Provider {
@@ -297,7 +300,8 @@ export async function serve(provider: Provider, opts: ServeOptions): Promise<Run
       void (async () => {
         try {
           const request = parseMountRequest(call.request);
-          const result = await provider.mount(request, { requestId, signal: ctl.signal });
+          const fresh = call.metadata.get(FRESH_READ_METADATA_KEY)[0] === '1';
+          const result = await provider.mount(request, { requestId, signal: ctl.signal, fresh });
           const trailer = trailersOf(result);
           callback(null, toMountResponse(result, request.permission), trailer);
           report('Mount', requestId, started);

@@ -17,6 +17,13 @@ export interface ObjectFailure {
 export const PARTIAL_FAILURES_METADATA_KEY = 'x-provider-partial-failures';
 export const OBJECT_EXPIRY_METADATA_KEY = 'x-provider-object-expiry';
 export const CHANGE_KEYS_METADATA_KEY = 'x-provider-change-keys';
+/**
+ * A request header the caller sets ("1") on a Mount that must read the store now, not take what a
+ * provider read for another Mount moments before: a user's forceSynchronization or edit asks
+ * whether something changed, and a store may tell no one of a change (Key Vault sends no event for
+ * a disabled version). A provider that shares reads honours it; others never look at it.
+ */
+export const FRESH_READ_METADATA_KEY = 'x-caller-fresh-read';
 
 /**
  * The most a trailer value may hold, in bytes as sent. nghttp2 refuses a header field over 64 KiB

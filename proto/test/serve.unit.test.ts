@@ -187,6 +187,20 @@ test('the optional expiry trailer: sent as id → RFC 3339, read back as dates; 
   expect((await plain.mount({ attributes: '{}', secrets: 'null', permission: '420' })).expiry).toBeUndefined();
 });
 
+test("a caller's request for a fresh read reaches the provider; without it, none is asked", async () => {
+  const asked: boolean[] = [];
+  const { client } = await start(
+    provider(async (req, ctx) => {
+      asked.push(ctx.fresh);
+      return okMount(req, ctx);
+    }),
+  );
+  const request = { attributes: '{}', secrets: 'null', permission: '420' };
+  await client.mount(request, 5_000, { fresh: true });
+  await client.mount(request);
+  expect(asked).toEqual([true, false]);
+});
+
 test('a malformed expiry trailer is dropped entry by entry, never fatal', () => {
   expect(decodeExpiry('{"secret/a":"2027-01-01T00:00:00Z","secret/b":"next tuesday","secret/c":42}')).toEqual({
     expiresOn: { 'secret/a': new Date('2027-01-01T00:00:00Z') },

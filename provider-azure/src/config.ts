@@ -231,7 +231,7 @@ export const FLAGS = {
   'read-share-seconds-with-events': {
     type: 'string',
     default: '60',
-    help: 'the same for a vault whose change events are being received (--change-queue-url), which end it when the object changes (0 to 300); at most --cache-auth-window-seconds, at least --read-share-seconds.',
+    help: 'the same for a first sync (a Mount holding no versions) of a vault whose change events are being received (--change-queue-url), which end it when the object changes (0 to 300); at most --cache-auth-window-seconds, at least --read-share-seconds.',
   },
   'change-queue-url': {
     type: 'string',

@@ -86,7 +86,14 @@ export class AzureProvider implements Provider {
       const cloud = await resolveCloud(p.cloud, this.cfg.cloudEnvDir);
       const { credential, key } = this.credentials.get(p.identity, p.tenantId, cloud);
       const url = vaultUrl(p.vaultName, cloud);
-      const session = this.access.session(url, p.vaultName, credential, key);
+      const session = this.access.session({
+        vaultUrl: url,
+        vaultName: p.vaultName,
+        credential,
+        identityKey: key,
+        firstSync: request.currentObjectVersions.length === 0,
+        fresh: ctx.fresh,
+      });
       // Reads are paced per Mount: a Mount of many objects queues behind itself, not in front of
       // every other Mount's reads, and a cancelled Mount stops starting reads.
       const pacer = new Pacer(this.cfg.mountReadConcurrency, ctx.signal);

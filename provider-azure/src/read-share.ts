@@ -6,9 +6,10 @@
 // kept after it, so the Mount the event causes reads anew.
 //
 // Two windows, so the freshness bound is: a Mount may get what Key Vault answered that identity
-// up to --read-share-seconds ago (short: a burst paced by creates outlasts it); or, for a read
-// completed while the vault's events were being received (event-coverage.ts), until the object's
-// event arrives and at most --read-share-seconds-with-events ago. The moment events stop being
+// up to --read-share-seconds ago (short: a burst paced by creates outlasts it); or, for a first
+// sync (vault.ts) taking a read completed while the vault's events were being received
+// (event-coverage.ts), until the object's event arrives and at most
+// --read-share-seconds-with-events ago. The moment events stop being
 // received, every read falls back to the short window.
 //
 // Keyed by identity like every cache here (value-cache.ts): an identity only ever gets what Key

@@ -95,9 +95,31 @@ export class KeyVaultAccess {
     };
   }
 
-  session(vaultUrl: string, vaultName: string, credential: TokenCredential, identityKey: string): VaultSession {
-    const clients = this.clients.get(vaultUrl, vaultName, credential, identityKey);
-    return new VaultSession(this.shared, { clients, vault: vaultName, host: vaultHost(vaultUrl), identityKey });
+  /**
+   * Reads of one vault as one identity for one Mount. `firstSync`: the caller holds none of the
+   * objects yet (no current object versions), the only Mount that may take a read shared for the
+   * longer window with events (read-share.ts): a re-sync — forced, edited, a rotation — is asking
+   * whether something changed, and Key Vault sends no event for a disable or a delete. `fresh`:
+   * the caller asked for a read now (a forceSynchronization): no shared read at all, and no read
+   * in flight joined, since it may have started before what the caller wants to see.
+   */
+  session(o: {
+    vaultUrl: string;
+    vaultName: string;
+    credential: TokenCredential;
+    identityKey: string;
+    firstSync?: boolean;
+    fresh?: boolean;
+  }): VaultSession {
+    const clients = this.clients.get(o.vaultUrl, o.vaultName, o.credential, o.identityKey);
+    return new VaultSession(this.shared, {
+      clients,
+      vault: o.vaultName,
+      host: vaultHost(o.vaultUrl),
+      identityKey: o.identityKey,
+      firstSync: o.firstSync ?? false,
+      fresh: o.fresh ?? false,
+    });
   }
 
   /** Key Vault said an object changed (its change key): what is shared of its current version is dropped. */
@@ -115,21 +137,36 @@ export class KeyVaultAccess {
   }
 }
 
+/** Counts fresh sessions: each tags its reads, so that it joins no read already in flight. */
+let freshSessions = 0;
+
 /** Reads from one vault as one identity. Shared requests are cancelled only when all their callers have gone. */
 export class VaultSession {
   readonly vault: string;
   private readonly clients: Clients;
   private readonly host: string;
   private readonly identityKey: string;
+  private readonly firstSync: boolean;
+  private readonly fresh: boolean;
+  /** Joins no read that started before it: a fresh session's reads are its own. */
+  private readonly joinTag: string;
 
   constructor(
     private readonly shared: Shared,
-    o: { clients: Clients; vault: string; host: string; identityKey: string },
+    o: { clients: Clients; vault: string; host: string; identityKey: string; firstSync: boolean; fresh: boolean },
   ) {
     this.clients = o.clients;
     this.vault = o.vault;
     this.host = o.host;
     this.identityKey = o.identityKey;
+    this.firstSync = o.firstSync;
+    this.fresh = o.fresh;
+    this.joinTag = o.fresh ? `|fresh-${++freshSessions}` : '';
+  }
+
+  /** Since when reads of this vault may be shared for the longer window: a first sync's, while events cover it. */
+  private eventsSince(): number | undefined {
+    return this.firstSync ? this.shared.coverage.since(this.host) : undefined;
   }
 
   /**
@@ -143,11 +180,11 @@ export class VaultSession {
     version: string,
     signal?: AbortSignal,
   ): Promise<ObjectValues[K]> {
-    const { cache, metrics, share, coverage } = this.shared;
+    const { cache, metrics, share } = this.shared;
     const changes = changeKey(this.host, name);
     const generation = share.generation(changes);
     const currentKey = this.cacheKey(kind, name, '');
-    const known = version || share.get<string>(currentKey, generation, coverage.since(this.host));
+    const known = version || (this.fresh ? undefined : share.get<string>(currentKey, generation, this.eventsSince()));
     const hit = known ? cache.get(this.cacheKey(kind, name, known)) : undefined;
     if (hit) {
       metrics.cacheLookups.inc({ result: version ? 'hit' : 'shared' });
@@ -156,7 +193,7 @@ export class VaultSession {
     const how = KINDS[kind];
     const value = await this.joined(
       // Within one generation: a read that started before a change event is not joined after it.
-      `${this.cacheKey(kind, name, version)}|${generation}`,
+      `${this.cacheKey(kind, name, version)}|${generation}${this.joinTag}`,
       `${how.noun} '${name}'${version ? ` version '${version}'` : ''}`,
       (abortSignal) => how.get(this.clients, name, version, abortSignal),
       signal,
@@ -169,11 +206,11 @@ export class VaultSession {
 
   /** All versions of an object, shared for the read share window (a new version's event ends it), joined when identical. */
   async versions(kind: ObjectType, name: string, signal?: AbortSignal): Promise<VersionInfo[]> {
-    const { share, metrics, coverage } = this.shared;
+    const { share, metrics } = this.shared;
     const changes = changeKey(this.host, name);
     const generation = share.generation(changes);
     const key = this.cacheKey(kind, name, '*versions');
-    const recent = share.get<VersionInfo[]>(key, generation, coverage.since(this.host));
+    const recent = this.fresh ? undefined : share.get<VersionInfo[]>(key, generation, this.eventsSince());
     if (recent) {
       metrics.cacheLookups.inc({ result: 'shared' });
       return recent;
@@ -189,7 +226,12 @@ export class VaultSession {
       for (const v of out) if (v.enabled) this.shared.cache.vouch(this.cacheKey(kind, name, v.version));
       return out;
     };
-    const listed = await this.joined(`${key}|${generation}`, `versions of ${how.noun} '${name}'`, list, signal);
+    const listed = await this.joined(
+      `${key}|${generation}${this.joinTag}`,
+      `versions of ${how.noun} '${name}'`,
+      list,
+      signal,
+    );
     share.set({ key, changeKey: changes, generation, value: listed, weight: Math.max(1, listed.length) });
     return listed;
   }

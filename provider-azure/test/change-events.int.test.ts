@@ -40,7 +40,14 @@ async function saToken(sa: string): Promise<string> {
 
 async function mount(
   objects: Record<string, string>[],
-  o: { via?: RunningProviderProcess; token?: string; vault?: string } = {},
+  o: {
+    via?: RunningProviderProcess;
+    token?: string;
+    vault?: string;
+    currentObjectVersions?: { id: string; version: string }[];
+    /** The caller's request for a read now (a forceSynchronization). */
+    fresh?: boolean;
+  } = {},
 ) {
   return (o.via ?? provider).client.mount(
     mountRequest({
@@ -53,7 +60,10 @@ async function mount(
       token: o.token ?? (await saToken('workload')),
       namespace: ns.name,
       serviceAccount: 'workload',
+      ...(o.currentObjectVersions ? { currentObjectVersions: o.currentObjectVersions } : {}),
     }),
+    30_000,
+    { fresh: o.fresh ?? false },
   );
 }
 
@@ -220,9 +230,15 @@ test('a burst of Mounts of one object reads it once within the share window; its
   expect(after.files[0]!.contents.toString()).toBe('b2');
   expect((await gets()) - before).toBe(2);
   await w.stop();
+
+  // A change Key Vault tells no one of: a disabled current version. Within the window only a
+  // Mount whose caller asks for a fresh read (a forceSynchronization) sees it.
+  await azure.disableSecretVersion(vault, 'burst', after.objectVersion[0]!.version);
+  expect((await mount(objects, { via: shared, token })).files[0]!.contents.toString()).toBe('b2');
+  await expect(mount(objects, { via: shared, token, fresh: true })).rejects.toMatchObject({ reason: 'SecretDisabled' });
 });
 
-test("with a vault's events received, its reads are shared until the object's event; a vault without events, or a queue not read, keeps the short window", async () => {
+test("with a vault's events received, first syncs share its reads until the object's event; a re-sync, a vault without events or a queue not read keeps the short window", async () => {
   // A short window of 1 s, and the default 60 s where events end it.
   const p = await startWithQueue({ args: ['--read-share-seconds=1'] });
   const quiet = `ceq-${run}`; // a vault of the same provider with no event subscription
@@ -254,9 +270,15 @@ test("with a vault's events received, its reads are shared until the object's ev
   await longerThanTheShortWindow();
   expect(await value()).toBe('c1');
   expect(await value({ vault: quiet })).toBe('q1');
-  // One read of the covered vault for both Mounts; the vault no event came from is read each time.
+  // One read of the covered vault for both first syncs; the vault no event came from is read each time.
   expect(await reads()).toEqual({ vault: 1, quiet: 2 });
   expect(await covered()).toBe(true); // the quiet vault never counted
+  // A re-sync (it holds a version: forced, edited, a rotation) keeps the short window: Key Vault
+  // sends no event for a disable or a delete, which it may be asking about.
+  const held = (await mount(objects, { via: p, token })).objectVersion;
+  await longerThanTheShortWindow();
+  await mount(objects, { via: p, token, currentObjectVersions: held });
+  expect((await reads()).vault).toBe(2);
 
   // A new version: its event ends the window, and the next Mount reads it.
   const heard = () => w.notices.filter((n) => n.keys.includes(key)).length;
@@ -264,24 +286,24 @@ test("with a vault's events received, its reads are shared until the object's ev
   await azure.setSecret(vault, 'cover', 'c2');
   await eventually(async () => (heard() > notices ? true : undefined), 20_000, 'the notice');
   expect(await value()).toBe('c2');
-  expect((await reads()).vault).toBe(2);
+  expect((await reads()).vault).toBe(3);
 
   // The queue not read (gone): the short window at once, for the read made just before too.
   await azure.queueAdmin(queue).delete();
   await eventually(async () => (w.last()?.reason === 'QueueNotFound' ? true : undefined), 20_000, 'QueueNotFound');
   await longerThanTheShortWindow();
   expect(await value()).toBe('c2');
-  expect((await reads()).vault).toBe(3);
+  expect((await reads()).vault).toBe(4);
 
   // Receiving again: a read from before stays on the short window; one completed since shares again.
   await azure.createQueue(queue);
   await eventually(async () => (w.last()?.receiving ? true : undefined), 30_000, 'receiving again');
   await longerThanTheShortWindow();
   expect(await value()).toBe('c2');
-  expect((await reads()).vault).toBe(4);
+  expect((await reads()).vault).toBe(5);
   await longerThanTheShortWindow();
   expect(await value()).toBe('c2');
-  expect((await reads()).vault).toBe(4);
+  expect((await reads()).vault).toBe(5);
   await w.stop();
 });
 

@@ -66,15 +66,29 @@ describe("Key Vault clients follow their identity's credential and are bounded",
     const kv = access();
     const creds = new Credentials(1);
     const first = creds.get(wi('a', 'token-1'), 't', cloud);
-    expect(credentialOf(kv.session('https://kv.vault.azure.net/', 'kv', first.credential, first.key))).toBe(
-      first.credential,
-    );
+    expect(
+      credentialOf(
+        kv.session({
+          vaultUrl: 'https://kv.vault.azure.net/',
+          vaultName: 'kv',
+          credential: first.credential,
+          identityKey: first.key,
+        }),
+      ),
+    ).toBe(first.credential);
     creds.get(wi('b'), 't', cloud); // evicts a
     const again = creds.get(wi('a', 'token-2'), 't', cloud);
     expect(again.credential).not.toBe(first.credential);
-    expect(credentialOf(kv.session('https://kv.vault.azure.net/', 'kv', again.credential, again.key))).toBe(
-      again.credential,
-    );
+    expect(
+      credentialOf(
+        kv.session({
+          vaultUrl: 'https://kv.vault.azure.net/',
+          vaultName: 'kv',
+          credential: again.credential,
+          identityKey: again.key,
+        }),
+      ),
+    ).toBe(again.credential);
   });
 
   test('at most maxClients client sets are kept', () => {
@@ -82,7 +96,12 @@ describe("Key Vault clients follow their identity's credential and are bounded",
     const creds = new Credentials(100);
     for (let i = 0; i < 20; i++) {
       const c = creds.get(wi(`id-${i}`), 't', cloud);
-      kv.session(`https://kv${i}.vault.azure.net/`, `kv${i}`, c.credential, c.key);
+      kv.session({
+        vaultUrl: `https://kv${i}.vault.azure.net/`,
+        vaultName: `kv${i}`,
+        credential: c.credential,
+        identityKey: c.key,
+      });
     }
     expect(kv.clientCount).toBe(3);
   });

@@ -101,6 +101,8 @@ export function mountRequest(opts: {
   serviceAccount?: string;
   secrets?: Record<string, string>;
   permission?: number;
+  /** What the caller holds now (a re-sync); none: a first sync. */
+  currentObjectVersions?: { id: string; version: string }[];
 }): MountRequest {
   return buildMountRequest({
     parameters: opts.parameters,
@@ -118,6 +120,7 @@ export function mountRequest(opts: {
       : {}),
     ...(opts.secrets ? { secrets: opts.secrets } : {}),
     ...(opts.permission !== undefined ? { permission: opts.permission } : {}),
+    ...(opts.currentObjectVersions ? { currentObjectVersions: opts.currentObjectVersions } : {}),
   });
 }
 
