@@ -1,7 +1,8 @@
 // Key Vault access with a request budget: one SDK client set per (vault, identity) (clients.ts),
 // every HTTP attempt metered and held to the vault's budget (pipeline.ts), identical in-flight reads
 // joined (inflight.ts), completed reads of current versions and version lists shared for a window
-// (read-share.ts; longer where change events end it, event-coverage.ts), and values read by explicit version cached per identity (value-cache.ts).
+// (read-share.ts; longer where change events end it, event-coverage.ts), and values read by
+// explicit version cached per identity (value-cache.ts).
 // Secrets, keys and certificates take the one read path below, through the table in kinds.ts.
 import type { TokenCredential } from '@azure/identity';
 import type { ProviderError } from '@secret-store-sync/proto';
